@@ -1,0 +1,39 @@
+"""Shared fixtures: both cext implementations, and no task left running after a test."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import pytest
+
+import cext
+
+
+@pytest.fixture(params=["cython", "python"])
+def cext_impl(request):
+    """Name of the cext implementation under test; the compiled one must be present in CI."""
+    if request.param == "cython" and cext.IMPLEMENTATION != "cython":
+        import os
+        if os.environ.get("DIALBOX_NO_EXTENSIONS"):
+            pytest.skip("DIALBOX_NO_EXTENSIONS=1: compiled core disabled on purpose")
+        pytest.fail("the compiled cext core did not load (build it: pip install -e .)")
+    return request.param
+
+
+def cext_module(impl: str, name: str):
+    """``cext._<name>`` or ``cext.<name>_py`` explicitly, whatever the selector chose."""
+    return importlib.import_module(f"cext._{name}" if impl == "cython" else f"cext.{name}_py")
+
+
+@pytest.fixture(autouse=True)
+async def _no_leftover_tasks():
+    """Fail a test that leaves an asyncio task running (aioesphomeapi's idea)."""
+    yield
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    leftover = [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
+    if leftover:
+        for t in leftover:
+            t.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
+        pytest.fail(f"test left tasks running: {[t.get_coro() for t in leftover]}")
