@@ -67,10 +67,12 @@ ACT_NOTIFY_IN_SERVICE = 10
 ACT_NOTIFY_INBOUND = 11
 ACT_RESET = 12  # the hardware stopped responding: reset the channel's module
 
+ACT_REJECTED = 13  # the event was illegal in this state: rejected and counted (arg = event)
+
 ACTION_NAMES = (
     "dial", "hangup", "bridge", "answer", "notify_progress", "notify_answer", "notify_bridged",
     "notify_released", "notify_abandoned", "notify_out_of_service", "notify_in_service",
-    "notify_inbound", "reset",
+    "notify_inbound", "reset", "rejected",
 )
 
 # Timer kinds (one deadline of each kind per channel at most).
