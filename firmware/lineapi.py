@@ -105,6 +105,8 @@ class CallReleased:
     ring_s: float
     talk_s: float
     at: float
+    abandoned: bool = False  # answered live, but no operator was bridged in time
+    inbound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,5 +169,7 @@ class LineAPI(Protocol):
     async def hangup(self, call_id: str) -> None: ...
 
     async def bridge(self, call_id: str, position: str) -> None: ...
+
+    async def answer(self, call_id: str) -> None: ...
 
     async def send_sms(self, line: str, number: str, text: str, *, sms_id: str) -> None: ...

@@ -1,0 +1,173 @@
+"""The composition root: hardware (real or simulated), line manager, store, dialer, in one process."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import structlog
+
+import cext
+from controller import users
+from controller.calllist import import_csv
+from controller.dialer import Dialer
+from controller.operators import OperatorPool
+from controller.store import Store
+from firmware import profiles
+from firmware.clock import Clock
+from firmware.errors import UserError
+from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.driver import GsmModule
+from firmware.linemanager import LineManager
+from firmware.lineapi import LineEvent
+from firmware.sim.modem import SimModem
+from firmware.sim.population import Population
+
+log = structlog.get_logger(__name__)
+
+DEMO_CAMPAIGN = "Демо-кампания"
+
+
+@dataclass
+class Settings:
+    simulate: bool = False
+    profile: str | None = None
+    operators: int = 3
+    data: Path = Path("dialbox-data")
+    time_scale: float = 1.0
+    calllist: Path | None = None
+    seed: int | None = None
+    wrap_mean_s: float = 10.0
+
+
+@dataclass
+class Appliance:
+    settings: Settings
+    clock: Clock = field(init=False)
+    store: Store = field(init=False)
+    lines: LineManager = field(init=False)
+    operators: OperatorPool = field(init=False)
+    dialer: Dialer = field(init=False)
+    sims: list[SimModem] = field(default_factory=list)
+    started_at: float = 0.0
+    initial_password: str | None = None
+    listeners: list = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.operators < 1:
+            raise UserError(f"--operators must be at least 1, got {s.operators}")
+        self.clock = Clock(s.time_scale)
+        profile = profiles.load(s.profile)
+        if profile.driver != "gsm":
+            raise UserError(f"{profile.source}: driver '{profile.driver}' is not supported by "
+                            "this build yet; use a gsm profile")
+        self.store = Store(Path(s.data) / "dialbox.sqlite3")
+        try:
+            await self._start(profile)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self, profile: profiles.Profile) -> None:
+        s = self.settings
+        recovered = self.store.recover_interrupted()
+        if recovered:
+            log.warning("attempts_interrupted_by_restart", count=recovered)
+        self.initial_password = self._bootstrap_admin()
+        drivers = []
+        for i, mod in enumerate(profile.modules):
+            port = mod.port
+            if port.startswith("sim://"):
+                if not s.simulate:
+                    raise UserError(f"{profile.source}: port {port} is simulated; run with "
+                                    "--simulate, or give a profile with real ports")
+                pop = Population.from_dict(dict(profile.population, seed=(
+                    None if s.seed is None else s.seed + i)))
+                sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
+                               seed=None if s.seed is None else s.seed + 100 + i)
+                port = await sim.start()
+                self.sims.append(sim)
+            drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud))
+        self.lines = LineManager(drivers, self.clock, ring_timeout_s=profile.ring_timeout_s)
+        self.lines.subscribe(self._on_line_event)
+        await self.lines.start()
+        campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True)
+        if not self.store.db.execute("SELECT 1 FROM accounts WHERE campaign_id=? LIMIT 1",
+                                     (campaign_id,)).fetchone():
+            source = s.calllist or Path(str(files("controller").joinpath("data/demo-debtors.csv")))
+            result = import_csv(self.store, campaign_id, source,
+                                report_dir=Path(s.data) / "reports")
+            log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
+        self.operators = OperatorPool(s.operators, self.clock, wrap_mean_s=s.wrap_mean_s,
+                                      seed=s.seed)
+        self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
+                             campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN)
+        await self.dialer.start()
+        self.started_at = time.time()
+        log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
+                 simulate=s.simulate, core=cext.IMPLEMENTATION)
+
+    async def stop(self) -> None:
+        """Stop dialing, hang up every call, close the database, release the ptys."""
+        if hasattr(self, "dialer"):
+            await self.dialer.stop()
+        if hasattr(self, "lines"):
+            await self.lines.stop()
+        if hasattr(self, "operators"):
+            await self.operators.stop()
+        for sim in self.sims:
+            await sim.stop()
+        self.sims.clear()
+        if hasattr(self, "store"):
+            self.store.close()
+        log.info("appliance_stopped")
+
+    def _bootstrap_admin(self) -> str | None:
+        """No default password: the first start makes a random one and says where it is."""
+        if users.count(self.store) > 0:
+            return None
+        password = secrets.token_urlsafe(12)
+        users.add(self.store, "admin", password, role="admin")
+        path = Path(self.settings.data) / "initial-admin-password"
+        path.write_text(password + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return password
+
+    def _on_line_event(self, ev: LineEvent) -> None:
+        for listener in list(self.listeners):
+            listener(ev)
+
+    # --- what the web admin shows -----------------------------------------------------------
+    def health(self) -> dict:
+        lines = self.lines.lines()
+        up = sum(1 for ln in lines if ln.in_service)
+        return {"status": "ok" if up == len(lines) else ("degraded" if up else "down"),
+                "lines": {"total": len(lines), "in_service": up},
+                "core": cext.IMPLEMENTATION,
+                "uptime_s": round(time.time() - self.started_at, 1)}
+
+    def status(self) -> dict:
+        return {
+            "lines": [{"name": ln.name, "kind": ln.kind, "state": ln.state,
+                       "in_service": ln.in_service, "reason": ln.reason,
+                       "signal_dbm": ln.details.get("signal_dbm"),
+                       "operator": ln.details.get("operator")} for ln in self.lines.lines()],
+            "campaign": {"name": DEMO_CAMPAIGN, "running": self.dialer.running,
+                         "counters": self.dialer.counters()},
+            "operators": self.operators.snapshot(),
+            "health": self.health(),
+        }
+
+
+async def run_forever(app: Appliance) -> None:
+    """Run until cancelled (used by tests and the console)."""
+    await app.start()
+    try:
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await app.stop()

@@ -1,0 +1,37 @@
+"""What each family of GSM modules says and wants: data, not code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    vendor: str
+    init: tuple[str, ...]  # after ATE0 / AT+CMEE=1
+    hangup: str
+    call_progress: str  # clcc | huawei | dsci | final
+    iccid: str  # command that reads the ICCID
+    boot_urcs: tuple[str, ...]  # a line starting with one of these mid-work means a reboot
+    noise_urcs: tuple[str, ...] = ()  # periodic reports that are not events
+    ceer: bool = True  # AT+CEER gives the release cause after a failed call
+
+
+DIALECTS: dict[str, Dialect] = {
+    d.name: d
+    for d in (
+        Dialect("generic", "generic V.250 / 27.007 module", ("AT+CLIP=1", "AT+COLP=1"),
+                "ATH", "final", "AT+CCID", ("RDY",), ()),
+        Dialect("sim800", "SIMCom SIM800", ("AT+CLIP=1", "AT+CLCC=1"), "ATH", "clcc",
+                "AT+CCID", ("RDY", "Call Ready", "SMS Ready", "+CFUN: 1"), ()),
+        Dialect("sim7600", "SIMCom SIM7600", ("AT+CLIP=1", "AT+CLCC=1"), "AT+CHUP", "clcc",
+                "AT+CICCID", ("RDY", "PB DONE", "+CPIN: READY"), ()),
+        Dialect("ec25", "Quectel EC25", ("AT+CLIP=1", "AT+CLCC=1",
+                                         'AT+QURCCFG="urcport","usbat"'), "ATH", "clcc",
+                "AT+QCCID", ("RDY",), ("+QIND",)),
+        Dialect("huawei", "Huawei E173/E1550 (chan_dongle family)",
+                ("AT+CLIP=1", "AT^CURC=1", "AT+CVHU=0"), "AT+CHUP", "huawei",
+                "AT^ICCID?", ("^SYSSTART",),
+                ("^BOOT", "^RSSI", "^MODE", "^HCSQ", "^DSFLOWRPT", "^SRVST")),
+    )
+}

@@ -1,0 +1,471 @@
+"""GSM module driver: initialise, dial, follow call progress, keep the line healthy, recover."""
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import structlog
+
+from cext import linestate_codes as C
+from firmware.clock import Clock
+from firmware.driverapi import HwReport, Report
+from firmware.errors import UserError
+from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost, Response
+from firmware.profiles import Profile
+from firmware.seriallink import open_link
+
+log = structlog.get_logger(__name__)
+
+# AT+CEER texts (SIMCom, Quectel, Huawei wording) -> Q.850.
+CEER_CAUSES = {
+    "unassigned number": 1, "unassigned (unallocated) number": 1, "unallocated number": 1,
+    "no route to destination": 3, "normal call clearing": 16, "user busy": 17,
+    "no user responding": 18, "no answer": 19, "user alerting, no answer": 19,
+    "subscriber absent": 20, "call rejected": 21, "number changed": 22,
+    "destination out of order": 27, "invalid number format": 28,
+    "invalid number format (incomplete number)": 28, "normal, unspecified": 31,
+    "no circuit/channel available": 34, "network out of order": 38, "temporary failure": 41,
+    "switching equipment congestion": 42, "requested circuit/channel not available": 44,
+    "resources unavailable, unspecified": 47,
+}
+_FINAL_CAUSE = {"BUSY": 17, "NO ANSWER": 19, "NO DIALTONE": 38}
+# CME errors that need a person at the box (SIM missing, PIN, PUK, SIM blocked).
+_NEEDS_PERSON = {10: "no SIM card", 11: "SIM PIN required", 12: "SIM PUK required",
+                 13: "SIM failure", 262: "SIM blocked"}
+
+
+class _Trouble(Exception):
+    """The module needs re-initialising; the message is the out-of-service reason."""
+
+
+def rssi_to_dbm(rssi: int) -> int | None:
+    """``+CSQ`` rssi (0..31, 99 unknown) to dBm."""
+    return None if rssi == 99 or rssi < 0 or rssi > 31 else -113 + 2 * rssi
+
+
+class GsmModule:
+    """One GSM module on one serial port: one channel."""
+
+    kind = "gsm"
+
+    def __init__(self, name: str, port: str, profile: Profile, clock: Clock, *,
+                 baud: int = 115200) -> None:
+        self.name = name
+        self.port = port
+        self.profile = profile
+        self.dialect = DIALECTS[profile.dialect]
+        self.clock = clock
+        self.baud = baud
+        self.info: dict[str, Any] = {"port": port, "dialect": profile.dialect}
+        self.in_service = False
+        self.reason = "starting"
+        self._report: Report | None = None
+        self._engine: ATEngine | None = None
+        self._task: asyncio.Task | None = None
+        self._trouble = asyncio.Event()
+        self._trouble_reason = ""
+        self._stopping = False
+        self._call_up = False  # a call is placed or offered on this module
+        self._answered = False
+        self._offered = False
+        self._dial_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._failures = 0
+        self.log = log.bind(line=name)
+
+    # --- Driver protocol --------------------------------------------------------------------
+    def channel_names(self) -> list[str]:
+        return [self.name]
+
+    async def start(self, report: Report) -> None:
+        self._report = report
+        self._task = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._call_up and self._engine is not None and not self._engine.lost:
+            try:
+                self._engine.abort_in_flight()
+                await self._engine.command(self.profile.hangup, timeout=2)
+            except (ATError, ATTimeout, LinkLost):
+                pass
+        for t in [self._task, self._dial_task, *self._tasks]:
+            if t is not None:
+                t.cancel()
+        await asyncio.gather(*[t for t in [self._task, self._dial_task, *self._tasks] if t],
+                             return_exceptions=True)
+        self._close()
+
+    async def dial(self, channel: int, number: str) -> None:
+        if not re.fullmatch(r"\+?[0-9]{3,20}", number):
+            raise UserError(f"{self.name}: cannot dial {number!r}: not a phone number")
+        self._call_up, self._answered = True, False
+        self._dial_task = self._spawn(self._dial(number))
+
+    async def hangup(self, channel: int, cause: int = 16) -> None:
+        engine = self._engine
+        if engine is None or engine.lost:
+            self._released(cause)
+            return
+        engine.abort_in_flight()
+        try:
+            await engine.command(self.profile.hangup, timeout=self.profile.command_timeout_s)
+        except (ATError, ATTimeout, LinkLost) as exc:
+            self.log.warning("hangup_failed", error=str(exc))
+        self._released(0)
+
+    async def answer(self, channel: int) -> None:
+        engine = self._require_engine()
+        try:
+            await engine.command("ATA", timeout=10)
+        except (ATError, ATTimeout, LinkLost) as exc:
+            self._emit(C.EV_HW_RELEASE, 41, reason=f"answer failed: {exc}")
+            self._released(0)
+            return
+        self._answered = True
+        self._emit(C.EV_HW_ANSWER)
+
+    async def bridge(self, channel: int, position: str) -> None:
+        # On the simulated gateway the cross-connect takes bridge_delay_s; a module wired to a
+        # seat (analog audio port) is connected already and has bridge_delay_s 0.
+        await self.clock.sleep(self.profile.bridge_delay_s)
+        if self._call_up and self._answered:
+            self._emit(C.EV_HW_BRIDGED, info={"position": position})
+
+    def health(self, channel: int = 0) -> dict:
+        return dict(self.info, in_service=self.in_service, reason=self.reason)
+
+    async def probe(self) -> dict:
+        """Open, initialise and read what the module reports (for ``dialbox modem probe``)."""
+        await self._open()
+        try:
+            await self._init()
+            await self._poll()
+        finally:
+            self._close()
+        return dict(self.info)
+
+    # --- supervision ------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            try:
+                await self._open()
+                await self._init()
+                self._failures = 0
+                backoff = 1.0
+                self._set_service(True, "")
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except (_Trouble, ATError, ATTimeout, LinkLost, UserError) as exc:
+                reason = str(exc)
+            except Exception as exc:  # never let one module's bug stop the box
+                self.log.exception("gsm_module_failed")
+                reason = f"internal error: {exc}"
+            else:
+                reason = self._trouble_reason or "stopped"
+            if self._stopping:
+                break
+            self._failures += 1
+            self._set_service(False, reason)
+            await self._recover()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 8.0)
+
+    async def _recover(self) -> None:
+        """Recovery ladder: re-init (next loop), then a soft reset, then the profile's hook."""
+        engine = self._engine
+        if self._failures == 2 and self.profile.reset == "cfun" and engine and not engine.lost:
+            self.log.warning("gsm_soft_reset")
+            try:
+                await engine.command("AT+CFUN=1,1", timeout=5)
+            except (ATError, ATTimeout, LinkLost):
+                pass
+            await asyncio.sleep(1.0)
+        elif self._failures >= 3 and self.profile.reset == "hook" and self.profile.reset_hook:
+            self.log.warning("gsm_reset_hook", hook=self.profile.reset_hook)
+            proc = await asyncio.create_subprocess_shell(self.profile.reset_hook)
+            await proc.wait()
+        self._close()
+
+    async def _serve(self) -> None:
+        self._trouble.clear()
+        self._trouble_reason = ""
+        timeouts = 0
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._trouble.wait(), self.profile.health_interval_s)
+                raise _Trouble(self._trouble_reason)
+            except asyncio.TimeoutError:
+                pass
+            if self._call_up and self.dialect.call_progress == "final":
+                continue  # the port is busy with ATD; poll after the call
+            try:
+                await self._poll()
+                timeouts = 0
+            except ATTimeout:
+                timeouts += 1
+                if timeouts >= 2:
+                    raise _Trouble("no response from the module") from None
+
+    async def _open(self) -> None:
+        self._close()
+        self._engine = ATEngine(self._on_urc, self._on_lost, name=self.name)
+        await open_link(self.port, lambda: self._engine, baud=self.baud,  # type: ignore[arg-type]
+                        rtscts=self.profile.rtscts)
+
+    def _close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    async def _init(self) -> None:
+        e = self._require_engine()
+        t = self.profile.command_timeout_s
+        for attempt in range(3):  # autobauding modules eat the first bytes until an AT syncs them
+            try:
+                await e.command("AT", timeout=min(t, 1.5))
+                break
+            except (ATTimeout, ATError):
+                if attempt == 2:
+                    raise _Trouble("no response to AT") from None
+        await e.command("ATE0", timeout=t)
+        await e.command("AT+CMEE=1", timeout=t)
+        for cmd in self.profile.init:
+            try:
+                await e.command(cmd, timeout=t)
+            except ATError as exc:
+                self.log.warning("gsm_init_command_refused", command=cmd, final=exc.final)
+        for key, cmd in (("manufacturer", "AT+CGMI"), ("model", "AT+CGMM"),
+                         ("firmware", "AT+CGMR"), ("imei", "AT+CGSN")):
+            try:
+                r = await e.command(cmd, timeout=t)
+                self.info[key] = _bare(r)
+            except ATError:
+                self.info[key] = None
+        try:
+            r = await e.command("AT+CPIN?", timeout=t)
+        except ATError as exc:
+            if exc.code in _NEEDS_PERSON:
+                self.info["sim"] = _NEEDS_PERSON[exc.code]
+                raise _Trouble(f"{_NEEDS_PERSON[exc.code]} (+CME ERROR: {exc.code})") from None
+            raise
+        sim = r.first("+CPIN:") or ""
+        self.info["sim"] = sim
+        if sim != "READY":
+            raise _Trouble(f"SIM not ready: {sim}")
+        for key, cmd in (("imsi", "AT+CIMI"), ("iccid", self.dialect.iccid)):
+            try:
+                r = await e.command(cmd, timeout=t)
+                self.info[key] = _bare(r).split(":")[-1].strip()
+            except ATError:
+                self.info[key] = None
+        await self._poll()
+
+    async def _poll(self) -> None:
+        """Signal, registration, operator: what a technician asks first."""
+        e = self._require_engine()
+        t = self.profile.command_timeout_s
+        r = await e.command("AT+CSQ", timeout=t)
+        m = re.match(r"(\d+),(\d+)", r.first("+CSQ:") or "")
+        self.info["rssi"] = int(m.group(1)) if m else None
+        self.info["signal_dbm"] = rssi_to_dbm(int(m.group(1))) if m else None
+        r = await e.command("AT+CREG?", timeout=t)
+        fields = (r.first("+CREG:") or "").split(",")
+        stat = int(fields[1]) if len(fields) > 1 and fields[1].strip().isdigit() else -1
+        self.info["registration"] = _REG.get(stat, f"unknown ({stat})")
+        r = await e.command("AT+COPS?", timeout=t)
+        ops = (r.first("+COPS:") or "").split(",")
+        self.info["operator"] = ops[2].strip('"') if len(ops) > 2 else None
+        if stat not in (1, 5):
+            raise _Trouble(f"not registered on the network ({self.info['registration']})")
+
+    # --- calls ------------------------------------------------------------------------------
+    async def _dial(self, number: str) -> None:
+        e = self._engine
+        if e is None or e.lost:
+            self._emit(C.EV_HW_RELEASE, 27, reason="module out of service")
+            self._released(0)
+            return
+        final_mode = self.dialect.call_progress == "final"
+        timeout = (self.profile.ring_timeout_s + 20) if final_mode else 20
+        self._emit(C.EV_HW_DIALING)
+        try:
+            r = await e.command(f"ATD{number};", timeout=timeout, check=False)
+        except (ATTimeout, LinkLost) as exc:
+            self._emit(C.EV_HW_RELEASE, 41, reason=f"dial failed: {exc}")
+            self._released(0)
+            return
+        if r.final.startswith(("+CME ERROR", "ERROR", "COMMAND NOT SUPPORT")):
+            self._emit(C.EV_HW_RELEASE, 41 if "ERROR" in r.final else 47,
+                       reason=f"dial refused: {r.final}")
+            self._released(0)
+            return
+        if not final_mode:
+            if r.final != "OK":
+                await self._call_ended(_FINAL_CAUSE.get(r.final))
+            return
+        if r.final == "OK":
+            self._answered = True
+            self._emit(C.EV_HW_ANSWER)
+        else:
+            await self._call_ended(_FINAL_CAUSE.get(r.final))
+
+    async def _call_ended(self, cause: int | None) -> None:
+        if not self._call_up:
+            return
+        self._call_up = False
+        if cause is None and self.dialect.ceer and self._engine and not self._engine.lost:
+            try:
+                r = await self._engine.command("AT+CEER", timeout=3)
+                cause = parse_ceer(r.first("+CEER:") or "")
+            except (ATError, ATTimeout, LinkLost):
+                cause = None
+        self._emit(C.EV_HW_RELEASE, cause if cause else (16 if self._answered else 31))
+        self._emit(C.EV_HW_RELEASED)
+        self._answered = False
+        self._offered = False
+
+    def _released(self, cause: int) -> None:
+        was_up = self._call_up
+        self._call_up = False
+        self._answered = False
+        self._offered = False
+        if cause and was_up:
+            self._emit(C.EV_HW_RELEASE, cause)
+        self._emit(C.EV_HW_RELEASED)
+
+    # --- URCs -------------------------------------------------------------------------------
+    def _on_urc(self, line: str, payload: str | None) -> None:
+        if line.startswith(self.dialect.boot_urcs) and not self._booting_expected():
+            self._flag_trouble(f"module rebooted ({line})")
+            return
+        if line.startswith(self.dialect.noise_urcs):
+            return
+        if line.startswith("+CLCC:"):
+            self._on_clcc(line)
+        elif line.startswith("^ORIG"):
+            self._emit(C.EV_HW_PROCEEDING)
+        elif line.startswith("^CONF"):
+            self._emit(C.EV_HW_ALERTING)
+        elif line.startswith("^CONN"):
+            self._answered = True
+            self._emit(C.EV_HW_ANSWER)
+        elif line.startswith("^CEND"):
+            parts = line.split(":", 1)[1].split(",")
+            cause = int(parts[3]) if len(parts) > 3 and parts[3].strip().isdigit() else None
+            self._spawn(self._call_ended(cause or (16 if self._answered else 31)))
+        elif line in ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE"):
+            if self._call_up:
+                self._spawn(self._call_ended(_FINAL_CAUSE.get(line)))
+        elif line == "RING" or line.startswith("+CRING"):
+            if not self._call_up:
+                self._call_up = True
+                self._spawn(self._offer_later())
+        elif line.startswith("+CLIP:"):
+            m = re.match(r'\+CLIP:\s*"([^"]*)"', line)
+            self._offer(m.group(1) if m else None)
+        elif line.startswith("+CPIN:") and "READY" not in line:
+            self._flag_trouble(f"SIM state changed: {line.split(':', 1)[1].strip()}")
+        elif line.startswith("+CREG:"):
+            stat = line.split(":", 1)[1].split(",")[0].strip()
+            if stat not in ("1", "5"):
+                self._flag_trouble(f"lost network registration (+CREG: {stat})")
+        else:
+            self.log.debug("gsm_urc_ignored", urc=line)
+
+    def _on_clcc(self, line: str) -> None:
+        m = re.match(r'\+CLCC:\s*(\d+),(\d),(\d)', line)
+        if not m:
+            return
+        direction, stat = int(m.group(2)), int(m.group(3))
+        if direction == 1:
+            return  # inbound calls are followed through RING/+CLIP and ATA
+        if stat == 2:
+            self._emit(C.EV_HW_PROCEEDING)
+        elif stat == 3:
+            self._emit(C.EV_HW_ALERTING)
+        elif stat == 0 and not self._answered:
+            self._answered = True
+            self._emit(C.EV_HW_ANSWER)
+        elif stat == 6:
+            pass  # the final code (NO CARRIER/BUSY/...) follows and carries the meaning
+
+    async def _offer_later(self) -> None:
+        await asyncio.sleep(0.5)
+        self._offer(None)
+
+    def _offer(self, caller: str | None) -> None:
+        if self._offered:
+            return
+        self._offered = True
+        self._call_up = True
+        self._emit(C.EV_HW_INBOUND, caller=caller)
+
+    def _booting_expected(self) -> bool:
+        return not self.in_service and self._failures > 0
+
+    def _flag_trouble(self, reason: str) -> None:
+        self._trouble_reason = reason
+        self._trouble.set()
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        if self._stopping:
+            return
+        if self._call_up:
+            self._call_up = False
+            self._emit(C.EV_HW_RELEASE, 27, reason="port lost")
+        self._flag_trouble(f"serial port lost{': ' + str(exc) if exc else ''}")
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _set_service(self, up: bool, reason: str) -> None:
+        changed = up != self.in_service or (not up and reason != self.reason)
+        self.in_service, self.reason = up, reason
+        if changed:
+            if up:
+                self.log.info("line_in_service")
+            else:
+                self.log.warning("line_out_of_service", reason=reason)
+            self._emit(C.EV_HW_IN_SERVICE if up else C.EV_HW_OUT_OF_SERVICE, reason=reason)
+
+    def _emit(self, event: int, cause: int = 0, *, reason: str = "", caller: str | None = None,
+              info: dict | None = None) -> None:
+        if self._report is not None:
+            self._report(HwReport(0, event, cause, reason, caller, info or {}))
+
+    def _require_engine(self) -> ATEngine:
+        if self._engine is None or self._engine.lost:
+            raise LinkLost(f"{self.name}: port is not open")
+        return self._engine
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+_REG = {0: "not searching", 1: "home", 2: "searching", 3: "denied", 4: "unknown", 5: "roaming"}
+
+
+def parse_ceer(text: str) -> int | None:
+    """The Q.850 cause in an ``AT+CEER`` answer, by number or by its wording."""
+    m = re.search(r"\b(\d{1,3})\b", text)
+    if m and 0 < int(m.group(1)) < 128:
+        return int(m.group(1))
+    t = text.strip().strip('"').lower()
+    for words, cause in sorted(CEER_CAUSES.items(), key=lambda kv: -len(kv[0])):
+        if words in t:
+            return cause
+    return None
+
+
+def _bare(r: Response) -> str:
+    """The bare-text answer of +CGMI/+CGSN/+CIMI (the command in flight tells what it is)."""
+    for line in r.lines:
+        if line.strip():
+            return line.strip()
+    return ""

@@ -1,0 +1,215 @@
+"""AT request engine: one command in flight, responses matched to it, URCs routed wherever they come."""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import structlog
+
+from firmware.gsm.framer import PROMPT, ATFramer, is_final
+
+log = structlog.get_logger(__name__)
+
+# Lines that are unsolicited wherever they arrive (prefix match). A line that also answers the
+# command in flight (``+CREG:`` for ``AT+CREG?``) goes to the command: see ``_expected_prefix``.
+URC_PREFIXES = (
+    "RING", "+CRING:", "+CLIP:", "+CLCC:", "+CMTI:", "+CDS:", "+CDSI:", "+CMT:", "+CBM:",
+    "+CREG:", "+CGREG:", "+CEREG:", "+CUSD:", "+CPIN:", "+CFUN:", "^RSSI:", "^BOOT:", "^ORIG:",
+    "^CONF:", "^CONN:", "^CEND:", "^MODE:", "^HCSQ:", "^SRVST:", "^DSFLOWRPT:", "^SYSSTART",
+    "^DSCI:", "+QIND:", "Call Ready", "SMS Ready", "RDY", "PB DONE", "MO RING", "MO CONNECTED",
+    "VOICE CALL:", "NORMAL POWER DOWN", "UNDER-VOLTAGE", "+CUSD",
+)
+# URCs whose payload is the next line (a PDU).
+TWO_LINE_URCS = ("+CDS:", "+CMT:", "+CBM:")
+# Final codes that, with no command in flight, report the end of a call.
+CALL_END_CODES = ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
+
+_ERR_RE = re.compile(r"^\+(CME|CMS) ERROR:\s*(.*)$")
+
+
+class ATError(Exception):
+    """A command ended with an error final result."""
+
+    def __init__(self, command: str, final: str, lines: list[str]) -> None:
+        self.command, self.final, self.lines = command, final, lines
+        m = _ERR_RE.match(final)
+        self.kind = m.group(1) if m else None
+        code = m.group(2).strip() if m else ""
+        self.code: int | None = int(code) if code.isdigit() else None
+        self.text = code if m and not code.isdigit() else final
+        super().__init__(f"{command}: {final}")
+
+
+class ATTimeout(Exception):
+    """No final result in time."""
+
+
+class LinkLost(Exception):
+    """The port went away while a command was in flight."""
+
+
+@dataclass(slots=True)
+class Response:
+    command: str
+    final: str
+    lines: list[str] = field(default_factory=list)
+
+    def first(self, prefix: str) -> str | None:
+        """Payload of the first line starting with ``prefix`` (prefix stripped)."""
+        for line in self.lines:
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+        return None
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: str
+    expect: str | None
+    future: asyncio.Future
+    prompt: asyncio.Future | None
+    lines: list[str] = field(default_factory=list)
+
+
+class ATEngine(asyncio.Protocol):
+    """The protocol half talks to the transport; the request half serializes commands."""
+
+    def __init__(self, on_urc: Callable[[str, str | None], None],
+                 on_lost: Callable[[Exception | None], None], *,
+                 urc_prefixes: tuple[str, ...] = URC_PREFIXES, name: str = "") -> None:
+        self._on_urc = on_urc
+        self._on_lost = on_lost
+        self._urc_prefixes = tuple(urc_prefixes)
+        self._framer = ATFramer()
+        self._transport: asyncio.Transport | None = None
+        self._pending: _Pending | None = None
+        self._lock = asyncio.Lock()
+        self._two_line: str | None = None
+        self._quiet_until = 0.0
+        self.name = name
+        self.stale_finals = 0
+        self.lost = False
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        for item in self._framer.feed(data):
+            try:
+                self._dispatch(item)
+            except Exception:  # a handler bug must never kill the link
+                log.exception("at_dispatch_failed", port=self.name)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._transport = None
+        p = self._pending
+        if p is not None:
+            err = LinkLost(f"{self.name}: port closed during {p.command}"
+                           + (f": {exc}" if exc else ""))
+            if not p.future.done():
+                p.future.set_exception(err)
+            if p.prompt and not p.prompt.done():
+                p.prompt.set_exception(err)
+        self._on_lost(exc)
+
+    # --- requests ---------------------------------------------------------------------------
+    async def command(self, cmd: str, *, timeout: float = 5.0, payload: bytes | None = None,
+                      check: bool = True) -> Response:
+        """Send ``cmd`` and wait for its final result; with ``payload`` answer the ``> `` prompt."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            wait = self._quiet_until - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self._transport is None or self.lost:
+                raise LinkLost(f"{self.name}: port is not open")
+            pending = _Pending(cmd, _expected_prefix(cmd), loop.create_future(),
+                               loop.create_future() if payload is not None else None)
+            self._pending = pending
+            try:
+                self._write(cmd.encode("ascii") + b"\r")
+                if pending.prompt is not None:
+                    try:
+                        await asyncio.wait_for(asyncio.shield(pending.prompt), timeout)
+                    except asyncio.TimeoutError:
+                        self._write(b"\x1b")  # clear a stuck prompt
+                        self._quiet_until = loop.time() + 0.5
+                        raise ATTimeout(f"{cmd}: no '> ' prompt in {timeout:g}s") from None
+                    self._write(payload + b"\x1a")
+                try:
+                    final = await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+                except asyncio.TimeoutError:
+                    # Its answer may still be on the way: let it arrive and be dropped.
+                    self._quiet_until = loop.time() + 0.5
+                    raise ATTimeout(f"{cmd}: no answer in {timeout:g}s") from None
+            finally:
+                self._pending = None
+            resp = Response(cmd, final, pending.lines)
+            if check and final != "OK" and not final.startswith("CONNECT"):
+                raise ATError(cmd, final, pending.lines)
+            return resp
+
+    def abort_in_flight(self) -> None:
+        """Any character aborts a dial in progress (V.250); used to hang up during ``ATD``."""
+        if self._pending is not None and self._pending.command.upper().startswith("ATD"):
+            self._write(b"\r")
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is None:
+            raise LinkLost(f"{self.name}: port is not open")
+        log.log(5, "at_tx", port=self.name, data=data)
+        self._transport.write(data)
+
+    # --- classification ---------------------------------------------------------------------
+    def _dispatch(self, item: object) -> None:
+        p = self._pending
+        if item is PROMPT:
+            if p is not None and p.prompt is not None and not p.prompt.done():
+                p.prompt.set_result(True)
+            return
+        line = item  # type: ignore[assignment]
+        assert isinstance(line, str)
+        if self._two_line is not None:
+            first, self._two_line = self._two_line, None
+            self._on_urc(first, line)
+            return
+        if p is not None and line.upper() == p.command.upper():
+            return  # echo
+        if p is not None and p.expect and line.startswith(p.expect):
+            p.lines.append(line)
+            return
+        if line.startswith(self._urc_prefixes):
+            if line.startswith(TWO_LINE_URCS):
+                self._two_line = line
+            else:
+                self._on_urc(line, None)
+            return
+        if is_final(line):
+            if p is not None and not p.future.done():
+                p.future.set_result(line)
+            elif line in CALL_END_CODES:
+                self._on_urc(line, None)
+            else:
+                self.stale_finals += 1
+                log.debug("at_stale_final", port=self.name, line=line)
+            return
+        if p is not None:
+            p.lines.append(line)
+        else:
+            self._on_urc(line, None)
+
+
+def _expected_prefix(cmd: str) -> str | None:
+    """``AT+CREG?`` expects ``+CREG:``; ``AT^SYSINFO`` expects ``^SYSINFO:``."""
+    body = cmd[2:] if cmd[:2].upper() == "AT" else cmd
+    m = re.match(r"^([+^][A-Za-z]+)", body)
+    return f"{m.group(1).upper()}:" if m else None

@@ -1,0 +1,305 @@
+"""The line manager: every channel of every driver in one line-state core, offered as the Line API."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from cext import linestate_codes as C
+from cext.linestate import LineCore
+from firmware.clock import Clock
+from firmware.driverapi import Driver, HwReport
+from firmware.lineapi import (CallProgress, CallReleased, CallStage, EventSink, InboundCall,
+                              LineError, LineEvent, LineInfo, LineStatus, cause_name,
+                              classify_cause)
+
+log = structlog.get_logger(__name__)
+
+_PROGRESS_STAGE = {C.PROCEEDING: CallStage.PROCEEDING, C.ALERTING: CallStage.ALERTING,
+                   C.DIALING: CallStage.DIALING, C.SEIZED: CallStage.DIALING}
+
+
+@dataclass
+class _Channel:
+    index: int
+    name: str
+    driver: Driver
+    local: int
+    reason: str = "starting"
+
+
+@dataclass
+class _Call:
+    call_id: str
+    channel: int
+    number: str
+    started: float
+    inbound: bool = False
+    alerted_at: float | None = None
+    answered_at: float | None = None
+    position: str | None = None
+    abandoned: bool = False
+    reason: str = ""
+    info: dict = field(default_factory=dict)
+
+
+class LineManager:
+    """Owns the line-state core; drivers report into it, the controller calls into it."""
+
+    def __init__(self, drivers: list[Driver], clock: Clock, *, ring_timeout_s: float = 40.0,
+                 bridge_timeout_s: float = 2.0, release_guard_s: float = 10.0,
+                 watchdog_s: float = 30.0) -> None:
+        self.clock = clock
+        self.drivers = list(drivers)
+        self.channels: list[_Channel] = []
+        self._by_name: dict[str, int] = {}
+        for drv in self.drivers:
+            for local, name in enumerate(drv.channel_names()):
+                if name in self._by_name:
+                    raise LineError(f"two channels are named {name!r}: line names must be unique")
+                self._by_name[name] = len(self.channels)
+                self.channels.append(_Channel(len(self.channels), name, drv, local))
+        self.core = LineCore(max(1, len(self.channels)),
+                             ring_timeout_ms=int(ring_timeout_s * 1000),
+                             bridge_timeout_ms=int(bridge_timeout_s * 1000),
+                             release_guard_ms=int(release_guard_s * 1000),
+                             watchdog_ms=int(watchdog_s * 1000))
+        self._calls: dict[str, _Call] = {}
+        self._on_channel: dict[int, _Call] = {}
+        self._sinks: list[EventSink] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._timer_task: asyncio.Task | None = None
+        self._inbound_seq = 0
+
+    # --- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        base = 0
+        for drv in self.drivers:
+            n = len(drv.channel_names())
+            await drv.start(self._reporter(base))
+            base += n
+        self._timer_task = asyncio.get_running_loop().create_task(self._timers())
+
+    async def stop(self) -> None:
+        """Hang up every call, stop the drivers."""
+        for call in list(self._calls.values()):
+            ch = self.channels[call.channel]
+            try:
+                await asyncio.wait_for(ch.driver.hangup(ch.local, C.CAUSE_NORMAL), 3)
+            except Exception as exc:  # stopping must go on whatever one line does
+                log.warning("hangup_on_stop_failed", line=ch.name, call_id=call.call_id,
+                            error=str(exc))
+        if self._timer_task:
+            self._timer_task.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, *( [self._timer_task] if self._timer_task else []),
+                             return_exceptions=True)
+        for drv in self.drivers:
+            await drv.stop()
+
+    # --- Line API ---------------------------------------------------------------------------
+    def subscribe(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    def lines(self) -> list[LineInfo]:
+        out = []
+        for ch in self.channels:
+            st = self.core.state(ch.index)
+            call = self._on_channel.get(ch.index)
+            health = ch.driver.health(ch.local)
+            out.append(LineInfo(ch.name, ch.driver.kind, C.STATE_NAMES[st],
+                                st not in (C.OUT_OF_SERVICE, C.BLOCKED), ch.reason,
+                                call.call_id if call else None, health))
+        return out
+
+    def free_lines(self) -> list[str]:
+        return [ch.name for ch in self.channels
+                if self.core.state(ch.index) == C.IDLE and ch.index not in self._on_channel]
+
+    def state(self, line: str) -> str:
+        return C.STATE_NAMES[self.core.state(self._index(line))]
+
+    async def dial(self, line: str, number: str, *, call_id: str) -> None:
+        idx = self._index(line)
+        if self.core.state(idx) != C.IDLE or idx in self._on_channel:
+            raise LineError(f"line {line} is not free ({self.state(line)})")
+        if call_id in self._calls:
+            raise LineError(f"call id {call_id} is already in use")
+        call = _Call(call_id, idx, number, self.clock.now())
+        self._calls[call_id] = call
+        self._on_channel[idx] = call
+        log.debug("dial", line=line, call_id=call_id)
+        self._feed(idx, C.EV_CTL_DIAL, 0)
+
+    async def hangup(self, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            self._feed(call.channel, C.EV_CTL_HANGUP, C.CAUSE_NORMAL)
+
+    async def bridge(self, call_id: str, position: str) -> None:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise LineError(f"no call {call_id} (already released?)")
+        call.position = position
+        self._feed(call.channel, C.EV_CTL_BRIDGE, 0)
+
+    async def answer(self, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise LineError(f"no call {call_id} (caller hung up?)")
+        self._feed(call.channel, C.EV_CTL_ANSWER, 0)
+
+    async def send_sms(self, line: str, number: str, text: str, *, sms_id: str) -> None:
+        ch = self.channels[self._index(line)]
+        send = getattr(ch.driver, "send_sms", None)
+        if send is None:
+            raise LineError(f"line {line} ({ch.driver.kind}) cannot send SMS")
+        await send(ch.local, number, text, sms_id=sms_id)
+
+    def block(self, line: str) -> None:
+        self._feed(self._index(line), C.EV_CTL_BLOCK, 0)
+
+    def unblock(self, line: str) -> None:
+        self._feed(self._index(line), C.EV_CTL_UNBLOCK, 0)
+
+    # --- the core ---------------------------------------------------------------------------
+    def _reporter(self, base: int):
+        def report(r: HwReport) -> None:
+            idx = base + r.channel
+            ch = self.channels[idx]
+            if r.event == C.EV_HW_OUT_OF_SERVICE:
+                ch.reason = r.reason or "out of service"
+            elif r.event == C.EV_HW_IN_SERVICE:
+                ch.reason = ""
+            call = self._on_channel.get(idx)
+            if r.event == C.EV_HW_INBOUND and call is None:
+                self._inbound_seq += 1
+                call = _Call(f"in-{ch.name}-{self._inbound_seq}", idx, r.caller or "",
+                             self.clock.now(), inbound=True)
+                self._calls[call.call_id] = call
+                self._on_channel[idx] = call
+            if call is not None and r.reason:
+                call.reason = r.reason
+            self._feed(idx, r.event, r.cause)
+        return report
+
+    def _now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    def _feed(self, idx: int, event: int, cause: int) -> None:
+        self._run(self.core.feed_one(idx, event, cause, self._now_ms()))
+
+    async def _timers(self) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            try:
+                self._run(self.core.expire(self._now_ms()))
+            except Exception:
+                log.exception("line_timer_failed")
+
+    def _run(self, actions) -> None:
+        for idx, action, arg in actions:
+            try:
+                self._act(idx, action, arg)
+            except Exception:
+                log.exception("line_action_failed", line=self.channels[idx].name,
+                              action=C.ACTION_NAMES[action])
+
+    def _act(self, idx: int, action: int, arg: int) -> None:
+        ch = self.channels[idx]
+        call = self._on_channel.get(idx)
+        now = self.clock.now()
+        cid = call.call_id if call else None
+        if action == C.ACT_DIAL and call is not None:
+            self._spawn(self._guard(ch, ch.driver.dial(ch.local, call.number), call))
+        elif action == C.ACT_HANGUP:
+            self._spawn(self._guard(ch, ch.driver.hangup(ch.local, arg or C.CAUSE_NORMAL), call))
+        elif action == C.ACT_BRIDGE and call is not None:
+            self._spawn(self._guard(ch, ch.driver.bridge(ch.local, call.position or ""), call))
+        elif action == C.ACT_ANSWER:
+            self._spawn(self._guard(ch, ch.driver.answer(ch.local), call))
+        elif action == C.ACT_NOTIFY_PROGRESS and call is not None:
+            if arg == C.ALERTING and call.alerted_at is None:
+                call.alerted_at = now
+            stage = _PROGRESS_STAGE.get(arg)
+            if stage is not None:
+                self._emit(CallProgress(ch.name, call.call_id, stage, now))
+        elif action == C.ACT_NOTIFY_ANSWER and call is not None:
+            call.answered_at = now
+            if call.alerted_at is None:
+                call.alerted_at = now
+            log.info("call_answered", line=ch.name, call_id=cid)
+            self._emit(CallProgress(ch.name, call.call_id, CallStage.ANSWERED, now))
+        elif action == C.ACT_NOTIFY_BRIDGED and call is not None:
+            self._emit(CallProgress(ch.name, call.call_id, CallStage.BRIDGED, now))
+        elif action == C.ACT_NOTIFY_ABANDONED and call is not None:
+            call.abandoned = True
+            log.warning("call_abandoned", line=ch.name, call_id=cid)
+        elif action == C.ACT_NOTIFY_RELEASED and call is not None:
+            self._release(ch, call, arg, now)
+        elif action == C.ACT_NOTIFY_OUT_OF_SERVICE:
+            self._emit(LineStatus(ch.name, False, ch.reason))
+        elif action == C.ACT_NOTIFY_IN_SERVICE:
+            self._emit(LineStatus(ch.name, True, ""))
+        elif action == C.ACT_NOTIFY_INBOUND and call is not None:
+            self._emit(InboundCall(ch.name, call.call_id, call.number or None, now))
+        elif action == C.ACT_RESET:
+            reset = getattr(ch.driver, "reset", None)
+            log.warning("line_reset", line=ch.name, call_id=cid)
+            if reset is not None:
+                self._spawn(reset(ch.local))
+        elif action == C.ACT_REJECTED:
+            log.warning("line_event_rejected", line=ch.name, call_id=cid,
+                        event=C.EVENT_NAMES[arg] if 0 <= arg < len(C.EVENT_NAMES) else arg,
+                        state=C.STATE_NAMES[self.core.state(idx)])
+
+    def _release(self, ch: _Channel, call: _Call, cause: int, now: float) -> None:
+        self._calls.pop(call.call_id, None)
+        if self._on_channel.get(ch.index) is call:
+            del self._on_channel[ch.index]
+        answered = call.answered_at is not None
+        q850 = cause or None
+        outcome = classify_cause(q850, alerted=call.alerted_at is not None, answered=answered)
+        ring_end = call.answered_at if answered else now
+        ring_s = ring_end - call.alerted_at if call.alerted_at is not None else 0.0
+        talk_s = now - call.answered_at if answered else 0.0
+        reason = call.reason or cause_name(q850)
+        log.info("call_released", line=ch.name, call_id=call.call_id, outcome=outcome.value,
+                 cause=q850)
+        self._emit(CallReleased(ch.name, call.call_id, outcome, q850, reason, round(ring_s, 3),
+                                round(talk_s, 3), now, call.abandoned, call.inbound))
+
+    async def _guard(self, ch: _Channel, coro, call: _Call | None) -> None:
+        """Run a driver request; a failure becomes a release with the reason, never a crash."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("driver_request_failed", line=ch.name,
+                        call_id=call.call_id if call else None, error=str(exc))
+            if call is not None:
+                call.reason = str(exc)
+            self._feed(ch.index, C.EV_HW_RELEASE, 41)
+            self._feed(ch.index, C.EV_HW_RELEASED, 0)
+
+    def _emit(self, ev: LineEvent) -> None:
+        for sink in self._sinks:
+            try:
+                sink(ev)
+            except Exception:
+                log.exception("line_event_sink_failed", event=type(ev).__name__)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _index(self, line: str) -> int:
+        try:
+            return self._by_name[line]
+        except KeyError:
+            raise LineError(f"no line named {line!r}; lines: "
+                            f"{', '.join(self._by_name) or 'none'}") from None

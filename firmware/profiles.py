@@ -1,0 +1,221 @@
+"""Hardware profiles: YAML that names the driver, ports, dialect, limits; checked with line numbers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hw_profiles
+from firmware.gsm.dialects import DIALECTS
+from firmware.sim.population import Population
+from firmware.yamlsrc import ConfigError, Problem, Source, suggest
+
+DEFAULT_PROFILE = "sim-gsm-4"
+
+_GSM_KEYS = {
+    "name": str, "description": str, "driver": str, "dialect": str, "modules": list,
+    "baud": int, "rtscts": bool, "init": list, "hangup": str, "call_progress": str,
+    "sms_mode": str, "reset": str, "reset_hook": str, "limits": dict, "ussd_balance": str,
+    "health_interval_s": (int, float), "command_timeout_s": (int, float),
+    "bridge": dict, "simulate": dict,
+}
+_MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict}
+_LIMIT_KEYS = {"max_call_s": (int, float), "calls_per_sim_per_day": int,
+               "sms_per_sim_per_day": int, "ring_timeout_s": (int, float)}
+_SIM_KEYS = {"population": dict, "bridge_delay_s": (int, float), "operators": int}
+_CHOICES = {
+    "driver": ("gsm", "e1"),
+    "call_progress": ("clcc", "huawei", "dsci", "final"),
+    "sms_mode": ("pdu", "text"),
+    "reset": ("cfun", "none", "hook"),
+}
+
+
+@dataclass
+class ModuleSpec:
+    name: str
+    port: str
+    baud: int
+
+
+@dataclass
+class Profile:
+    """A checked hardware profile."""
+
+    name: str
+    driver: str
+    source: str
+    dialect: str = "generic"
+    modules: list[ModuleSpec] = field(default_factory=list)
+    rtscts: bool = False
+    init: tuple[str, ...] = ()
+    hangup: str = "ATH"
+    call_progress: str = "final"
+    sms_mode: str = "pdu"
+    reset: str = "cfun"
+    reset_hook: str | None = None
+    limits: dict = field(default_factory=dict)
+    ussd_balance: str | None = None
+    health_interval_s: float = 30.0
+    command_timeout_s: float = 5.0
+    bridge_delay_s: float = 0.3
+    population: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def ring_timeout_s(self) -> float:
+        return float(self.limits.get("ring_timeout_s", 40))
+
+
+def resolve(name_or_path: str | None) -> Path:
+    """A profile file by path, or by the name of a bundled profile."""
+    if not name_or_path:
+        return hw_profiles.path(DEFAULT_PROFILE)
+    p = Path(name_or_path)
+    if p.exists() or "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
+        return p
+    bundled = hw_profiles.path(name_or_path)
+    if bundled.exists():
+        return bundled
+    from firmware.errors import UserError
+    raise UserError(f"hardware profile '{name_or_path}' not found: not a file, and not one of "
+                    f"the bundled profiles ({', '.join(hw_profiles.names())})")
+
+
+def load(name_or_path: str | None) -> Profile:
+    """Read and check a profile; raise ConfigError listing every problem with its line."""
+    src = Source.read(resolve(name_or_path))
+    problems = check(src)
+    if problems:
+        raise ConfigError(problems)
+    return _build(src)
+
+
+def check(src: Source) -> list[Problem]:
+    """Every problem of a profile (empty when valid)."""
+    doc = src.data
+    problems: list[Problem] = []
+    if not isinstance(doc, dict):
+        return [src.problem((), "a profile must be a mapping of keys (driver, modules, ...)")]
+    for key in ("name", "driver"):
+        if key not in doc:
+            problems.append(src.problem((), f"required key '{key}' is missing"))
+    for key, choices in _CHOICES.items():
+        if key in doc and isinstance(doc[key], str) and doc[key] not in choices:
+            problems.append(src.problem((key,), f"{key} '{doc[key]}' is not one of "
+                                        f"{', '.join(choices)}{suggest(doc[key], choices)}"))
+    driver = doc.get("driver")
+    if driver == "gsm":
+        _check_keys(src, doc, (), _GSM_KEYS, problems)
+        _check_gsm(src, doc, problems)
+    elif driver == "e1":
+        _check_e1(src, doc, problems)
+    return problems
+
+
+def _check_keys(src: Source, doc: dict, path: tuple, spec: dict, problems: list[Problem]) -> None:
+    for key, value in doc.items():
+        if key not in spec:
+            problems.append(src.problem(path + (key,),
+                                        f"unknown key '{key}'{suggest(key, spec)}"))
+            continue
+        want = spec[key]
+        if isinstance(value, bool) and want in (int, (int, float)):
+            ok = False
+        else:
+            ok = isinstance(value, want)
+        if not ok:
+            names = "/".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            problems.append(src.problem(path + (key,), f"'{key}' must be {names}, "
+                                        f"got {type(value).__name__} {value!r}"))
+
+
+def _check_gsm(src: Source, doc: dict, problems: list[Problem]) -> None:
+    dialect = doc.get("dialect", "generic")
+    if dialect not in DIALECTS:
+        problems.append(src.problem(("dialect",), f"unknown dialect '{dialect}'; known: "
+                                    f"{', '.join(DIALECTS)}{suggest(dialect, DIALECTS)}"))
+    modules = doc.get("modules")
+    if not isinstance(modules, list) or not modules:
+        problems.append(src.problem(("modules",), "a gsm profile needs 'modules': a list with at "
+                                    "least one {port: ...}"))
+        modules = []
+    seen: dict[str, int] = {}
+    for i, mod in enumerate(modules):
+        if not isinstance(mod, dict):
+            problems.append(src.problem(("modules", i), "a module must be a mapping with 'port'"))
+            continue
+        _check_keys(src, mod, ("modules", i), _MODULE_KEYS, problems)
+        port = mod.get("port")
+        if not port:
+            problems.append(src.problem(("modules", i), "module has no 'port' (a device path, "
+                                        "socket://host:port or sim://N)"))
+        elif port in seen:
+            problems.append(src.problem(("modules", i, "port"), f"port '{port}' already used by "
+                                        f"module {seen[port] + 1}"))
+        else:
+            seen[port] = i
+    for key in ("init",):
+        for j, cmd in enumerate(doc.get(key) or []):
+            if not isinstance(cmd, str) or not cmd.upper().startswith("AT"):
+                problems.append(src.problem((key, j), f"init command {cmd!r} must start with AT"))
+    if isinstance(doc.get("hangup"), str) and doc["hangup"] not in ("ATH", "AT+CHUP", "ATH0"):
+        problems.append(src.problem(("hangup",), "hangup must be ATH, ATH0 or AT+CHUP"))
+    if doc.get("reset") == "hook" and not doc.get("reset_hook"):
+        problems.append(src.problem(("reset",), "reset: hook needs 'reset_hook' (a command)"))
+    if isinstance(doc.get("limits"), dict):
+        _check_keys(src, doc["limits"], ("limits",), _LIMIT_KEYS, problems)
+        for k, v in doc["limits"].items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:
+                problems.append(src.problem(("limits", k), f"{k} must be positive, got {v}"))
+    baud = doc.get("baud")
+    if isinstance(baud, int) and baud not in (9600, 19200, 38400, 57600, 115200, 230400,
+                                              460800, 921600):
+        problems.append(src.problem(("baud",), f"baud {baud} is not a standard rate"))
+    sim = doc.get("simulate")
+    if isinstance(sim, dict):
+        _check_keys(src, sim, ("simulate",), _SIM_KEYS, problems)
+        pop = sim.get("population")
+        if isinstance(pop, dict):
+            try:
+                Population.from_dict(pop)
+            except (TypeError, ValueError) as exc:
+                problems.append(src.problem(("simulate", "population"), str(exc)))
+
+
+def _check_e1(src: Source, doc: dict, problems: list[Problem]) -> None:
+    try:
+        from firmware.e1 import profile as e1profile
+    except ImportError:
+        problems.append(src.problem(("driver",), "this build has no E1 driver"))
+        return
+    for path, message in e1profile.check(doc):
+        problems.append(src.problem(tuple(path), message))
+
+
+def _build(src: Source) -> Profile:
+    doc = src.data
+    prof = Profile(name=doc["name"], driver=doc["driver"], source=src.filename, raw=doc)
+    if prof.driver != "gsm":
+        return prof
+    from firmware.gsm.dialects import DIALECTS as D
+    dialect = D[doc.get("dialect", "generic")]
+    prof.dialect = dialect.name
+    baud = int(doc.get("baud", 115200))
+    prof.modules = [ModuleSpec(name=m.get("name") or f"gsm{i}", port=m["port"],
+                               baud=int(m.get("baud", baud)))
+                    for i, m in enumerate(doc["modules"])]
+    prof.rtscts = bool(doc.get("rtscts", False))
+    prof.init = tuple(doc.get("init") or dialect.init)
+    prof.hangup = doc.get("hangup", dialect.hangup)
+    prof.call_progress = doc.get("call_progress", dialect.call_progress)
+    prof.sms_mode = doc.get("sms_mode", "pdu")
+    prof.reset = doc.get("reset", "cfun")
+    prof.reset_hook = doc.get("reset_hook")
+    prof.limits = dict(doc.get("limits") or {})
+    prof.ussd_balance = doc.get("ussd_balance")
+    prof.health_interval_s = float(doc.get("health_interval_s", 30))
+    prof.command_timeout_s = float(doc.get("command_timeout_s", 5))
+    sim = doc.get("simulate") or {}
+    prof.bridge_delay_s = float(sim.get("bridge_delay_s", 0.3))
+    prof.population = dict(sim.get("population") or {})
+    return prof

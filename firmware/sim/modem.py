@@ -1,0 +1,591 @@
+"""A simulated GSM modem on a pseudo-terminal, answering AT commands byte for byte.
+
+The real driver opens the pty's slave end through pyserial, as it would a USB modem. Dialects
+change what the modem says about calls (``+CLCC`` URCs, Huawei ``^ORIG/^CONF/^CONN/^CEND``, or
+only final result codes with ``+COLP``); debtors come from :class:`Population`; faults are
+injected on command so the driver's recovery can be tested against the wire.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import termios
+import tty
+from dataclasses import dataclass, field
+
+import structlog
+
+from firmware.clock import Clock
+from firmware.gsm.dialects import Dialect
+from firmware.sim.population import Fate, Population
+
+log = structlog.get_logger(__name__)
+
+# Q.850 cause per fate, as the network reports it at release.
+FATE_CAUSE = {"answer": 16, "busy": 17, "no_answer": 19, "unreachable": 20, "rejected": 21,
+              "invalid": 1}
+CAUSE_TEXT = {16: "Normal call clearing", 17: "User busy", 19: "No answer",
+              20: "Subscriber absent", 21: "Call rejected", 1: "Unassigned number",
+              31: "Normal, unspecified"}
+FAULTS = ("silent", "garbage", "reboot", "sim_removed", "network_lost", "cme_error", "vanish")
+
+
+@dataclass
+class SimCall:
+    number: str
+    fate: Fate
+    direction: int = 0  # 0 mobile originated, 1 terminated
+    stat: int = 2  # +CLCC stat: 0 active, 2 dialing, 3 alerting, 4 incoming, 6 ended
+    answered_at: float | None = None
+    task: asyncio.Task | None = None
+    ended: bool = False
+
+
+@dataclass
+class CallRecord:
+    """What a simulated debtor did: the oracle tests compare with the box's records."""
+
+    number: str
+    fate: str
+    ring_s: float
+    talk_s: float
+    ended_by: str = ""  # debtor, box, network
+
+
+@dataclass
+class _State:
+    echo: bool = True
+    cmee: int = 0
+    clip: bool = False
+    clcc: bool = False
+    colp: bool = False
+    cmgf: int = 0
+    cfun: int = 1
+
+
+class SimModem:
+    """One simulated module; ``start()`` returns the pty path the driver opens."""
+
+    def __init__(self, name: str, dialect: Dialect, population: Population, clock: Clock, *,
+                 imei: str | None = None, seed: int | None = None) -> None:
+        self.name = name
+        self.dialect = dialect
+        self.population = population
+        self.clock = clock
+        self._rng = random.Random(seed)
+        self.imei = imei or "86" + "".join(str(self._rng.randrange(10)) for _ in range(13))
+        self.imsi = "25002" + "".join(str(self._rng.randrange(10)) for _ in range(10))
+        self.iccid = "897010" + "".join(str(self._rng.randrange(10)) for _ in range(13))
+        self.st = _State()
+        self.sim_present = True
+        self.registered = True
+        self.rssi = 18
+        self.faults: set[str] = set()
+        self.commands: list[str] = []  # every command line received, for tests
+        self.records: list[CallRecord] = []
+        self.sms_sent: list[bytes] = []
+        self.path: str | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._inbuf = bytearray()
+        self._outbuf = bytearray()
+        self._call: SimCall | None = None
+        self._last_cause = 16
+        self._sms_len: int | None = None
+        self._booting = False
+        self._tasks: set[asyncio.Task] = set()
+        self._mr = self._rng.randrange(256)
+
+    # --- life cycle -------------------------------------------------------------------------
+    async def start(self) -> str:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave, termios.TCSANOW)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        asyncio.get_running_loop().add_reader(self._master, self._on_readable)
+        return self.path
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._call and self._call.task:
+            self._call.task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._master is not None:
+            loop.remove_reader(self._master)
+            loop.remove_writer(self._master)
+            os.close(self._master)
+            self._master = None
+        if self._slave is not None:
+            os.close(self._slave)
+            self._slave = None
+
+    # --- faults -----------------------------------------------------------------------------
+    def inject(self, fault: str) -> None:
+        """Start a fault: silent, garbage, reboot, sim_removed, network_lost, cme_error, vanish."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        if fault == "reboot":
+            self._spawn(self._reboot())
+            return
+        if fault == "vanish":
+            self._drop_call("network")
+            self._close_fds()
+            return
+        if fault == "garbage":
+            self._send_raw(bytes(self._rng.randrange(256) for _ in range(64)))
+        if fault == "sim_removed":
+            self.sim_present = False
+            self._drop_call("network")
+            self._urc("+CPIN: NOT INSERTED")
+        if fault == "network_lost":
+            self.registered = False
+            self._drop_call("network")
+            self._urc("+CREG: 0")
+        self.faults.add(fault)
+
+    def clear(self, fault: str | None = None) -> None:
+        """End one fault, or all."""
+        for f in ([fault] if fault else list(self.faults)):
+            self.faults.discard(f)
+            if f == "sim_removed":
+                self.sim_present = True
+                self._urc("+CPIN: READY")
+            if f == "network_lost":
+                self.registered = True
+                self._urc("+CREG: 1")
+
+    def ring_inbound(self, caller: str) -> None:
+        """An inbound call from ``caller`` (a debtor calling back)."""
+        fate = Fate("answer", 0.0, self.population.fate().talk_s or 30.0)
+        self._call = SimCall(caller, fate, direction=1, stat=4)
+        self._call.task = self._spawn(self._inbound(self._call))
+
+    # --- byte I/O ---------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._master, 4096)  # type: ignore[arg-type]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return
+        if "silent" in self.faults or self._booting:
+            return
+        if self._sms_len is not None:
+            self._sms_bytes(data)
+            return
+        if self._call and self._call.task and self.dialect.call_progress == "final" \
+                and self._call.stat in (2, 3) and self._call.direction == 0:
+            # V.250: any character aborts a dial in progress.
+            self._end_call(self._call, "box", final="NO CARRIER")
+            return
+        if self.st.echo:
+            self._send_raw(data)
+        self._inbuf += data
+        while True:
+            idx = self._inbuf.find(b"\r")
+            if idx < 0:
+                break
+            raw = bytes(self._inbuf[:idx]).replace(b"\n", b"")
+            del self._inbuf[:idx + 1]
+            line = raw.decode("ascii", "replace").strip()
+            if line:
+                self._command(line)
+                if self._sms_len is not None:
+                    rest, self._inbuf = bytes(self._inbuf), bytearray()
+                    if rest:
+                        self._sms_bytes(rest)
+                    break
+
+    def _send_raw(self, data: bytes) -> None:
+        if self._master is None:
+            return
+        self._outbuf += data
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._master is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            n = os.write(self._master, self._outbuf)
+            del self._outbuf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._outbuf.clear()
+            return
+        if self._outbuf:
+            loop.add_writer(self._master, self._on_writable)
+
+    def _on_writable(self) -> None:
+        asyncio.get_running_loop().remove_writer(self._master)  # type: ignore[arg-type]
+        self._flush()
+
+    def _line(self, text: str) -> None:
+        self._send_raw(b"\r\n" + text.encode("ascii") + b"\r\n")
+
+    def _urc(self, text: str) -> None:
+        if "silent" not in self.faults and not self._booting:
+            self._line(text)
+
+    def _ok(self) -> None:
+        self._line("OK")
+
+    def _error(self, cme: int | None = None) -> None:
+        if cme is not None and self.st.cmee == 1:
+            self._line(f"+CME ERROR: {cme}")
+        elif cme is not None and self.st.cmee == 2:
+            self._line(f"+CME ERROR: {_CME_TEXT.get(cme, 'unknown')}")
+        else:
+            self._line("ERROR")
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- commands ---------------------------------------------------------------------------
+    def _command(self, line: str) -> None:
+        self.commands.append(line)
+        up = line.upper()
+        if not up.startswith("AT"):
+            self._line("ERROR")
+            return
+        if "cme_error" in self.faults and up != "AT":
+            self._error(100)
+            return
+        body = line[2:]
+        bu = body.upper()
+        handler = _EXACT.get(bu)
+        if handler:
+            handler(self)
+            return
+        for prefix, fn in _PREFIX:
+            if bu.startswith(prefix):
+                fn(self, body[len(prefix):])
+                return
+        self._line("ERROR")
+
+    def _set_flag(self, attr: str, arg: str) -> None:
+        if arg.startswith("="):
+            try:
+                setattr(self.st, attr, int(arg[1:].split(",")[0]))
+            except ValueError:
+                self._line("ERROR")
+                return
+            self._ok()
+        elif arg == "?":
+            self._line(f"+{attr.upper()}: {int(getattr(self.st, attr))}")
+            self._ok()
+        else:
+            self._line("ERROR")
+
+    def _atz(self) -> None:
+        self.st = _State()
+        self._ok()
+
+    def _cpin(self, arg: str) -> None:
+        if not self.sim_present:
+            self._error(10)
+        else:
+            self._line("+CPIN: READY")
+            self._ok()
+
+    def _creg(self, arg: str) -> None:
+        if arg == "?":
+            stat = 1 if self.registered and self.sim_present else 0
+            self._line(f"+CREG: 0,{stat}")
+            self._ok()
+        elif arg.startswith("="):
+            self._ok()
+        else:
+            self._line("ERROR")
+
+    def _csq(self, arg: str) -> None:
+        self._line(f"+CSQ: {self.rssi if self.registered else 99},0")
+        self._ok()
+
+    def _cops(self, arg: str) -> None:
+        if arg == "?":
+            self._line('+COPS: 0,0,"MegaFon"' if self.registered else "+COPS: 0")
+            self._ok()
+        else:
+            self._ok()
+
+    def _info(self, text: str):
+        def reply(self: "SimModem", *_args) -> None:
+            self._line(text)
+            self._ok()
+        return reply
+
+    def _cimi(self, *_args) -> None:
+        if not self.sim_present:
+            self._error(10)
+            return
+        self._line(self.imsi)
+        self._ok()
+
+    def _ccid(self, *_args) -> None:
+        if not self.sim_present:
+            self._error(10)
+            return
+        prefix = {"AT+CCID": "", "AT+CICCID": "+ICCID: ", "AT+QCCID": "+QCCID: ",
+                  "AT^ICCID?": "^ICCID: "}.get(self.dialect.iccid, "")
+        self._line(prefix + self.iccid)
+        self._ok()
+
+    def _ceer(self, *_args) -> None:
+        self._line(f"+CEER: {CAUSE_TEXT.get(self._last_cause, 'Normal, unspecified')}")
+        self._ok()
+
+    def _cfun(self, arg: str) -> None:
+        if arg.replace(" ", "") in ("=1,1", "=1,1\r"):
+            self._ok()
+            self._spawn(self._reboot())
+        elif arg.startswith("="):
+            self._ok()
+        else:
+            self._line(f"+CFUN: {self.st.cfun}")
+            self._ok()
+
+    def _clcc_list(self, arg: str) -> None:
+        if arg.startswith("="):
+            self._set_flag("clcc", arg)
+            return
+        c = self._call
+        if c and not c.ended:
+            self._line(_clcc(c))
+        self._ok()
+
+    def _cmgs(self, arg: str) -> None:
+        if not arg.startswith("="):
+            self._line("ERROR")
+            return
+        try:
+            self._sms_len = int(arg[1:].split(",")[0].strip('"'))
+        except ValueError:
+            self._line("ERROR")
+            return
+        self._sms_buf = bytearray()
+        self._send_raw(b"\r\n> ")
+
+    def _sms_bytes(self, data: bytes) -> None:
+        self._sms_buf += data
+        if b"\x1b" in self._sms_buf:
+            self._sms_len = None
+            self._ok()
+            return
+        idx = self._sms_buf.find(b"\x1a")
+        if idx < 0:
+            return
+        body = bytes(self._sms_buf[:idx])
+        self._sms_len = None
+        if not self.registered:
+            self._line("+CMS ERROR: 331")
+            return
+        self.sms_sent.append(body)
+        self._mr = (self._mr + 1) % 256
+        self._line(f"+CMGS: {self._mr}")
+        self._ok()
+
+    # --- calls ------------------------------------------------------------------------------
+    def _atd(self, arg: str) -> None:
+        number = arg.rstrip(";").strip()
+        if not arg.endswith(";"):
+            self._line("NO CARRIER")  # data calls are not served
+            return
+        if not number or not re.fullmatch(r"\+?[0-9*#]+", number):
+            self._line("ERROR")
+            return
+        if not self.sim_present:
+            self._error(10)
+            return
+        if not self.registered:
+            self._line("NO CARRIER")
+            self._last_cause = 30
+            return
+        if self._call is not None and not self._call.ended:
+            self._error(3)
+            return
+        fate = self.population.fate()
+        self._call = SimCall(number, fate)
+        self.records.append(CallRecord(number, fate.kind, 0.0, 0.0))
+        if self.dialect.call_progress != "final":
+            self._ok()
+        self._call.task = self._spawn(self._outbound(self._call, self.records[-1]))
+
+    def _hangup(self, *_args) -> None:
+        c = self._call
+        if c is not None and not c.ended:
+            self._end_call(c, "box", final=None)
+        self._ok()
+
+    def _ata(self, *_args) -> None:
+        c = self._call
+        if c is None or c.ended or c.direction != 1 or c.stat != 4:
+            self._line("NO CARRIER")
+            return
+        c.stat = 0
+        c.answered_at = self.clock.now()
+        self._ok()
+        self._progress(c, "answered")
+
+    async def _outbound(self, c: SimCall, rec: CallRecord) -> None:
+        f = c.fate
+        self._progress(c, "dialing")
+        await self.clock.sleep(0.5)
+        if f.kind in ("invalid", "unreachable"):
+            await self.clock.sleep(1.5)
+            self._end_call(c, "network", cause=FATE_CAUSE[f.kind])
+            return
+        c.stat = 3
+        self._progress(c, "alerting")
+        if f.kind == "busy":
+            await self.clock.sleep(1.0)
+            self._end_call(c, "debtor", cause=17, final="BUSY")
+            return
+        if f.kind == "no_answer":
+            await self.clock.sleep(f.ring_s)
+            rec.ring_s = f.ring_s
+            self._end_call(c, "network", cause=19, final="NO ANSWER")
+            return
+        await self.clock.sleep(f.ring_s)
+        rec.ring_s = f.ring_s
+        if f.kind == "rejected":
+            self._end_call(c, "debtor", cause=21)
+            return
+        c.stat = 0
+        c.answered_at = self.clock.now()
+        if self.dialect.call_progress == "final":
+            self._line(f'+COLP: "{c.number}",145')
+            self._ok()
+        self._progress(c, "answered")
+        await self.clock.sleep(f.talk_s)
+        rec.talk_s = f.talk_s
+        self._end_call(c, "debtor", cause=16)
+
+    async def _inbound(self, c: SimCall) -> None:
+        for _ in range(10):
+            if c.stat != 4:
+                break
+            self._urc("RING")
+            if self.st.clip:
+                self._urc(f'+CLIP: "{c.number}",145,"",0,"",0')
+            await self.clock.sleep(3.0)
+        if c.stat == 4:
+            self._end_call(c, "debtor", cause=16)
+            return
+        await self.clock.sleep(c.fate.talk_s)
+        self._end_call(c, "debtor", cause=16)
+
+    def _progress(self, c: SimCall, what: str) -> None:
+        mode = self.dialect.call_progress
+        if mode == "clcc" and self.st.clcc:
+            self._urc(_clcc(c))
+        elif mode == "huawei":
+            code = {"dialing": "^ORIG:1,0", "alerting": "^CONF:1", "answered": "^CONN:1,0"}.get(what)
+            if code:
+                self._urc(code)
+
+    def _end_call(self, c: SimCall, by: str, *, cause: int = 16, final: str | None = "NO CARRIER"
+                  ) -> None:
+        if c.ended:
+            return
+        answered = c.answered_at is not None
+        c.ended = True
+        self._last_cause = cause
+        if self.records and by == "box" and c.direction == 0:
+            self.records[-1].ended_by = "box"
+            if answered:
+                self.records[-1].talk_s = self.clock.now() - c.answered_at  # type: ignore[operator]
+        elif self.records and c.direction == 0:
+            self.records[-1].ended_by = by
+        if c.task and c.task is not asyncio.current_task():
+            c.task.cancel()
+        c.stat = 6
+        mode = self.dialect.call_progress
+        if by == "box" and mode != "final":
+            if mode == "clcc" and self.st.clcc:
+                self._urc(_clcc(c))
+            elif mode == "huawei":
+                dur = int(self.clock.now() - c.answered_at) if answered else 0
+                self._urc(f"^CEND:1,{dur},104,16")
+            return
+        if mode == "huawei":
+            dur = int(self.clock.now() - c.answered_at) if answered else 0
+            self._urc(f"^CEND:1,{dur},104,{cause}")
+            return
+        if mode == "clcc" and self.st.clcc:
+            self._urc(_clcc(c))
+        self._urc(final or "NO CARRIER")
+
+    def _drop_call(self, by: str) -> None:
+        if self._call is not None and not self._call.ended:
+            self._end_call(self._call, by, cause=27)
+
+    async def _reboot(self) -> None:
+        self._drop_call("network")
+        self._booting = True
+        self._inbuf.clear()
+        await asyncio.sleep(0.3)
+        self.st = _State()
+        self._booting = False
+        for urc in self.dialect.boot_urcs or ("RDY",):
+            self._urc(urc)
+
+
+def _clcc(c: SimCall) -> str:
+    kind = 145 if c.number.startswith("+") else 129
+    return f'+CLCC: 1,{c.direction},{c.stat},0,0,"{c.number}",{kind}'
+
+
+_CME_TEXT = {3: "operation not allowed", 10: "SIM not inserted", 100: "unknown"}
+
+_EXACT = {
+    "": SimModem._ok,
+    "Z": SimModem._atz,
+    "E0": lambda m: (setattr(m.st, "echo", False), m._ok()),
+    "E1": lambda m: (setattr(m.st, "echo", True), m._ok()),
+    "H": SimModem._hangup, "H0": SimModem._hangup, "+CHUP": SimModem._hangup,
+    "A": SimModem._ata,
+    "I": lambda m: SimModem._info(m, m.dialect.vendor)(m),
+    "+CGMI": lambda m: SimModem._info(m, m.dialect.vendor.split()[0])(m),
+    "+CGMM": lambda m: SimModem._info(m, m.dialect.name.upper())(m),
+    "+CGMR": lambda m: SimModem._info(m, "Revision:SIM-1.0")(m),
+    "+CGSN": lambda m: SimModem._info(m, m.imei)(m),
+    "+CIMI": SimModem._cimi,
+    "+CCID": SimModem._ccid, "+CICCID": SimModem._ccid, "+QCCID": SimModem._ccid,
+    "^ICCID?": SimModem._ccid,
+    "+CEER": SimModem._ceer,
+}
+_PREFIX = (
+    ("+CMEE", lambda m, a: m._set_flag("cmee", a)),
+    ("+CLIP", lambda m, a: m._set_flag("clip", a)),
+    ("+COLP", lambda m, a: m._set_flag("colp", a)),
+    ("+CMGF", lambda m, a: m._set_flag("cmgf", a)),
+    ("+CLCC", SimModem._clcc_list),
+    ("+CPIN", SimModem._cpin),
+    ("+CREG", SimModem._creg),
+    ("+CSQ", SimModem._csq),
+    ("+COPS", SimModem._cops),
+    ("+CFUN", SimModem._cfun),
+    ("+CMGS", SimModem._cmgs),
+    ("D", SimModem._atd),
+    ("+CVHU", lambda m, a: m._ok()),
+    ("^CURC", lambda m, a: m._ok()),
+    ("+QURCCFG", lambda m, a: m._ok()),
+    ("+CSCS", lambda m, a: m._ok()),
+    ("+CNMI", lambda m, a: m._ok()),
+    ("+CSMP", lambda m, a: m._ok()),
+    ("+MORING", lambda m, a: m._ok()),
+)
