@@ -220,6 +220,13 @@ class LineCore:
         """Earliest pending timer deadline in ms, or -1."""
         return self._wheel.next_deadline()
 
+    def timer_deadline(self, ch: int, kind: int) -> int:
+        """Deadline of one channel's timer of one kind, or -1 when it is not running."""
+        self._check_channel(ch)
+        if not 0 <= kind < N_TIMERS:
+            raise ValueError(f"timer kind {kind} out of range 0..{N_TIMERS - 1}")
+        return self._wheel.deadline(ch * N_TIMERS + kind)
+
     def feed(self, events, now_ms: int) -> list[tuple[int, int, int]]:
         """Run (channel, event, cause) events at ``now_ms``; all are checked before any runs."""
         batch = [(index(ch), index(ev), index(cause)) for ch, ev, cause in events]
