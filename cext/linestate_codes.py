@@ -87,3 +87,12 @@ CAUSE_NORMAL = 16
 CAUSE_NO_ANSWER = 19
 CAUSE_RECOVERY_ON_TIMER = 102
 CAUSE_ABANDONED = 16  # we hang up an abandoned call with normal clearing toward the network
+CAUSE_NETWORK_OUT_OF_ORDER = 38  # our own channel failed under a call (hw_out_of_service)
+CAUSE_GLARE = 44  # "requested channel not available": an inbound call took the seized channel
+
+# Sizes, derived from the names above so they cannot disagree with them.
+N_STATES = len(STATE_NAMES)
+N_EVENTS = len(EVENT_NAMES)
+N_ACTIONS = len(ACTION_NAMES)
+N_TIMERS = len(TIMER_NAMES)
+EV_TIMER_FIRST = EV_TIMER_RING  # EV_TIMER_FIRST + kind is the event a timer of that kind fires
