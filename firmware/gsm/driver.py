@@ -96,7 +96,9 @@ class GsmModule:
                 t.cancel()
         await asyncio.gather(*[t for t in [self._task, self._dial_task, *self._tasks] if t],
                              return_exceptions=True)
-        self._close()
+        if self._engine is not None:
+            await self._engine.aclose()
+            self._engine = None
 
     async def dial(self, channel: int, number: str) -> None:
         if not re.fullmatch(r"\+?[0-9]{3,20}", number):
@@ -144,7 +146,9 @@ class GsmModule:
             await self._init()
             await self._poll()
         finally:
-            self._close()
+            if self._engine is not None:
+                await self._engine.aclose()
+                self._engine = None
         return dict(self.info)
 
     # --- supervision ------------------------------------------------------------------------
@@ -213,9 +217,10 @@ class GsmModule:
 
     async def _open(self) -> None:
         self._close()
-        self._engine = ATEngine(self._on_urc, self._on_lost, name=self.name)
-        await open_link(self.port, lambda: self._engine, baud=self.baud,  # type: ignore[arg-type]
-                        rtscts=self.profile.rtscts)
+        engine = self._engine = ATEngine(self._on_urc, self._on_lost, name=self.name)
+        await open_link(self.port, lambda: engine, baud=self.baud, rtscts=self.profile.rtscts)
+        # Some transports call connection_made on the next loop turn.
+        await asyncio.wait_for(engine.connected.wait(), 5)
 
     def _close(self) -> None:
         if self._engine is not None:

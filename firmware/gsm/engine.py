@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -11,6 +12,8 @@ import structlog
 from firmware.gsm.framer import PROMPT, ATFramer, is_final
 
 log = structlog.get_logger(__name__)
+_wire = logging.getLogger("dialbox.wire")  # raw bytes at level 5 (TRACE), below DEBUG
+TRACE = 5
 
 # Lines that are unsolicited wherever they arrive (prefix match). A line that also answers the
 # command in flight (``+CREG:`` for ``AT+CREG?``) goes to the command: see ``_expected_prefix``.
@@ -91,13 +94,18 @@ class ATEngine(asyncio.Protocol):
         self.name = name
         self.stale_finals = 0
         self.lost = False
+        self.connected = asyncio.Event()
+        self.closed = asyncio.Event()
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self.lost = False
+        self.connected.set()
 
     def data_received(self, data: bytes) -> None:
+        if _wire.isEnabledFor(TRACE):
+            _wire.log(TRACE, "%s rx %r", self.name, data)
         for item in self._framer.feed(data):
             try:
                 self._dispatch(item)
@@ -106,6 +114,7 @@ class ATEngine(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.closed.set()
         self._transport = None
         p = self._pending
         if p is not None:
@@ -163,10 +172,20 @@ class ATEngine(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Close and wait until the transport has let go of the port."""
+        if self._transport is not None and not self.lost:
+            self._transport.close()
+            try:
+                await asyncio.wait_for(self.closed.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
     def _write(self, data: bytes) -> None:
         if self._transport is None:
             raise LinkLost(f"{self.name}: port is not open")
-        log.log(5, "at_tx", port=self.name, data=data)
+        if _wire.isEnabledFor(TRACE):
+            _wire.log(TRACE, "%s tx %r", self.name, data)
         self._transport.write(data)
 
     # --- classification ---------------------------------------------------------------------

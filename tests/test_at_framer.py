@@ -1,0 +1,170 @@
+"""The AT framer and the request engine's classification, on recorded byte strings."""
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings, strategies as st
+
+from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost
+from firmware.gsm.framer import PROMPT, ATFramer, is_final
+
+
+def feed_all(chunks) -> list:
+    f = ATFramer()
+    out = []
+    for c in chunks:
+        out.extend(f.feed(c))
+    return out
+
+
+def test_lines_with_crlf_bare_lf_and_echo():
+    assert feed_all([b"AT+CSQ\r\r\n+CSQ: 18,0\r\n\r\nOK\r\n"]) == ["AT+CSQ", "+CSQ: 18,0", "OK"]
+    assert feed_all([b"\n+CREG: 0,1\nOK\n"]) == ["+CREG: 0,1", "OK"]
+
+
+def test_sms_prompt_without_line_end_and_with_one():
+    assert feed_all([b"\r\n> "]) == [PROMPT]
+    assert feed_all([b"\r\n>", b" "]) == [PROMPT]
+    assert feed_all([b">\r\n"]) == [PROMPT]
+
+
+def test_garbage_does_not_hide_the_result():
+    assert feed_all([b"\xff\xfe\x00\x91", b"\r\nOK\r\n"]) == ["OK"]
+    f = ATFramer()
+    assert list(f.feed(b"x" * 5000)) == []  # runaway garbage is dropped to resync
+    assert f.dropped == 5000
+    assert list(f.feed(b"\r\nOK\r\n")) == ["OK"]
+
+
+FINALS = [b"OK", b"ERROR", b"+CME ERROR: 10", b"+CMS ERROR: 331", b"NO CARRIER", b"BUSY",
+          b"NO ANSWER", b"NO DIALTONE"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(noise=st.binary(max_size=64), final=st.sampled_from(FINALS), tail=st.binary(max_size=32),
+       cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12))
+def test_any_split_never_raises_and_keeps_the_final(noise, final, tail, cuts):
+    stream = noise + b"\r\n" + final + b"\r\n" + tail
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    chunks, prev = [], 0
+    for p in points + [len(stream)]:
+        chunks.append(stream[prev:p])
+        prev = p
+    items = feed_all(chunks)
+    assert final.decode() in items
+    assert is_final(final.decode())
+
+
+class FakeTransport(asyncio.Transport):
+    """Records writes; the test plays the modem's side by calling data_received."""
+
+    def __init__(self, engine: ATEngine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+        self.engine.connection_lost(None)
+
+
+def make_engine():
+    urcs = []
+    lost = []
+    e = ATEngine(lambda line, payload: urcs.append((line, payload)), lost.append, name="t")
+    e.connection_made(FakeTransport(e))
+    return e, urcs, lost
+
+
+async def test_urc_in_the_middle_of_a_response_goes_to_the_urc_handler():
+    e, urcs, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CSQ"))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\n^RSSI:14\r\n\r\n+CSQ: 14,99\r\nRING\r\n\r\nOK\r\n")
+    r = await task
+    assert r.lines == ["+CSQ: 14,99"]
+    assert ("^RSSI:14", None) in urcs and ("RING", None) in urcs
+
+
+async def test_creg_answers_the_read_command_but_is_a_urc_otherwise():
+    e, urcs, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CREG?"))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\n+CREG: 0,1\r\n\r\nOK\r\n")
+    assert (await task).first("+CREG:") == "0,1"
+    e.data_received(b"\r\n+CREG: 2\r\n")
+    assert urcs == [("+CREG: 2", None)]
+
+
+async def test_bare_text_answer_belongs_to_the_command_in_flight():
+    e, _, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CGSN"))
+    await asyncio.sleep(0)
+    e.data_received(b"AT+CGSN\r\r\n861234567890123\r\n\r\nOK\r\n")  # with echo
+    assert (await task).lines == ["861234567890123"]
+
+
+async def test_cme_error_is_raised_with_its_code():
+    e, _, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CPIN?"))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\n+CME ERROR: 10\r\n")
+    try:
+        await task
+    except ATError as exc:
+        assert exc.kind == "CME" and exc.code == 10
+    else:
+        raise AssertionError("ATError expected")
+
+
+async def test_two_line_status_report_urc():
+    e, urcs, _ = make_engine()
+    e.data_received(b"\r\n+CDS: 25\r\n07919761989901F006")
+    e.data_received(b"0B911326880736F4\r\n")
+    assert urcs == [("+CDS: 25", "07919761989901F0060B911326880736F4")]
+
+
+async def test_stale_ok_after_timeout_is_not_taken_for_the_next_answer():
+    e, urcs, _ = make_engine()
+    try:
+        await e.command("AT+COPS?", timeout=0.05)
+    except ATTimeout:
+        pass
+    e.data_received(b"\r\nOK\r\n")  # the late answer of the timed-out command
+    task = asyncio.create_task(e.command("AT+CSQ", timeout=2))
+    await asyncio.sleep(0.6)  # the engine waits out the quiet period before writing
+    e.data_received(b"\r\n+CSQ: 20,0\r\n\r\nOK\r\n")
+    assert (await task).lines == ["+CSQ: 20,0"]
+    assert e.stale_finals == 1
+
+
+async def test_sms_prompt_then_payload_then_result():
+    e, _, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB"))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\n> ")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert e._transport.written.endswith(b"0011AABB\x1a")  # type: ignore[union-attr]
+    e.data_received(b"\r\n+CMGS: 77\r\n\r\nOK\r\n")
+    assert (await task).first("+CMGS:") == "77"
+
+
+async def test_call_end_codes_without_command_are_urcs_and_lost_link_fails_pending():
+    e, urcs, lost = make_engine()
+    e.data_received(b"\r\nNO CARRIER\r\n")
+    assert urcs == [("NO CARRIER", None)]
+    task = asyncio.create_task(e.command("AT", timeout=5))
+    await asyncio.sleep(0)
+    e._transport.close()  # type: ignore[union-attr]
+    try:
+        await task
+    except LinkLost:
+        pass
+    else:
+        raise AssertionError("LinkLost expected")
+    assert lost == [None]

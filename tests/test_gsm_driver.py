@@ -1,0 +1,117 @@
+"""The real GSM driver against the simulated modem over a pseudo-terminal, per dialect."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cext import linestate_codes as C
+from tests.gsmsim import modem_and_driver, until
+
+DIALECTS = ["sim800", "sim7600", "ec25", "huawei", "generic"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_initialises_and_reports_in_service(dialect):
+    async with modem_and_driver(dialect) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        assert drv.info["sim"] == "READY"
+        assert drv.info["imei"] == sim.imei
+        assert drv.info["imsi"] == sim.imsi
+        assert drv.info["iccid"] == sim.iccid
+        assert drv.info["signal_dbm"] == -113 + 2 * sim.rssi
+        assert drv.info["registration"] == "home"
+        assert drv.info["operator"] == "MegaFon"
+        assert "ATE0" in sim.commands and "AT+CMEE=1" in sim.commands
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_answered_call_then_debtor_hangs_up(dialect):
+    async with modem_and_driver(dialect, "answer") as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        await drv.dial(0, "+79123456789")
+        await rec.wait_for(C.EV_HW_ANSWER)
+        release = await rec.wait_for(C.EV_HW_RELEASE)
+        await rec.wait_for(C.EV_HW_RELEASED)
+        assert "ATD+79123456789;" in sim.commands
+        assert release.cause == 16
+        assert sim.records[-1].fate == "answer"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("kind,cause", [("busy", 17), ("no_answer", 19), ("rejected", 21),
+                                        ("unreachable", 20), ("invalid", 1)])
+async def test_unanswered_outcomes_carry_the_network_cause(dialect, kind, cause):
+    async with modem_and_driver(dialect, kind) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        await drv.dial(0, "+79123456789")
+        release = await rec.wait_for(C.EV_HW_RELEASE)
+        await rec.wait_for(C.EV_HW_RELEASED)
+        assert C.EV_HW_ANSWER not in rec.events()
+        assert release.cause == cause
+
+
+@pytest.mark.parametrize("dialect", ["sim800", "huawei", "generic"])
+async def test_box_hangs_up_a_ringing_call(dialect):
+    async with modem_and_driver(dialect, "no_answer", no_answer_timeout_s=60) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        await drv.dial(0, "+79123456789")
+        if dialect != "generic":
+            await rec.wait_for(C.EV_HW_ALERTING)
+        else:
+            await asyncio.sleep(0.2)
+        await drv.hangup(0)
+        await rec.wait_for(C.EV_HW_RELEASED)
+        assert sim.records[-1].ended_by == "box"
+        # The line is usable again: a second call goes out.
+        n = len(rec.reports)
+        await drv.dial(0, "+79123456780")
+        await rec.wait_for(C.EV_HW_DIALING, after=n)
+        await until(lambda: "ATD+79123456780;" in sim.commands)
+
+
+async def test_inbound_call_with_caller_id():
+    async with modem_and_driver("sim800") as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        sim.ring_inbound("+79001112233")
+        offer = await rec.wait_for(C.EV_HW_INBOUND)
+        assert offer.caller == "+79001112233"
+        await drv.answer(0)
+        await rec.wait_for(C.EV_HW_ANSWER)
+        assert "ATA" in sim.commands
+
+
+async def test_port_that_vanishes_takes_the_line_out_of_service_with_reason():
+    async with modem_and_driver("sim800", health_interval_s=0.3) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        n = len(rec.reports)
+        sim.inject("vanish")
+        oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n, timeout=10)
+        assert oos.reason  # a readable reason, e.g. "no response from the module"
+        assert not drv.in_service
+
+
+@pytest.mark.parametrize("fault,words", [("sim_removed", "SIM"), ("network_lost", "regist"),
+                                         ("silent", "response")])
+async def test_fault_takes_line_out_and_back(fault, words):
+    async with modem_and_driver("sim800", health_interval_s=0.3) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        n = len(rec.reports)
+        sim.inject(fault)
+        oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n, timeout=10)
+        assert words.lower() in oos.reason.lower()
+        n = len(rec.reports)
+        sim.clear(fault)
+        await rec.wait_for(C.EV_HW_IN_SERVICE, after=n, timeout=30)
+
+
+async def test_reboot_is_detected_and_module_reinitialised():
+    async with modem_and_driver("sim800", health_interval_s=5) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        inits = sim.commands.count("ATE0")
+        n = len(rec.reports)
+        sim.inject("reboot")
+        oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n)
+        assert "reboot" in oos.reason
+        await rec.wait_for(C.EV_HW_IN_SERVICE, after=n, timeout=30)
+        assert sim.commands.count("ATE0") > inits  # echo turned off again after the reboot

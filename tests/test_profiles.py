@@ -1,0 +1,66 @@
+"""Hardware profiles: bundled ones load without the source tree; bad ones say FILE:LINE: what."""
+from __future__ import annotations
+
+import pytest
+
+import hw_profiles
+from dialbox.cli import main
+from firmware import profiles
+from firmware.errors import UserError
+from firmware.yamlsrc import ConfigError
+
+
+def test_default_profile_is_the_simulated_gateway():
+    p = profiles.load(None)
+    assert p.driver == "gsm" and len(p.modules) == 4
+    assert all(m.port.startswith("sim://") for m in p.modules)
+
+
+@pytest.mark.parametrize("name", [n for n in hw_profiles.names()])
+def test_every_bundled_profile_is_valid(name, capsys):
+    assert main(["profile", "check", name]) == 0
+
+
+def test_missing_profile_file_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        profiles.load(str(tmp_path / "nope.yaml"))
+    assert main(["profile", "check", str(tmp_path / "nope.yaml")]) == 1
+
+
+def test_problems_are_reported_with_file_and_line(tmp_path, capsys):
+    f = tmp_path / "bad.yaml"
+    f.write_text(
+        "name: bad\n"            # 1
+        "driver: gsm\n"          # 2
+        "dialect: sim900\n"      # 3
+        "modules:\n"             # 4
+        "  - port: /dev/ttyUSB0\n"  # 5
+        "  - port: /dev/ttyUSB0\n"  # 6
+        "baud_rate: 9600\n"      # 7
+        "limits:\n"              # 8
+        "  max_call_s: -5\n",    # 9
+        encoding="utf-8")
+    assert main(["profile", "check", str(f)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert f"{f}:3: unknown dialect 'sim900'" in out[0] or any(
+        line.startswith(f"{f}:3: unknown dialect 'sim900'") for line in out)
+    assert any(line.startswith(f"{f}:6:") and "already used" in line for line in out)
+    assert any(line.startswith(f"{f}:7:") and "did you mean 'baud'" in line for line in out)
+    assert any(line.startswith(f"{f}:9:") and "positive" in line for line in out)
+    assert "Traceback" not in "\n".join(out)
+
+
+def test_broken_yaml_names_the_line(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("name: x\ndriver: gsm\nmodules: [\n  {port: a\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        profiles.load(str(f))
+    assert str(err.value).startswith(f"{f}:")
+    assert "not valid YAML" in str(err.value)
+
+
+def test_not_a_mapping(tmp_path, capsys):
+    f = tmp_path / "list.yaml"
+    f.write_text("- a\n- b\n", encoding="utf-8")
+    assert main(["profile", "check", str(f)]) == 1
+    assert "must be a mapping" in capsys.readouterr().out

@@ -1,0 +1,64 @@
+"""Storage: results survive, interrupted attempts are never redialed at once."""
+from __future__ import annotations
+
+import time
+
+from controller.store import Store
+
+
+def _one_lead(store):
+    cid = store.campaign("c", create=True)
+    store.upsert_account(cid, {"account_id": "A1"}, [("+79123456789", "mobile")])
+    return cid, store.next_lead(cid, time.time())
+
+
+def test_attempt_is_recorded_before_the_call_and_finished_after(tmp_path):
+    s = Store(tmp_path / "d.sqlite3")
+    cid, lead = _one_lead(s)
+    s.begin_attempt(cid, lead, "gsm0", "call-1", "pos1")
+    assert s.next_lead(cid, time.time()) is None  # the account is being dialed
+    s.finish_attempt("call-1", outcome="busy", q850=17, reason="user busy", ring_s=1.0,
+                     talk_s=0.0, abandoned=False)
+    row = s.db.execute("SELECT state, outcome, q850 FROM attempts").fetchone()
+    assert tuple(row) == ("done", "busy", 17)
+    assert s.next_lead(cid, time.time()) is None  # retry later, not now
+    assert s.next_lead(cid, time.time() + 601) is not None
+    s.close()
+
+
+def test_power_cut_in_the_middle_of_a_call_never_redials_at_once(tmp_path):
+    s = Store(tmp_path / "d.sqlite3")
+    cid, lead = _one_lead(s)
+    s.begin_attempt(cid, lead, "gsm0", "call-1", "pos1")
+    s.db.close()  # the box loses power: no finish_attempt
+    s2 = Store(tmp_path / "d.sqlite3")
+    assert s2.recover_interrupted(retry_after_s=900) == 1
+    assert s2.db.execute("SELECT state FROM attempts").fetchone()[0] == "interrupted"
+    assert s2.next_lead(cid, time.time()) is None
+    assert s2.next_lead(cid, time.time() + 901) is not None
+    s2.close()
+
+
+def test_invalid_number_is_never_dialed_again(tmp_path):
+    s = Store(tmp_path / "d.sqlite3")
+    cid, lead = _one_lead(s)
+    s.begin_attempt(cid, lead, "gsm0", "c1", None)
+    s.finish_attempt("c1", outcome="invalid_number", q850=1, reason="unallocated", ring_s=0,
+                     talk_s=0, abandoned=False)
+    assert s.next_lead(cid, time.time() + 10 ** 6) is None
+    assert s.db.execute("SELECT status FROM phones").fetchone()[0] == "invalid"
+    s.close()
+
+
+def test_counters(tmp_path):
+    s = Store(tmp_path / "d.sqlite3")
+    cid = s.campaign("c", create=True)
+    for i, outcome in enumerate(["answered", "busy", "no_answer", "unreachable"]):
+        s.upsert_account(cid, {"account_id": f"A{i}"}, [(f"+7912345678{i}", "mobile")])
+        lead = s.next_lead(cid, time.time())
+        s.begin_attempt(cid, lead, "gsm0", f"c{i}", None)
+        s.finish_attempt(f"c{i}", outcome=outcome, q850=None, reason="", ring_s=0, talk_s=0,
+                         abandoned=False)
+    c = s.counters(cid)
+    assert (c["attempts"], c["answered"], c["busy"], c["no_answer"], c["failed"]) == (4, 1, 1, 1, 1)
+    s.close()
