@@ -425,3 +425,28 @@ def test_bad_input_is_a_compliance_error():
         decide(MOSCOW, datetime(2026, 1, 12, 12, 0))
     with pytest.raises(ComplianceError, match="unknown channel"):
         decide(MOSCOW, datetime(2026, 1, 12, 12, 0, tzinfo=UTC), channel="fax")
+
+
+def test_a_dialer_that_calls_whenever_allowed_keeps_every_limit():
+    # Simulated clock over January and February 2026; the debtor answers every call.
+    h = InMemoryContactHistory()
+    t, end, talks = local(MSK, 2026, 1, 1, 0, 0), local(MSK, 2026, 3, 1, 12, 0), []
+    while t < end:
+        d = decide(MOSCOW, t, h)
+        if d.allowed:
+            h.record_call("d-msk", t, conversation=True)
+            talks.append(t.astimezone(MSK).strftime("%m-%d %H:%M"))
+            t += timedelta(minutes=1)
+        else:
+            assert d.next_allowed_at > t
+            t = d.next_allowed_at
+    assert talks == [
+        "01-01 09:00", "01-02 09:00",                  # New Year holidays: rest-day hours
+        "01-05 09:00", "01-06 09:00",                  # two a calendar week
+        "01-12 08:00", "01-13 08:00", "01-19 08:00", "01-20 08:00",  # eight in January
+        "02-01 09:00",                                 # a Sunday, the first day of a new month
+        "02-02 08:00", "02-03 08:00", "02-09 08:00", "02-10 08:00", "02-16 08:00",
+        "02-17 08:00",
+        "02-23 09:00",                                 # Defender of the Fatherland Day
+        "03-01 09:00",                                 # eight in February: wait for March
+    ]
