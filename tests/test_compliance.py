@@ -450,3 +450,32 @@ def test_a_dialer_that_calls_whenever_allowed_keeps_every_limit():
         "02-23 09:00",                                 # Defender of the Fatherland Day
         "03-01 09:00",                                 # eight in February: wait for March
     ]
+
+
+class _SqlLikeStore:
+    """A store that implements only the ContactHistory protocol, returning rows as SQL might."""
+
+    def __init__(self, rows: list[tuple[str, str, datetime]]) -> None:
+        self.rows = rows
+        self.queries: list[tuple[str, datetime, datetime]] = []
+
+    def contacts(self, debtor_id, kind, since, until):
+        self.queries.append((kind, since, until))
+        # naive UTC and unordered, as a careless SELECT without ORDER BY could return them
+        return [at.astimezone(UTC).replace(tzinfo=None) for d, k, at in reversed(self.rows)
+                if d == debtor_id and k == kind and since <= at < until]
+
+
+def test_any_contact_history_implementation_is_enough():
+    store = _SqlLikeStore([
+        ("d-ny", "attempt", local(NY, 2026, 1, 5, 12, 0)),
+        ("d-ny", "conversation", local(NY, 2026, 1, 6, 12, 0)),
+        ("d-ny", "attempt", local(NY, 2026, 1, 6, 12, 0)),
+    ])
+    d = check("us-regf", NYC, at=local(NY, 2026, 1, 8, 12, 0), history=store)
+    assert codes(d) == {"regf_after_conversation"}
+    assert d.next_allowed_at == local(NY, 2026, 1, 13, 8, 0)
+    # one query per kind of contact, however far ahead the answer had to be searched
+    assert sorted(q[0] for q in store.queries) == ["attempt", "conversation"]
+    # ...and reaching back at least a month, the longest window of any profile
+    assert all(q[1] <= local(NY, 2026, 1, 8, 12, 0) - timedelta(days=31) for q in store.queries)

@@ -1,6 +1,7 @@
-"""The one decision: may this debtor be called (or sent an SMS) at this instant, and if not, when."""
+"""The one decision: may this debtor be called or sent an SMS at this instant; if not, why, when."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -49,7 +50,7 @@ class Decision:
     at: datetime
     zones: tuple[str, ...]           # the debtor's possible zones, west to east
     zone_source: str | None          # "tz", "region", "phone" or None
-    next_allowed_at: datetime | None  # earliest UTC instant >= at that is allowed; None: never/unknown
+    next_allowed_at: datetime | None  # earliest allowed UTC instant >= at; None: never or unknown
     profile: str
     channel: str
     local_times: dict[str, datetime] = field(default_factory=dict)
@@ -108,23 +109,22 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
         reasons.append(Reason("unknown_timezone",
                               f"the debtor's local time is unknown ({where.note}); held, "
                               "never dialed at a guess: add a time zone or region to the lead"))
+    decide = functools.partial(Decision, at=at, zones=zones, zone_source=where.source,
+                               profile=profile.name, channel=channel, local_times=local_times)
     if reasons:
-        return _decision(False, reasons, at, zones, where.source, None, profile, channel,
-                         local_times)
-    contacts = {kind: history.contacts(lead.debtor_id, kind, at - _LOOKBACK,
-                                       at + timedelta(microseconds=1))
+        return decide(allowed=False, reasons=tuple(reasons), next_allowed_at=None)
+    contacts = {kind: _utc_sorted(history.contacts(lead.debtor_id, kind, at - _LOOKBACK,
+                                                   at + timedelta(microseconds=1)))
                 for kind in _kinds(rules)}
     blocks = _blocks(profile, rules, zones, at, contacts)
-    reasons = _merge(blocks, len(zones))
     nxt = at if not blocks else _next_allowed(profile, rules, zones, at, contacts, blocks)
-    decision = _decision(not blocks, reasons, at, zones, where.source, nxt, profile, channel,
-                         local_times)
-    return decision
+    return decide(allowed=not blocks, reasons=tuple(_merge(blocks, len(zones))),
+                  next_allowed_at=nxt)
 
 
-def _decision(allowed, reasons, at, zones, source, nxt, profile, channel, local_times) -> Decision:
-    return Decision(allowed, tuple(reasons), at, zones, source, nxt, profile.name, channel,
-                    local_times)
+def _utc_sorted(times: list[datetime]) -> list[datetime]:
+    # The store promises aware UTC instants in order; a naive one is taken as UTC, not dropped.
+    return sorted(t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC) for t in times)
 
 
 def _kinds(rules: ChannelRules) -> set[str]:

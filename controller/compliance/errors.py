@@ -3,4 +3,4 @@ from __future__ import annotations
 
 
 class ComplianceError(ValueError):
-    """Bad input to the compliance engine (unknown profile, phone, zone, time); says what and where."""
+    """Bad input (unknown profile, phone, zone, time) to the compliance engine; says what, where."""

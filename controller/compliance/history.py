@@ -76,7 +76,8 @@ def load_history(path: str, debtor_id: str) -> InMemoryContactHistory:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ComplianceError(f"{path}: not a JSON file ({exc})") from None
     if not isinstance(rows, list):
-        raise ComplianceError(f"{path}: expected a JSON list of contacts, got {type(rows).__name__}")
+        raise ComplianceError(
+            f"{path}: expected a JSON list of contacts, got {type(rows).__name__}")
     history = InMemoryContactHistory()
     for i, row in enumerate(rows):
         where = f"{path}: contact #{i + 1}"

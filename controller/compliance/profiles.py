@@ -71,6 +71,8 @@ class Profile:
     abandon_target: float | None = None      # share of live answers that may be abandoned
     abandon_window: timedelta | None = None  # over which the share is measured
     min_ring_seconds: float | None = None    # an unanswered call rings at least this long
+    # A live answer not put through to an operator within this many seconds is abandoned.
+    abandon_after_seconds: float | None = None
     sources: tuple[str, ...] = field(default=())
 
     def channel(self, channel: str) -> ChannelRules:
@@ -124,6 +126,7 @@ RU_230FZ = Profile(
     ),
     abandon_target=0.01,
     abandon_window=timedelta(days=1),
+    abandon_after_seconds=2.0,
     sources=("230-FZ art. 7 part 3 (voice), part 5 (messages)",),
 )
 
@@ -144,6 +147,7 @@ US_REGF = Profile(
     sms=ChannelRules(hours=Hours(working=(_h(8), _h(21)))),
     abandon_target=0.03,
     abandon_window=timedelta(days=30),
+    abandon_after_seconds=2.0,
     min_ring_seconds=15.0,
     sources=("12 CFR 1006.6(b)(1)(i)", "12 CFR 1006.14(b)(2)", "16 CFR 310.4(b)(4)",
              "47 CFR 64.1200(a)(7)"),
