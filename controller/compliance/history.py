@@ -3,12 +3,15 @@
 Kinds of contact, counted per debtor across all his phones and all campaigns:
 
 - ``attempt``: every voice call placed to any of the debtor's phones, answered or not
-  (Regulation F's 7-in-7 counts these).
+  (Regulation F's 7-in-7 counts these; it leaves out calls that did not connect at all, e.g.
+  busy or network failure, so counting every placed call is the stricter side).
 - ``conversation``: an answered call that reached the debtor himself (right party contact) and
   in which he was spoken to. This is "взаимодействие посредством телефонных переговоров" of
   230-FZ art. 7 part 3 and "telephone conversation" of Reg F 1006.14(b)(2). A call answered by
   a third party, a machine, or abandoned before an operator spoke is an attempt, not a
   conversation. Every conversation is also an attempt: record the call once with the flag.
+  Only calls the shop placed count: 230-FZ limits interaction at the creditor's initiative, so a
+  debtor calling in (blended mode) is not recorded here.
 - ``sms``: every message sent to any of the debtor's phones (230-FZ art. 7 part 5).
 """
 from __future__ import annotations

@@ -96,14 +96,16 @@ def _h(hour: int) -> time:
 
 _RU_HOURS = Hours(working=(_h(8), _h(22)), rest=(_h(9), _h(20)))
 
-# 230-FZ art. 7 part 3 (voice) and part 5 (SMS and other messages) put limits on "сутки",
-# "неделя", "месяц". Practice (FSSP, courts, commentary) reads them as the calendar day, the
-# calendar week (Monday to Sunday) and the calendar month, in the debtor's local time; we
-# implement calendar windows. A rolling window would allow e.g. 2 calls on a Sunday and 2 more on
-# Monday; the calendar reading allows that too, so the two readings differ only on which
-# combinations are legal, and we follow the wording the practice uses.
-# Part 3 counts "телефонные переговоры" (conversations with the debtor), not dial attempts;
-# part 5 has the same hours for messages as part 3 has for calls.
+# 230-FZ art. 7 part 3 p. 3 limits telephone conversations at the creditor's initiative to once
+# a "сутки", twice a "неделя", eight times a "месяц"; part 5 limits messages to 2 / 4 / 16 and
+# gives them the same hours as calls (part 3 p. 1: not 22-8 on working days, not 20-9 on days
+# off and public holidays, local time at the debtor's residence). Practitioners read the
+# periods as calendar ones ("не более двух раз в течение календарной недели и не более восьми раз
+# в течение календарного месяца", a lawyer citing part 3 in a 2025 interview on finance.mail.ru),
+# which is what we implement: the local calendar day, the Monday-to-Sunday week and the calendar
+# month. Under that reading two calls on Sunday and two on Monday are lawful. A shop that wants
+# the rolling reading enforced as well can add ROLLING limits to a profile: limits are data.
+# Part 3 counts conversations (an answered call that reached the debtor), not dial attempts.
 RU_230FZ = Profile(
     name="ru-230fz",
     title="Russia, Federal Law 230-FZ art. 7",
