@@ -109,3 +109,9 @@ def test_resolve_says_why_nothing_was_found():
     found = resolve("Bad/Zone", "Нарния", "+80012345678")
     assert found.zones == () and found.source is None
     assert "Bad/Zone" in found.note and "Нарния" in found.note and "phone" in found.note
+
+
+def test_resolve_reads_a_national_phone_as_russian_and_survives_garbage():
+    assert resolve(None, None, "8 (4012) 12-34-56").zones == ("Europe/Kaliningrad",)
+    found = resolve(None, None, "not a phone")
+    assert found.zones == () and found.note == "phone 'not a phone' is not a phone number"

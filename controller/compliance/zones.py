@@ -49,8 +49,8 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 def zones_for_phone(e164: str) -> tuple[str, ...]:
-    """Zones phonenumbers gives for an E.164 number, fixed for Russia; () when unknown."""
-    number = phonenumbers.parse(e164)
+    """Zones of an E.164 number (a national one is read as Russian), fixed for Russia."""
+    number = phonenumbers.parse(e164, "RU")
     if phonenumbers.region_code_for_number(number) == "RU":
         # phonenumbers' zone data lags behind Russian changes (it still puts Saratov, UTC+4 since
         # 2016, in Moscow time); its geocoder names the subject of a landline, and our table
@@ -84,9 +84,9 @@ def resolve(tz: str | None, region: str | None, phone: str | None) -> Zones:
         try:
             found = zones_for_phone(phone)
         except phonenumbers.NumberParseException:
-            found = ()
-            notes.append(f"phone {phone!r} is not in E.164 form")
-        if found:
-            return Zones(found, "phone", "; ".join(notes))
-        notes.append("the phone number does not tell the time zone")
+            notes.append(f"phone {phone!r} is not a phone number")
+        else:
+            if found:
+                return Zones(found, "phone", "; ".join(notes))
+            notes.append("the phone number does not tell the time zone")
     return Zones((), None, "; ".join(notes) or "no time zone, region or phone number")
