@@ -13,9 +13,8 @@ from controller.compliance.workdays import day_kind
 from controller.compliance.zones import resolve, zone
 
 UTC = timezone.utc
-# History older than this cannot matter: the longest window is a calendar month in a zone up to
-# 14 hours away from UTC.
-_LOOKBACK = timedelta(days=33)
+# History older than this cannot matter: a calendar month window starts at most 31 days back.
+_MONTH_LOOKBACK = 33
 # next_allowed_at is searched this far ahead; beyond it the lead is reported as not callable.
 HORIZON = timedelta(days=400)
 _MAX_STEPS = 20_000
@@ -113,7 +112,9 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
                                profile=profile.name, channel=channel, local_times=local_times)
     if reasons:
         return decide(allowed=False, reasons=tuple(reasons), next_allowed_at=None)
-    contacts = {kind: _utc_sorted(history.contacts(lead.debtor_id, kind, at - _LOOKBACK,
+    since = at - timedelta(days=max([_MONTH_LOOKBACK, rules.quiet_days_after_conversation + 2]
+                                    + [lim.days + 2 for lim in rules.limits]))
+    contacts = {kind: _utc_sorted(history.contacts(lead.debtor_id, kind, since,
                                                    at + timedelta(microseconds=1)))
                 for kind in _kinds(rules)}
     blocks = _blocks(profile, rules, zones, at, contacts)
@@ -180,7 +181,7 @@ def _hours_block(profile: Profile, rules: ChannelRules, name: str, local: dateti
         today + timedelta(days=1), time(0), name)
     code = "holiday_hours" if kind.rest else "outside_hours"
     text = (f"local time {local:%Y-%m-%d %H:%M} ({name}) is outside {start:%H:%M}-{end:%H:%M}, "
-            f"the hours allowed on a {kind.why}")
+            f"the hours allowed on {kind.why}")
     return [_Block(code, text, name, until)]
 
 

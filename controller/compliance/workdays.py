@@ -26,13 +26,13 @@ def _calendar(country: str) -> holidays.HolidayBase:
 def day_kind(country: str | None, day: date) -> DayKind:
     """Kind of ``day`` in ``country``; without a country every day is a working day."""
     if country is None:
-        return DayKind(False, "working day")
+        return DayKind(False, "any day")
     cal = _calendar(country)
     name = cal.get(day)
     if name:
-        return DayKind(True, f"public holiday or day off ({name})")
+        return DayKind(True, f"a public holiday or day off: {name}")
     if day in cal.weekend_workdays:
-        return DayKind(False, "working day moved to a weekend by decree")
+        return DayKind(False, "a working day moved to a weekend by decree")
     if cal.is_weekend(day):
-        return DayKind(True, f"weekend ({day.strftime('%A')})")
-    return DayKind(False, "working day")
+        return DayKind(True, f"a weekend day ({day.strftime('%A')})")
+    return DayKind(False, "a working day")
