@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.compliance import InMemoryContactHistory, LeadContext, check
+from controller.compliance import (
+    ComplianceError, InMemoryContactHistory, LeadContext, check, normalize_phone)
 
 UTC = timezone.utc
 
@@ -78,3 +79,29 @@ def test_ambiguous_number_is_allowed_only_when_every_zone_is(lead, at):
              for z in d.zones]
     assert d.allowed == all(a.allowed for a in alone)
     assert d.next_allowed_at >= max(a.next_allowed_at for a in alone)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tz=st.none() | st.text(max_size=30), region=st.none() | st.text(max_size=30),
+       phone=st.none() | st.text(alphabet="+0123456789 ()-x#*abc", max_size=20),
+       at=instants)
+def test_garbage_in_a_lead_holds_it_and_never_crashes(tz, region, phone, at):
+    d = check("ru-230fz", LeadContext("d", phone=phone, region=region, tz=tz), at=at,
+              history=InMemoryContactHistory())
+    if not d.zones:
+        assert [r.code for r in d.reasons] == ["unknown_timezone"]
+        assert d.next_allowed_at is None
+    else:
+        assert d.next_allowed_at is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.text(max_size=25))
+def test_normalize_phone_raises_only_compliance_error(raw):
+    try:
+        e164 = normalize_phone(raw)
+    except ComplianceError as exc:
+        assert repr(raw) in str(exc)
+    else:
+        assert e164.startswith("+") and e164[1:].isdigit()
+        assert normalize_phone(e164) == e164
