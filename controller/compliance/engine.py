@@ -1,0 +1,251 @@
+"""The one decision: may this debtor be called or sent an SMS at this instant; if not, why, when."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+from controller.compliance.errors import ComplianceError
+from controller.compliance.history import ContactHistory
+from controller.compliance.profiles import (
+    DAY, MONTH, ROLLING, WEEK, ChannelRules, CountLimit, Profile, get_profile)
+from controller.compliance.workdays import day_kind
+from controller.compliance.zones import resolve, zone
+
+UTC = timezone.utc
+# History older than this cannot matter: a calendar month window starts at most 31 days back.
+_MONTH_LOOKBACK = 33
+# next_allowed_at is searched this far ahead; beyond it the lead is reported as not callable.
+HORIZON = timedelta(days=400)
+_MAX_STEPS = 20_000
+
+_WHAT = {"attempt": "call attempts", "conversation": "conversations", "sms": "SMS"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why not: a stable ``code`` for programs and a ``text`` for the supervisor."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadContext:
+    """What the engine needs of a lead: who (for history) and where (for local time)."""
+
+    debtor_id: str
+    phone: str | None = None   # E.164
+    region: str | None = None  # Russian federal subject: name, ISO 3166-2 or two-digit code
+    tz: str | None = None      # IANA zone; wins over region and phone
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one lead, channel and instant."""
+
+    allowed: bool
+    reasons: tuple[Reason, ...]
+    at: datetime
+    zones: tuple[str, ...]           # the debtor's possible zones, west to east
+    zone_source: str | None          # "tz", "region", "phone" or None
+    next_allowed_at: datetime | None  # earliest allowed UTC instant >= at; None: never or unknown
+    profile: str
+    channel: str
+    local_times: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def local_time(self) -> datetime | None:
+        """Local time in the westernmost possible zone (the only one when the zone is known)."""
+        return self.local_times[self.zones[0]] if self.zones else None
+
+    def to_json(self) -> dict:
+        """Plain JSON-able form (for the CLI, logs, the web admin)."""
+        return {
+            "allowed": self.allowed,
+            "reasons": [{"code": r.code, "text": r.text} for r in self.reasons],
+            "local_time": self.local_time.isoformat() if self.local_time else None,
+            "local_times": {z: t.isoformat() for z, t in self.local_times.items()},
+            "zones": list(self.zones),
+            "zone_source": self.zone_source,
+            "next_allowed_at": (self.next_allowed_at.astimezone(UTC).isoformat()
+                                if self.next_allowed_at else None),
+            "profile": self.profile,
+            "channel": self.channel,
+            "at": self.at.astimezone(UTC).isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A reason that holds on [t, until); until None: it will not pass by itself."""
+
+    code: str
+    text: str
+    zone: str
+    until: datetime | None
+
+
+def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: ContactHistory,
+          channel: str = "voice", dnc: str | bool | None = None) -> Decision:
+    """Decide whether ``lead`` may be contacted on ``channel`` at ``at`` (an aware datetime)."""
+    if isinstance(profile, str):
+        profile = get_profile(profile)
+    rules = profile.channel(channel)
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ComplianceError(f"decision time {at.isoformat()} has no UTC offset")
+    at = at.astimezone(UTC)
+    needs_zone = rules.hours is not None or bool(rules.limits) or bool(
+        rules.quiet_days_after_conversation)
+    where = resolve(lead.tz, lead.region, lead.phone)
+    zones = tuple(sorted(where.zones, key=lambda z: (at.astimezone(zone(z)).utcoffset(), z)))
+    local_times = {z: at.astimezone(zone(z)) for z in zones}
+    reasons: list[Reason] = []
+    if dnc:
+        why = f": {dnc}" if isinstance(dnc, str) else ""
+        reasons.append(Reason("dnc", f"the number is on the do-not-call list{why}"))
+    if needs_zone and not zones:
+        reasons.append(Reason("unknown_timezone",
+                              f"the debtor's local time is unknown ({where.note}); held, "
+                              "never dialed at a guess: add a time zone or region to the lead"))
+    decide = functools.partial(Decision, at=at, zones=zones, zone_source=where.source,
+                               profile=profile.name, channel=channel, local_times=local_times)
+    if reasons:
+        return decide(allowed=False, reasons=tuple(reasons), next_allowed_at=None)
+    since = at - timedelta(days=max([_MONTH_LOOKBACK, rules.quiet_days_after_conversation + 2]
+                                    + [lim.days + 2 for lim in rules.limits]))
+    contacts = {kind: _utc_sorted(history.contacts(lead.debtor_id, kind, since,
+                                                   at + timedelta(microseconds=1)))
+                for kind in _kinds(rules)}
+    blocks = _blocks(profile, rules, zones, at, contacts)
+    nxt = at if not blocks else _next_allowed(profile, rules, zones, at, contacts, blocks)
+    return decide(allowed=not blocks, reasons=tuple(_merge(blocks, len(zones))),
+                  next_allowed_at=nxt)
+
+
+def _utc_sorted(times: list[datetime]) -> list[datetime]:
+    # The store promises aware UTC instants in order; a naive one is taken as UTC, not dropped.
+    return sorted(t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC) for t in times)
+
+
+def _kinds(rules: ChannelRules) -> set[str]:
+    kinds = {lim.counts for lim in rules.limits}
+    if rules.quiet_days_after_conversation:
+        kinds.add("conversation")
+    return kinds
+
+
+def _next_allowed(profile: Profile, rules: ChannelRules, zones: tuple[str, ...], at: datetime,
+                  contacts: dict[str, list[datetime]], blocks: list[_Block]) -> datetime | None:
+    # Every block holds until its ``until``, so no instant before the latest of them is allowed;
+    # jump there and look again. Contacts are only those already made: none are planned.
+    t = at
+    for _ in range(_MAX_STEPS):
+        if not blocks:
+            return t
+        if any(b.until is None for b in blocks):
+            return None
+        later = max(b.until for b in blocks)
+        t = later if later > t else t + timedelta(minutes=1)
+        if t - at > HORIZON:
+            return None
+        blocks = _blocks(profile, rules, zones, t, contacts)
+    return None
+
+
+def _blocks(profile: Profile, rules: ChannelRules, zones: tuple[str, ...], t: datetime,
+            contacts: dict[str, list[datetime]]) -> list[_Block]:
+    out: list[_Block] = []
+    for name in zones:
+        tz = zone(name)
+        local = t.astimezone(tz)
+        today = local.date()
+        if rules.hours is not None:
+            out.extend(_hours_block(profile, rules, name, local, today))
+        for lim in rules.limits:
+            out.extend(_limit_block(lim, name, today, contacts.get(lim.counts, [])))
+        if rules.quiet_days_after_conversation:
+            out.extend(_quiet_block(rules.quiet_days_after_conversation, name, today,
+                                    contacts.get("conversation", [])))
+    return out
+
+
+def _hours_block(profile: Profile, rules: ChannelRules, name: str, local: datetime,
+                 today: date) -> list[_Block]:
+    kind = day_kind(profile.holiday_country, today)
+    start, end = rules.hours.window(kind.rest)
+    now = local.time().replace(tzinfo=None)
+    if start <= now < end:
+        return []
+    until = _at_local(today, start, name) if now < start else _at_local(
+        today + timedelta(days=1), time(0), name)
+    code = "holiday_hours" if kind.rest else "outside_hours"
+    text = (f"local time {local:%Y-%m-%d %H:%M} ({name}) is outside {start:%H:%M}-{end:%H:%M}, "
+            f"the hours allowed on {kind.why}")
+    return [_Block(code, text, name, until)]
+
+
+def _limit_block(lim: CountLimit, name: str, today: date,
+                 times: list[datetime]) -> list[_Block]:
+    first, after = _window(lim, today)
+    lo, hi = _at_local(first, time(0), name), _at_local(after, time(0), name)
+    inside = [c for c in times if lo <= c < hi]
+    if len(inside) < lim.maximum:
+        return []
+    if lim.period == ROLLING:
+        # The window slides by local days: it is clear once enough of the oldest have left it.
+        oldest_to_drop = inside[len(inside) - lim.maximum].astimezone(zone(name)).date()
+        until = _at_local(oldest_to_drop + timedelta(days=lim.days), time(0), name)
+    else:
+        until = hi
+    text = (f"{len(inside)} {_WHAT[lim.counts]} already from {first:%Y-%m-%d} to "
+            f"{after - timedelta(days=1):%Y-%m-%d} ({name}); the limit is {lim.describe()}")
+    return [_Block(lim.code, text, name, until)]
+
+
+def _quiet_block(days: int, name: str, today: date, conversations: list[datetime]) -> list[_Block]:
+    tz = zone(name)
+    recent = [c.astimezone(tz).date() for c in conversations]
+    recent = [d for d in recent if d + timedelta(days=days) > today]
+    if not recent:
+        return []
+    last = max(recent)
+    text = (f"conversation with the debtor on {last:%Y-%m-%d} ({name}); no calls for {days} "
+            f"days counting that day, until {last + timedelta(days=days):%Y-%m-%d}")
+    return [_Block("regf_after_conversation", text, name,
+                   _at_local(last + timedelta(days=days), time(0), name))]
+
+
+def _window(lim: CountLimit, today: date) -> tuple[date, date]:
+    """First day and the day after the last of the window containing ``today``."""
+    if lim.period == DAY:
+        return today, today + timedelta(days=1)
+    if lim.period == WEEK:
+        monday = today - timedelta(days=today.weekday())
+        return monday, monday + timedelta(days=7)
+    if lim.period == MONTH:
+        first = today.replace(day=1)
+        return first, (first + timedelta(days=32)).replace(day=1)
+    if lim.period == ROLLING:
+        return today - timedelta(days=lim.days - 1), today + timedelta(days=1)
+    raise ComplianceError(f"limit {lim.code}: unknown period {lim.period!r}")
+
+
+def _at_local(day: date, clock: time, name: str) -> datetime:
+    """The UTC instant when the wall clock in zone ``name`` shows ``day`` ``clock``."""
+    return datetime.combine(day, clock, tzinfo=zone(name)).astimezone(UTC)
+
+
+def _merge(blocks: list[_Block], nzones: int) -> list[Reason]:
+    """One reason per code; for an ambiguous number, say in how many zones it applies."""
+    by_code: dict[str, list[_Block]] = {}
+    for b in blocks:
+        by_code.setdefault(b.code, []).append(b)
+    reasons = []
+    for code, group in by_code.items():
+        text = group[0].text
+        if nzones > 1:
+            text += (f" [the number may be in {nzones} zones; this applies in {len(group)}: "
+                     f"{', '.join(b.zone for b in group)}]")
+        reasons.append(Reason(code, text))
+    return reasons

@@ -1,0 +1,115 @@
+"""What the engine needs to know about past contacts with a debtor, and an in-memory store.
+
+Kinds of contact, counted per debtor across all his phones and all campaigns:
+
+- ``attempt``: every voice call placed to any of the debtor's phones, answered or not
+  (Regulation F's 7-in-7 counts these; it leaves out calls that did not connect at all, e.g.
+  busy or network failure, so counting every placed call is the stricter side).
+- ``conversation``: an answered call that reached the debtor himself (right party contact) and
+  in which he was spoken to. This is "взаимодействие посредством телефонных переговоров" of
+  230-FZ art. 7 part 3 and "telephone conversation" of Reg F 1006.14(b)(2). A call answered by
+  a third party, a machine, or abandoned before an operator spoke is an attempt, not a
+  conversation. Every conversation is also an attempt: record the call once with the flag.
+  Only calls the shop placed count: 230-FZ limits interaction at the creditor's initiative, so a
+  debtor calling in (blended mode) is not recorded here.
+- ``sms``: every message sent to any of the debtor's phones (230-FZ art. 7 part 5).
+"""
+from __future__ import annotations
+
+import bisect
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Protocol
+
+from controller.compliance.errors import ComplianceError
+
+KINDS = ("attempt", "conversation", "sms")
+
+
+class ContactHistory(Protocol):
+    """Read side of the contact record the compliance engine consults."""
+
+    def contacts(self, debtor_id: str, kind: str, since: datetime,
+                 until: datetime) -> list[datetime]:
+        """UTC instants of the debtor's contacts of ``kind`` with since <= t < until, ascending."""
+        ...
+
+
+class InMemoryContactHistory:
+    """ContactHistory kept in lists; for the CLI and tests."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+
+    def record_call(self, debtor_id: str, at: datetime, *, conversation: bool = False) -> None:
+        """A voice call was placed at ``at``; ``conversation``: it reached the debtor."""
+        self._add(debtor_id, "attempt", at)
+        if conversation:
+            self._add(debtor_id, "conversation", at)
+
+    def record_sms(self, debtor_id: str, at: datetime) -> None:
+        """An SMS was sent at ``at``."""
+        self._add(debtor_id, "sms", at)
+
+    def contacts(self, debtor_id: str, kind: str, since: datetime,
+                 until: datetime) -> list[datetime]:
+        """UTC instants of the debtor's contacts of ``kind`` with since <= t < until, ascending."""
+        if kind not in KINDS:
+            raise ComplianceError(f"unknown contact kind {kind!r}: use one of {', '.join(KINDS)}")
+        times = self._by_kind.get((debtor_id, kind), [])
+        return times[bisect.bisect_left(times, since):bisect.bisect_left(times, until)]
+
+    def _add(self, debtor_id: str, kind: str, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ComplianceError(f"contact time {at.isoformat()} has no UTC offset")
+        bisect.insort(self._by_kind[(debtor_id, kind)], at.astimezone(timezone.utc))
+
+
+def load_history(path: str, debtor_id: str) -> InMemoryContactHistory:
+    """Read a JSON list of {"at": ISO 8601, "kind": "call"|"conversation"|"sms"} for one debtor.
+
+    ``phone`` and ``campaign`` keys may be present and are ignored: the limits are per debtor.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rows = json.load(fh)
+    except OSError as exc:
+        raise ComplianceError(f"{path}: cannot read the history file ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ComplianceError(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(rows, list):
+        raise ComplianceError(
+            f"{path}: expected a JSON list of contacts, got {type(rows).__name__}")
+    history = InMemoryContactHistory()
+    for i, row in enumerate(rows):
+        where = f"{path}: contact #{i + 1}"
+        if not isinstance(row, dict):
+            raise ComplianceError(f"{where}: expected an object with 'at' and 'kind'")
+        kind = row.get("kind")
+        at = parse_instant(row.get("at"), f"{where}, field 'at'")
+        if kind in ("call", "attempt"):
+            history.record_call(debtor_id, at)
+        elif kind == "conversation":
+            history.record_call(debtor_id, at, conversation=True)
+        elif kind == "sms":
+            history.record_sms(debtor_id, at)
+        else:
+            raise ComplianceError(
+                f"{where}, field 'kind': {kind!r} is not one of call, conversation, sms")
+    return history
+
+
+def parse_instant(text: object, where: str) -> datetime:
+    """An ISO 8601 instant with a UTC offset ('Z' or +03:00); ComplianceError naming ``where``."""
+    if not isinstance(text, str):
+        raise ComplianceError(f"{where}: expected an ISO 8601 time string, got {text!r}")
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ComplianceError(
+            f"{where}: {text!r} is not an ISO 8601 time (e.g. 2026-01-02T10:00:00+03:00)") from None
+    if value.tzinfo is None:
+        raise ComplianceError(
+            f"{where}: {text!r} has no UTC offset; add 'Z' for UTC or e.g. '+03:00'")
+    return value

@@ -1,0 +1,72 @@
+"""``dialbox compliance``: ask the compliance engine about one debtor at one instant."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from controller.compliance import (
+    DEFAULT_PROFILE, PROFILES, ComplianceError, InMemoryContactHistory, LeadContext, check,
+    get_profile, load_history, normalize_phone)
+from controller.compliance.history import parse_instant
+from controller.compliance.regions import find_subjects, suggest
+from controller.compliance.zones import zone
+from firmware.errors import UserError
+
+_CLI_DEBTOR = "cli-debtor"
+
+
+def add_parser(subparsers) -> None:
+    """Register ``dialbox compliance check`` and ``dialbox compliance profiles``."""
+    parser = subparsers.add_parser(
+        "compliance", help="check when a debtor may be called under a compliance profile")
+    sub = parser.add_subparsers(dest="compliance_command", metavar="ACTION")
+    sub.required = True
+    chk = sub.add_parser("check", help="may this debtor be called at this instant; if not, why")
+    chk.add_argument("--profile", default=DEFAULT_PROFILE,
+                     help=f"compliance profile ({', '.join(sorted(PROFILES))}); "
+                          f"default {DEFAULT_PROFILE}")
+    chk.add_argument("--phone", required=True, help="debtor's phone, e.g. '8 (912) 345-67-89'")
+    chk.add_argument("--region", help="Russian federal subject: name, ISO code or region code")
+    chk.add_argument("--tz", help="debtor's IANA time zone, e.g. Asia/Yekaterinburg")
+    chk.add_argument("--at", required=True, help="instant, ISO 8601 with offset, e.g. "
+                                                 "2026-01-02T10:00:00+03:00 or ...Z")
+    chk.add_argument("--channel", choices=("voice", "sms"), default="voice")
+    chk.add_argument("--history", metavar="FILE",
+                     help='JSON list of past contacts: [{"at": ISO, "kind": '
+                          '"call|conversation|sms"}, ...]')
+    chk.add_argument("--dnc", metavar="REASON", help="the number is on the do-not-call list")
+    chk.set_defaults(func=_check)
+    prof = sub.add_parser("profiles", help="list the compliance profiles")
+    prof.set_defaults(func=_profiles)
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        profile = get_profile(args.profile)
+        phone = normalize_phone(args.phone)
+        at = parse_instant(args.at, "--at")
+        if args.tz:
+            zone(args.tz)
+        if args.region and not find_subjects(args.region):
+            hint = suggest(args.region)
+            raise ComplianceError(
+                f"region {args.region!r} is not a Russian federal subject"
+                + (f"; did you mean {', '.join(hint)}?" if hint else
+                   "; give its name, ISO code (RU-KGD) or two-digit code (39)"))
+        history = (load_history(args.history, _CLI_DEBTOR) if args.history
+                   else InMemoryContactHistory())
+        decision = check(profile, LeadContext(_CLI_DEBTOR, phone, args.region, args.tz),
+                         at=at, history=history, channel=args.channel, dnc=args.dnc)
+    except ComplianceError as exc:
+        raise UserError(f"compliance check: {exc}") from None
+    json.dump(decision.to_json(), sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    for name in sorted(PROFILES):
+        default = " (default)" if name == DEFAULT_PROFILE else ""
+        print(f"{name}{default}: {PROFILES[name].title}")
+    return 0
