@@ -76,7 +76,7 @@ setup(
         "aiohttp-jinja2>=1.6",
         "structlog>=24.1",
         "phonenumbers>=8.13",
-        "holidays>=0.50",
+        "holidays>=0.109",
         "argon2-cffi>=23.1",
         "tzdata",
     ],

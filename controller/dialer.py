@@ -4,9 +4,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from datetime import datetime, timezone
 
 import structlog
 
+from controller import compliance
 from controller.operators import OperatorPool
 from controller.store import Store
 from firmware.clock import Clock
@@ -20,13 +22,16 @@ class Dialer:
     """Progressive mode: one call per free operator, the operator reserved before the call."""
 
     def __init__(self, store: Store, lines: LineAPI, operators: OperatorPool, clock: Clock, *,
-                 campaign_id: int, campaign_name: str) -> None:
+                 campaign_id: int, campaign_name: str,
+                 compliance_profile: str = compliance.DEFAULT_PROFILE) -> None:
         self.store = store
         self.lines = lines
         self.operators = operators
         self.clock = clock
         self.campaign_id = campaign_id
         self.campaign_name = campaign_name
+        self.compliance = compliance.get_profile(compliance_profile)
+        self.held = 0  # decisions not to dial, this run
         self.running = False
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -67,6 +72,8 @@ class Dialer:
             lead = self.store.next_lead(self.campaign_id, self.clock.wall())
             if lead is None:
                 return
+            if not self._allowed(lead):
+                continue
             call_id = f"{uuid.uuid4().hex[:12]}"
             op = self.operators.reserve(call_id)
             if op is None:
@@ -82,6 +89,28 @@ class Dialer:
                             campaign=self.campaign_name, error=str(exc))
                 self._finish(CallReleased(line, call_id, Outcome.FAILED, None, str(exc), 0, 0,
                                           self.clock.now()))
+
+    def _allowed(self, lead) -> bool:
+        """Check the law before every dial; a refusal is stored with its reason and next time."""
+        ctx = compliance.LeadContext(lead.account_id, phone=lead.number, region=lead.region,
+                                     tz=lead.tz)
+        at = datetime.fromtimestamp(self.clock.wall(), timezone.utc)
+        try:
+            d = compliance.check(self.compliance, ctx, at=at, history=self.store)
+        except compliance.ComplianceError as exc:
+            self.store.hold(lead.account_pk, "compliance_error", str(exc),
+                            campaign_id=self.campaign_id)
+            self.held += 1
+            return False
+        if d.allowed:
+            return True
+        codes = ",".join(r.code for r in d.reasons)
+        texts = "; ".join(r.text for r in d.reasons)
+        until = d.next_allowed_at.timestamp() if d.next_allowed_at else None
+        self.store.hold(lead.account_pk, codes, texts, campaign_id=self.campaign_id, until=until)
+        self.held += 1
+        log.debug("lead_held", campaign=self.campaign_name, codes=codes)
+        return False
 
     # --- events from the lines --------------------------------------------------------------
     def on_line_event(self, ev: LineEvent) -> None:

@@ -5,6 +5,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
@@ -119,6 +120,8 @@ class Lead:
     phone_pk: int
     number: str
     account_id: str
+    region: str | None = None
+    tz: str | None = None
 
 
 class Store:
@@ -216,14 +219,33 @@ class Store:
     def next_lead(self, campaign_id: int, now: float) -> Lead | None:
         """The highest-priority account due now, with its first phone still worth dialing."""
         row = self.db.execute(
-            "SELECT a.id, a.account_id, p.id AS phone_pk, p.e164 FROM accounts a "
+            "SELECT a.id, a.account_id, a.region, a.tz, p.id AS phone_pk, p.e164 FROM accounts a "
             "JOIN phones p ON p.account_pk = a.id AND p.status = 'ok' "
             "WHERE a.campaign_id=? AND a.status='active' AND a.next_due_at <= ? "
             "ORDER BY a.priority DESC, a.next_due_at, a.id, p.attempts, p.position LIMIT 1",
             (campaign_id, now)).fetchone()
         if row is None:
             return None
-        return Lead(int(row["id"]), int(row["phone_pk"]), row["e164"], row["account_id"])
+        return Lead(int(row["id"]), int(row["phone_pk"]), row["e164"], row["account_id"],
+                    row["region"], row["tz"])
+
+    def contacts(self, debtor_id: str, kind: str, since: datetime, until: datetime
+                 ) -> list[datetime]:
+        """The compliance engine's ContactHistory: a debtor's contacts across campaigns."""
+        if kind == "sms":
+            return []  # no SMS are sent by this build yet
+        sql = ("SELECT a.created_at FROM attempts a JOIN accounts acc ON acc.id = a.account_pk "
+               "WHERE acc.account_id = ? AND a.created_at >= ? AND a.created_at < ?")
+        if kind == "conversation":
+            sql += " AND a.outcome = 'answered' AND a.abandoned = 0 AND a.talk_s > 0"
+        rows = self.db.execute(sql + " ORDER BY a.created_at",
+                               (debtor_id, since.timestamp(), until.timestamp())).fetchall()
+        return [datetime.fromtimestamp(r[0], timezone.utc) for r in rows]
+
+    def set_compliance(self, campaign_id: int, profile: str) -> None:
+        with self.tx():
+            self.db.execute("UPDATE campaigns SET compliance_profile=? WHERE id=?",
+                            (profile, campaign_id))
 
     def hold(self, account_pk: int, code: str, detail: str, *, campaign_id: int | None,
              until: float | None = None) -> None:
@@ -250,8 +272,8 @@ class Store:
                 "created_at, operator) VALUES (?,?,?,?,?,?,?,?)",
                 (call_id, campaign_id, lead.account_pk, lead.phone_pk, lead.number, line,
                  time.time(), operator))
-            self.db.execute("UPDATE accounts SET status='dialing', updated_at=? WHERE id=?",
-                            (time.time(), lead.account_pk))
+            self.db.execute("UPDATE accounts SET status='dialing', hold_reason=NULL, updated_at=? "
+                            "WHERE id=?", (time.time(), lead.account_pk))
 
     def finish_attempt(self, call_id: str, *, outcome: str, q850: int | None, reason: str,
                        ring_s: float, talk_s: float, abandoned: bool, retry_scale: float = 1.0

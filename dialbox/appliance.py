@@ -41,6 +41,7 @@ class Settings:
     calllist: Path | None = None
     seed: int | None = None
     wrap_mean_s: float = 10.0
+    compliance: str = "ru-230fz"
 
 
 @dataclass
@@ -60,6 +61,10 @@ class Appliance:
         s = self.settings
         if s.operators < 1:
             raise UserError(f"--operators must be at least 1, got {s.operators}")
+        from controller.compliance import PROFILES
+        if s.compliance not in PROFILES:
+            raise UserError(f"compliance profile {s.compliance!r} is unknown; known: "
+                            f"{', '.join(PROFILES)}")
         self.clock = Clock(s.time_scale)
         profile = profiles.load(s.profile)
         if profile.driver != "gsm":
@@ -95,7 +100,9 @@ class Appliance:
         self.lines = LineManager(drivers, self.clock, ring_timeout_s=profile.ring_timeout_s)
         self.lines.subscribe(self._on_line_event)
         await self.lines.start()
-        campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True)
+        campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True,
+                                          compliance_profile=s.compliance)
+        self.store.set_compliance(campaign_id, s.compliance)  # an explicit choice each start
         if not self.store.db.execute("SELECT 1 FROM accounts WHERE campaign_id=? LIMIT 1",
                                      (campaign_id,)).fetchone():
             source = s.calllist or Path(str(files("controller").joinpath("data/demo-debtors.csv")))
@@ -105,7 +112,8 @@ class Appliance:
         self.operators = OperatorPool(s.operators, self.clock, wrap_mean_s=s.wrap_mean_s,
                                       seed=s.seed)
         self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
-                             campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN)
+                             campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
+                             compliance_profile=s.compliance)
         await self.dialer.start()
         self.started_at = time.time()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
@@ -142,6 +150,13 @@ class Appliance:
             listener(ev)
 
     # --- what the web admin shows -----------------------------------------------------------
+    def _held(self) -> int:
+        """Leads not dialable now by the law (held or waiting for their allowed time)."""
+        return int(self.store.db.execute(
+            "SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND hold_reason IS NOT NULL AND "
+            "(status='held' OR (status='active' AND next_due_at > ?))",
+            (self.dialer.campaign_id, time.time())).fetchone()[0])
+
     def health(self) -> dict:
         lines = self.lines.lines()
         up = sum(1 for ln in lines if ln.in_service)
@@ -157,7 +172,8 @@ class Appliance:
                        "signal_dbm": ln.details.get("signal_dbm"),
                        "operator": ln.details.get("operator")} for ln in self.lines.lines()],
             "campaign": {"name": DEMO_CAMPAIGN, "running": self.dialer.running,
-                         "counters": self.dialer.counters()},
+                         "compliance": self.settings.compliance,
+                         "counters": dict(self.dialer.counters(), held=self._held())},
             "operators": self.operators.snapshot(),
             "health": self.health(),
         }

@@ -14,6 +14,8 @@ _COMMAND_MODULES = (
     "dialbox.cmd_run",
     "dialbox.cmd_profile",
     "dialbox.cmd_user",
+    "dialbox.cmd_linestate",
+    "dialbox.cmd_compliance",
 )
 
 

@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="simulated seconds per real second for debtors and operators (default 1)")
     p.add_argument("--calllist", type=Path, metavar="CSV",
                    help="call list for the demo campaign (default: bundled 200 debtors)")
+    p.add_argument("--compliance", default="ru-230fz", metavar="PROFILE",
+                   help="compliance profile of the demo campaign: ru-230fz (default), us-regf, "
+                        "or none (only for demos outside legal hours)")
     p.add_argument("--seed", type=int, help="random seed of the simulation")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(func=run)
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     logsetup.configure(args.log_level)
     settings = Settings(simulate=args.simulate, profile=args.profile, operators=args.operators,
                         data=args.data, time_scale=args.time_scale, calllist=args.calllist,
-                        seed=args.seed)
+                        seed=args.seed, compliance=args.compliance)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     appliance = Appliance(settings)

@@ -36,14 +36,14 @@ class Backend(Protocol):
 
 
 BACKEND = web.AppKey("backend", object)
+USER = web.RequestKey("user", dict)
 
 
 def make_app(backend: Backend) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[BACKEND] = backend
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(_HERE / "templates")),
-                         autoescape=jinja2.select_autoescape(["html"]),
-                         context_processors=[_context])
+                         autoescape=jinja2.select_autoescape(["html"]))
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/login", login_form, name="login")
     app.router.add_post("/login", login_submit)
@@ -64,17 +64,19 @@ def lang_of(request: web.Request) -> str:
     return c if c in LANGS else "ru"
 
 
-async def _context(request: web.Request) -> dict:
+def _context(request: web.Request) -> dict:
     lang = lang_of(request)
     strings = LOCALES[lang]
+    user = request.get(USER)
     return {"t": lambda key: strings.get(key, key), "lang": lang,
-            "other_lang": "en" if lang == "ru" else "ru", "strings_json": json.dumps(strings,
-                                                                                     ensure_ascii=False),
-            "user": request.get("user"), "csrf": (request.get("user") or {}).get("csrf", "")}
+            "other_lang": "en" if lang == "ru" else "ru",
+            "strings_json": json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"),
+            "user": user, "csrf": (user or {}).get("csrf", "")}
 
 
 def _render(template: str, request: web.Request, ctx: dict, *, status: int = 200) -> web.Response:
-    resp = aiohttp_jinja2.render_template(template, request, ctx, status=status)
+    resp = aiohttp_jinja2.render_template(template, request, {**_context(request), **ctx},
+                                          status=status)
     if request.query.get("lang") in LANGS:
         resp.set_cookie(LANG_COOKIE, request.query["lang"], max_age=365 * 86400,
                         samesite="Lax", httponly=True)
@@ -111,7 +113,7 @@ async def auth_middleware(request: web.Request, handler):
         if request.path.startswith(("/api/", "/ws")):
             return web.json_response({"error": "authentication required"}, status=401)
         raise web.HTTPFound("/login")
-    request["user"] = user
+    request[USER] = user
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get("X-CSRF-Token")
         if sent is None and request.content_type in ("application/x-www-form-urlencoded",

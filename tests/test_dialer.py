@@ -1,0 +1,134 @@
+"""The dialer over a fake Line API: progressive pacing, operator hand-off, the law before each dial."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+
+from controller.dialer import Dialer
+from controller.operators import OperatorPool
+from controller.store import Store
+from firmware.lineapi import CallProgress, CallReleased, CallStage, Outcome
+
+
+class FakeClock:
+    scale = 1.0
+
+    def __init__(self, wall: float) -> None:
+        self._wall = wall
+
+    def now(self) -> float:
+        return self._wall
+
+    def wall(self) -> float:
+        return self._wall
+
+    async def sleep(self, s: float) -> None:
+        await asyncio.sleep(0)
+
+
+class FakeLines:
+    """Line API stand-in: records dials and lets the test play the network."""
+
+    def __init__(self, names):
+        self.names = list(names)
+        self.busy: dict[str, str] = {}
+        self.dials: list[tuple[str, str, str]] = []
+        self.bridges: list[tuple[str, str]] = []
+        self.sinks = []
+
+    def subscribe(self, sink):
+        self.sinks.append(sink)
+
+    def free_lines(self):
+        return [n for n in self.names if n not in self.busy]
+
+    async def dial(self, line, number, *, call_id):
+        self.busy[line] = call_id
+        self.dials.append((line, number, call_id))
+
+    async def bridge(self, call_id, position):
+        self.bridges.append((call_id, position))
+
+    def emit(self, ev):
+        if isinstance(ev, CallReleased):
+            self.busy.pop(ev.line, None)
+        for s in self.sinks:
+            s(ev)
+
+
+def at(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "d.sqlite3")
+    cid = s.campaign("c", create=True)
+    for i in range(5):
+        s.upsert_account(cid, {"account_id": f"A{i}", "tz": "Europe/Moscow"},
+                         [(f"+7912345670{i}", "mobile")])
+    yield s
+    s.close()
+
+
+async def make(store, wall, *, operators=2, lines=4, profile="ru-230fz"):
+    clock = FakeClock(wall)
+    fl = FakeLines([f"l{i}" for i in range(lines)])
+    ops = OperatorPool(operators, clock)  # type: ignore[arg-type]
+    d = Dialer(store, fl, ops, clock, campaign_id=1, campaign_name="c",  # type: ignore[arg-type]
+               compliance_profile=profile)
+    d.running = True  # as after start(), without the background loop
+    return d, fl, ops
+
+
+async def test_progressive_places_one_call_per_free_operator(store):
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"))
+    await d._place_calls()
+    assert len(fl.dials) == 2  # two operators, four lines: two calls
+    line, number, call_id = fl.dials[0]
+    fl.emit(CallProgress(line, call_id, CallStage.ANSWERED, 0))
+    await asyncio.sleep(0)
+    assert fl.bridges == [(call_id, ops.by_call(call_id).position)]
+    fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 3.0, 20.0, 0))
+    row = store.db.execute("SELECT outcome, talk_s FROM attempts WHERE call_id=?",
+                           (call_id,)).fetchone()
+    assert tuple(row) == ("answered", 20.0)
+    await ops.stop()
+
+
+async def test_night_in_moscow_holds_every_lead_with_reason_and_time(store):
+    d, fl, ops = await make(store, at("2026-11-25T03:30:00+03:00"))
+    await d._place_calls()
+    assert fl.dials == []
+    rows = store.db.execute("SELECT code, detail FROM decisions").fetchall()
+    assert len(rows) == 5 and all(r["code"] == "outside_hours" for r in rows)
+    due = store.db.execute("SELECT MIN(next_due_at) FROM accounts").fetchone()[0]
+    assert due == at("2026-11-25T08:00:00+03:00")
+    await ops.stop()
+
+
+async def test_second_conversation_the_same_day_is_refused(store):
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1)
+    await d._place_calls()
+    line, number, call_id = fl.dials[0]
+    fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 3.0, 20.0, 0))
+    # Bring the same debtor due again (a callback, say): the law says not today.
+    store.db.execute("UPDATE accounts SET status='active', next_due_at=0 WHERE account_id='A0'")
+    store.db.execute("UPDATE accounts SET status='done' WHERE account_id!='A0'")
+    for _ in range(3):  # the operator's wrap-up finishes
+        await asyncio.sleep(0)
+    assert ops.free()
+    await d._place_calls()
+    assert len(fl.dials) == 1
+    code = store.db.execute("SELECT code FROM decisions ORDER BY id DESC").fetchone()[0]
+    assert code == "daily_limit"
+    await ops.stop()
+
+
+async def test_none_profile_dials_at_night_only_by_explicit_choice(store):
+    d, fl, ops = await make(store, at("2026-11-25T03:30:00+03:00"), profile="none")
+    await d._place_calls()
+    assert len(fl.dials) == 2
+    await ops.stop()
