@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_user",
     "dialbox.cmd_linestate",
     "dialbox.cmd_compliance",
+    "dialbox.cmd_modem",
 )
 
 
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from dialbox import logsetup
+    logsetup.configure("WARNING")  # tools print JSON on stdout; logs go to stderr
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -92,7 +92,8 @@ async def test_port_that_vanishes_takes_the_line_out_of_service_with_reason():
 
 
 @pytest.mark.parametrize("fault,words", [("sim_removed", "SIM"), ("network_lost", "regist"),
-                                         ("silent", "response")])
+                                         ("silent", "response"), ("garbage", "noise"),
+                                         ("cme_error", "CME ERROR")])
 async def test_fault_takes_line_out_and_back(fault, words):
     async with modem_and_driver("sim800", health_interval_s=0.3) as (sim, drv, rec):
         await rec.wait_for(C.EV_HW_IN_SERVICE)

@@ -198,7 +198,6 @@ class GsmModule:
     async def _serve(self) -> None:
         self._trouble.clear()
         self._trouble_reason = ""
-        timeouts = 0
         while not self._stopping:
             try:
                 await asyncio.wait_for(self._trouble.wait(), self.profile.health_interval_s)
@@ -209,11 +208,12 @@ class GsmModule:
                 continue  # the port is busy with ATD; poll after the call
             try:
                 await self._poll()
-                timeouts = 0
-            except ATTimeout:
-                timeouts += 1
-                if timeouts >= 2:
-                    raise _Trouble("no response from the module") from None
+            except ATTimeout as exc:
+                # One slow answer is not a dead module: a bare AT tells.
+                try:
+                    await self._require_engine().command("AT", timeout=2)
+                except (ATTimeout, ATError):
+                    raise _Trouble(f"no response from the module ({exc})") from None
 
     async def _open(self) -> None:
         self._close()

@@ -155,7 +155,9 @@ class ATEngine(asyncio.Protocol):
                 except asyncio.TimeoutError:
                     # Its answer may still be on the way: let it arrive and be dropped.
                     self._quiet_until = loop.time() + 0.5
-                    raise ATTimeout(f"{cmd}: no answer in {timeout:g}s") from None
+                    junk = (f"; {len(pending.lines)} unrecognised line(s) instead, noise on the "
+                            "line or a wrong baud rate?" if pending.lines else "")
+                    raise ATTimeout(f"{cmd}: no answer in {timeout:g}s{junk}") from None
             finally:
                 self._pending = None
             resp = Response(cmd, final, pending.lines)

@@ -138,8 +138,6 @@ class SimModem:
             self._drop_call("network")
             self._close_fds()
             return
-        if fault == "garbage":
-            self._send_raw(bytes(self._rng.randrange(256) for _ in range(64)))
         if fault == "sim_removed":
             self.sim_present = False
             self._drop_call("network")
@@ -231,6 +229,12 @@ class SimModem:
         self._flush()
 
     def _line(self, text: str) -> None:
+        if "garbage" in self.faults:
+            # A noisy line or a wrong baud rate: what comes out is no longer AT.
+            n = len(text) + 4
+            self._send_raw(bytes(self._rng.choice(b"\x80\xfe?#~\x11 ") for _ in range(n))
+                           + b"\r\n")
+            return
         self._send_raw(b"\r\n" + text.encode("ascii") + b"\r\n")
 
     def _urc(self, text: str) -> None:
