@@ -23,6 +23,10 @@ from firmware.gsm.pdu import (
 MSK = timezone(timedelta(hours=3))
 CYRILLIC = "Уважаемый клиент! Напоминаем о задолженности по договору. Просим погасить до пятницы."
 GSM_ALPHABET = "".join(ch for ch in map(chr, range(32, 0x400)) if ab.gsm7_septets(ch) is not None)
+# short and long (multi-part) texts of both alphabets; both reference widths
+TEXTS = (st.text(max_size=80) | st.text(min_size=60, max_size=400)
+         | st.text(alphabet=GSM_ALPHABET, max_size=170) | st.text(alphabet=GSM_ALPHABET, min_size=150, max_size=500))
+REFERENCES = st.integers(min_value=0, max_value=0xFF) | st.integers(min_value=0x100, max_value=0xFFFF)
 
 
 def oracle_submit(hex_pdu: str) -> tuple[str, str, dict]:
@@ -163,10 +167,10 @@ def test_long_gsm7_with_extension_chars_splits_and_decodes_with_oracle():
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.text(alphabet=GSM_ALPHABET + "абвгдЖЯё€{}", max_size=400),
-       number=st.from_regex(r"\+?[0-9]{3,15}", fullmatch=True))
-def test_any_message_agrees_with_smspdudecoder(text, number):
-    pdus = encode_submit(number, text)
+@given(text=TEXTS, number=st.from_regex(r"\+?[0-9]{3,15}", fullmatch=True),
+       reference=REFERENCES)
+def test_any_message_agrees_with_smspdudecoder(text, number, reference):
+    pdus = encode_submit(number, text, reference=reference)
     joined = ""
     for pdu in pdus:
         oracle_number, oracle_text, _ = oracle_submit(pdu.hex)
@@ -383,8 +387,7 @@ def test_truncated_or_corrupted_real_pdus_raise_only_pdu_error(text, data):
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.text(max_size=500), number=st.from_regex(r"\+?[0-9*#]{1,20}", fullmatch=True),
-       reference=st.integers(min_value=0, max_value=0xFFFF))
+@given(text=TEXTS, number=st.from_regex(r"\+?[0-9*#]{1,20}", fullmatch=True), reference=REFERENCES)
 def test_submit_round_trip(text, number, reference):
     pdus = encode_submit(number, text, reference=reference)
     joined = []
@@ -399,7 +402,7 @@ def test_submit_round_trip(text, number, reference):
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
-@given(text=st.text(max_size=500), sender=st.from_regex(r"\+?[0-9]{1,20}|[A-Za-z][A-Za-z0-9 ]{0,10}",
+@given(text=TEXTS, sender=st.from_regex(r"\+?[0-9]{1,20}|[A-Za-z][A-Za-z0-9 ]{0,10}",
                                                         fullmatch=True), seed=st.integers())
 def test_deliver_parts_reassemble_in_any_order(text, sender, seed):
     when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=MSK)
@@ -470,3 +473,20 @@ def test_text_mode_helpers():
     assert ab.ucs2_hex("Да!") == "041404300021"
     assert ab.ucs2_from_hex("041404300021") == "Да!"
     assert ab.ucs2_hex("+7916") == "002B0037003900310036"
+
+
+@pytest.mark.parametrize(("udh", "concat"), [
+    ("050003 2A 02 01", Concat(reference=0x2A, part=1, parts=2)),
+    ("060804 1234 03 03", Concat(reference=0x1234, part=3, parts=3)),
+    ("050003 2A 02 00", None),                 # part 0: the IE is ignored (23.040 §9.2.3.24.1)
+    ("050003 2A 02 03", None),                 # part beyond the count: ignored
+    ("06 0504 0B84 23F0", None),               # application port addressing only
+])
+def test_udh_concatenation_information_element(udh, concat):
+    udh = udh.replace(" ", "")
+    body = "04220435043A0441044200"[:20]          # "Текст" in UCS2
+    udl = len(udh) // 2 + len(body) // 2
+    hex_pdu = "00" "44" "0B919761214365F7" "0008" "42301021436521" + f"{udl:02X}" + udh + body
+    sms = decode_deliver(hex_pdu)
+    assert sms.concat == concat
+    assert sms.text == "Текст"
