@@ -72,7 +72,6 @@ CME: dict[int, tuple[str, CmeAction]] = {
     # seen in the field as a SIM that the module cannot unlock, so a person must look.
     262: ("SIM blocked", P), 263: ("invalid block", P), 264: ("SIM PIN2 blocked", O),
     515: ("please wait, init or command processing in progress", R),  # Wavecom/Sierra, SIMCom
-    516: ("SIM not ready", R),
 }
 
 RL, OS, NV, RJ = CmsAction.RETRY_LATER, CmsAction.OTHER_SIM, CmsAction.NEVER, CmsAction.REJECTED
