@@ -8,7 +8,6 @@ from io import StringIO
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from smspdudecoder.codecs import GSM as OracleGSM
 from smspdudecoder.easy import read_incoming_sms, read_outgoing_sms
 from smspdudecoder.fields import SMSSubmit as OracleSubmit
 
