@@ -14,7 +14,8 @@ from smspdudecoder.fields import SMSSubmit as OracleSubmit
 from firmware.gsm import alphabet as ab
 from firmware.gsm.concat import GAP, Reassembler
 from firmware.gsm.pdu import (
-    Concat, DeliveryOutcome, PduError, count_parts, decode_deliver, decode_status_report, decode_submit,
+    Concat, Deliver, DeliveryOutcome, PduError, StatusReport, Submit, count_parts, decode_deliver, decode_pdu,
+    decode_status_report, decode_submit,
     encode_deliver, encode_status_report, encode_submit, encode_timestamp, relative_validity, status_outcome,
     validity_of,
 )
@@ -311,6 +312,16 @@ def test_dcs_8bit_and_class_0_are_decoded():
     assert (sms.alphabet, sms.text, sms.payload) == (ab.OCTETS, "ABC", b"ABC")
 
 
+def test_decode_pdu_dispatches_on_the_message_type():
+    when = datetime(2024, 1, 1)
+    assert isinstance(decode_pdu(encode_deliver("+79161234567", "x", timestamp=when)[0].hex), Deliver)
+    assert isinstance(decode_pdu(encode_submit("+79161234567", "x")[0].hex), Submit)
+    report = encode_status_report(1, "+79161234567", status=0, sc_timestamp=when, discharge_time=when)
+    assert isinstance(decode_pdu(report.hex[2:], length=report.tpdu_length), StatusReport)
+    with pytest.raises(PduError, match="reserved message type 3"):
+        decode_pdu("0003")
+
+
 def test_wrong_message_type_is_named():
     deliver = encode_deliver("+79161234567", "x", timestamp=datetime(2024, 1, 1))[0].hex
     with pytest.raises(PduError, match="not an SMS-SUBMIT"):
@@ -352,7 +363,7 @@ def test_udl_over_the_limit_and_udh_past_the_data_are_refused():
 @settings(max_examples=400)
 @given(st.binary(max_size=200), st.none() | st.integers(min_value=0, max_value=260))
 def test_arbitrary_bytes_raise_only_pdu_error(data, length):
-    for decode in (decode_deliver, decode_submit, decode_status_report):
+    for decode in (decode_deliver, decode_submit, decode_status_report, decode_pdu):
         try:
             decode(data.hex(), length=length)
         except PduError:
@@ -362,7 +373,7 @@ def test_arbitrary_bytes_raise_only_pdu_error(data, length):
 @settings(max_examples=200)
 @given(st.text(max_size=60))
 def test_arbitrary_text_raises_only_pdu_error(text):
-    for decode in (decode_deliver, decode_submit, decode_status_report):
+    for decode in (decode_deliver, decode_submit, decode_status_report, decode_pdu):
         try:
             decode(text)
         except PduError:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from firmware.gsm import alphabet as ab
+from firmware.gsm.alphabet import text_mode_fits, ucs2_from_hex, ucs2_hex
 from firmware.gsm.tpdu_fields import (
     Concat, PduError, Reader, address, dcs_alphabet, encode_timestamp, payload_text, relative_validity,
     smsc_address, validity_of,
@@ -20,9 +21,9 @@ from firmware.gsm.tpdu_fields import (
 
 __all__ = [
     "Concat", "Deliver", "DeliveryOutcome", "EncodedPdu", "PduError", "STATUS_NAMES", "StatusReport", "Submit",
-    "SubmitPdu", "count_parts", "dcs_alphabet", "decode_deliver", "decode_status_report", "decode_submit",
+    "SubmitPdu", "count_parts", "dcs_alphabet", "decode_deliver", "decode_pdu", "decode_status_report", "decode_submit",
     "encode_deliver", "encode_status_report", "encode_submit", "encode_timestamp", "payload_text",
-    "relative_validity", "status_outcome", "validity_of",
+    "relative_validity", "status_outcome", "text_mode_fits", "ucs2_from_hex", "ucs2_hex", "validity_of",
 ]
 
 MAX_PARTS = 255
@@ -298,3 +299,14 @@ def decode_status_report(pdu: str, *, length: int | None = None) -> StatusReport
     discharge = r.timestamp("TP-DT")
     return StatusReport(message_reference=mr, recipient=recipient, sc_timestamp=sc_timestamp,
                         discharge_time=discharge, status=r.octet("TP-ST"), smsc=smsc)
+
+
+def decode_pdu(pdu: str, *, length: int | None = None) -> Deliver | Submit | StatusReport:
+    """Decode whichever of the three a ``+CMGR``/``+CMGL`` entry holds, by its message type."""
+    r = Reader(pdu, length)
+    r.smsc()
+    mti = r.octet("first octet") & 0x03
+    decoder = {0: decode_deliver, 1: decode_submit, 2: decode_status_report}.get(mti)
+    if decoder is None:
+        raise PduError("reserved message type 3", r.pos - 1)
+    return decoder(pdu, length=length)
