@@ -120,8 +120,10 @@ def split_text(text: str, alphabet: str, single: int, part: int) -> list[str]:
     Units are septets (GSM7) or UTF-16 code units (UCS2); a segment never ends inside an
     escape pair or a surrogate pair because whole characters are counted.
     """
-    cost = (lambda ch: len(_SEPTETS[ch])) if alphabet == GSM7 else (lambda ch: 2 if ord(ch) > 0xFFFF else 1)
-    costs = [cost(ch) for ch in text]
+    if alphabet == GSM7:
+        costs = [len(_SEPTETS[ch]) for ch in text]
+    else:
+        costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     if sum(costs) <= single:
         return [text]
     segments, start, used = [], 0, 0

@@ -65,7 +65,8 @@ CME: dict[int, tuple[str, CmeAction]] = {
     56: ("fixed dial number only allowed", P), 57: ("temporarily out of service due to other MT usage", R),
     60: ("system failure", F), 62: ("call barred", P),
     100: ("unknown", O), 103: ("illegal MS", P), 106: ("illegal ME", P), 107: ("GPRS services not allowed", O),
-    111: ("PLMN not allowed", P), 112: ("location area not allowed", R), 113: ("roaming not allowed in this location area", R),
+    111: ("PLMN not allowed", P), 112: ("location area not allowed", R),
+    113: ("roaming not allowed in this location area", R),
     134: ("service option temporarily out of order", R), 148: ("unspecified GPRS error", O),
     257: ("network rejected request", R), 258: ("retry operation", R), 261: ("unknown subscriber", P),
     # 262-264: vendor meanings on SIMCom/Quectel/Telit modules (27.007 has SS errors there);

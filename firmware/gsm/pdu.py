@@ -21,8 +21,8 @@ from firmware.gsm.tpdu_fields import (
 
 __all__ = [
     "Concat", "Deliver", "DeliveryOutcome", "EncodedPdu", "PduError", "STATUS_NAMES", "StatusReport", "Submit",
-    "SubmitPdu", "count_parts", "dcs_alphabet", "decode_deliver", "decode_pdu", "decode_status_report", "decode_submit",
-    "encode_deliver", "encode_status_report", "encode_submit", "encode_timestamp", "payload_text",
+    "SubmitPdu", "count_parts", "dcs_alphabet", "decode_deliver", "decode_pdu", "decode_status_report",
+    "decode_submit", "encode_deliver", "encode_status_report", "encode_submit", "encode_timestamp", "payload_text",
     "relative_validity", "status_outcome", "text_mode_fits", "ucs2_from_hex", "ucs2_hex", "validity_of",
 ]
 
@@ -49,8 +49,7 @@ STATUS_NAMES: dict[int, str] = {
     0x46: "validity period expired", 0x47: "deleted by the sender",
     0x48: "deleted by SC administration", 0x49: "message does not exist",
 }
-for _st in range(0x20, 0x26):
-    STATUS_NAMES[_st + 0x40] = STATUS_NAMES[_st] + ", SC gave up"
+STATUS_NAMES.update({st + 0x40: STATUS_NAMES[st] + ", SC gave up" for st in range(0x20, 0x26)})
 
 
 def status_outcome(status: int) -> DeliveryOutcome:

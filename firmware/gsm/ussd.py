@@ -124,9 +124,11 @@ def _looks_packed(body: str) -> bool:
 
 
 _NUMBER = r"(?:\d{1,3}(?:,\d{3})+\.\d{1,2}|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d+)?)"
-_AMOUNT = re.compile(rf"(?P<sign>[-\u2212\u2013]|минус\s*|minus\s*)?(?<!\d)(?<!\d[.,:])(?P<num>{_NUMBER})(?!\d|[.,:]\d)",
-                     re.IGNORECASE)
-_CURRENCY = re.compile(r"\s*(?:руб|р\.|р\b|₽|rub|rur|r\b|р$)", re.IGNORECASE)
+# not glued to other digits, so dates (01.03.2024) and times (12:30) are not taken for money
+_AMOUNT = re.compile(
+    rf"(?P<sign>[-\u2212\u2013]|минус\s*|minus\s*)?(?<!\d)(?<!\d[.,:])(?P<num>{_NUMBER})(?!\d|[.,:]\d)",
+    re.IGNORECASE)
+_CURRENCY = re.compile(r"\s*(?:руб|р\.|р\b|₽|rub|rur|r\b)", re.IGNORECASE)
 _KEYWORD = re.compile(r"баланс|balans|balance|остаток|ostatok|на\s+сч[её]т|na\s+schet", re.IGNORECASE)
 
 
