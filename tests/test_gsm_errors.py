@@ -84,6 +84,11 @@ def test_unknown_text_keeps_the_text():
     assert parse_error_line("+CMS ERROR: ???").action is CmsAction.RETRY_LATER
 
 
+def test_non_ascii_digits_are_text_not_codes():
+    error = parse_error_line("+CME ERROR: ²")
+    assert (error.code, error.name) == (None, "²")
+
+
 @pytest.mark.parametrize("line", ["OK", "ERROR", "+CMGS: 12", "+CME ERROR", "", "CME ERROR: 10"])
 def test_other_lines_are_not_errors(line):
     assert parse_error_line(line) is None

@@ -179,7 +179,7 @@ def _code(kind: str, value: int | str) -> int | None:
     if isinstance(value, int):
         return value
     text = value.strip().strip('"')
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     return _BY_NAME.get((kind, _norm(text)))
 
