@@ -79,6 +79,7 @@ setup(
         "holidays>=0.109",
         "argon2-cffi>=23.1",
         "tzdata",
+        "gsm0338>=1.1",
     ],
     extras_require={
         "test": [
@@ -88,6 +89,8 @@ setup(
             "pytest-asyncio>=0.23",
             "hypothesis>=6.100",
             "pytest-timeout>=2.3",
+            "smspdudecoder>=2.2",
+            "bitstring>=4.2,<5",  # smspdudecoder needs BitStream, gone in bitstring 5
         ],
     },
     entry_points={"console_scripts": ["dialbox = dialbox.cli:main"]},

@@ -76,6 +76,8 @@ class LineManager:
     async def start(self) -> None:
         base = 0
         for drv in self.drivers:
+            if hasattr(drv, "on_sms"):
+                drv.on_sms = self._emit  # type: ignore[attr-defined]
             n = len(drv.channel_names())
             await drv.start(self._reporter(base))
             base += n
@@ -151,12 +153,12 @@ class LineManager:
             raise LineError(f"no call {call_id} (caller hung up?)")
         self._feed(call.channel, C.EV_CTL_ANSWER, 0)
 
-    async def send_sms(self, line: str, number: str, text: str, *, sms_id: str) -> None:
+    async def send_sms(self, line: str, number: str, text: str, *, sms_id: str) -> dict:
         ch = self.channels[self._index(line)]
         send = getattr(ch.driver, "send_sms", None)
         if send is None:
             raise LineError(f"line {line} ({ch.driver.kind}) cannot send SMS")
-        await send(ch.local, number, text, sms_id=sms_id)
+        return await send(ch.local, number, text, sms_id=sms_id)
 
     def block(self, line: str) -> None:
         self._feed(self._index(line), C.EV_CTL_BLOCK, 0)

@@ -66,3 +66,13 @@ async def test_bad_number_is_refused_cleanly(sim):
     code, out, err = await run_cli("modem", "--profile", "sim800", "--port", sim.path, "call",
                                    "not-a-number")
     assert code == 1 and "not a phone number" in err and "Traceback" not in err
+
+
+async def test_sms_prints_parts_and_references(sim):
+    text = "Напоминаем о платеже по договору №12345: внесите 5 000 руб. до 30.11, спасибо!!"
+    code, out, err = await run_cli("modem", "--profile", "sim800", "--port", sim.path, "sms",
+                                   "+79123456789", text)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["status"] == "sent" and res["parts"] == 2 and len(res["references"]) == 2
+    assert "".join(p.text for p in sim.sms_sent) == text

@@ -11,8 +11,12 @@ from cext import linestate_codes as C
 from firmware.clock import Clock
 from firmware.driverapi import HwReport, Report
 from firmware.errors import UserError
+from firmware.gsm import errors as gsm_errors
+from firmware.gsm import pdu as smspdu
+from firmware.gsm.concat import Reassembler
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost, Response
+from firmware.lineapi import InboundSms, SmsStatus
 from firmware.profiles import Profile
 from firmware.seriallink import open_link
 
@@ -74,6 +78,10 @@ class GsmModule:
         self._tasks: set[asyncio.Task] = set()
         self._failures = 0
         self.log = log.bind(line=name)
+        self.on_sms = None  # callable(SmsStatus | InboundSms), set by the line manager
+        self._sms_sent: dict[tuple[int, str], tuple[str, int]] = {}  # (mr, number) -> (id, part)
+        self._sms_ref = 0
+        self._reassembler = Reassembler(timeout=600.0)
 
     # --- Driver protocol --------------------------------------------------------------------
     def channel_names(self) -> list[str]:
@@ -135,6 +143,70 @@ class GsmModule:
         await self.clock.sleep(self.profile.bridge_delay_s)
         if self._call_up and self._answered:
             self._emit(C.EV_HW_BRIDGED, info={"position": position})
+
+    async def send_sms(self, channel: int, number: str, text: str, *, sms_id: str) -> dict:
+        """Send one SMS (split into parts when long); the parts' message references come back."""
+        e = self._require_engine()
+        self._sms_ref = (self._sms_ref + 1) % 256
+        try:
+            parts = smspdu.encode_submit(number, text, reference=self._sms_ref)
+        except smspdu.PduError as exc:
+            raise UserError(f"cannot send SMS to {number!r}: {exc}") from None
+        refs: list[int] = []
+        for part in parts:
+            try:
+                r = await e.command(f"AT+CMGS={part.tpdu_length}", payload=part.hex.encode(),
+                                    timeout=40)
+            except ATError as exc:
+                err = gsm_errors.parse_error_line(exc.final)
+                detail = err.reason if err else exc.final
+                self._sms_event(SmsStatus(self.name, sms_id, "failed", detail,
+                                          self.clock.now()))
+                return {"sms_id": sms_id, "status": "failed", "parts": len(parts),
+                        "sent_parts": len(refs), "references": refs, "error": detail,
+                        "action": err.action.value if err else None}
+            mr = int(r.first("+CMGS:") or -1)
+            refs.append(mr)
+            self._sms_sent[(mr, _digits(number))] = (sms_id, part.part)
+        self._sms_event(SmsStatus(self.name, sms_id, "sent", "", self.clock.now()))
+        return {"sms_id": sms_id, "status": "sent", "parts": len(parts), "references": refs}
+
+    def _sms_event(self, ev) -> None:
+        if self.on_sms is not None:
+            self.on_sms(ev)
+
+    def _on_status_report(self, pdu_hex: str) -> None:
+        try:
+            rep = smspdu.decode_status_report(pdu_hex)
+        except smspdu.PduError as exc:
+            self.log.warning("gsm_bad_status_report", error=str(exc))
+            return
+        key = (rep.message_reference, _digits(rep.recipient))
+        found = self._sms_sent.get(key)
+        if found is None:
+            self.log.info("gsm_status_report_unmatched", mr=rep.message_reference)
+            return
+        if rep.final:
+            del self._sms_sent[key]
+        self._sms_event(SmsStatus(self.name, found[0], rep.sms_status,
+                                  f"part {found[1]}: {rep.status_name}", self.clock.now()))
+
+    async def _read_inbound_sms(self, index: str) -> None:
+        e = self._engine
+        if e is None:
+            return
+        try:
+            r = await e.command(f"AT+CMGR={index}", timeout=10)
+            body = [ln for ln in r.lines if not ln.startswith("+CMGR:")]
+            if body:
+                msg = smspdu.decode_deliver(body[0])
+                whole = self._reassembler.add(msg, self.clock.now())
+                if whole is not None:
+                    self._sms_event(InboundSms(self.name, whole.sender, whole.text,
+                                               self.clock.now()))
+            await e.command(f"AT+CMGD={index}", timeout=10)
+        except (ATError, ATTimeout, LinkLost, smspdu.PduError) as exc:
+            self.log.warning("gsm_inbound_sms_failed", error=str(exc))
 
     def health(self, channel: int = 0) -> dict:
         return dict(self.info, in_service=self.in_service, reason=self.reason)
@@ -239,6 +311,11 @@ class GsmModule:
                     raise _Trouble("no response to AT") from None
         await e.command("ATE0", timeout=t)
         await e.command("AT+CMEE=1", timeout=t)
+        try:  # PDU mode: the robust SMS path; text mode hangs some firmware in the prompt
+            await e.command("AT+CMGF=0", timeout=t)
+            await e.command("AT+CNMI=2,1,0,1,0", timeout=t)
+        except ATError as exc:
+            self.log.warning("gsm_sms_setup_refused", final=exc.final)
         for cmd in self.profile.init:
             try:
                 await e.command(cmd, timeout=t)
@@ -350,7 +427,13 @@ class GsmModule:
             return
         if line.startswith(self.dialect.noise_urcs):
             return
-        if line.startswith("+CLCC:"):
+        if line.startswith("+CDS:") and payload:
+            self._on_status_report(payload)
+        elif line.startswith("+CMTI:"):
+            index = line.rsplit(",", 1)[-1].strip()
+            if index.isdigit():
+                self._spawn(self._read_inbound_sms(index))
+        elif line.startswith("+CLCC:"):
             self._on_clcc(line)
         elif line.startswith("^ORIG"):
             self._emit(C.EV_HW_PROCEEDING)
@@ -466,6 +549,10 @@ def parse_ceer(text: str) -> int | None:
         if words in t:
             return cause
     return None
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
 
 
 def _bare(r: Response) -> str:

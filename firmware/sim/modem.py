@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from firmware.clock import Clock
+from firmware.gsm import pdu as smspdu
 from firmware.gsm.dialects import Dialect
 from firmware.sim.population import Fate, Population
 
@@ -85,7 +86,10 @@ class SimModem:
         self.faults: set[str] = set()
         self.commands: list[str] = []  # every command line received, for tests
         self.records: list[CallRecord] = []
-        self.sms_sent: list[bytes] = []
+        self.sms_sent: list[smspdu.Submit] = []  # what the driver sent, decoded
+        self.sms_undeliverable: set[str] = set()  # numbers whose reports say "failed"
+        self.sms_report_delay_s = 2.0
+        self._inbox: dict[int, str] = {}  # SIM storage index -> DELIVER PDU hex
         self.path: str | None = None
         self._master: int | None = None
         self._slave: int | None = None
@@ -392,14 +396,66 @@ class SimModem:
         idx = self._sms_buf.find(b"\x1a")
         if idx < 0:
             return
-        body = bytes(self._sms_buf[:idx])
-        self._sms_len = None
+        body = bytes(self._sms_buf[:idx]).strip()
+        length, self._sms_len = self._sms_len, None
         if not self.registered:
             self._line("+CMS ERROR: 331")
             return
-        self.sms_sent.append(body)
+        try:
+            submit = smspdu.decode_submit(body.decode("ascii"), length=length)
+        except (smspdu.PduError, UnicodeDecodeError):
+            self._line("+CMS ERROR: 304")
+            return
+        self.sms_sent.append(submit)
         self._mr = (self._mr + 1) % 256
         self._line(f"+CMGS: {self._mr}")
+        self._ok()
+        if submit.status_report_requested:
+            self._spawn(self._status_report(self._mr, submit.number))
+
+    async def _status_report(self, mr: int, number: str) -> None:
+        await self.clock.sleep(self.sms_report_delay_s)
+        from datetime import datetime, timezone
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        status = 0x41 if number.lstrip("+") in {n.lstrip("+") for n in self.sms_undeliverable} \
+            else 0x00
+        rep = smspdu.encode_status_report(mr, number, status=status, sc_timestamp=now,
+                                          discharge_time=now)
+        self._urc(f"+CDS: {rep.tpdu_length}")
+        self._send_raw(rep.hex.encode("ascii") + b"\r\n")
+
+    def receive_sms(self, sender: str, text: str) -> int:
+        """An SMS arrives: stored on the SIM, announced with +CMTI; returns the parts' count."""
+        from datetime import datetime, timezone
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        parts = smspdu.encode_deliver(sender, text, timestamp=now)
+        for part in parts:
+            index = max(self._inbox, default=0) + 1
+            self._inbox[index] = part.hex
+            self._urc(f'+CMTI: "SM",{index}')
+        return len(parts)
+
+    def _cmgr(self, arg: str) -> None:
+        try:
+            index = int(arg.lstrip("="))
+        except ValueError:
+            self._line("ERROR")
+            return
+        pdu_hex = self._inbox.get(index)
+        if pdu_hex is None:
+            self._line("+CMS ERROR: 321")
+            return
+        smsc_len = int(pdu_hex[:2], 16)
+        self._line(f"+CMGR: 0,,{len(pdu_hex) // 2 - 1 - smsc_len}")
+        self._send_raw(pdu_hex.encode("ascii") + b"\r\n")
+        self._ok()
+
+    def _cmgd(self, arg: str) -> None:
+        try:
+            self._inbox.pop(int(arg.lstrip("=").split(",")[0]), None)
+        except ValueError:
+            self._line("ERROR")
+            return
         self._ok()
 
     # --- calls ------------------------------------------------------------------------------
@@ -584,6 +640,8 @@ _PREFIX = (
     ("+COPS", SimModem._cops),
     ("+CFUN", SimModem._cfun),
     ("+CMGS", SimModem._cmgs),
+    ("+CMGR", SimModem._cmgr),
+    ("+CMGD", SimModem._cmgd),
     ("D", SimModem._atd),
     ("+CVHU", lambda m, a: m._ok()),
     ("^CURC", lambda m, a: m._ok()),
