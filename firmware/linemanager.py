@@ -249,12 +249,13 @@ class LineManager:
             self._emit(InboundCall(ch.name, call.call_id, call.number or None, now))
         elif action == C.ACT_RESET:
             reset = getattr(ch.driver, "reset", None)
+            ch.reason = "the hardware did not confirm a request in time; resetting"
             log.warning("line_reset", line=ch.name, call_id=cid)
             if reset is not None:
                 self._spawn(reset(ch.local))
         elif action == C.ACT_REJECTED:
             log.warning("line_event_rejected", line=ch.name, call_id=cid,
-                        event=C.EVENT_NAMES[arg] if 0 <= arg < len(C.EVENT_NAMES) else arg,
+                        rejected=C.EVENT_NAMES[arg] if 0 <= arg < len(C.EVENT_NAMES) else arg,
                         state=C.STATE_NAMES[self.core.state(idx)])
 
     def _release(self, ch: _Channel, call: _Call, cause: int, now: float) -> None:

@@ -16,6 +16,7 @@ _GSM_KEYS = {
     "baud": int, "rtscts": bool, "init": list, "hangup": str, "call_progress": str,
     "sms_mode": str, "reset": str, "reset_hook": str, "limits": dict, "ussd_balance": str,
     "health_interval_s": (int, float), "command_timeout_s": (int, float),
+    "balance_interval_s": (int, float),
     "bridge": dict, "simulate": dict,
 }
 _MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict}
@@ -56,6 +57,7 @@ class Profile:
     limits: dict = field(default_factory=dict)
     ussd_balance: str | None = None
     health_interval_s: float = 30.0
+    balance_interval_s: float = 3600.0
     command_timeout_s: float = 5.0
     bridge_delay_s: float = 0.3
     population: dict = field(default_factory=dict)
@@ -214,6 +216,7 @@ def _build(src: Source) -> Profile:
     prof.limits = dict(doc.get("limits") or {})
     prof.ussd_balance = doc.get("ussd_balance")
     prof.health_interval_s = float(doc.get("health_interval_s", 30))
+    prof.balance_interval_s = float(doc.get("balance_interval_s", 3600))
     prof.command_timeout_s = float(doc.get("command_timeout_s", 5))
     sim = doc.get("simulate") or {}
     prof.bridge_delay_s = float(sim.get("bridge_delay_s", 0.3))

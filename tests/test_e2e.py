@@ -118,3 +118,46 @@ async def test_bad_profile_path_is_a_clear_error(tmp_path):
                              data=tmp_path / "d"))
     with pytest.raises(UserError, match="missing.yaml: file not found"):
         await app.start()
+
+
+async def _wait_line(app, name: str, in_service: bool, timeout: float) -> float:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while True:
+        info = next(ln for ln in app.lines.lines() if ln.name == name)
+        if info.in_service == in_service and (in_service or info.reason):
+            return loop.time() - t0
+        if loop.time() - t0 > timeout:
+            raise AssertionError(f"{name} not {'in' if in_service else 'out of'} service "
+                                 f"after {timeout}s: {info}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_faults_take_one_line_out_and_back_while_others_dial(tmp_path):
+    """With the bundled profile's timings: out within 10 s, back within 30 s of the fix."""
+    app = Appliance(Settings(simulate=True, operators=4, data=tmp_path / "d", time_scale=25.0,
+                             seed=11, wrap_mean_s=2.0, compliance="none"))
+    await app.start()
+    try:
+        await _wait_line(app, "gsm0", True, 10)
+        for fault in ("silent", "garbage", "sim_removed", "network_lost", "cme_error", "reboot"):
+            others_before = app.store.db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE line != 'gsm0'").fetchone()[0]
+            t0 = asyncio.get_running_loop().time()
+            app.sims[0].inject(fault)
+            out_s = await _wait_line(app, "gsm0", False, 10)
+            reason = next(ln.reason for ln in app.lines.lines() if ln.name == "gsm0")
+            assert reason and "Traceback" not in reason, fault
+            await asyncio.sleep(1.0)
+            app.sims[0].clear(fault)
+            back_s = await _wait_line(app, "gsm0", True, 30)
+            # Give the other lines at least 4 s (100 simulated seconds) to show they dial on.
+            await asyncio.sleep(max(0.0, 4.0 - (asyncio.get_running_loop().time() - t0)))
+            others_after = app.store.db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE line != 'gsm0'").fetchone()[0]
+            assert others_after > others_before, f"other lines stopped dialing during {fault}"
+            print(f"{fault}: out after {out_s:.1f}s ({reason}); back after {back_s:.1f}s")
+    finally:
+        await app.stop()

@@ -116,3 +116,15 @@ async def test_reboot_is_detected_and_module_reinitialised():
         assert "reboot" in oos.reason
         await rec.wait_for(C.EV_HW_IN_SERVICE, after=n, timeout=30)
         assert sim.commands.count("ATE0") > inits  # echo turned off again after the reboot
+
+
+@pytest.mark.parametrize("dialect", ["sim800", "huawei"])
+async def test_ussd_balance(dialect):
+    async with modem_and_driver(dialect, health_interval_s=60) as (sim, drv, rec):
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        drv.profile.ussd_balance = "*100#"
+        sim.balance_text = "Баланс: -12,50 р. Пополните счёт"
+        res = await drv.check_balance()
+        assert sim.ussd_requests == ["*100#"]
+        assert res["balance"] == -12.5
+        assert drv.health()["balance"] == -12.5

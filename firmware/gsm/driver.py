@@ -13,6 +13,7 @@ from firmware.driverapi import HwReport, Report
 from firmware.errors import UserError
 from firmware.gsm import errors as gsm_errors
 from firmware.gsm import pdu as smspdu
+from firmware.gsm import ussd
 from firmware.gsm.concat import Reassembler
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost, Response
@@ -82,6 +83,8 @@ class GsmModule:
         self._sms_sent: dict[tuple[int, str], tuple[str, int]] = {}  # (mr, number) -> (id, part)
         self._sms_ref = 0
         self._reassembler = Reassembler(timeout=600.0)
+        self._ussd: asyncio.Future | None = None
+        self._balance_checked = -1e9
 
     # --- Driver protocol --------------------------------------------------------------------
     def channel_names(self) -> list[str]:
@@ -122,9 +125,19 @@ class GsmModule:
         engine.abort_in_flight()
         try:
             await engine.command(self.profile.hangup, timeout=self.profile.command_timeout_s)
-        except (ATError, ATTimeout, LinkLost) as exc:
+        except (ATTimeout, LinkLost) as exc:
+            # Not confirmed: the call may still be up. Re-initialising the module ends it;
+            # going out of service tells the line core the call is over.
             self.log.warning("hangup_failed", error=str(exc))
+            self._flag_trouble(f"no answer to {self.profile.hangup}: {exc}")
+            return
+        except ATError as exc:
+            self.log.info("hangup_refused", final=exc.final)  # no call left to hang up
         self._released(0)
+
+    async def reset(self, channel: int = 0) -> None:
+        """The line core saw no confirmation in time: re-initialise the module."""
+        self._flag_trouble("reset requested: the module did not confirm a request in time")
 
     async def answer(self, channel: int) -> None:
         engine = self._require_engine()
@@ -170,6 +183,25 @@ class GsmModule:
             self._sms_sent[(mr, _digits(number))] = (sms_id, part.part)
         self._sms_event(SmsStatus(self.name, sms_id, "sent", "", self.clock.now()))
         return {"sms_id": sms_id, "status": "sent", "parts": len(parts), "references": refs}
+
+    async def check_balance(self) -> dict:
+        """Ask the operator's USSD balance code of the profile; the answer comes as +CUSD."""
+        code = self.profile.ussd_balance
+        if not code:
+            raise UserError(f"{self.name}: the profile has no ussd_balance code")
+        e = self._require_engine()
+        packed = self.dialect.call_progress == "huawei"  # Huawei firmware wants packed GSM7
+        self._ussd = asyncio.get_running_loop().create_future()
+        try:
+            await e.command(ussd.cusd_command(code, packed=packed), timeout=10)
+            line = await asyncio.wait_for(asyncio.shield(self._ussd), 30)
+        finally:
+            self._ussd = None
+        reply = ussd.parse_cusd(line)
+        balance = ussd.parse_balance(reply.text)
+        self.info["balance"] = float(balance) if balance is not None else None
+        self.info["balance_text"] = reply.text
+        return {"balance": self.info["balance"], "text": reply.text}
 
     def _sms_event(self, ev) -> None:
         if self.on_sms is not None:
@@ -246,6 +278,7 @@ class GsmModule:
             if self._stopping:
                 break
             self._failures += 1
+            self._call_up = self._answered = self._offered = False  # the core releases the call
             self._set_service(False, reason)
             await self._recover()
             await asyncio.sleep(backoff)
@@ -280,6 +313,13 @@ class GsmModule:
                 continue  # the port is busy with ATD; poll after the call
             try:
                 await self._poll()
+                if self.profile.ussd_balance and \
+                        self.clock.now() - self._balance_checked > self.profile.balance_interval_s:
+                    self._balance_checked = self.clock.now()
+                    try:
+                        await self.check_balance()
+                    except (ATError, asyncio.TimeoutError, ussd.UssdError) as exc:
+                        self.log.warning("gsm_balance_check_failed", error=str(exc))
             except ATTimeout as exc:
                 # One slow answer is not a dead module: a bare AT tells.
                 try:
@@ -427,7 +467,10 @@ class GsmModule:
             return
         if line.startswith(self.dialect.noise_urcs):
             return
-        if line.startswith("+CDS:") and payload:
+        if line.startswith("+CUSD"):
+            if self._ussd is not None and not self._ussd.done():
+                self._ussd.set_result(line)
+        elif line.startswith("+CDS:") and payload:
             self._on_status_report(payload)
         elif line.startswith("+CMTI:"):
             index = line.rsplit(",", 1)[-1].strip()

@@ -90,6 +90,8 @@ class SimModem:
         self.sms_undeliverable: set[str] = set()  # numbers whose reports say "failed"
         self.sms_report_delay_s = 2.0
         self._inbox: dict[int, str] = {}  # SIM storage index -> DELIVER PDU hex
+        self.balance_text = "Баланс: 123,45 р."
+        self.ussd_requests: list[str] = []
         self.path: str | None = None
         self._master: int | None = None
         self._slave: int | None = None
@@ -450,6 +452,24 @@ class SimModem:
         self._send_raw(pdu_hex.encode("ascii") + b"\r\n")
         self._ok()
 
+    def _cusd(self, arg: str) -> None:
+        m = re.match(r'=\s*1\s*,\s*"([^"]*)"', arg)
+        if not m:
+            self._ok() if arg.strip().startswith("=") else self._line("ERROR")
+            return
+        from firmware.gsm import ussd
+        request = m.group(1)
+        if self.dialect.call_progress == "huawei":
+            request = ussd.decode_ussd(request, 15, encoding="packed")
+        self.ussd_requests.append(request)
+        self._ok()
+        reply = self.balance_text.encode("utf-16-be").hex().upper()
+        self._spawn(self._later(0.3, f'+CUSD: 0,"{reply}",72'))
+
+    async def _later(self, delay: float, urc: str) -> None:
+        await asyncio.sleep(delay)
+        self._urc(urc)
+
     def _cmgd(self, arg: str) -> None:
         try:
             self._inbox.pop(int(arg.lstrip("=").split(",")[0]), None)
@@ -642,6 +662,7 @@ _PREFIX = (
     ("+CMGS", SimModem._cmgs),
     ("+CMGR", SimModem._cmgr),
     ("+CMGD", SimModem._cmgd),
+    ("+CUSD", SimModem._cusd),
     ("D", SimModem._atd),
     ("+CVHU", lambda m, a: m._ok()),
     ("^CURC", lambda m, a: m._ok()),
