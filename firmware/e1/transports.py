@@ -166,6 +166,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.owner._transport = None
+        self.owner._closed.set()
         self.owner.on_lost(f"connection lost: {exc}" if exc else "connection closed")
 
 
@@ -182,6 +183,7 @@ class StreamFrameTransport(FrameTransport):
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._hdlc = HdlcFramer()
+        self._closed = asyncio.Event()
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -223,5 +225,8 @@ class StreamFrameTransport(FrameTransport):
         if self._transport is not None:
             self.on_lost = lambda reason: None
             self._transport.close()
+            try:  # the transport reports connection_lost from a task of its own
+                await asyncio.wait_for(self._closed.wait(), 2.0)
+            except asyncio.TimeoutError:
+                pass
             self._transport = None
-            await asyncio.sleep(0)
