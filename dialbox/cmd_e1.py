@@ -93,18 +93,30 @@ def decode_command(args) -> int:
     return 0
 
 
-def _quiet_logs() -> None:
+def _quiet_logs() -> bool:
     """Keep stdout for the JSON summary when nobody configured logging (plain CLI use)."""
     import logging
 
     import structlog
-    if not structlog.is_configured():
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-                            logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    if structlog.is_configured():
+        return False
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+                        cache_logger_on_first_use=False)
+    return True
 
 
 def capture_command(args) -> int:
-    _quiet_logs()
+    import structlog
+    if _quiet_logs():
+        try:
+            return _capture_command(args)
+        finally:
+            structlog.reset_defaults()
+    return _capture_command(args)
+
+
+def _capture_command(args) -> int:
     if args.calls < 0 or args.spans < 1 or args.scale <= 0:
         raise UserError("e1 capture: --calls must be >= 0, --spans >= 1 and --scale > 0")
     try:

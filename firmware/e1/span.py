@@ -154,7 +154,7 @@ class E1Span:
             refuse = 38
         if refuse is not None:
             self._emit(channel, codes.EV_HW_RELEASE, cause=refuse, reason=q931_reason(refuse))
-            self._emit(channel, codes.EV_HW_RELEASED)
+            self._emit(channel, codes.EV_HW_RELEASED, cause=refuse)
             return
         cref = self._new_cref()
         call = Call(cref, True, ts, state=1)
@@ -306,14 +306,19 @@ class E1Span:
         if call is None:
             self._unknown_cref(msg)
             return
-        if not self._check_ies(call, msg):
-            return
         handler = getattr(self, f"_rx_{msg.name.lower()}", None)
         if handler is None:
             self.stats["protocol_errors"] += 1
             self._status(call, 97 if not isinstance(msg.type, MT) else 98)
             return
+        if not self._check_ies(call, msg):
+            return
         handler(call, msg)
+        # Q.931 5.8.7: act on the message, then report the IEs we could not use.
+        if msg.type not in _CLEARING and (msg.invalid or msg.unknown) and \
+                self.calls.get((call.cref, call.ours)) is call:
+            self.stats["protocol_errors"] += 1
+            self._status(call, 100 if msg.invalid else 99)
 
     def _check_ies(self, call: Call | None, msg: Message) -> bool:
         """Q.931 5.8.6/5.8.7: missing or bad mandatory IEs stop the message; others get STATUS."""
@@ -339,9 +344,6 @@ class E1Span:
             elif msg.type not in _CLEARING and call is not None:
                 self._status(call, cause)
             return msg.type in (MT.RELEASE, MT.RELEASE_COMPLETE)
-        if msg.type not in _CLEARING and call is not None and (msg.invalid or msg.unknown):
-            self.stats["protocol_errors"] += 1
-            self._status(call, 100 if msg.invalid else 99)
         return True
 
     def _unknown_cref(self, msg: Message) -> None:
