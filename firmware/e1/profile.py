@@ -19,8 +19,10 @@ Q921_TIMERS = ("t200", "n200", "t203", "k")
 Problem = tuple[tuple, str]
 
 
-def parse_channels(value: Any) -> tuple[int, ...]:
+def parse_channels(value: Any, *, allow_empty: bool = False) -> tuple[int, ...]:
     """``"1-15,17-31"`` or a list of numbers/ranges -> timeslots; ValueError says what is wrong."""
+    if allow_empty and (value is None or value == [] or value == ""):
+        return ()
     items = value if isinstance(value, list) else str(value).split(",")
     slots: list[int] = []
     for item in items:
@@ -93,7 +95,7 @@ def check(doc: dict) -> list[Problem]:
         for key in ("channels", "blocked"):
             if key in span:
                 try:
-                    parse_channels(span[key])
+                    parse_channels(span[key], allow_empty=key == "blocked")
                 except ValueError as exc:
                     problems.append((path + (key,), str(exc)))
         if span.get("switch", "euroisdn_e1") not in SWITCH_TYPES:
@@ -125,8 +127,7 @@ def span_config(span: dict) -> SpanConfig:
     link = LinkTimers(**{k: timers[k] for k in Q921_TIMERS if k in timers})
     cfg = SpanConfig(name=span["name"], link=link,
                      timeslots=parse_channels(span.get("channels", "1-15,17-31")),
-                     blocked=frozenset(parse_channels(span["blocked"]))
-                     if span.get("blocked") else frozenset(),
+                     blocked=frozenset(parse_channels(span.get("blocked"), allow_empty=True)),
                      calling_number=span.get("calling_number"))
     for key in Q931_TIMERS:
         if key in timers:

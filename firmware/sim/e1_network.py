@@ -168,6 +168,14 @@ class NetworkSide:
                else [RestartIndicator(7)])
         self.link.send_message(Message(MT.RESTART, 0, False, ies).encode())
 
+    async def fault_drop_connection(self) -> None:
+        """Close the D-channel connection itself (the box must reconnect on its own)."""
+        if self._transport is not None:
+            tr, self._transport = self._transport, None
+            await tr.close()
+        self.link.stop()
+        self._clear_all(41, "link")
+
     def fault_congestion(self, on: bool = True) -> None:
         """While on, every SETUP is refused with cause 34 (no circuit available)."""
         self.congested = on
@@ -376,7 +384,7 @@ async def drive_calls(spans: list, count: int, *, timeout_s: float, clock: Clock
     live: dict[tuple[int, int], CallResult] = {}
     done: list[CallResult] = []
     finished = asyncio.Event()
-    total = sum(len(s.channel_names()) for s in spans)
+    total = sum(len(s.channel_names()) - len(getattr(s, "blocked", ())) for s in spans)
 
     def reporter(si: int):
         def report(r) -> None:
@@ -412,7 +420,7 @@ async def drive_calls(spans: list, count: int, *, timeout_s: float, clock: Clock
     for si, span in enumerate(spans):
         await span.start(reporter(si))
     await asyncio.wait_for(ready.wait(), clock.real(timeout_s))
-    for key in sorted(in_service):
+    for key in sorted(in_service, key=lambda k: (k[1], k[0])):  # spread over the spans
         free.put_nowait(key)
     deadline = asyncio.get_running_loop().time() + clock.real(timeout_s)
     for i in range(count):
