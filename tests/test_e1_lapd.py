@@ -292,3 +292,30 @@ async def test_serial_transport_over_a_pty_speaks_async_hdlc():
     await tr.close()
     os.close(master)
     os.close(slave)
+
+
+async def test_dahdi_style_descriptor_reads_one_frame_per_read():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fd = os.dup(a.fileno())
+    tr = FdFrameTransport(fd)  # a bare descriptor, read with os.read like a DAHDI device
+    got: list[bytes] = []
+    tr.on_frame = got.append
+    await tr.open()
+    b.send(with_fcs(b"\x02\x01\x73"))
+    b.send(with_fcs(b"\x02\x01\x01\x02"))
+    await until(lambda: got == [b"\x02\x01\x73", b"\x02\x01\x01\x02"])
+    tr.send(b"\x00\x01\x7f")
+    assert b.recv(100) == with_fcs(b"\x00\x01\x7f")
+    lost: list[str] = []
+    tr.on_lost = lost.append
+    b.close()
+    await until(lambda: lost)
+    await tr.close()
+    os.close(fd)
+    a.close()
+
+
+async def test_missing_dahdi_device_is_a_clear_connection_error(tmp_path):
+    tr = FdFrameTransport(path=str(tmp_path / "dahdi" / "channel" / "16"))
+    with pytest.raises(ConnectionError, match="cannot open D-channel device .*16"):
+        await tr.open()

@@ -108,6 +108,7 @@ class E1Span:
         self._crefs = itertools.cycle(range(1, 0x8000))
         self._running = False
         self._reconnect: asyncio.TimerHandle | None = None
+        self._connecting: asyncio.Task | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self.simulator = None  # the NT simulator behind a simulated span
         self.closers: list[Callable[[], Awaitable[None]]] = []  # run by stop()
@@ -130,6 +131,9 @@ class E1Span:
         self._running = False
         if self._reconnect:
             self._reconnect.cancel()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
         for h in self._timers:
             h.cancel()
         self._timers.clear()
@@ -241,12 +245,15 @@ class E1Span:
         self._reconnect = None
         if not self._running:
             return
+        tr = None
         try:
             tr = await self._factory()
             tr.on_frame, tr.on_lost = self.link.receive, self._transport_lost
             await tr.open()
         except (OSError, ConnectionError) as exc:
             log.warning("e1.transport.open_failed", span=self.name, error=str(exc))
+            if tr is not None:
+                await tr.close()
             self._schedule_reconnect()
             return
         self._transport = tr
@@ -255,12 +262,12 @@ class E1Span:
     def _schedule_reconnect(self) -> None:
         if self._running and self._reconnect is None:
             loop = asyncio.get_running_loop()
-            self._reconnect = loop.call_later(
-                self.clock.real(self.config.reconnect_s),
-                lambda: self._track(loop.create_task(self._connect())))
+            self._reconnect = loop.call_later(self.clock.real(self.config.reconnect_s),
+                                              self._reconnect_now)
 
-    def _track(self, task: asyncio.Task) -> None:
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    def _reconnect_now(self) -> None:
+        self._reconnect = None
+        self._connecting = asyncio.get_running_loop().create_task(self._connect())
 
     def _transport_lost(self, reason: str) -> None:
         log.warning("e1.transport.lost", span=self.name, reason=reason)
