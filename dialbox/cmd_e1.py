@@ -11,7 +11,7 @@ from firmware.errors import UserError
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("e1", help="E1/ISDN PRI tools: decode frames, capture a simulated span")
+    p = subparsers.add_parser("e1", help="E1/ISDN PRI tools: decode frames, capture calls")
     sub = p.add_subparsers(dest="e1_command", metavar="E1_COMMAND")
     sub.required = True
     d = sub.add_parser("decode", help="decode one LAPD frame (hex) and the Q.931 message in it")

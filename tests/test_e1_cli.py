@@ -7,8 +7,7 @@ import pytest
 
 from dialbox import cli
 from firmware.e1.lapd import Frame
-from firmware.e1.q931 import (BearerCapability, CalledNumber, Cause, ChannelId, Message,
-                              MessageType)
+from firmware.e1.q931 import BearerCapability, CalledNumber, ChannelId, Message, MessageType
 
 
 @pytest.fixture(autouse=True)

@@ -58,9 +58,9 @@ async def _record(tmp_path, population: Population, calls: int, linktype: int):
 @pytest.mark.parametrize("linktype", [203, 177])
 async def test_busy_call_decodes_in_wireshark_as_q931(tmp_path, linktype):
     tshark = _tshark()
-    path, frames = await _record(tmp_path, Population(answer_prob=0, busy_prob=1.0, unreachable_prob=0,
-                                            rejected_prob=0, invalid_prob=0, seed=3), 1,
-                                 linktype)
+    busy = Population(answer_prob=0, busy_prob=1.0, unreachable_prob=0, rejected_prob=0,
+                      invalid_prob=0, seed=3)
+    path, frames = await _record(tmp_path, busy, 1, linktype)
     rows = _fields(tshark, path, "q931.message_type", "q931.cause_value",
                    "q931.channel.number", "q931.called_party_number.digits", "q931.call_ref_flag")
     assert [r[0] for r in rows] == ["0x05", "0x02", "0x45", "0x4d", "0x5a"]  # SETUP..REL COMP

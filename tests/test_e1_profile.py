@@ -1,4 +1,4 @@
-"""E1 profiles: the shipped YAML files, problems reported with key paths, drivers built from them."""
+"""E1 profiles: the shipped YAML files, problems with key paths, drivers built from them."""
 from __future__ import annotations
 
 import asyncio

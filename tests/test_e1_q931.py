@@ -53,7 +53,8 @@ def test_unknown_ie_is_recorded_and_known_bad_ie_is_invalid():
     raw = bytes.fromhex("08 02 0003 7d 08 02 8090 14 01 0a 7f 02 aabb 18 01 80")
     msg = q931.decode_message(raw)
     assert [r.ident for r in msg.unknown] == [0x7F]
-    assert [(i.ident, i.offset) for i in msg.invalid] == [(0x18, 18)]  # octet 3 is not a PRI channel id
+    # octet 3 of the channel identification is not for a PRI
+    assert [(i.ident, i.offset) for i in msg.invalid] == [(0x18, 18)]
     assert msg.get(CallState) == CallState(10)
 
 

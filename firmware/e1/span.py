@@ -579,7 +579,8 @@ class E1Span:
 
     def _slot(self, channel: int) -> int:
         if not 0 <= channel < len(self.config.timeslots):
-            raise LineError(f"{self.name}: no channel {channel} (0..{len(self.config.timeslots)-1})")
+            last = len(self.config.timeslots) - 1
+            raise LineError(f"{self.name}: no channel {channel} (0..{last})")
         return self.config.timeslots[channel]
 
     def _index(self, ts: int) -> int:

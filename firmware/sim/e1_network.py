@@ -1,4 +1,4 @@
-"""Simulated ISDN network side (NT) of one E1 span: real Q.921/Q.931 frames, debtors from a Population.
+"""Simulated ISDN network side (NT) of one E1 span: real Q.921/Q.931, debtors from a Population.
 
 The same LAPD and Q.931 code as the box runs here in the network role, over TCP (127.0.0.1) or
 any frame transport (a socketpair in tests). Each call's fate is recorded so tests can compare
