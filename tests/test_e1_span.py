@@ -11,7 +11,8 @@ from firmware.clock import Clock
 from firmware.e1.lapd import DataLink, Role
 from firmware.e1.profile import spans_from_profile
 from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, CallState, Cause,
-                              ChannelId, Message, MessageType as MT, RawIE, decode_message)
+                              ChannelId, Message, MessageType as MT, RawIE, RestartIndicator,
+                              decode_message)
 from firmware.e1.span import E1Span, SpanConfig
 from firmware.e1.transports import FdFrameTransport
 from firmware.lineapi import LineError, Outcome, classify_cause
@@ -383,6 +384,39 @@ async def test_dial_refusals_are_reported_not_raised(raw):
     assert ev.of(5) == [("release", 28), ("released", 28)]
     with pytest.raises(LineError):
         await span.dial(30, "123")
+    await span.dial(7, "84950000007")
+    with pytest.raises(LineError, match="call_initiated"):
+        await span.dial(7, "84950000008")
     span.link.stop()
     await span.dial(6, "123")
     assert ev.of(6) == [("release", 38), ("released", 38)]
+
+
+async def test_repeated_network_setup_is_not_offered_twice(raw):
+    span, net, ev = raw
+    setup = Message(MT.SETUP, 12, False, [BearerCapability(), ChannelId(20),
+                                          CalledNumber("100")])
+    net.send(setup)
+    net.send(setup)
+    await net.expect(MT.ALERTING)
+    await asyncio.sleep(0.05)
+    assert sum(r.event == codes.EV_HW_INBOUND for r in ev.all) == 1
+    assert not any(m.type in (MT.STATUS, MT.RELEASE_COMPLETE) for m in net.got)
+
+
+async def test_our_restart_and_maintenance_blocking(raw):
+    span, net, ev = raw
+    span.restart(0)
+    one = await net.expect(MT.RESTART)
+    assert one.cref == 0 and one.get(ChannelId).channel == 1
+    assert one.get(RestartIndicator).restart_class == 0
+    span.restart()
+    assert (await net.expect(MT.RESTART)).get(RestartIndicator).restart_class == 7
+    span.block(4)  # timeslot 5
+    assert ev.all[-1].event == codes.EV_HW_OUT_OF_SERVICE and "maintenance" in ev.all[-1].reason
+    net.send(Message(MT.SETUP, 3, False, [BearerCapability(), ChannelId(5)]))
+    assert (await net.expect(MT.RELEASE_COMPLETE)).get(Cause).value == 44
+    span.unblock(4)
+    assert ev.all[-1].event == codes.EV_HW_IN_SERVICE and ev.all[-1].channel == 4
+    net.send(Message(MT.SETUP, 4, False, [BearerCapability(), ChannelId(5)]))
+    assert (await net.expect(MT.CALL_PROCEEDING)).get(ChannelId).channel == 5

@@ -148,11 +148,14 @@ class E1Span:
 
     async def dial(self, channel: int, number: str) -> None:
         ts = self._slot(channel)
+        if ts in self.by_slot:  # a call (maybe an inbound one just offered) holds the channel
+            raise LineError(f"{self.channel_names()[channel]}: channel has a call "
+                            f"({STATE_NAMES[self.by_slot[ts].state]})")
         digits, ton = (number[1:], 1) if number.startswith("+") else (number, 0)
         refuse = None
         if not digits or not all(c in "0123456789*#" for c in digits):
             refuse = 28
-        elif ts in self.blocked or ts in self.by_slot:
+        elif ts in self.blocked:
             refuse = 44
         elif not self.link.is_up:
             refuse = 38
@@ -409,6 +412,9 @@ class E1Span:
             log.info("e1.restart_acknowledged", span=self.name)
 
     # Each handler gets a call known to be ours or theirs and the message already checked.
+    def _rx_setup(self, call: Call, msg: Message) -> None:
+        """The network repeated its SETUP (T303 on its side): our answers are on their way."""
+
     def _rx_call_proceeding(self, call: Call, msg: Message) -> None:
         if call.state == 1:
             call.state = 3
