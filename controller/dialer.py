@@ -36,6 +36,8 @@ class Dialer:
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._calls: dict[str, str] = {}  # call id -> operator position
+        self._line_faults: dict[str, int] = {}  # consecutive faults per line
+        self._quarantine: dict[str, float] = {}  # line -> loop time it may be used again
         self._seq = itertools.count(1)
         self.listeners: list = []  # callables(event) for the live feed
         lines.subscribe(self.on_line_event)
@@ -66,7 +68,7 @@ class Dialer:
 
     async def _place_calls(self) -> None:
         while self.running:
-            free_lines = self.lines.free_lines()
+            free_lines = self._usable(self.lines.free_lines())
             if not free_lines or not self.operators.free():
                 return
             lead = self.store.next_lead(self.campaign_id, self.clock.wall())
@@ -88,7 +90,7 @@ class Dialer:
                 log.warning("dial_refused", line=line, call_id=call_id,
                             campaign=self.campaign_name, error=str(exc))
                 self._finish(CallReleased(line, call_id, Outcome.FAILED, None, str(exc), 0, 0,
-                                          self.clock.now()))
+                                          self.clock.now(), line_fault=True))
 
     def _allowed(self, lead) -> bool:
         """Check the law before every dial; a refusal is stored with its reason and next time."""
@@ -135,11 +137,27 @@ class Dialer:
         except LineError as exc:
             log.warning("bridge_failed", line=ev.line, call_id=ev.call_id, error=str(exc))
 
+    def _usable(self, lines: list[str]) -> list[str]:
+        """Free lines not resting after repeated faults of their own."""
+        now = asyncio.get_running_loop().time()
+        return [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
+
     def _finish(self, ev: CallReleased) -> None:
         self._calls.pop(ev.call_id, None)
         op = self.operators.by_call(ev.call_id)
         if op is not None:
             self.operators.release(op, talked=ev.talk_s > 0 and not ev.abandoned)
+        if ev.line_fault:
+            # The debtor was never called: put him back, and rest a line that keeps failing so
+            # it cannot eat the list while its driver recovers it.
+            self.store.requeue_attempt(ev.call_id, ev.reason)
+            n = self._line_faults[ev.line] = self._line_faults.get(ev.line, 0) + 1
+            if n >= 2:
+                self._quarantine[ev.line] = asyncio.get_running_loop().time() + min(60, 5 * n)
+                log.warning("line_rested_after_faults", line=ev.line, faults=n)
+            self._wake.set()
+            return
+        self._line_faults.pop(ev.line, None)
         self.store.finish_attempt(ev.call_id, outcome=ev.outcome.value, q850=ev.q850,
                                   reason=ev.reason, ring_s=ev.ring_s, talk_s=ev.talk_s,
                                   abandoned=ev.abandoned, retry_scale=1 / self.clock.scale)

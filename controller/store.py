@@ -235,7 +235,8 @@ class Store:
         if kind == "sms":
             return []  # no SMS are sent by this build yet
         sql = ("SELECT a.created_at FROM attempts a JOIN accounts acc ON acc.id = a.account_pk "
-               "WHERE acc.account_id = ? AND a.created_at >= ? AND a.created_at < ?")
+               "WHERE acc.account_id = ? AND a.created_at >= ? AND a.created_at < ? "
+               "AND a.state != 'line_fault'")
         if kind == "conversation":
             sql += " AND a.outcome = 'answered' AND a.abandoned = 0 AND a.talk_s > 0"
         rows = self.db.execute(sql + " ORDER BY a.created_at",
@@ -317,6 +318,19 @@ class Store:
                     self.db.execute("UPDATE accounts SET status='done', hold_reason=? WHERE id=?",
                                     ("no valid phone left", row["account_pk"]))
 
+    def requeue_attempt(self, call_id: str, reason: str) -> None:
+        """Our own line failed the call: not an attempt on the debtor; he is due again now."""
+        now = time.time()
+        with self.tx():
+            row = self.db.execute("SELECT account_pk FROM attempts WHERE call_id=? AND "
+                                  "state='dialing'", (call_id,)).fetchone()
+            if row is None:
+                return
+            self.db.execute("UPDATE attempts SET state='line_fault', ended_at=?, outcome='failed', "
+                            "reason=? WHERE call_id=?", (now, reason, call_id))
+            self.db.execute("UPDATE accounts SET status='active', updated_at=? WHERE id=? AND "
+                            "status='dialing'", (now, row[0]))
+
     def recover_interrupted(self, retry_after_s: float = 900) -> int:
         """After a crash or power cut: close attempts left open; never redial them at once."""
         now = time.time()
@@ -334,7 +348,8 @@ class Store:
     def counters(self, campaign_id: int) -> dict:
         rows = self.db.execute(
             "SELECT outcome, abandoned, state, COUNT(*) FROM attempts WHERE campaign_id=? "
-            "GROUP BY outcome, abandoned, state", (campaign_id,)).fetchall()
+            "AND state != 'line_fault' GROUP BY outcome, abandoned, state",
+            (campaign_id,)).fetchall()
         c = {"attempts": 0, "answered": 0, "busy": 0, "no_answer": 0, "failed": 0,
              "abandoned": 0, "in_progress": 0}
         for outcome, abandoned, state, n in rows:
@@ -351,6 +366,9 @@ class Store:
         left = self.db.execute("SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND status IN "
                                "('active','dialing')", (campaign_id,)).fetchone()[0]
         c["leads_left"] = left
+        c["line_faults"] = self.db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE campaign_id=? AND state='line_fault'",
+            (campaign_id,)).fetchone()[0]
         return c
 
     def attempts(self, campaign_id: int | None = None) -> list[sqlite3.Row]:

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_linestate",
     "dialbox.cmd_compliance",
     "dialbox.cmd_modem",
+    "dialbox.cmd_e1",
 )
 
 

@@ -107,6 +107,7 @@ class CallReleased:
     at: float
     abandoned: bool = False  # answered live, but no operator was bridged in time
     inbound: bool = False
+    line_fault: bool = False  # our own line refused or failed the call: not the debtor's doing
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ class _Call:
     answered_at: float | None = None
     position: str | None = None
     abandoned: bool = False
+    line_fault: bool = False
     reason: str = ""
     info: dict = field(default_factory=dict)
 
@@ -184,6 +185,8 @@ class LineManager:
                 self._on_channel[idx] = call
             if call is not None and r.reason:
                 call.reason = r.reason
+            if call is not None and r.info.get("line_fault"):
+                call.line_fault = True
             self._feed(idx, r.event, r.cause)
         return report
 
@@ -272,7 +275,8 @@ class LineManager:
         log.info("call_released", line=ch.name, call_id=call.call_id, outcome=outcome.value,
                  cause=q850)
         self._emit(CallReleased(ch.name, call.call_id, outcome, q850, reason, round(ring_s, 3),
-                                round(talk_s, 3), now, call.abandoned, call.inbound))
+                                round(talk_s, 3), now, call.abandoned, call.inbound,
+                                call.line_fault))
 
     async def _guard(self, ch: _Channel, coro, call: _Call | None) -> None:
         """Run a driver request; a failure becomes a release with the reason, never a crash."""
@@ -285,6 +289,7 @@ class LineManager:
                         call_id=call.call_id if call else None, error=str(exc))
             if call is not None:
                 call.reason = str(exc)
+                call.line_fault = True
             self._feed(ch.index, C.EV_HW_RELEASE, 41)
             self._feed(ch.index, C.EV_HW_RELEASED, 0)
 

@@ -157,7 +157,9 @@ async def test_faults_take_one_line_out_and_back_while_others_dial(tmp_path):
             await asyncio.sleep(max(0.0, 4.0 - (asyncio.get_running_loop().time() - t0)))
             others_after = app.store.db.execute(
                 "SELECT COUNT(*) FROM attempts WHERE line != 'gsm0'").fetchone()[0]
-            assert others_after > others_before, f"other lines stopped dialing during {fault}"
+            assert others_after > others_before, (
+                f"other lines stopped dialing during {fault}: {app.status()}, "
+                f"{[dict(r) for r in app.store.db.execute('SELECT * FROM attempts WHERE state=?', ('dialing',))]}")
             print(f"{fault}: out after {out_s:.1f}s ({reason}); back after {back_s:.1f}s")
     finally:
         await app.stop()

@@ -409,7 +409,7 @@ class GsmModule:
     async def _dial(self, number: str) -> None:
         e = self._engine
         if e is None or e.lost:
-            self._emit(C.EV_HW_RELEASE, 27, reason="module out of service")
+            self._emit(C.EV_HW_RELEASE, 27, reason="module out of service", info=_FAULT)
             self._released(0)
             return
         final_mode = self.dialect.call_progress == "final"
@@ -418,12 +418,13 @@ class GsmModule:
         try:
             r = await e.command(f"ATD{number};", timeout=timeout, check=False)
         except (ATTimeout, LinkLost) as exc:
-            self._emit(C.EV_HW_RELEASE, 41, reason=f"dial failed: {exc}")
+            self._emit(C.EV_HW_RELEASE, 41, reason=f"dial failed: {exc}", info=_FAULT)
             self._released(0)
+            self._flag_trouble(f"no answer to ATD: {exc}")
             return
         if r.final.startswith(("+CME ERROR", "ERROR", "COMMAND NOT SUPPORT")):
             self._emit(C.EV_HW_RELEASE, 41 if "ERROR" in r.final else 47,
-                       reason=f"dial refused: {r.final}")
+                       reason=f"dial refused by the module: {r.final}", info=_FAULT)
             self._released(0)
             return
         if not final_mode:
@@ -579,6 +580,7 @@ class GsmModule:
         return task
 
 
+_FAULT = {"line_fault": True}
 _REG = {0: "not searching", 1: "home", 2: "searching", 3: "denied", 4: "unknown", 5: "roaming"}
 
 
