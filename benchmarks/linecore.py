@@ -101,11 +101,20 @@ def feed_all(core, work: Workload) -> None:
         feed(channels, events, causes, now)
 
 
-def run_workload(module, work: Workload):
+def feed_each(core, work: Workload) -> None:
+    """The same traffic one event per call, as a line manager reacting to each driver report."""
+    expire, feed_one = core.expire, core.feed_one
+    for now, channels, events, causes in work.batches:
+        expire(now)
+        for i in range(len(channels)):
+            feed_one(channels[i], events[i], causes[i], now)
+
+
+def run_workload(module, work: Workload, loop=feed_all):
     """Run every batch through a fresh core; returns (seconds, core)."""
     core = new_core(module, work)
     started = time.perf_counter()
-    feed_all(core, work)
+    loop(core, work)
     return time.perf_counter() - started, core
 
 
@@ -164,12 +173,17 @@ def measure(repeats: int = 5, n_channels: int = 4096, duration_ms: int = 300_000
             raise RuntimeError(f"{impl}: workload produced {core.total_rejected()} rejections")
         finals[impl] = (core.states(), core.events_processed(), core.pending_timers())
         result[f"{impl}_events_per_s"] = core.events_processed() / statistics.median(times)
+        one_by_one = [run_workload(module, work, feed_each)[0] for _ in range(repeats)]
+        result[f"{impl}_feed_one_events_per_s"] = core.events_processed() / statistics.median(
+            one_by_one)
         timer_runs = [run_timers(module, plan) for _ in range(repeats)]
         ops = timer_runs[0][1]
         result[f"{impl}_timer_ops_per_s"] = ops / statistics.median(t for t, _ in timer_runs)
     if finals["cython"] != finals["python"]:
         raise RuntimeError("the two implementations ended in different states")
     result["ratio"] = result["cython_events_per_s"] / result["python_events_per_s"]
+    result["feed_one_ratio"] = (result["cython_feed_one_events_per_s"]
+                                / result["python_feed_one_events_per_s"])
     result["timer_ratio"] = result["cython_timer_ops_per_s"] / result["python_timer_ops_per_s"]
     result["events"] = finals["cython"][1]
     result["events_fed"] = work.n_fed
