@@ -328,6 +328,25 @@ def test_expire_arrays_fills_the_buffer(mod):
     assert core.pending_timers() == 3
 
 
+def test_action_buffer_is_reused_and_never_resized_under_a_view(mod):
+    core = mod.LineCore(2)
+    buf = core.action_buffer
+    one = array("i", [0])
+    core.feed_arrays(one, array("i", [EV_HW_IN_SERVICE]), array("i", [0]), 0)
+    assert core.action_buffer is buf and list(buf) == [0, ACT_NOTIFY_IN_SERVICE, 0]
+    view = memoryview(buf)
+    with pytest.raises(BufferError):
+        core.feed_arrays(one, array("i", [EV_CTL_DIAL]), array("i", [0]), 1)
+    with pytest.raises(BufferError):
+        core.expire_arrays(1)
+    assert core.state(0) == IDLE and core.events_processed() == 1
+    assert core.feed_one(0, EV_CTL_DIAL, 0, 1) == [(0, ACT_DIAL, 0)]  # lists do not need it
+    assert view.tolist() == [0, ACT_NOTIFY_IN_SERVICE, 0]
+    view.release()
+    assert core.feed_arrays(one, array("i", [EV_CTL_HANGUP]), array("i", [0]), 2) == 1
+    assert list(core.action_buffer) == [0, ACT_HANGUP, 16]
+
+
 def test_bad_input_names_what_and_where_and_changes_nothing(mod):
     core = mod.LineCore(4)
     with pytest.raises(ValueError, match="channel 9 out of range 0..3 .event #1"):
