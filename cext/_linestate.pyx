@@ -519,7 +519,6 @@ cdef class LineCore:
         free(self.in_ch)
         free(self.in_ev)
         free(self.in_cause)
-        free(self.scratch)
         self.in_ch = self.in_ev = self.in_cause = NULL
         self.in_cap = 0
         self.in_ch = <int *>_alloc(n * sizeof(int))
