@@ -33,7 +33,7 @@ _FLOWS = (
     (0.25, ((0, EV_CTL_DIAL, 0), (20, EV_HW_DIALING, 0), (300, EV_HW_PROCEEDING, 0),
             (2500, EV_HW_RELEASE, 17), (2600, EV_HW_RELEASED, 0))),
     (0.15, ((0, EV_CTL_DIAL, 0), (20, EV_HW_DIALING, 0), (1000, EV_HW_ALERTING, 0),
-            (20 + RING_MS + 50, EV_HW_RELEASED, 0))),
+            (1000 + RING_MS + 50, EV_HW_RELEASED, 0))),  # ring timer runs from alerting
     (0.10, ((0, EV_CTL_DIAL, 0), (20, EV_HW_DIALING, 0), (1000, EV_HW_ALERTING, 0),
             (7000, EV_HW_ANSWER, 0), (7000 + BRIDGE_MS + 50, EV_HW_RELEASED, 0))),
 )

@@ -202,6 +202,17 @@ def test_ring_timeout_hangs_up_with_cause_19_at_the_exact_ms(mod):
     assert core.state(0) == IDLE
 
 
+def test_ring_timer_counts_from_alerting_not_from_proceeding(mod):
+    core = mod.LineCore(1)
+    drive(core, 0, PATHS[DIALING], now=10)
+    core.feed_one(0, EV_HW_PROCEEDING, 0, 500)
+    assert core.timer_deadline(0, TIMER_RING) == 30010
+    core.feed_one(0, EV_HW_ALERTING, 0, 2000)
+    assert core.timer_deadline(0, TIMER_RING) == 32000
+    assert core.expire(31999) == []
+    assert core.expire(32000) == [(0, ACT_HANGUP, 19)]
+
+
 def test_bridge_deadline_abandons_the_call(mod):
     core = mod.LineCore(1)
     drive(core, 0, PATHS[ANSWERED], now=1000)
