@@ -1,9 +1,9 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled line-state core and timer wheel; behaviour as cext/linestate_py.py (the twin)."""
 
 from cpython.array cimport array, resize
 from libc.stdlib cimport free, malloc, qsort, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from operator import index
 
@@ -531,6 +531,7 @@ cdef class LineCore:
         # Resizing under a live memoryview would leave it dangling (array.array refuses too).
         if __linestate_array_exports(self.action_buffer):
             raise BufferError("cannot resize an array that is exporting buffers")
+        resize(self.action_buffer, 0)  # as the twin: empty until the call succeeds
         return 0
 
     cdef int _begin_output(self, Py_ssize_t max_actions, bint to_array) except -1:

@@ -95,6 +95,7 @@ def test_core_twins_agree_on_random_streams(both, data):
             results = [outcome(lambda c=c: c.set_timeout(kind, ms)) for c in cores]
         assert results[0] == results[1], op
         assert snapshot(cores[0]) == snapshot(cores[1])
+        assert list(cores[0].action_buffer) == list(cores[1].action_buffer)
 
 
 @settings(max_examples=150, deadline=None)
