@@ -463,6 +463,32 @@ def test_wheel_tens_of_thousands_pending(wheel_cls):
     assert wheel.pending() == 0
 
 
+_WHEEL_OPS = st.lists(st.tuples(st.sampled_from(["arm", "arm", "cancel", "expire"]),
+                                st.integers(0, 15), st.integers(-100, 200_000)), max_size=80)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # wheel_cls is a class
+@given(ops=_WHEEL_OPS)
+def test_wheel_matches_a_sorted_dict_model(wheel_cls, ops):
+    wheel, model, now = wheel_cls(16), {}, 0
+    for op, key, amount in ops:
+        if op == "arm":
+            deadline = max(0, now + amount)
+            wheel.arm(key, deadline)
+            model[key] = deadline
+        elif op == "cancel":
+            assert wheel.cancel(key) == (model.pop(key, None) is not None)
+        else:
+            now += abs(amount)
+            due = sorted((d, k) for k, d in model.items() if d <= now)
+            assert wheel.expire(now) == [k for _, k in due]
+            for _, k in due:
+                del model[k]
+        assert wheel.pending() == len(model)
+        assert wheel.next_deadline() == min(model.values(), default=-1)
+
+
 def test_wheel_rejects_bad_keys_and_time(wheel_cls):
     wheel = wheel_cls(3)
     with pytest.raises(ValueError, match="timer key 3"):
