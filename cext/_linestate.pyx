@@ -315,7 +315,7 @@ cdef class LineCore:
 
     cdef readonly int n_channels
     cdef int *state_
-    cdef int *rejected_
+    cdef long long *rejected_
     cdef int *call_cause
     cdef unsigned char *call_open
     cdef TimerWheel wheel
@@ -353,12 +353,12 @@ cdef class LineCore:
         cdef size_t n = <size_t>self.n_channels
         cdef size_t i
         self.state_ = <int *>_alloc(n * sizeof(int))
-        self.rejected_ = <int *>_alloc(n * sizeof(int))
+        self.rejected_ = <long long *>_alloc(n * sizeof(long long))
         self.call_cause = <int *>_alloc(n * sizeof(int))
         self.call_open = <unsigned char *>_alloc(n)
         for i in range(n):
             self.state_[i] = OUT_OF_SERVICE
-        memset(self.rejected_, 0, n * sizeof(int))
+        memset(self.rejected_, 0, n * sizeof(long long))
         memset(self.call_cause, 0, n * sizeof(int))
         memset(self.call_open, 0, n)
         self.wheel = TimerWheel(self.n_channels * N_TIMERS)
