@@ -1,9 +1,9 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Compiled line-state core and timer wheel; behaviour as cext/linestate_py.py (the twin)."""
 
 from cpython.array cimport array, resize
 from libc.stdlib cimport free, malloc, qsort, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from operator import index
 
@@ -12,10 +12,14 @@ from cext.linestate_table import (
     ARG_CALL_CAUSE as _ARG_CALL_CAUSE, ARG_CAUSE as _ARG_CAUSE, ARG_STATE as _ARG_STATE,
     MAX_ACTIONS as _MAX_ACTIONS, compile_table,
 )
-from cext.linestate_py import MAX_CAUSE, MAX_CHANNELS, MAX_KEYS, MAX_TIME_MS, MAX_TIMEOUT_MS
+from cext.linestate_codes import MAX_CAUSE, MAX_CHANNELS, MAX_KEYS, MAX_TIME_MS, MAX_TIMEOUT_MS
 
 cdef extern from *:
+    """
+    #define __linestate_array_exports(a) (((arrayobject *)(a))->ob_exports)
+    """
     int __builtin_ctzll(unsigned long long) nogil
+    int __linestate_array_exports(array) noexcept
 
 # Codes as C globals, read from the shared Python module so they cannot drift.
 cdef int N_EVENTS = _codes.N_EVENTS
@@ -311,7 +315,7 @@ cdef class LineCore:
 
     cdef readonly int n_channels
     cdef int *state_
-    cdef int *rejected_
+    cdef long long *rejected_
     cdef int *call_cause
     cdef unsigned char *call_open
     cdef TimerWheel wheel
@@ -332,7 +336,10 @@ cdef class LineCore:
     cdef int *in_cause
     cdef Py_ssize_t in_cap
     cdef readonly array action_buffer
-    cdef int *out  # while a batch runs: action_buffer's data
+    cdef int *out  # while a batch runs: action_buffer's data (array paths) or scratch (lists)
+    cdef int *scratch
+    cdef Py_ssize_t scratch_cap
+    cdef bint to_array
     cdef Py_ssize_t out_n
 
     def __cinit__(self, n_channels, *, ring_timeout_ms=30000, bridge_timeout_ms=2000,
@@ -346,12 +353,12 @@ cdef class LineCore:
         cdef size_t n = <size_t>self.n_channels
         cdef size_t i
         self.state_ = <int *>_alloc(n * sizeof(int))
-        self.rejected_ = <int *>_alloc(n * sizeof(int))
+        self.rejected_ = <long long *>_alloc(n * sizeof(long long))
         self.call_cause = <int *>_alloc(n * sizeof(int))
         self.call_open = <unsigned char *>_alloc(n)
         for i in range(n):
             self.state_[i] = OUT_OF_SERVICE
-        memset(self.rejected_, 0, n * sizeof(int))
+        memset(self.rejected_, 0, n * sizeof(long long))
         memset(self.call_cause, 0, n * sizeof(int))
         memset(self.call_open, 0, n)
         self.wheel = TimerWheel(self.n_channels * N_TIMERS)
@@ -382,6 +389,7 @@ cdef class LineCore:
         free(self.in_ch)
         free(self.in_ev)
         free(self.in_cause)
+        free(self.scratch)
 
     cdef int *_int_array(self, list values) except NULL:
         cdef int *p = <int *>_alloc(len(values) * sizeof(int))
@@ -448,8 +456,8 @@ cdef class LineCore:
             self.in_ev[i] = ev
             self.in_cause[i] = cause
         self.now = _check_time(now_ms, self.now)
-        self._run(self.in_ch, self.in_ev, self.in_cause, n)
-        return self._buffer_tuples()
+        self._run(self.in_ch, self.in_ev, self.in_cause, n, False)
+        return self._output_tuples()
 
     def feed_one(self, channel, event, cause, now_ms):
         """Run one event at ``now_ms``."""
@@ -459,13 +467,14 @@ cdef class LineCore:
         c[0] = channel
         c[1] = event
         c[2] = cause
-        self._run(&c[0], &c[1], &c[2], 1)
-        return self._buffer_tuples()
+        self._run(&c[0], &c[1], &c[2], 1, False)
+        return self._output_tuples()
 
     def feed_arrays(self, const int[:] channels, const int[:] events, const int[:] causes,
                     now_ms):
         """Batch path: parallel int arrays in; actions as flat triples in ``action_buffer``."""
         cdef Py_ssize_t i, n = channels.shape[0]
+        self._check_buffer_free()
         if not n == events.shape[0] == causes.shape[0]:
             raise ValueError(f"feed_arrays: channels, events, causes differ in length "
                              f"({n}, {events.shape[0]}, {causes.shape[0]})")
@@ -475,18 +484,19 @@ cdef class LineCore:
                 self._check_event(i, channels[i], events[i], causes[i])
         self.now = _check_time(now_ms, self.now)
         if n == 0:
-            resize(self.action_buffer, 0)
-            return 0
-        return self._run(&channels[0], &events[0], &causes[0], n)
+            self._begin_output(0, True)
+            return self._end_output()
+        return self._run(&channels[0], &events[0], &causes[0], n, True)
 
     def expire(self, now_ms):
         """Fire every timer due at ``now_ms`` through the table, earliest first."""
-        self._expire(now_ms)
-        return self._buffer_tuples()
+        self._expire(now_ms, False)
+        return self._output_tuples()
 
     def expire_arrays(self, now_ms):
         """Like expire, with the actions as flat triples in ``action_buffer``."""
-        return self._expire(now_ms)
+        self._check_buffer_free()
+        return self._expire(now_ms, True)
 
     cdef int _check_channel(self, ch) except -1:
         if not 0 <= ch < self.n_channels:
@@ -517,36 +527,56 @@ cdef class LineCore:
         self.in_cap = n
         return 0
 
-    cdef int _begin_output(self, Py_ssize_t max_actions) except -1:
-        resize(self.action_buffer, 3 * max_actions)
-        self.out = self.action_buffer.data.as_ints
+    cdef int _check_buffer_free(self) except -1:
+        # Resizing under a live memoryview would leave it dangling (array.array refuses too).
+        if __linestate_array_exports(self.action_buffer):
+            raise BufferError("cannot resize an array that is exporting buffers")
+        resize(self.action_buffer, 0)  # as the twin: empty until the call succeeds
+        return 0
+
+    cdef int _begin_output(self, Py_ssize_t max_actions, bint to_array) except -1:
+        cdef int *grown
+        self.to_array = to_array
         self.out_n = 0
+        if to_array:
+            self._check_buffer_free()
+            resize(self.action_buffer, 3 * max_actions)
+            self.out = self.action_buffer.data.as_ints
+            return 0
+        if 3 * max_actions > self.scratch_cap:
+            grown = <int *>realloc(self.scratch, 3 * max_actions * sizeof(int))
+            if grown == NULL:
+                raise MemoryError()
+            self.scratch = grown
+            self.scratch_cap = 3 * max_actions
+        self.out = self.scratch
         return 0
 
     cdef Py_ssize_t _end_output(self) except -1:
-        resize(self.action_buffer, 3 * self.out_n)
-        self.out = NULL
+        if self.to_array:
+            resize(self.action_buffer, 3 * self.out_n)
+            self.out = self.action_buffer.data.as_ints
         return self.out_n
 
-    cdef list _buffer_tuples(self):
-        cdef int *a = self.action_buffer.data.as_ints
-        cdef Py_ssize_t i, n = len(self.action_buffer) // 3
-        return [(a[3 * i], a[3 * i + 1], a[3 * i + 2]) for i in range(n)]
+    cdef list _output_tuples(self):
+        cdef int *a = self.out
+        cdef Py_ssize_t i
+        return [(a[3 * i], a[3 * i + 1], a[3 * i + 2]) for i in range(self.out_n)]
 
     cdef Py_ssize_t _run(self, const int *chs, const int *evs, const int *causes,
-                         Py_ssize_t n) except -1:
+                         Py_ssize_t n, bint to_array) except -1:
         cdef Py_ssize_t i
-        self._begin_output(n * MAX_ACTIONS)
+        self._begin_output(n * MAX_ACTIONS, to_array)
         for i in range(n):
             self._step(chs[i], evs[i], causes[i])
         return self._end_output()
 
-    cdef Py_ssize_t _expire(self, now_ms) except -1:
+    cdef Py_ssize_t _expire(self, now_ms, bint to_array) except -1:
         self.now = _check_time(now_ms, self.now)
         cdef TimerWheel wheel = self.wheel
         wheel.c_collect(self.now)
         cdef int i, key, n = wheel.due_n
-        self._begin_output(n * MAX_ACTIONS)
+        self._begin_output(n * MAX_ACTIONS, to_array)
         for i in range(n):
             key = wheel.due[i].key
             if wheel.st[key] == 2:  # an earlier timer of this batch may have cancelled it

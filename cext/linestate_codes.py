@@ -96,3 +96,10 @@ N_EVENTS = len(EVENT_NAMES)
 N_ACTIONS = len(ACTION_NAMES)
 N_TIMERS = len(TIMER_NAMES)
 EV_TIMER_FIRST = EV_TIMER_RING  # EV_TIMER_FIRST + kind is the event a timer of that kind fires
+
+# Limits of the core's API, the same in both implementations.
+MAX_TIME_MS = 1 << 53  # now_ms and deadlines stay exact in a double and in int64
+MAX_TIMEOUT_MS = 86_400_000  # one day
+MAX_KEYS = 1 << 22  # timer wheel keys; LineCore uses channel * N_TIMERS + kind
+MAX_CHANNELS = MAX_KEYS // N_TIMERS
+MAX_CAUSE = 127  # Q.850 cause values are 7 bits

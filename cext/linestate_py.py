@@ -10,18 +10,13 @@ from array import array
 from operator import index
 
 from cext.linestate_codes import (
-    ACT_HANGUP, ACT_NOTIFY_RELEASED, ACT_REJECTED, EV_TIMER_FIRST, N_EVENTS,
-    N_TIMERS, OUT_OF_SERVICE, TIMER_NAMES,
+    ACT_HANGUP, ACT_NOTIFY_RELEASED, ACT_REJECTED, EV_TIMER_FIRST, MAX_CAUSE, MAX_CHANNELS,
+    MAX_KEYS, MAX_TIME_MS, MAX_TIMEOUT_MS, N_EVENTS, N_TIMERS, OUT_OF_SERVICE, TIMER_NAMES,
 )
 from cext.linestate_table import (
     ARG_CALL_CAUSE, ARG_CAUSE, ARG_STATE, MAX_ACTIONS, compile_table,
 )
 
-MAX_TIME_MS = 1 << 53
-MAX_TIMEOUT_MS = 86_400_000
-MAX_KEYS = 1 << 22
-MAX_CHANNELS = MAX_KEYS // N_TIMERS
-MAX_CAUSE = 127
 _WHEEL_SLOTS = 1 << 16
 _WHEEL_MASK = _WHEEL_SLOTS - 1
 
@@ -247,6 +242,7 @@ class LineCore:
         if not len(channels) == len(events) == len(causes):
             raise ValueError(f"feed_arrays: channels, events, causes differ in length "
                              f"({len(channels)}, {len(events)}, {len(causes)})")
+        del self.action_buffer[:]  # BufferError now, before any event runs, if it is exported
         out = self.feed(zip(channels, events, causes), now_ms)
         self._fill_buffer(out)
         return len(out)
@@ -266,6 +262,7 @@ class LineCore:
 
     def expire_arrays(self, now_ms: int) -> int:
         """Like expire, with the actions as flat triples in ``action_buffer``."""
+        del self.action_buffer[:]  # BufferError now, before any timer fires, if it is exported
         out = self.expire(now_ms)
         self._fill_buffer(out)
         return len(out)

@@ -110,10 +110,14 @@ def _build() -> list[Transition]:
     t.on(IDLE, EV_CTL_DIAL, SEIZED, const(ACT_DIAL), arm=(TIMER_WATCHDOG,), opens_call=True)
     t.on(SEIZED, EV_HW_DIALING, DIALING, cancel=(TIMER_WATCHDOG,), arm=(TIMER_RING,))
     # A driver may skip hw_dialing (an E1 SETUP answered at once by CALL PROCEEDING).
-    t.on((SEIZED, DIALING), EV_HW_PROCEEDING, PROCEEDING, progress(),
-         cancel=(TIMER_WATCHDOG,), arm=(TIMER_RING,))
-    t.on((SEIZED, DIALING, PROCEEDING), EV_HW_ALERTING, ALERTING, progress(),
-         cancel=(TIMER_WATCHDOG,), arm=(TIMER_RING,))
+    t.on(SEIZED, EV_HW_PROCEEDING, PROCEEDING, progress(), cancel=(TIMER_WATCHDOG,),
+         arm=(TIMER_RING,))
+    t.on(DIALING, EV_HW_PROCEEDING, PROCEEDING, progress())
+    # The ring timer restarts at alerting: the far end then rings for the full ring timeout
+    # (rules such as "ring at least 15 s" count from the ringing, not from the dial).
+    t.on(SEIZED, EV_HW_ALERTING, ALERTING, progress(), cancel=(TIMER_WATCHDOG,),
+         arm=(TIMER_RING,))
+    t.on((DIALING, PROCEEDING), EV_HW_ALERTING, ALERTING, progress(), arm=(TIMER_RING,))
     t.on(SEIZED, EV_HW_ANSWER, ANSWERED, const(ACT_NOTIFY_ANSWER),
          cancel=(TIMER_WATCHDOG,), arm=(TIMER_BRIDGE,))
     t.on(_OUTBOUND_RINGING, EV_HW_ANSWER, ANSWERED, const(ACT_NOTIFY_ANSWER),
@@ -228,7 +232,8 @@ def describe(row: Transition) -> dict:
         "state": STATE_NAMES[row.state], "event": EVENT_NAMES[row.event],
         "next_state": STATE_NAMES[row.next_state],
         "actions": [f"{ACTION_NAMES[a]}({arg(k, v)})" for a, k, v in row.actions],
-        "timers": [f"cancel {TIMER_NAMES[k]}" for k in row.cancel]
+        "timers": (["cancel all"] if len(row.cancel) == N_TIMERS
+                   else [f"cancel {TIMER_NAMES[k]}" for k in row.cancel])
         + [f"arm {TIMER_NAMES[k]}" for k in row.arm],
         "opens_call": row.opens_call,
     }

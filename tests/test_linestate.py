@@ -18,7 +18,7 @@ from cext.linestate_codes import (
     BLOCKED, BRIDGED, DIALING, EV_CTL_ANSWER, EV_CTL_BLOCK, EV_CTL_BRIDGE, EV_CTL_DIAL,
     EV_CTL_HANGUP, EV_HW_ALERTING, EV_HW_ANSWER, EV_HW_BRIDGED, EV_HW_DIALING, EV_HW_IN_SERVICE,
     EV_HW_INBOUND, EV_HW_OUT_OF_SERVICE, EV_HW_PROCEEDING, EV_HW_RELEASE, EV_HW_RELEASED,
-    EV_TIMER_FIRST, EV_TIMER_RING, EV_TIMER_WATCHDOG, IDLE, INBOUND, N_EVENTS, N_STATES,
+    EV_TIMER_FIRST, EV_TIMER_WATCHDOG, IDLE, INBOUND, N_EVENTS, N_STATES,
     N_TIMERS, OUT_OF_SERVICE, PROCEEDING, RELEASING, SEIZED, TIMER_BRIDGE, TIMER_RELEASE,
     TIMER_RING, TIMER_WATCHDOG,
 )
@@ -202,6 +202,17 @@ def test_ring_timeout_hangs_up_with_cause_19_at_the_exact_ms(mod):
     assert core.state(0) == IDLE
 
 
+def test_ring_timer_counts_from_alerting_not_from_proceeding(mod):
+    core = mod.LineCore(1)
+    drive(core, 0, PATHS[DIALING], now=10)
+    core.feed_one(0, EV_HW_PROCEEDING, 0, 500)
+    assert core.timer_deadline(0, TIMER_RING) == 30010
+    core.feed_one(0, EV_HW_ALERTING, 0, 2000)
+    assert core.timer_deadline(0, TIMER_RING) == 32000
+    assert core.expire(31999) == []
+    assert core.expire(32000) == [(0, ACT_HANGUP, 19)]
+
+
 def test_bridge_deadline_abandons_the_call(mod):
     core = mod.LineCore(1)
     drive(core, 0, PATHS[ANSWERED], now=1000)
@@ -328,6 +339,25 @@ def test_expire_arrays_fills_the_buffer(mod):
     assert core.pending_timers() == 3
 
 
+def test_action_buffer_is_reused_and_never_resized_under_a_view(mod):
+    core = mod.LineCore(2)
+    buf = core.action_buffer
+    one = array("i", [0])
+    core.feed_arrays(one, array("i", [EV_HW_IN_SERVICE]), array("i", [0]), 0)
+    assert core.action_buffer is buf and list(buf) == [0, ACT_NOTIFY_IN_SERVICE, 0]
+    view = memoryview(buf)
+    with pytest.raises(BufferError):
+        core.feed_arrays(one, array("i", [EV_CTL_DIAL]), array("i", [0]), 1)
+    with pytest.raises(BufferError):
+        core.expire_arrays(1)
+    assert core.state(0) == IDLE and core.events_processed() == 1
+    assert core.feed_one(0, EV_CTL_DIAL, 0, 1) == [(0, ACT_DIAL, 0)]  # lists do not need it
+    assert view.tolist() == [0, ACT_NOTIFY_IN_SERVICE, 0]
+    view.release()
+    assert core.feed_arrays(one, array("i", [EV_CTL_HANGUP]), array("i", [0]), 2) == 1
+    assert list(core.action_buffer) == [0, ACT_HANGUP, 16]
+
+
 def test_bad_input_names_what_and_where_and_changes_nothing(mod):
     core = mod.LineCore(4)
     with pytest.raises(ValueError, match="channel 9 out of range 0..3 .event #1"):
@@ -431,6 +461,32 @@ def test_wheel_tens_of_thousands_pending(wheel_cls):
         previous = now
     assert sorted(fired) == list(range(1, 50_000, 2))
     assert wheel.pending() == 0
+
+
+_WHEEL_OPS = st.lists(st.tuples(st.sampled_from(["arm", "arm", "cancel", "expire"]),
+                                st.integers(0, 15), st.integers(-100, 200_000)), max_size=80)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # wheel_cls is a class
+@given(ops=_WHEEL_OPS)
+def test_wheel_matches_a_sorted_dict_model(wheel_cls, ops):
+    wheel, model, now = wheel_cls(16), {}, 0
+    for op, key, amount in ops:
+        if op == "arm":
+            deadline = max(0, now + amount)
+            wheel.arm(key, deadline)
+            model[key] = deadline
+        elif op == "cancel":
+            assert wheel.cancel(key) == (model.pop(key, None) is not None)
+        else:
+            now += abs(amount)
+            due = sorted((d, k) for k, d in model.items() if d <= now)
+            assert wheel.expire(now) == [k for _, k in due]
+            for _, k in due:
+                del model[k]
+        assert wheel.pending() == len(model)
+        assert wheel.next_deadline() == min(model.values(), default=-1)
 
 
 def test_wheel_rejects_bad_keys_and_time(wheel_cls):
