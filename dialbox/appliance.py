@@ -31,10 +31,13 @@ log = structlog.get_logger(__name__)
 DEMO_CAMPAIGN = "Демо-кампания"
 
 
+DEFAULT_SIMULATED = ("sim-gsm-4", "e1-1span")
+
+
 @dataclass
 class Settings:
     simulate: bool = False
-    profile: str | None = None
+    profiles: tuple[str, ...] = ()  # hardware profiles of this box; empty: the simulated default
     operators: int = 3
     data: Path = Path("dialbox-data")
     time_scale: float = 1.0
@@ -53,6 +56,7 @@ class Appliance:
     operators: OperatorPool = field(init=False)
     dialer: Dialer = field(init=False)
     sims: list[SimModem] = field(default_factory=list)
+    e1_spans: list = field(default_factory=list)
     started_at: float = 0.0
     initial_password: str | None = None
     listeners: list = field(default_factory=list)
@@ -66,38 +70,33 @@ class Appliance:
             raise UserError(f"compliance profile {s.compliance!r} is unknown; known: "
                             f"{', '.join(PROFILES)}")
         self.clock = Clock(s.time_scale)
-        profile = profiles.load(s.profile)
-        if profile.driver != "gsm":
-            raise UserError(f"{profile.source}: driver '{profile.driver}' is not supported by "
-                            "this build yet; use a gsm profile")
+        names = s.profiles or (DEFAULT_SIMULATED if s.simulate else ())
+        if not names:
+            raise UserError("no hardware profile: give --profile FILE (repeat it for several "
+                            "devices), or --simulate to run on the simulated hardware")
+        loaded = [profiles.load(n) for n in names]  # every profile checked before anything opens
         self.store = Store(Path(s.data) / "dialbox.sqlite3")
         try:
-            await self._start(profile)
+            await self._start(loaded)
         except BaseException:
             await self.stop()
             raise
 
-    async def _start(self, profile: profiles.Profile) -> None:
+    async def _start(self, loaded: list[profiles.Profile]) -> None:
         s = self.settings
         recovered = self.store.recover_interrupted()
         if recovered:
             log.warning("attempts_interrupted_by_restart", count=recovered)
         self.initial_password = self._bootstrap_admin()
-        drivers = []
-        for i, mod in enumerate(profile.modules):
-            port = mod.port
-            if port.startswith("sim://"):
-                if not s.simulate:
-                    raise UserError(f"{profile.source}: port {port} is simulated; run with "
-                                    "--simulate, or give a profile with real ports")
-                pop = Population.from_dict(dict(profile.population, seed=(
-                    None if s.seed is None else s.seed + i)))
-                sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
-                               seed=None if s.seed is None else s.seed + 100 + i)
-                port = await sim.start()
-                self.sims.append(sim)
-            drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud))
-        self.lines = LineManager(drivers, self.clock, ring_timeout_s=profile.ring_timeout_s)
+        drivers: list = []
+        ring_timeout_s = 40.0
+        for k, profile in enumerate(loaded):
+            if profile.driver == "gsm":
+                drivers += await self._gsm_drivers(profile, seed_base=1000 * k)
+                ring_timeout_s = profile.ring_timeout_s
+            else:
+                drivers += self._e1_drivers(profile, seed_base=1000 * k)
+        self.lines = LineManager(drivers, self.clock, ring_timeout_s=ring_timeout_s)
         self.lines.subscribe(self._on_line_event)
         await self.lines.start()
         campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True,
@@ -118,6 +117,39 @@ class Appliance:
         self.started_at = time.time()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
+
+    async def _gsm_drivers(self, profile: profiles.Profile, *, seed_base: int) -> list:
+        """One driver per module; with --simulate each module is a simulated modem on a pty."""
+        s = self.settings
+        drivers = []
+        for i, mod in enumerate(profile.modules):
+            port = mod.port
+            if s.simulate:
+                seed = None if s.seed is None else s.seed + seed_base + i
+                pop = Population.from_dict(dict(profile.population, seed=seed))
+                sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
+                               seed=None if seed is None else seed + 100)
+                port = await sim.start()
+                self.sims.append(sim)
+            elif port.startswith("sim://"):
+                raise UserError(f"{profile.source}: port {port} is simulated; run with "
+                                "--simulate, or give a profile with real ports")
+            drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud))
+        return drivers
+
+    def _e1_drivers(self, profile: profiles.Profile, *, seed_base: int) -> list:
+        """E1 spans; with --simulate each has the operator's switch (NT) simulated behind it."""
+        from firmware.e1.profile import spans_from_profile
+        s = self.settings
+        pop = (lambda i: Population.from_dict(dict(
+            self._default_population(), seed=None if s.seed is None else s.seed + seed_base + i)))
+        spans = spans_from_profile(profile.raw, simulate=s.simulate, clock=self.clock,
+                                   population=pop, seed=s.seed)
+        self.e1_spans.extend(spans)
+        return spans
+
+    def _default_population(self) -> dict:
+        return dict(profiles.load("sim-gsm-4").population)
 
     async def stop(self) -> None:
         """Stop dialing, hang up every call, close the database, release the ptys."""

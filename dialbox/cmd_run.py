@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
                                    "the hardware of the profile is simulated (no modems needed).")
     p.add_argument("--simulate", action="store_true",
                    help="simulate the profile's hardware (modems on pseudo-terminals)")
-    p.add_argument("--profile", metavar="FILE",
-                   help="hardware profile: a YAML file or a bundled name (default: sim-gsm-4)")
+    p.add_argument("--profile", metavar="FILE", action="append", default=[],
+                   help="hardware profile: a YAML file or a bundled name; repeat it for each "
+                        "device of the box (default with --simulate: sim-gsm-4 and e1-1span)")
     p.add_argument("--operators", type=int, default=3, metavar="N",
                    help="simulated operators on the floor (default 3)")
     p.add_argument("--data", type=Path, default=Path("dialbox-data"), metavar="DIR",
@@ -48,7 +49,7 @@ def parse_http(text: str) -> tuple[str, int]:
 def run(args: argparse.Namespace) -> int:
     host, port = parse_http(args.http)
     logsetup.configure(args.log_level)
-    settings = Settings(simulate=args.simulate, profile=args.profile, operators=args.operators,
+    settings = Settings(simulate=args.simulate, profiles=tuple(args.profile), operators=args.operators,
                         data=args.data, time_scale=args.time_scale, calllist=args.calllist,
                         seed=args.seed, compliance=args.compliance)
     if settings.time_scale <= 0:

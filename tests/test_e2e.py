@@ -31,7 +31,7 @@ def demo_numbers() -> set[str]:
 
 @pytest.fixture
 async def appliance(tmp_path):
-    app = Appliance(Settings(simulate=True, operators=3, data=tmp_path / "data",
+    app = Appliance(Settings(simulate=True, operators=8, data=tmp_path / "data",
                              time_scale=25.0, seed=7, wrap_mean_s=5.0, compliance="none"))
     await app.start()
     yield app
@@ -60,10 +60,26 @@ async def test_appliance_dials_the_list_and_records_what_debtors_did(appliance, 
                 compared += 1
     assert compared >= 5
 
+    # The same on the simulated E1 span: the network side's records, timeslot by timeslot.
+    sim = appliance.e1_spans[0].simulator
+    compared = 0
+    for ts in range(1, 32):
+        rows = appliance.store.db.execute(
+            "SELECT number, outcome, state FROM attempts WHERE line=? ORDER BY id",
+            (f"e1-0/{ts}",)).fetchall()
+        recs = [r for r in sim.records if r.timeslot == ts and r.direction == "outbound"]
+        # Q.931 carries the digits; the plus is the type of number (international).
+        assert [r["number"].lstrip("+") for r in rows] == [rec.number for rec in recs]
+        for row, rec in zip(rows, recs):
+            if row["state"] == "done" and rec.cleared_by not in ("user", ""):
+                assert row["outcome"] == FATE_OUTCOME[rec.fate], (ts, dict(row), rec)
+                compared += 1
+    assert compared >= 3
+
     # The admin page and /healthz show it.
     health = await (await client.get("/healthz")).json()
     assert health["status"] == "ok"
-    assert health["lines"] == {"total": 4, "in_service": 4}
+    assert health["lines"] == {"total": 4 + 30, "in_service": 4 + 30}
     page = await client.get("/login")
     token = re.search(r'name="csrf" value="([^"]+)"', await page.text()).group(1)
     r = await client.post("/login", data={"username": "admin",
@@ -74,7 +90,7 @@ async def test_appliance_dials_the_list_and_records_what_debtors_did(appliance, 
     db_counters = appliance.store.counters(appliance.dialer.campaign_id)
     assert status["campaign"]["counters"]["attempts"] == db_counters["attempts"]
     page = await (await client.get("/")).text()
-    for line in ("gsm0", "gsm1", "gsm2", "gsm3"):
+    for line in ("gsm0", "gsm1", "gsm2", "gsm3", "e1-0/1", "e1-0/31"):
         assert f'data-line="{line}"' in page
 
 
@@ -114,7 +130,7 @@ async def test_restart_keeps_every_result(tmp_path):
 
 async def test_bad_profile_path_is_a_clear_error(tmp_path):
     from firmware.errors import UserError
-    app = Appliance(Settings(simulate=True, profile=str(tmp_path / "missing.yaml"),
+    app = Appliance(Settings(simulate=True, profiles=(str(tmp_path / "missing.yaml"),),
                              data=tmp_path / "d"))
     with pytest.raises(UserError, match="missing.yaml: file not found"):
         await app.start()
