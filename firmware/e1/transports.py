@@ -1,6 +1,8 @@
 """How LAPD frames reach the D-channel: DAHDI device, SOCK_SEQPACKET, serial async HDLC, TCP."""
 from __future__ import annotations
 
+import abc
+
 import asyncio
 import os
 import socket
@@ -28,7 +30,7 @@ def with_fcs(frame: bytes) -> bytes:
     return frame + fcs16(frame).to_bytes(2, "little")
 
 
-class FrameTransport:
+class FrameTransport(abc.ABC):
     """One frame in, one frame out; ``on_frame``/``on_lost`` are set by the data link owner."""
 
     def __init__(self) -> None:
@@ -37,8 +39,9 @@ class FrameTransport:
 
     async def open(self) -> None: ...
 
+    @abc.abstractmethod
     def send(self, frame: bytes) -> None:
-        raise NotImplementedError
+        """Queue one frame for the wire."""
 
     async def close(self) -> None: ...
 
