@@ -70,8 +70,9 @@ async def test_box_hangs_up_a_ringing_call(dialect):
         await until(lambda: "ATD+79123456780;" in sim.commands)
 
 
-async def test_inbound_call_with_caller_id():
-    async with modem_and_driver("sim800") as (sim, drv, rec):
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_inbound_call_with_caller_id(dialect):
+    async with modem_and_driver(dialect) as (sim, drv, rec):
         await rec.wait_for(C.EV_HW_IN_SERVICE)
         sim.ring_inbound("+79001112233")
         offer = await rec.wait_for(C.EV_HW_INBOUND)

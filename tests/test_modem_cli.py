@@ -76,3 +76,17 @@ async def test_sms_prints_parts_and_references(sim):
     res = json.loads(out)
     assert res["status"] == "sent" and res["parts"] == 2 and len(res["references"]) == 2
     assert "".join(p.text for p in sim.sms_sent) == text
+
+
+async def test_socket_url_reaches_a_module_behind_a_tcp_bridge():
+    m = SimModem("m1", DIALECTS["ec25"], population("busy"), Clock(10.0), seed=9)
+    url = await m.start_tcp()
+    try:
+        code, out, err = await run_cli("modem", "--profile", "ec25", "--port", url, "call",
+                                       "+79123456789")
+        assert code == 0, err
+        assert json.loads(out)["outcome"] == "busy"
+        code, out, err = await run_cli("modem", "--profile", "ec25", "--port", url, "probe")
+        assert code == 0 and json.loads(out)["imei"] == m.imei
+    finally:
+        await m.stop()

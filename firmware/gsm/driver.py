@@ -14,6 +14,7 @@ from firmware.errors import UserError
 from firmware.gsm import errors as gsm_errors
 from firmware.gsm import pdu as smspdu
 from firmware.gsm import ussd
+from firmware.gsm.alphabet import gsm7_septets, text_mode_fits, ucs2_hex
 from firmware.gsm.concat import Reassembler
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost, Response
@@ -160,6 +161,8 @@ class GsmModule:
     async def send_sms(self, channel: int, number: str, text: str, *, sms_id: str) -> dict:
         """Send one SMS (split into parts when long); the parts' message references come back."""
         e = self._require_engine()
+        if self.profile.sms_mode == "text" and text_mode_fits(text):
+            return await self._send_text_mode(number, text, sms_id)
         self._sms_ref = (self._sms_ref + 1) % 256
         try:
             parts = smspdu.encode_submit(number, text, reference=self._sms_ref)
@@ -183,6 +186,39 @@ class GsmModule:
             self._sms_sent[(mr, _digits(number))] = (sms_id, part.part)
         self._sms_event(SmsStatus(self.name, sms_id, "sent", "", self.clock.now()))
         return {"sms_id": sms_id, "status": "sent", "parts": len(parts), "references": refs}
+
+    async def _send_text_mode(self, number: str, text: str, sms_id: str) -> dict:
+        """Text mode (one part only: text mode cannot concatenate), GSM or UCS2 character set."""
+        e = self._require_engine()
+        gsm = gsm7_septets(text) is not None
+        try:
+            await e.command("AT+CMGF=1", timeout=5)
+            if gsm:
+                await e.command('AT+CSCS="GSM"', timeout=5)
+                await e.command("AT+CSMP=49,167,0,0", timeout=5)  # 49: status report wanted
+                cmd, body = f'AT+CMGS="{number}"', text.encode("gsm03.38")
+            else:
+                await e.command('AT+CSCS="UCS2"', timeout=5)
+                await e.command("AT+CSMP=49,167,0,8", timeout=5)
+                cmd, body = f'AT+CMGS="{ucs2_hex(number)}"', ucs2_hex(text).encode("ascii")
+            r = await e.command(cmd, payload=body, timeout=40)
+        except ATError as exc:
+            err = gsm_errors.parse_error_line(exc.final)
+            detail = err.reason if err else exc.final
+            self._sms_event(SmsStatus(self.name, sms_id, "failed", detail, self.clock.now()))
+            return {"sms_id": sms_id, "status": "failed", "parts": 1, "sent_parts": 0,
+                    "references": [], "error": detail,
+                    "action": err.action.value if err else None}
+        finally:
+            try:  # back to PDU mode: inbound SMS and reports are read as PDUs
+                await e.command("AT+CMGF=0", timeout=5)
+            except (ATError, ATTimeout, LinkLost):
+                self._flag_trouble("could not return the module to SMS PDU mode")
+        mr = int(r.first("+CMGS:") or -1)
+        self._sms_sent[(mr, _digits(number))] = (sms_id, 1)
+        self._sms_event(SmsStatus(self.name, sms_id, "sent", "", self.clock.now()))
+        return {"sms_id": sms_id, "status": "sent", "parts": 1, "references": [mr],
+                "mode": "text"}
 
     async def check_balance(self) -> dict:
         """Ask the operator's USSD balance code of the profile; the answer comes as +CUSD."""

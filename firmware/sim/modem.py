@@ -64,6 +64,8 @@ class _State:
     colp: bool = False
     cmgf: int = 0
     cfun: int = 1
+    cscs: str = "GSM"
+    csmp_fo: int = 17
 
 
 class SimModem:
@@ -87,6 +89,7 @@ class SimModem:
         self.commands: list[str] = []  # every command line received, for tests
         self.records: list[CallRecord] = []
         self.sms_sent: list[smspdu.Submit] = []  # what the driver sent, decoded
+        self.sms_text_sent: list[tuple[str, str]] = []  # text mode: (number, text)
         self.sms_undeliverable: set[str] = set()  # numbers whose reports say "failed"
         self.sms_report_delay_s = 2.0
         self._inbox: dict[int, str] = {}  # SIM storage index -> DELIVER PDU hex
@@ -95,6 +98,8 @@ class SimModem:
         self.path: str | None = None
         self._master: int | None = None
         self._slave: int | None = None
+        self._tcp: asyncio.Transport | None = None
+        self._server: asyncio.AbstractServer | None = None
         self._inbuf = bytearray()
         self._outbuf = bytearray()
         self._call: SimCall | None = None
@@ -120,6 +125,11 @@ class SimModem:
             self._call.task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._close_fds()
+        if self._tcp is not None:
+            self._tcp.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
     def _close_fds(self) -> None:
         loop = asyncio.get_running_loop()
@@ -172,6 +182,26 @@ class SimModem:
         self._call.task = self._spawn(self._inbound(self._call))
 
     # --- byte I/O ---------------------------------------------------------------------------
+    async def start_tcp(self, host: str = "127.0.0.1") -> str:
+        """Serve the module on TCP instead of a pty, as a gateway's ser2net bridge does."""
+        loop = asyncio.get_running_loop()
+        modem = self
+
+        class _Conn(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                modem._tcp = transport
+
+            def data_received(self, data: bytes) -> None:
+                modem._on_bytes(data)
+
+            def connection_lost(self, exc) -> None:
+                modem._tcp = None
+
+        self._server = await loop.create_server(_Conn, host, 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.path = f"socket://{host}:{port}"
+        return self.path
+
     def _on_readable(self) -> None:
         try:
             data = os.read(self._master, 4096)  # type: ignore[arg-type]
@@ -179,8 +209,10 @@ class SimModem:
             return
         except OSError:
             data = b""
-        if not data:
-            return
+        if data:
+            self._on_bytes(data)
+
+    def _on_bytes(self, data: bytes) -> None:
         if "silent" in self.faults or self._booting:
             return
         if self._sms_len is not None:
@@ -210,6 +242,9 @@ class SimModem:
                     break
 
     def _send_raw(self, data: bytes) -> None:
+        if self._tcp is not None:
+            self._tcp.write(data)
+            return
         if self._master is None:
             return
         self._outbuf += data
@@ -381,6 +416,16 @@ class SimModem:
         if not arg.startswith("="):
             self._line("ERROR")
             return
+        if self.st.cmgf == 1:
+            m = re.match(r'=\s*"([^"]+)"', arg)
+            if not m:
+                self._line("+CMS ERROR: 304")
+                return
+            self._sms_len = -1  # text mode: the text runs to Ctrl-Z
+            self._sms_number = m.group(1)
+            self._sms_buf = bytearray()
+            self._send_raw(b"\r\n> ")
+            return
         try:
             self._sms_len = int(arg[1:].split(",")[0].strip('"'))
         except ValueError:
@@ -403,6 +448,9 @@ class SimModem:
         if not self.registered:
             self._line("+CMS ERROR: 331")
             return
+        if length == -1:
+            self._text_mode_sms(body)
+            return
         try:
             submit = smspdu.decode_submit(body.decode("ascii"), length=length)
         except (smspdu.PduError, UnicodeDecodeError):
@@ -414,6 +462,43 @@ class SimModem:
         self._ok()
         if submit.status_report_requested:
             self._spawn(self._status_report(self._mr, submit.number))
+
+    def _text_mode_sms(self, body: bytes) -> None:
+        from firmware.gsm.alphabet import ucs2_from_hex
+        try:
+            if self.st.cscs == "UCS2":
+                number = ucs2_from_hex(self._sms_number)
+                text = ucs2_from_hex(body.decode("ascii"))
+            else:
+                number, text = self._sms_number, body.decode("gsm03.38")
+        except (ValueError, UnicodeDecodeError):
+            self._line("+CMS ERROR: 304")
+            return
+        self.sms_text_sent.append((number, text))
+        self._mr = (self._mr + 1) % 256
+        self._line(f"+CMGS: {self._mr}")
+        self._ok()
+        if self.st.csmp_fo & 0x20:
+            self._spawn(self._status_report(self._mr, number))
+
+    def _cscs(self, arg: str) -> None:
+        m = re.match(r'=\s*"(\w+)"', arg)
+        if m and m.group(1).upper() in ("GSM", "UCS2", "IRA"):
+            self.st.cscs = m.group(1).upper()
+            self._ok()
+        elif arg == "?":
+            self._line(f'+CSCS: "{self.st.cscs}"')
+            self._ok()
+        else:
+            self._line("ERROR")
+
+    def _csmp(self, arg: str) -> None:
+        try:
+            self.st.csmp_fo = int(arg.lstrip("=").split(",")[0])
+        except ValueError:
+            self._line("ERROR")
+            return
+        self._ok()
 
     async def _status_report(self, mr: int, number: str) -> None:
         await self.clock.sleep(self.sms_report_delay_s)
@@ -667,8 +752,8 @@ _PREFIX = (
     ("+CVHU", lambda m, a: m._ok()),
     ("^CURC", lambda m, a: m._ok()),
     ("+QURCCFG", lambda m, a: m._ok()),
-    ("+CSCS", lambda m, a: m._ok()),
+    ("+CSCS", SimModem._cscs),
     ("+CNMI", lambda m, a: m._ok()),
-    ("+CSMP", lambda m, a: m._ok()),
+    ("+CSMP", SimModem._csmp),
     ("+MORING", lambda m, a: m._ok()),
 )
