@@ -33,6 +33,15 @@ class Fate:
     talk_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What an answered call brings: the debtor himself or not, a promise, and its fate."""
+
+    rpc: bool
+    promise_share: float  # of the debt promised, 0 when no promise
+    keeps: bool
+
+
 @dataclass
 class Population:
     """Rates and durations of a debtor population; the rest of answer/busy/... is no answer."""
@@ -47,6 +56,9 @@ class Population:
     no_answer_timeout_s: float = 30.0
     talk_mean_s: float = 60.0
     talk_sd_s: float = 30.0
+    rpc_prob: float = 0.7  # of answered calls, the debtor himself
+    ptp_prob: float = 0.35  # of right-party contacts, a promise to pay
+    keep_prob: float = 0.6  # of promises, kept
     seed: int | None = None
     _rng: random.Random = field(init=False, repr=False)
 
@@ -65,6 +77,13 @@ class Population:
         if unknown:
             raise ValueError(f"unknown population keys: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+    def conversation(self) -> Conversation:
+        """Draw what an answered call brings (played by the simulated operator's debtor)."""
+        rpc = self._rng.random() < self.rpc_prob
+        ptp = rpc and self._rng.random() < self.ptp_prob
+        share = round(self._rng.uniform(0.1, 1.0), 2) if ptp else 0.0
+        return Conversation(rpc, share, ptp and self._rng.random() < self.keep_prob)
 
     def fate(self) -> Fate:
         """Draw the fate of one call."""
