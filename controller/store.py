@@ -722,7 +722,10 @@ class AccountWriter:
             self._upd.append((*values, custom, self.now, pk))
             kind = "updated"
         self.seen.add(aid)
-        for pos, (e164, ptype) in enumerate(phones):
+        base = 0 if kind != "duplicate" else self.db.execute(
+            "SELECT COALESCE(MAX(position) + 1, 0) FROM phones WHERE account_pk=?", (pk,)
+        ).fetchone()[0]
+        for pos, (e164, ptype) in enumerate(phones, base):
             self._phones.append((pk, e164, ptype, pos))
         if len(self._ins) + len(self._upd) >= self.BATCH:
             self.flush()

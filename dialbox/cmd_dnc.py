@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from controller.store import Store
+from dialbox import logsetup
 
 
 def add_parser(sub) -> None:
@@ -33,6 +34,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    logsetup.configure("WARNING")  # stdout carries the result only
     list_name = "blocked" if args.inbound else "dnc"
     store = Store(args.data / "dialbox.sqlite3")
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from controller.calllist import import_file
 from controller.importer import check_mapping
 from controller.store import Store
+from dialbox import logsetup
 from firmware.errors import UserError
 
 
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    logsetup.configure("WARNING")  # stdout carries the result only
     mapping = None
     if args.mapping is not None:
         try:

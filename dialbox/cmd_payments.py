@@ -8,6 +8,7 @@ from pathlib import Path
 
 from controller.payments import import_payments
 from controller.store import Store
+from dialbox import logsetup
 from firmware.errors import UserError
 
 
@@ -22,6 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    logsetup.configure("WARNING")  # stdout carries the result only
     if not args.file.exists():
         raise UserError(f"{args.file}: file not found")
     store = Store(args.data / "dialbox.sqlite3")
