@@ -202,7 +202,9 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
             r.whole_row = False
             rejects.append(r)
         if custom_cols:
-            rec["custom"] = {h: row[i] for i, h in custom_cols if i < width and row[i].strip()}
+            custom = {h: row[i] for i, h in custom_cols if i < width and row[i].strip()}
+            if custom:
+                rec["custom"] = custom
         yield n, rec, phones
 
 

@@ -1,13 +1,27 @@
-"""Phone numbers to E.164: a cheap fast path for clean Russian mobiles, phonenumbers for the rest."""
+"""Phone numbers to E.164: a cheap fast path for clean Russian numbers, phonenumbers for the rest."""
 from __future__ import annotations
 
 import re
 
 import phonenumbers
 
-# Russian mobile numbers the phonenumbers metadata calls valid as a whole range: 9[0-24-9] and
-# nine more digits (9 3x is only partly allocated, so it goes the slow way).
-_FAST = re.compile(r"(?:\+?7|8)?(9[0-24-9]\d{8})")
+
+def _russian_national() -> re.Pattern:
+    """phonenumbers' own RU patterns (all number types of 10 digits), compiled once.
+
+    +7 numbers whose national number starts with 3, 4, 8 or 9 are Russian in its metadata, so
+    they are valid exactly when one of these patterns matches; anything else goes the slow way.
+    """
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("RU")
+    descs = (meta.fixed_line, meta.mobile, meta.toll_free, meta.premium_rate, meta.shared_cost,
+             meta.personal_number, meta.voip, meta.pager, meta.uan, meta.voicemail)
+    pats = [d.national_number_pattern for d in descs
+            if d is not None and d.national_number_pattern and 10 in (d.possible_length or (10,))]
+    return re.compile("|".join(f"(?:{p})" for p in pats))
+
+
+_FAST = re.compile(r"(?:\+?7|8)?([3489]\d{9})")
+_NATIONAL = _russian_national()
 _JUNK = str.maketrans("", "", " -()\u00a0.\t")
 
 
@@ -19,7 +33,9 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     if region == "RU":
         m = _FAST.fullmatch(text.translate(_JUNK))
         if m:
-            return "+7" + m.group(1)
+            if _NATIONAL.fullmatch(m.group(1)):
+                return "+7" + m.group(1)
+            raise ValueError("not a valid number")
         if not text.startswith("+"):
             digits = re.sub(r"\D", "", text)
             if len(digits) == 11 and digits[0] in "78":

@@ -701,8 +701,8 @@ class AccountWriter:
             seg = assign(self.segments, rec)
             rec["segment"], rec["priority"] = (seg.name, seg.strategy.priority) if seg \
                 else (None, 0)
-        values = tuple(rec.get(f) for f in ACCOUNT_FIELDS[:-1]) + (rec.get("priority") or 0,)
-        custom = json.dumps(rec.get("custom") or {}, ensure_ascii=False)
+        values = (*map(rec.get, ACCOUNT_FIELDS[:-1]), rec.get("priority") or 0)
+        custom = json.dumps(rec["custom"], ensure_ascii=False) if rec.get("custom") else "{}"
         pk = self.existing.get(aid)
         if aid in self.seen:
             self.flush()  # the first row may still be queued
