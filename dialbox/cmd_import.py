@@ -43,12 +43,19 @@ def run(args: argparse.Namespace) -> int:
                             '{"Column header": "field", ...}') from None
     if not args.file.exists():
         raise UserError(f"{args.file}: file not found")
-    store = Store(args.data / "dialbox.sqlite3")
+    db_path = args.data / "dialbox.sqlite3"
+    fresh = not db_path.exists()
+    store = Store(db_path)
     try:
         result = import_file(store, args.campaign, args.file, creditor=args.creditor,
                              mapping=mapping, report_dir=args.data / "reports")
-    finally:
+    except UserError:
         store.close()
+        if fresh:  # refused: leave no empty database behind either
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        raise
+    store.close()
     json.dump(result.summary(), sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

@@ -234,6 +234,7 @@ def test_cli_refuses_a_non_list_in_one_line(tmp_path, monkeypatch, capsys):
                               str(f)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "binary file" in err and "Traceback" not in err
+    assert not (tmp_path / "d" / "dialbox.sqlite3").exists()
 
 
 def test_cli_bad_mapping_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
