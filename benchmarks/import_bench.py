@@ -1,9 +1,11 @@
 """Import speed: a generated creditor CSV (cp1251, `;`, mixed phone formats) through `dialbox import`.
 
-Run: python3 -m benchmarks.import_bench [--rows 1000000] [--repeat 3]
+Run: python3 -m benchmarks.import_bench [--rows 1000000] [--repeat 3] [--xlsx-rows 100000]
 Each repeat imports into a fresh data directory in a new process (end to end: the CLI, decoding,
 parsing, phone normalization, SQLite with fsync); one more run re-imports the same file into the
-filled database (every account updated). Reports the median wall time of the repeats.
+filled database (every account updated). Reports the median wall time of the repeats. Then the
+same rows as an XLSX sheet (--xlsx-rows of them) through both XLSX readers, python-calamine and
+openpyxl, in the same run.
 """
 from __future__ import annotations
 
@@ -47,6 +49,45 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
                      f"{rng.choice(('карта', 'заём', 'автокредит'))};\r\n")
 
 
+def xlsx_from_csv(csv_path: Path, xlsx_path: Path, rows: int) -> None:
+    import csv
+
+    import openpyxl
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet("Реестр")
+    with csv_path.open(encoding="cp1251", newline="") as fh:
+        for i, row in enumerate(csv.reader(fh, delimiter=";")):
+            if i > rows:
+                break
+            ws.append(row)
+    wb.save(xlsx_path)
+
+
+def time_xlsx(tmp: Path, xlsx_path: Path, repeat: int) -> dict[str, float]:
+    import logging
+
+    import structlog
+
+    from controller import importer
+    from controller.calllist import import_file
+    from controller.store import Store
+    logging.disable(logging.INFO)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    out = {}
+    for reader in ("calamine", "openpyxl"):
+        importer.XLSX_READER = reader
+        times = []
+        for r in range(repeat):
+            db = tmp / f"x-{reader}-{r}.sqlite3"
+            s = Store(db)
+            t0 = time.perf_counter()
+            import_file(s, "bench", xlsx_path)
+            times.append(time.perf_counter() - t0)
+            s.close()
+        out[reader] = statistics.median(times)
+    return out
+
+
 def run_import(data: Path, csv_path: Path) -> tuple[float, dict]:
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _RUNNER, "import", "--data", str(data),
@@ -59,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--xlsx-rows", type=int, default=100_000)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="import-bench-"))
     try:
@@ -79,6 +121,12 @@ def main() -> None:
         print(f"re-import (all updated): {dt:.1f} s  {summary}")
         print(f"median fresh import of {args.rows} rows: {statistics.median(times):.1f} s "
               f"({args.rows / statistics.median(times):,.0f} rows/s)")
+        if args.xlsx_rows:
+            xlsx_path = tmp / "list.xlsx"
+            xlsx_from_csv(csv_path, xlsx_path, args.xlsx_rows)
+            for reader, dt in time_xlsx(tmp, xlsx_path, args.repeat).items():
+                print(f"XLSX {args.xlsx_rows} rows, {reader}: median {dt:.1f} s "
+                      f"({args.xlsx_rows / dt:,.0f} rows/s)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

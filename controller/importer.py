@@ -34,13 +34,15 @@ HEADERS = {
     "product": ("product", "продукт", "тип продукта", "вид кредита"),
 }
 _EXACT = {w: f for f, words in HEADERS.items() for w in words}
+_EXACT.update({"домашний": "phone_home", "рабочий": "phone_work", "home": "phone_home",
+               "work": "phone_work", "mobile": "phone_mobile", "мобильный": "phone_mobile"})
 PHONE_FIELDS = {"phone": "mobile", "phone_mobile": "mobile", "phone_home": "home",
                 "phone_work": "work", "phone_third_party": "third_party"}
 FIELDS = (*HEADERS, *PHONE_FIELDS, "phone_type", "custom", "ignore")
 # Words that make a header a phone column, and the words that tell its type.
 _PHONE_WORDS = ("телефон", "тел", "phone", "tel", "telephone", "mobile", "мобильный", "сотовый")
-_PHONE_KIND_WORDS = (("third_party", ("трет", "контактн", "third", "contact", "поручител",
-                                      "родствен", "reference")),
+_PHONE_KIND_WORDS = (("third_party", ("трет", "лиц", "third", "person", "поручител",
+                                      "родствен", "reference", "referee")),
                      ("home", ("дом", "home")),
                      ("work", ("раб", "work", "office", "служеб")),
                      ("mobile", ("моб", "mobile", "сот", "cell")))
@@ -190,23 +192,7 @@ def _find_header(path: Path, rows: Iterator[tuple[int, list[str]]],
 
 
 def _open_xlsx(path: Path, is_header: Callable[[list[str]], bool], what: str) -> Table:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-    sheets: list[tuple[str, list[tuple[int, list[str]]]]] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # style warnings of files not made by Excel
-            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-            try:
-                for ws in wb.worksheets:
-                    rows = [(i, [_cell(v) for v in values]) for i, values in
-                            enumerate(ws.iter_rows(values_only=True), 1)]
-                    sheets.append((ws.title, rows))
-            finally:
-                wb.close()
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable XLSX workbook ({exc}); open it in Excel and "
-                        "save as .xlsx or CSV") from None
+    sheets = _read_workbook(path)
     if not sheets:
         raise UserError(f"{path}: the workbook has no worksheet; nothing to import")
     errors = []
@@ -219,6 +205,55 @@ def _open_xlsx(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
             continue
         return Table(path, "xlsx", header, n, it)
     raise UserError(f"{path}: no sheet has what is needed ({'; '.join(errors)})")
+
+
+def xlsx_reader() -> str:
+    """python-calamine (about ten times faster) when installed, else openpyxl."""
+    if XLSX_READER != "auto":
+        return XLSX_READER
+    try:
+        import python_calamine  # noqa: F401
+    except ImportError:
+        return "openpyxl"
+    return "calamine"
+
+
+XLSX_READER = "auto"  # or "calamine" / "openpyxl" to force one
+
+
+def _read_workbook(path: Path) -> list[tuple[str, list[tuple[int, list[str]]]]]:
+    """Every sheet's rows as (row number, cells as text)."""
+    if xlsx_reader() == "calamine":
+        import python_calamine
+        try:
+            wb = python_calamine.CalamineWorkbook.from_path(str(path))
+            try:
+                return [(name, [(i, [_cell(v) for v in values]) for i, values in enumerate(
+                    wb.get_sheet_by_name(name).to_python(skip_empty_area=False), 1)])
+                        for name in wb.sheet_names]
+            finally:
+                wb.close()
+        except python_calamine.CalamineError as exc:
+            raise _unreadable(path, exc) from None
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # style warnings of files not made by Excel
+            wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            try:
+                return [(ws.title, [(i, [_cell(v) for v in values]) for i, values in
+                                    enumerate(ws.iter_rows(values_only=True), 1)])
+                        for ws in wb.worksheets]
+            finally:
+                wb.close()
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> UserError:
+    return UserError(f"{path}: not a readable XLSX workbook ({exc}); open it in Excel and save "
+                     "as .xlsx or CSV")
 
 
 def _cell(v: object) -> str:
