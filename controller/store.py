@@ -286,7 +286,7 @@ class Store(ListsMixin, OutcomesMixin):
 
     def tx(self):
         """``with store.tx():`` one transaction; inside another one it joins it."""
-        return _Tx(self.db)
+        return _Tx(self.db, self._segments.clear)
 
     # --- campaigns --------------------------------------------------------------------------
     def campaign(self, name: str, *, create: bool = False, mode: str = "progressive",
@@ -369,11 +369,6 @@ class Store(ListsMixin, OutcomesMixin):
                 return seg.strategy
         return _DEFAULT_STRATEGY
 
-    def segment_for(self, campaign_id: int, rec: dict) -> tuple[str | None, int]:
-        """(segment name, priority) for an account record."""
-        seg = assign(self.segments(campaign_id), rec)
-        return (seg.name, seg.strategy.priority) if seg else (None, 0)
-
     def _write_segments(self, campaign_id: int, segs: Iterable[Segment]) -> None:
         segs = tuple(segs)
         self.db.executemany(
@@ -389,7 +384,7 @@ class Store(ListsMixin, OutcomesMixin):
         """Insert or update one account by account id; returns True when it was new."""
         with self.tx():
             w = AccountWriter(self, campaign_id, only=rec["account_id"])
-            new = w.add(rec, phones) == "new"
+            new = w.add(dict(rec), phones) == "new"
             w.finish()
         return new
 
@@ -647,7 +642,7 @@ class Store(ListsMixin, OutcomesMixin):
             else:
                 c["failed"] += n
         left = self.db.execute("SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND status IN "
-                               "('active','dialing')", (campaign_id,)).fetchone()[0]
+                               "('active','dialing','callback')", (campaign_id,)).fetchone()[0]
         c["leads_left"] = left
         return c
 
@@ -758,9 +753,10 @@ _DEFAULT_STRATEGY = Strategy()
 
 
 class _Tx:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_rollback=None) -> None:
         self.db = db
         self.outer = False
+        self.on_rollback = on_rollback  # drops caches of what the rollback undid
 
     def __enter__(self):
         if not self.db.in_transaction:
@@ -771,4 +767,6 @@ class _Tx:
     def __exit__(self, exc_type, *_):
         if self.outer:
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type and self.on_rollback:
+                self.on_rollback()
         return False
