@@ -264,6 +264,7 @@ class Store(ListsMixin, OutcomesMixin):
         self.db.row_factory = sqlite3.Row
         self._segments: dict[int, tuple[Segment, ...]] = {}
         self._zones: dict[str, ZoneInfo] = {}
+        self._data_version = -1
         self._migrate()
 
     def close(self) -> None:
@@ -314,6 +315,10 @@ class Store(ListsMixin, OutcomesMixin):
     # --- segments and strategies ------------------------------------------------------------
     def segments(self, campaign_id: int) -> tuple[Segment, ...]:
         """The campaign's segments in matching order (the DPD buckets unless set otherwise)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:  # another process committed: it may have set them
+            self._segments.clear()
+            self._data_version = version
         cached = self._segments.get(campaign_id)
         if cached is not None:
             return cached

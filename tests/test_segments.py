@@ -306,3 +306,12 @@ def test_a_v1_database_is_migrated_and_keeps_working(tmp_path):
     lead = s.next_lead(1, T0)
     assert (lead.account_id, lead.segment) == ("OLD-1", "dpd 31-60")
     s.close()
+
+
+def test_segments_set_by_another_process_are_seen_by_a_running_store(store):
+    cid = store.campaign("c", create=True)
+    assert store.strategy(cid, "dpd 1-30").priority == 10
+    other = Store(store.path)  # the CLI or the web admin, say
+    other.set_segments(cid, [Segment("dpd 1-30", {"dpd": [1, 30]}, Strategy(priority=99))])
+    other.close()
+    assert store.strategy(cid, "dpd 1-30").priority == 99
