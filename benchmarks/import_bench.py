@@ -1,4 +1,4 @@
-"""Import speed: a generated creditor CSV (cp1251, `;`, mixed phone formats) through `dialbox import`.
+"""Import speed: a generated creditor CSV (cp1251, `;`, mixed phones) through `dialbox import`.
 
 Run: python3 -m benchmarks.import_bench [--rows 1000000] [--repeat 3] [--xlsx-rows 100000]
 Each repeat imports into a fresh data directory in a new process (end to end: the CLI, decoding,

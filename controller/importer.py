@@ -211,11 +211,8 @@ def xlsx_reader() -> str:
     """python-calamine (about ten times faster) when installed, else openpyxl."""
     if XLSX_READER != "auto":
         return XLSX_READER
-    try:
-        import python_calamine  # noqa: F401
-    except ImportError:
-        return "openpyxl"
-    return "calamine"
+    import importlib.util
+    return "calamine" if importlib.util.find_spec("python_calamine") else "openpyxl"
 
 
 XLSX_READER = "auto"  # or "calamine" / "openpyxl" to force one

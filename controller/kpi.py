@@ -1,4 +1,4 @@
-"""KPI funnel per campaign, segment, operator, line or day: attempts -> contacts -> RPC -> PTP -> kept."""
+"""KPI funnel per campaign, segment, operator, line or day: attempts to contacts, RPC, PTP, kept."""
 from __future__ import annotations
 
 import time

@@ -55,7 +55,8 @@ def import_payments(store: Store, path: str | Path, *, today: date | None = None
     known = {r[0] for r in store.db.execute("SELECT DISTINCT account_id FROM accounts")}
     batch = []
     for n, row in rows_of(table):
-        get = lambda f: row[cols[f]].strip() if f in cols and cols[f] < len(row) else ""  # noqa: E731
+        def get(f: str, row: list[str] = row) -> str:
+            return row[cols[f]].strip() if f in cols and cols[f] < len(row) else ""
         aid = get("account_id")
         try:
             f = "account_id"

@@ -1,4 +1,4 @@
-"""Phone numbers to E.164: a cheap fast path for clean Russian numbers, phonenumbers for the rest."""
+"""Phone numbers to E.164: a fast path for clean Russian numbers, phonenumbers for the rest."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""Segments of a campaign (rules over account fields) and each segment's dialing strategy, as data."""
+"""Segments of a campaign (rules over account fields) and each one's dialing strategy, as data."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -554,7 +554,8 @@ class Store(ListsMixin, OutcomesMixin):
                 "SELECT a.account_pk, a.phone_pk, a.campaign_id, c.max_attempts, acc.attempts, "
                 "acc.status, acc.segment, acc.tz, acc.day_key, acc.day_attempts "
                 "FROM attempts a JOIN campaigns c ON c.id = a.campaign_id "
-                "JOIN accounts acc ON acc.id = a.account_pk WHERE a.call_id=? AND a.state='dialing'",
+                "JOIN accounts acc ON acc.id = a.account_pk "
+                "WHERE a.call_id=? AND a.state='dialing'",
                 (call_id,)).fetchone()
             if row is None:
                 return
@@ -695,7 +696,7 @@ class AccountWriter:
         self._dups: set[int] = set()
 
     def add(self, rec: dict, phones: Iterable[tuple[str, str]]) -> str:
-        """Queue one account; 'new', 'updated' (was in the database) or 'duplicate' (in this run)."""
+        """Queue one account: 'new', 'updated' (was in the database), 'duplicate' (in this run)."""
         aid = rec["account_id"]
         if rec.get("segment") is None:
             seg = assign(self.segments, rec)
@@ -750,8 +751,9 @@ class AccountWriter:
             self.store.reassign_segments(self.campaign_id, self._dups)
 
 
-_INSERT_ACCOUNT = (f"INSERT INTO accounts (id, campaign_id, account_id, {', '.join(ACCOUNT_FIELDS)}, "
-                   f"custom, updated_at) VALUES ({', '.join('?' * (len(ACCOUNT_FIELDS) + 5))})")
+_INSERT_ACCOUNT = (f"INSERT INTO accounts (id, campaign_id, account_id, "
+                   f"{', '.join(ACCOUNT_FIELDS)}, custom, updated_at) "
+                   f"VALUES ({', '.join('?' * (len(ACCOUNT_FIELDS) + 5))})")
 _UPDATE_ACCOUNT = (f"UPDATE accounts SET {', '.join(f + '=?' for f in ACCOUNT_FIELDS)}, custom=?, "
                    "updated_at=? WHERE id=?")
 _DEFAULT_STRATEGY = Strategy()

@@ -1,4 +1,4 @@
-"""The do-not-call and inbound block lists (with an audit of who changed them), creditor mappings."""
+"""Do-not-call and inbound block lists (audited: who, when, why); creditor column mappings."""
 from __future__ import annotations
 
 import json
