@@ -80,33 +80,30 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
                         f"{table.header[:12]!r}; name one 'account_id' or 'Номер договора', or "
                         "give --mapping FILE")
     result = ImportResult()
-    with store.tx():
-        if isinstance(campaign, str):
-            result.campaign = campaign
-            try:
-                campaign_id = store.campaign(campaign)
-            except UserError:
-                campaign_id = store.campaign(campaign, create=True)
-                result.campaign_created = True
+    # Past this point the file is known to be a call list; rows are written in batches of
+    # their own transactions (re-running an interrupted import is safe: it updates by id).
+    if isinstance(campaign, str):
+        result.campaign = campaign
+        try:
+            campaign_id = store.campaign(campaign)
+        except UserError:
+            campaign_id = store.campaign(campaign, create=True)
+            result.campaign_created = True
+    else:
+        campaign_id = campaign
+    writer = AccountWriter(store, campaign_id)
+    for n, rec, phones in _records(table, cols, result.rejects, creditor,
+                                   today or date.today()):
+        kind = writer.add(rec, phones)
+        if kind == "new":
+            result.imported += 1
+        elif kind == "updated":
+            result.updated += 1
         else:
-            campaign_id = campaign
-        writer = AccountWriter(store, campaign_id)
-        rows = 0
-        for n, rec, phones in _records(table, cols, result.rejects, creditor,
-                                       today or date.today()):
-            rows += 1
-            kind = writer.add(rec, phones)
-            if kind == "new":
-                result.imported += 1
-            elif kind == "updated":
-                result.updated += 1
-            else:
-                result.duplicates += 1
-        writer.finish()
-        if rows == 0 and not result.rejects:
-            raise UserError(f"{p}: a header but no debtor rows under it; nothing to import")
-        if creditor and mapping:
-            store.save_mapping(creditor, mapping)
+            result.duplicates += 1
+    writer.finish()
+    if creditor and mapping:
+        store.save_mapping(creditor, mapping)
     result.rejected = len({r.row for r in result.rejects if r.whole_row})
     if report_dir is not None:
         result.report = str(write_report(Path(report_dir) / f"{p.stem}.rejects.csv",

@@ -59,6 +59,7 @@ class Table:
     rows: Iterator[tuple[int, list[str]]]
     encoding: str | None = None
     delimiter: str | None = None
+    data_rows: int | None = None  # non-empty rows under the header
 
 
 def normalize_header(text: str) -> str:
@@ -145,10 +146,22 @@ def open_table(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
     sample = "\n".join(h for h in head if h.strip())
     delimiter = max(";,\t", key=lambda d: _count_outside_quotes(sample, d))
     lines.seek(0)
-    reader = csv.reader(lines, delimiter=delimiter)
-    rows = _csv_rows(path, reader)
+    rows = _csv_rows(path, csv.reader(lines, delimiter=delimiter))
     header, header_row = _find_header(path, rows, is_header, what)
-    return Table(path, "csv", header, header_row, rows, encoding, delimiter)
+    # A first pass over the whole file finds broken CSV and counts the rows before anything is
+    # written, so that the import can commit in short batches (the dialer keeps writing).
+    data_rows = sum(1 for _ in rows_of(Table(path, "csv", header, header_row, rows)))
+    _require_rows(path, data_rows)
+    rows = _csv_rows(path, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    for n, _ in rows:
+        if n == header_row:
+            break
+    return Table(path, "csv", header, header_row, rows, encoding, delimiter, data_rows)
+
+
+def _require_rows(path: Path, data_rows: int) -> None:
+    if data_rows == 0:
+        raise UserError(f"{path}: a header but no rows under it; nothing to import")
 
 
 def _decode(raw: bytes) -> tuple[str, str]:
@@ -203,7 +216,9 @@ def _open_xlsx(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
         except UserError as exc:
             errors.append(f"sheet {title!r}: {str(exc).split(': ', 1)[1]}")
             continue
-        return Table(path, "xlsx", header, n, it)
+        rest = [(i, row) for i, row in it if any(c.strip() for c in row)]
+        _require_rows(path, len(rest))
+        return Table(path, "xlsx", header, n, iter(rest), data_rows=len(rest))
     raise UserError(f"{path}: no sheet has what is needed ({'; '.join(errors)})")
 
 

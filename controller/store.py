@@ -672,9 +672,14 @@ class Store(ListsMixin, OutcomesMixin):
 
 
 class AccountWriter:
-    """Batched upserts of accounts and phones for imports, inside the caller's transaction."""
+    """Batched upserts of accounts and phones for imports, a short transaction per batch.
+
+    Inside a caller's transaction the batches join it (all or nothing); alone, each batch
+    commits, so a long import never holds the write lock for long.
+    """
 
     BATCH = 20_000
+    _VALUES_AT = {"ins": 3, "upd": 0}  # where the ACCOUNT_FIELDS values start in a queued row
 
     def __init__(self, store: Store, campaign_id: int, *, only: str | None = None,
                  now: float | None = None) -> None:
@@ -690,10 +695,13 @@ class AccountWriter:
         self.next_pk = (self.db.execute("SELECT MAX(id) FROM accounts").fetchone()[0] or 0) + 1
         self.seen: set[str] = set()
         self.segments = store.segments(campaign_id)
-        self._ins: list[tuple] = []
-        self._upd: list[tuple] = []
-        self._phones: list[tuple] = []
-        self._dups: set[int] = set()
+        self._ins: list[list] = []
+        self._upd: list[list] = []
+        self._phones: list[list] = []
+        self._queued: dict[str, list] = {}  # account id -> [kind, row, next phone position]
+        self._dups: set[int] = set()  # accounts to put in their segment again at the end
+        # Segments by last outcome need the account's history, which a file row does not have.
+        self._by_outcome = any("last_outcome" in seg.rules for seg in self.segments)
 
     def add(self, rec: dict, phones: Iterable[tuple[str, str]]) -> str:
         """Queue one account: 'new', 'updated' (was in the database), 'duplicate' (in this run)."""
@@ -706,34 +714,82 @@ class AccountWriter:
         custom = json.dumps(rec["custom"], ensure_ascii=False) if rec.get("custom") else "{}"
         pk = self.existing.get(aid)
         if aid in self.seen:
-            self.flush()  # the first row may still be queued
-            values = values[:-2] + (None, None)  # segment again once merged, in finish()
-            self._dups.add(pk)
-            sets = ", ".join(f"{f}=COALESCE(?, {f})" for f in ACCOUNT_FIELDS)
-            self.db.execute(f"UPDATE accounts SET {sets}, custom=json_patch(custom, ?), "
-                            "updated_at=? WHERE id=?", (*values, custom, self.now, pk))
             kind = "duplicate"
+            queued = self._queued.get(aid)
+            if queued is not None:
+                base = self._merge(queued, values, rec.get("custom"))
+            else:  # the first row is written already: merge in the database
+                base = self._merge_written(pk, values, custom)
         elif pk is None:
             pk = self.next_pk
             self.next_pk += 1
             self.existing[aid] = pk
-            self._ins.append((pk, self.campaign_id, aid, *values, custom, self.now))
-            kind = "new"
+            row = [pk, self.campaign_id, aid, *values, custom, self.now]
+            self._ins.append(row)
+            self._queued[aid] = ["ins", row, 0]
+            kind, base = "new", 0
         else:
-            self._upd.append((*values, custom, self.now, pk))
-            kind = "updated"
+            row = [*values, custom, self.now, pk]
+            self._upd.append(row)
+            self._queued[aid] = ["upd", row, 0]
+            kind, base = "updated", 0
+            if self._by_outcome:
+                self._dups.add(pk)
         self.seen.add(aid)
-        base = 0 if kind != "duplicate" else self.db.execute(
-            "SELECT COALESCE(MAX(position) + 1, 0) FROM phones WHERE account_pk=?", (pk,)
-        ).fetchone()[0]
+        pos = base
         for pos, (e164, ptype) in enumerate(phones, base):
-            self._phones.append((pk, e164, ptype, pos))
+            self._phones.append([pk, e164, ptype, pos])
+        if aid in self._queued:
+            self._queued[aid][2] = pos + 1
         if len(self._ins) + len(self._upd) >= self.BATCH:
-            self.flush()
+            with self.store.tx():
+                self._flush()
         return kind
 
-    def flush(self) -> None:
+    def finish(self) -> None:
+        """Write what is queued; put merged duplicates in the segment of their merged fields."""
+        with self.store.tx():
+            self._flush()
+            if self._dups:
+                self.store.reassign_segments(self.campaign_id, self._dups)
+
+    def _merge(self, queued: list, values: tuple, custom: dict | None) -> int:
+        """A repeated account id still queued: later non-empty values win, phones add up."""
+        kind, row, next_pos = queued
+        at = self._VALUES_AT[kind]
+        n = len(ACCOUNT_FIELDS) - 2  # segment and priority follow from the merged fields
+        for i, v in enumerate(values[:n]):
+            if v is not None:
+                row[at + i] = v
+        if custom:
+            row[at + len(ACCOUNT_FIELDS)] = json.dumps(
+                json.loads(row[at + len(ACCOUNT_FIELDS)]) | custom, ensure_ascii=False)
+        seg = assign(self.segments, dict(zip(ACCOUNT_FIELDS[:n], row[at:at + n])))
+        row[at + n], row[at + n + 1] = (seg.name, seg.strategy.priority) if seg else (None, 0)
+        return next_pos
+
+    def _merge_written(self, pk: int, values: tuple, custom: str) -> int:
+        sets = ", ".join(f"{f}=COALESCE(?, {f})" for f in ACCOUNT_FIELDS)
+        with self.store.tx():
+            self.db.execute(f"UPDATE accounts SET {sets}, custom=json_patch(custom, ?), "
+                            "updated_at=? WHERE id=?",
+                            (*values[:-2], None, None, custom, self.now, pk))
+            self._dups.add(pk)
+            return self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM phones "
+                                   "WHERE account_pk=?", (pk,)).fetchone()[0]
+
+    def _flush(self) -> None:
         if self._ins:
+            top = self.db.execute("SELECT MAX(id) FROM accounts").fetchone()[0] or 0
+            if top >= self._ins[0][0]:  # another writer took these ids meanwhile: renumber
+                shift = top + 1 - self._ins[0][0]
+                moved = {}
+                for row in self._ins:
+                    moved[row[0]] = row[0] + shift
+                    self.existing[row[2]] = row[0] = row[0] + shift
+                for ph in self._phones:
+                    ph[0] = moved.get(ph[0], ph[0])
+                self.next_pk += shift
             self.db.executemany(_INSERT_ACCOUNT, self._ins)
         if self._upd:
             self.db.executemany(_UPDATE_ACCOUNT, self._upd)
@@ -743,12 +799,7 @@ class AccountWriter:
                 "ON CONFLICT (account_pk, e164) DO UPDATE SET kind=excluded.kind, "
                 "position=excluded.position", self._phones)
         self._ins, self._upd, self._phones = [], [], []
-
-    def finish(self) -> None:
-        """Write what is queued; put merged duplicates in the segment of their merged fields."""
-        self.flush()
-        if self._dups:
-            self.store.reassign_segments(self.campaign_id, self._dups)
+        self._queued.clear()
 
 
 _INSERT_ACCOUNT = (f"INSERT INTO accounts (id, campaign_id, account_id, "

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from controller import importer
 from controller.calllist import import_file
 from controller.phones import normalize_phone
-from controller.store import Store
+from controller.store import AccountWriter, Store
 from dialbox import cli
 from firmware.errors import UserError
 
@@ -155,6 +155,46 @@ def test_reimport_updates_by_account_id_and_never_duplicates(store, tmp_path):
     assert store.db.execute("SELECT COUNT(*) FROM phones").fetchone()[0] == 3
 
 
+@pytest.mark.parametrize("batch", [1, 2, 20_000])
+def test_repeated_rows_merge_whether_or_not_the_first_is_written_yet(store, tmp_path,
+                                                                    monkeypatch, batch):
+    monkeypatch.setattr(AccountWriter, "BATCH", batch)
+    f = tmp_path / "long.csv"
+    f.write_text("Договор;ФИО;Телефон;Просрочка;Город\n"
+                 "L1;Анна;+79123456789;;Пермь\n"
+                 "L2;Борис;+79123456780;10;\n"
+                 "L1;;+74951234567;100;\n", encoding="utf-8")
+    cid = store.campaign("c", create=True)
+    res = import_file(store, cid, f, today=TODAY)
+    assert (res.imported, res.duplicates) == (2, 1)
+    a = accounts(store)["L1"]
+    assert (a["debtor_name"], a["dpd"], a["segment"], a["priority"]) == \
+        ("Анна", 100, "dpd 90+", 40)
+    assert json.loads(a["custom"]) == {"Город": "Пермь"}
+    assert phones(store, "L1") == [("+79123456789", "mobile"), ("+74951234567", "mobile")]
+
+
+def test_an_import_commits_in_batches_and_survives_a_concurrent_writer(store, tmp_path,
+                                                                      monkeypatch):
+    """Another connection adds accounts between batches: ids are renumbered, nothing is lost."""
+    monkeypatch.setattr(AccountWriter, "BATCH", 2)
+    cid = store.campaign("c", create=True)
+    other = Store(store.path)
+    w = AccountWriter(store, cid)
+    for i in range(3):  # the first two fill a batch, committed in its own transaction
+        w.add({"account_id": f"W{i}"}, [(f"+7912345670{i}", "mobile")])
+    assert not store.db.in_transaction
+    assert other.db.execute("SELECT COUNT(*) FROM accounts").fetchone()[0] == 2
+    other.upsert_account(cid, {"account_id": "OTHER"}, [("+79161112233", "mobile")])
+    other.close()
+    for i in range(3, 5):
+        w.add({"account_id": f"W{i}"}, [(f"+7912345670{i}", "mobile")])
+    w.finish()
+    assert phones(store, "OTHER") == [("+79161112233", "mobile")]
+    assert {aid: phones(store, aid)[0][0] for aid in (f"W{i}" for i in range(5))} == \
+        {f"W{i}": f"+7912345670{i}" for i in range(5)}
+
+
 def test_a_mapping_is_saved_per_creditor_and_reused(store, tmp_path):
     f = tmp_path / "odd.csv"
     f.write_text("Ном;Кто;Куда звонить;Скока\nM1;Анна;89123456789;500\n", encoding="utf-8")
@@ -183,7 +223,7 @@ def _xlsx_without_rows(path):
      "old Excel"),
     ("names.csv", lambda p: p.write_text("name;amount\nIvan;10\n"), "no phone column"),
     ("noid.csv", lambda p: p.write_text("name;phone\nIvan;89123456789\n"), "no account id"),
-    ("header.csv", lambda p: p.write_text("account_id;phone\n\n"), "no debtor rows"),
+    ("header.csv", lambda p: p.write_text("account_id;phone\n\n"), "no rows under it"),
 ])
 def test_a_file_that_is_no_call_list_is_refused_whole(store, tmp_path, name, make, words):
     f = tmp_path / name
