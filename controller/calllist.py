@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -219,10 +220,18 @@ def write_report(out: Path, rejects: list[Reject]) -> Path:
 
 
 def parse_amount(text: str) -> float:
-    try:
-        return float(text)
+    """``1 500,50``, ``1500.50``, ``1,234.50``, ``1 234 руб.``; a lone comma is a decimal one."""
+    try:  # the usual cases first: no exception raised for them
+        value = float(text.replace(",", ".") if "," in text and "." not in text
+                      and text.count(",") == 1 else text)
     except ValueError:
-        pass
+        value = _loose_amount(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("not an amount (a number >= 0)")
+    return value
+
+
+def _loose_amount(text: str) -> float:
     t = re.sub(r"[^\d,.\-]", "", text)
     if "," in t and "." in t:  # the last one is the decimal separator
         t = t.replace(".", "").replace(",", ".") if t.rfind(",") > t.rfind(".") \
@@ -232,12 +241,9 @@ def parse_amount(text: str) -> float:
     else:
         t = t.replace(",", "")
     try:
-        value = float(t)
+        return float(t)
     except ValueError:
         raise ValueError("not an amount") from None
-    if value < 0:
-        raise ValueError("negative amount")
-    return value
 
 
 def _dpd(text: str) -> int:

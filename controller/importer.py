@@ -150,7 +150,7 @@ def open_table(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
     header, header_row = _find_header(path, rows, is_header, what)
     # A first pass over the whole file finds broken CSV and counts the rows before anything is
     # written, so that the import can commit in short batches (the dialer keeps writing).
-    data_rows = sum(1 for _ in rows_of(Table(path, "csv", header, header_row, rows)))
+    data_rows = sum(1 for _, row in rows if any(row) and any(c.strip() for c in row))
     _require_rows(path, data_rows)
     rows = _csv_rows(path, csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     for n, _ in rows:

@@ -63,15 +63,21 @@ class Segment:
     rules: dict = field(default_factory=dict)
     strategy: Strategy = field(default_factory=Strategy)
 
+    def __post_init__(self) -> None:
+        # Rules compiled once: a million imported rows are matched against them.
+        tests = tuple(("debt_amount" if key == "amount" else key, rule[0], rule[1], None)
+                      if key in ("dpd", "amount") else (key, None, None, frozenset(rule))
+                      for key, rule in self.rules.items())
+        object.__setattr__(self, "_tests", tests)
+
     def matches(self, acc: dict) -> bool:
-        for key, rule in self.rules.items():
-            if key in ("dpd", "amount"):
-                value = acc.get("debt_amount" if key == "amount" else key)
-                lo, hi = rule
-                if value is None or (lo is not None and value < lo) or \
-                        (hi is not None and value > hi):
+        for key, lo, hi, allowed in self._tests:
+            value = acc.get(key)
+            if allowed is not None:
+                if value not in allowed:
                     return False
-            elif acc.get(key) not in rule:
+            elif value is None or (lo is not None and value < lo) or \
+                    (hi is not None and value > hi):
                 return False
         return True
 
@@ -88,10 +94,12 @@ class Segment:
             if key not in RULE_KEYS:
                 raise UserError(f"segment {name!r}: unknown rule {key!r}; known: {RULE_KEYS}")
             if key in ("dpd", "amount"):
-                if not (isinstance(rule, (list, tuple)) and len(rule) == 2):
+                if not (isinstance(rule, (list, tuple)) and len(rule) == 2) or any(
+                        x is not None and not isinstance(x, (int, float)) for x in rule):
                     raise UserError(f"segment {name!r}: rule {key} is [min, max] (null: open)")
                 rules[key] = [rule[0], rule[1]]
-            elif not isinstance(rule, (list, tuple)):
+            elif not isinstance(rule, (list, tuple)) or \
+                    any(isinstance(v, (list, dict)) for v in rule):
                 raise UserError(f"segment {name!r}: rule {key} is a list of values")
             else:
                 rules[key] = list(rule)

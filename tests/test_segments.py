@@ -79,6 +79,8 @@ def test_custom_segments_by_amount_product_region_reassign_every_account(store):
 @pytest.mark.parametrize("bad,words", [
     ([{"name": "x", "rules": {"colour": ["red"]}}], "unknown rule"),
     ([{"name": "x", "rules": {"dpd": 5}}], r"\[min, max\]"),
+    ([{"name": "x", "rules": {"amount": ["1000", None]}}], r"\[min, max\]"),
+    ([{"name": "x", "rules": {"region": [["Москва"]]}}], "list of values"),
     ([{"name": "x", "strategy": {"mode": "turbo"}}], "mode"),
     ([{"name": "x", "strategy": {"phone_order": ["fax"]}}], "phone_order"),
     ([{"name": "x", "strategy": {"speed": 1}}], "unknown strategy keys"),
