@@ -1,16 +1,20 @@
-"""SQLite storage: campaigns, accounts and phones, attempts, decisions, users. WAL, results fsynced."""
+"""SQLite storage: campaigns, segments, accounts and phones, attempts, decisions. WAL, fsynced."""
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, time as dtime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Strategy, assign
+from controller.store_lists import ListsMixin
+from controller.store_outcomes import CALLBACK_GRACE_S, OutcomesMixin
 from firmware.errors import UserError
 
 log = structlog.get_logger(__name__)
@@ -106,12 +110,126 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # v2: segments and strategies, creditor mappings, flags, callbacks, DNC and block lists,
+    # dispositions, promises, payments; the due index covers the segment for backlog counts.
+    """
+    ALTER TABLE accounts ADD COLUMN creditor TEXT;
+    ALTER TABLE accounts ADD COLUMN product TEXT;
+    ALTER TABLE accounts ADD COLUMN due_date TEXT;
+    ALTER TABLE accounts ADD COLUMN day_key TEXT;
+    ALTER TABLE accounts ADD COLUMN day_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN segment TEXT;
+    ALTER TABLE attempts ADD COLUMN wrap_s REAL;
+    DROP INDEX accounts_due;
+    CREATE INDEX accounts_due ON accounts (campaign_id, status, priority DESC, next_due_at,
+                                           segment);
+    CREATE INDEX accounts_account_id ON accounts (account_id);
+    CREATE INDEX phones_e164 ON phones (e164);
+    CREATE INDEX attempts_account ON attempts (account_pk, created_at);
+    CREATE INDEX attempts_created ON attempts (campaign_id, created_at);
+    CREATE TABLE segments (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        rules TEXT NOT NULL DEFAULT '{}',
+        strategy TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (campaign_id, name)
+    );
+    CREATE TABLE creditor_mappings (
+        creditor TEXT PRIMARY KEY,
+        mapping TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE flags (
+        id INTEGER PRIMARY KEY,
+        account_pk INTEGER NOT NULL REFERENCES accounts(id),
+        kind TEXT NOT NULL,                     -- complaint, dispute
+        text TEXT,
+        prev_status TEXT NOT NULL,
+        flagged_by TEXT,
+        flagged_at REAL NOT NULL,
+        cleared_by TEXT,
+        cleared_at REAL
+    );
+    CREATE INDEX flags_account ON flags (account_pk, cleared_at);
+    CREATE TABLE callbacks (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL,
+        account_pk INTEGER NOT NULL REFERENCES accounts(id),
+        at REAL NOT NULL,
+        operator TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',  -- pending, fired, cancelled
+        call_id TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX callbacks_due ON callbacks (campaign_id, state, at);
+    CREATE INDEX callbacks_account ON callbacks (account_pk, state);
+    CREATE TABLE phone_lists (
+        list TEXT NOT NULL,                     -- dnc: never dial; blocked: inbound gets busy
+        e164 TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        added_by TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (list, e164)
+    ) WITHOUT ROWID;
+    CREATE TABLE phone_list_audit (
+        id INTEGER PRIMARY KEY,
+        list TEXT NOT NULL,
+        e164 TEXT NOT NULL,
+        action TEXT NOT NULL,                   -- add, remove
+        reason TEXT,
+        by TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE TABLE dispositions (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL,
+        campaign_id INTEGER NOT NULL,
+        account_pk INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}',
+        operator TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX dispositions_call ON dispositions (call_id);
+    CREATE TABLE promises (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL,
+        account_pk INTEGER NOT NULL REFERENCES accounts(id),
+        call_id TEXT,
+        operator TEXT,
+        amount REAL NOT NULL,
+        due_date TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open',     -- open, kept, broken
+        paid REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        closed_at REAL
+    );
+    CREATE INDEX promises_state ON promises (state, account_pk);
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        amount REAL NOT NULL,
+        paid_on TEXT NOT NULL,
+        ref TEXT NOT NULL DEFAULT '',
+        imported_at REAL NOT NULL,
+        UNIQUE (account_id, paid_on, amount, ref)
+    );
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
-RETRY_DELAY_S = {"busy": 600, "no_answer": 1800, "unreachable": 3600, "congestion": 300,
-                 "failed": 900, "rejected": 4 * 3600, "abandoned": 3600}
+RETRY_DELAY_S = {k: v for k, v in DEFAULT_RETRY_S.items()
+                 if k in ("busy", "no_answer", "unreachable", "congestion", "failed", "rejected",
+                          "abandoned")}
 FINAL_OUTCOMES = ("answered",)
+DEFAULT_TZ = "Europe/Moscow"  # the local day of an account with no known time zone
+# Account fields written by imports, in the order of the bulk statements.
+ACCOUNT_FIELDS = ("debtor_name", "debt_amount", "currency", "dpd", "due_date", "region", "tz",
+                  "creditor", "product", "segment", "priority")
+# Statuses a disposition or flag can set during a call; finishing the call keeps them.
+_STICKY = ("flagged", "promise", "callback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +240,13 @@ class Lead:
     account_id: str
     region: str | None = None
     tz: str | None = None
+    segment: str | None = None
+    kind: str = "mobile"              # the phone's type
+    callback_id: int | None = None    # set when this lead is an operator's callback
+    operator: str | None = None       # the operator the callback was promised by
 
 
-class Store:
+class Store(ListsMixin, OutcomesMixin):
     """One SQLite file under the data directory."""
 
     def __init__(self, path: str | Path) -> None:
@@ -140,6 +262,9 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             raise UserError(f"{self.path}: cannot open the database: {exc}") from None
         self.db.row_factory = sqlite3.Row
+        self._segments: dict[int, tuple[Segment, ...]] = {}
+        self._zones: dict[str, ZoneInfo] = {}
+        self._data_version = -1
         self._migrate()
 
     def close(self) -> None:
@@ -161,8 +286,8 @@ class Store:
             log.info("schema_migrated", version=i + 1)
 
     def tx(self):
-        """``with store.tx():`` one transaction."""
-        return _Tx(self.db)
+        """``with store.tx():`` one transaction; inside another one it joins it."""
+        return _Tx(self.db, self._segments.clear)
 
     # --- campaigns --------------------------------------------------------------------------
     def campaign(self, name: str, *, create: bool = False, mode: str = "progressive",
@@ -176,7 +301,9 @@ class Store:
             cur = self.db.execute(
                 "INSERT INTO campaigns (name, mode, compliance_profile, created_at) VALUES (?,?,?,?)",
                 (name, mode, compliance_profile, time.time()))
-        return int(cur.lastrowid)
+            cid = int(cur.lastrowid)
+            self._write_segments(cid, DEFAULT_SEGMENTS)
+        return cid
 
     def campaigns(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
@@ -185,49 +312,169 @@ class Store:
         with self.tx():
             self.db.execute("UPDATE campaigns SET status=? WHERE id=?", (status, campaign_id))
 
+    # --- segments and strategies ------------------------------------------------------------
+    def segments(self, campaign_id: int) -> tuple[Segment, ...]:
+        """The campaign's segments in matching order (the DPD buckets unless set otherwise)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:  # another process committed: it may have set them
+            self._segments.clear()
+            self._data_version = version
+        cached = self._segments.get(campaign_id)
+        if cached is not None:
+            return cached
+        rows = self.db.execute("SELECT name, rules, strategy FROM segments WHERE campaign_id=? "
+                               "ORDER BY position", (campaign_id,)).fetchall()
+        if not rows:  # a campaign made before segments existed
+            with self.tx():
+                self._write_segments(campaign_id, DEFAULT_SEGMENTS)
+            return self._segments[campaign_id]
+        segs = tuple(Segment.from_json({"name": r[0], "rules": json.loads(r[1]),
+                                        "strategy": json.loads(r[2])}) for r in rows)
+        self._segments[campaign_id] = segs
+        return segs
+
+    def set_segments(self, campaign_id: int, segments: Iterable[Segment | dict]) -> int:
+        """Replace the campaign's segments and re-assign every account; returns how many moved."""
+        segs = tuple(s if isinstance(s, Segment) else Segment.from_json(s) for s in segments)
+        names = [s.name for s in segs]
+        if not segs or len(set(names)) != len(names):
+            raise UserError(f"segments {names}: give at least one, each name once")
+        with self.tx():
+            self.db.execute("DELETE FROM segments WHERE campaign_id=?", (campaign_id,))
+            self._write_segments(campaign_id, segs)
+            return self.reassign_segments(campaign_id)
+
+    def reassign_segments(self, campaign_id: int, account_pks: Iterable[int] | None = None) -> int:
+        """Put accounts in the segment their fields match now (all, or the ones given)."""
+        segs = self.segments(campaign_id)
+        sql = ("SELECT id, dpd, debt_amount, product, region, creditor, last_outcome, segment, "
+               "priority FROM accounts WHERE campaign_id=?")
+        if account_pks is None:
+            batches = [self.db.execute(sql, (campaign_id,))]
+        else:
+            pks = list(account_pks)
+            batches = (self.db.execute(sql + f" AND id IN ({','.join('?' * len(chunk))})",
+                                       (campaign_id, *chunk))
+                       for chunk in (pks[i:i + 500] for i in range(0, len(pks), 500)))
+        changes = []
+        for rows in batches:
+            for r in rows.fetchall():
+                seg = assign(segs, dict(r))
+                name, prio = (seg.name, seg.strategy.priority) if seg else (None, 0)
+                if (name, prio) != (r["segment"], r["priority"]):
+                    changes.append((name, prio, r["id"]))
+        with self.tx():
+            self.db.executemany("UPDATE accounts SET segment=?, priority=? WHERE id=?", changes)
+        return len(changes)
+
+    def strategy(self, campaign_id: int, segment: str | None) -> Strategy:
+        """The dialing strategy of a segment (the default one for an account in no segment)."""
+        for seg in self.segments(campaign_id):
+            if seg.name == segment:
+                return seg.strategy
+        return _DEFAULT_STRATEGY
+
+    def _write_segments(self, campaign_id: int, segs: Iterable[Segment]) -> None:
+        segs = tuple(segs)
+        self.db.executemany(
+            "INSERT INTO segments (campaign_id, name, position, rules, strategy) "
+            "VALUES (?,?,?,?,?)",
+            [(campaign_id, s.name, i, json.dumps(s.rules, ensure_ascii=False),
+              json.dumps(s.strategy.to_json(), ensure_ascii=False)) for i, s in enumerate(segs)])
+        self._segments[campaign_id] = segs
+
     # --- accounts ---------------------------------------------------------------------------
     def upsert_account(self, campaign_id: int, rec: dict, phones: Iterable[tuple[str, str]]
                        ) -> bool:
         """Insert or update one account by account id; returns True when it was new."""
-        now = time.time()
-        cur = self.db.execute("SELECT id FROM accounts WHERE campaign_id=? AND account_id=?",
-                              (campaign_id, rec["account_id"]))
-        row = cur.fetchone()
-        fields = ("debtor_name", "debt_amount", "currency", "dpd", "region", "tz", "segment")
-        values = [rec.get(f) for f in fields]
-        custom = json.dumps(rec.get("custom") or {}, ensure_ascii=False)
-        if row:
-            pk = int(row[0])
-            self.db.execute(
-                f"UPDATE accounts SET {', '.join(f + '=?' for f in fields)}, custom=?, "
-                "updated_at=? WHERE id=?", (*values, custom, now, pk))
-            new = False
-        else:
-            cur = self.db.execute(
-                f"INSERT INTO accounts (campaign_id, account_id, {', '.join(fields)}, custom, "
-                f"updated_at) VALUES (?, ?, {', '.join('?' * len(fields))}, ?, ?)",
-                (campaign_id, rec["account_id"], *values, custom, now))
-            pk = int(cur.lastrowid)
-            new = True
-        for pos, (e164, kind) in enumerate(phones):
-            self.db.execute(
-                "INSERT INTO phones (account_pk, e164, kind, position) VALUES (?,?,?,?) "
-                "ON CONFLICT (account_pk, e164) DO UPDATE SET kind=excluded.kind, "
-                "position=excluded.position", (pk, e164, kind, pos))
+        with self.tx():
+            w = AccountWriter(self, campaign_id, only=rec["account_id"])
+            new = w.add(dict(rec), phones) == "new"
+            w.finish()
         return new
 
-    def next_lead(self, campaign_id: int, now: float) -> Lead | None:
-        """The highest-priority account due now, with its first phone still worth dialing."""
-        row = self.db.execute(
-            "SELECT a.id, a.account_id, a.region, a.tz, p.id AS phone_pk, p.e164 FROM accounts a "
-            "JOIN phones p ON p.account_pk = a.id AND p.status = 'ok' "
-            "WHERE a.campaign_id=? AND a.status='active' AND a.next_due_at <= ? "
-            "ORDER BY a.priority DESC, a.next_due_at, a.id, p.attempts, p.position LIMIT 1",
-            (campaign_id, now)).fetchone()
-        if row is None:
-            return None
-        return Lead(int(row["id"]), int(row["phone_pk"]), row["e164"], row["account_id"],
-                    row["region"], row["tz"])
+    def next_lead(self, campaign_id: int, now: float, operator: str | None = None
+                  ) -> Lead | None:
+        """The highest-priority account due now and callable now, with its phone to dial.
+
+        Callbacks come first: the operator's own, then ones promised by nobody, then other
+        operators' ones left waiting over CALLBACK_GRACE_S. Accounts with no dialable phone left
+        (DNC, bad, of no type the strategy dials) are stopped, with the decision recorded.
+        """
+        for _ in range(10_000):  # every pass without a lead takes one account out of the due set
+            row = self._due_callback(campaign_id, now, operator) or \
+                self._due_account(campaign_id, now)
+            if row is None:
+                return None
+            lead = self._pick_phone(campaign_id, row, now)
+            if lead is not None:
+                return lead
+        return None
+
+    def _due_account(self, campaign_id: int, now: float) -> sqlite3.Row | None:
+        # One index seek per priority level: never a scan over leads due later.
+        prio = self.db.execute("SELECT MAX(priority) FROM accounts WHERE campaign_id=? AND "
+                               "status='active'", (campaign_id,)).fetchone()[0]
+        while prio is not None:
+            row = self.db.execute(
+                "SELECT id, account_id, region, tz, segment, NULL AS callback_id, "
+                "NULL AS cb_operator FROM accounts WHERE campaign_id=? AND status='active' AND "
+                "priority=? AND next_due_at<=? ORDER BY next_due_at LIMIT 1",
+                (campaign_id, prio, now)).fetchone()
+            if row is not None:
+                return row
+            prio = self.db.execute("SELECT MAX(priority) FROM accounts WHERE campaign_id=? AND "
+                                   "status='active' AND priority<?", (campaign_id, prio)
+                                   ).fetchone()[0]
+        return None
+
+    def _due_callback(self, campaign_id: int, now: float, operator: str | None
+                      ) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT a.id, a.account_id, a.region, a.tz, a.segment, cb.id AS callback_id, "
+            "cb.operator AS cb_operator FROM callbacks cb JOIN accounts a ON a.id=cb.account_pk "
+            "WHERE cb.campaign_id=? AND cb.state='pending' AND cb.at<=? AND a.status='callback' "
+            "AND (cb.operator IS NULL OR cb.operator IS ? OR cb.at<=?) "
+            "ORDER BY cb.operator IS ? DESC, cb.operator IS NULL DESC, cb.at LIMIT 1",
+            (campaign_id, now, operator, now - CALLBACK_GRACE_S, operator)).fetchone()
+
+    def _pick_phone(self, campaign_id: int, acc: sqlite3.Row, now: float) -> Lead | None:
+        strategy = self.strategy(campaign_id, acc["segment"])
+        rank = {k: i for i, k in enumerate(strategy.phone_order)}
+        phones = sorted((p for p in self.db.execute(
+            "SELECT id, e164, kind, attempts, position FROM phones WHERE account_pk=? AND "
+            "status='ok'", (acc["id"],)) if p["kind"] in rank),
+            key=lambda p: (p["attempts"], rank[p["kind"]], p["position"]))
+        barred = self.listed("dnc", [p["e164"] for p in phones]) if phones else {}
+        if barred:
+            with self.tx():
+                for p in phones:
+                    if p["e164"] in barred:
+                        self.db.execute("UPDATE phones SET status='dnc' WHERE id=?", (p["id"],))
+                        self._decide(now, campaign_id, acc["id"], "dnc",
+                                     f"phone #{p['id']} ({p['kind']}) is on the do-not-call "
+                                     f"list: {barred[p['e164']]}")
+            phones = [p for p in phones if p["e164"] not in barred]
+        if phones:
+            p = phones[0]
+            return Lead(acc["id"], p["id"], p["e164"], acc["account_id"], acc["region"],
+                        acc["tz"], acc["segment"], p["kind"], acc["callback_id"],
+                        acc["cb_operator"])
+        why = (f"no dialable phone: none left of the types {', '.join(strategy.phone_order)} "
+               "that is not invalid, wrong or on the do-not-call list")
+        with self.tx():
+            self.db.execute("UPDATE accounts SET status='stopped', hold_reason=?, updated_at=? "
+                            "WHERE id=?", (why, now, acc["id"]))
+            self.db.execute("UPDATE callbacks SET state='cancelled' WHERE account_pk=? AND "
+                            "state='pending'", (acc["id"],))
+            self._decide(now, campaign_id, acc["id"], "no_phone", why)
+        return None
+
+    def _decide(self, now: float, campaign_id: int | None, account_pk: int, code: str,
+                detail: str) -> None:
+        self.db.execute("INSERT INTO decisions (at, campaign_id, account_pk, decision, code, "
+                        "detail) VALUES (?,?,?,?,?,?)",
+                        (now, campaign_id, account_pk, "skip", code, detail))
 
     def contacts(self, debtor_id: str, kind: str, since: datetime, until: datetime
                  ) -> list[datetime]:
@@ -249,43 +496,67 @@ class Store:
                             (profile, campaign_id))
 
     def hold(self, account_pk: int, code: str, detail: str, *, campaign_id: int | None,
-             until: float | None = None) -> None:
+             until: float | None = None, now: float | None = None) -> None:
         """Record a decision not to dial, with its reason; hold the account until ``until``."""
+        now = time.time() if now is None else now
         with self.tx():
-            self.db.execute("INSERT INTO decisions (at, campaign_id, account_pk, decision, code, "
-                            "detail) VALUES (?,?,?,?,?,?)",
-                            (time.time(), campaign_id, account_pk, "skip", code, detail))
+            self._decide(now, campaign_id, account_pk, code, detail)
             if until is None:
                 self.db.execute("UPDATE accounts SET status='held', hold_reason=?, updated_at=? "
-                                "WHERE id=?", (f"{code}: {detail}", time.time(), account_pk))
+                                "WHERE id=?", (f"{code}: {detail}", now, account_pk))
+                self.db.execute("UPDATE callbacks SET state='cancelled' WHERE account_pk=? AND "
+                                "state='pending'", (account_pk,))
             else:
                 self.db.execute("UPDATE accounts SET next_due_at=?, hold_reason=?, updated_at=? "
-                                "WHERE id=?", (until, f"{code}: {detail}", time.time(),
-                                               account_pk))
+                                "WHERE id=?", (until, f"{code}: {detail}", now, account_pk))
+                # A callback the law does not allow now fires when it does.
+                self.db.execute("UPDATE callbacks SET at=MAX(at, ?) WHERE account_pk=? AND "
+                                "state='pending'", (until, account_pk))
+
+    def backlog(self, campaign_id: int, now: float | None = None) -> dict[str | None, int]:
+        """Leads due now and not being worked, per segment (callbacks due included)."""
+        now = time.time() if now is None else now
+        out: dict[str | None, int] = {}
+        for seg, n in self.db.execute(
+                "SELECT segment, COUNT(*) FROM accounts WHERE campaign_id=? AND status='active' "
+                "AND next_due_at<=? GROUP BY segment", (campaign_id, now)):
+            out[seg] = n
+        for seg, n in self.db.execute(
+                "SELECT a.segment, COUNT(*) FROM callbacks cb JOIN accounts a ON a.id=cb.account_pk"
+                " WHERE cb.campaign_id=? AND cb.state='pending' AND cb.at<=? AND "
+                "a.status='callback' GROUP BY a.segment", (campaign_id, now)):
+            out[seg] = out.get(seg, 0) + n
+        return out
 
     # --- attempts ---------------------------------------------------------------------------
     def begin_attempt(self, campaign_id: int, lead: Lead, line: str, call_id: str,
-                      operator: str | None) -> None:
+                      operator: str | None, *, now: float | None = None) -> None:
         """Record the attempt before the call is placed: a power cut never redials it."""
+        now = time.time() if now is None else now
         with self.tx():
             self.db.execute(
                 "INSERT INTO attempts (call_id, campaign_id, account_pk, phone_pk, number, line, "
-                "created_at, operator) VALUES (?,?,?,?,?,?,?,?)",
+                "created_at, operator, segment) VALUES (?,?,?,?,?,?,?,?,?)",
                 (call_id, campaign_id, lead.account_pk, lead.phone_pk, lead.number, line,
-                 time.time(), operator))
+                 now, operator, lead.segment))
             self.db.execute("UPDATE accounts SET status='dialing', hold_reason=NULL, updated_at=? "
-                            "WHERE id=?", (time.time(), lead.account_pk))
+                            "WHERE id=?", (now, lead.account_pk))
+            if lead.callback_id is not None:
+                self.db.execute("UPDATE callbacks SET state='fired', call_id=? WHERE id=?",
+                                (call_id, lead.callback_id))
 
     def finish_attempt(self, call_id: str, *, outcome: str, q850: int | None, reason: str,
-                       ring_s: float, talk_s: float, abandoned: bool, retry_scale: float = 1.0
-                       ) -> None:
-        """Write the result (fsynced) and schedule the account's next attempt."""
-        now = time.time()
+                       ring_s: float, talk_s: float, abandoned: bool, retry_scale: float = 1.0,
+                       now: float | None = None) -> None:
+        """Write the result (fsynced) and schedule the account's next attempt by its strategy."""
+        now = time.time() if now is None else now
         with self.tx():
             row = self.db.execute(
-                "SELECT a.account_pk, a.phone_pk, c.max_attempts, acc.attempts "
+                "SELECT a.account_pk, a.phone_pk, a.campaign_id, c.max_attempts, acc.attempts, "
+                "acc.status, acc.segment, acc.tz, acc.day_key, acc.day_attempts "
                 "FROM attempts a JOIN campaigns c ON c.id = a.campaign_id "
-                "JOIN accounts acc ON acc.id = a.account_pk WHERE a.call_id=? AND a.state='dialing'",
+                "JOIN accounts acc ON acc.id = a.account_pk "
+                "WHERE a.call_id=? AND a.state='dialing'",
                 (call_id,)).fetchone()
             if row is None:
                 return
@@ -296,27 +567,55 @@ class Store:
             self.db.execute("UPDATE phones SET attempts=attempts+1, last_outcome=?, "
                             "status=CASE WHEN ?='invalid_number' THEN 'invalid' ELSE status END "
                             "WHERE id=?", (outcome, outcome, row["phone_pk"]))
+            strategy = self.strategy(row["campaign_id"], row["segment"])
             attempts = row["attempts"] + 1
+            local = datetime.fromtimestamp(now, self._zone(row["tz"]))
+            day = local.date().isoformat()
+            day_attempts = (row["day_attempts"] if row["day_key"] == day else 0) + 1
             key = "abandoned" if abandoned else outcome
             if outcome == "answered" and not abandoned:
                 status, due = "done", now
-            elif attempts >= row["max_attempts"]:
+            elif attempts >= (strategy.max_attempts or row["max_attempts"]):
                 status, due = "done", now
             else:
                 status = "active"
-                due = now + RETRY_DELAY_S.get(key, 900) * retry_scale
+                due = now + strategy.retry_delay(key) * retry_scale
                 if outcome == "invalid_number":
                     due = now  # try the next phone at once
+                if day_attempts >= strategy.attempts_per_day:  # enough for today
+                    midnight = datetime.combine(local.date() + timedelta(days=1), dtime(),
+                                                local.tzinfo)
+                    due = max(due, midnight.timestamp())
+            if row["status"] in _STICKY:  # a disposition or flag during the call decided
+                if row["status"] == "flagged":
+                    self.db.execute("UPDATE flags SET prev_status=? WHERE account_pk=? AND "
+                                    "cleared_at IS NULL AND prev_status='dialing'",
+                                    (status, row["account_pk"]))
+                status = row["status"]
             self.db.execute(
                 "UPDATE accounts SET status=?, next_due_at=?, attempts=?, last_outcome=?, "
-                "updated_at=? WHERE id=?",
-                (status, due, attempts, key, now, row["account_pk"]))
+                "day_key=?, day_attempts=?, updated_at=? WHERE id=?",
+                (status, due, attempts, key, day, day_attempts, now, row["account_pk"]))
             if status == "active":
                 left = self.db.execute("SELECT COUNT(*) FROM phones WHERE account_pk=? AND "
                                        "status='ok'", (row["account_pk"],)).fetchone()[0]
                 if left == 0:
                     self.db.execute("UPDATE accounts SET status='done', hold_reason=? WHERE id=?",
                                     ("no valid phone left", row["account_pk"]))
+            self._apply_deferred(call_id, now)
+            if any("last_outcome" in s.rules for s in self.segments(row["campaign_id"])):
+                self.reassign_segments(row["campaign_id"], [row["account_pk"]])
+
+    def _zone(self, tz: str | None) -> ZoneInfo:
+        name = tz or DEFAULT_TZ
+        z = self._zones.get(name)
+        if z is None:
+            try:
+                z = ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                z = ZoneInfo(DEFAULT_TZ)
+            self._zones[name] = z
+        return z
 
     def requeue_attempt(self, call_id: str, reason: str) -> None:
         """Our own line failed the call: not an attempt on the debtor; he is due again now."""
@@ -364,12 +663,24 @@ class Store:
             else:
                 c["failed"] += n
         left = self.db.execute("SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND status IN "
-                               "('active','dialing')", (campaign_id,)).fetchone()[0]
+                               "('active','dialing','callback')", (campaign_id,)).fetchone()[0]
         c["leads_left"] = left
         c["line_faults"] = self.db.execute(
             "SELECT COUNT(*) FROM attempts WHERE campaign_id=? AND state='line_fault'",
             (campaign_id,)).fetchone()[0]
         return c
+
+    def abandon_rate(self, campaign_id: int, *, now: float | None = None,
+                     window_s: float = 30 * 86400, since: float | None = None,
+                     until: float | None = None) -> float:
+        """Abandoned calls / live answers over the last 30 days (or [since, until)), for pacing."""
+        until = (time.time() if now is None else now) if until is None else until
+        since = until - window_s if since is None else since
+        answered, abandoned = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(abandoned), 0) FROM attempts WHERE campaign_id=? AND "
+            "created_at>=? AND created_at<? AND outcome='answered'",
+            (campaign_id, since, until)).fetchone()
+        return abandoned / answered if answered else 0.0
 
     def attempts(self, campaign_id: int | None = None) -> list[sqlite3.Row]:
         if campaign_id is None:
@@ -378,14 +689,160 @@ class Store:
                                (campaign_id,)).fetchall()
 
 
+class AccountWriter:
+    """Batched upserts of accounts and phones for imports, a short transaction per batch.
+
+    Inside a caller's transaction the batches join it (all or nothing); alone, each batch
+    commits, so a long import never holds the write lock for long.
+    """
+
+    BATCH = 20_000
+    _VALUES_AT = {"ins": 3, "upd": 0}  # where the ACCOUNT_FIELDS values start in a queued row
+
+    def __init__(self, store: Store, campaign_id: int, *, only: str | None = None,
+                 now: float | None = None) -> None:
+        self.store, self.db, self.campaign_id = store, store.db, campaign_id
+        self.now = time.time() if now is None else now
+        if only is None:
+            self.existing = dict(self.db.execute(
+                "SELECT account_id, id FROM accounts WHERE campaign_id=?", (campaign_id,)))
+        else:
+            self.existing = dict(self.db.execute(
+                "SELECT account_id, id FROM accounts WHERE campaign_id=? AND account_id=?",
+                (campaign_id, only)))
+        self.next_pk = (self.db.execute("SELECT MAX(id) FROM accounts").fetchone()[0] or 0) + 1
+        self.seen: set[str] = set()
+        self.segments = store.segments(campaign_id)
+        self._ins: list[list] = []
+        self._upd: list[list] = []
+        self._phones: list[list] = []
+        self._queued: dict[str, list] = {}  # account id -> [kind, row, next phone position]
+        self._dups: set[int] = set()  # accounts to put in their segment again at the end
+        # Segments by last outcome need the account's history, which a file row does not have.
+        self._by_outcome = any("last_outcome" in seg.rules for seg in self.segments)
+
+    def add(self, rec: dict, phones: Iterable[tuple[str, str]]) -> str:
+        """Queue one account: 'new', 'updated' (was in the database), 'duplicate' (in this run)."""
+        aid = rec["account_id"]
+        if rec.get("segment") is None:
+            seg = assign(self.segments, rec)
+            rec["segment"], rec["priority"] = (seg.name, seg.strategy.priority) if seg \
+                else (None, 0)
+        values = (*map(rec.get, ACCOUNT_FIELDS[:-1]), rec.get("priority") or 0)
+        custom = json.dumps(rec["custom"], ensure_ascii=False) if rec.get("custom") else "{}"
+        pk = self.existing.get(aid)
+        if aid in self.seen:
+            kind = "duplicate"
+            queued = self._queued.get(aid)
+            if queued is not None:
+                base = self._merge(queued, values, rec.get("custom"))
+            else:  # the first row is written already: merge in the database
+                base = self._merge_written(pk, values, custom)
+        elif pk is None:
+            pk = self.next_pk
+            self.next_pk += 1
+            self.existing[aid] = pk
+            row = [pk, self.campaign_id, aid, *values, custom, self.now]
+            self._ins.append(row)
+            self._queued[aid] = ["ins", row, 0]
+            kind, base = "new", 0
+        else:
+            row = [*values, custom, self.now, pk]
+            self._upd.append(row)
+            self._queued[aid] = ["upd", row, 0]
+            kind, base = "updated", 0
+            if self._by_outcome:
+                self._dups.add(pk)
+        self.seen.add(aid)
+        pos = base
+        for pos, (e164, ptype) in enumerate(phones, base):
+            self._phones.append([pk, e164, ptype, pos])
+        if aid in self._queued:
+            self._queued[aid][2] = pos + 1
+        if len(self._ins) + len(self._upd) >= self.BATCH:
+            with self.store.tx():
+                self._flush()
+        return kind
+
+    def finish(self) -> None:
+        """Write what is queued; put merged duplicates in the segment of their merged fields."""
+        with self.store.tx():
+            self._flush()
+            if self._dups:
+                self.store.reassign_segments(self.campaign_id, self._dups)
+
+    def _merge(self, queued: list, values: tuple, custom: dict | None) -> int:
+        """A repeated account id still queued: later non-empty values win, phones add up."""
+        kind, row, next_pos = queued
+        at = self._VALUES_AT[kind]
+        n = len(ACCOUNT_FIELDS) - 2  # segment and priority follow from the merged fields
+        for i, v in enumerate(values[:n]):
+            if v is not None:
+                row[at + i] = v
+        if custom:
+            row[at + len(ACCOUNT_FIELDS)] = json.dumps(
+                json.loads(row[at + len(ACCOUNT_FIELDS)]) | custom, ensure_ascii=False)
+        seg = assign(self.segments, dict(zip(ACCOUNT_FIELDS[:n], row[at:at + n])))
+        row[at + n], row[at + n + 1] = (seg.name, seg.strategy.priority) if seg else (None, 0)
+        return next_pos
+
+    def _merge_written(self, pk: int, values: tuple, custom: str) -> int:
+        sets = ", ".join(f"{f}=COALESCE(?, {f})" for f in ACCOUNT_FIELDS)
+        with self.store.tx():
+            self.db.execute(f"UPDATE accounts SET {sets}, custom=json_patch(custom, ?), "
+                            "updated_at=? WHERE id=?",
+                            (*values[:-2], None, None, custom, self.now, pk))
+            self._dups.add(pk)
+            return self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM phones "
+                                   "WHERE account_pk=?", (pk,)).fetchone()[0]
+
+    def _flush(self) -> None:
+        if self._ins:
+            top = self.db.execute("SELECT MAX(id) FROM accounts").fetchone()[0] or 0
+            if top >= self._ins[0][0]:  # another writer took these ids meanwhile: renumber
+                shift = top + 1 - self._ins[0][0]
+                moved = {}
+                for row in self._ins:
+                    moved[row[0]] = row[0] + shift
+                    self.existing[row[2]] = row[0] = row[0] + shift
+                for ph in self._phones:
+                    ph[0] = moved.get(ph[0], ph[0])
+                self.next_pk += shift
+            self.db.executemany(_INSERT_ACCOUNT, self._ins)
+        if self._upd:
+            self.db.executemany(_UPDATE_ACCOUNT, self._upd)
+        if self._phones:
+            self.db.executemany(
+                "INSERT INTO phones (account_pk, e164, kind, position) VALUES (?,?,?,?) "
+                "ON CONFLICT (account_pk, e164) DO UPDATE SET kind=excluded.kind, "
+                "position=excluded.position", self._phones)
+        self._ins, self._upd, self._phones = [], [], []
+        self._queued.clear()
+
+
+_INSERT_ACCOUNT = (f"INSERT INTO accounts (id, campaign_id, account_id, "
+                   f"{', '.join(ACCOUNT_FIELDS)}, custom, updated_at) "
+                   f"VALUES ({', '.join('?' * (len(ACCOUNT_FIELDS) + 5))})")
+_UPDATE_ACCOUNT = (f"UPDATE accounts SET {', '.join(f + '=?' for f in ACCOUNT_FIELDS)}, custom=?, "
+                   "updated_at=? WHERE id=?")
+_DEFAULT_STRATEGY = Strategy()
+
+
 class _Tx:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_rollback=None) -> None:
         self.db = db
+        self.outer = False
+        self.on_rollback = on_rollback  # drops caches of what the rollback undid
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.outer = True
         return self.db
 
     def __exit__(self, exc_type, *_):
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self.outer:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type and self.on_rollback:
+                self.on_rollback()
         return False

@@ -1,0 +1,205 @@
+"""What operators record about calls: dispositions, promises, callbacks, complaint/dispute flags."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, datetime
+
+from firmware.errors import UserError
+
+CALLBACK_GRACE_S = 300  # a callback waits this long for its own operator before anyone takes it
+DISPOSITIONS = ("rpc", "third_party", "wrong_number", "promise", "refusal", "dispute",
+                "callback", "complaint")
+RPC_KINDS = ("rpc", "promise", "refusal", "dispute")  # the debtor himself was on the line
+FLAG_KINDS = ("complaint", "dispute")
+_ALIASES = {"ptp": "promise", "promise_to_pay": "promise", "right_party": "rpc"}
+# Kinds that reschedule the account; recorded during a call they wait until it ends.
+_DEFERRED = ("wrong_number", "third_party", "refusal")
+
+
+class OutcomesMixin:
+    """Store methods over dispositions, promises, callbacks and flags."""
+
+    def flag_account(self, account_pk: int, kind: str, text: str | None, by: str | None, *,
+                     now: float | None = None) -> int:
+        """A complaint or dispute: no automatic dialing until a supervisor clears it."""
+        if kind not in FLAG_KINDS:
+            raise UserError(f"flag {kind!r}: one of {', '.join(FLAG_KINDS)}")
+        now = time.time() if now is None else now
+        with self.tx():
+            acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",
+                                  (account_pk,)).fetchone()
+            if acc is None:
+                raise UserError(f"no account #{account_pk}")
+            prev = acc["status"]
+            if prev == "flagged":
+                prev = self.db.execute("SELECT prev_status FROM flags WHERE account_pk=? AND "
+                                       "cleared_at IS NULL ORDER BY id LIMIT 1",
+                                       (account_pk,)).fetchone()[0]
+            cur = self.db.execute(
+                "INSERT INTO flags (account_pk, kind, text, prev_status, flagged_by, flagged_at) "
+                "VALUES (?,?,?,?,?,?)", (account_pk, kind, text, prev, by, now))
+            self.db.execute("UPDATE accounts SET status='flagged', hold_reason=?, updated_at=? "
+                            "WHERE id=?", (f"{kind} flag: dialing stopped until a supervisor "
+                                           "clears it", now, account_pk))
+            self._decide(now, acc["campaign_id"], account_pk, kind, text or kind)
+        return int(cur.lastrowid)
+
+    def clear_flag(self, account_pk: int, by: str, *, kind: str | None = None,
+                   now: float | None = None) -> int:
+        """A supervisor clears the account's open flags (of one kind, or all); how many."""
+        now = time.time() if now is None else now
+        with self.tx():
+            sql = "FROM flags WHERE account_pk=? AND cleared_at IS NULL"
+            args: tuple = (account_pk,)
+            if kind is not None:
+                sql, args = sql + " AND kind=?", (account_pk, kind)
+            rows = self.db.execute(f"SELECT id, prev_status {sql} ORDER BY id", args).fetchall()
+            if not rows:
+                return 0
+            self.db.execute(f"UPDATE flags SET cleared_by=?, cleared_at=? WHERE id IN "
+                            f"({','.join(str(r['id']) for r in rows)})", (by, now))
+            still = self.db.execute("SELECT COUNT(*) FROM flags WHERE account_pk=? AND "
+                                    "cleared_at IS NULL", (account_pk,)).fetchone()[0]
+            if not still:
+                prev = rows[0]["prev_status"]
+                status = "active" if prev in ("dialing", "flagged") else prev
+                self.db.execute("UPDATE accounts SET status=?, hold_reason=NULL, updated_at=? "
+                                "WHERE id=? AND status='flagged'", (status, now, account_pk))
+        return len(rows)
+
+    def open_flags(self, account_pk: int) -> list[dict]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT id, kind, text, flagged_by, flagged_at FROM flags WHERE account_pk=? AND "
+            "cleared_at IS NULL ORDER BY id", (account_pk,))]
+
+    def schedule_callback(self, account_pk: int, at: float | datetime, operator: str | None, *,
+                          now: float | None = None) -> int:
+        """'Call me at 18:00': the account waits for then, kept for this operator if possible."""
+        ts = at.timestamp() if isinstance(at, datetime) else float(at)
+        now = time.time() if now is None else now
+        with self.tx():
+            acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",
+                                  (account_pk,)).fetchone()
+            if acc is None:
+                raise UserError(f"no account #{account_pk}")
+            self.db.execute("UPDATE callbacks SET state='cancelled' WHERE account_pk=? AND "
+                            "state='pending'", (account_pk,))
+            cur = self.db.execute(
+                "INSERT INTO callbacks (campaign_id, account_pk, at, operator, created_at) "
+                "VALUES (?,?,?,?,?)", (acc["campaign_id"], account_pk, ts, operator, now))
+            self._set_status(account_pk, acc["status"], "callback", now)
+        return int(cur.lastrowid)
+
+    def record_disposition(self, call_id: str, kind: str, *, now: float | None = None,
+                           **details) -> int:
+        """What the operator learnt on this call; its effects on the account and phone."""
+        now = time.time() if now is None else now
+        kind = _ALIASES.get(kind, kind)
+        if kind not in DISPOSITIONS:
+            raise UserError(f"disposition {kind!r}: one of {', '.join(DISPOSITIONS)}")
+        with self.tx():
+            att = self.db.execute("SELECT campaign_id, account_pk, phone_pk, operator, state "
+                                  "FROM attempts WHERE call_id=?", (call_id,)).fetchone()
+            if att is None:
+                raise UserError(f"no call {call_id!r} to record a disposition for")
+            details = _check_details(kind, details)
+            by = details.get("by") or att["operator"]
+            cur = self.db.execute(
+                "INSERT INTO dispositions (call_id, campaign_id, account_pk, kind, details, "
+                "operator, at) VALUES (?,?,?,?,?,?,?)",
+                (call_id, att["campaign_id"], att["account_pk"], kind,
+                 json.dumps(details, ensure_ascii=False), att["operator"], now))
+            pk = att["account_pk"]
+            if kind == "wrong_number":
+                self.db.execute("UPDATE phones SET status='bad' WHERE id=?", (att["phone_pk"],))
+            elif kind == "promise":
+                self.db.execute(
+                    "INSERT INTO promises (campaign_id, account_pk, call_id, operator, amount, "
+                    "due_date, created_at) VALUES (?,?,?,?,?,?,?)",
+                    (att["campaign_id"], pk, call_id, att["operator"], details["amount"],
+                     details["date"], now))
+                status = self.db.execute("SELECT status FROM accounts WHERE id=?",
+                                         (pk,)).fetchone()[0]
+                self._set_status(pk, status, "promise", now)
+            elif kind in FLAG_KINDS:
+                self.flag_account(pk, kind, details.get("text"), by, now=now)
+            elif kind == "callback":
+                self.schedule_callback(pk, details["at"], details.get("operator", att["operator"]),
+                                       now=now)
+            if kind in _DEFERRED and att["state"] != "dialing":
+                self._apply_to_account(kind, pk, att["campaign_id"], now)
+        return int(cur.lastrowid)
+
+    def record_wrap(self, call_id: str, wrap_s: float) -> None:
+        """The operator's wrap-up time after the call, for the average handle time."""
+        with self.tx():
+            self.db.execute("UPDATE attempts SET wrap_s=? WHERE call_id=?", (wrap_s, call_id))
+
+    def dispositions(self, call_id: str) -> list[dict]:
+        return [dict(r, details=json.loads(r["details"])) for r in self.db.execute(
+            "SELECT kind, details, operator, at FROM dispositions WHERE call_id=? ORDER BY id",
+            (call_id,))]
+
+    def _apply_deferred(self, call_id: str, now: float) -> None:
+        for r in self.db.execute("SELECT kind, account_pk, campaign_id FROM dispositions WHERE "
+                                 "call_id=? ORDER BY id", (call_id,)).fetchall():
+            if r["kind"] in _DEFERRED:
+                self._apply_to_account(r["kind"], r["account_pk"], r["campaign_id"], now)
+
+    def _apply_to_account(self, kind: str, account_pk: int, campaign_id: int, now: float) -> None:
+        acc = self.db.execute(
+            "SELECT a.status, a.attempts, a.segment, c.max_attempts FROM accounts a JOIN "
+            "campaigns c ON c.id=a.campaign_id WHERE a.id=?", (account_pk,)).fetchone()
+        strategy = self.strategy(campaign_id, acc["segment"])
+        if acc["status"] not in ("active", "done") or \
+                acc["attempts"] >= (strategy.max_attempts or acc["max_attempts"]):
+            return
+        if kind == "wrong_number":
+            left = self.db.execute("SELECT COUNT(*) FROM phones WHERE account_pk=? AND "
+                                   "status='ok'", (account_pk,)).fetchone()[0]
+            status, due, why = ("active", now, None) if left else \
+                ("done", now, "no valid phone left")
+        else:  # third party or refusal: try again later, by the segment's strategy
+            status, due, why = "active", now + strategy.retry_delay(kind), None
+        self.db.execute("UPDATE accounts SET status=?, next_due_at=?, hold_reason=? WHERE id=?",
+                        (status, due, why, account_pk))
+
+    def _set_status(self, account_pk: int, current: str, status: str, now: float) -> None:
+        if current == "flagged":  # the flag stays; clearing it restores this status
+            self.db.execute("UPDATE flags SET prev_status=? WHERE account_pk=? AND "
+                            "cleared_at IS NULL", (status, account_pk))
+        else:
+            self.db.execute("UPDATE accounts SET status=?, updated_at=? WHERE id=?",
+                            (status, now, account_pk))
+
+
+def _check_details(kind: str, details: dict) -> dict:
+    out = dict(details)
+    if kind == "promise":
+        try:
+            out["amount"] = float(details["amount"])
+            d = details["date"]
+            out["date"] = (d if isinstance(d, date) else _parse_date(str(d))).isoformat()
+        except (KeyError, ValueError, TypeError):
+            raise UserError("a promise to pay needs amount (a number > 0) and date "
+                            "(YYYY-MM-DD)") from None
+        if out["amount"] <= 0:
+            raise UserError(f"a promise to pay needs a positive amount, got {out['amount']}")
+    elif kind == "complaint" and not str(details.get("text") or "").strip():
+        raise UserError("a complaint needs its text: what the debtor complained about")
+    elif kind == "callback":
+        at = details.get("at")
+        if not isinstance(at, (int, float, datetime)):
+            raise UserError("a callback needs at: when to call back (a time)")
+        out["at"] = at.timestamp() if isinstance(at, datetime) else float(at)
+    return out
+
+
+def _parse_date(text: str) -> date:
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(text)
