@@ -80,6 +80,8 @@ setup(
         "argon2-cffi>=23.1",
         "tzdata",
         "gsm0338>=1.1",
+        "openpyxl>=3.1",  # XLSX call lists
+        "python-calamine>=0.2",  # XLSX, faster reader used when present
     ],
     extras_require={
         "test": [

@@ -18,6 +18,9 @@ _COMMAND_MODULES = (
     "dialbox.cmd_compliance",
     "dialbox.cmd_modem",
     "dialbox.cmd_e1",
+    "dialbox.cmd_import",
+    "dialbox.cmd_dnc",
+    "dialbox.cmd_payments",
 )
 
 
