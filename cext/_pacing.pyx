@@ -3,16 +3,19 @@
 from libc.math cimport exp, log, sqrt
 from libc.stdlib cimport malloc, free
 
-HORIZON_Z = (-0.8416212335729143, 0.0, 0.8416212335729143, 1.6448536269514722)
+HORIZON_Z = (-1.2815515655446004, -0.5244005127080407, 0.0, 0.5244005127080407,
+             1.2815515655446004)
+HORIZON_W = 0.2
 WRAP_Z = (-1.7320508075688772, 0.0, 1.7320508075688772)
 WRAP_W = (0.16666666666666666, 0.6666666666666666, 0.16666666666666666)
 TRIM = 1e-12
 SAFE_MARGINAL = 1e-4
 
 cdef enum:
-    NH = 4
-cdef double _HZ[4]
-_HZ[:] = [-0.8416212335729143, 0.0, 0.8416212335729143, 1.6448536269514722]
+    NH = 5
+cdef double _HZ[5]
+_HZ[:] = [-1.2815515655446004, -0.5244005127080407, 0.0, 0.5244005127080407, 1.2815515655446004]
+cdef double _HW = 0.2
 cdef double _WZ[3]
 _WZ[:] = [-1.7320508075688772, 0.0, 1.7320508075688772]
 cdef double _WW[3]
@@ -138,14 +141,16 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
     cdef double *gbuf = NULL
     cdef double *abuf = NULL
     cdef double *lbuf = NULL
-    cdef double horizons[4]
-    cdef double p_new[4]
+    cdef double *cbuf = NULL
+    cdef double *c
+    cdef double horizons[5]
+    cdef double p_new[5]
     cdef double wrap_pts[3]
-    cdef Dist ls[4]
+    cdef Dist ls[5]
     cdef Dist ad
     cdef int cap, k, j, l_, i, n, last, width
     cdef Py_ssize_t idx
-    cdef double h, reach, s_a, s_b, q, end, cdf, s_ans, den, live_up, ea, ea_prev, e
+    cdef double h, reach, s_a, s_b, q, end, cdf, s_ans, den, live_up, ea, e
     cdef double marginal, allowed, r, a, b
     cdef double *g
     try:
@@ -160,7 +165,9 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
         gbuf = <double *> malloc(NH * (cap + 1) * sizeof(double))
         abuf = <double *> malloc(width * sizeof(double))
         lbuf = <double *> malloc(NH * width * sizeof(double))
-        if ring_den == NULL or gbuf == NULL or abuf == NULL or lbuf == NULL:
+        cbuf = <double *> malloc(NH * (cap + 1) * sizeof(double))
+        if (ring_den == NULL or gbuf == NULL or abuf == NULL or lbuf == NULL
+                or cbuf == NULL):
             raise MemoryError()
         with nogil:
             for k in range(NH):
@@ -206,13 +213,16 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
                     _add_bernoulli(&ad, q)
                 ad.lo += free_ops
                 g = gbuf + k * (cap + 1)
+                c = cbuf + k * (cap + 1)
                 g[0] = 0.0
                 cdf = 0.0
-                for l_ in range(cap):
+                for l_ in range(cap + 1):
                     i = l_ - ad.lo
                     if i >= 0 and i < ad.n:
                         cdf += ad.p[ad.start + i]
-                    g[l_ + 1] = g[l_] + cdf
+                    c[l_] = cdf
+                    if l_ < cap:
+                        g[l_ + 1] = g[l_] + cdf
                 ls[k].p = lbuf + k * width
                 ls[k].p[0] = 1.0
                 ls[k].start = 0
@@ -227,26 +237,24 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
                                         - _ln_sf(r + h, tta_mu, tta_sigma)) / den
                     _add_bernoulli(&ls[k], q)
                 p_new[k] = p_answer * (1.0 - _ln_sf(h, tta_mu, tta_sigma))
-            ea_prev = 0.0
+            ea = 0.0
             for k in range(NH):
                 e = _expect(&ls[k], gbuf + k * (cap + 1), last)
-                if e > ea_prev:
-                    ea_prev = e
+                if e > ea:
+                    ea = e
             n = 0
             while n < max_new:
-                ea = 0.0
+                marginal = 0.0
+                for k in range(NH):
+                    marginal += _HW * _expect(&ls[k], cbuf + k * (cap + 1), last)
+                allowed = budget + target * (live_up + p_answer * (n + 1))
+                if marginal > _SAFE and (marginal > lam or ea + p_answer * marginal > allowed):
+                    break
+                ea += p_answer * marginal
                 for k in range(NH):
                     _add_bernoulli(&ls[k], p_new[k])
-                    e = _expect(&ls[k], gbuf + k * (cap + 1), last)
-                    if e > ea:
-                        ea = e
-                marginal = (ea - ea_prev) / p_answer if p_answer > 0.0 else 1.0
-                allowed = budget + target * (live_up + p_answer * (n + 1))
-                if marginal > _SAFE and (marginal > lam or ea > allowed):
-                    break
-                ea_prev = ea
                 n += 1
-        return n, ea_prev, live_up + p_answer * n
+        return n, ea, live_up + p_answer * n
     finally:
         free(talk)
         free(wrap)
@@ -255,3 +263,4 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
         free(gbuf)
         free(abuf)
         free(lbuf)
+        free(cbuf)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from math import exp, log, sqrt
 
-# Standard-normal quantiles of the look-ahead horizons (20 %, 50 %, 80 %, 95 % of time to answer).
-HORIZON_Z = (-0.8416212335729143, 0.0, 0.8416212335729143, 1.6448536269514722)
+# Look-ahead horizons: the 10/30/50/70/90 % quantiles of time to answer, each standing for a
+# fifth of the answers of a new call.
+HORIZON_Z = (-1.2815515655446004, -0.5244005127080407, 0.0, 0.5244005127080407,
+             1.2815515655446004)
+HORIZON_W = 0.2
 # Three-point Gauss-Hermite rule over the wrap-up time (nodes in sd units, weights).
 WRAP_Z = (-1.7320508075688772, 0.0, 1.7320508075688772)
 WRAP_W = (0.16666666666666666, 0.6666666666666666, 0.16666666666666666)
@@ -109,6 +112,7 @@ def plan(free_ops: int, talk_elapsed, wrap_elapsed, ring_elapsed, waiting: int,
     for j in range(3):
         wrap_pts.append(exp(wrap_mu + wrap_sigma * WRAP_Z[j]))
     gs = []  # per horizon: g[l] = E[(l - free)+] for l = 0..cap
+    cdfs = []  # per horizon: P(free <= l) for l = 0..cap
     ls_pmf = []
     ls_lo = []
     p_new = []
@@ -137,13 +141,17 @@ def plan(free_ops: int, talk_elapsed, wrap_elapsed, ring_elapsed, waiting: int,
         a_lo += free_ops
         # g(l) = E[(l - A)+]; g(l + 1) = g(l) + P(A <= l).
         g = [0.0] * (cap + 1)
+        c = [0.0] * (cap + 1)
         cdf = 0.0
-        for l_ in range(cap):
+        for l_ in range(cap + 1):
             i = l_ - a_lo
             if 0 <= i < len(a_pmf):
                 cdf += a_pmf[i]
-            g[l_ + 1] = g[l_] + cdf
+            c[l_] = cdf
+            if l_ < cap:
+                g[l_ + 1] = g[l_] + cdf
         gs.append(g)
+        cdfs.append(c)
         # Calls answered by h: waiting ones for sure, ringing ones by their conditional chance.
         l_pmf = [1.0]
         l_lo = waiting
@@ -158,26 +166,25 @@ def plan(free_ops: int, talk_elapsed, wrap_elapsed, ring_elapsed, waiting: int,
         ls_pmf.append(l_pmf)
         ls_lo.append(l_lo)
         p_new.append(p_answer * (1.0 - lognormal_sf(h, tta_mu, tta_sigma)))
-    ea_prev = 0.0
+    ea = 0.0  # expected abandons among calls already up: worst horizon
     for k in range(nh):
         e = _expect(ls_pmf[k], ls_lo[k], gs[k])
-        if e > ea_prev:
-            ea_prev = e
+        if e > ea:
+            ea = e
     n = 0
     while n < max_new:
-        ea = 0.0
+        # Chance the next call, if answered, finds every operator taken by earlier answers.
+        marginal = 0.0
+        for k in range(nh):
+            marginal += HORIZON_W * _expect(ls_pmf[k], ls_lo[k], cdfs[k])
+        allowed = budget + target * (live_up + p_answer * (n + 1))
+        if marginal > SAFE_MARGINAL and (marginal > lam or ea + p_answer * marginal > allowed):
+            break
+        ea += p_answer * marginal
         for k in range(nh):
             ls_lo[k] = _add_bernoulli(ls_pmf[k], ls_lo[k], p_new[k])
-            e = _expect(ls_pmf[k], ls_lo[k], gs[k])
-            if e > ea:
-                ea = e
-        marginal = (ea - ea_prev) / p_answer if p_answer > 0.0 else 1.0
-        allowed = budget + target * (live_up + p_answer * (n + 1))
-        if marginal > SAFE_MARGINAL and (marginal > lam or ea > allowed):
-            break
-        ea_prev = ea
         n += 1
-    return n, ea_prev, live_up + p_answer * n
+    return n, ea, live_up + p_answer * n
 
 
 def _expect(pmf: list, lo: int, g: list) -> float:
