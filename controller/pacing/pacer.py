@@ -15,7 +15,7 @@ from controller.pacing.interface import Decision, FloorSnapshot, PacerBase, Pace
 
 LAM_MIN = 0.002
 LAM_MAX = 0.6
-SURPLUS_CAP = 12.0  # abandons of unspent (or overspent) budget the feedback acts on
+SURPLUS_CAP = 30.0  # abandons of unspent (or overspent) budget the feedback acts on
 
 
 class Pacer(PacerBase):
@@ -24,7 +24,7 @@ class Pacer(PacerBase):
     name = "predictive"
 
     def __init__(self, config: PacerConfig | None = None, lam0: float | None = None,
-                 gain: float = 0.3, uncertainty_z: float = 1.0) -> None:
+                 gain: float = 0.1, uncertainty_z: float = 1.0) -> None:
         super().__init__(config)
         target = self.config.abandon_target
         self.lam0 = lam0 if lam0 is not None else target
