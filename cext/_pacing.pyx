@@ -151,7 +151,7 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
     cdef int cap, k, j, l_, i, n, last, width
     cdef Py_ssize_t idx
     cdef double h, reach, s_a, s_b, q, end, cdf, s_ans, den, live_up, ea, e
-    cdef double marginal, allowed, r, a, b
+    cdef double marginal, allowed, r, a, b, risk
     cdef double *g
     try:
         wrap = _doubles(wrap_elapsed, &n_wrap)
@@ -248,7 +248,9 @@ def plan(int free_ops, talk_elapsed, wrap_elapsed, ring_elapsed, int waiting,
                 for k in range(NH):
                     marginal += _HW * _expect(&ls[k], cbuf + k * (cap + 1), last)
                 allowed = budget + target * (live_up + p_answer * (n + 1))
-                if marginal > _SAFE and (marginal > lam or ea + p_answer * marginal > allowed):
+                # The budget must hold even one standard deviation above the expected abandons.
+                risk = ea + p_answer * marginal
+                if marginal > _SAFE and (marginal > lam or risk + sqrt(risk) > allowed):
                     break
                 ea += p_answer * marginal
                 for k in range(NH):

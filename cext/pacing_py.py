@@ -178,7 +178,9 @@ def plan(free_ops: int, talk_elapsed, wrap_elapsed, ring_elapsed, waiting: int,
         for k in range(nh):
             marginal += HORIZON_W * _expect(ls_pmf[k], ls_lo[k], cdfs[k])
         allowed = budget + target * (live_up + p_answer * (n + 1))
-        if marginal > SAFE_MARGINAL and (marginal > lam or ea + p_answer * marginal > allowed):
+        # The budget must hold even one standard deviation above the expected abandons.
+        risk = ea + p_answer * marginal
+        if marginal > SAFE_MARGINAL and (marginal > lam or risk + sqrt(risk) > allowed):
             break
         ea += p_answer * marginal
         for k in range(nh):
