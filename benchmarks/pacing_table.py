@@ -27,7 +27,8 @@ from controller.pacing.floor import FloorSimulation
 from controller.pacing.scenario import load_scenario
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("small", "medium", "large", "low-answer", "high-answer", "shift", "medium-ru")
+ORDER = ("small", "medium", "large", "low-answer", "high-answer", "shift", "medium-ru",
+         "reference-5-20", "reference-20-20", "reference-20-10", "reference-50-20")
 BASELINES = ("progressive", "fixed-ratio", "vicidial-adaptive", "issabel")
 
 

@@ -15,7 +15,7 @@ from controller.pacing.interface import Decision, FloorSnapshot, PacerBase, Pace
 
 LAM_MIN = 0.002
 LAM_MAX = 0.6
-SURPLUS_CAP = 30.0  # abandons of unspent (or overspent) budget the feedback acts on
+SURPLUS_CAP = 3.0  # standard deviations of unspent (or overspent) budget acted on
 
 
 class Pacer(PacerBase):
@@ -24,12 +24,15 @@ class Pacer(PacerBase):
     name = "predictive"
 
     def __init__(self, config: PacerConfig | None = None, lam0: float | None = None,
-                 gain: float = 0.1, uncertainty_z: float = 1.0) -> None:
+                 lam0_share: float = 0.7,
+                 gain: float = 1.0, uncertainty_z: float = 1.0,
+                 aim_z: float = 1.0) -> None:
         super().__init__(config)
         target = self.config.abandon_target
-        self.lam0 = lam0 if lam0 is not None else target
+        self.lam0 = lam0 if lam0 is not None else lam0_share * target
         self.gain = gain
         self.uncertainty_z = uncertainty_z
+        self.aim_z = aim_z
         if self.config.min_operators is not None:
             self.min_operators = self.config.min_operators
         else:
@@ -60,8 +63,11 @@ class Pacer(PacerBase):
         live, abandoned = self.window.counts(now_s)
         # One standard error of the measured rate below the target, never under half of it.
         se = math.sqrt(target * (1.0 - target) / live) if live else target
-        aim = max(0.5 * target, target - se)
-        surplus = min(SURPLUS_CAP, max(-SURPLUS_CAP, aim * live - abandoned))
+        aim = max(0.5 * target, target - self.aim_z * se)
+        # Unspent budget in standard deviations of the abandon count: a small floor reacts more
+        # to each abandon than a large one, whose count is less noisy.
+        surplus = (aim * live - abandoned) / math.sqrt(aim * live + 1.0)
+        surplus = min(SURPLUS_CAP, max(-SURPLUS_CAP, surplus))
         lam = min(LAM_MAX, max(LAM_MIN, self.lam0 * math.exp(self.gain * surplus)))
         return lam, aim, target * live - abandoned
 
