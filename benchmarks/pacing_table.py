@@ -150,7 +150,8 @@ def verdicts(table: dict, scenarios: dict) -> list:
         cap = min(0.03, sc.abandon_target)
         out.append(f"{'PASS' if ours['abandon_rate'] <= cap else 'FAIL'} {name}: predictive "
                    f"abandon {ours['abandon_rate']:.4f} <= {cap}")
-        if sc.operators >= 20 and sc.answer_prob <= 0.30 and not sc.answer_prob_by_hour:
+        rates = [sc.answer_prob, *sc.answer_prob_by_hour.values()]
+        if sc.operators >= 20 and sum(rates) / len(rates) <= 0.30:
             gain = ours["occupancy"] - cells["progressive"]["occupancy"]
             out.append(f"{'PASS' if gain >= 0.15 else 'FAIL'} {name}: occupancy over "
                        f"progressive +{gain * 100:.1f} points (>= 15)")

@@ -242,9 +242,11 @@ def test_every_pacer_name_runs():
 
 
 @pytest.mark.parametrize("name", ["small", "medium", "large", "low-answer", "high-answer",
+                                  "reference-5-20", "reference-20-20", "reference-20-10",
+                                  "reference-50-20",
                                   "shift", "medium-ru"])
 def test_shipped_scenarios_load(name):
     sc = load_scenario(SCENARIOS / f"{name}.yaml")
-    assert sc.name == name and sc.operators >= 5
+    assert sc.name == name and sc.operators >= 5 and sc.abandon_target <= 0.03
     short = dataclasses.replace(sc, duration_s=120.0)
     assert simulate(short, "progressive").calls > 0
