@@ -31,6 +31,31 @@ HERE = Path(__file__).resolve().parent
 ORDER = ("small", "medium", "large", "low-answer", "high-answer", "shift", "medium-ru",
          "reference-5-20", "reference-20-20", "reference-20-10", "reference-50-20")
 BASELINES = ("progressive", "fixed-ratio", "vicidial-adaptive", "issabel")
+def run_cell(scenario, name: str, seeds: list, target: float | None = None,
+             ratio: float | None = None) -> dict:
+    """Pool one pacer's runs over ``seeds`` (``ratio``: a fixed-ratio pacer with that ratio)."""
+    rows = []
+    for seed in seeds:
+        sc = dataclasses.replace(scenario, seed=seed)
+        if target is None or target <= sc.abandon_target:
+            config = PacerConfig(compliance=sc.compliance,
+                                 abandon_target=target or sc.abandon_target,
+                                 no_answer_timeout_s=sc.no_answer_timeout_s)
+        else:
+            config = PacerConfig(compliance="lab", abandon_target=target,
+                                 no_answer_timeout_s=sc.no_answer_timeout_s)
+        pacer = FixedRatioPacer(config, ratio=ratio) if ratio else make_pacer(name, config)
+        rows.append(FloorSimulation(sc, pacer, seed=seed).run())
+    live = sum(r.live_answers for r in rows)
+    abandoned = sum(r.abandoned for r in rows)
+    return {
+        "occupancy": statistics.fmean(r.agent_occupancy for r in rows),
+        "abandon_rate": abandoned / live if live else 0.0,
+        "worst_run_abandon_rate": max(r.abandon_rate for r in rows),
+        "connects_per_agent_hour": statistics.fmean(r.connects_per_agent_hour for r in rows),
+    }
+
+
 RATIOS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 
 
