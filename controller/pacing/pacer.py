@@ -26,7 +26,7 @@ class Pacer(PacerBase):
     def __init__(self, config: PacerConfig | None = None, lam0: float | None = None,
                  lam0_share: float = 0.7,
                  gain: float = 1.0, uncertainty_z: float = 1.0,
-                 aim_z: float = 1.0) -> None:
+                 aim_z: float = 1.5) -> None:
         super().__init__(config)
         target = self.config.abandon_target
         self.lam0 = lam0 if lam0 is not None else lam0_share * target
@@ -61,7 +61,7 @@ class Pacer(PacerBase):
         """(lam, aim, budget): threshold, aimed rate, abandons the window still allows."""
         target = self.config.abandon_target
         live, abandoned = self.window.counts(now_s)
-        # One standard error of the measured rate below the target, never under half of it.
+        # 1.5 standard errors of the measured rate below the target, never under half of it.
         se = math.sqrt(target * (1.0 - target) / live) if live else target
         aim = max(0.5 * target, target - self.aim_z * se)
         # Unspent budget in standard deviations of the abandon count: a small floor reacts more
