@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
+
+import structlog
 
 from firmware.errors import UserError
 
@@ -25,6 +29,10 @@ def handle(args: argparse.Namespace) -> int:
     """Run the simulation and print its figures."""
     from controller.pacing import simulate
     from controller.pacing.scenario import load_scenario
+    if not structlog.is_configured():
+        # Keep stdout for the figures (and its JSON parseable): pacer notices go to stderr.
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                            logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     scenario = load_scenario(args.scenario)

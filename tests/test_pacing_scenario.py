@@ -5,6 +5,7 @@ import argparse
 import json
 
 import pytest
+import structlog
 
 from controller.pacing.scenario import load_scenario
 from dialbox import cmd_simulate
@@ -97,6 +98,13 @@ def test_unreadable_file(tmp_path):
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(UserError, match="not UTF-8"):
         load_scenario(tmp_path / "bin.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _structlog_untouched():
+    """The command configures structlog when nobody did; leave no trace for other tests."""
+    yield
+    structlog.reset_defaults()
 
 
 def _cli(argv):

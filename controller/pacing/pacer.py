@@ -2,13 +2,17 @@
 
 Predictive decisions come from ``cext.pacing.plan``: extra calls are added while the marginal
 expected abandons per expected live answer stay under a threshold ``lam`` and the total stays
-inside the window's abandon budget. ``lam`` is steered by feedback on the measured window rate:
-it grows while the window holds unspent budget and shrinks after each abandon. The aim sits one
-standard error under the target, so a floor with few live answers aims lower.
+inside the window's abandon budget (with one standard deviation to spare). ``lam`` is steered
+by feedback on the measured window rate: it grows while the window holds unspent budget and
+shrinks after each abandon. The aim sits 1.5 standard errors of the measured rate under the
+target, so a floor with few live answers aims lower; below ``min_operators`` the pacer falls
+back to progressive and says so in its decision.
 """
 from __future__ import annotations
 
 import math
+
+import structlog
 
 from cext import pacing as core
 from controller.pacing.interface import Decision, FloorSnapshot, PacerBase, PacerConfig
@@ -16,6 +20,8 @@ from controller.pacing.interface import Decision, FloorSnapshot, PacerBase, Pace
 LAM_MIN = 0.002
 LAM_MAX = 0.6
 SURPLUS_CAP = 3.0  # standard deviations of unspent (or overspent) budget acted on
+
+log = structlog.get_logger(__name__)
 
 
 class Pacer(PacerBase):
@@ -38,6 +44,7 @@ class Pacer(PacerBase):
         else:
             # Below this a single abandon is a large share of an hour's live answers.
             self.min_operators = max(3, math.ceil(0.1 / target))
+        self._fallback = False
 
     def decide(self, floor: FloorSnapshot, now_s: float) -> Decision:
         """How many calls to launch at ``now_s``."""
@@ -50,7 +57,13 @@ class Pacer(PacerBase):
         if mode == "progressive":
             return Decision(self.progressive_count(floor, reserve), "progressive",
                             "one call per free operator")
-        if floor.operators - reserve < self.min_operators:
+        fallback = floor.operators - reserve < self.min_operators
+        if fallback != self._fallback:
+            self._fallback = fallback
+            log.info("pacing fallback" if fallback else "pacing predictive again",
+                     operators=floor.operators, reserve=reserve,
+                     min_operators=self.min_operators)
+        if fallback:
             return Decision(self.progressive_count(floor, reserve), "progressive",
                             f"progressive fallback: {floor.operators - reserve} operators "
                             f"available, predictive needs >= {self.min_operators} "
