@@ -1,7 +1,13 @@
 """Pacing: how many calls to launch now. Pacers, their baselines and the floor simulator.
 
-Live use: build a :class:`Pacer` per campaign, call ``decide(FloorSnapshot, now_s)`` at each
-decision instant, and feed outcomes back through the ``observe_*`` methods.
+Live use: one :class:`Pacer` per campaign (``PacerConfig``: mode, compliance profile, target,
+no-answer timeout, inbound reserve). At each decision instant (any call or operator event, and
+once a second) call ``decide(FloorSnapshot, now_s)`` and launch ``Decision.n_calls`` leads;
+``Decision.reason`` and ``Decision.fallback`` say why. Feed every outcome back, with the
+segment of the lead: ``observe_launched``, ``observe_answered(after_s, now_s)``,
+``observe_not_answered(after_s)``, ``observe_talk_end(talk_s)``, ``observe_wrap_end(wrap_s)``,
+``observe_abandon(now_s)``. ``now_s`` must be one monotonic clock for the life of the campaign:
+the abandon window (30 days, 24 h, 1 day by profile) is measured on it.
 """
 from __future__ import annotations
 
