@@ -1,12 +1,13 @@
-"""Pacing math (pure-Python twin of ``_pacing.pyx``): expected abandons for extra calls.
+"""Pacing math (pure-Python twin of ``_pacing.pyx``): how many calls to launch now.
 
 The floor is a loss system with a grace period: a call answered at time ``u`` takes an operator
-free by ``u + grace`` or is abandoned. For each look-ahead horizon ``h`` the number of operators
-free by ``h + grace`` and the number of calls answered by ``h`` are Poisson-binomial sums of
-per-operator and per-call probabilities (conditional on talk, wrap-up and ring time already
-elapsed); the expected overflow ``E[(answered - free)+]`` is taken over several horizons and its
-maximum is the expected abandons. Extra calls are added one at a time while the marginal expected
-abandons per expected live answer stay under ``lam`` and the total stays inside the budget.
+free by ``u + grace`` or is abandoned. At five look-ahead horizons ``h`` (quantiles of the time
+to answer) the number of operators free by ``h + grace`` and the number of calls answered by
+``h`` are Poisson-binomial sums of per-operator and per-call probabilities, conditional on the
+talk, wrap-up and ring time already elapsed. A new call answered at ``h`` is abandoned when the
+earlier answers have taken every operator free by then: averaged over the horizons, that is its
+marginal abandon chance. Calls are added one at a time while that chance stays under ``lam``
+and the expected abandons (plus one standard deviation) stay inside the window's budget.
 Every arithmetic step mirrors the Cython file, so both give bit-identical results.
 """
 from __future__ import annotations
