@@ -126,3 +126,19 @@ def test_more_ringing_calls_never_launch_more(cext_impl, floor, elapsed):
     base = _plan(core, **floor)[0]
     more = _plan(core, **dict(floor, ring=floor["ring"] + [elapsed] * 3))[0]
     assert more <= base
+
+
+def test_both_implementations_run_the_same_shift(compiled, monkeypatch):
+    """End to end: the simulated floor takes the very same decisions with either core."""
+    import controller.pacing.pacer as pacer_module
+    from controller.pacing import simulate
+    from controller.pacing.scenario import Duration, Scenario
+    sc = Scenario(name="twin", operators=12, lines=40, duration_s=900.0, answer_prob=0.2,
+                  busy_prob=0.1, unreachable_prob=0.1, time_to_answer_s=Duration(10, 4),
+                  no_answer_timeout_s=30.0, talk_s=Duration(90, 60), wrap_s=Duration(15, 5))
+    results = []
+    for impl in ("cython", "python"):
+        monkeypatch.setattr(pacer_module, "core", cext_module(impl, "pacing"))
+        results.append(simulate(sc, "predictive", seed=5))
+    assert results[0] == results[1]
+    assert results[0].calls > 2 * results[0].live_answers > 0
