@@ -1,0 +1,111 @@
+"""The dialbox pacer: preview, progressive, predictive and blended reserve on one model.
+
+Predictive decisions come from ``cext.pacing.plan``: extra calls are added while the marginal
+expected abandons per expected live answer stay under a threshold ``lam`` and the total stays
+inside the window's abandon budget (with one standard deviation to spare). ``lam`` is steered
+by feedback on the measured window rate: it grows while the window holds unspent budget and
+shrinks after each abandon. The aim sits 1.5 standard errors of the measured rate under the
+target, so a floor with few live answers aims lower; below ``min_operators`` the pacer falls
+back to progressive and says so in its decision.
+"""
+from __future__ import annotations
+
+import math
+
+import structlog
+
+from cext import pacing as core
+from controller.pacing.interface import Decision, FloorSnapshot, PacerBase, PacerConfig
+
+LAM_MIN = 0.002
+LAM_MAX = 0.6
+SURPLUS_CAP = 3.0  # standard deviations of unspent (or overspent) budget acted on
+
+log = structlog.get_logger(__name__)
+
+
+class Pacer(PacerBase):
+    """dialbox's own pacer; ``config.mode`` picks preview, progressive or predictive."""
+
+    name = "predictive"
+
+    def __init__(self, config: PacerConfig | None = None, lam0: float | None = None,
+                 lam0_share: float = 0.7,
+                 gain: float = 1.0, uncertainty_z: float = 1.0,
+                 aim_z: float = 1.5) -> None:
+        super().__init__(config)
+        target = self.config.abandon_target
+        self.lam0 = lam0 if lam0 is not None else lam0_share * target
+        self.gain = gain
+        self.uncertainty_z = uncertainty_z
+        self.aim_z = aim_z
+        if self.config.min_operators is not None:
+            self.min_operators = self.config.min_operators
+        else:
+            # Below this a single abandon is a large share of an hour's live answers.
+            self.min_operators = max(3, math.ceil(0.1 / target))
+        self._fallback = False
+
+    def decide(self, floor: FloorSnapshot, now_s: float) -> Decision:
+        """How many calls to launch at ``now_s``."""
+        mode = self.config.mode
+        reserve = self.config.reserve_inbound
+        if mode == "preview":
+            n = max(0, min(floor.free - reserve - floor.previewing - floor.ringing,
+                           floor.lines_free))
+            return Decision(n, "preview", "one card per free operator")
+        if mode == "progressive":
+            return Decision(self.progressive_count(floor, reserve), "progressive",
+                            "one call per free operator")
+        fallback = floor.operators - reserve < self.min_operators
+        if fallback != self._fallback:
+            self._fallback = fallback
+            log.info("pacing fallback" if fallback else "pacing predictive again",
+                     operators=floor.operators, reserve=reserve,
+                     min_operators=self.min_operators)
+        if fallback:
+            return Decision(self.progressive_count(floor, reserve), "progressive",
+                            f"progressive fallback: {floor.operators - reserve} operators "
+                            f"available, predictive needs >= {self.min_operators} "
+                            f"(small floors are volatile)", fallback=True)
+        return self._predictive(floor, now_s, reserve)
+
+    def feedback(self, now_s: float) -> tuple:
+        """(lam, aim, budget): threshold, aimed rate, abandons the window still allows."""
+        target = self.config.abandon_target
+        live, abandoned = self.window.counts(now_s)
+        # 1.5 standard errors of the measured rate below the target, never under half of it.
+        se = math.sqrt(target * (1.0 - target) / live) if live else target
+        aim = max(0.5 * target, target - self.aim_z * se)
+        # Unspent budget in standard deviations of the abandon count: a small floor reacts more
+        # to each abandon than a large one, whose count is less noisy.
+        surplus = (aim * live - abandoned) / math.sqrt(aim * live + 1.0)
+        surplus = min(SURPLUS_CAP, max(-SURPLUS_CAP, surplus))
+        lam = min(LAM_MAX, max(LAM_MIN, self.lam0 * math.exp(self.gain * surplus)))
+        return lam, aim, target * live - abandoned
+
+    def _predictive(self, floor: FloorSnapshot, now_s: float, reserve: int) -> Decision:
+        est = self.estimates(floor.segment)
+        lam, aim, budget = self.feedback(now_s)
+        # Pessimistic about the answer rate by its own uncertainty: more answers, more risk.
+        p = min(0.999, est.answer.value + self.uncertainty_z * est.answer.sd)
+        tta_mu, tta_sigma = est.time_to_answer.params
+        talk_mu, talk_sigma = est.talk.params
+        wrap_mu, wrap_sigma = est.wrap.params
+        fail_mu, fail_sigma = est.early_failure_time.params
+        free = floor.free - reserve
+        talk = floor.talk_elapsed
+        if free < 0:
+            # Reserved operators come from those who free up first: drop the longest talks.
+            talk = sorted(talk)[:max(0, len(talk) + free)]
+            free = 0
+        max_new = min(floor.lines_free, 8 * max(1, floor.operators - reserve))
+        n, exp_ab, exp_live = core.plan(
+            free, talk, floor.wrap_elapsed, floor.ring_elapsed, floor.waiting,
+            p, tta_mu, tta_sigma, est.early_failure.value, fail_mu, fail_sigma,
+            self.config.no_answer_timeout_s, talk_mu, talk_sigma, wrap_mu, wrap_sigma,
+            self.config.grace_s, lam, budget, self.config.abandon_target, max_new)
+        reason = (f"predictive: lam={lam:.3f} aim={aim:.4f} budget={budget:.1f} "
+                  f"p_answer={p:.3f} expected abandons {exp_ab:.3f} of {exp_live:.2f} live")
+        return Decision(n, "predictive", reason, expected_abandons=exp_ab,
+                        expected_live=exp_live)
