@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_import",
     "dialbox.cmd_dnc",
     "dialbox.cmd_payments",
+    "dialbox.cmd_simulate",
 )
 
 

@@ -1,6 +1,8 @@
 """What every pacer sees (the floor), says (a decision) and learns from (outcomes)."""
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 
 from controller.pacing.estimators import AbandonWindow, COMPLIANCE, Priors, SegmentEstimates
@@ -74,7 +76,7 @@ class PacerConfig:
         return COMPLIANCE[self.compliance][0]
 
 
-class PacerBase:
+class PacerBase(abc.ABC):
     """Outcome bookkeeping shared by all pacers: per-segment estimates and the abandon window."""
 
     name = "base"
@@ -93,9 +95,9 @@ class PacerBase:
             self._segments[segment] = est
         return est
 
+    @abc.abstractmethod
     def decide(self, floor: FloorSnapshot, now_s: float) -> Decision:
         """How many calls to launch at ``now_s``."""
-        raise NotImplementedError
 
     def observe_launched(self, now_s: float, n: int, segment: str = "default") -> None:
         """``n`` calls were launched."""
