@@ -1,15 +1,24 @@
-"""The campaign dialer: picks leads, places calls on free lines, hands answers to operators."""
+"""The campaign dialer: picks leads, places calls on free lines, hands answers to operators.
+
+Modes share one loop. Progressive reserves an operator before each call (one call per free
+operator). Predictive asks the pacer how many calls to launch from the state of the floor and
+hands each live answer to whoever is free within the 2-second bridge deadline (the line core
+abandons the call after it). Inbound calls (blended mode) go to a free operator before any new
+outbound call is launched; blocked callers get busy.
+"""
 from __future__ import annotations
 
 import asyncio
-import itertools
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import structlog
 
 from controller import compliance
-from controller.operators import OperatorPool
+from controller.operators import FREE, NOT_READY, TALKING, WRAP, Operator, OperatorPool
+from controller.pacing import FloorSnapshot, Pacer, PacerConfig
 from controller.store import Store
 from firmware.clock import Clock
 from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall, LineAPI,
@@ -17,34 +26,63 @@ from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall
 
 log = structlog.get_logger(__name__)
 
+MODES = ("progressive", "predictive")
+# The pacer knows the abandon caps of these laws; a campaign without one still keeps the FCC's.
+_PACER_LAW = {"ru-230fz": "ru-230fz", "us-regf": "us-regf"}
+CAUSE_BUSY = 17
+
+
+@dataclass
+class _Out:
+    """An outbound call of this campaign in flight."""
+
+    call_id: str
+    line: str
+    launched: float  # clock seconds
+    answered: float | None = None
+
 
 class Dialer:
-    """Progressive mode: one call per free operator, the operator reserved before the call."""
+    """One campaign's dialing."""
 
     def __init__(self, store: Store, lines: LineAPI, operators: OperatorPool, clock: Clock, *,
-                 campaign_id: int, campaign_name: str,
-                 compliance_profile: str = compliance.DEFAULT_PROFILE) -> None:
+                 campaign_id: int, campaign_name: str, mode: str = "progressive",
+                 compliance_profile: str = compliance.DEFAULT_PROFILE,
+                 reserve_inbound: int = 0) -> None:
+        if mode not in MODES:
+            raise ValueError(f"dialing mode {mode!r}: one of {', '.join(MODES)}")
         self.store = store
         self.lines = lines
         self.operators = operators
         self.clock = clock
         self.campaign_id = campaign_id
         self.campaign_name = campaign_name
+        self.mode = mode
         self.compliance = compliance.get_profile(compliance_profile)
+        law = _PACER_LAW.get(self.compliance.name, "us-regf")
+        self.pacer = Pacer(PacerConfig(mode="predictive" if mode == "predictive" else
+                                       "progressive", compliance=law,
+                                       reserve_inbound=reserve_inbound))
+        self.last_decision = None
         self.held = 0  # decisions not to dial, this run
         self.running = False
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
-        self._calls: dict[str, str] = {}  # call id -> operator position
+        self._out: dict[str, _Out] = {}  # outbound calls in flight
+        self._waiting: list[str] = []  # answered calls with no operator yet (oldest first)
+        self._inbound: list[str] = []  # inbound calls offered, waiting for an operator
         self._line_faults: dict[str, int] = {}  # consecutive faults per line
         self._quarantine: dict[str, float] = {}  # line -> loop time it may be used again
-        self._seq = itertools.count(1)
         self.listeners: list = []  # callables(event) for the live feed
+        self._tasks: set[asyncio.Task] = set()
         lines.subscribe(self.on_line_event)
+        operators.on_change = self._on_operators
+        operators.on_wrap_end = self._on_wrap_end
 
     async def start(self) -> None:
         self.running = True
         self.store.set_campaign_status(self.campaign_id, "running")
+        self._replay_abandon_window()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -52,12 +90,25 @@ class Dialer:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self.store.set_campaign_status(self.campaign_id, "paused")
+
+    def _replay_abandon_window(self) -> None:
+        """The pacer's window survives restarts: stored live answers and abandons go back in."""
+        wall, now = time.time(), self.clock.now()
+        since = wall - self.pacer.config.window_s / self.clock.scale
+        for created, abandoned in self.store.db.execute(
+                "SELECT created_at, abandoned FROM attempts WHERE campaign_id=? AND "
+                "outcome='answered' AND created_at >= ? ORDER BY created_at", (self.campaign_id, since)):
+            t = now - (wall - created) * self.clock.scale
+            self.pacer.window.record(t, live=1, abandoned=int(abandoned))
 
     async def _loop(self) -> None:
         while self.running:
             try:
-                await self._place_calls()
+                await self._cycle()
             except Exception:
                 log.exception("dialer_cycle_failed", campaign=self.campaign_name)
             self._wake.clear()
@@ -66,31 +117,77 @@ class Dialer:
             except asyncio.TimeoutError:
                 pass
 
-    async def _place_calls(self) -> None:
+    async def _cycle(self) -> None:
+        await self._serve_inbound()
+        self._hand_waiting()
+        if self._inbound:
+            return  # people calling in go first
+        if self.mode == "progressive":
+            await self._place_progressive()
+        else:
+            await self._place_predictive()
+
+    # --- placing calls ----------------------------------------------------------------------
+    async def _place_progressive(self) -> None:
         while self.running:
             free_lines = self._usable(self.lines.free_lines())
             if not free_lines or not self.operators.free():
                 return
+            if not await self._launch(free_lines[0], reserve=True):
+                return
+
+    async def _place_predictive(self) -> None:
+        free_lines = self._usable(self.lines.free_lines())
+        decision = self.pacer.decide(self.floor(len(free_lines)), self.clock.now())
+        if decision.fallback != getattr(self.last_decision, "fallback", None):
+            log.info("pacing_mode", campaign=self.campaign_name, mode=decision.mode,
+                     reason=decision.reason)
+        self.last_decision = decision
+        launched = 0
+        for line in free_lines[:decision.n_calls]:
+            if not self.running or not await self._launch(line, reserve=decision.mode != "predictive"):
+                break
+            launched += 1
+        if launched:
+            self.pacer.observe_launched(self.clock.now(), launched)
+
+    async def _launch(self, line: str, *, reserve: bool) -> bool:
+        """Place one call on ``line``; False when there is no lead (or no operator to reserve)."""
+        while True:
             lead = self.store.next_lead(self.campaign_id, self.clock.wall())
             if lead is None:
-                return
-            if not self._allowed(lead):
-                continue
-            call_id = f"{uuid.uuid4().hex[:12]}"
-            op = self.operators.reserve(call_id)
-            if op is None:
-                return
-            line = free_lines[0]
-            self.store.begin_attempt(self.campaign_id, lead, line, call_id, op.position)
-            self._calls[call_id] = op.position
-            log.info("call_placed", line=line, call_id=call_id, campaign=self.campaign_name)
-            try:
-                await self.lines.dial(line, lead.number, call_id=call_id)
-            except LineError as exc:
-                log.warning("dial_refused", line=line, call_id=call_id,
-                            campaign=self.campaign_name, error=str(exc))
-                self._finish(CallReleased(line, call_id, Outcome.FAILED, None, str(exc), 0, 0,
-                                          self.clock.now(), line_fault=True))
+                return False
+            if self._allowed(lead):
+                break
+        call_id = uuid.uuid4().hex[:12]
+        op = self.operators.reserve(call_id) if reserve else None
+        if reserve and op is None:
+            return False
+        self.store.begin_attempt(self.campaign_id, lead, line, call_id,
+                                 op.position if op else None)
+        self._out[call_id] = _Out(call_id, line, self.clock.now())
+        log.info("call_placed", line=line, call_id=call_id, campaign=self.campaign_name)
+        try:
+            await self.lines.dial(line, lead.number, call_id=call_id)
+        except LineError as exc:
+            log.warning("dial_refused", line=line, call_id=call_id,
+                        campaign=self.campaign_name, error=str(exc))
+            self._finish(CallReleased(line, call_id, Outcome.FAILED, None, str(exc), 0, 0,
+                                      self.clock.now(), line_fault=True))
+        return True
+
+    def floor(self, lines_free: int) -> FloorSnapshot:
+        """The floor as the pacer sees it now."""
+        now = self.clock.now()
+        ops = [o for o in self.operators.ops if o.state != NOT_READY]
+        return FloorSnapshot(
+            operators=len(ops),
+            free=sum(1 for o in ops if o.state == FREE),
+            talk_elapsed=[now - o.since for o in ops if o.state == TALKING],
+            wrap_elapsed=[now - o.since for o in ops if o.state == WRAP],
+            ring_elapsed=[now - c.launched for c in self._out.values() if c.answered is None],
+            waiting=len(self._waiting),
+            lines_free=lines_free)
 
     def _allowed(self, lead) -> bool:
         """Check the law before every dial; a refusal is stored with its reason and next time."""
@@ -114,39 +211,106 @@ class Dialer:
         log.debug("lead_held", campaign=self.campaign_name, codes=codes)
         return False
 
+    # --- answers to operators ---------------------------------------------------------------
+    def _hand_waiting(self) -> None:
+        """Give answered calls still inside the bridge deadline to operators now free."""
+        while self._waiting:
+            op = self.operators.reserve(self._waiting[0])
+            if op is None:
+                return
+            call_id = self._waiting.pop(0)
+            self.store.assign_operator(call_id, op.position)
+            self._spawn(self._bridge(call_id, op))
+
+    async def _bridge(self, call_id: str, op: Operator) -> None:
+        try:
+            await self.lines.bridge(call_id, op.position)
+        except LineError as exc:
+            log.warning("bridge_failed", call_id=call_id, error=str(exc))
+
+    async def _serve_inbound(self) -> None:
+        while self._inbound:
+            op = self.operators.reserve(self._inbound[0])
+            if op is None:
+                return
+            call_id = self._inbound.pop(0)
+            try:
+                await self.lines.answer(call_id)
+            except LineError as exc:  # the caller gave up
+                log.info("inbound_gone", call_id=call_id, error=str(exc))
+                self.operators.release(op, talked=False)
+
+    def _on_operators(self) -> None:
+        if self._waiting or self._inbound:
+            self._hand_waiting()
+        self._wake.set()
+
+    def _on_wrap_end(self, op: Operator, wrap_s: float) -> None:
+        self.pacer.observe_wrap_end(wrap_s)
+
     # --- events from the lines --------------------------------------------------------------
     def on_line_event(self, ev: LineEvent) -> None:
-        if isinstance(ev, CallProgress) and ev.call_id in self._calls:
-            op = self.operators.by_call(ev.call_id)
-            if ev.stage == CallStage.ANSWERED and op is not None:
-                asyncio.get_running_loop().create_task(self._bridge(ev, op.position))
-            elif ev.stage == CallStage.BRIDGED and op is not None:
-                self.operators.talking(op)
-        elif isinstance(ev, CallReleased) and ev.call_id in self._calls:
-            self._finish(ev)
+        if isinstance(ev, CallProgress):
+            self._progress(ev)
+        elif isinstance(ev, CallReleased):
+            if ev.call_id in self._out or self.operators.by_call(ev.call_id) is not None:
+                self._finish(ev)
         elif isinstance(ev, InboundCall):
-            log.info("inbound_call", line=ev.line, call_id=ev.call_id)
+            self._offered(ev)
         elif isinstance(ev, LineStatus):
             self._wake.set()
         for listener in self.listeners:
             listener(ev)
 
-    async def _bridge(self, ev: CallProgress, position: str) -> None:
-        try:
-            await self.lines.bridge(ev.call_id, position)
-        except LineError as exc:
-            log.warning("bridge_failed", line=ev.line, call_id=ev.call_id, error=str(exc))
+    def _progress(self, ev: CallProgress) -> None:
+        op = self.operators.by_call(ev.call_id)
+        out = self._out.get(ev.call_id)
+        if ev.stage == CallStage.ANSWERED:
+            if out is not None and out.answered is None:
+                out.answered = ev.at
+                self.pacer.observe_answered(ev.at - out.launched, self.clock.now())
+            if op is not None:
+                self._spawn(self._bridge(ev.call_id, op))
+            elif out is not None:
+                self._waiting.append(ev.call_id)
+                self._hand_waiting()
+        elif ev.stage == CallStage.BRIDGED and op is not None:
+            self.operators.talking(op)
 
-    def _usable(self, lines: list[str]) -> list[str]:
-        """Free lines not resting after repeated faults of their own."""
-        now = asyncio.get_running_loop().time()
-        return [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
+    def _offered(self, ev: InboundCall) -> None:
+        if self.store.is_blocked(ev.caller):
+            log.info("inbound_blocked", line=ev.line, call_id=ev.call_id)
+            self._spawn(self._reject(ev.call_id))
+            return
+        log.info("inbound_call", line=ev.line, call_id=ev.call_id)
+        self._inbound.append(ev.call_id)
+        self._wake.set()
+
+    async def _reject(self, call_id: str) -> None:
+        try:
+            await self.lines.hangup(call_id, cause=CAUSE_BUSY)
+        except LineError:
+            pass
 
     def _finish(self, ev: CallReleased) -> None:
-        self._calls.pop(ev.call_id, None)
+        out = self._out.pop(ev.call_id, None)
+        if ev.call_id in self._waiting:
+            self._waiting.remove(ev.call_id)
+        if ev.call_id in self._inbound:
+            self._inbound.remove(ev.call_id)
         op = self.operators.by_call(ev.call_id)
         if op is not None:
             self.operators.release(op, talked=ev.talk_s > 0 and not ev.abandoned)
+        if out is not None and not ev.line_fault:
+            if ev.abandoned:
+                self.pacer.observe_abandon(self.clock.now())
+            elif ev.outcome != Outcome.ANSWERED:
+                self.pacer.observe_not_answered(self.clock.now() - out.launched)
+            elif ev.talk_s > 0:
+                self.pacer.observe_talk_end(ev.talk_s)
+        if ev.inbound:
+            self._wake.set()
+            return
         if ev.line_fault:
             # The debtor was never called: put him back, and rest a line that keeps failing so
             # it cannot eat the list while its driver recovers it.
@@ -163,6 +327,15 @@ class Dialer:
                                   abandoned=ev.abandoned, retry_scale=1 / self.clock.scale)
         self._wake.set()
 
+    def _usable(self, lines: list[str]) -> list[str]:
+        """Free lines not resting after repeated faults of their own."""
+        now = asyncio.get_running_loop().time()
+        return [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def counters(self) -> dict:
         return self.store.counters(self.campaign_id)
-

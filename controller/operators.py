@@ -46,6 +46,7 @@ class OperatorPool:
         self._tasks: set[asyncio.Task] = set()
         self.on_sim_wrap: Callable[[Operator, str], Awaitable[None]] | None = None
         self.on_change: Callable[[], None] | None = None
+        self.on_wrap_end: Callable[[Operator, float], None] | None = None
 
     # --- people at the desk -----------------------------------------------------------------
     def login(self, username: str, name: str | None = None) -> Operator:
@@ -70,8 +71,11 @@ class OperatorPool:
     def finish_wrap(self, op: Operator) -> None:
         """The person recorded the outcome: back to taking calls."""
         if op.state == WRAP:
-            op.wrap_s += self.clock.now() - op.since
+            wrap = self.clock.now() - op.since
+            op.wrap_s += wrap
             self._set(op, FREE, None)
+            if self.on_wrap_end is not None:
+                self.on_wrap_end(op, wrap)
 
     # --- the dialer's side ------------------------------------------------------------------
     def free(self) -> list[Operator]:
@@ -111,6 +115,8 @@ class OperatorPool:
         op.wrap_s += wrap
         if op.state == WRAP:
             self._set(op, FREE, None)
+            if self.on_wrap_end is not None:
+                self.on_wrap_end(op, wrap)
 
     def _set(self, op: Operator, state: str, call_id: str | None) -> None:
         now = self.clock.now()

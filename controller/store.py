@@ -617,6 +617,11 @@ class Store(ListsMixin, OutcomesMixin):
             self._zones[name] = z
         return z
 
+    def assign_operator(self, call_id: str, operator: str) -> None:
+        """A predictive call's live answer went to this operator's position."""
+        with self.tx():
+            self.db.execute("UPDATE attempts SET operator=? WHERE call_id=?", (operator, call_id))
+
     def requeue_attempt(self, call_id: str, reason: str) -> None:
         """Our own line failed the call: not an attempt on the debtor; he is due again now."""
         now = time.time()

@@ -45,6 +45,7 @@ class Settings:
     seed: int | None = None
     wrap_mean_s: float = 10.0
     compliance: str = "ru-230fz"
+    mode: str = "progressive"
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Appliance:
                                       seed=s.seed)
         self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
                              campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
-                             compliance_profile=s.compliance)
+                             compliance_profile=s.compliance, mode=s.mode)
         await self.dialer.start()
         self.started_at = time.time()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
@@ -182,6 +183,14 @@ class Appliance:
             listener(ev)
 
     # --- what the web admin shows -----------------------------------------------------------
+    def _pacing(self) -> dict | None:
+        d = self.dialer.last_decision
+        if d is None:
+            return None
+        w = self.dialer.pacer.window
+        return {"mode": d.mode, "reason": d.reason, "fallback": d.fallback,
+                "abandon_rate": round(w.rate(self.clock.now()), 4)}
+
     def _held(self) -> int:
         """Leads not dialable now by the law (held or waiting for their allowed time)."""
         return int(self.store.db.execute(
@@ -204,7 +213,8 @@ class Appliance:
                        "signal_dbm": ln.details.get("signal_dbm"),
                        "operator": ln.details.get("operator")} for ln in self.lines.lines()],
             "campaign": {"name": DEMO_CAMPAIGN, "running": self.dialer.running,
-                         "compliance": self.settings.compliance,
+                         "compliance": self.settings.compliance, "mode": self.dialer.mode,
+                         "pacing": self._pacing(),
                          "counters": dict(self.dialer.counters(), held=self._held())},
             "operators": self.operators.snapshot(),
             "health": self.health(),

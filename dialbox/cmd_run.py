@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--compliance", default="ru-230fz", metavar="PROFILE",
                    help="compliance profile of the demo campaign: ru-230fz (default), us-regf, "
                         "or none (only for demos outside legal hours)")
+    p.add_argument("--mode", default="progressive", choices=("progressive", "predictive"),
+                   help="dialing mode of the demo campaign (default progressive)")
     p.add_argument("--seed", type=int, help="random seed of the simulation")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(func=run)
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     logsetup.configure(args.log_level)
     settings = Settings(simulate=args.simulate, profiles=tuple(args.profile), operators=args.operators,
                         data=args.data, time_scale=args.time_scale, calllist=args.calllist,
-                        seed=args.seed, compliance=args.compliance)
+                        seed=args.seed, compliance=args.compliance, mode=args.mode)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     appliance = Appliance(settings)

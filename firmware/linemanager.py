@@ -136,10 +136,10 @@ class LineManager:
         log.debug("dial", line=line, call_id=call_id)
         self._feed(idx, C.EV_CTL_DIAL, 0)
 
-    async def hangup(self, call_id: str) -> None:
+    async def hangup(self, call_id: str, cause: int = C.CAUSE_NORMAL) -> None:
         call = self._calls.get(call_id)
         if call is not None:
-            self._feed(call.channel, C.EV_CTL_HANGUP, C.CAUSE_NORMAL)
+            self._feed(call.channel, C.EV_CTL_HANGUP, cause)
 
     async def bridge(self, call_id: str, position: str) -> None:
         call = self._calls.get(call_id)

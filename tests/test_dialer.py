@@ -36,6 +36,8 @@ class FakeLines:
         self.busy: dict[str, str] = {}
         self.dials: list[tuple[str, str, str]] = []
         self.bridges: list[tuple[str, str]] = []
+        self.answers: list[str] = []
+        self.hangups: list[tuple[str, int]] = []
         self.sinks = []
 
     def subscribe(self, sink):
@@ -50,6 +52,12 @@ class FakeLines:
 
     async def bridge(self, call_id, position):
         self.bridges.append((call_id, position))
+
+    async def answer(self, call_id):
+        self.answers.append(call_id)
+
+    async def hangup(self, call_id, cause=16):
+        self.hangups.append((call_id, cause))
 
     def emit(self, ev):
         if isinstance(ev, CallReleased):
@@ -85,7 +93,7 @@ async def make(store, wall, *, operators=2, lines=4, profile="ru-230fz"):
 
 async def test_progressive_places_one_call_per_free_operator(store):
     d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"))
-    await d._place_calls()
+    await d._cycle()
     assert len(fl.dials) == 2  # two operators, four lines: two calls
     line, number, call_id = fl.dials[0]
     fl.emit(CallProgress(line, call_id, CallStage.ANSWERED, 0))
@@ -100,7 +108,7 @@ async def test_progressive_places_one_call_per_free_operator(store):
 
 async def test_night_in_moscow_holds_every_lead_with_reason_and_time(store):
     d, fl, ops = await make(store, at("2026-11-25T03:30:00+03:00"))
-    await d._place_calls()
+    await d._cycle()
     assert fl.dials == []
     rows = store.db.execute("SELECT code, detail FROM decisions").fetchall()
     assert len(rows) == 5 and all(r["code"] == "outside_hours" for r in rows)
@@ -111,7 +119,7 @@ async def test_night_in_moscow_holds_every_lead_with_reason_and_time(store):
 
 async def test_second_conversation_the_same_day_is_refused(store):
     d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1)
-    await d._place_calls()
+    await d._cycle()
     line, number, call_id = fl.dials[0]
     fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 3.0, 20.0, 0))
     # Bring the same debtor due again (a callback, say): the law says not today.
@@ -120,7 +128,7 @@ async def test_second_conversation_the_same_day_is_refused(store):
     for _ in range(3):  # the operator's wrap-up finishes
         await asyncio.sleep(0)
     assert ops.free()
-    await d._place_calls()
+    await d._cycle()
     assert len(fl.dials) == 1
     code = store.db.execute("SELECT code FROM decisions ORDER BY id DESC").fetchone()[0]
     assert code == "daily_limit"
@@ -129,6 +137,6 @@ async def test_second_conversation_the_same_day_is_refused(store):
 
 async def test_none_profile_dials_at_night_only_by_explicit_choice(store):
     d, fl, ops = await make(store, at("2026-11-25T03:30:00+03:00"), profile="none")
-    await d._place_calls()
+    await d._cycle()
     assert len(fl.dials) == 2
     await ops.stop()
