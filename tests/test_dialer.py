@@ -140,3 +140,50 @@ async def test_none_profile_dials_at_night_only_by_explicit_choice(store):
     await d._cycle()
     assert len(fl.dials) == 2
     await ops.stop()
+
+
+async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store):
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
+    d.mode = "predictive"
+    await d._launch("l0", reserve=False)
+    await d._launch("l1", reserve=False)
+    (l0, _, c0), (l1, _, c1) = fl.dials
+    ops.reserve(c0)  # the only operator takes the first answer
+    fl.emit(CallProgress(l0, c0, CallStage.ANSWERED, 0))
+    fl.emit(CallProgress(l1, c1, CallStage.ANSWERED, 0))
+    assert d._waiting == [c1]  # nobody free for the second: it waits inside the deadline
+    fl.emit(CallReleased(l0, c0, Outcome.ANSWERED, 16, "normal", 1.0, 0.0, 0))  # no talk
+    await asyncio.sleep(0)
+    assert d._waiting == [] and fl.bridges[-1][0] == c1
+    assert store.db.execute("SELECT operator FROM attempts WHERE call_id=?",
+                            (c1,)).fetchone()[0] == ops.ops[0].position
+    await ops.stop()
+    await d.stop()
+
+
+async def test_abandoned_answer_is_recorded_and_counted_by_the_pacer(store):
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
+    await d._launch("l0", reserve=False)
+    line, _, cid = fl.dials[0]
+    ops.reserve("someone-else")
+    fl.emit(CallProgress(line, cid, CallStage.ANSWERED, 0))
+    fl.emit(CallReleased(line, cid, Outcome.ANSWERED, 16, "abandoned", 1.0, 2.0, 0,
+                         abandoned=True))
+    row = store.db.execute("SELECT abandoned FROM attempts WHERE call_id=?", (cid,)).fetchone()
+    assert row[0] == 1
+    assert d.pacer.window.abandoned == 1 and d.pacer.window.live == 1
+    await ops.stop()
+
+
+async def test_blocked_caller_gets_busy_and_others_go_first_to_an_operator(store):
+    from firmware.lineapi import InboundCall
+    store.block_caller("+79990001122", "abusive", "supervisor")
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
+    fl.emit(InboundCall("l3", "in-1", "+79990001122", 0))
+    await asyncio.sleep(0)
+    assert fl.hangups == [("in-1", 17)]
+    fl.emit(InboundCall("l3", "in-2", "+79161234567", 0))
+    await d._cycle()
+    assert fl.answers == ["in-2"] and fl.dials == []  # the caller first, no outbound call
+    await ops.stop()
+    await d.stop()
