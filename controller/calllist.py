@@ -209,7 +209,7 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
 def write_report(out: Path, rejects: list[Reject]) -> Path:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", newline="", encoding="utf-8") as fh:
+        with out.open("w", newline="", encoding="utf-8-sig") as fh:  # Excel reads it right
             w = csv.writer(fh, delimiter=";")
             w.writerow(["row", "field", "reason", "row_rejected"])
             for r in rejects:

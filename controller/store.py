@@ -228,6 +228,7 @@ DEFAULT_TZ = "Europe/Moscow"  # the local day of an account with no known time z
 # Account fields written by imports, in the order of the bulk statements.
 ACCOUNT_FIELDS = ("debtor_name", "debt_amount", "currency", "dpd", "due_date", "region", "tz",
                   "creditor", "product", "segment", "priority")
+IMPORT_CACHE_KIB = -131072  # SQLite page cache during a bulk import: 128 MiB
 # Statuses a disposition or flag can set during a call; finishing the call keeps them.
 _STICKY = ("flagged", "promise", "callback")
 
@@ -716,6 +717,10 @@ class AccountWriter:
                 "SELECT account_id, id FROM accounts WHERE campaign_id=? AND account_id=?",
                 (campaign_id, only)))
         self.next_pk = (self.db.execute("SELECT MAX(id) FROM accounts").fetchone()[0] or 0) + 1
+        self._cache = None
+        if only is None:  # a bulk import: its index pages stay in memory
+            self._cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
+            self.db.execute(f"PRAGMA cache_size={IMPORT_CACHE_KIB}")
         self.seen: set[str] = set()
         self.segments = store.segments(campaign_id)
         self._ins: list[list] = []
@@ -775,6 +780,8 @@ class AccountWriter:
             self._flush()
             if self._dups:
                 self.store.reassign_segments(self.campaign_id, self._dups)
+        if self._cache is not None:
+            self.db.execute(f"PRAGMA cache_size={int(self._cache)}")
 
     def _merge(self, queued: list, values: tuple, custom: dict | None) -> int:
         """A repeated account id still queued: later non-empty values win, phones add up."""
