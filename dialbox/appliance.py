@@ -13,6 +13,7 @@ import structlog
 import cext
 from controller import users
 from controller.calllist import import_csv
+from dialbox.backend import BackendMixin
 from controller.dialer import Dialer
 from controller.operators import OperatorPool
 from controller.store import Store
@@ -22,7 +23,7 @@ from firmware.errors import UserError
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.driver import GsmModule
 from firmware.linemanager import LineManager
-from firmware.lineapi import LineEvent
+from firmware.lineapi import CallReleased, InboundCall, LineEvent
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
 
@@ -49,7 +50,7 @@ class Settings:
 
 
 @dataclass
-class Appliance:
+class Appliance(BackendMixin):
     settings: Settings
     clock: Clock = field(init=False)
     store: Store = field(init=False)
@@ -61,6 +62,8 @@ class Appliance:
     started_at: float = 0.0
     initial_password: str | None = None
     listeners: list = field(default_factory=list)
+    _inbound_callers: dict = field(default_factory=dict)  # inbound call id -> caller number
+    conversations: dict = field(default_factory=dict)  # simulated: call id -> Conversation
 
     async def start(self) -> None:
         s = self.settings
@@ -111,6 +114,9 @@ class Appliance:
             log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
         self.operators = OperatorPool(s.operators, self.clock, wrap_mean_s=s.wrap_mean_s,
                                       seed=s.seed)
+        if s.simulate:
+            self._talk = Population.from_dict(dict(self._default_population(), seed=s.seed))
+            self.operators.on_sim_wrap = self._sim_disposition
         self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
                              campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
                              compliance_profile=s.compliance, mode=s.mode)
@@ -149,6 +155,28 @@ class Appliance:
         self.e1_spans.extend(spans)
         return spans
 
+    async def _sim_disposition(self, op, call_id: str) -> None:
+        """A simulated operator records what the simulated debtor said (kept for tests)."""
+        row = self.store.db.execute(
+            "SELECT a.account_pk, acc.debt_amount FROM attempts a JOIN accounts acc ON "
+            "acc.id = a.account_pk WHERE a.call_id=?", (call_id,)).fetchone()
+        if row is None:
+            return
+        talk = self._talk.conversation()
+        self.conversations[call_id] = talk
+        try:
+            if not talk.rpc:
+                self.store.record_disposition(call_id, "third_party")
+            elif talk.promise_share > 0:
+                from datetime import date, timedelta
+                amount = round((row["debt_amount"] or 1000.0) * talk.promise_share, 2)
+                self.store.record_disposition(call_id, "promise", amount=amount,
+                                              date=date.today() + timedelta(days=7))
+            else:
+                self.store.record_disposition(call_id, "rpc")
+        except UserError as exc:
+            log.warning("sim_disposition_refused", call_id=call_id, error=str(exc))
+
     def _default_population(self) -> dict:
         return dict(profiles.load("sim-gsm-4").population)
 
@@ -179,6 +207,10 @@ class Appliance:
         return password
 
     def _on_line_event(self, ev: LineEvent) -> None:
+        if isinstance(ev, InboundCall):
+            self._inbound_callers[ev.call_id] = ev.caller
+        elif isinstance(ev, CallReleased):
+            self._inbound_callers.pop(ev.call_id, None)
         for listener in list(self.listeners):
             listener(ev)
 

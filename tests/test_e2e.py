@@ -29,6 +29,13 @@ def demo_numbers() -> set[str]:
     return out
 
 
+def _settled(rows, records):
+    """The last attempt of a line may be recorded (before dialing) but not yet on the wire."""
+    if rows and rows[-1]["state"] == "dialing" and len(rows) == len(records) + 1:
+        return rows[:-1]
+    return rows
+
+
 @pytest.fixture
 async def appliance(tmp_path):
     app = Appliance(Settings(simulate=True, operators=8, data=tmp_path / "data",
@@ -51,8 +58,9 @@ async def test_appliance_dials_the_list_and_records_what_debtors_did(appliance, 
     compared = 0
     for sim, line in zip(appliance.sims, ("gsm0", "gsm1", "gsm2", "gsm3")):
         rows = appliance.store.db.execute(
-            "SELECT number, outcome, state FROM attempts WHERE line=? ORDER BY id",
-            (line,)).fetchall()
+            "SELECT number, outcome, state FROM attempts WHERE line=? AND state != 'line_fault' "
+            "ORDER BY id", (line,)).fetchall()
+        rows = _settled(rows, sim.records)
         assert [r["number"] for r in rows] == [rec.number for rec in sim.records]
         for row, rec in zip(rows, sim.records):
             if row["state"] == "done" and rec.ended_by != "box":
@@ -65,9 +73,10 @@ async def test_appliance_dials_the_list_and_records_what_debtors_did(appliance, 
     compared = 0
     for ts in range(1, 32):
         rows = appliance.store.db.execute(
-            "SELECT number, outcome, state FROM attempts WHERE line=? ORDER BY id",
-            (f"e1-0/{ts}",)).fetchall()
+            "SELECT number, outcome, state, reason FROM attempts WHERE line=? AND "
+            "state != 'line_fault' ORDER BY id", (f"e1-0/{ts}",)).fetchall()
         recs = [r for r in sim.records if r.timeslot == ts and r.direction == "outbound"]
+        rows = _settled(rows, recs)
         # Q.931 carries the digits; the plus is the type of number (international).
         assert [r["number"].lstrip("+") for r in rows] == [rec.number for rec in recs]
         for row, rec in zip(rows, recs):

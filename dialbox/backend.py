@@ -1,0 +1,269 @@
+"""What the web admin's pages ask of the appliance (web_admin.backend.Backend), over the layers."""
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from controller import kpi as kpi_mod
+from controller import users as users_mod
+from controller.calllist import import_file
+from controller.operators import Operator
+from firmware.errors import UserError
+from firmware.lineapi import LineError
+
+_KPI_BY = ("campaign", "segment", "operator", "line", "day")
+_STAGE = {"seized": "ringing", "dialing": "ringing", "proceeding": "ringing",
+          "alerting": "ringing", "inbound": "ringing", "answered": "answered",
+          "bridged": "bridged"}
+
+
+class BackendMixin:
+    """Mixed into :class:`dialbox.appliance.Appliance`."""
+
+    # --- agent desk -------------------------------------------------------------------------
+    def _seat(self, username: str) -> Operator:
+        """The person's operator position (made on first use: people log in to work)."""
+        row = self.store.db.execute("SELECT role FROM users WHERE username=?",
+                                    (username,)).fetchone()
+        if row is None:
+            raise UserError(f"no user {username!r}")
+        return self.operators.login(username)
+
+    def desk(self, username: str) -> dict:
+        op = self._seat(username)
+        out: dict[str, Any] = {"operator": {"name": op.name, "position": op.position,
+                                            "state": op.state}, "call": None}
+        if op.call_id is None:
+            return out
+        call = {"call_id": op.call_id, "line": None, "stage": "ended", "inbound": False,
+                "account": None}
+        for ln in self.lines.lines():
+            if ln.call_id == op.call_id:
+                call["line"] = ln.name
+                call["stage"] = _STAGE.get(ln.state, "ended")
+        att = self.store.db.execute("SELECT account_pk, line FROM attempts WHERE call_id=?",
+                                    (op.call_id,)).fetchone()
+        if att is not None:
+            call["line"] = call["line"] or att["line"]
+            call["account"] = self._card(att["account_pk"])
+        else:
+            call["inbound"] = True
+            caller = self._inbound_callers.get(op.call_id)
+            pk = self._account_by_phone(caller) if caller else None
+            call["account"] = self._card(pk) if pk else None
+        out["call"] = call
+        return out
+
+    def _card(self, account_pk: int) -> dict:
+        db = self.store.db
+        a = db.execute("SELECT * FROM accounts WHERE id=?", (account_pk,)).fetchone()
+        phones = [{"e164": r["e164"], "kind": r["kind"]} for r in db.execute(
+            "SELECT e164, kind FROM phones WHERE account_pk=? ORDER BY position", (account_pk,))]
+        promises = [{"amount": r["amount"], "date": r["due_date"], "status": r["state"]}
+                    for r in db.execute("SELECT amount, due_date, state FROM promises WHERE "
+                                        "account_pk=? ORDER BY id DESC LIMIT 5", (account_pk,))]
+        history = [{"at": r["created_at"], "outcome": r["outcome"], "operator": r["operator"],
+                    "disposition": r["kind"]} for r in db.execute(
+            "SELECT a.created_at, a.outcome, a.operator, d.kind FROM attempts a LEFT JOIN "
+            "dispositions d ON d.call_id = a.call_id WHERE a.account_pk=? AND a.state='done' "
+            "ORDER BY a.id DESC LIMIT 10", (account_pk,))]
+        flags = [f["kind"] for f in self.store.open_flags(account_pk)]
+        return {"account_id": a["account_id"], "debtor_name": a["debtor_name"],
+                "debt_amount": a["debt_amount"], "currency": a["currency"], "dpd": a["dpd"],
+                "region": a["region"], "segment": a["segment"], "phones": phones,
+                "last_outcome": a["last_outcome"], "flags": flags, "promises": promises,
+                "history": history}
+
+    def _account_by_phone(self, number: str) -> int | None:
+        digits = re.sub(r"\D", "", number or "")
+        if len(digits) < 10:
+            return None
+        row = self.store.db.execute("SELECT account_pk FROM phones WHERE e164 LIKE ? ORDER BY "
+                                    "account_pk DESC LIMIT 1", (f"%{digits[-10:]}",)).fetchone()
+        return int(row[0]) if row else None
+
+    async def desk_ready(self, username: str, ready: bool) -> None:
+        self.operators.set_ready(self._seat(username), ready)
+
+    async def desk_hangup(self, username: str, call_id: str) -> None:
+        op = self._seat(username)
+        if op.call_id != call_id:
+            raise UserError("this call is not yours (it may have ended already)")
+        await self.lines.hangup(call_id)
+
+    async def desk_disposition(self, username: str, call_id: str, kind: str,
+                               details: dict) -> None:
+        op = self._seat(username)
+        if op.call_id != call_id:
+            raise ValueError("this call is no longer yours to record (already recorded?)")
+        d = dict(details)
+        if kind == "callback":
+            try:
+                d["at"] = datetime.fromisoformat(str(d.get("at", ""))).astimezone()
+            except ValueError:
+                raise ValueError("callback: give the date and time to call back") from None
+        if kind != "no_contact":
+            is_call = self.store.db.execute("SELECT 1 FROM attempts WHERE call_id=?",
+                                            (call_id,)).fetchone()
+            if is_call:
+                try:
+                    self.store.record_disposition(call_id, kind, by=username, **d)
+                except UserError as exc:
+                    raise ValueError(str(exc)) from None
+        if op.state == "wrap_up":
+            wrap_started = op.since
+            self.operators.finish_wrap(op)
+            self.store.record_wrap(call_id, self.clock.now() - wrap_started)
+
+    # --- supervisor -------------------------------------------------------------------------
+    def campaigns(self) -> list[dict]:
+        out = []
+        for c in self.store.campaigns():
+            running = self.dialer.campaign_id == c["id"] and self.dialer.running
+            out.append({"name": c["name"], "mode": c["mode"],
+                        "compliance": c["compliance_profile"],
+                        "status": "running" if running else c["status"],
+                        "counters": self.store.counters(c["id"]),
+                        "backlog": sum(self.store.backlog(c["id"]).values())})
+        return out
+
+    async def campaign_action(self, name: str, action: str) -> None:
+        cid = self.store.campaign(name)
+        if cid != self.dialer.campaign_id:
+            raise UserError(f"campaign {name!r} is not the one this box is dialing now")
+        if action == "start" and not self.dialer.running:
+            await self.dialer.start()
+        elif action == "pause" and self.dialer.running:
+            await self.dialer.stop()
+        elif action not in ("start", "pause"):
+            raise UserError(f"unknown action {action!r}: start or pause")
+
+    async def import_calllist(self, campaign: str, path: Path, filename: str) -> dict:
+        # Keep the creditor's file name for the reject report and the error messages.
+        named = Path(self.settings.data) / "uploads" / f"{uuid.uuid4().hex[:8]}-{Path(filename).name}"
+        named.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, named)
+        try:
+            result = import_file(self.store, campaign, named,
+                                 report_dir=Path(self.settings.data) / "reports")
+        finally:
+            named.unlink(missing_ok=True)
+        summary = result.summary() if hasattr(result, "summary") else dict(result)
+        if summary.get("report"):
+            summary["report"] = Path(summary["report"]).name
+        return summary
+
+    def report_file(self, name: str) -> Path:
+        base = (Path(self.settings.data) / "reports").resolve()
+        path = (base / Path(name).name).resolve()
+        if path.parent != base or not path.is_file():
+            raise FileNotFoundError(name)
+        return path
+
+    def kpi(self, campaign: str | None, by: str) -> list[dict]:
+        if by not in _KPI_BY:
+            raise UserError(f"KPI grouping {by!r}: one of {', '.join(_KPI_BY)}")
+        ids = [self.store.campaign(campaign)] if campaign else \
+            [c["id"] for c in self.store.campaigns()]
+        rows = []
+        for cid in ids:
+            for r in kpi_mod.funnel(self.store, cid, by=by):
+                rows.append({"key": r["key"], "attempts": r.get("attempts", 0),
+                             "contact_rate": r.get("contact_rate"),
+                             "rpc_rate": r.get("rpc_rate"), "ptp_rate": r.get("ptp_rate"),
+                             "kept_ptp_rate": r.get("kept_rate"),
+                             "promised": r.get("amount_promised"),
+                             "collected": r.get("amount_collected"),
+                             "abandon_rate": r.get("abandon_rate"), "aht_s": r.get("aht_s"),
+                             "occupancy": self._occupancy(r["key"]) if by == "operator"
+                             else None})
+        return rows
+
+    def _occupancy(self, position: str | None) -> float | None:
+        op = next((o for o in self.operators.ops if o.position == position), None)
+        elapsed = self.clock.now()
+        if op is None or elapsed <= 0:
+            return None
+        return round(min(1.0, (op.talk_s + op.wrap_s) / elapsed), 4)
+
+    def dnc_list(self) -> list[dict]:
+        rows = self.store.list_entries("dnc")
+        return sorted(({"e164": r["e164"], "reason": r["reason"], "by": r["added_by"],
+                        "at": r["added_at"]} for r in rows), key=lambda r: -r["at"])
+
+    def dnc_add(self, number: str, reason: str, by: str) -> None:
+        self.store.dnc_add(number, reason, by)
+
+    def dnc_remove(self, number: str, by: str) -> None:
+        self.store.dnc_remove(number, by)
+
+    # --- technician -------------------------------------------------------------------------
+    def lines_detail(self) -> list[dict]:
+        out = []
+        for ln in self.lines.lines():
+            d = {"name": ln.name, "kind": ln.kind, "state": ln.state,
+                 "in_service": ln.in_service, "reason": ln.reason}
+            for k in ("signal_dbm", "registration", "operator", "imei", "imsi", "iccid", "sim",
+                      "balance", "span", "link"):
+                if k in ln.details:
+                    d[k] = ln.details[k]
+            out.append(d)
+        return out
+
+    async def line_action(self, line: str, action: str, **kw: Any) -> dict | None:
+        try:
+            if action == "block":
+                self.lines.block(line)
+                return None
+            if action == "unblock":
+                self.lines.unblock(line)
+                return None
+            if action == "test_call":
+                return await self._test_call(line, str(kw.get("number", "")))
+            if action == "check_balance":
+                ch = self.lines.channels[self.lines._index(line)]
+                check = getattr(ch.driver, "check_balance", None)
+                if check is None:
+                    raise UserError(f"line {line} has no balance to check")
+                return await check()
+        except LineError as exc:
+            raise UserError(str(exc)) from None
+        raise UserError(f"unknown action {action!r}")
+
+    async def _test_call(self, line: str, number: str) -> dict:
+        if not re.fullmatch(r"\+?[0-9]{3,20}", number):
+            raise UserError(f"{number!r} is not a phone number")
+        import asyncio
+        from firmware.lineapi import CallProgress, CallReleased, CallStage
+        call_id = f"test-{uuid.uuid4().hex[:8]}"
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def watch(ev) -> None:
+            if getattr(ev, "call_id", None) != call_id:
+                return
+            if isinstance(ev, CallProgress) and ev.stage == CallStage.ANSWERED:
+                asyncio.get_running_loop().create_task(self.lines.hangup(call_id))
+            elif isinstance(ev, CallReleased) and not done.done():
+                done.set_result(ev)
+
+        self.listeners.append(watch)
+        try:
+            await self.lines.dial(line, number, call_id=call_id)
+            ev = await asyncio.wait_for(done, 90)
+        finally:
+            self.listeners.remove(watch)
+        return {"result": ev.outcome.value, "cause": ev.q850, "reason": ev.reason,
+                "ring_s": ev.ring_s, "talk_s": ev.talk_s}
+
+    # --- admin ------------------------------------------------------------------------------
+    def users(self) -> list[dict]:
+        return [dict(r) for r in self.store.db.execute(
+            "SELECT username, role, disabled, created_at FROM users ORDER BY username")]
+
+    def user_add(self, username: str, password: str, role: str) -> None:
+        users_mod.add(self.store, username, password, role=role)
+
