@@ -67,8 +67,8 @@ class Appliance(BackendMixin):
 
     async def start(self) -> None:
         s = self.settings
-        if s.operators < 1:
-            raise UserError(f"--operators must be at least 1, got {s.operators}")
+        if s.operators < 0:
+            raise UserError(f"--operators must be 0 or more, got {s.operators}")
         from controller.compliance import PROFILES
         if s.compliance not in PROFILES:
             raise UserError(f"compliance profile {s.compliance!r} is unknown; known: "
@@ -112,8 +112,9 @@ class Appliance(BackendMixin):
             result = import_csv(self.store, campaign_id, source,
                                 report_dir=Path(s.data) / "reports")
             log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
-        self.operators = OperatorPool(s.operators, self.clock, wrap_mean_s=s.wrap_mean_s,
-                                      seed=s.seed)
+        # Simulated operators only on simulated hardware; real calls go to people at the desk.
+        self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
+                                      wrap_mean_s=s.wrap_mean_s, seed=s.seed)
         if s.simulate:
             self._talk = Population.from_dict(dict(self._default_population(), seed=s.seed))
             self.operators.on_sim_wrap = self._sim_disposition

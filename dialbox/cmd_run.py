@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                    help="hardware profile: a YAML file or a bundled name; repeat it for each "
                         "device of the box (default with --simulate: sim-gsm-4 and e1-1span)")
     p.add_argument("--operators", type=int, default=3, metavar="N",
-                   help="simulated operators on the floor (default 3)")
+                   help="simulated operators on the floor with --simulate (default 3; 0: only "
+                        "people logged in at the agent desk take calls)")
     p.add_argument("--data", type=Path, default=Path("dialbox-data"), metavar="DIR",
                    help="data directory: database, reports (default ./dialbox-data)")
     p.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT",

@@ -1,0 +1,70 @@
+"""The appliance as the web admin's backend: a person at the desk takes a real simulated call."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from controller import users
+from dialbox.appliance import Appliance, Settings
+from firmware.errors import UserError
+
+
+@pytest.fixture
+async def app(tmp_path):
+    a = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
+                           seed=21, compliance="none"))
+    await a.start()
+    users.add(a.store, "olga", "olga-password-1", role="operator")
+    yield a
+    await a.stop()
+
+
+async def _wait(cond, timeout=20.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_person_at_the_desk_takes_a_call_and_records_a_promise(app):
+    desk = app.desk("olga")
+    assert desk["operator"]["state"] == "not_ready" and desk["call"] is None
+    await app.desk_ready("olga", True)
+    await _wait(lambda: (app.desk("olga")["call"] or {}).get("stage") == "bridged", 40)
+    call = app.desk("olga")["call"]
+    card = call["account"]
+    assert card["account_id"].startswith("DEMO-") and card["phones"]
+    with pytest.raises(ValueError):
+        await app.desk_disposition("olga", call["call_id"], "promise", {"amount": "-5",
+                                                                       "date": "2026-12-01"})
+    await _wait(lambda: app.desk("olga")["operator"]["state"] == "wrap_up", 60)
+    await app.desk_disposition("olga", call["call_id"], "promise",
+                               {"amount": "1500", "date": "2026-12-01"})
+    row = app.store.db.execute("SELECT amount, due_date, operator FROM promises").fetchone()
+    assert tuple(row) == (1500.0, "2026-12-01", app.desk("olga")["operator"]["position"])
+    assert app.desk("olga")["operator"]["state"] in ("free", "reserved", "talking")
+    kpi = app.kpi(None, "operator")
+    assert any(r["key"] == "desk-olga" and r["attempts"] >= 1 for r in kpi)
+
+
+async def test_technician_and_supervisor_views(app):
+    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    lines = app.lines_detail()
+    gsm = next(ln for ln in lines if ln["name"] == "gsm0")
+    assert gsm["kind"] == "gsm" and "imei" in gsm
+    await app.line_action("gsm0", "block")
+    assert next(ln for ln in app.lines_detail() if ln["name"] == "gsm0")["state"] == "blocked"
+    await app.line_action("gsm0", "unblock")
+    with pytest.raises(UserError):
+        await app.line_action("nope", "block")
+    camps = app.campaigns()
+    assert camps[0]["status"] == "running"
+    await app.campaign_action(camps[0]["name"], "pause")
+    assert app.campaigns()[0]["status"] == "paused"
+    app.dnc_add("+79161234567", "asked not to be called", "anna")
+    assert app.dnc_list()[0]["e164"] == "+79161234567"
+    with pytest.raises(UserError):
+        app.user_add("x", "short", "operator")
