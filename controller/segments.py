@@ -107,14 +107,19 @@ class Segment:
                                                    f"segment {name!r}"))
 
 
-# DPD buckets: soft collection early, harder and more insistent later.
+# DPD buckets: soft collection early, harder and more insistent later. SMS rules by name
+# (controller/sms.py): every bucket confirms promises, reminds the day before and says "we could
+# not reach you"; the soft bucket also gets a reminder after the due date.
+_SMS = ("promise_confirmation", "promise_reminder", "not_reached")
 DEFAULT_SEGMENTS: tuple[Segment, ...] = (
-    Segment("dpd 1-30", {"dpd": [1, 30]}, Strategy(priority=10, attempts_per_day=2)),
-    Segment("dpd 31-60", {"dpd": [31, 60]}, Strategy(priority=20)),
-    Segment("dpd 61-90", {"dpd": [61, 90]}, Strategy(priority=30)),
+    Segment("dpd 1-30", {"dpd": [1, 30]}, Strategy(priority=10, attempts_per_day=2,
+                                                   sms_rules=("due_reminder", *_SMS))),
+    Segment("dpd 31-60", {"dpd": [31, 60]}, Strategy(priority=20, sms_rules=_SMS)),
+    Segment("dpd 61-90", {"dpd": [61, 90]}, Strategy(priority=30, sms_rules=_SMS)),
     Segment("dpd 90+", {"dpd": [91, None]}, Strategy(priority=40,
-                                                     phone_order=("mobile", "work", "home"))),
-    Segment("other", {}, Strategy(priority=0)),
+                                                     phone_order=("mobile", "work", "home"),
+                                                     sms_rules=_SMS)),
+    Segment("other", {}, Strategy(priority=0, sms_rules=_SMS)),
 )
 
 

@@ -217,6 +217,26 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (account_id, paid_on, amount, ref)
     );
     """,
+    """
+    CREATE TABLE sms_messages (
+        id INTEGER PRIMARY KEY,
+        sms_id TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,                      -- rule and occasion: decided once
+        campaign_id INTEGER NOT NULL,
+        account_pk INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        number TEXT,
+        line TEXT,
+        text TEXT,
+        state TEXT NOT NULL,                    -- skipped, queued, sent, delivered, failed
+        detail TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (campaign_id, key)
+    );
+    CREATE INDEX sms_account ON sms_messages (account_pk, created_at);
+    CREATE INDEX sms_line_day ON sms_messages (line, created_at);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -481,12 +501,20 @@ class Store(ListsMixin, OutcomesMixin):
                  ) -> list[datetime]:
         """The compliance engine's ContactHistory: a debtor's contacts across campaigns."""
         if kind == "sms":
-            return []  # no SMS are sent by this build yet
+            rows = self.db.execute(
+                "SELECT m.created_at FROM sms_messages m JOIN accounts acc ON "
+                "acc.id = m.account_pk WHERE acc.account_id = ? AND m.created_at >= ? AND "
+                "m.created_at < ? AND m.state IN ('queued', 'sent', 'delivered', 'pending') "
+                "ORDER BY m.created_at", (debtor_id, since.timestamp(), until.timestamp()))
+            return [datetime.fromtimestamp(r[0], timezone.utc) for r in rows]
         sql = ("SELECT a.created_at FROM attempts a JOIN accounts acc ON acc.id = a.account_pk "
                "WHERE acc.account_id = ? AND a.created_at >= ? AND a.created_at < ? "
                "AND a.state != 'line_fault'")
         if kind == "conversation":
-            sql += " AND a.outcome = 'answered' AND a.abandoned = 0 AND a.talk_s > 0"
+            # A conversation is with the debtor himself: not a third party, not a wrong number.
+            sql += (" AND a.outcome = 'answered' AND a.abandoned = 0 AND a.talk_s > 0 AND NOT "
+                    "EXISTS (SELECT 1 FROM dispositions d WHERE d.call_id = a.call_id AND "
+                    "d.kind IN ('third_party', 'wrong_number'))")
         rows = self.db.execute(sql + " ORDER BY a.created_at",
                                (debtor_id, since.timestamp(), until.timestamp())).fetchall()
         return [datetime.fromtimestamp(r[0], timezone.utc) for r in rows]

@@ -47,6 +47,7 @@ class Settings:
     wrap_mean_s: float = 10.0
     compliance: str = "ru-230fz"
     mode: str = "progressive"
+    sms_interval_s: float = 60.0  # how often SMS reminders due are looked for (clock seconds)
 
 
 @dataclass
@@ -122,9 +123,21 @@ class Appliance(BackendMixin):
                              campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
                              compliance_profile=s.compliance, mode=s.mode)
         await self.dialer.start()
+        from controller.sms import SmsReminders
+        self.sms = SmsReminders(self.store, self.lines, self.clock, campaign_id=campaign_id,
+                                compliance_profile=s.compliance,
+                                per_sim_per_day=self._sms_limit(loaded),
+                                interval_s=s.sms_interval_s)
+        await self.sms.start()
         self.started_at = time.time()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
+
+    @staticmethod
+    def _sms_limit(loaded: list[profiles.Profile]) -> int:
+        limits = [int(p.limits.get("sms_per_sim_per_day", 100)) for p in loaded
+                  if p.driver == "gsm"]
+        return min(limits) if limits else 100
 
     async def _gsm_drivers(self, profile: profiles.Profile, *, seed_base: int) -> list:
         """One driver per module; with --simulate each module is a simulated modem on a pty."""
@@ -183,6 +196,8 @@ class Appliance(BackendMixin):
 
     async def stop(self) -> None:
         """Stop dialing, hang up every call, close the database, release the ptys."""
+        if hasattr(self, "sms"):
+            await self.sms.stop()
         if hasattr(self, "dialer"):
             await self.dialer.stop()
         if hasattr(self, "lines"):

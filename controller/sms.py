@@ -1,0 +1,210 @@
+"""SMS reminders: rules per segment, templates with fields, sent over GSM SIMs within the law.
+
+Rules (names used in a segment strategy's ``sms_rules``):
+- ``promise_confirmation``: right after a promise to pay is recorded;
+- ``promise_reminder``: the day before the promised date (debtor's local date);
+- ``not_reached``: once a day for an account whose last attempts found nobody;
+- ``due_reminder``: once a week for an account past due that nobody has spoken to yet.
+Each message is decided once (a unique key per rule and occasion), checked against the
+compliance profile's SMS hours and limits and the do-not-call list, and sent on a GSM line whose
+SIM still has room in its daily SMS limit. Its status (queued, sent, delivered, failed) is kept.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import structlog
+
+from controller import compliance
+from controller.store import Store
+from firmware.clock import Clock
+from firmware.lineapi import LineAPI, LineError, SmsStatus
+
+log = structlog.get_logger(__name__)
+
+RULES = ("promise_confirmation", "promise_reminder", "not_reached", "due_reminder")
+TEMPLATES = {
+    "promise_confirmation": "{name}, подтверждаем: вы обещали оплатить {amount} {currency} до "
+                            "{date} по договору {account_id}. Спасибо!",
+    "promise_reminder": "{name}, напоминаем: завтра, {date}, срок оплаты {amount} {currency} по "
+                        "договору {account_id}.",
+    "not_reached": "{name}, мы не смогли до вас дозвониться по договору {account_id}. "
+                   "Пожалуйста, перезвоните нам.",
+    "due_reminder": "{name}, по договору {account_id} просрочен платёж, долг {amount} "
+                    "{currency}. Пожалуйста, внесите оплату.",
+}
+NOT_REACHED = ("no_answer", "busy", "unreachable")
+
+
+class SmsReminders:
+    """Finds the reminders due, sends them, follows their delivery."""
+
+    def __init__(self, store: Store, lines: LineAPI, clock: Clock, *, campaign_id: int,
+                 compliance_profile: str, per_sim_per_day: int = 100,
+                 templates: dict[str, str] | None = None, interval_s: float = 60.0) -> None:
+        self.store = store
+        self.lines = lines
+        self.clock = clock
+        self.campaign_id = campaign_id
+        self.compliance = compliance.get_profile(compliance_profile)
+        self.per_sim_per_day = per_sim_per_day
+        self.templates = dict(TEMPLATES, **(templates or {}))
+        self.interval_s = interval_s
+        self._task: asyncio.Task | None = None
+        self._sending: set[asyncio.Task] = set()
+        lines.subscribe(self._on_event)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        for t in [self._task, *self._sending]:
+            if t is not None:
+                t.cancel()
+        await asyncio.gather(*[t for t in [self._task, *self._sending] if t],
+                             return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("sms_cycle_failed")
+            await self.clock.sleep(self.interval_s)
+
+    # --- deciding ---------------------------------------------------------------------------
+    def due(self, now: float | None = None) -> list[dict]:
+        """Messages due now: {key, rule, account_pk, fields} (not yet decided)."""
+        now = time.time() if now is None else now
+        db = self.store.db
+        out = []
+        rules_of = {seg.name: set(seg.strategy.sms_rules)
+                    for seg in self.store.segments(self.campaign_id)}
+        today = datetime.fromtimestamp(now, timezone.utc).date()
+        for p in db.execute(
+                "SELECT p.id AS promise_id, p.account_pk, p.amount, p.due_date, a.account_id, "
+                "a.debtor_name, a.currency, a.region, a.tz, a.segment FROM promises p "
+                "JOIN accounts a ON a.id = p.account_pk WHERE p.campaign_id=? AND "
+                "p.state='open'", (self.campaign_id,)):
+            rules = rules_of.get(p["segment"], set())
+            item = {"account_pk": p["account_pk"], "row": p,
+                    "fields": self._fields(p, amount=p["amount"], date=p["due_date"])}
+            if "promise_confirmation" in rules:
+                out.append(dict(item, key=f"pc:{p['promise_id']}", rule="promise_confirmation"))
+            due_day = date.fromisoformat(p["due_date"])
+            if "promise_reminder" in rules and due_day - timedelta(days=1) <= today < due_day:
+                out.append(dict(item, key=f"pr:{p['promise_id']}", rule="promise_reminder"))
+        for a in db.execute(
+                "SELECT * FROM accounts WHERE campaign_id=? AND status NOT IN ('done','stopped')",
+                (self.campaign_id,)):
+            rules = rules_of.get(a["segment"], set())
+            item = {"account_pk": a["id"], "row": a,
+                    "fields": self._fields(a, amount=a["debt_amount"], date="")}
+            if "not_reached" in rules and a["last_outcome"] in NOT_REACHED and a["attempts"] >= 2:
+                out.append(dict(item, key=f"nr:{a['id']}:{today.isoformat()}",
+                                rule="not_reached"))
+            if "due_reminder" in rules and (a["dpd"] or 0) > 0 and a["attempts"] == 0:
+                week = today.isocalendar()
+                out.append(dict(item, key=f"dr:{a['id']}:{week.year}-{week.week}",
+                                rule="due_reminder"))
+        decided = {r[0] for r in db.execute("SELECT key FROM sms_messages WHERE campaign_id=?",
+                                            (self.campaign_id,))}
+        return [i for i in out if i["key"] not in decided]
+
+    @staticmethod
+    def _fields(row, *, amount, date) -> dict:
+        name = (row["debtor_name"] or "").split()
+        # Address by first name and patronymic when the list gives "Фамилия Имя Отчество".
+        polite = " ".join(name[1:3]) if len(name) >= 3 else (row["debtor_name"] or "Клиент")
+        return {"name": polite, "amount": f"{amount or 0:,.2f}".replace(",", " "),
+                "currency": {"RUB": "руб."}.get(row["currency"] or "RUB", row["currency"]),
+                "date": _ru_date(date), "account_id": row["account_id"]}
+
+    async def run_once(self, now: float | None = None) -> int:
+        """Decide and send what is due; returns how many were sent."""
+        now = self.clock.wall() if now is None else now
+        sent = 0
+        for item in self.due(now):
+            phone = self.store.db.execute(
+                "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
+                "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
+            if phone is None:
+                self._record(item, None, "skipped", "no mobile phone to send to")
+                continue
+            number = phone[0]
+            why = self._refusal(item, number, now)
+            if why is not None:
+                if why[0]:  # a hold that will pass: decide again later
+                    continue
+                self._record(item, number, "skipped", why[1])
+                continue
+            line = self._pick_line(now)
+            if line is None:
+                return sent  # every SIM busy or at its daily limit: try next round
+            text = self.templates[item["rule"]].format(**item["fields"])
+            sms_id = self._record(item, number, "queued", "", line=line, text=text)
+            try:
+                await self.lines.send_sms(line, number, text, sms_id=sms_id)
+                sent += 1
+            except (LineError, Exception) as exc:  # a line problem must not stop the others
+                self._update(sms_id, "failed", f"{type(exc).__name__}: {exc}")
+        return sent
+
+    def _refusal(self, item: dict, number: str, now: float) -> tuple[bool, str] | None:
+        """(temporary, reason) when the law or the DNC list says not now; None when allowed."""
+        if self.store.is_dnc(number):
+            return (False, "the number is on the do-not-call list")
+        row = item["row"]
+        ctx = compliance.LeadContext(row["account_id"], phone=number, region=row["region"],
+                                     tz=row["tz"])
+        d = compliance.check(self.compliance, ctx, channel="sms",
+                             at=datetime.fromtimestamp(now, timezone.utc), history=self.store)
+        if d.allowed:
+            return None
+        return (d.next_allowed_at is not None, "; ".join(r.text for r in d.reasons))
+
+    def _pick_line(self, now: float) -> str | None:
+        day_start = now - (now % 86400)
+        counts = dict(self.store.db.execute(
+            "SELECT line, COUNT(*) FROM sms_messages WHERE line IS NOT NULL AND created_at>=? "
+            "AND state != 'skipped' GROUP BY line", (day_start,)).fetchall())
+        gsm = {ln.name for ln in self.lines.lines() if ln.kind == "gsm" and ln.in_service}
+        candidates = [ln for ln in self.lines.free_lines() if ln in gsm
+                      and counts.get(ln, 0) < self.per_sim_per_day]
+        # Spread over the SIMs: the one that sent least today.
+        return min(candidates, key=lambda ln: counts.get(ln, 0)) if candidates else None
+
+    # --- records ----------------------------------------------------------------------------
+    def _record(self, item: dict, number: str | None, state: str, detail: str, *,
+                line: str | None = None, text: str | None = None) -> str:
+        sms_id = f"sms-{uuid.uuid4().hex[:12]}"
+        with self.store.tx():
+            self.store.db.execute(
+                "INSERT INTO sms_messages (sms_id, key, campaign_id, account_pk, rule, number, "
+                "line, text, state, detail, created_at, updated_at) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sms_id, item["key"], self.campaign_id, item["account_pk"], item["rule"], number,
+                 line, text, state, detail, time.time(), time.time()))
+        log.info("sms_decided", sms_id=sms_id, rule=item["rule"], state=state, line=line)
+        return sms_id
+
+    def _update(self, sms_id: str, state: str, detail: str) -> None:
+        # A delivery report never takes a message back to "sent".
+        with self.store.tx():
+            self.store.db.execute(
+                "UPDATE sms_messages SET state=?, detail=?, updated_at=? WHERE sms_id=? AND "
+                "state NOT IN ('delivered', 'failed')", (state, detail, time.time(), sms_id))
+
+    def _on_event(self, ev) -> None:
+        if isinstance(ev, SmsStatus) and ev.sms_id.startswith("sms-"):
+            self._update(ev.sms_id, ev.status, ev.detail)
+
+
+def _ru_date(iso: str) -> str:
+    try:
+        return date.fromisoformat(iso).strftime("%d.%m.%Y")
+    except (TypeError, ValueError):
+        return iso or ""
