@@ -168,3 +168,17 @@ async def test_call_end_codes_without_command_are_urcs_and_lost_link_fails_pendi
     else:
         raise AssertionError("LinkLost expected")
     assert lost == [None]
+
+
+async def test_refusal_instead_of_the_prompt_ends_the_command_at_once():
+    e, _, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB", timeout=30))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\n+CMS ERROR: 331\r\n")
+    try:
+        await asyncio.wait_for(task, 1)
+    except ATError as exc:
+        assert exc.kind == "CMS" and exc.code == 331
+    else:
+        raise AssertionError("ATError expected")
+    assert b"0011AABB" not in e._transport.written  # type: ignore[union-attr]

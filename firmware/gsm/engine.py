@@ -143,13 +143,16 @@ class ATEngine(asyncio.Protocol):
             try:
                 self._write(cmd.encode("ascii") + b"\r")
                 if pending.prompt is not None:
-                    try:
-                        await asyncio.wait_for(asyncio.shield(pending.prompt), timeout)
-                    except asyncio.TimeoutError:
+                    # The module answers with the prompt, or refuses at once with a final code.
+                    await asyncio.wait({pending.prompt, pending.future}, timeout=timeout,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if pending.prompt.done():
+                        pending.prompt.result()  # raises LinkLost when the port went away
+                        self._write(payload + b"\x1a")
+                    elif not pending.future.done():
                         self._write(b"\x1b")  # clear a stuck prompt
                         self._quiet_until = loop.time() + 0.5
-                        raise ATTimeout(f"{cmd}: no '> ' prompt in {timeout:g}s") from None
-                    self._write(payload + b"\x1a")
+                        raise ATTimeout(f"{cmd}: no '> ' prompt in {timeout:g}s")
                 try:
                     final = await asyncio.wait_for(asyncio.shield(pending.future), timeout)
                 except asyncio.TimeoutError:
