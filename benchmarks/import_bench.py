@@ -3,10 +3,10 @@
 Run: python3 -m benchmarks.import_bench [--rows 1000000] [--repeat 3] [--xlsx-rows 100000]
 Each repeat imports into a fresh data directory in a new process (end to end: the CLI, decoding,
 parsing, phone normalization, SQLite with fsync); one more run re-imports the same file into the
-filled database (every account updated). Reports the median wall time of the repeats, and how long a write from another process (as the
-dialer's) waited for the database during the first import. Then the
-same rows as an XLSX sheet (--xlsx-rows of them) through both XLSX readers, python-calamine and
-openpyxl, in the same run.
+filled database (every account updated). Reports the median wall and CPU time of the repeats,
+and how long a write from another process (as the dialer's) waited for the database during the
+first import. Then the same rows as an XLSX sheet (--xlsx-rows of them) through both XLSX
+readers, python-calamine and openpyxl, in the same run.
 """
 from __future__ import annotations
 
