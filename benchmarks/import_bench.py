@@ -3,9 +3,10 @@
 Run: python3 -m benchmarks.import_bench [--rows 1000000] [--repeat 3] [--xlsx-rows 100000]
 Each repeat imports into a fresh data directory in a new process (end to end: the CLI, decoding,
 parsing, phone normalization, SQLite with fsync); one more run re-imports the same file into the
-filled database (every account updated). Reports the median wall time of the repeats. Then the
-same rows as an XLSX sheet (--xlsx-rows of them) through both XLSX readers, python-calamine and
-openpyxl, in the same run.
+filled database (every account updated). Reports the median wall and CPU time of the repeats,
+and how long a write from another process (as the dialer's) waited for the database during the
+first import. Then the same rows as an XLSX sheet (--xlsx-rows of them) through both XLSX
+readers, python-calamine and openpyxl, in the same run.
 """
 from __future__ import annotations
 
@@ -89,17 +90,50 @@ def time_xlsx(tmp: Path, xlsx_path: Path, repeat: int) -> dict[str, float]:
     return out
 
 
-def run_import(data: Path, csv_path: Path) -> tuple[float, float, dict]:
-    """Wall seconds, CPU seconds (user + system, the import process) and the JSON summary."""
+def run_import(data: Path, csv_path: Path, probe: list[float] | None = None
+               ) -> tuple[float, float, dict]:
+    """Wall seconds, CPU seconds (user + system, the import process) and the JSON summary.
+
+    With ``probe``, this process meanwhile writes to the same database every 50 ms, as the
+    dialer does, and appends how long each write waited for the import's write lock.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _RUNNER, "import", "--data", str(data),
-                          "--campaign", "bench", str(csv_path)],
-                         check=True, capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, "import", "--data", str(data),
+                             "--campaign", "bench", str(csv_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if probe is not None:
+        _probe_writes(data / "dialbox.sqlite3", proc, probe)
+    out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"import failed: {err}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return wall, cpu, json.loads(out.stdout)
+    return wall, cpu, json.loads(out)
+
+
+def _probe_writes(db_path: Path, proc: subprocess.Popen, waits: list[float]) -> None:
+    import sqlite3
+    db = None
+    while proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            if db is None:
+                db = sqlite3.connect(db_path, isolation_level=None, timeout=60)
+                db.execute("PRAGMA synchronous=FULL")
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name='campaigns'").fetchone() \
+                    or not db.execute("SELECT 1 FROM campaigns").fetchone():
+                continue
+            t = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE campaigns SET status=status")
+            db.execute("COMMIT")
+            waits.append(time.perf_counter() - t)
+        except sqlite3.OperationalError:  # the file is being created
+            db = None
+    if db is not None:
+        db.close()
 
 
 def main() -> None:
@@ -115,15 +149,20 @@ def main() -> None:
         generate(csv_path, args.rows)
         print(f"generated {args.rows} rows, {csv_path.stat().st_size / 1e6:.0f} MB, "
               f"in {time.perf_counter() - t0:.1f} s")
-        times, cpus = [], []
+        times, cpus, waits = [], [], []
         for r in range(args.repeat):
             data = tmp / f"d{r}"
-            dt, cpu, summary = run_import(data, csv_path)
+            dt, cpu, summary = run_import(data, csv_path, waits if r == 0 else None)
             times.append(dt)
             cpus.append(cpu)
             print(f"fresh import {r + 1}: {dt:.1f} s wall, {cpu:.1f} s CPU  {summary}")
             if r < args.repeat - 1:
                 shutil.rmtree(data)
+        waits.sort()
+        print(f"a dialer-like write every 50 ms during import 1 ({len(waits)} writes) waited: "
+              f"median {statistics.median(waits) * 1000:.2f} ms, "
+              f"p99 {waits[int(0.99 * (len(waits) - 1))] * 1000:.0f} ms, "
+              f"max {waits[-1] * 1000:.0f} ms")
         dt, cpu, summary = run_import(tmp / f"d{args.repeat - 1}", csv_path)
         print(f"re-import (all updated): {dt:.1f} s wall, {cpu:.1f} s CPU  {summary}")
         print(f"median fresh import of {args.rows} rows: {statistics.median(times):.1f} s wall "

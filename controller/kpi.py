@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from controller.store import Store
 from controller.store_outcomes import RPC_KINDS
@@ -25,7 +26,9 @@ def funnel(store: Store, campaign_id: int, *, by: str = "campaign", since: float
     Rates: contact = contacts/attempts (a live conversation: answered, not abandoned, talked);
     RPC = right-party contacts/contacts; PTP = promises/RPC; kept = kept/(kept+broken);
     abandon = abandoned/answered; ASR = answered/attempts. Handle time is talk plus wrap-up.
-    List penetration and backlog are given for campaign and segment groups.
+    Amount collected counts payments that settled promises made in the group; campaign and
+    segment groups also get every payment in the window (amount_paid), list penetration and
+    backlog.
     """
     if by not in GROUPS:
         raise UserError(f"KPI grouping {by!r}: one of {', '.join(GROUPS)}")
@@ -69,17 +72,23 @@ def funnel(store: Store, campaign_id: int, *, by: str = "campaign", since: float
                "avg_call_s": r["avg_call_s"], "aht_s": r["aht_s"]}
         out.append(row)
     if by in ("campaign", "segment"):
-        _add_list_figures(store, campaign_id, by, out, now)
+        days = tuple(datetime.fromtimestamp(t + utc_offset_s, timezone.utc).date().isoformat()
+                     for t in (since, until))
+        _add_list_figures(store, campaign_id, by, out, now, days)
     return out
 
 
-def _add_list_figures(store: Store, campaign_id: int, by: str, out: list[dict],
-                      now: float) -> None:
-    """List penetration (accounts tried at least once / all) and backlog, per group."""
+def _add_list_figures(store: Store, campaign_id: int, by: str, out: list[dict], now: float,
+                      days: tuple[str, str]) -> None:
+    """List penetration (accounts tried at least once / all), backlog, all payments, per group."""
     key = "campaign_id" if by == "campaign" else "segment"
     pen = {r[0]: (r[1], r[2]) for r in store.db.execute(
         f"SELECT {key}, SUM(attempts > 0), COUNT(*) FROM accounts WHERE campaign_id=? "
         f"GROUP BY {key}", (campaign_id,))}
+    paid = dict(store.db.execute(
+        f"SELECT a.{key}, SUM(pay.amount) FROM payments pay JOIN accounts a ON "
+        f"a.account_id=pay.account_id AND a.campaign_id=? WHERE pay.paid_on BETWEEN ? AND ? "
+        f"GROUP BY a.{key}", (campaign_id, *days)).fetchall())
     backlog = store.backlog(campaign_id, now)
     rows = {r["key"]: r for r in out}
     for k, (tried, total) in pen.items():
@@ -90,6 +99,7 @@ def _add_list_figures(store: Store, campaign_id: int, by: str, out: list[dict],
         row["accounts"] = total
         row["penetration"] = _rate(tried, total)
         row["backlog"] = sum(backlog.values()) if by == "campaign" else backlog.get(k, 0)
+        row["amount_paid"] = paid.get(k, 0.0)  # every payment, promised or not
 
 
 def _rate(n: int | None, d: int | None) -> float | None:

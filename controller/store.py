@@ -303,7 +303,8 @@ class Store(ListsMixin, OutcomesMixin):
             except sqlite3.Error as exc:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
-                raise UserError(f"{self.path}: schema migration to v{i + 1} failed: {exc}") from None
+                raise UserError(f"{self.path}: schema migration to v{i + 1} failed: {exc}"
+                                ) from None
             log.info("schema_migrated", version=i + 1)
 
     def tx(self):
@@ -320,7 +321,8 @@ class Store(ListsMixin, OutcomesMixin):
             raise UserError(f"no campaign named {name!r}")
         with self.tx():
             cur = self.db.execute(
-                "INSERT INTO campaigns (name, mode, compliance_profile, created_at) VALUES (?,?,?,?)",
+                "INSERT INTO campaigns (name, mode, compliance_profile, created_at) "
+                "VALUES (?,?,?,?)",
                 (name, mode, compliance_profile, time.time()))
             cid = int(cur.lastrowid)
             self._write_segments(cid, DEFAULT_SEGMENTS)
@@ -542,14 +544,21 @@ class Store(ListsMixin, OutcomesMixin):
                 self.db.execute("UPDATE callbacks SET at=MAX(at, ?) WHERE account_pk=? AND "
                                 "state='pending'", (until, account_pk))
 
-    def backlog(self, campaign_id: int, now: float | None = None) -> dict[str | None, int]:
-        """Leads due now and not being worked, per segment (callbacks due included)."""
+    def backlog(self, campaign_id: int, now: float | None = None, *, fresh: bool = False
+                ) -> dict[str | None, int]:
+        """Leads due now and waiting for a call, per segment (callbacks due included).
+
+        ``fresh``: only accounts never attempted yet (the untouched part of the list).
+        """
         now = time.time() if now is None else now
         out: dict[str | None, int] = {}
         for seg, n in self.db.execute(
                 "SELECT segment, COUNT(*) FROM accounts WHERE campaign_id=? AND status='active' "
-                "AND next_due_at<=? GROUP BY segment", (campaign_id, now)):
+                f"AND next_due_at<=? {'AND attempts=0' if fresh else ''} GROUP BY segment",
+                (campaign_id, now)):
             out[seg] = n
+        if fresh:
+            return out
         for seg, n in self.db.execute(
                 "SELECT a.segment, COUNT(*) FROM callbacks cb JOIN accounts a ON a.id=cb.account_pk"
                 " WHERE cb.campaign_id=? AND cb.state='pending' AND cb.at<=? AND "

@@ -132,8 +132,8 @@ def test_bad_dispositions_are_refused(store, history, kind, details, words):
 
 
 def test_kpi_funnel_per_campaign(store, history, tmp_path):
-    pay(tmp_path, store, "account_id;amount;date\nA1;1000;2026-11-28\nA5;200;2026-11-26\n",
-        date(2026, 11, 27))
+    pay(tmp_path, store, "account_id;amount;date\nA1;1000;2026-11-28\nA5;200;2026-11-26\n"
+                         "A9;50;2026-11-29\n", date(2026, 11, 27))
     (row,) = kpi.funnel(store, history, now=DAY2 + 10 * 86400)
     assert (row["attempts"], row["answered"], row["contacts"], row["rpc"], row["ptp"],
             row["kept"], row["broken"], row["abandoned"]) == (8, 6, 5, 3, 2, 1, 1, 1)
@@ -142,6 +142,9 @@ def test_kpi_funnel_per_campaign(store, history, tmp_path):
             row["abandon_rate"], row["asr"]) == (0.625, 0.6, 0.6667, 0.5, 0.1667, 0.75)
     assert (row["avg_call_s"], row["aht_s"]) == (60.0, 66.0)
     assert (row["accounts"], row["penetration"], row["backlog"]) == (9, 0.8889, 7)
+    assert row["amount_paid"] == 1250.0  # A9 paid without being called: not "collected"
+    (early,) = kpi.funnel(store, history, until=DAY2 + 86400, now=DAY2 + 10 * 86400)
+    assert (early["amount_collected"], early["amount_paid"]) == (1200.0, 200.0)
 
 
 def test_kpi_per_line_operator_segment_and_day(store, history):

@@ -227,6 +227,11 @@ def test_backlog_counts_due_unworked_leads_per_segment(store):
     store.schedule_callback(cb_pk, T0 - 1, None, now=T0 - 100)
     assert store.backlog(cid, T0) == {"dpd 1-30": 2, "dpd 31-60": 1}
     assert store.backlog(cid, T0 + 60) == {"dpd 1-30": 2, "dpd 31-60": 1, "dpd 90+": 1}
+    store.finish_attempt("c1", outcome="busy", q850=None, reason="", ring_s=1, talk_s=0,
+                         abandoned=False, now=T0)
+    assert store.backlog(cid, T0 + 10 ** 5) == {"dpd 1-30": 2, "dpd 31-60": 1, "dpd 90+": 2}
+    assert store.backlog(cid, T0 + 10 ** 5, fresh=True) == {"dpd 1-30": 1, "dpd 31-60": 1,
+                                                            "dpd 90+": 1}
 
 
 def test_dnc_numbers_are_skipped_with_the_decision_recorded_and_audited(store):
