@@ -129,9 +129,23 @@ class Appliance(BackendMixin):
                                 per_sim_per_day=self._sms_limit(loaded),
                                 interval_s=s.sms_interval_s)
         await self.sms.start()
+        self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
         self.started_at = time.time()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
+
+    async def _housekeeping(self) -> None:
+        """Hourly: promises whose date passed unpaid become broken."""
+        from datetime import date
+        from controller.payments import settle_promises
+        while True:
+            try:
+                kept, broken = settle_promises(self.store, date.today())
+                if kept or broken:
+                    log.info("promises_settled", kept=kept, broken=broken)
+            except Exception:
+                log.exception("housekeeping_failed")
+            await asyncio.sleep(3600)
 
     @staticmethod
     def _sms_limit(loaded: list[profiles.Profile]) -> int:
@@ -196,6 +210,10 @@ class Appliance(BackendMixin):
 
     async def stop(self) -> None:
         """Stop dialing, hang up every call, close the database, release the ptys."""
+        task = getattr(self, "_housekeeping_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if hasattr(self, "sms"):
             await self.sms.stop()
         if hasattr(self, "dialer"):
