@@ -226,3 +226,17 @@ async def test_screenshots_of_every_page(open_page, served, tmp_path):
     await page.screenshot(path=str(out / "desk-promise.png"))
     await page.goto(base + "/login?lang=en")
     await page.screenshot(path=str(out / "desk-en.png"))
+
+
+async def test_technician_test_call_and_block(open_page, served):
+    base, fake = served
+    page = await open_page("technician")
+    assert page.url == base + "/lines"
+    await page.select_option("#test-call-form select[name=line]", "gsm0")
+    await page.fill("#test-call-form input[name=number]", "+79123456789")
+    await page.click("#test-call-form button[type=submit]")
+    await expect(page.locator("#action-result")).to_contain_text("answered")
+    assert fake.calls[-1] == ("line_action", "gsm0", "test_call", {"number": "+79123456789"})
+    await page.locator('tr[data-line="gsm0"] button[value=block]').click()
+    await expect(page.locator('tr[data-line="gsm0"] button[value=unblock]')).to_be_visible()
+    assert fake.lines[0]["state"] == "blocked"

@@ -407,6 +407,8 @@ async def test_lines_page_shows_sim_health_and_reason(client, store):
     page = await (await client.get("/lines")).text()
     assert "8970102123456789012" in page and "no SIM card" in page and "-77" in page
     assert "Тестовый звонок" in page and "1/2" in page
+    page = await (await client.get("/lines?problems=1")).text()
+    assert 'data-line="gsm1"' in page and 'data-line="gsm0"' not in page and "1/2" in page
 
 
 async def test_line_block_unblock_test_call_balance(client, store, fake):

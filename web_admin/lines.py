@@ -13,7 +13,10 @@ log = structlog.get_logger(__name__)
 
 async def page(request: web.Request, *, result: dict | None = None, error: str | None = None,
                status: int = 200) -> web.Response:
-    return render("lines.html", request, {"lines": await call(backend(request).lines_detail),
+    every = await call(backend(request).lines_detail)
+    problems = request.query.get("problems") == "1"
+    shown = [ln for ln in every if not ln.get("in_service")] if problems else every
+    return render("lines.html", request, {"lines": shown, "every": every, "problems": problems,
                                           "result": result, "error": error}, status=status)
 
 
