@@ -149,8 +149,10 @@ async def test_desk_keyboard_hangup_wrap_up_and_outcome(open_page, served):
     await at.press("Enter")
     await _wait_for(lambda: fake.calls[-1][0] == "desk_disposition", page)
     assert fake.calls[-1][3:] == ("callback", {"at": "2026-11-26T10:30"})
+    await expect(page.locator("#card")).to_be_hidden()
+    await expect(page.locator("#desk-state-text")).to_have_text("Ожидание звонка")
     fake.put_call("olga", call_id="c-8")
-    await expect(page.locator("#card")).to_be_visible(timeout=5000)
+    await expect(page.locator("#desk-state-text")).to_have_text("Разговор", timeout=5000)
     await page.keyboard.press("7")  # wrong number: one key, no fields
     await _wait_for(lambda: fake.calls[-1][2] == "c-8", page)
     assert fake.calls[-1][3:] == ("wrong_number", {})

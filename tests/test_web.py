@@ -291,6 +291,18 @@ async def test_api_status_and_live_feed(client, store, fake):
     await ws.close()
 
 
+@pytest.mark.parametrize("path", ["/ws", "/desk/ws"])
+async def test_live_feeds_refuse_pages_of_other_sites(client, store, path):
+    as_role(client, store, "operator" if path == "/desk/ws" else "supervisor")
+    import aiohttp
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await client.ws_connect(path, headers={"Origin": "https://evil.example"})
+    assert err.value.status == 403
+    ws = await client.ws_connect(path, headers={"Origin": str(client.make_url("/"))[:-1]})
+    assert await ws.receive_json(timeout=5)
+    await ws.close()
+
+
 async def test_campaign_pause_and_start(client, store, fake):
     csrf = as_role(client, store, "supervisor")
     r = await client.post("/campaigns/action", data={"csrf": csrf, "name": "Тест",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -14,6 +15,10 @@ POLL_S = 0.25
 
 async def push_changes(request: web.Request, snapshot: Callable[[], Any]) -> web.WebSocketResponse:
     """Send `snapshot()` as JSON now and again each time it differs (checked 4 times a second)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        # a page from another site must not read the feed with this person's cookie
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     last = None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -84,7 +85,7 @@ async def upload(request: web.Request) -> web.Response:
 
 async def report(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if Path(name).name != name or name.startswith("."):
+    if not re.fullmatch(r"[\w][\w.-]{0,200}", name):
         raise web.HTTPNotFound()
     try:
         path = await call(backend(request).report_file, name)

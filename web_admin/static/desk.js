@@ -103,6 +103,10 @@
   }
 
   function closeFields() {
+    // keys 1..9 must work again at once, so focus leaves a field that is being hidden
+    if (document.activeElement && document.activeElement.closest("form.outcome-fields")) {
+      document.activeElement.blur();
+    }
     document.querySelectorAll("form.outcome-fields").forEach((f) => {
       f.hidden = true; f.reset(); f.querySelector(".field-error").textContent = "";
     });
