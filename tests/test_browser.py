@@ -216,6 +216,8 @@ async def test_screenshots_of_every_page(open_page, served, tmp_path):
     out = Path(os.environ.get("DIALBOX_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     fake.operators["olga"]["state"] = "free"
+    page = await open_page("operator")
+    await page.screenshot(path=str(out / "desk-waiting.png"))
     fake.put_call("olga")
     for role, path, name in SHOTS:
         page = await open_page(role)
@@ -226,7 +228,8 @@ async def test_screenshots_of_every_page(open_page, served, tmp_path):
     page = await open_page("operator")
     await page.get_by_role("button", name="Обещание оплаты").click()
     await page.screenshot(path=str(out / "desk-promise.png"))
-    await page.goto(base + "/login?lang=en")
+    await page.goto(base + "/desk?lang=en")
+    await page.wait_for_load_state("networkidle")
     await page.screenshot(path=str(out / "desk-en.png"))
 
 
