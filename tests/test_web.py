@@ -1,12 +1,16 @@
 """Web admin against a fake backend: sessions, roles, CSRF, every page's behaviour, both languages."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from controller import users
@@ -576,3 +580,63 @@ async def test_every_page_of_every_role_renders_in_english_without_russian_left(
             assert word not in body, (path, word)
 
 
+
+
+# --- arbitrary input never breaks a page ---------------------------------------------------------
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+DESK_CALL = st.fixed_dictionaries(
+    {"call_id": st.one_of(st.just("c-1"), st.text(max_size=5)),
+     "kind": st.sampled_from(contract.DISPOSITIONS + ("", "x")),
+     "details": st.one_of(JSON, st.dictionaries(st.sampled_from(["amount", "date", "at", "text"]),
+                                                JSON | st.text(max_size=12), max_size=4))},
+    optional={"ready": JSON})
+DESK_BODY = st.one_of(JSON, DESK_CALL, DESK_CALL, DESK_CALL)  # mostly well-formed, oddly filled
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/desk/ready", "/desk/hangup", "/desk/disposition"]),
+       body=DESK_BODY)
+def test_desk_answers_any_json_with_a_message_never_a_fault(people_db, tmp_path, path, body):
+    async def run():
+        shutil.copy(people_db, tmp_path / "h.sqlite3")
+        store = Store(tmp_path / "h.sqlite3")
+        fake = FakeBackend(store)
+        fake.put_call("olga")
+        async with TestClient(TestServer(make_app(fake))) as client:
+            csrf = as_role(client, store, "operator")
+            with capture_logs() as logs:
+                r = await client.post(path, json=body, headers={"X-CSRF-Token": csrf})
+                out = await r.json()
+        store.close()
+        assert r.status in (200, 400), out
+        assert ("error" in out) == (r.status == 400)
+        assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+        if r.status == 400:  # refused: nothing recorded, the call is still there
+            assert not [c for c in fake.calls if c[0] == "desk_disposition"]
+    asyncio.run(run())
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(number=st.text(max_size=20), reason=st.text(max_size=20))
+def test_dnc_form_answers_any_text_with_a_page(people_db, tmp_path, number, reason):
+    async def run():
+        shutil.copy(people_db, tmp_path / "h.sqlite3")
+        store = Store(tmp_path / "h.sqlite3")
+        fake = FakeBackend(store)
+        async with TestClient(TestServer(make_app(fake))) as client:
+            csrf = as_role(client, store, "supervisor")
+            r = await client.post("/dnc/add", data={"csrf": csrf, "number": number,
+                                                    "reason": reason}, allow_redirects=False)
+            page = await r.text()
+        store.close()
+        assert r.status in (303, 400)
+        if r.status == 400:
+            assert 'id="form-error"' in page and len(fake.dnc) == 1
+        else:
+            assert len(fake.dnc) == 2 and fake.dnc[0]["e164"].startswith("+")
+    asyncio.run(run())
