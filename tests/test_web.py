@@ -282,6 +282,19 @@ async def test_dashboard_in_russian_and_english(client, store):
     assert "Attempts" in page
 
 
+async def test_language_switch_keeps_the_page_and_survives_redirects(client, store):
+    csrf = as_role(client, store, "operator")
+    r = await client.get("/?lang=en", allow_redirects=False)  # the operator is sent to /desk
+    assert r.status == 302 and r.headers["Location"] == "/desk"
+    page = await (await client.get("/desk")).text()
+    assert "Promise to pay" in page
+    csrf = as_role(client, store, "supervisor")
+    page = await (await client.get("/kpi?by=segment&lang=ru")).text()
+    assert 'href="/kpi?by=segment&amp;lang=en" id="lang-switch"' in page
+    r = await client.post("/dnc/add", data={"csrf": csrf, "number": "", "reason": ""})
+    assert 'href="/dnc?lang=en" id="lang-switch"' in await r.text()
+
+
 async def test_api_status_and_live_feed(client, store, fake):
     as_role(client, store, "supervisor")
     data = await (await client.get("/api/status")).json()

@@ -15,7 +15,7 @@ from web_admin import admin, desk, lines, supervisor
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, FILTERS, HERE, HOME, LANG_COOKIE,
                               LANGS, LOCALES, SESSION_COOKIE, STAFF, TECH, USER, error_page,
-                              json_error, lang_of, render)
+                              json_error, lang_of, remember_lang, render)
 
 __all__ = ["make_app", "Backend", "LOCALES", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROUTES",
            "lang_of"]
@@ -55,6 +55,7 @@ async def error_middleware(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.status == 404 and not _wants_json(request):
             return error_page(request, key="not_found", status=404)
+        remember_lang(request, exc)
         raise
     except asyncio.CancelledError:
         raise

@@ -69,8 +69,13 @@ def _context(request: web.Request) -> dict:
         access = request.app[ACCESS]
         nav = [(path, key, name == _route_name(request))
                for name, path, key in NAV if who["role"] in access.get(name, ())]
+    other = "en" if lang == "ru" else "ru"
+    if request.method == "GET":
+        lang_url = str(request.rel_url.update_query(lang=other))
+    else:  # a form's answer: switch on the page the form lives on (/dnc/add -> /dnc)
+        lang_url = (request.path.rsplit("/", 1)[0] or "/") + f"?lang={other}"
     return {"t": lambda key: strings.get(key, key), "lang": lang,
-            "other_lang": "en" if lang == "ru" else "ru",
+            "other_lang": other, "lang_url": lang_url,
             "strings_json": json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"),
             "user": who, "csrf": (who or {}).get("csrf", ""), "nav": nav}
 
@@ -93,10 +98,15 @@ def secure(resp: web.StreamResponse) -> web.StreamResponse:
 def render(template: str, request: web.Request, ctx: dict, *, status: int = 200) -> web.Response:
     resp = aiohttp_jinja2.render_template(template, request, {**_context(request), **ctx},
                                           status=status)
-    if request.query.get("lang") in LANGS:
+    remember_lang(request, resp)
+    return secure(resp)
+
+
+def remember_lang(request: web.Request, resp: web.StreamResponse) -> None:
+    """A ?lang= choice is kept in a cookie, on pages and on redirects alike."""
+    if request.query.get("lang") in LANGS and not resp.prepared:
         resp.set_cookie(LANG_COOKIE, request.query["lang"], max_age=365 * 86400,
                         samesite="Lax", httponly=True)
-    return secure(resp)
 
 
 def error_page(request: web.Request, *, key: str | None = None, message: str | None = None,
