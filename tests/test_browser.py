@@ -89,6 +89,7 @@ async def open_page(browser, served):
         pages.append(ctx)
         return page
 
+    _open.errors = errors  # a test that expects a refusal takes its console line out
     yield _open
     for ctx in pages:
         await ctx.close()
@@ -196,6 +197,8 @@ async def test_upload_and_forms_work_in_the_browser(open_page, served, tmp_path)
     await page.click("#upload-form button[type=submit]")
     await expect(page.locator('[data-summary="imported"]')).to_have_text("1")
     await expect(page.locator("#report-link")).to_be_visible()
+    if os.environ.get("DIALBOX_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["DIALBOX_SCREENSHOTS"], "upload.png"))
     await page.goto(base + "/dnc")
     await page.fill("#dnc-form input[name=number]", "12")
     await page.fill("#dnc-form input[name=reason]", "просил")
@@ -207,7 +210,7 @@ async def test_upload_and_forms_work_in_the_browser(open_page, served, tmp_path)
 SHOTS = [("operator", "/desk", "desk"), ("supervisor", "/", "dashboard"),
          ("supervisor", "/campaigns", "campaigns"), ("supervisor", "/kpi?by=segment", "kpi"),
          ("supervisor", "/dnc", "dnc"), ("technician", "/lines", "lines"),
-         ("admin", "/users", "users")]
+         ("admin", "/users", "users"), ("operator", "/users", "forbidden")]
 
 
 async def test_screenshots_of_every_page(open_page, served, tmp_path):
@@ -218,6 +221,9 @@ async def test_screenshots_of_every_page(open_page, served, tmp_path):
     fake.operators["olga"]["state"] = "free"
     page = await open_page("operator")
     await page.screenshot(path=str(out / "desk-waiting.png"))
+    await page.context.clear_cookies()
+    await page.goto(base + "/login")
+    await page.screenshot(path=str(out / "login.png"))
     fake.put_call("olga")
     for role, path, name in SHOTS:
         page = await open_page(role)
@@ -225,6 +231,10 @@ async def test_screenshots_of_every_page(open_page, served, tmp_path):
         await page.wait_for_load_state("networkidle")
         await page.screenshot(path=str(out / f"{name}.png"))
         assert (out / f"{name}.png").stat().st_size > 10_000
+        if name == "forbidden":
+            await expect(page.locator(".error")).to_have_text("Недостаточно прав для этой страницы.")
+            open_page.errors.remove(
+                "Failed to load resource: the server responded with a status of 403 (Forbidden)")
     page = await open_page("operator")
     await page.get_by_role("button", name="Обещание оплаты").click()
     await page.screenshot(path=str(out / "desk-promise.png"))

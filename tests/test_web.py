@@ -293,6 +293,9 @@ async def test_language_switch_keeps_the_page_and_survives_redirects(client, sto
     assert 'href="/kpi?by=segment&amp;lang=en" id="lang-switch"' in page
     r = await client.post("/dnc/add", data={"csrf": csrf, "number": "", "reason": ""})
     assert 'href="/dnc?lang=en" id="lang-switch"' in await r.text()
+    client.session.cookie_jar.clear()
+    r = await client.post("/login", data={"username": "x"})
+    assert 'href="/login?lang=en" id="lang-switch"' in await r.text()
 
 
 async def test_api_status_and_live_feed(client, store, fake):
@@ -373,6 +376,18 @@ async def test_upload_of_something_else_says_what_is_wrong(client, store, fake, 
     assert r.status == 400
     page = await r.text()
     assert message in page and 'id="page-error"' in page and "Traceback" not in page
+
+
+async def test_upload_too_large_says_so(client, store, fake, monkeypatch):
+    import web_admin.app as app_mod
+    monkeypatch.setattr(app_mod, "MAX_UPLOAD_BYTES", 64 * 1024)
+    from aiohttp.test_utils import TestClient, TestServer
+    async with TestClient(TestServer(app_mod.make_app(fake))) as small:
+        csrf = as_role(small, store, "supervisor")
+        body = b"name;phone\n" + b"A;+79123456789\n" * 10_000
+        r = await small.post("/campaigns/upload", data=upload_form(csrf, body, "big.csv"))
+        assert r.status == 413 and "Файл слишком большой" in await r.text()
+    assert fake.calls == []
 
 
 async def test_upload_without_a_file(client, store):

@@ -53,8 +53,9 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status == 404 and not _wants_json(request):
-            return error_page(request, key="not_found", status=404)
+        if exc.status in (404, 413) and not _wants_json(request):
+            return error_page(request, key="not_found" if exc.status == 404 else "too_large",
+                              status=exc.status)
         remember_lang(request, exc)
         raise
     except asyncio.CancelledError:

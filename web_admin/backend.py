@@ -58,9 +58,11 @@ class Backend(Protocol):
     async def desk_disposition(self, username: str, call_id: str, kind: str,
                                details: dict) -> None:
         """Record the outcome of the call; ends wrap-up, the operator is free again.
-        kind in DISPOSITIONS; details: promise {"amount": str, "date": YYYY-MM-DD},
-        callback {"at": ISO datetime}, complaint {"text": str}, others {}.
-        Raises ValueError("message for the person") on bad details or an unknown call."""
+        Given during the conversation it also ends the call. kind in DISPOSITIONS; details are
+        the strings as typed, only these keys: promise {"amount": "12 500,50", "date":
+        "YYYY-MM-DD"}, callback {"at": "YYYY-MM-DDTHH:MM"}, complaint {"text"}, others {}.
+        Raises ValueError("field: what is wrong") on bad details or a call that is not this
+        operator's; the page shows the message next to the fields."""
 
     # --- supervisor ------------------------------------------------------------------------------
     def campaigns(self) -> list[dict]:

@@ -73,7 +73,7 @@ def _context(request: web.Request) -> dict:
     if request.method == "GET":
         lang_url = str(request.rel_url.update_query(lang=other))
     else:  # a form's answer: switch on the page the form lives on (/dnc/add -> /dnc)
-        lang_url = (request.path.rsplit("/", 1)[0] or "/") + f"?lang={other}"
+        lang_url = (request.path.rsplit("/", 1)[0] or request.path) + f"?lang={other}"
     return {"t": lambda key: strings.get(key, key), "lang": lang,
             "other_lang": other, "lang_url": lang_url,
             "strings_json": json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"),
