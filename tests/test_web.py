@@ -523,6 +523,19 @@ async def test_a_failing_backend_shows_words_not_a_traceback(client, store, fake
     assert "secret internals" not in page and "Traceback" not in page
 
 
+async def test_a_failing_backend_closes_the_live_feed_with_a_word(client, store, fake):
+    def broken():
+        raise RuntimeError("secret internals")
+    fake.status = broken
+    as_role(client, store, "supervisor")
+    with capture_logs() as logs:
+        ws = await client.ws_connect("/ws")
+        assert await ws.receive_json(timeout=5) == {"error": "internal error"}
+        await ws.receive(timeout=5)  # closed by the server
+        assert ws.closed
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["live_feed_failed"]
+
+
 async def test_unknown_page_is_a_404_page(client, store):
     as_role(client, store, "supervisor")
     r = await client.get("/no/such/page")

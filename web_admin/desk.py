@@ -38,7 +38,8 @@ async def api_desk(request: web.Request) -> web.Response:
 
 async def live_feed(request: web.Request) -> web.StreamResponse:
     username = user(request)["username"]
-    return await push_changes(request, lambda: backend(request).desk(username))
+    desk = backend(request).desk
+    return await push_changes(request, lambda: desk(username))
 
 
 async def _body(request: web.Request) -> dict:

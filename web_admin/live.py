@@ -6,9 +6,13 @@ import json
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import structlog
 from aiohttp import WSMsgType, web
 
 from firmware.errors import UserError
+from web_admin.render import call
+
+log = structlog.get_logger(__name__)
 
 POLL_S = 0.25
 
@@ -26,9 +30,13 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any]) -> web
     try:
         while not ws.closed and not reader.done():
             try:
-                data = snapshot()
+                data = await call(snapshot)
             except (UserError, ValueError, LookupError) as exc:  # e.g. the user has no operator position
                 data = {"error": str(exc)}
+            except Exception:  # a fault below: say so once and close, the page reconnects
+                log.exception("live_feed_failed", path=request.path)
+                await ws.send_str(json.dumps({"error": "internal error"}))
+                break
             text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
             if text != last:
                 await ws.send_str(text)
