@@ -117,6 +117,7 @@ async def test_desk_pops_the_card_and_records_a_promise(open_page, served):
     fake.put_call("olga")  # the dialer bridges an answered call to her
     await expect(page.locator("#debtor-name")).to_have_text("Иванов Иван Иванович", timeout=5000)
     await expect(state).to_have_text("Разговор")
+    await expect(page).to_have_title("Разговор — dialbox")
     await expect(page.locator("#debt")).to_contain_text("45")
     await expect(page.locator("#flags")).to_contain_text("жалоба")
     await page.get_by_role("button", name="Обещание оплаты").click()
@@ -143,6 +144,10 @@ async def test_desk_keyboard_hangup_wrap_up_and_outcome(open_page, served):
     await page.click("#hangup")
     await expect(page.locator("#desk-state-text")).to_have_text("Постобработка")
     assert ("desk_hangup", "olga", "c-7") in fake.calls
+    await page.keyboard.press("8")  # complaint asks for words; Esc changes the mind
+    await expect(page.locator("#fields-complaint textarea")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#fields-complaint")).to_be_hidden()
     await page.keyboard.press("3")  # callback asks when
     at = page.locator("#fields-callback input[name=at]")
     await expect(at).to_be_focused()

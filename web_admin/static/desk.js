@@ -48,6 +48,7 @@
     const box = $("desk-state");
     box.dataset.state = state;
     $("desk-state-text").textContent = t("desk_" + state);
+    document.title = t("desk_" + state) + " — dialbox";  // visible on the tab when in another window
     $("desk-operator").textContent = d && d.operator ? d.operator.name + " · " + d.operator.position : "";
     const ready = d && d.operator && d.operator.state !== "not_ready";
     const toggle = $("ready-toggle");
@@ -156,8 +157,8 @@
   });
   document.addEventListener("keydown", (ev) => {
     const tag = ev.target.tagName;
+    if (ev.key === "Escape") { closeFields(); return; }
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || ev.ctrlKey || ev.altKey || ev.metaKey) {
-      if (ev.key === "Escape") closeFields();
       return;
     }
     const b = document.querySelector('button.outcome[data-key="' + ev.key + '"]');
