@@ -1,7 +1,6 @@
 """The web admin in real Chromium (Playwright): desk card pops, a promise is recorded, live dashboard."""
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 from pathlib import Path

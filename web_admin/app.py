@@ -11,11 +11,11 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import admin, desk, lines, supervisor
+from web_admin import admin, desk, lines, login, supervisor
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, FILTERS, HERE, HOME, LANG_COOKIE,
                               LANGS, LOCALES, SESSION_COOKIE, STAFF, TECH, USER, error_page,
-                              json_error, lang_of, remember_lang, render)
+                              json_error, lang_of, remember_lang)
 
 __all__ = ["make_app", "Backend", "LOCALES", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROUTES",
            "lang_of"]
@@ -25,7 +25,35 @@ log = structlog.get_logger(__name__)
 PUBLIC = ("healthz", "login", "login_submit", "static")
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 
+# (method, path, handler, name, roles); every route but the public ones is checked against roles.
+ROUTES = (
+    ("GET", "/", supervisor.dashboard, "dashboard", STAFF),
+    ("GET", "/api/status", supervisor.api_status, "api_status", STAFF),
+    ("GET", "/ws", supervisor.live_feed, "ws", STAFF),
+    ("GET", "/desk", desk.page, "desk", DESK),
+    ("GET", "/api/desk", desk.api_desk, "api_desk", DESK),
+    ("GET", "/desk/ws", desk.live_feed, "desk_ws", DESK),
+    ("POST", "/desk/ready", desk.ready, "desk_ready", DESK),
+    ("POST", "/desk/hangup", desk.hangup, "desk_hangup", DESK),
+    ("POST", "/desk/disposition", desk.disposition, "desk_disposition", DESK),
+    ("GET", "/campaigns", supervisor.campaigns, "campaigns", STAFF),
+    ("POST", "/campaigns/action", supervisor.campaign_action, "campaign_action", STAFF),
+    ("POST", "/campaigns/upload", supervisor.upload, "campaign_upload", STAFF),
+    ("GET", "/campaigns/report/{name}", supervisor.report, "campaign_report", STAFF),
+    ("GET", "/kpi", supervisor.kpi, "kpi", STAFF),
+    ("GET", "/dnc", supervisor.dnc, "dnc", STAFF),
+    ("POST", "/dnc/add", supervisor.dnc_add, "dnc_add", STAFF),
+    ("POST", "/dnc/remove", supervisor.dnc_remove, "dnc_remove", STAFF),
+    ("GET", "/lines", lines.page, "lines", TECH),
+    ("POST", "/lines/action", lines.action, "line_action", TECH),
+    ("GET", "/users", admin.page, "users", ADMIN),
+    ("POST", "/users/add", admin.add, "user_add", ADMIN),
+    ("POST", "/logout", login.logout, "logout", ("admin", "supervisor", "technician", "operator")),
+)
+
+
 def make_app(backend: Backend) -> web.Application:
+    """The web admin over `backend` (the appliance, or a fake in tests)."""
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=MAX_UPLOAD_BYTES)
     app[BACKEND] = backend
@@ -33,9 +61,9 @@ def make_app(backend: Backend) -> web.Application:
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                autoescape=jinja2.select_autoescape(["html"]))
     env.filters.update(FILTERS)
-    app.router.add_get("/healthz", healthz, name="healthz")
-    app.router.add_get("/login", login_form, name="login")
-    app.router.add_post("/login", login_submit, name="login_submit")
+    app.router.add_get("/healthz", login.healthz, name="healthz")
+    app.router.add_get("/login", login.login_form, name="login")
+    app.router.add_post("/login", login.login_submit, name="login_submit")
     for method, path, handler, name, _ in ROUTES:
         app.router.add_route(method, path, handler, name=name)
     app.router.add_static("/static/", str(HERE / "static"), name="static")
@@ -102,71 +130,3 @@ async def auth_middleware(request: web.Request, handler):
                 return json_error("CSRF token missing or wrong", 403)
             return error_page(request, key="bad_csrf", status=403)
     return await handler(request)
-
-
-# --- public views -----------------------------------------------------------------------------
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(request.app[BACKEND].health())
-
-
-async def login_form(request: web.Request, *, error: str | None = None,
-                     status: int = 200) -> web.Response:
-    token = request.cookies.get("dialbox_login_csrf") or secrets.token_urlsafe(24)
-    resp = render("login.html", request, {"error_key": error, "login_csrf": token},
-                  status=status)
-    resp.set_cookie("dialbox_login_csrf", token, httponly=True, samesite="Strict")
-    return resp
-
-
-async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
-    cookie = request.cookies.get("dialbox_login_csrf", "")
-    if not cookie or not secrets.compare_digest(str(form.get("csrf", "")), cookie):
-        return await login_form(request, error="bad_csrf", status=403)
-    store = request.app[BACKEND].store
-    who = await asyncio.to_thread(users.verify, store, str(form.get("username", "")),
-                                  str(form.get("password", "")))
-    if who is None:
-        log.warning("login_failed", remote=request.remote)
-        return await login_form(request, error="bad_login", status=401)
-    token, _ = users.open_session(store, who["id"])
-    log.info("login", user=who["username"], role=who["role"])
-    resp = web.HTTPFound(HOME.get(who["role"], "/"))
-    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
-                    max_age=users.SESSION_TTL_S)
-    resp.del_cookie("dialbox_login_csrf")
-    raise resp
-
-
-async def logout(request: web.Request) -> web.Response:
-    users.close_session(request.app[BACKEND].store, request.cookies.get(SESSION_COOKIE, ""))
-    resp = web.HTTPFound("/login")
-    resp.del_cookie(SESSION_COOKIE)
-    raise resp
-
-
-# (method, path, handler, name, roles); every route but the public ones is checked against roles.
-ROUTES = (
-    ("GET", "/", supervisor.dashboard, "dashboard", STAFF),
-    ("GET", "/api/status", supervisor.api_status, "api_status", STAFF),
-    ("GET", "/ws", supervisor.live_feed, "ws", STAFF),
-    ("GET", "/desk", desk.page, "desk", DESK),
-    ("GET", "/api/desk", desk.api_desk, "api_desk", DESK),
-    ("GET", "/desk/ws", desk.live_feed, "desk_ws", DESK),
-    ("POST", "/desk/ready", desk.ready, "desk_ready", DESK),
-    ("POST", "/desk/hangup", desk.hangup, "desk_hangup", DESK),
-    ("POST", "/desk/disposition", desk.disposition, "desk_disposition", DESK),
-    ("GET", "/campaigns", supervisor.campaigns, "campaigns", STAFF),
-    ("POST", "/campaigns/action", supervisor.campaign_action, "campaign_action", STAFF),
-    ("POST", "/campaigns/upload", supervisor.upload, "campaign_upload", STAFF),
-    ("GET", "/campaigns/report/{name}", supervisor.report, "campaign_report", STAFF),
-    ("GET", "/kpi", supervisor.kpi, "kpi", STAFF),
-    ("GET", "/dnc", supervisor.dnc, "dnc", STAFF),
-    ("POST", "/dnc/add", supervisor.dnc_add, "dnc_add", STAFF),
-    ("POST", "/dnc/remove", supervisor.dnc_remove, "dnc_remove", STAFF),
-    ("GET", "/lines", lines.page, "lines", TECH),
-    ("POST", "/lines/action", lines.action, "line_action", TECH),
-    ("GET", "/users", admin.page, "users", ADMIN),
-    ("POST", "/users/add", admin.add, "user_add", ADMIN),
-    ("POST", "/logout", logout, "logout", ("admin", "supervisor", "technician", "operator")),
-)
