@@ -176,6 +176,9 @@ async def test_dashboard_updates_live_without_reload(open_page, served):
     await expect(page.locator('[data-line="gsm0"]')).to_have_class("tile st-bridged", timeout=5000)
     await expect(page.locator('[data-counter="attempts"]')).to_have_text("8")
     await expect(page.locator('[data-position="pos1"] .state')).to_have_text("постобработка")
+    await expect(page.locator('[data-op-state="wrap_up"]')).to_have_text("1")
+    talking = sum(1 for ln in fake.lines if ln["state"] in ("answered", "bridged", "inbound"))
+    await expect(page.locator('[data-group="talking"]')).to_have_text(str(talking))
     assert await page.evaluate("window.__notReloaded") is True
 
 

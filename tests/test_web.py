@@ -276,6 +276,9 @@ async def test_dashboard_in_russian_and_english(client, store):
     assert "Попытки" in page and "гудки" in page and "no SIM card" in page
     assert 'data-counter="attempts">7<' in page and 'data-counter="held">5<' in page
     assert 'class="tile st-out_of_service" data-line="gsm1"' in page
+    assert re.search(r'data-group="dialing" data-states="[^"]*alerting[^"]*">1<', page)
+    assert re.search(r'data-group="out_of_service" [^>]*>1<', page)
+    assert 'data-op-state="not_ready">1<' in page and 'data-op-state="talking">0<' in page
     page = await (await client.get("/?lang=en")).text()
     assert "Attempts" in page and "ringing" in page and "Held by law" in page
     page = await (await client.get("/")).text()  # the choice is remembered
@@ -585,6 +588,7 @@ def _used_keys() -> set[str]:
                 "la_": contract.LINE_ACTIONS, "role_": ROLES,
                 "desk_": ("waiting", "reserved", "talking", "wrap_up", "not_ready", "offline"),
                 "cs_": ("running", "paused", "finished"),
+                "lg_": ("idle", "dialing", "talking", "out_of_service", "blocked"),
                 "mode_": ("preview", "progressive", "predictive", "blended")}
     keys |= {prefix + v for prefix, values in families.items() for v in values}
     return keys

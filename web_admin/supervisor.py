@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from firmware.errors import UserError
-from web_admin.backend import CAMPAIGN_ACTIONS, KPI_BY, KPI_COLUMNS
+from web_admin.backend import CAMPAIGN_ACTIONS, KPI_BY, KPI_COLUMNS, OPERATOR_STATES
 from web_admin.live import push_changes
 from web_admin.render import backend, call, render, secure, user
 
@@ -21,8 +21,17 @@ log = structlog.get_logger(__name__)
 UPLOAD_SUFFIXES = (".csv", ".txt", ".xlsx")
 
 
+# Line states in the groups a supervisor reads at a glance (the tile colours).
+LINE_GROUPS = (("idle", ("idle",)), ("dialing", ("seized", "dialing", "proceeding", "alerting",
+                                                 "releasing")),
+               ("talking", ("answered", "bridged", "inbound")),
+               ("out_of_service", ("out_of_service",)), ("blocked", ("blocked",)))
+
+
 async def dashboard(request: web.Request) -> web.Response:
-    return render("dashboard.html", request, {"status": backend(request).status()})
+    return render("dashboard.html", request, {"status": backend(request).status(),
+                                              "line_groups": LINE_GROUPS,
+                                              "op_states": OPERATOR_STATES})
 
 
 async def api_status(request: web.Request) -> web.Response:

@@ -46,6 +46,13 @@
       status.health.lines.in_service + "/" + status.health.lines.total;
     document.getElementById("lines").replaceChildren(...status.lines.map(lineTile));
     document.getElementById("operators").replaceChildren(...status.operators.map(opTile));
+    document.querySelectorAll("[data-group]").forEach((el) => {
+      const states = el.dataset.states.split(" ");
+      el.textContent = status.lines.filter((ln) => states.includes(ln.state)).length;
+    });
+    document.querySelectorAll("[data-op-state]").forEach((el) => {
+      el.textContent = status.operators.filter((op) => op.state === el.dataset.opState).length;
+    });
   }
 
   function connect() {
