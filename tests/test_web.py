@@ -75,6 +75,26 @@ def form_csrf(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
+# --- the contract -------------------------------------------------------------------------------
+def test_the_fake_keeps_the_backend_contract(fake):
+    assert contract.contract_problems(fake) == []
+
+
+def test_the_contract_check_names_what_is_wrong(fake):
+    class Partial:
+        store = None
+
+        def health(self):
+            return {}
+
+        def desk(self, user):  # misnamed parameter
+            return {}
+    problems = contract.contract_problems(Partial())
+    assert "desk: takes (user), the contract says (username)" in problems
+    assert "status: missing" in problems and "line_action: missing" in problems
+    assert not any(p.startswith("health") for p in problems)
+
+
 # --- sessions -----------------------------------------------------------------------------------
 async def test_healthz_is_public(client):
     r = await client.get("/healthz")

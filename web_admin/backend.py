@@ -8,6 +8,7 @@ awaitable, so an implementation may make any of them async.
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,3 +111,25 @@ class Backend(Protocol):
 
     def user_add(self, username: str, password: str, role: str) -> None:
         """UserError on a bad name, role, short password or an existing user."""
+
+
+def contract_problems(impl: object) -> list[str]:
+    """What `impl` lacks or spells differently from Backend (empty: it keeps the contract)."""
+    problems = [] if hasattr(impl, "store") else ["store: missing"]
+    for name, member in vars(Backend).items():
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        got = getattr(impl, name, None)
+        if not callable(got):
+            problems.append(f"{name}: missing")
+            continue
+        want, have = _named_params(member)[1:], _named_params(got)
+        if have[:len(want)] != want:
+            problems.append(f"{name}: takes ({', '.join(have)}), the contract says "
+                            f"({', '.join(want)})")
+    return problems
+
+
+def _named_params(fn) -> list[str]:
+    return [p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
