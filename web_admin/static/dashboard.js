@@ -5,39 +5,54 @@
   const t = (key) => strings[key] || key;
   const feed = document.getElementById("feed-state");
 
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text === null || text === undefined ? "" : String(text);
-    if (cls) td.className = cls;
-    return td;
+  function span(text, cls) {
+    const s = document.createElement("span");
+    s.textContent = text === null || text === undefined ? "" : String(text);
+    s.className = cls;
+    return s;
+  }
+
+  function lineTile(ln) {
+    const div = document.createElement("div");
+    div.className = "tile st-" + ln.state;
+    div.dataset.line = ln.name;
+    div.title = ln.name + " · " + t("st_" + ln.state) + (ln.reason ? " · " + ln.reason : "");
+    const detail = (ln.signal_dbm !== null && ln.signal_dbm !== undefined ? ln.signal_dbm + " dBm" : "")
+      + (ln.reason || "");
+    div.append(span(ln.name, "name"), span(t("st_" + ln.state), "state"), span(detail, "detail"));
+    return div;
+  }
+
+  function opTile(op) {
+    const div = document.createElement("div");
+    div.className = "tile op-" + op.state;
+    div.dataset.position = op.position;
+    const detail = span(t("calls") + ": ", "detail");
+    detail.append(span(op.calls, "calls"));
+    div.append(span(op.name, "name"), span(t("op_" + op.state), "state"), detail);
+    return div;
   }
 
   function render(status) {
     const counters = status.campaign.counters;
-    document.querySelectorAll("[data-counter]").forEach((td) => {
-      td.textContent = counters[td.dataset.counter];
+    document.querySelectorAll("[data-counter]").forEach((el) => {
+      el.textContent = counters[el.dataset.counter];
     });
-    document.getElementById("campaign-state").textContent =
-      status.campaign.running ? t("running") : t("paused");
+    const state = document.getElementById("campaign-state");
+    state.textContent = status.campaign.running ? t("running") : t("paused");
+    state.className = "badge " + (status.campaign.running ? "ok" : "muted");
+    document.getElementById("campaign-name").textContent = status.campaign.name;
     document.getElementById("health").textContent =
       status.health.lines.in_service + "/" + status.health.lines.total;
-    const lines = document.querySelector("#lines tbody");
-    lines.replaceChildren(...status.lines.map((ln) => {
-      const tr = document.createElement("tr");
-      tr.dataset.line = ln.name;
-      tr.className = "st-" + ln.state;
-      tr.append(cell(ln.name), cell(ln.kind), cell(t("st_" + ln.state), "state"),
-        cell(ln.signal_dbm, "signal"), cell(ln.operator, "network"), cell(ln.reason, "reason"));
-      return tr;
-    }));
-    const ops = document.querySelector("#operators tbody");
-    ops.replaceChildren(...status.operators.map((op) => {
-      const tr = document.createElement("tr");
-      tr.dataset.position = op.position;
-      tr.className = "op-" + op.state;
-      tr.append(cell(op.name), cell(t("op_" + op.state), "state"), cell(op.calls, "calls"));
-      return tr;
-    }));
+    document.getElementById("lines").replaceChildren(...status.lines.map(lineTile));
+    document.getElementById("operators").replaceChildren(...status.operators.map(opTile));
+    document.querySelectorAll("[data-group]").forEach((el) => {
+      const states = el.dataset.states.split(" ");
+      el.textContent = status.lines.filter((ln) => states.includes(ln.state)).length;
+    });
+    document.querySelectorAll("[data-op-state]").forEach((el) => {
+      el.textContent = status.operators.filter((op) => op.state === el.dataset.opState).length;
+    });
   }
 
   function connect() {

@@ -1,0 +1,258 @@
+"""An in-memory backend behind the web admin, implementing web_admin.backend.Backend for tests."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from controller import users as users_mod
+from controller.calllist import normalize_phone
+from firmware.errors import UserError
+from web_admin.backend import CAMPAIGN_ACTIONS, DISPOSITIONS, KPI_BY, LINE_ACTIONS
+
+TODAY = dt.date(2026, 11, 25)  # the fake's "today": promises in the past are refused
+
+
+def _counters(**kw) -> dict:
+    base = dict(attempts=0, answered=0, busy=0, no_answer=0, failed=0, abandoned=0,
+                in_progress=0, leads_left=0, held=0)
+    return {**base, **kw}
+
+
+class FakeBackend:
+    """The layer below, faked in memory: every call the web admin makes is recorded in `calls`."""
+
+    def __init__(self, store, *, report_dir: Path | None = None, lines: int = 2):
+        self.store = store
+        self.report_dir = report_dir
+        self.calls: list[tuple] = []
+        self.lines = [
+            {"name": "gsm0", "kind": "gsm", "state": "alerting", "in_service": True, "reason": "",
+             "signal_dbm": -77, "operator": "MegaFon"},
+            {"name": "gsm1", "kind": "gsm", "state": "out_of_service", "in_service": False,
+             "reason": "no SIM card", "signal_dbm": None, "operator": None}]
+        for i in range(2, lines):
+            state = ("idle", "dialing", "bridged", "alerting", "idle", "blocked")[i % 6]
+            self.lines.append({"name": f"e1-{i // 30}.{i % 30 + 1}", "kind": "e1", "state": state,
+                               "in_service": state != "blocked", "reason": "",
+                               "signal_dbm": None, "operator": None})
+        self.counters = _counters(attempts=7, answered=3, busy=1, no_answer=2, failed=1,
+                                  in_progress=1, leads_left=40, held=5)
+        self.operators = {"olga": {"name": "Оператор 1", "position": "pos1", "state": "not_ready",
+                                   "calls": 2}}
+        self.desk_calls: dict[str, dict | None] = {"olga": None}
+        self.campaign_list = [
+            {"name": "Тест", "mode": "progressive", "compliance": "ru-230fz", "status": "running",
+             "counters": dict(self.counters), "backlog": 12},
+            {"name": "Soft 1-30", "mode": "predictive", "compliance": "ru-230fz",
+             "status": "paused", "counters": _counters(attempts=120, answered=40, leads_left=300),
+             "backlog": 0}]
+        self.dnc = [{"e164": "+79161234567", "reason": "просил не звонить", "by": "anna",
+                     "at": 1764000000.0}]
+        self.balance = "152.40 RUB"
+
+    # --- everyone -------------------------------------------------------------------------------
+    def health(self):
+        up = sum(1 for ln in self.lines if ln["in_service"])
+        return {"status": "ok" if up == len(self.lines) else "degraded",
+                "lines": {"total": len(self.lines), "in_service": up}}
+
+    def status(self):
+        return {"lines": [dict(ln) for ln in self.lines],
+                "campaign": {"name": "Тест", "running": True, "counters": dict(self.counters),
+                             "compliance": "ru-230fz"},
+                "operators": [dict(op) for op in self.operators.values()],
+                "health": self.health()}
+
+    # --- desk -----------------------------------------------------------------------------------
+    def _operator(self, username: str) -> dict:
+        if username not in self.operators:
+            raise UserError(f"user {username} has no operator position; ask a supervisor")
+        return self.operators[username]
+
+    def desk(self, username):
+        op = self._operator(username)
+        return {"operator": {k: op[k] for k in ("name", "position", "state")},
+                "call": self.desk_calls.get(username)}
+
+    def put_call(self, username: str, *, call_id: str = "c-1", stage: str = "bridged") -> dict:
+        """The dialer bridged an answered call to this operator (test helper)."""
+        call = {"call_id": call_id, "line": "gsm0", "stage": stage, "inbound": False,
+                "account": {"account_id": "A-1001", "debtor_name": "Иванов Иван Иванович",
+                            "debt_amount": 45210.5, "currency": "RUB", "dpd": 47,
+                            "region": "Europe/Moscow", "segment": "31-60",
+                            "phones": [{"e164": "+79123456789", "kind": "mobile"}],
+                            "last_outcome": "callback", "flags": ["complaint"],
+                            "promises": [{"amount": 5000, "date": "2026-10-01",
+                                          "status": "broken"}],
+                            "history": [{"at": "2026-10-20T14:05:00", "outcome": "callback",
+                                         "operator": "Оператор 2", "disposition": "просил позже"}]}}
+        self.desk_calls[username] = call
+        self.operators[username]["state"] = "talking"
+        return call
+
+    async def desk_ready(self, username, ready):
+        self.calls.append(("desk_ready", username, ready))
+        op = self._operator(username)
+        if op["state"] in ("free", "not_ready"):
+            op["state"] = "free" if ready else "not_ready"
+
+    def _call(self, username, call_id) -> dict:
+        call = self.desk_calls.get(username)
+        if call is None or call["call_id"] != call_id:
+            raise ValueError("this call is no longer yours")
+        return call
+
+    async def desk_hangup(self, username, call_id):
+        self.calls.append(("desk_hangup", username, call_id))
+        self._call(username, call_id)["stage"] = "ended"
+        self.operators[username]["state"] = "wrap_up"
+
+    async def desk_disposition(self, username, call_id, kind, details):
+        self._call(username, call_id)
+        if kind not in DISPOSITIONS:
+            raise ValueError(f"unknown outcome {kind}")
+        if kind == "promise":
+            try:
+                amount = float(details.get("amount", "").replace(",", ".").replace(" ", ""))
+            except ValueError:
+                raise ValueError("amount: enter the promised sum, e.g. 5000") from None
+            if amount <= 0:
+                raise ValueError("amount: the promised sum must be above zero")
+            try:
+                date = dt.date.fromisoformat(details.get("date", ""))
+            except ValueError:
+                raise ValueError("date: choose the date of the promised payment") from None
+            if date < TODAY:
+                raise ValueError("date: the promised date is in the past")
+        elif kind == "callback":
+            try:
+                dt.datetime.fromisoformat(details.get("at", ""))
+            except ValueError:
+                raise ValueError("at: choose when to call back") from None
+        elif kind == "complaint" and not details.get("text", "").strip():
+            raise ValueError("text: describe the complaint")
+        self.calls.append(("desk_disposition", username, call_id, kind, dict(details)))
+        self.desk_calls[username] = None
+        self.operators[username]["state"] = "free"
+        self.operators[username]["calls"] += 1
+
+    # --- supervisor -----------------------------------------------------------------------------
+    def campaigns(self):
+        return [dict(c) for c in self.campaign_list]
+
+    def _campaign(self, name) -> dict:
+        for c in self.campaign_list:
+            if c["name"] == name:
+                return c
+        raise UserError(f"campaign {name!r} does not exist")
+
+    async def campaign_action(self, name, action):
+        if action not in CAMPAIGN_ACTIONS:
+            raise UserError(f"action {action!r} is not start or pause")
+        self._campaign(name)["status"] = "running" if action == "start" else "paused"
+        self.calls.append(("campaign_action", name, action))
+
+    async def import_calllist(self, campaign, path, filename):
+        self._campaign(campaign)
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+        rows = [r for r in text.splitlines() if r.strip()]
+        if not rows or "phone" not in rows[0].lower():
+            raise UserError(f"{filename}: line 1 has no 'phone' column; this is not a call list")
+        imported, rejected, seen, dup, bad = 0, 0, set(), 0, []
+        for n, row in enumerate(rows[1:], start=2):
+            phone = row.split(";")[-1].strip()
+            if not re.fullmatch(r"\+?\d{10,15}", phone):
+                rejected += 1
+                bad.append(f"{n};bad phone")
+            elif phone in seen:
+                dup += 1
+            else:
+                seen.add(phone)
+                imported += 1
+        report = None
+        if bad and self.report_dir is not None:
+            out = self.report_dir / f"{Path(filename).stem}.rejects.csv"
+            out.write_text("row;reason\n" + "\n".join(bad) + "\n", encoding="utf-8")
+            report = str(out)
+        self.calls.append(("import_calllist", campaign, filename))
+        return {"imported": imported, "rejected": rejected, "duplicates": dup, "report": report}
+
+    def report_file(self, name):
+        if self.report_dir is None or not (self.report_dir / name).is_file():
+            raise FileNotFoundError(name)
+        return self.report_dir / name
+
+    def kpi(self, campaign, by):
+        if by not in KPI_BY:
+            raise UserError(f"by={by}")
+        self.calls.append(("kpi", campaign, by))
+        keys = {"campaign": ["Тест", "Soft 1-30"], "segment": ["1-30", "31-60", "90+"],
+                "operator": ["Оператор 1", "Оператор 2"], "line": ["gsm0", "gsm1"],
+                "day": ["2026-11-24", "2026-11-25"]}[by]
+        return [{"key": k, "attempts": 100 + i, "contact_rate": 0.42, "rpc_rate": 0.31,
+                 "ptp_rate": 0.12, "kept_ptp_rate": 0.5, "promised": 125000.0,
+                 "collected": 61000.0, "abandon_rate": 0.05 if i else 0.021, "aht_s": 185,
+                 "occupancy": 0.83} for i, k in enumerate(keys)]
+
+    def dnc_list(self):
+        return list(self.dnc)
+
+    def dnc_add(self, number, reason, by):
+        try:
+            e164 = normalize_phone(number)
+        except ValueError as exc:
+            raise UserError(f"{number!r} is not a phone number: {exc}") from None
+        self.dnc.insert(0, {"e164": e164, "reason": reason, "by": by, "at": 1764050000.0})
+
+    def dnc_remove(self, number, by):
+        before = len(self.dnc)
+        self.dnc = [e for e in self.dnc if e["e164"] != number]
+        if len(self.dnc) == before:
+            raise UserError(f"{number} is not on the do-not-call list")
+
+    # --- technician -----------------------------------------------------------------------------
+    def lines_detail(self):
+        out = []
+        for ln in self.lines:
+            d = dict(ln)
+            if ln["kind"] == "gsm":
+                d.update(registration="home" if ln["in_service"] else "not registered",
+                         imei="861234567890123", imsi="250021234567890" if ln["in_service"]
+                         else None, iccid="8970102123456789012" if ln["in_service"] else None,
+                         sim="ready" if ln["in_service"] else "absent",
+                         balance=self.balance if ln["in_service"] else None)
+            else:
+                d.update(span="span 1", link="up")
+            out.append(d)
+        return out
+
+    async def line_action(self, line, action, **kw):
+        if action not in LINE_ACTIONS:
+            raise UserError(f"action {action!r}")
+        ln = next((x for x in self.lines if x["name"] == line), None)
+        if ln is None:
+            raise UserError(f"line {line!r} does not exist")
+        self.calls.append(("line_action", line, action, kw))
+        if action == "block":
+            ln.update(state="blocked", in_service=False, reason="blocked by a technician")
+        elif action == "unblock":
+            ln.update(state="idle", in_service=True, reason="")
+        elif action == "test_call":
+            try:
+                normalize_phone(kw["number"])
+            except ValueError as exc:
+                raise UserError(f"{kw['number']!r} is not a phone number: {exc}") from None
+            return {"result": "answered", "setup_s": 4.2}
+        else:
+            return {"balance": self.balance}
+        return None
+
+    # --- admin ----------------------------------------------------------------------------------
+    def users(self):
+        rows = self.store.db.execute("SELECT username, role, disabled, created_at FROM users "
+                                     "ORDER BY username").fetchall()
+        return [dict(r) for r in rows]
+
+    def user_add(self, username, password, role):
+        users_mod.add(self.store, username, password, role=role)

@@ -1,0 +1,264 @@
+"""The web admin in real Chromium (Playwright): desk card pops, a promise is recorded, live dashboard."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from controller import users
+from controller.store import Store
+from tests.fake_backend import FakeBackend
+from web_admin.app import make_app
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+PEOPLE = {"admin": "root", "supervisor": "anna", "technician": "ted", "operator": "olga"}
+
+try:
+    from playwright.async_api import async_playwright, expect
+except ImportError:  # pragma: no cover - depends on the machine
+    async_playwright = None
+
+if async_playwright is None or not os.path.exists(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Chromium (apt: chromium) and Playwright (pip: playwright) "
+                           "for the browser tests")
+    pytest.skip("Chromium or Playwright is not installed here", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def people_db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("people") / "db.sqlite3"
+    s = Store(path)
+    for role, name in PEOPLE.items():
+        users.add(s, name, PASSWORD, role=role)
+    s.close()
+    return path
+
+
+@pytest.fixture
+async def served(tmp_path, people_db):
+    """The app with the fake backend on 127.0.0.1 (a free port): (base URL, fake)."""
+    shutil.copy(people_db, tmp_path / "db.sqlite3")
+    store = Store(tmp_path / "db.sqlite3")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    fake = FakeBackend(store, report_dir=reports, lines=124)
+    runner = web.AppRunner(make_app(fake), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", fake
+    await runner.cleanup()
+    store.close()
+
+
+@pytest.fixture
+async def browser():
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def open_page(browser, served):
+    """A page logged in as the person with `role`; console errors (CSP too) fail the test."""
+    base, _ = served
+    errors: list[str] = []
+    pages = []
+
+    async def _open(role: str):
+        ctx = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="ru-RU")
+        page = await ctx.new_page()
+        # a 400 is how the desk hears a validation message; anything else is a fault
+        page.on("console", lambda m: m.type == "error" and "status of 400" not in m.text
+                and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(base + "/login")
+        await page.fill("input[name=username]", PEOPLE[role])
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_load_state("networkidle")
+        pages.append(ctx)
+        return page
+
+    _open.errors = errors  # a test that expects a refusal takes its console line out
+    yield _open
+    for ctx in pages:
+        await ctx.close()
+    assert errors == []
+
+
+async def _wait_for(predicate, page, timeout_s: float = 5.0):
+    for _ in range(int(timeout_s / 0.05)):
+        if predicate():
+            return
+        await page.wait_for_timeout(50)
+    raise AssertionError("the backend never saw it")
+
+
+async def test_desk_pops_the_card_and_records_a_promise(open_page, served):
+    base, fake = served
+    page = await open_page("operator")
+    assert page.url == base + "/desk"
+    state = page.locator("#desk-state-text")
+    await expect(state).to_have_text("Не готов")
+    await page.click("#ready-toggle")
+    await expect(state).to_have_text("Ожидание звонка")
+    assert ("desk_ready", "olga", True) in fake.calls
+    await expect(page.locator("#card")).to_be_hidden()
+    fake.put_call("olga")  # the dialer bridges an answered call to her
+    await expect(page.locator("#debtor-name")).to_have_text("Иванов Иван Иванович", timeout=5000)
+    await expect(state).to_have_text("Разговор")
+    await expect(page).to_have_title("Разговор — dialbox")
+    await expect(page.locator("#debt")).to_contain_text("45")
+    await expect(page.locator("#flags")).to_contain_text("жалоба")
+    await page.get_by_role("button", name="Обещание оплаты").click()
+    form = page.locator("#fields-promise")
+    await form.locator("input[name=amount]").fill("7500")
+    await form.locator("input[name=date]").fill("2020-01-01")
+    await form.get_by_role("button", name="Сохранить").click()
+    await expect(form.locator(".field-error")).to_have_text("date: the promised date is in the past")
+    await form.locator("input[name=date]").fill("2026-12-10")
+    await form.locator("input[name=date]").press("Enter")
+    await _wait_for(lambda: any(c[0] == "desk_disposition" for c in fake.calls), page)
+    assert fake.calls[-1] == ("desk_disposition", "olga", "c-1", "promise",
+                              {"amount": "7500", "date": "2026-12-10"})
+    await expect(page.locator("#card")).to_be_hidden()
+    await expect(state).to_have_text("Ожидание звонка")  # ready again after the outcome
+
+
+async def test_desk_keyboard_hangup_wrap_up_and_outcome(open_page, served):
+    _, fake = served
+    fake.operators["olga"]["state"] = "free"
+    page = await open_page("operator")
+    fake.put_call("olga", call_id="c-7")
+    await expect(page.locator("#debtor-name")).to_be_visible(timeout=5000)
+    await page.click("#hangup")
+    await expect(page.locator("#desk-state-text")).to_have_text("Постобработка")
+    assert ("desk_hangup", "olga", "c-7") in fake.calls
+    await page.keyboard.press("8")  # complaint asks for words; Esc changes the mind
+    await expect(page.locator("#fields-complaint textarea")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#fields-complaint")).to_be_hidden()
+    await page.keyboard.press("3")  # callback asks when
+    at = page.locator("#fields-callback input[name=at]")
+    await expect(at).to_be_focused()
+    await at.fill("2026-11-26T10:30")
+    await at.press("Enter")
+    await _wait_for(lambda: fake.calls[-1][0] == "desk_disposition", page)
+    assert fake.calls[-1][3:] == ("callback", {"at": "2026-11-26T10:30"})
+    await expect(page.locator("#card")).to_be_hidden()
+    await expect(page.locator("#desk-state-text")).to_have_text("Ожидание звонка")
+    fake.put_call("olga", call_id="c-8")
+    await expect(page.locator("#desk-state-text")).to_have_text("Разговор", timeout=5000)
+    await page.keyboard.press("7")  # wrong number: one key, no fields
+    await _wait_for(lambda: fake.calls[-1][2] == "c-8", page)
+    assert fake.calls[-1][3:] == ("wrong_number", {})
+
+
+async def test_dashboard_updates_live_without_reload(open_page, served):
+    _, fake = served
+    page = await open_page("supervisor")
+    await expect(page.locator("#feed-state")).to_have_attribute("data-state", "live")
+    await page.evaluate("window.__notReloaded = true")
+    tiles = page.locator("#lines .tile")
+    assert await tiles.count() == 124
+    fake.lines[0]["state"] = "bridged"
+    fake.counters["attempts"] = 8
+    fake.operators["olga"]["state"] = "wrap_up"
+    await expect(page.locator('[data-line="gsm0"]')).to_have_class("tile st-bridged", timeout=5000)
+    await expect(page.locator('[data-counter="attempts"]')).to_have_text("8")
+    await expect(page.locator('[data-position="pos1"] .state')).to_have_text("постобработка")
+    await expect(page.locator('[data-op-state="wrap_up"]')).to_have_text("1")
+    talking = sum(1 for ln in fake.lines if ln["state"] in ("answered", "bridged", "inbound"))
+    await expect(page.locator('[data-group="talking"]')).to_have_text(str(talking))
+    assert await page.evaluate("window.__notReloaded") is True
+
+
+async def test_language_switch_is_remembered(open_page, served):
+    base, _ = served
+    page = await open_page("supervisor")
+    await expect(page.locator("h1")).to_contain_text("Кампания")
+    await page.click("#lang-switch")
+    await expect(page.locator("h1")).to_contain_text("Campaign")
+    await page.goto(base + "/kpi")
+    await expect(page.locator("h1")).to_have_text("KPI")
+    await page.click("#lang-switch")
+    await expect(page.locator("h1")).to_have_text("Показатели")
+
+
+async def test_upload_and_forms_work_in_the_browser(open_page, served, tmp_path):
+    base, fake = served
+    page = await open_page("supervisor")
+    await page.goto(base + "/campaigns")
+    csv = tmp_path / "debts.csv"
+    csv.write_text("name;phone\nA;+79123456789\nB;garbage\n", encoding="utf-8")
+    await page.set_input_files("input[type=file]", str(csv))
+    await page.click("#upload-form button[type=submit]")
+    await expect(page.locator('[data-summary="imported"]')).to_have_text("1")
+    await expect(page.locator("#report-link")).to_be_visible()
+    if os.environ.get("DIALBOX_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["DIALBOX_SCREENSHOTS"], "upload.png"))
+    await page.goto(base + "/dnc")
+    await page.fill("#dnc-form input[name=number]", "12")
+    await page.fill("#dnc-form input[name=reason]", "просил")
+    await page.click("#dnc-form button[type=submit]")
+    await expect(page.locator("#form-error")).to_contain_text("is not a phone number")
+    await expect(page.locator("#dnc-form input[name=reason]")).to_have_value("просил")
+
+
+SHOTS = [("operator", "/desk", "desk"), ("supervisor", "/", "dashboard"),
+         ("supervisor", "/campaigns", "campaigns"), ("supervisor", "/kpi?by=segment", "kpi"),
+         ("supervisor", "/dnc", "dnc"), ("technician", "/lines", "lines"),
+         ("admin", "/users", "users"), ("operator", "/users", "forbidden")]
+
+
+async def test_screenshots_of_every_page(open_page, served, tmp_path):
+    """Every page at 1366x768, for a person to look at (DIALBOX_SCREENSHOTS=dir keeps them)."""
+    base, fake = served
+    out = Path(os.environ.get("DIALBOX_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    fake.operators["olga"]["state"] = "free"
+    page = await open_page("operator")
+    await page.screenshot(path=str(out / "desk-waiting.png"))
+    await page.context.clear_cookies()
+    await page.goto(base + "/login")
+    await page.screenshot(path=str(out / "login.png"))
+    fake.put_call("olga")
+    for role, path, name in SHOTS:
+        page = await open_page(role)
+        await page.goto(base + path)
+        await page.wait_for_load_state("networkidle")
+        await page.screenshot(path=str(out / f"{name}.png"))
+        assert (out / f"{name}.png").stat().st_size > 10_000
+        if name == "forbidden":
+            await expect(page.locator(".error")).to_have_text("Недостаточно прав для этой страницы.")
+            open_page.errors.remove(
+                "Failed to load resource: the server responded with a status of 403 (Forbidden)")
+    page = await open_page("operator")
+    await page.get_by_role("button", name="Обещание оплаты").click()
+    await page.screenshot(path=str(out / "desk-promise.png"))
+    await page.goto(base + "/desk?lang=en")
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=str(out / "desk-en.png"))
+
+
+async def test_technician_test_call_and_block(open_page, served):
+    base, fake = served
+    page = await open_page("technician")
+    assert page.url == base + "/lines"
+    await page.select_option("#test-call-form select[name=line]", "gsm0")
+    await page.fill("#test-call-form input[name=number]", "+79123456789")
+    await page.click("#test-call-form button[type=submit]")
+    await expect(page.locator("#action-result")).to_contain_text("answered")
+    assert fake.calls[-1] == ("line_action", "gsm0", "test_call", {"number": "+79123456789"})
+    await page.locator('tr[data-line="gsm0"] button[value=block]').click()
+    await expect(page.locator('tr[data-line="gsm0"] button[value=unblock]')).to_be_visible()
+    assert fake.lines[0]["state"] == "blocked"

@@ -1,0 +1,135 @@
+"""The contract between the web admin and the appliance: every method a page calls, with its shapes.
+
+The real implementation is `dialbox.appliance.Appliance`; tests use `tests.fake_backend.FakeBackend`.
+Errors a person can act on are raised as `ValueError` (desk validation) or
+`firmware.errors.UserError` (everything else); the web admin shows their message next to the form.
+Methods marked async are awaited; the web admin also awaits a plain method's result when it is
+awaitable, so an implementation may make any of them async.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Protocol
+
+OPERATOR_STATES = ("free", "reserved", "talking", "wrap_up", "not_ready")
+CALL_STAGES = ("ringing", "answered", "bridged", "ended")
+DISPOSITIONS = ("rpc", "promise", "callback", "refusal", "dispute", "third_party",
+                "wrong_number", "complaint", "no_contact")
+CAMPAIGN_ACTIONS = ("start", "pause")
+KPI_BY = ("campaign", "segment", "operator", "line", "day")
+KPI_COLUMNS = ("attempts", "contact_rate", "rpc_rate", "ptp_rate", "kept_ptp_rate", "promised",
+               "collected", "abandon_rate", "aht_s", "occupancy")
+LINE_ACTIONS = ("block", "unblock", "test_call", "check_balance")
+LINE_STATES = ("out_of_service", "idle", "seized", "dialing", "proceeding", "alerting",
+               "answered", "bridged", "releasing", "blocked", "inbound")
+
+
+class Backend(Protocol):
+    """What the web admin needs from the appliance."""
+
+    store: Any
+    """Has `.db` (sqlite3 connection) for `controller.users`: users and sessions."""
+
+    # --- everyone ------------------------------------------------------------------------------
+    def health(self) -> dict:
+        """{"status": ok|degraded|down, "lines": {"total", "in_service"}, ...}; public."""
+
+    def status(self) -> dict:
+        """{"lines": [{"name","kind","state","in_service","reason","signal_dbm","operator"}],
+        "campaign": {"name","running","compliance","counters": {attempts, answered, busy,
+        no_answer, failed, abandoned, in_progress, leads_left, held}},
+        "operators": [{"name","position","state","calls"}], "health": health()}."""
+
+    # --- agent desk (operator; supervisors and admins may open it) -----------------------------
+    def desk(self, username: str) -> dict:
+        """{"operator": {"name","position","state" in OPERATOR_STATES}, "call": None | {"call_id",
+        "line","stage" in CALL_STAGES,"inbound": bool,"account": {"account_id","debtor_name",
+        "debt_amount","currency","dpd","region","segment","phones": [{"e164","kind"}],
+        "last_outcome","flags": [str],"promises": [{"amount","date","status"}],
+        "history": [{"at","outcome","operator","disposition"}]}}}.
+        Raises UserError when the user is not seated at an operator position."""
+
+    async def desk_ready(self, username: str, ready: bool) -> None:
+        """Ready (free, takes calls) or not ready (no calls are put through)."""
+
+    async def desk_hangup(self, username: str, call_id: str) -> None:
+        """Hang up this operator's call; the operator goes to wrap-up."""
+
+    async def desk_disposition(self, username: str, call_id: str, kind: str,
+                               details: dict) -> None:
+        """Record the outcome of the call; ends wrap-up, the operator is free again.
+        Given during the conversation it also ends the call. kind in DISPOSITIONS; details are
+        the strings as typed, only these keys: promise {"amount": "12 500,50", "date":
+        "YYYY-MM-DD"}, callback {"at": "YYYY-MM-DDTHH:MM"}, complaint {"text"}, others {}.
+        Raises ValueError("field: what is wrong") on bad details or a call that is not this
+        operator's; the page shows the message next to the fields."""
+
+    # --- supervisor ------------------------------------------------------------------------------
+    def campaigns(self) -> list[dict]:
+        """[{"name","mode","compliance","status" (running|paused|finished),
+        "counters": {as in status()}, "backlog": int}]."""
+
+    async def campaign_action(self, name: str, action: str) -> None:
+        """action in CAMPAIGN_ACTIONS; UserError for an unknown campaign or action."""
+
+    async def import_calllist(self, campaign: str, path: Path, filename: str) -> dict:
+        """Import the uploaded CSV/XLSX at `path` (original name `filename`) into `campaign`;
+        {"imported","rejected","duplicates","report": path of the reject report or None}.
+        Raises UserError with a message when the file is not a call list."""
+
+    def report_file(self, name: str) -> Path:
+        """The reject report with this file name (a basename from import_calllist's "report");
+        raises FileNotFoundError when there is none."""
+
+    def kpi(self, campaign: str | None, by: str) -> list[dict]:
+        """Funnel rows for `campaign` (None: all) grouped `by` (KPI_BY): {"key": group value,
+        attempts, contact_rate, rpc_rate, ptp_rate, kept_ptp_rate (0..1), promised, collected
+        (money), abandon_rate (0..1), aht_s (seconds), occupancy (0..1)}."""
+
+    def dnc_list(self) -> list[dict]:
+        """[{"e164","reason","by","at" (epoch seconds)}], newest first."""
+
+    def dnc_add(self, number: str, reason: str, by: str) -> None:
+        """Put a number on the do-not-call list; UserError for a number that is not a phone."""
+
+    def dnc_remove(self, number: str, by: str) -> None:
+        """Take a number off the list; UserError when it is not there."""
+
+    # --- technician ------------------------------------------------------------------------------
+    def lines_detail(self) -> list[dict]:
+        """[{"name","kind" (gsm|e1),"state","in_service","reason", GSM: "signal_dbm",
+        "registration","operator","imei","imsi","iccid","sim","balance"; E1: "span","link"}]."""
+
+    async def line_action(self, line: str, action: str, **kw: Any) -> dict | None:
+        """block | unblock -> None; test_call(number=...) -> {"result", ...};
+        check_balance -> {"balance", ...}. UserError for an unknown line or a bad number."""
+
+    # --- admin -----------------------------------------------------------------------------------
+    def users(self) -> list[dict]:
+        """[{"username","role","disabled","created_at"}]."""
+
+    def user_add(self, username: str, password: str, role: str) -> None:
+        """UserError on a bad name, role, short password or an existing user."""
+
+
+def contract_problems(impl: object) -> list[str]:
+    """What `impl` lacks or spells differently from Backend (empty: it keeps the contract)."""
+    problems = [] if hasattr(impl, "store") else ["store: missing"]
+    for name, member in vars(Backend).items():
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        got = getattr(impl, name, None)
+        if not callable(got):
+            problems.append(f"{name}: missing")
+            continue
+        want, have = _named_params(member)[1:], _named_params(got)
+        if have[:len(want)] != want:
+            problems.append(f"{name}: takes ({', '.join(have)}), the contract says "
+                            f"({', '.join(want)})")
+    return problems
+
+
+def _named_params(fn) -> list[str]:
+    return [p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]

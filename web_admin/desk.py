@@ -1,0 +1,95 @@
+"""The operator's desk: ready toggle, the debtor's card live over a WebSocket, outcomes, hang-up."""
+from __future__ import annotations
+
+import json
+
+import structlog
+from aiohttp import web
+
+from firmware.errors import UserError
+from web_admin.backend import DISPOSITIONS
+from web_admin.live import push_changes
+from web_admin.render import backend, call, json_error, render, secure, user
+
+log = structlog.get_logger(__name__)
+
+# Outcome buttons in the order of their keyboard shortcuts 1..9; the fields each one asks for.
+OUTCOMES = (("promise", ("amount", "date")), ("rpc", ()), ("callback", ("at",)),
+            ("refusal", ()), ("dispute", ()), ("third_party", ()), ("wrong_number", ()),
+            ("complaint", ("text",)), ("no_contact", ()))
+assert sorted(k for k, _ in OUTCOMES) == sorted(DISPOSITIONS)
+
+
+async def page(request: web.Request) -> web.Response:
+    error = None
+    try:
+        snapshot = await call(backend(request).desk, user(request)["username"])
+    except (UserError, ValueError, LookupError) as exc:
+        snapshot, error = None, str(exc)
+    return render("desk.html", request, {
+        "outcomes": OUTCOMES, "error": error,
+        "snapshot_json": json.dumps(snapshot, ensure_ascii=False, default=str)
+        .replace("</", "<\\/")})
+
+
+async def api_desk(request: web.Request) -> web.Response:
+    return secure(web.json_response(await call(backend(request).desk, user(request)["username"])))
+
+
+async def live_feed(request: web.Request) -> web.StreamResponse:
+    username = user(request)["username"]
+    desk = backend(request).desk
+    return await push_changes(request, lambda: desk(username))
+
+
+async def _body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    return body
+
+
+async def _after(request: web.Request) -> web.Response:
+    """Every desk action answers with the desk as it is now, so the page redraws at once."""
+    snapshot = await call(backend(request).desk, user(request)["username"])
+    return secure(web.json_response({"ok": True, "desk": snapshot}))
+
+
+async def ready(request: web.Request) -> web.Response:
+    body = await _body(request)
+    if not isinstance(body.get("ready"), bool):
+        return json_error("ready must be true or false")
+    await call(backend(request).desk_ready, user(request)["username"], body["ready"])
+    log.info("desk_ready", user=user(request)["username"], ready=body["ready"])
+    return await _after(request)
+
+
+async def hangup(request: web.Request) -> web.Response:
+    body = await _body(request)
+    await call(backend(request).desk_hangup, user(request)["username"],
+               str(body.get("call_id", "")))
+    log.info("desk_hangup", user=user(request)["username"], call_id=body.get("call_id"))
+    return await _after(request)
+
+
+async def disposition(request: web.Request) -> web.Response:
+    body = await _body(request)
+    kind = body.get("kind")
+    if kind not in DISPOSITIONS:
+        return json_error(f"unknown outcome {kind!r}")
+    details = body.get("details") or {}
+    if not isinstance(details, dict):
+        return json_error("details must be an object")
+    fields = dict(OUTCOMES)[kind]
+    details = {k: str(details.get(k, "")).strip() for k in fields}
+    try:
+        await call(backend(request).desk_disposition, user(request)["username"],
+                   str(body.get("call_id", "")), kind, details)
+    except (ValueError, UserError) as exc:
+        return secure(web.json_response({"error": str(exc), "kind": kind}, status=400))
+    log.info("desk_disposition", user=user(request)["username"], call_id=body.get("call_id"),
+             kind=kind)
+    return await _after(request)

@@ -1,0 +1,43 @@
+"""The technician's page: every line with SIM and network health, block/unblock, test call, balance."""
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from firmware.errors import UserError
+from web_admin.backend import LINE_ACTIONS
+from web_admin.render import backend, call, render, user
+
+log = structlog.get_logger(__name__)
+
+
+async def page(request: web.Request, *, result: dict | None = None, error: str | None = None,
+               status: int = 200) -> web.Response:
+    every = await call(backend(request).lines_detail)
+    problems = request.query.get("problems") == "1"
+    shown = [ln for ln in every if not ln.get("in_service")] if problems else every
+    return render("lines.html", request, {"lines": shown, "every": every, "problems": problems,
+                                          "result": result, "error": error}, status=status)
+
+
+async def action(request: web.Request) -> web.Response:
+    form = await request.post()
+    line, act = str(form.get("line", "")), str(form.get("action", ""))
+    if act not in LINE_ACTIONS:
+        return await page(request, error=f"unknown action {act!r}", status=400)
+    kw = {}
+    if act == "test_call":
+        number = str(form.get("number", "")).strip()
+        if not number:
+            return await page(request, error="test_call_need_number",
+                              result={"line": line, "action": act}, status=400)
+        kw["number"] = number
+    try:
+        out = await call(backend(request).line_action, line, act, **kw)
+    except (UserError, ValueError) as exc:
+        return await page(request, error=str(exc), result={"line": line, "action": act},
+                          status=400)
+    log.info("line_action", user=user(request)["username"], line=line, action=act)
+    if act in ("block", "unblock"):
+        raise web.HTTPSeeOther("/lines")
+    return await page(request, result={"line": line, "action": act, "data": out or {}})

@@ -1,0 +1,53 @@
+"""Signing in and out, and the public health check."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import structlog
+from aiohttp import web
+
+from controller import users
+from web_admin.render import BACKEND, HOME, SESSION_COOKIE, render
+
+log = structlog.get_logger(__name__)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(request.app[BACKEND].health())
+
+
+async def login_form(request: web.Request, *, error: str | None = None,
+                     status: int = 200) -> web.Response:
+    token = request.cookies.get("dialbox_login_csrf") or secrets.token_urlsafe(24)
+    resp = render("login.html", request, {"error_key": error, "login_csrf": token},
+                  status=status)
+    resp.set_cookie("dialbox_login_csrf", token, httponly=True, samesite="Strict")
+    return resp
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    cookie = request.cookies.get("dialbox_login_csrf", "")
+    if not cookie or not secrets.compare_digest(str(form.get("csrf", "")), cookie):
+        return await login_form(request, error="bad_csrf", status=403)
+    store = request.app[BACKEND].store
+    who = await asyncio.to_thread(users.verify, store, str(form.get("username", "")),
+                                  str(form.get("password", "")))
+    if who is None:
+        log.warning("login_failed", remote=request.remote)
+        return await login_form(request, error="bad_login", status=401)
+    token, _ = users.open_session(store, who["id"])
+    log.info("login", user=who["username"], role=who["role"])
+    resp = web.HTTPFound(HOME.get(who["role"], "/"))
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
+                    max_age=users.SESSION_TTL_S)
+    resp.del_cookie("dialbox_login_csrf")
+    raise resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    users.close_session(request.app[BACKEND].store, request.cookies.get(SESSION_COOKIE, ""))
+    resp = web.HTTPFound("/login")
+    resp.del_cookie(SESSION_COOKIE)
+    raise resp

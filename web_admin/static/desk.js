@@ -1,0 +1,182 @@
+// The operator's desk: the card pops when a call is put through; one click (or key 1..9) per outcome.
+"use strict";
+(function () {
+  const strings = JSON.parse(document.getElementById("strings").textContent);
+  const t = (key) => strings[key] || key;
+  const csrf = document.body.dataset.csrf;
+  const $ = (id) => document.getElementById(id);
+  let desk = JSON.parse($("desk-snapshot").textContent);
+  let busy = false;
+
+  function text(el, value) {
+    el.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
+  }
+
+  function row(cells) {
+    const tr = document.createElement("tr");
+    cells.forEach((c) => { const td = document.createElement("td"); text(td, c); tr.append(td); });
+    return tr;
+  }
+
+  function money(amount, currency) {
+    if (amount === null || amount === undefined) return "—";
+    return Number(amount).toLocaleString(document.documentElement.lang, {
+      minimumFractionDigits: 2, maximumFractionDigits: 2 }) + (currency ? " " + currency : "");
+  }
+
+  // The big state: what the operator is doing now.
+  function stateOf(d) {
+    if (!d || !d.operator) return "offline";
+    const st = d.operator.state;
+    if (st === "not_ready") return "not_ready";
+    if (st === "wrap_up" || (d.call && d.call.stage === "ended")) return "wrap_up";
+    if (st === "talking" || (d.call && d.call.stage === "bridged")) return "talking";
+    if (st === "reserved") return "reserved";
+    return "waiting";
+  }
+
+  function showError(msg) {
+    const el = $("desk-error");
+    el.textContent = msg || "";
+    el.hidden = !msg;
+  }
+
+  function render(d) {
+    desk = d;
+    if (d && d.error) { showError(d.error); return; }
+    const state = stateOf(d);
+    const box = $("desk-state");
+    box.dataset.state = state;
+    $("desk-state-text").textContent = t("desk_" + state);
+    document.title = t("desk_" + state) + " — dialbox";  // visible on the tab when in another window
+    $("desk-operator").textContent = d && d.operator ? d.operator.name + " · " + d.operator.position : "";
+    const ready = d && d.operator && d.operator.state !== "not_ready";
+    const toggle = $("ready-toggle");
+    toggle.setAttribute("aria-pressed", ready ? "true" : "false");
+    toggle.textContent = ready ? t("desk_go_not_ready") : t("desk_go_ready");
+    toggle.disabled = !d || !d.operator;
+    const call = d ? d.call : null;
+    $("hangup").disabled = !call || call.stage === "ended";
+    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call; });
+    $("card").hidden = !call;
+    $("no-card").hidden = !!call;
+    if (!call) { closeFields(); return; }
+    const a = call.account || {};
+    text($("debtor-name"), a.debtor_name);
+    text($("call-meta"), (call.inbound ? t("inbound_call") : t("outbound_call")) + " · " + call.line
+      + " · " + t("stage_" + call.stage));
+    $("debt").textContent = money(a.debt_amount, a.currency);
+    text($("dpd"), a.dpd);
+    text($("segment"), a.segment);
+    text($("region"), a.region);
+    text($("account-id"), a.account_id);
+    text($("last-outcome"), a.last_outcome ? t("out_" + a.last_outcome) : "");
+    $("flags").replaceChildren(...(a.flags || []).map((f) => {
+      const s = document.createElement("span"); s.className = "flag"; s.textContent = strings["flag_" + f] || f; return s;
+    }));
+    $("phones").replaceChildren(...(a.phones || []).map((p) => {
+      const li = document.createElement("li"); li.textContent = p.e164 + " · " + (strings["phone_" + p.kind] || p.kind || ""); return li;
+    }));
+    $("promises").replaceChildren(...(a.promises || []).map((p) =>
+      row([p.date, money(p.amount, a.currency), strings["ptp_" + p.status] || p.status])));
+    $("history").replaceChildren(...(a.history || []).map((h) =>
+      row([String(h.at).replace("T", " ").slice(0, 16), h.outcome ? t("out_" + h.outcome) : "",
+        h.operator, h.disposition])));
+  }
+
+  async function post(path, body) {
+    if (busy) return null;
+    busy = true;
+    try {
+      const r = await fetch(path, { method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body) });
+      const data = await r.json().catch(() => ({ error: t("internal_error") }));
+      if (!r.ok) return data;
+      showError("");
+      render(data.desk);
+      return data;
+    } catch (e) {
+      return { error: t("offline") };
+    } finally {
+      busy = false;
+    }
+  }
+
+  function closeFields() {
+    // keys 1..9 must work again at once, so focus leaves a field that is being hidden
+    if (document.activeElement && document.activeElement.closest("form.outcome-fields")) {
+      document.activeElement.blur();
+    }
+    document.querySelectorAll("form.outcome-fields").forEach((f) => {
+      f.hidden = true; f.reset(); f.querySelector(".field-error").textContent = "";
+    });
+    document.querySelectorAll("button.outcome").forEach((b) => b.classList.remove("chosen"));
+  }
+
+  async function dispose(kind, details, form) {
+    if (!desk || !desk.call) return;
+    const out = await post("/desk/disposition", { call_id: desk.call.call_id, kind: kind, details: details });
+    if (out && out.error) {
+      if (form) form.querySelector(".field-error").textContent = out.error; else showError(out.error);
+      return;
+    }
+    if (out) closeFields();
+  }
+
+  function choose(button) {
+    if (button.disabled) return;
+    const kind = button.dataset.kind;
+    closeFields();
+    if (!button.dataset.fields) { dispose(kind, {}, null); return; }
+    button.classList.add("chosen");
+    const form = $("fields-" + kind);
+    form.hidden = false;
+    form.querySelector("input, textarea").focus();
+  }
+
+  document.querySelectorAll("button.outcome").forEach((b) => b.addEventListener("click", () => choose(b)));
+  document.querySelectorAll("form.outcome-fields").forEach((form) => {
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const details = {};
+      new FormData(form).forEach((v, k) => { details[k] = String(v); });
+      dispose(form.dataset.kind, details, form);
+    });
+    form.querySelector("button.cancel").addEventListener("click", closeFields);
+  });
+  $("ready-toggle").addEventListener("click", async () => {
+    const ready = $("ready-toggle").getAttribute("aria-pressed") !== "true";
+    const out = await post("/desk/ready", { ready: ready });
+    if (out && out.error) showError(out.error);
+  });
+  $("hangup").addEventListener("click", async () => {
+    if (!desk || !desk.call) return;
+    const out = await post("/desk/hangup", { call_id: desk.call.call_id });
+    if (out && out.error) showError(out.error);
+  });
+  document.addEventListener("keydown", (ev) => {
+    const tag = ev.target.tagName;
+    if (ev.key === "Escape") { closeFields(); return; }
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || ev.ctrlKey || ev.altKey || ev.metaKey) {
+      return;
+    }
+    const b = document.querySelector('button.outcome[data-key="' + ev.key + '"]');
+    if (b) { ev.preventDefault(); choose(b); }
+  });
+
+  const feed = $("feed-state");
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(proto + "//" + location.host + "/desk/ws");
+    ws.onopen = () => { feed.textContent = t("live"); feed.dataset.state = "live"; };
+    ws.onmessage = (ev) => render(JSON.parse(ev.data));
+    ws.onclose = () => {
+      feed.textContent = t("offline");
+      feed.dataset.state = "offline";
+      setTimeout(connect, 2000);
+    };
+  }
+  render(desk);
+  connect();
+})();
