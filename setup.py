@@ -93,6 +93,7 @@ setup(
             "pytest-timeout>=2.3",
             "smspdudecoder>=2.2",
             "bitstring>=4.2,<5",  # smspdudecoder needs BitStream, gone in bitstring 5
+            "playwright>=1.40",  # drives the system's Chromium (never downloads a browser)
         ],
     },
     entry_points={"console_scripts": ["dialbox = dialbox.cli:main"]},

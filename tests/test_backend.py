@@ -68,3 +68,10 @@ async def test_technician_and_supervisor_views(app):
     assert app.dnc_list()[0]["e164"] == "+79161234567"
     with pytest.raises(UserError):
         app.user_add("x", "short", "operator")
+
+
+def test_the_appliance_keeps_the_web_admins_backend_contract():
+    from web_admin.backend import contract_problems
+    app = Appliance(Settings())
+    app.store = object()  # not started: only the shape of its methods is checked
+    assert contract_problems(app) == []
