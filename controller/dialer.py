@@ -153,8 +153,11 @@ class Dialer:
 
     async def _launch(self, line: str, *, reserve: bool) -> bool:
         """Place one call on ``line``; False when there is no lead (or no operator to reserve)."""
+        # A callback is kept for the operator who promised it: ask for the one who takes this call.
+        hint = self.operators.next_free() if reserve else None
         while True:
-            lead = self.store.next_lead(self.campaign_id, self.clock.wall())
+            lead = self.store.next_lead(self.campaign_id, self.clock.wall(),
+                                        operator=hint.position if hint else None)
             if lead is None:
                 return False
             if self._allowed(lead):
@@ -328,9 +331,18 @@ class Dialer:
         self._wake.set()
 
     def _usable(self, lines: list[str]) -> list[str]:
-        """Free lines not resting after repeated faults of their own."""
+        """Free lines not resting after repeated faults, nor over their SIM's calls today."""
         now = asyncio.get_running_loop().time()
-        return [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
+        lines = [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
+        limits = {ln.name: ln.details.get("calls_per_day") for ln in self.lines.lines()
+                  if ln.name in lines and ln.details.get("calls_per_day")}
+        if not limits:
+            return lines
+        wall = self.clock.wall()
+        made = dict(self.store.db.execute(
+            "SELECT line, COUNT(*) FROM attempts WHERE created_at >= ? AND state != 'line_fault' "
+            "GROUP BY line", (wall - wall % 86400,)).fetchall())
+        return [ln for ln in lines if ln not in limits or made.get(ln, 0) < limits[ln]]
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -84,12 +84,15 @@ class OperatorPool:
     def by_call(self, call_id: str) -> Operator | None:
         return next((o for o in self.ops if o.call_id == call_id), None)
 
-    def reserve(self, call_id: str) -> Operator | None:
+    def next_free(self) -> Operator | None:
+        """The operator the next reservation goes to: longest idle first, fair to people."""
         free = self.free()
-        if not free:
-            return None
-        op = min(free, key=lambda o: o.since)  # longest idle first: fair to people
-        self._set(op, RESERVED, call_id)
+        return min(free, key=lambda o: o.since) if free else None
+
+    def reserve(self, call_id: str) -> Operator | None:
+        op = self.next_free()
+        if op is not None:
+            self._set(op, RESERVED, call_id)
         return op
 
     def talking(self, op: Operator) -> None:

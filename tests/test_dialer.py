@@ -46,6 +46,9 @@ class FakeLines:
     def free_lines(self):
         return [n for n in self.names if n not in self.busy]
 
+    def lines(self):
+        return []
+
     async def dial(self, line, number, *, call_id):
         self.busy[line] = call_id
         self.dials.append((line, number, call_id))
@@ -187,3 +190,19 @@ async def test_blocked_caller_gets_busy_and_others_go_first_to_an_operator(store
     assert fl.answers == ["in-2"] and fl.dials == []  # the caller first, no outbound call
     await ops.stop()
     await d.stop()
+
+
+async def test_a_sim_over_its_calls_per_day_is_not_used(store):
+    from firmware.lineapi import LineInfo
+    import time
+    # Attempts are stamped with the real time: count them in today's real day.
+    d, fl, ops = await make(store, time.time(), operators=3, lines=2, profile="none")
+    fl.lines = lambda: [LineInfo(n, "gsm", "idle", True, details={"calls_per_day": 1})
+                        for n in fl.names]
+    await d._cycle()
+    assert sorted(x[0] for x in fl.dials) == ["l0", "l1"]
+    for line, _, cid in list(fl.dials):
+        fl.emit(CallReleased(line, cid, Outcome.BUSY, 17, "busy", 1.0, 0.0, 0))
+    await d._cycle()
+    assert len(fl.dials) == 2  # each SIM made its one call today
+    await ops.stop()

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from cext import linestate_codes as C
-from tests.gsmsim import modem_and_driver, until
+from tests.gsmsim import modem_and_driver, population, until
 
 DIALECTS = ["sim800", "sim7600", "ec25", "huawei", "generic"]
 
@@ -129,3 +129,15 @@ async def test_ussd_balance(dialect):
         assert sim.ussd_requests == ["*100#"]
         assert res["balance"] == -12.5
         assert drv.health()["balance"] == -12.5
+
+
+async def test_a_call_over_the_profiles_max_length_is_ended_by_the_box():
+    async with modem_and_driver("sim800", "answer") as (sim, drv, rec):
+        sim.population = population("answer", talk_mean_s=600)
+        drv.profile.limits["max_call_s"] = 5  # simulated seconds (0.5 s at this scale)
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        await drv.dial(0, "+79123456789")
+        await rec.wait_for(C.EV_HW_ANSWER)
+        await rec.wait_for(C.EV_HW_RELEASED, timeout=5)
+        assert sim.records[-1].ended_by == "box"
+        assert 4.0 <= sim.records[-1].talk_s < 60

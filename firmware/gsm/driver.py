@@ -77,6 +77,7 @@ class GsmModule:
         self._answered = False
         self._offered = False
         self._dial_task: asyncio.Task | None = None
+        self._call_seq = 0  # which call a max-length timer belongs to
         self._tasks: set[asyncio.Task] = set()
         self._failures = 0
         self.log = log.bind(line=name)
@@ -116,6 +117,7 @@ class GsmModule:
         if not re.fullmatch(r"\+?[0-9]{3,20}", number):
             raise UserError(f"{self.name}: cannot dial {number!r}: not a phone number")
         self._call_up, self._answered = True, False
+        self._call_seq += 1
         self._dial_task = self._spawn(self._dial(number))
 
     async def hangup(self, channel: int, cause: int = 16) -> None:
@@ -149,7 +151,7 @@ class GsmModule:
             self._released(0)
             return
         self._answered = True
-        self._emit(C.EV_HW_ANSWER)
+        self._on_answer()
 
     async def bridge(self, channel: int, position: str) -> None:
         # On the simulated gateway the cross-connect takes bridge_delay_s; a module wired to a
@@ -277,7 +279,21 @@ class GsmModule:
             self.log.warning("gsm_inbound_sms_failed", error=str(exc))
 
     def health(self, channel: int = 0) -> dict:
-        return dict(self.info, in_service=self.in_service, reason=self.reason)
+        return dict(self.info, in_service=self.in_service, reason=self.reason,
+                    calls_per_day=self.profile.limits.get("calls_per_sim_per_day"))
+
+    def _on_answer(self) -> None:
+        """Report the answer; a call over the profile's max_call_s is ended by the box."""
+        self._emit(C.EV_HW_ANSWER)
+        max_s = self.profile.limits.get("max_call_s")
+        if max_s:
+            self._spawn(self._limit_call(float(max_s), self._call_seq))
+
+    async def _limit_call(self, max_s: float, seq: int) -> None:
+        await self.clock.sleep(max_s)
+        if self._call_up and self._answered and seq == self._call_seq:
+            self.log.warning("call_over_max_length", max_call_s=max_s)
+            await self.hangup(0)
 
     async def probe(self) -> dict:
         """Open, initialise and read what the module reports (for ``dialbox modem probe``)."""
@@ -469,7 +485,7 @@ class GsmModule:
             return
         if r.final == "OK":
             self._answered = True
-            self._emit(C.EV_HW_ANSWER)
+            self._on_answer()
         else:
             await self._call_ended(_FINAL_CAUSE.get(r.final))
 
@@ -521,7 +537,7 @@ class GsmModule:
             self._emit(C.EV_HW_ALERTING)
         elif line.startswith("^CONN"):
             self._answered = True
-            self._emit(C.EV_HW_ANSWER)
+            self._on_answer()
         elif line.startswith("^CEND"):
             parts = line.split(":", 1)[1].split(",")
             cause = int(parts[3]) if len(parts) > 3 and parts[3].strip().isdigit() else None
@@ -558,7 +574,7 @@ class GsmModule:
             self._emit(C.EV_HW_ALERTING)
         elif stat == 0 and not self._answered:
             self._answered = True
-            self._emit(C.EV_HW_ANSWER)
+            self._on_answer()
         elif stat == 6:
             pass  # the final code (NO CARRIER/BUSY/...) follows and carries the meaning
 
@@ -570,6 +586,7 @@ class GsmModule:
         if self._offered:
             return
         self._offered = True
+        self._call_seq += 1
         self._call_up = True
         self._emit(C.EV_HW_INBOUND, caller=caller)
 
