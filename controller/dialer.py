@@ -26,7 +26,7 @@ from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall
 
 log = structlog.get_logger(__name__)
 
-MODES = ("progressive", "predictive")
+MODES = ("preview", "progressive", "predictive")
 # The pacer knows the abandon caps of these laws; a campaign without one still keeps the FCC's.
 _PACER_LAW = {"ru-230fz": "ru-230fz", "us-regf": "us-regf"}
 CAUSE_BUSY = 17
@@ -71,6 +71,8 @@ class Dialer:
         self._out: dict[str, _Out] = {}  # outbound calls in flight
         self._waiting: list[str] = []  # answered calls with no operator yet (oldest first)
         self._inbound: list[str] = []  # inbound calls offered, waiting for an operator
+        self.previews: dict[str, tuple] = {}  # preview id -> (lead, operator) shown, not dialed
+        self.preview_s = 8.0  # how long a simulated operator reads a card before dialing
         self._line_faults: dict[str, int] = {}  # consecutive faults per line
         self._quarantine: dict[str, float] = {}  # line -> loop time it may be used again
         self.listeners: list = []  # callables(event) for the live feed
@@ -93,6 +95,10 @@ class Dialer:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for preview_id, (lead, op) in list(self.previews.items()):
+            self.store.set_preview(lead.account_pk, False)
+            self.operators.release(op, talked=False)
+        self.previews.clear()
         self.store.set_campaign_status(self.campaign_id, "paused")
 
     def _replay_abandon_window(self) -> None:
@@ -124,6 +130,8 @@ class Dialer:
             return  # people calling in go first
         if self.mode == "progressive":
             await self._place_progressive()
+        elif self.mode == "preview":
+            self._place_previews()
         else:
             await self._place_predictive()
 
@@ -135,6 +143,66 @@ class Dialer:
                 return
             if not await self._launch(free_lines[0], reserve=True):
                 return
+
+    def _place_previews(self) -> None:
+        """Preview: each free operator gets a card; the call is placed when he says so."""
+        while self.running:
+            op = self.operators.next_free()
+            if op is None:
+                return
+            lead = self._next_allowed_lead(op)
+            if lead is None:
+                return
+            preview_id = uuid.uuid4().hex[:12]
+            self.operators.reserve(preview_id)
+            self.store.set_preview(lead.account_pk, True)
+            self.previews[preview_id] = (lead, op)
+            if not op.human:
+                self._spawn(self._simulated_preview(preview_id))
+
+    async def _simulated_preview(self, preview_id: str) -> None:
+        await self.clock.sleep(self.preview_s)
+        try:
+            await self.preview_dial(preview_id)
+        except LineError:
+            self._spawn(self._simulated_preview(preview_id))  # no line yet: read on, retry
+
+    async def preview_dial(self, preview_id: str) -> str:
+        """The operator read the card: place the call on a free line; returns the call id."""
+        if preview_id not in self.previews:
+            raise LineError("this card is no longer waiting to be dialed")
+        lines = self._usable(self.lines.free_lines())
+        if not lines:
+            raise LineError("no free line right now: try again in a moment")
+        lead, op = self.previews.pop(preview_id)
+        self.store.set_preview(lead.account_pk, False)
+        self.store.begin_attempt(self.campaign_id, lead, lines[0], preview_id, op.position)
+        self._out[preview_id] = _Out(preview_id, lines[0], self.clock.now())
+        log.info("call_placed", line=lines[0], call_id=preview_id, campaign=self.campaign_name)
+        try:
+            await self.lines.dial(lines[0], lead.number, call_id=preview_id)
+        except LineError as exc:
+            self._finish(CallReleased(lines[0], preview_id, Outcome.FAILED, None, str(exc), 0,
+                                      0, self.clock.now(), line_fault=True))
+        return preview_id
+
+    def preview_skip(self, preview_id: str, by: str) -> None:
+        """The operator passes on this card: recorded, the account due again later."""
+        item = self.previews.pop(preview_id, None)
+        if item is None:
+            return
+        lead, op = item
+        self.store.set_preview(lead.account_pk, False)
+        self.store.hold(lead.account_pk, "skipped_in_preview", f"skipped by {by}",
+                        campaign_id=self.campaign_id, until=self.clock.wall() + 3600)
+        self.operators.release(op, talked=False)
+
+    def _next_allowed_lead(self, op: Operator | None):
+        while True:
+            lead = self.store.next_lead(self.campaign_id, self.clock.wall(),
+                                        operator=op.position if op else None)
+            if lead is None or self._allowed(lead):
+                return lead
 
     async def _place_predictive(self) -> None:
         free_lines = self._usable(self.lines.free_lines())
@@ -154,14 +222,9 @@ class Dialer:
     async def _launch(self, line: str, *, reserve: bool) -> bool:
         """Place one call on ``line``; False when there is no lead (or no operator to reserve)."""
         # A callback is kept for the operator who promised it: ask for the one who takes this call.
-        hint = self.operators.next_free() if reserve else None
-        while True:
-            lead = self.store.next_lead(self.campaign_id, self.clock.wall(),
-                                        operator=hint.position if hint else None)
-            if lead is None:
-                return False
-            if self._allowed(lead):
-                break
+        lead = self._next_allowed_lead(self.operators.next_free() if reserve else None)
+        if lead is None:
+            return False
         call_id = uuid.uuid4().hex[:12]
         op = self.operators.reserve(call_id) if reserve else None
         if reserve and op is None:

@@ -685,7 +685,19 @@ class Store(ListsMixin, OutcomesMixin):
                 self.db.execute("UPDATE accounts SET status='active', next_due_at=?, "
                                 "attempts=attempts+1 WHERE id=? AND status='dialing'",
                                 (now + retry_after_s, r[0]))
+            # Cards an operator was looking at were never dialed: due again.
+            self.db.execute("UPDATE accounts SET status='active' WHERE status='preview'")
         return len(rows)
+
+    def set_preview(self, account_pk: int, previewing: bool) -> None:
+        """An operator is looking at this account's card (preview mode): nobody else dials it."""
+        with self.tx():
+            if previewing:
+                self.db.execute("UPDATE accounts SET status='preview', updated_at=? WHERE id=? "
+                                "AND status='active'", (time.time(), account_pk))
+            else:
+                self.db.execute("UPDATE accounts SET status='active', updated_at=? WHERE id=? "
+                                "AND status='preview'", (time.time(), account_pk))
 
     def counters(self, campaign_id: int) -> dict:
         rows = self.db.execute(

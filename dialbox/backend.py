@@ -39,6 +39,11 @@ class BackendMixin:
                                             "state": op.state}, "call": None}
         if op.call_id is None:
             return out
+        preview = self.dialer.previews.get(op.call_id)
+        if preview is not None:
+            out["call"] = {"call_id": op.call_id, "line": None, "stage": "preview",
+                           "inbound": False, "account": self._card(preview[0].account_pk)}
+            return out
         call = {"call_id": op.call_id, "line": None, "stage": "ended", "inbound": False,
                 "account": None}
         for ln in self.lines.lines():
@@ -88,6 +93,23 @@ class BackendMixin:
 
     async def desk_ready(self, username: str, ready: bool) -> None:
         self.operators.set_ready(self._seat(username), ready)
+
+    async def desk_dial(self, username: str, call_id: str) -> None:
+        """Preview mode: the operator read the card and places the call."""
+        op = self._seat(username)
+        if op.call_id != call_id or call_id not in self.dialer.previews:
+            raise UserError("this card is no longer waiting to be dialed")
+        try:
+            await self.dialer.preview_dial(call_id)
+        except LineError as exc:
+            raise UserError(str(exc)) from None
+
+    async def desk_skip(self, username: str, call_id: str) -> None:
+        """Preview mode: the operator passes on this card (recorded; due again in an hour)."""
+        op = self._seat(username)
+        if op.call_id != call_id or call_id not in self.dialer.previews:
+            raise UserError("this card is no longer waiting to be dialed")
+        self.dialer.preview_skip(call_id, username)
 
     async def desk_hangup(self, username: str, call_id: str) -> None:
         op = self._seat(username)

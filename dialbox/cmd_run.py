@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--compliance", default="ru-230fz", metavar="PROFILE",
                    help="compliance profile of the demo campaign: ru-230fz (default), us-regf, "
                         "or none (only for demos outside legal hours)")
-    p.add_argument("--mode", default="progressive", choices=("progressive", "predictive"),
+    p.add_argument("--mode", default="progressive", choices=("preview", "progressive", "predictive"),
                    help="dialing mode of the demo campaign (default progressive)")
     p.add_argument("--seed", type=int, help="random seed of the simulation")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

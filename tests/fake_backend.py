@@ -88,7 +88,7 @@ class FakeBackend:
                             "history": [{"at": "2026-10-20T14:05:00", "outcome": "callback",
                                          "operator": "Оператор 2", "disposition": "просил позже"}]}}
         self.desk_calls[username] = call
-        self.operators[username]["state"] = "talking"
+        self.operators[username]["state"] = "reserved" if stage == "preview" else "talking"
         return call
 
     async def desk_ready(self, username, ready):
@@ -102,6 +102,19 @@ class FakeBackend:
         if call is None or call["call_id"] != call_id:
             raise ValueError("this call is no longer yours")
         return call
+
+    async def desk_dial(self, username, call_id):
+        self.calls.append(("desk_dial", username, call_id))
+        call = self._call(username, call_id)
+        if call["stage"] != "preview":
+            raise UserError("this card is no longer waiting to be dialed")
+        call["stage"] = "ringing"
+
+    async def desk_skip(self, username, call_id):
+        self.calls.append(("desk_skip", username, call_id))
+        self._call(username, call_id)
+        self.desk_calls.pop(username, None)
+        self.operators[username]["state"] = "free"
 
     async def desk_hangup(self, username, call_id):
         self.calls.append(("desk_hangup", username, call_id))

@@ -75,3 +75,31 @@ def test_the_appliance_keeps_the_web_admins_backend_contract():
     app = Appliance(Settings())
     app.store = object()  # not started: only the shape of its methods is checked
     assert contract_problems(app) == []
+
+
+@pytest.mark.slow
+async def test_preview_mode_card_first_then_the_call(tmp_path):
+    a = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
+                           seed=8, compliance="none", mode="preview"))
+    await a.start()
+    try:
+        users.add(a.store, "olga", "olga-password-1", role="operator")
+        await a.desk_ready("olga", True)
+        await _wait(lambda: (a.desk("olga")["call"] or {}).get("stage") == "preview")
+        first = a.desk("olga")["call"]
+        assert first["account"]["account_id"].startswith("DEMO-")
+        assert a.store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
+        await a.desk_skip("olga", first["call_id"])
+        code = a.store.db.execute("SELECT code FROM decisions ORDER BY id DESC").fetchone()[0]
+        assert code == "skipped_in_preview"
+        await _wait(lambda: (a.desk("olga")["call"] or {}).get("stage") == "preview")
+        second = a.desk("olga")["call"]
+        assert second["account"]["account_id"] != first["account"]["account_id"]
+        await a.desk_dial("olga", second["call_id"])
+        row = a.store.db.execute("SELECT operator, number FROM attempts").fetchone()
+        assert row["operator"] == "desk-olga"
+        assert row["number"] == second["account"]["phones"][0]["e164"]
+        with pytest.raises(UserError):
+            await a.desk_dial("olga", second["call_id"])  # dialed already
+    finally:
+        await a.stop()

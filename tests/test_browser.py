@@ -134,6 +134,24 @@ async def test_desk_pops_the_card_and_records_a_promise(open_page, served):
     await expect(state).to_have_text("Ожидание звонка")  # ready again after the outcome
 
 
+async def test_preview_card_then_call_or_skip(open_page, served):
+    _, fake = served
+    fake.operators["olga"]["state"] = "reserved"
+    fake.put_call("olga", call_id="p-1", stage="preview")
+    page = await open_page("operator")
+    state = page.locator("#desk-state-text")
+    await expect(state).to_have_text("Карточка: позвоните, когда будете готовы")
+    await expect(page.locator("#hangup")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Обещание оплаты")).to_be_disabled()
+    await page.get_by_role("button", name="Позвонить").click()
+    await _wait_for(lambda: ("desk_dial", "olga", "p-1") in fake.calls, page)
+    await expect(page.locator("#dial")).to_be_hidden()
+    fake.put_call("olga", call_id="p-2", stage="preview")
+    await page.get_by_role("button", name="Пропустить").click()
+    await _wait_for(lambda: ("desk_skip", "olga", "p-2") in fake.calls, page)
+    await expect(page.locator("#card")).to_be_hidden()
+
+
 async def test_desk_keyboard_hangup_wrap_up_and_outcome(open_page, served):
     _, fake = served
     fake.operators["olga"]["state"] = "free"

@@ -35,6 +35,8 @@ ROUTES = (
     ("GET", "/desk/ws", desk.live_feed, "desk_ws", DESK),
     ("POST", "/desk/ready", desk.ready, "desk_ready", DESK),
     ("POST", "/desk/hangup", desk.hangup, "desk_hangup", DESK),
+    ("POST", "/desk/dial", desk.dial, "desk_dial", DESK),
+    ("POST", "/desk/skip", desk.skip, "desk_skip", DESK),
     ("POST", "/desk/disposition", desk.disposition, "desk_disposition", DESK),
     ("GET", "/campaigns", supervisor.campaigns, "campaigns", STAFF),
     ("POST", "/campaigns/action", supervisor.campaign_action, "campaign_action", STAFF),

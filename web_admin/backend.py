@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 OPERATOR_STATES = ("free", "reserved", "talking", "wrap_up", "not_ready")
-CALL_STAGES = ("ringing", "answered", "bridged", "ended")
+CALL_STAGES = ("preview", "ringing", "answered", "bridged", "ended")
 DISPOSITIONS = ("rpc", "promise", "callback", "refusal", "dispute", "third_party",
                 "wrong_number", "complaint", "no_contact")
 CAMPAIGN_ACTIONS = ("start", "pause")
@@ -52,6 +52,13 @@ class Backend(Protocol):
 
     async def desk_ready(self, username: str, ready: bool) -> None:
         """Ready (free, takes calls) or not ready (no calls are put through)."""
+
+    async def desk_dial(self, username: str, call_id: str) -> None:
+        """Preview mode: place the call of the card shown (stage "preview"); UserError when
+        the card is gone or no line is free."""
+
+    async def desk_skip(self, username: str, call_id: str) -> None:
+        """Preview mode: pass on the card shown; the operator gets the next one."""
 
     async def desk_hangup(self, username: str, call_id: str) -> None:
         """Hang up this operator's call; the operator goes to wrap-up."""

@@ -75,6 +75,27 @@ async def hangup(request: web.Request) -> web.Response:
     return await _after(request)
 
 
+async def dial(request: web.Request) -> web.Response:
+    """Preview mode: place the call of the card on the desk."""
+    return await _preview_action(request, "desk_dial")
+
+
+async def skip(request: web.Request) -> web.Response:
+    """Preview mode: pass on the card; the next one comes."""
+    return await _preview_action(request, "desk_skip")
+
+
+async def _preview_action(request: web.Request, method: str) -> web.Response:
+    body = await _body(request)
+    try:
+        await call(getattr(backend(request), method), user(request)["username"],
+                   str(body.get("call_id", "")))
+    except UserError as exc:
+        return secure(web.json_response({"error": str(exc)}, status=400))
+    log.info(method, user=user(request)["username"], call_id=body.get("call_id"))
+    return await _after(request)
+
+
 async def disposition(request: web.Request) -> web.Response:
     body = await _body(request)
     kind = body.get("kind")

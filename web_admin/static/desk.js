@@ -29,6 +29,7 @@
     if (!d || !d.operator) return "offline";
     const st = d.operator.state;
     if (st === "not_ready") return "not_ready";
+    if (d.call && d.call.stage === "preview") return "preview";
     if (st === "wrap_up" || (d.call && d.call.stage === "ended")) return "wrap_up";
     if (st === "talking" || (d.call && d.call.stage === "bridged")) return "talking";
     if (st === "reserved") return "reserved";
@@ -56,8 +57,12 @@
     toggle.textContent = ready ? t("desk_go_not_ready") : t("desk_go_ready");
     toggle.disabled = !d || !d.operator;
     const call = d ? d.call : null;
+    const previewing = !!call && call.stage === "preview";
+    $("dial").hidden = !previewing;
+    $("skip").hidden = !previewing;
+    $("hangup").hidden = previewing;
     $("hangup").disabled = !call || call.stage === "ended";
-    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call; });
+    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call || previewing; });
     $("card").hidden = !call;
     $("no-card").hidden = !!call;
     if (!call) { closeFields(); return; }
@@ -150,6 +155,13 @@
     const out = await post("/desk/ready", { ready: ready });
     if (out && out.error) showError(out.error);
   });
+  for (const [id, path] of [["dial", "/desk/dial"], ["skip", "/desk/skip"]]) {
+    $(id).addEventListener("click", async () => {
+      if (!desk || !desk.call) return;
+      const out = await post(path, { call_id: desk.call.call_id });
+      if (out && out.error) showError(out.error);
+    });
+  }
   $("hangup").addEventListener("click", async () => {
     if (!desk || !desk.call) return;
     const out = await post("/desk/hangup", { call_id: desk.call.call_id });
