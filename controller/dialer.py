@@ -66,6 +66,7 @@ class Dialer:
         self.last_decision = None
         self.held = 0  # decisions not to dial, this run
         self.running = False
+        self._stopping = False
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._out: dict[str, _Out] = {}  # outbound calls in flight
@@ -83,12 +84,14 @@ class Dialer:
 
     async def start(self) -> None:
         self.running = True
+        self._stopping = False
         self.store.set_campaign_status(self.campaign_id, "running")
         self._replay_abandon_window()
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
         self.running = False
+        self._stopping = True  # calls hung up from now on were cut short by us
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -388,6 +391,9 @@ class Dialer:
             self._wake.set()
             return
         self._line_faults.pop(ev.line, None)
+        if self._stopping and ev.outcome != Outcome.ANSWERED:
+            self.store.interrupt_attempt(ev.call_id, "the box stopped while the call rang")
+            return
         self.store.finish_attempt(ev.call_id, outcome=ev.outcome.value, q850=ev.q850,
                                   reason=ev.reason, ring_s=ev.ring_s, talk_s=ev.talk_s,
                                   abandoned=ev.abandoned, retry_scale=1 / self.clock.scale)

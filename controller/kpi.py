@@ -54,6 +54,7 @@ def funnel(store: Store, campaign_id: int, *, by: str = "campaign", since: float
                AVG(CASE WHEN {_CONTACT} THEN a.talk_s + COALESCE(a.wrap_s, 0) END) AS aht_s
         FROM attempts a LEFT JOIN d ON d.call_id=a.call_id LEFT JOIN p ON p.call_id=a.call_id
         WHERE a.campaign_id=? AND a.created_at>=? AND a.created_at<?
+              AND a.state != 'line_fault'  -- our own line refused it: never placed
         GROUP BY k ORDER BY k"""
     args = (utc_offset_s,) if by == "day" else ()
     rows = store.db.execute(sql, (campaign_id, campaign_id, *args, campaign_id, since, until))

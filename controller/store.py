@@ -689,6 +689,19 @@ class Store(ListsMixin, OutcomesMixin):
             self.db.execute("UPDATE accounts SET status='active' WHERE status='preview'")
         return len(rows)
 
+    def interrupt_attempt(self, call_id: str, reason: str) -> None:
+        """The box stopped while this call was still ringing: no outcome; due again later."""
+        now = time.time()
+        with self.tx():
+            row = self.db.execute("SELECT account_pk FROM attempts WHERE call_id=? AND "
+                                  "state='dialing'", (call_id,)).fetchone()
+            if row is None:
+                return
+            self.db.execute("UPDATE attempts SET state='interrupted', ended_at=?, reason=? "
+                            "WHERE call_id=?", (now, reason, call_id))
+            self.db.execute("UPDATE accounts SET status='active', next_due_at=?, updated_at=? "
+                            "WHERE id=? AND status='dialing'", (now + 900, now, row[0]))
+
     def set_preview(self, account_pk: int, previewing: bool) -> None:
         """An operator is looking at this account's card (preview mode): nobody else dials it."""
         with self.tx():
