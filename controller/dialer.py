@@ -58,6 +58,7 @@ class Dialer:
         self.campaign_id = campaign_id
         self.campaign_name = campaign_name
         self.mode = mode
+        self.reserve_inbound = reserve_inbound  # operators kept free for debtors calling back
         self.compliance = compliance.get_profile(compliance_profile)
         law = _PACER_LAW.get(self.compliance.name, "us-regf")
         self.pacer = Pacer(PacerConfig(mode="predictive" if mode == "predictive" else
@@ -142,7 +143,7 @@ class Dialer:
     async def _place_progressive(self) -> None:
         while self.running:
             free_lines = self._usable(self.lines.free_lines())
-            if not free_lines or not self.operators.free():
+            if not free_lines or len(self.operators.free()) <= self.reserve_inbound:
                 return
             if not await self._launch(free_lines[0], reserve=True):
                 return
@@ -151,7 +152,7 @@ class Dialer:
         """Preview: each free operator gets a card; the call is placed when he says so."""
         while self.running:
             op = self.operators.next_free()
-            if op is None:
+            if op is None or len(self.operators.free()) <= self.reserve_inbound:
                 return
             lead = self._next_allowed_lead(op)
             if lead is None:

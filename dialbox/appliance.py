@@ -47,6 +47,7 @@ class Settings:
     wrap_mean_s: float = 10.0
     compliance: str = "ru-230fz"
     mode: str = "progressive"
+    reserve_inbound: int = 0  # blended mode: operators kept free for inbound calls
     sms_interval_s: float = 60.0  # how often SMS reminders due are looked for (clock seconds)
 
 
@@ -121,7 +122,8 @@ class Appliance(BackendMixin):
             self.operators.on_sim_wrap = self._sim_disposition
         self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
                              campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
-                             compliance_profile=s.compliance, mode=s.mode)
+                             compliance_profile=s.compliance, mode=s.mode,
+                             reserve_inbound=s.reserve_inbound)
         await self.dialer.start()
         from controller.sms import SmsReminders
         self.sms = SmsReminders(self.store, self.lines, self.clock, campaign_id=campaign_id,

@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
                         "or none (only for demos outside legal hours)")
     p.add_argument("--mode", default="progressive", choices=("preview", "progressive", "predictive"),
                    help="dialing mode of the demo campaign (default progressive)")
+    p.add_argument("--reserve-inbound", type=int, default=0, metavar="N",
+                   help="blended mode: keep N operators free for debtors calling back")
     p.add_argument("--seed", type=int, help="random seed of the simulation")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.set_defaults(func=run)
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     logsetup.configure(args.log_level)
     settings = Settings(simulate=args.simulate, profiles=tuple(args.profile), operators=args.operators,
                         data=args.data, time_scale=args.time_scale, calllist=args.calllist,
-                        seed=args.seed, compliance=args.compliance, mode=args.mode)
+                        seed=args.seed, compliance=args.compliance, mode=args.mode,
+                        reserve_inbound=args.reserve_inbound)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     appliance = Appliance(settings)

@@ -206,3 +206,16 @@ async def test_a_sim_over_its_calls_per_day_is_not_used(store):
     await d._cycle()
     assert len(fl.dials) == 2  # each SIM made its one call today
     await ops.stop()
+
+
+async def test_blended_reserve_keeps_operators_free_for_inbound(store):
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=3, lines=4)
+    d.reserve_inbound = 1
+    await d._cycle()
+    assert len(fl.dials) == 2 and len(ops.free()) == 1  # one kept for a debtor calling back
+    from firmware.lineapi import InboundCall
+    fl.emit(InboundCall("l3", "in-9", "+79161234567", 0))
+    await d._cycle()
+    assert fl.answers == ["in-9"]
+    await ops.stop()
+    await d.stop()
