@@ -132,37 +132,69 @@ class Dialer:
         self._hand_waiting()
         if self._inbound:
             return  # people calling in go first
-        if self.mode == "progressive":
-            await self._place_progressive()
-        elif self.mode == "preview":
-            self._place_previews()
-        else:
-            await self._place_predictive()
+        await self._place()
+
+    def mode_of(self, lead) -> str:
+        """The lead's segment strategy decides the mode; the campaign's mode by default."""
+        return self.store.strategy(self.campaign_id, lead.segment).mode or self.mode
 
     # --- placing calls ----------------------------------------------------------------------
-    async def _place_progressive(self) -> None:
-        while self.running:
-            free_lines = self._usable(self.lines.free_lines())
-            if not free_lines or len(self.operators.free()) <= self.reserve_inbound:
-                return
-            if not await self._launch(free_lines[0], reserve=True):
-                return
+    async def _place(self) -> None:
+        """Leads in priority order, each in its segment's mode: preview, progressive, predictive.
 
-    def _place_previews(self) -> None:
-        """Preview: each free operator gets a card; the call is placed when he says so."""
-        while self.running:
-            op = self.operators.next_free()
-            if op is None or len(self.operators.free()) <= self.reserve_inbound:
-                return
-            lead = self._next_allowed_lead(op)
-            if lead is None:
-                return
-            preview_id = uuid.uuid4().hex[:12]
-            self.operators.reserve(preview_id)
-            self.store.set_preview(lead.account_pk, True)
-            self.previews[preview_id] = (lead, op)
-            if not op.human:
-                self._spawn(self._simulated_preview(preview_id))
+        Preview and progressive take a free operator for the lead (beyond the inbound reserve);
+        predictive leads are launched while the pacer's budget for this instant lasts.
+        """
+        budget: int | None = None
+        reserve = False
+        launched = 0
+        try:
+            while self.running:
+                free_lines = self._usable(self.lines.free_lines())
+                op = self.operators.next_free()
+                spare_op = op is not None and len(self.operators.free()) > self.reserve_inbound
+                if not free_lines and not spare_op:
+                    return
+                # A callback is kept for the operator who promised it: say who takes the call.
+                lead = self._next_allowed_lead(op if spare_op else None)
+                if lead is None:
+                    return
+                mode = self.mode_of(lead)
+                if mode == "preview":
+                    if not spare_op:
+                        return
+                    self._preview(lead)
+                    continue
+                if mode == "progressive":
+                    if not spare_op or not free_lines:
+                        return
+                    await self._launch(free_lines[0], lead, reserve=True)
+                    continue
+                if budget is None:
+                    decision = self.pacer.decide(self.floor(len(free_lines)), self.clock.now())
+                    if decision.fallback != getattr(self.last_decision, "fallback", None):
+                        log.info("pacing_mode", campaign=self.campaign_name,
+                                 mode=decision.mode, reason=decision.reason)
+                    self.last_decision = decision
+                    budget = decision.n_calls
+                    reserve = decision.mode != "predictive"  # the pacer's own fallback
+                if budget <= 0 or not free_lines or (reserve and not spare_op):
+                    return
+                await self._launch(free_lines[0], lead, reserve=reserve)
+                budget -= 1
+                launched += 1
+        finally:
+            if launched:
+                self.pacer.observe_launched(self.clock.now(), launched)
+
+    def _preview(self, lead) -> None:
+        """Show the card to the next free operator; the call waits for his word."""
+        preview_id = uuid.uuid4().hex[:12]
+        op = self.operators.reserve(preview_id)
+        self.store.set_preview(lead.account_pk, True)
+        self.previews[preview_id] = (lead, op)
+        if op is not None and not op.human:
+            self._spawn(self._simulated_preview(preview_id))
 
     async def _simulated_preview(self, preview_id: str) -> None:
         await self.clock.sleep(self.preview_s)
@@ -208,27 +240,8 @@ class Dialer:
             if lead is None or self._allowed(lead):
                 return lead
 
-    async def _place_predictive(self) -> None:
-        free_lines = self._usable(self.lines.free_lines())
-        decision = self.pacer.decide(self.floor(len(free_lines)), self.clock.now())
-        if decision.fallback != getattr(self.last_decision, "fallback", None):
-            log.info("pacing_mode", campaign=self.campaign_name, mode=decision.mode,
-                     reason=decision.reason)
-        self.last_decision = decision
-        launched = 0
-        for line in free_lines[:decision.n_calls]:
-            if not self.running or not await self._launch(line, reserve=decision.mode != "predictive"):
-                break
-            launched += 1
-        if launched:
-            self.pacer.observe_launched(self.clock.now(), launched)
-
-    async def _launch(self, line: str, *, reserve: bool) -> bool:
-        """Place one call on ``line``; False when there is no lead (or no operator to reserve)."""
-        # A callback is kept for the operator who promised it: ask for the one who takes this call.
-        lead = self._next_allowed_lead(self.operators.next_free() if reserve else None)
-        if lead is None:
-            return False
+    async def _launch(self, line: str, lead, *, reserve: bool) -> bool:
+        """Place one call to ``lead`` on ``line``; False when no operator could be reserved."""
         call_id = uuid.uuid4().hex[:12]
         op = self.operators.reserve(call_id) if reserve else None
         if reserve and op is None:

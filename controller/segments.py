@@ -24,7 +24,7 @@ class Strategy:
     max_attempts: int | None = None  # None: the campaign's max_attempts
     retry_s: dict = field(default_factory=dict)  # outcome -> seconds, over DEFAULT_RETRY_S
     priority: int = 0
-    mode: str = "progressive"
+    mode: str | None = None  # None: the campaign's dialing mode
     sms_rules: tuple[str, ...] = ()
 
     def retry_delay(self, outcome: str) -> float:
@@ -46,7 +46,7 @@ class Strategy:
         if bad or not s.phone_order:
             raise UserError(f"{where}: phone_order {list(s.phone_order)} must name phone types "
                             f"from {PHONE_KINDS}")
-        if s.mode not in MODES:
+        if s.mode is not None and s.mode not in MODES:
             raise UserError(f"{where}: mode {s.mode!r} is not one of {MODES}")
         if s.attempts_per_day < 1 or (s.max_attempts is not None and s.max_attempts < 1):
             raise UserError(f"{where}: attempts_per_day and max_attempts must be at least 1")

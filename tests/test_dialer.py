@@ -148,8 +148,8 @@ async def test_none_profile_dials_at_night_only_by_explicit_choice(store):
 async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store):
     d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
     d.mode = "predictive"
-    await d._launch("l0", reserve=False)
-    await d._launch("l1", reserve=False)
+    await d._launch("l0", d._next_allowed_lead(None), reserve=False)
+    await d._launch("l1", d._next_allowed_lead(None), reserve=False)
     (l0, _, c0), (l1, _, c1) = fl.dials
     ops.reserve(c0)  # the only operator takes the first answer
     fl.emit(CallProgress(l0, c0, CallStage.ANSWERED, 0))
@@ -166,7 +166,7 @@ async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store
 
 async def test_abandoned_answer_is_recorded_and_counted_by_the_pacer(store):
     d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
-    await d._launch("l0", reserve=False)
+    await d._launch("l0", d._next_allowed_lead(None), reserve=False)
     line, _, cid = fl.dials[0]
     ops.reserve("someone-else")
     fl.emit(CallProgress(line, cid, CallStage.ANSWERED, 0))
@@ -217,5 +217,21 @@ async def test_blended_reserve_keeps_operators_free_for_inbound(store):
     fl.emit(InboundCall("l3", "in-9", "+79161234567", 0))
     await d._cycle()
     assert fl.answers == ["in-9"]
+    await ops.stop()
+    await d.stop()
+
+
+async def test_each_segment_dials_in_its_own_mode(store):
+    from controller.segments import Segment, Strategy
+    store.db.execute("UPDATE accounts SET region='VIP' WHERE account_id IN ('A0', 'A1')")
+    store.set_segments(1, [Segment("vip", {"region": ["VIP"]}, Strategy(mode="preview",
+                                                                          priority=10)),
+                           Segment("rest", {}, Strategy())])
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=3, lines=4)
+    await d._cycle()
+    previewed = sorted(lead.account_id for lead, _ in d.previews.values())
+    assert previewed == ["A0", "A1"]  # the preview segment's cards wait for their operators
+    assert len(fl.dials) == 1  # the third operator dials the rest progressively
+    assert d.mode_of(d.previews[next(iter(d.previews))][0]) == "preview"
     await ops.stop()
     await d.stop()
