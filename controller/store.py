@@ -662,16 +662,26 @@ class Store(ListsMixin, OutcomesMixin):
 
     def requeue_attempt(self, call_id: str, reason: str) -> None:
         """Our own line failed the call: not an attempt on the debtor; he is due again now."""
+        self._close_open_attempt(call_id, "line_fault", reason, due_in_s=0.0)
+
+    def interrupt_attempt(self, call_id: str, reason: str) -> None:
+        """The box stopped while this call was still ringing: no outcome; due again later."""
+        self._close_open_attempt(call_id, "interrupted", reason, due_in_s=900.0)
+
+    def _close_open_attempt(self, call_id: str, state: str, reason: str, *,
+                            due_in_s: float) -> None:
         now = time.time()
         with self.tx():
             row = self.db.execute("SELECT account_pk FROM attempts WHERE call_id=? AND "
                                   "state='dialing'", (call_id,)).fetchone()
             if row is None:
                 return
-            self.db.execute("UPDATE attempts SET state='line_fault', ended_at=?, outcome='failed', "
-                            "reason=? WHERE call_id=?", (now, reason, call_id))
-            self.db.execute("UPDATE accounts SET status='active', updated_at=? WHERE id=? AND "
-                            "status='dialing'", (now, row[0]))
+            self.db.execute("UPDATE attempts SET state=?, ended_at=?, reason=?, outcome=CASE "
+                            "WHEN ?='line_fault' THEN 'failed' ELSE outcome END WHERE call_id=?",
+                            (state, now, reason, state, call_id))
+            self.db.execute("UPDATE accounts SET status='active', next_due_at=MAX(next_due_at, ?),"
+                            " updated_at=? WHERE id=? AND status='dialing'",
+                            (now + due_in_s, now, row[0]))
 
     def recover_interrupted(self, retry_after_s: float = 900) -> int:
         """After a crash or power cut: close attempts left open; never redial them at once."""
@@ -688,19 +698,6 @@ class Store(ListsMixin, OutcomesMixin):
             # Cards an operator was looking at were never dialed: due again.
             self.db.execute("UPDATE accounts SET status='active' WHERE status='preview'")
         return len(rows)
-
-    def interrupt_attempt(self, call_id: str, reason: str) -> None:
-        """The box stopped while this call was still ringing: no outcome; due again later."""
-        now = time.time()
-        with self.tx():
-            row = self.db.execute("SELECT account_pk FROM attempts WHERE call_id=? AND "
-                                  "state='dialing'", (call_id,)).fetchone()
-            if row is None:
-                return
-            self.db.execute("UPDATE attempts SET state='interrupted', ended_at=?, reason=? "
-                            "WHERE call_id=?", (now, reason, call_id))
-            self.db.execute("UPDATE accounts SET status='active', next_due_at=?, updated_at=? "
-                            "WHERE id=? AND status='dialing'", (now + 900, now, row[0]))
 
     def set_preview(self, account_pk: int, previewing: bool) -> None:
         """An operator is looking at this account's card (preview mode): nobody else dials it."""
