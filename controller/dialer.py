@@ -297,11 +297,9 @@ class Dialer:
     # --- answers to operators ---------------------------------------------------------------
     def _hand_waiting(self) -> None:
         """Give answered calls still inside the bridge deadline to operators now free."""
-        while self._waiting:
-            op = self.operators.reserve(self._waiting[0])
-            if op is None:
-                return
-            call_id = self._waiting.pop(0)
+        while self._waiting and self.operators.next_free() is not None:
+            call_id = self._waiting.pop(0)  # taken off before reserving: no one else hands it
+            op = self.operators.reserve(call_id)
             self.store.assign_operator(call_id, op.position)
             self._spawn(self._bridge(call_id, op))
 
@@ -312,11 +310,9 @@ class Dialer:
             log.warning("bridge_failed", call_id=call_id, error=str(exc))
 
     async def _serve_inbound(self) -> None:
-        while self._inbound:
-            op = self.operators.reserve(self._inbound[0])
-            if op is None:
-                return
+        while self._inbound and self.operators.next_free() is not None:
             call_id = self._inbound.pop(0)
+            op = self.operators.reserve(call_id)
             try:
                 await self.lines.answer(call_id)
             except LineError as exc:  # the caller gave up
@@ -324,8 +320,8 @@ class Dialer:
                 self.operators.release(op, talked=False)
 
     def _on_operators(self) -> None:
-        if self._waiting or self._inbound:
-            self._hand_waiting()
+        # Called from inside the pool's state changes: never reserve from here (re-entrant);
+        # the loop wakes at once and hands waiting answers over well inside the 2 s deadline.
         self._wake.set()
 
     def _on_wrap_end(self, op: Operator, wrap_s: float) -> None:

@@ -156,6 +156,8 @@ async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store
     fl.emit(CallProgress(l1, c1, CallStage.ANSWERED, 0))
     assert d._waiting == [c1]  # nobody free for the second: it waits inside the deadline
     fl.emit(CallReleased(l0, c0, Outcome.ANSWERED, 16, "normal", 1.0, 0.0, 0))  # no talk
+    assert d._wake.is_set()  # the loop is woken to hand the waiting answer over
+    d._hand_waiting()
     await asyncio.sleep(0)
     assert d._waiting == [] and fl.bridges[-1][0] == c1
     assert store.db.execute("SELECT operator FROM attempts WHERE call_id=?",

@@ -216,6 +216,16 @@ async def test_predictive_campaign_dials_by_the_pacer_over_gsm_and_e1(tmp_path):
         for r in rows:
             if r["outcome"] == "answered" and not r["abandoned"]:
                 assert r["operator"] and r["operator"].startswith("pos")
+        answered = sum(1 for r in rows if r["outcome"] == "answered")
+        abandoned = sum(1 for r in rows if r["abandoned"])
+        assert abandoned <= max(2, 0.1 * answered), (abandoned, answered)
+        # Nobody is left reserved for a call that is gone.
+        await app.dialer.stop()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while any(o.state != "free" for o in app.operators.ops):
+            assert loop.time() < end, app.operators.snapshot()
+            await asyncio.sleep(0.1)
     finally:
         await app.stop()
 
