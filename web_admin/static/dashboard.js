@@ -55,16 +55,5 @@
     });
   }
 
-  function connect() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/ws");
-    ws.onopen = () => { feed.textContent = t("live"); feed.dataset.state = "live"; };
-    ws.onmessage = (ev) => render(JSON.parse(ev.data));
-    ws.onclose = () => {
-      feed.textContent = t("offline");
-      feed.dataset.state = "offline";
-      setTimeout(connect, 2000);
-    };
-  }
-  connect();
+  window.dialboxLive("/ws", render, feed, t);
 })();

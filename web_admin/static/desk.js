@@ -178,17 +178,6 @@
   });
 
   const feed = $("feed-state");
-  function connect() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/desk/ws");
-    ws.onopen = () => { feed.textContent = t("live"); feed.dataset.state = "live"; };
-    ws.onmessage = (ev) => render(JSON.parse(ev.data));
-    ws.onclose = () => {
-      feed.textContent = t("offline");
-      feed.dataset.state = "offline";
-      setTimeout(connect, 2000);
-    };
-  }
   render(desk);
-  connect();
+  window.dialboxLive("/desk/ws", render, feed, t);
 })();
