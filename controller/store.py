@@ -237,6 +237,25 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX sms_account ON sms_messages (account_pk, created_at);
     CREATE INDEX sms_line_day ON sms_messages (line, created_at);
     """,
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        who TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        object TEXT NOT NULL,
+        key TEXT NOT NULL DEFAULT '',
+        action TEXT NOT NULL,
+        before TEXT,
+        after TEXT
+    );
+    CREATE INDEX audit_object ON audit_log (object, key);
+    CREATE INDEX audit_at ON audit_log (at);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
