@@ -19,10 +19,7 @@ def record(store, *, who: str, action: str, obj: str, key: str = "", before: Any
     """Append one entry; returns its id. ``source`` is where from (an address, ``console``, ``cli``)."""
     if obj not in OBJECTS:
         raise ValueError(f"audit: unknown object kind {obj!r}")
-    now = store.clock.wall() if at is None and getattr(store, "clock", None) else at
-    if now is None:
-        import time
-        now = time.time()
+    now = store.clock.wall() if at is None else at
     cur = store.db.execute(
         "INSERT INTO audit_log (at, who, source, object, key, action, before, after) "
         "VALUES (?,?,?,?,?,?,?,?)",

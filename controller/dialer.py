@@ -9,7 +9,6 @@ outbound call is launched; blocked callers get busy.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -107,7 +106,7 @@ class Dialer:
 
     def _replay_abandon_window(self) -> None:
         """The pacer's window survives restarts: stored live answers and abandons go back in."""
-        wall, now = time.time(), self.clock.now()
+        wall, now = self.clock.wall(), self.clock.now()
         since = wall - self.pacer.config.window_s / self.clock.scale
         for created, abandoned in self.store.db.execute(
                 "SELECT created_at, abandoned FROM attempts WHERE campaign_id=? AND "
@@ -396,7 +395,7 @@ class Dialer:
             self.store.requeue_attempt(ev.call_id, ev.reason)
             n = self._line_faults[ev.line] = self._line_faults.get(ev.line, 0) + 1
             if n >= 2:
-                self._quarantine[ev.line] = asyncio.get_running_loop().time() + min(60, 5 * n)
+                self._quarantine[ev.line] = self.clock.now() + min(60, 5 * n)
                 log.warning("line_rested_after_faults", line=ev.line, faults=n)
             self._wake.set()
             return
@@ -411,7 +410,7 @@ class Dialer:
 
     def _usable(self, lines: list[str]) -> list[str]:
         """Free lines not resting after repeated faults, nor over their SIM's calls today."""
-        now = asyncio.get_running_loop().time()
+        now = self.clock.now()
         lines = [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
         limits = {ln.name: ln.details.get("calls_per_day") for ln in self.lines.lines()
                   if ln.name in lines and ln.details.get("calls_per_day")}

@@ -1,7 +1,6 @@
 """KPI funnel per campaign, segment, operator, line or day: attempts to contacts, RPC, PTP, kept."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 from controller.store import Store
@@ -32,7 +31,7 @@ def funnel(store: Store, campaign_id: int, *, by: str = "campaign", since: float
     """
     if by not in GROUPS:
         raise UserError(f"KPI grouping {by!r}: one of {', '.join(GROUPS)}")
-    now = time.time() if now is None else now
+    now = store.clock.wall() if now is None else now
     until = now if until is None else until
     key = GROUPS[by]
     rpc_kinds = ",".join(f"'{k}'" for k in RPC_KINDS)

@@ -1,7 +1,6 @@
 """Payments from the creditor's CSV/XLSX; they close promises to pay as kept, or broken when due."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -51,7 +50,7 @@ def import_payments(store: Store, path: str | Path, *, today: date | None = None
                        "Сумма платежа;Дата платежа'); this is not a payments file")
     cols = _columns(table.header)
     res = PaymentsResult()
-    now = time.time() if now is None else now
+    now = store.clock.wall() if now is None else now
     known = {r[0] for r in store.db.execute("SELECT DISTINCT account_id FROM accounts")}
     batch = []
     for n, row in rows_of(table):
@@ -93,7 +92,7 @@ def import_payments(store: Store, path: str | Path, *, today: date | None = None
 
 def settle_promises(store: Store, today: date, *, now: float | None = None) -> tuple[int, int]:
     """Close open promises: kept when paid in full by their date, broken once it has passed."""
-    now = time.time() if now is None else now
+    now = store.clock.wall() if now is None else now
     kept = broken = 0
     with store.tx():
         rows = store.db.execute(

@@ -12,7 +12,6 @@ SIM still has room in its daily SMS limit. Its status (queued, sent, delivered, 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -78,7 +77,7 @@ class SmsReminders:
     # --- deciding ---------------------------------------------------------------------------
     def due(self, now: float | None = None) -> list[dict]:
         """Messages due now: {key, rule, account_pk, fields} (not yet decided)."""
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         db = self.store.db
         out = []
         rules_of = {seg.name: set(seg.strategy.sms_rules)
@@ -187,7 +186,7 @@ class SmsReminders:
                 "line, text, state, detail, created_at, updated_at) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sms_id, item["key"], self.campaign_id, item["account_pk"], item["rule"], number,
-                 line, text, state, detail, time.time(), time.time()))
+                 line, text, state, detail, self.clock.wall(), self.clock.wall()))
         log.info("sms_decided", sms_id=sms_id, rule=item["rule"], state=state, line=line)
         return sms_id
 
@@ -196,7 +195,7 @@ class SmsReminders:
         with self.store.tx():
             self.store.db.execute(
                 "UPDATE sms_messages SET state=?, detail=?, updated_at=? WHERE sms_id=? AND "
-                "state NOT IN ('delivered', 'failed')", (state, detail, time.time(), sms_id))
+                "state NOT IN ('delivered', 'failed')", (state, detail, self.clock.wall(), sms_id))
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, SmsStatus) and ev.sms_id.startswith("sms-"):

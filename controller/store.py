@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ import structlog
 from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Strategy, assign
 from controller.store_lists import ListsMixin
 from controller.store_outcomes import CALLBACK_GRACE_S, OutcomesMixin
+from firmware.clock import Clock
 from firmware.errors import UserError
 
 log = structlog.get_logger(__name__)
@@ -289,8 +289,9 @@ class Lead:
 class Store(ListsMixin, OutcomesMixin):
     """One SQLite file under the data directory."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
         self.path = Path(path)
+        self.clock = clock or Clock()  # stamps every record: the one clock the box runs on
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), isolation_level=None,
@@ -342,7 +343,7 @@ class Store(ListsMixin, OutcomesMixin):
             cur = self.db.execute(
                 "INSERT INTO campaigns (name, mode, compliance_profile, created_at) "
                 "VALUES (?,?,?,?)",
-                (name, mode, compliance_profile, time.time()))
+                (name, mode, compliance_profile, self.clock.wall()))
             cid = int(cur.lastrowid)
             self._write_segments(cid, DEFAULT_SEGMENTS)
         return cid
@@ -548,7 +549,7 @@ class Store(ListsMixin, OutcomesMixin):
     def hold(self, account_pk: int, code: str, detail: str, *, campaign_id: int | None,
              until: float | None = None, now: float | None = None) -> None:
         """Record a decision not to dial, with its reason; hold the account until ``until``."""
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             self._decide(now, campaign_id, account_pk, code, detail)
             if until is None:
@@ -569,7 +570,7 @@ class Store(ListsMixin, OutcomesMixin):
 
         ``fresh``: only accounts never attempted yet (the untouched part of the list).
         """
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         out: dict[str | None, int] = {}
         for seg, n in self.db.execute(
                 "SELECT segment, COUNT(*) FROM accounts WHERE campaign_id=? AND status='active' "
@@ -589,7 +590,7 @@ class Store(ListsMixin, OutcomesMixin):
     def begin_attempt(self, campaign_id: int, lead: Lead, line: str, call_id: str,
                       operator: str | None, *, now: float | None = None) -> None:
         """Record the attempt before the call is placed: a power cut never redials it."""
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             self.db.execute(
                 "INSERT INTO attempts (call_id, campaign_id, account_pk, phone_pk, number, line, "
@@ -606,7 +607,7 @@ class Store(ListsMixin, OutcomesMixin):
                        ring_s: float, talk_s: float, abandoned: bool, retry_scale: float = 1.0,
                        now: float | None = None) -> None:
         """Write the result (fsynced) and schedule the account's next attempt by its strategy."""
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             row = self.db.execute(
                 "SELECT a.account_pk, a.phone_pk, a.campaign_id, c.max_attempts, acc.attempts, "
@@ -689,7 +690,7 @@ class Store(ListsMixin, OutcomesMixin):
 
     def _close_open_attempt(self, call_id: str, state: str, reason: str, *,
                             due_in_s: float) -> None:
-        now = time.time()
+        now = self.clock.wall()
         with self.tx():
             row = self.db.execute("SELECT account_pk FROM attempts WHERE call_id=? AND "
                                   "state='dialing'", (call_id,)).fetchone()
@@ -704,7 +705,7 @@ class Store(ListsMixin, OutcomesMixin):
 
     def recover_interrupted(self, retry_after_s: float = 900) -> int:
         """After a crash or power cut: close attempts left open; never redial them at once."""
-        now = time.time()
+        now = self.clock.wall()
         with self.tx():
             rows = self.db.execute("SELECT account_pk FROM attempts WHERE state='dialing'"
                                    ).fetchall()
@@ -723,10 +724,10 @@ class Store(ListsMixin, OutcomesMixin):
         with self.tx():
             if previewing:
                 self.db.execute("UPDATE accounts SET status='preview', updated_at=? WHERE id=? "
-                                "AND status='active'", (time.time(), account_pk))
+                                "AND status='active'", (self.clock.wall(), account_pk))
             else:
                 self.db.execute("UPDATE accounts SET status='active', updated_at=? WHERE id=? "
-                                "AND status='preview'", (time.time(), account_pk))
+                                "AND status='preview'", (self.clock.wall(), account_pk))
 
     def counters(self, campaign_id: int) -> dict:
         rows = self.db.execute(
@@ -758,7 +759,7 @@ class Store(ListsMixin, OutcomesMixin):
                      window_s: float = 30 * 86400, since: float | None = None,
                      until: float | None = None) -> float:
         """Abandoned calls / live answers over the last 30 days (or [since, until)), for pacing."""
-        until = (time.time() if now is None else now) if until is None else until
+        until = (self.clock.wall() if now is None else now) if until is None else until
         since = until - window_s if since is None else since
         answered, abandoned = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(abandoned), 0) FROM attempts WHERE campaign_id=? AND "
@@ -786,7 +787,7 @@ class AccountWriter:
     def __init__(self, store: Store, campaign_id: int, *, only: str | None = None,
                  now: float | None = None) -> None:
         self.store, self.db, self.campaign_id = store, store.db, campaign_id
-        self.now = time.time() if now is None else now
+        self.now = store.clock.wall() if now is None else now
         if only is None:
             self.existing = dict(self.db.execute(
                 "SELECT account_id, id FROM accounts WHERE campaign_id=?", (campaign_id,)))

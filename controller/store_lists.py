@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from controller.phones import normalize_phone
 from firmware.errors import UserError
@@ -19,7 +18,7 @@ class ListsMixin:
         e164 = _number(list_name, number)
         if not reason.strip() or not by.strip():
             raise UserError(f"{LISTS[list_name]}: say why (reason) and who (by) for {number!r}")
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             self.db.execute(
                 "INSERT INTO phone_lists (list, e164, reason, added_by, added_at) VALUES "
@@ -36,7 +35,7 @@ class ListsMixin:
                     now: float | None = None) -> bool:
         """Take a number off a list; False when it was not on it."""
         e164 = _number(list_name, number)
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             gone = self.db.execute("DELETE FROM phone_lists WHERE list=? AND e164=?",
                                    (list_name, e164)).rowcount
@@ -109,7 +108,7 @@ class ListsMixin:
                 "INSERT INTO creditor_mappings (creditor, mapping, updated_at) VALUES (?,?,?) "
                 "ON CONFLICT (creditor) DO UPDATE SET mapping=excluded.mapping, "
                 "updated_at=excluded.updated_at",
-                (creditor, json.dumps(mapping, ensure_ascii=False), time.time()))
+                (creditor, json.dumps(mapping, ensure_ascii=False), self.clock.wall()))
 
     def mapping_for(self, creditor: str) -> dict[str, str] | None:
         row = self.db.execute("SELECT mapping FROM creditor_mappings WHERE creditor=?",

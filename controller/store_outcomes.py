@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import date, datetime
 
 from firmware.errors import UserError
@@ -25,7 +24,7 @@ class OutcomesMixin:
         """A complaint or dispute: no automatic dialing until a supervisor clears it."""
         if kind not in FLAG_KINDS:
             raise UserError(f"flag {kind!r}: one of {', '.join(FLAG_KINDS)}")
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",
                                   (account_pk,)).fetchone()
@@ -48,7 +47,7 @@ class OutcomesMixin:
     def clear_flag(self, account_pk: int, by: str, *, kind: str | None = None,
                    now: float | None = None) -> int:
         """A supervisor clears the account's open flags (of one kind, or all); how many."""
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             sql = "FROM flags WHERE account_pk=? AND cleared_at IS NULL"
             args: tuple = (account_pk,)
@@ -77,7 +76,7 @@ class OutcomesMixin:
                           now: float | None = None) -> int:
         """'Call me at 18:00': the account waits for then, kept for this operator if possible."""
         ts = at.timestamp() if isinstance(at, datetime) else float(at)
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         with self.tx():
             acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",
                                   (account_pk,)).fetchone()
@@ -94,7 +93,7 @@ class OutcomesMixin:
     def record_disposition(self, call_id: str, kind: str, *, now: float | None = None,
                            **details) -> int:
         """What the operator learnt on this call; its effects on the account and phone."""
-        now = time.time() if now is None else now
+        now = self.clock.wall() if now is None else now
         kind = _ALIASES.get(kind, kind)
         if kind not in DISPOSITIONS:
             raise UserError(f"disposition {kind!r}: one of {', '.join(DISPOSITIONS)}")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -31,7 +30,7 @@ def add(store: Store, username: str, password: str, *, role: str = "supervisor")
         if store.db.execute("SELECT 1 FROM users WHERE username=?", (username,)).fetchone():
             raise UserError(f"user {username!r} already exists")
         store.db.execute("INSERT INTO users (username, password_hash, role, created_at) "
-                         "VALUES (?,?,?,?)", (username, _hasher.hash(password), role, time.time()))
+                         "VALUES (?,?,?,?)", (username, _hasher.hash(password), role, store.clock.wall()))
 
 
 def verify(store: Store, username: str, password: str) -> dict | None:
@@ -53,7 +52,7 @@ def verify(store: Store, username: str, password: str) -> dict | None:
 def open_session(store: Store, user_id: int) -> tuple[str, str]:
     """A new session token and its CSRF token."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    now = time.time()
+    now = store.clock.wall()
     with store.tx():
         store.db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
         store.db.execute("INSERT INTO sessions (token, user_id, csrf, created_at, expires_at) "
@@ -64,7 +63,7 @@ def open_session(store: Store, user_id: int) -> tuple[str, str]:
 def session_user(store: Store, token: str) -> dict | None:
     row = store.db.execute(
         "SELECT u.id, u.username, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE s.token=? AND s.expires_at > ? AND u.disabled = 0", (token, time.time())).fetchone()
+        "WHERE s.token=? AND s.expires_at > ? AND u.disabled = 0", (token, store.clock.wall())).fetchone()
     return dict(row) if row else None
 
 

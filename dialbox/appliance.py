@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -81,7 +80,7 @@ class Appliance(BackendMixin):
             raise UserError("no hardware profile: give --profile FILE (repeat it for several "
                             "devices), or --simulate to run on the simulated hardware")
         loaded = [profiles.load(n) for n in names]  # every profile checked before anything opens
-        self.store = Store(Path(s.data) / "dialbox.sqlite3")
+        self.store = Store(Path(s.data) / "dialbox.sqlite3", self.clock)
         try:
             await self._start(loaded)
         except BaseException:
@@ -132,7 +131,7 @@ class Appliance(BackendMixin):
                                 interval_s=s.sms_interval_s)
         await self.sms.start()
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
-        self.started_at = time.time()
+        self.started_at = self.clock.now()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
 
@@ -264,7 +263,7 @@ class Appliance(BackendMixin):
         return int(self.store.db.execute(
             "SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND hold_reason IS NOT NULL AND "
             "(status='held' OR (status='active' AND next_due_at > ?))",
-            (self.dialer.campaign_id, time.time())).fetchone()[0])
+            (self.dialer.campaign_id, self.clock.wall())).fetchone()[0])
 
     def health(self) -> dict:
         lines = self.lines.lines()
@@ -272,7 +271,7 @@ class Appliance(BackendMixin):
         return {"status": "ok" if up == len(lines) else ("degraded" if up else "down"),
                 "lines": {"total": len(lines), "in_service": up},
                 "core": cext.IMPLEMENTATION,
-                "uptime_s": round(time.time() - self.started_at, 1)}
+                "uptime_s": round(self.clock.real(self.clock.now() - self.started_at), 1)}
 
     def status(self) -> dict:
         return {

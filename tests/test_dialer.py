@@ -18,6 +18,9 @@ class FakeClock:
     def __init__(self, wall: float) -> None:
         self._wall = wall
 
+    def set(self, wall: float) -> None:
+        self._wall = wall
+
     def now(self) -> float:
         return self._wall
 
@@ -75,7 +78,7 @@ def at(iso: str) -> float:
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "d.sqlite3")
+    s = Store(tmp_path / "d.sqlite3", FakeClock(at("2026-11-25T12:00:00+03:00")))
     cid = s.campaign("c", create=True)
     for i in range(5):
         s.upsert_account(cid, {"account_id": f"A{i}", "tz": "Europe/Moscow"},
@@ -85,7 +88,8 @@ def store(tmp_path):
 
 
 async def make(store, wall, *, operators=2, lines=4, profile="ru-230fz"):
-    clock = FakeClock(wall)
+    clock = store.clock  # one clock: the store stamps what the dialer decides
+    clock.set(wall)
     fl = FakeLines([f"l{i}" for i in range(lines)])
     ops = OperatorPool(operators, clock)  # type: ignore[arg-type]
     d = Dialer(store, fl, ops, clock, campaign_id=1, campaign_name="c",  # type: ignore[arg-type]
@@ -196,9 +200,8 @@ async def test_blocked_caller_gets_busy_and_others_go_first_to_an_operator(store
 
 async def test_a_sim_over_its_calls_per_day_is_not_used(store):
     from firmware.lineapi import LineInfo
-    import time
-    # Attempts are stamped with the real time: count them in today's real day.
-    d, fl, ops = await make(store, time.time(), operators=3, lines=2, profile="none")
+    d, fl, ops = await make(store, at("2026-11-25T23:59:00+00:00"), operators=3, lines=2,
+                            profile="none")
     fl.lines = lambda: [LineInfo(n, "gsm", "idle", True, details={"calls_per_day": 1})
                         for n in fl.names]
     await d._cycle()
