@@ -256,6 +256,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # sessions: idle expiry, where from (for the admin's list and revocation)
+    """
+    ALTER TABLE sessions ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN remote TEXT;
+    ALTER TABLE sessions ADD COLUMN agent TEXT;
+    CREATE INDEX sessions_user ON sessions (user_id);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

@@ -1,6 +1,7 @@
 """People who log in to the web admin: argon2 password hashes, roles, sessions."""
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -11,7 +12,9 @@ from controller.store import Store
 from firmware.errors import UserError
 
 ROLES = ("admin", "supervisor", "technician", "operator")
-SESSION_TTL_S = 12 * 3600
+SESSION_TTL_S = 12 * 3600  # a session lasts at most a long shift
+SESSION_IDLE_S = 2 * 3600  # and ends after this long with no request
+_TOUCH_S = 60  # last_seen is written at most this often (every write is an fsync)
 _hasher = PasswordHasher()
 
 
@@ -49,24 +52,73 @@ def verify(store: Store, username: str, password: str) -> dict | None:
     return {"id": row["id"], "username": row["username"], "role": row["role"]}
 
 
-def open_session(store: Store, user_id: int) -> tuple[str, str]:
+def open_session(store: Store, user_id: int, *, remote: str | None = None,
+                 agent: str | None = None) -> tuple[str, str]:
     """A new session token and its CSRF token."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = store.clock.wall()
     with store.tx():
-        store.db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,))
-        store.db.execute("INSERT INTO sessions (token, user_id, csrf, created_at, expires_at) "
-                         "VALUES (?,?,?,?,?)", (token, user_id, csrf, now, now + SESSION_TTL_S))
+        store.db.execute("DELETE FROM sessions WHERE expires_at < ? OR last_seen < ?",
+                         (now, now - SESSION_IDLE_S))
+        store.db.execute("INSERT INTO sessions (token, user_id, csrf, created_at, expires_at, "
+                         "last_seen, remote, agent) VALUES (?,?,?,?,?,?,?,?)",
+                         (token, user_id, csrf, now, now + SESSION_TTL_S, now, remote,
+                          (agent or "")[:200]))
     return token, csrf
 
 
 def session_user(store: Store, token: str) -> dict | None:
+    """The signed-in person of a live session (not expired, not idle too long, not disabled)."""
+    now = store.clock.wall()
     row = store.db.execute(
-        "SELECT u.id, u.username, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id "
-        "WHERE s.token=? AND s.expires_at > ? AND u.disabled = 0", (token, store.clock.wall())).fetchone()
-    return dict(row) if row else None
+        "SELECT u.id, u.username, u.role, s.csrf, s.last_seen FROM sessions s JOIN users u ON "
+        "u.id = s.user_id WHERE s.token=? AND s.expires_at > ? AND s.last_seen > ? AND "
+        "u.disabled = 0", (token, now, now - SESSION_IDLE_S)).fetchone()
+    if row is None:
+        return None
+    if now - row["last_seen"] > _TOUCH_S:
+        store.db.execute("UPDATE sessions SET last_seen=? WHERE token=?", (now, token))
+    who = dict(row)
+    del who["last_seen"]
+    who["session"] = session_id(token)
+    return who
 
 
 def close_session(store: Store, token: str) -> None:
     with store.tx():
         store.db.execute("DELETE FROM sessions WHERE token=?", (token,))
+
+
+def session_id(token: str) -> str:
+    """What pages show of a session: never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def sessions(store: Store) -> list[dict]:
+    """Live sessions, newest first: id, user, role, from where, opened, last seen."""
+    now = store.clock.wall()
+    rows = store.db.execute(
+        "SELECT s.token, u.username, u.role, s.remote, s.agent, s.created_at, s.last_seen "
+        "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.expires_at > ? AND "
+        "s.last_seen > ? ORDER BY s.created_at DESC", (now, now - SESSION_IDLE_S)).fetchall()
+    return [{"id": session_id(r["token"]), "username": r["username"], "role": r["role"],
+             "remote": r["remote"], "agent": r["agent"], "created_at": r["created_at"],
+             "last_seen": r["last_seen"]} for r in rows]
+
+
+def revoke_session(store: Store, sid: str) -> str | None:
+    """End the session with this id (as shown by :func:`sessions`); its user's name, or None."""
+    for token, username in store.db.execute(
+            "SELECT s.token, u.username FROM sessions s JOIN users u ON u.id = s.user_id"):
+        if secrets.compare_digest(session_id(token), sid):
+            close_session(store, token)
+            return username
+    return None
+
+
+def end_sessions(store: Store, user_id: int, *, keep_token: str | None = None) -> int:
+    """End every session of a user but ``keep_token`` (a password change, a disabled user)."""
+    with store.tx():
+        cur = store.db.execute("DELETE FROM sessions WHERE user_id=? AND token IS NOT ?",
+                               (user_id, keep_token))
+    return cur.rowcount

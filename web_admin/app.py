@@ -11,10 +11,11 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import admin, desk, lines, login, supervisor
+from web_admin import admin, desk, lines, login, sessions, supervisor
 from web_admin.backend import Backend
+from web_admin.throttle import LoginThrottle
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, FILTERS, HERE, HOME, LANG_COOKIE,
-                              LANGS, LOCALES, SESSION_COOKIE, STAFF, TECH, USER, error_page,
+                              LANGS, LOCALES, SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
                               json_error, lang_of, remember_lang)
 
 __all__ = ["make_app", "Backend", "LOCALES", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROUTES",
@@ -50,15 +51,18 @@ ROUTES = (
     ("POST", "/lines/action", lines.action, "line_action", TECH),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
+    ("GET", "/sessions", sessions.page, "sessions", ADMIN),
+    ("POST", "/sessions/revoke", sessions.revoke, "session_revoke", ADMIN),
     ("POST", "/logout", login.logout, "logout", ("admin", "supervisor", "technician", "operator")),
 )
 
 
-def make_app(backend: Backend) -> web.Application:
+def make_app(backend: Backend, *, throttle: LoginThrottle | None = None) -> web.Application:
     """The web admin over `backend` (the appliance, or a fake in tests)."""
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=MAX_UPLOAD_BYTES)
     app[BACKEND] = backend
+    app[THROTTLE] = throttle or LoginThrottle()
     app[ACCESS] = {name: roles for _, _, _, name, roles in ROUTES}
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                autoescape=jinja2.select_autoescape(["html"]))

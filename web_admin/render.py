@@ -22,6 +22,7 @@ CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; form-action
 BACKEND = web.AppKey("backend", object)
 ACCESS = web.AppKey("access", dict)  # route name -> roles that may use it
 USER = web.RequestKey("user", dict)
+THROTTLE = web.AppKey("throttle", object)  # web_admin.throttle.LoginThrottle
 
 STAFF = ("admin", "supervisor")
 DESK = ("operator", "supervisor", "admin")
@@ -32,7 +33,7 @@ ADMIN = ("admin",)
 NAV = (("dashboard", "/", "nav_dashboard"), ("desk", "/desk", "nav_desk"),
        ("campaigns", "/campaigns", "nav_campaigns"), ("kpi", "/kpi", "nav_kpi"),
        ("dnc", "/dnc", "nav_dnc"), ("lines", "/lines", "nav_lines"),
-       ("users", "/users", "nav_users"))
+       ("users", "/users", "nav_users"), ("sessions", "/sessions", "nav_sessions"))
 HOME = {"admin": "/", "supervisor": "/", "operator": "/desk", "technician": "/lines"}
 
 

@@ -1,0 +1,24 @@
+"""Sessions an admin can see and end: who is signed in, from where, since when."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from controller import audit, users
+from web_admin.render import BACKEND, USER, render
+
+
+async def page(request: web.Request) -> web.Response:
+    store = request.app[BACKEND].store
+    return render("sessions.html", request, {"sessions": users.sessions(store),
+                                             "mine": request[USER].get("session")})
+
+
+async def revoke(request: web.Request) -> web.Response:
+    form = await request.post()
+    store = request.app[BACKEND].store
+    sid = str(form.get("session", ""))
+    username = users.revoke_session(store, sid)
+    if username is not None:
+        audit.record(store, who=request[USER]["username"], action="revoke", obj="session",
+                     key=username, before={"session": sid}, source=request.remote or "")
+    raise web.HTTPSeeOther("/sessions")
