@@ -94,6 +94,7 @@ setup(
             "smspdudecoder>=2.2",
             "bitstring>=4.2,<5",  # smspdudecoder needs BitStream, gone in bitstring 5
             "playwright>=1.40",  # drives the system's Chromium (never downloads a browser)
+            "schemathesis>=4.0",  # fuzzes /api/v1 against its OpenAPI document
         ],
     },
     entry_points={"console_scripts": ["dialbox = dialbox.cli:main"]},

@@ -263,6 +263,37 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN agent TEXT;
     CREATE INDEX sessions_user ON sessions (user_id);
     """,
+    # integrations: scoped API tokens; change sequences that CRM cursors follow
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        token_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        revoked_at REAL
+    );
+    ALTER TABLE attempts ADD COLUMN result_seq INTEGER;
+    CREATE UNIQUE INDEX attempts_result_seq ON attempts (result_seq);
+    CREATE TRIGGER attempts_result_seq_on_finish AFTER UPDATE OF state ON attempts
+        WHEN OLD.state = 'dialing' AND NEW.state != 'dialing'
+        BEGIN UPDATE attempts SET result_seq =
+            (SELECT COALESCE(MAX(result_seq), 0) + 1 FROM attempts) WHERE id = NEW.id; END;
+    CREATE TRIGGER attempts_result_seq_on_disposition AFTER INSERT ON dispositions
+        BEGIN UPDATE attempts SET result_seq =
+            (SELECT COALESCE(MAX(result_seq), 0) + 1 FROM attempts)
+            WHERE call_id = NEW.call_id AND state != 'dialing'; END;
+    ALTER TABLE promises ADD COLUMN change_seq INTEGER;
+    CREATE UNIQUE INDEX promises_change_seq ON promises (change_seq);
+    CREATE TRIGGER promises_seq_on_insert AFTER INSERT ON promises
+        BEGIN UPDATE promises SET change_seq =
+            (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM promises) WHERE id = NEW.id; END;
+    CREATE TRIGGER promises_seq_on_update AFTER UPDATE OF state, paid ON promises
+        BEGIN UPDATE promises SET change_seq =
+            (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM promises) WHERE id = NEW.id; END;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_dnc",
     "dialbox.cmd_payments",
     "dialbox.cmd_simulate",
+    "dialbox.cmd_api",
 )
 
 

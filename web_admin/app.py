@@ -11,7 +11,7 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import admin, desk, lines, login, sessions, supervisor
+from web_admin import admin, api_v1, desk, lines, login, sessions, supervisor
 from web_admin.backend import Backend
 from web_admin.throttle import LoginThrottle
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, FILTERS, HERE, HOME, LANG_COOKIE,
@@ -73,6 +73,7 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None) -> web.
     for method, path, handler, name, _ in ROUTES:
         app.router.add_route(method, path, handler, name=name)
     app.router.add_static("/static/", str(HERE / "static"), name="static")
+    app.add_subapp("/api/v1", api_v1.make_api(backend))
     return app
 
 
@@ -108,8 +109,8 @@ async def error_middleware(request: web.Request, handler):
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     route = request.match_info.route.name
-    if route in PUBLIC:
-        return await handler(request)
+    if route in PUBLIC or request.path.startswith("/api/v1/"):
+        return await handler(request)  # /api/v1 has its own bearer-token check
     store = request.app[BACKEND].store
     token = request.cookies.get(SESSION_COOKIE)
     who = users.session_user(store, token) if token else None
