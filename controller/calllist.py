@@ -92,17 +92,7 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
             result.campaign_created = True
     else:
         campaign_id = campaign
-    writer = AccountWriter(store, campaign_id)
-    for n, rec, phones in _records(table, cols, result.rejects, creditor,
-                                   today or date.today()):
-        kind = writer.add(rec, phones)
-        if kind == "new":
-            result.imported += 1
-        elif kind == "updated":
-            result.updated += 1
-        else:
-            result.duplicates += 1
-    writer.finish()
+    write_records(store, campaign_id, table, cols, result, creditor, today or date.today())
     if creditor and mapping:
         store.save_mapping(creditor, mapping)
     result.rejected = len({r.row for r in result.rejects if r.whole_row})
@@ -112,6 +102,21 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
     log.info("calllist_imported", file=p.name, campaign_id=campaign_id, imported=result.imported,
              updated=result.updated, rejected=result.rejected, duplicates=result.duplicates)
     return result
+
+
+def write_records(store: Store, campaign_id: int, table: Table, cols: dict[str, list[int]],
+                  result: ImportResult, creditor: str | None, today: date) -> None:
+    """Check each row of ``table`` and write the good ones; counts and rejects go to ``result``."""
+    writer = AccountWriter(store, campaign_id)
+    for _, rec, phones in _records(table, cols, result.rejects, creditor, today):
+        kind = writer.add(rec, phones)
+        if kind == "new":
+            result.imported += 1
+        elif kind == "updated":
+            result.updated += 1
+        else:
+            result.duplicates += 1
+    writer.finish()
 
 
 def import_csv(store: Store, campaign_id: int, path: str | Path, *,

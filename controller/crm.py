@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from controller.calllist import ImportResult, _records, parse_amount, parse_date
+from controller.calllist import ImportResult, parse_amount, parse_date, write_records
 from controller.importer import PHONE_FIELDS, Table
 from controller.payments import settle_promises
-from controller.store import AccountWriter
 from firmware.errors import UserError
 
 DEBT_FIELDS = ("account_id", "debtor_name", "debt_amount", "currency", "dpd", "due_date",
@@ -47,17 +46,8 @@ def import_debts(store, campaign: str, records: list[dict], *, creditor: str | N
     cols = {f: [i] for i, f in enumerate(header) if f not in PHONE_KINDS.values()}
     cols.update({f: [len(DEBT_FIELDS) + i] for i, f in enumerate(PHONE_KINDS.values())})
     result = ImportResult()
-    writer = AccountWriter(store, campaign_id)
     today = datetime.fromtimestamp(store.clock.wall(), timezone.utc).date()
-    for _, rec, phones in _records(table, cols, result.rejects, creditor, today):
-        kind = writer.add(rec, phones)
-        if kind == "new":
-            result.imported += 1
-        elif kind == "updated":
-            result.updated += 1
-        else:
-            result.duplicates += 1
-    writer.finish()
+    write_records(store, campaign_id, table, cols, result, creditor, today)
     return {"imported": result.imported, "updated": result.updated,
             "duplicates": result.duplicates,
             "rejected": [{"index": r.row - 1, "field": _public_field(r.field),
