@@ -294,6 +294,33 @@ MIGRATIONS: tuple[str, ...] = (
         BEGIN UPDATE promises SET change_seq =
             (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM promises) WHERE id = NEW.id; END;
     """,
+    # debtor search: names and account numbers by word prefix, phones by any 3+ digits
+    """
+    CREATE VIRTUAL TABLE accounts_fts USING fts5(debtor_name, account_id, content='accounts',
+        content_rowid='id', tokenize="unicode61 remove_diacritics 0 tokenchars '-_/.'");
+    INSERT INTO accounts_fts (accounts_fts) VALUES ('rebuild');
+    CREATE TRIGGER accounts_fts_insert AFTER INSERT ON accounts BEGIN
+        INSERT INTO accounts_fts (rowid, debtor_name, account_id)
+        VALUES (NEW.id, NEW.debtor_name, NEW.account_id); END;
+    CREATE TRIGGER accounts_fts_delete AFTER DELETE ON accounts BEGIN
+        INSERT INTO accounts_fts (accounts_fts, rowid, debtor_name, account_id)
+        VALUES ('delete', OLD.id, OLD.debtor_name, OLD.account_id); END;
+    CREATE TRIGGER accounts_fts_update AFTER UPDATE OF debtor_name, account_id ON accounts BEGIN
+        INSERT INTO accounts_fts (accounts_fts, rowid, debtor_name, account_id)
+        VALUES ('delete', OLD.id, OLD.debtor_name, OLD.account_id);
+        INSERT INTO accounts_fts (rowid, debtor_name, account_id)
+        VALUES (NEW.id, NEW.debtor_name, NEW.account_id); END;
+    CREATE VIRTUAL TABLE phones_fts USING fts5(e164, content='phones', content_rowid='id',
+        tokenize='trigram');
+    INSERT INTO phones_fts (phones_fts) VALUES ('rebuild');
+    CREATE TRIGGER phones_fts_insert AFTER INSERT ON phones BEGIN
+        INSERT INTO phones_fts (rowid, e164) VALUES (NEW.id, NEW.e164); END;
+    CREATE TRIGGER phones_fts_delete AFTER DELETE ON phones BEGIN
+        INSERT INTO phones_fts (phones_fts, rowid, e164) VALUES ('delete', OLD.id, OLD.e164); END;
+    CREATE TRIGGER phones_fts_update AFTER UPDATE OF e164 ON phones BEGIN
+        INSERT INTO phones_fts (phones_fts, rowid, e164) VALUES ('delete', OLD.id, OLD.e164);
+        INSERT INTO phones_fts (rowid, e164) VALUES (NEW.id, NEW.e164); END;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
