@@ -49,3 +49,18 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     if not phonenumbers.is_valid_number(num):
         raise ValueError("not a valid number")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def dialable(raw: str, region: str = "RU") -> str:
+    """A number a technician typed, ready to dial: E.164 when it is a full number in any common
+    format (``+7 900 000-00-00``, ``8 (912) 345-67-89``), else a short service number's digits
+    (``0611``, ``900``); ValueError saying what is wrong otherwise."""
+    try:
+        return normalize_phone(raw, region)
+    except ValueError:
+        pass
+    compact = re.sub(r"[\s().\-]", "", raw.strip())
+    if re.fullmatch(r"\+?[0-9]{3,20}", compact):
+        return compact
+    raise ValueError(f"{raw.strip()!r} is not a phone number: type it as +7 900 000-00-00, "
+                     "8 (912) 345-67-89, or a short service number")

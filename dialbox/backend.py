@@ -257,8 +257,11 @@ class BackendMixin:
         raise UserError(f"unknown action {action!r}")
 
     async def _test_call(self, line: str, number: str) -> dict:
-        if not re.fullmatch(r"\+?[0-9]{3,20}", number):
-            raise UserError(f"{number!r} is not a phone number")
+        from controller.phones import dialable
+        try:
+            number = dialable(number)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         import asyncio
         from firmware.lineapi import CallProgress, CallReleased, CallStage
         call_id = f"test-{uuid.uuid4().hex[:8]}"

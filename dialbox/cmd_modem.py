@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 
+from controller.phones import dialable
 from firmware import profiles
 from firmware.clock import Clock
 from firmware.errors import UserError
@@ -103,8 +103,10 @@ async def _with_line(args: argparse.Namespace, ring_timeout_s: float, work) -> d
 def call(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UserError(f"--timeout must be positive, got {args.timeout}")
-    if not re.fullmatch(r"\+?[0-9]{3,20}", args.number):
-        raise UserError(f"{args.number!r} is not a phone number: digits with an optional '+'")
+    try:
+        args.number = dialable(args.number)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
     async def work(mgr: LineManager, events: asyncio.Queue) -> dict:
         await mgr.dial("modem", args.number, call_id="cli-call")
@@ -132,6 +134,11 @@ def call(args: argparse.Namespace) -> int:
 
 
 def sms(args: argparse.Namespace) -> int:
+    try:
+        args.number = dialable(args.number)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
     async def work(mgr: LineManager, events: asyncio.Queue) -> dict:
         mod = mgr.channels[0].driver
         return await mod.send_sms(0, args.number, args.text, sms_id="cli-sms")  # type: ignore
