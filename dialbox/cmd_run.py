@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"dialbox is running: web admin at http://{host}:{port}/  (Ctrl-C stops it)",
               flush=True)
         if appliance.initial_password:
-            print(f"first start: sign in as 'admin' with password {appliance.initial_password} "
-                  f"(also in {settings.data / 'initial-admin-password'}; add your own users with "
-                  "'dialbox user add')", flush=True)
+            from dialbox.banner import first_start
+            print(first_start(f"http://{host}:{port}/", appliance.initial_password,
+                              str(settings.data / "initial-admin-password")), flush=True)
         yield
         await appliance.stop()
 
