@@ -62,7 +62,7 @@ setup(
     package_data={
         "hw_profiles": ["*.yaml"],
         "controller": ["data/*.csv"],
-        "web_admin": ["templates/*.html", "static/*", "locales/*.json"],
+        "web_admin": ["templates/*.html", "static/*", "locales/babel.cfg", "locales/*/LC_MESSAGES/*.po"],
         "cext": ["*.pyx", "*.pxd"],
         "benchmarks": ["scenarios/*.yaml"],
     },
@@ -74,6 +74,7 @@ setup(
         "PyYAML>=6.0",
         "aiohttp>=3.9",
         "aiohttp-jinja2>=1.6",
+        "Babel>=2.14",  # gettext catalogues, locale-aware money, numbers and dates
         "structlog>=24.1",
         "phonenumbers>=8.13",
         "holidays>=0.109",

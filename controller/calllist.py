@@ -14,7 +14,7 @@ import structlog
 from controller.importer import PHONE_FIELDS, Table, map_columns, open_table, rows_of
 from controller.phones import normalize_phone
 from controller.store import AccountWriter, Store
-from firmware.errors import UserError
+from firmware.errors import N_, UserError
 
 __all__ = ["Reject", "ImportResult", "import_file", "import_csv", "normalize_phone",
            "summary_json"]
@@ -73,13 +73,12 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
     if mapping is None and creditor:
         mapping = store.mapping_for(creditor)
     table = open_table(p, lambda row: any(f in PHONE_FIELDS for f in map_columns(row, mapping)),
-                       "no phone column; this is not a call list, or name the column "
-                       "'phone'/'телефон', or give --mapping FILE")
+                       UserError(NO_PHONE))
     cols = map_columns(table.header, mapping)
     if "account_id" not in cols:
-        raise UserError(f"{p}:{table.header_row}: no account id column among "
-                        f"{table.header[:12]!r}; name one 'account_id' or 'Номер договора', or "
-                        "give --mapping FILE")
+        raise UserError("{file}, line {line}: no account id column among {header}; name one "
+                        "'account_id' or 'Номер договора', or give --mapping FILE", file=p,
+                        line=table.header_row, header=" | ".join(table.header[:12]))
     result = ImportResult()
     # Past this point the file is known to be a call list; rows are written in batches of
     # their own transactions (re-running an interrupted import is safe: it updates by id).
@@ -220,8 +219,13 @@ def write_report(out: Path, rejects: list[Reject]) -> Path:
             for r in rejects:
                 w.writerow([r.row, r.field, r.reason, "yes" if r.whole_row else "no"])
     except OSError as exc:
-        raise UserError(f"{out}: cannot write the reject report: {exc.strerror}") from None
+        raise UserError("{file}: cannot write the reject report: {error}", file=out,
+                        error=exc.strerror) from None
     return out
+
+
+NO_PHONE = N_("no phone column; this is not a call list, or name the column 'phone'/'телефон', "
+              "or give --mapping FILE")
 
 
 def parse_amount(text: str) -> float:

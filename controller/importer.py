@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from firmware.errors import UserError
+from firmware.errors import UserError, UserErrors
 
 # Exact header words (normalized: lower case, ё -> е, punctuation -> space) -> field.
 HEADERS = {
@@ -105,10 +105,12 @@ def check_mapping(mapping: object, where: str) -> dict[str, str]:
     """A mapping file's content: {"column header": "field"}."""
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                 for k, v in mapping.items()):
-        raise UserError(f"{where}: a mapping is a JSON object {{\"column header\": \"field\"}}")
+        raise UserError('{where}: a mapping is a JSON object {{"column header": "field"}}',
+                        where=where)
     bad = sorted(v for v in mapping.values() if v not in FIELDS)
     if bad:
-        raise UserError(f"{where}: unknown fields {bad}; known: {', '.join(FIELDS)}")
+        raise UserError("{where}: unknown fields {bad}; known: {known}", where=where,
+                        bad=", ".join(bad), known=", ".join(FIELDS))
     return mapping
 
 
@@ -120,24 +122,25 @@ def open_table(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise UserError("{file}: file not found", file=path) from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a directory; give a CSV or XLSX call list") from None
+        raise UserError("{file}: is a directory; give a CSV or XLSX call list",
+                        file=path) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+        raise UserError("{file}: cannot read: {error}", file=path, error=exc.strerror) from None
     if not raw.strip():
-        raise UserError(f"{path}: the file is empty; expected a call list (CSV or XLSX with a "
-                        "header row and one row per debtor)")
+        raise UserError("{file}: the file is empty; expected a call list (CSV or XLSX with a "
+                        "header row and one row per debtor)", file=path)
     if raw.startswith(b"PK\x03\x04"):
         return _open_xlsx(path, is_header, what)
     if raw.startswith(b"\xd0\xcf\x11\xe0"):
-        raise UserError(f"{path}: an old Excel .xls file; save it as .xlsx or CSV and import "
-                        "that")
+        raise UserError("{file}: an old Excel .xls file; save it as .xlsx or CSV and import "
+                        "that", file=path)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         text, encoding = raw.decode("utf-16"), "utf-16"  # Excel's "Unicode text" export
     elif b"\x00" in raw[:4096]:
-        raise UserError(f"{path}: a binary file, not a call list; export the list as CSV or "
-                        "XLSX")
+        raise UserError("{file}: a binary file, not a call list; export the list as CSV or "
+                        "XLSX", file=path)
     else:
         text, encoding = _decode(raw)
     del raw
@@ -161,7 +164,7 @@ def open_table(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
 
 def _require_rows(path: Path, data_rows: int) -> None:
     if data_rows == 0:
-        raise UserError(f"{path}: a header but no rows under it; nothing to import")
+        raise UserError("{file}: a header but no rows under it; nothing to import", file=path)
 
 
 def _decode(raw: bytes) -> tuple[str, str]:
@@ -182,8 +185,8 @@ def _csv_rows(path: Path, reader) -> Iterator[tuple[int, list[str]]]:
         for row in reader:
             yield reader.line_num, row
     except csv.Error as exc:
-        raise UserError(f"{path}:{reader.line_num}: broken CSV ({exc}); fix or remove that "
-                        "line and import again") from None
+        raise UserError("{file}, line {line}: broken CSV ({error}); fix or remove that line "
+                        "and import again", file=path, line=reader.line_num, error=exc) from None
 
 
 def _find_header(path: Path, rows: Iterator[tuple[int, list[str]]],
@@ -200,26 +203,30 @@ def _find_header(path: Path, rows: Iterator[tuple[int, list[str]]],
         if seen >= 10:
             break
     if first is None:
-        raise UserError(f"{path}: no rows at all; expected a header row and a row per record")
-    raise UserError(f"{path}: {what} (header {first[:12]!r})")
+        raise UserError("{file}: no rows at all; expected a header row and a row per record",
+                        file=path)
+    raise UserError("{file}: {what} (header: {header})", file=path, what=what,
+                    header=" | ".join(first[:12]))
 
 
 def _open_xlsx(path: Path, is_header: Callable[[list[str]], bool], what: str) -> Table:
     sheets = _read_workbook(path)
     if not sheets:
-        raise UserError(f"{path}: the workbook has no worksheet; nothing to import")
+        raise UserError("{file}: the workbook has no worksheet; nothing to import", file=path)
     errors = []
     for title, rows in sheets:
         it = iter(rows)
         try:
             header, n = _find_header(path, it, is_header, what)
         except UserError as exc:
-            errors.append(f"sheet {title!r}: {str(exc).split(': ', 1)[1]}")
+            errors.append(UserError("sheet {sheet}: {what}", sheet=title,
+                                    what=exc.params.get("what", exc)))
             continue
         rest = [(i, row) for i, row in it if any(c.strip() for c in row)]
         _require_rows(path, len(rest))
         return Table(path, "xlsx", header, n, iter(rest), data_rows=len(rest))
-    raise UserError(f"{path}: no sheet has what is needed ({'; '.join(errors)})")
+    raise UserError("{file}: no sheet has what is needed ({errors})", file=path,
+                    errors=UserErrors(errors))
 
 
 def xlsx_reader() -> str:
@@ -264,8 +271,8 @@ def _read_workbook(path: Path) -> list[tuple[str, list[tuple[int, list[str]]]]]:
 
 
 def _unreadable(path: Path, exc: Exception) -> UserError:
-    return UserError(f"{path}: not a readable XLSX workbook ({exc}); open it in Excel and save "
-                     "as .xlsx or CSV")
+    return UserError("{file}: not a readable XLSX workbook ({error}); open it in Excel and save "
+                     "as .xlsx or CSV", file=path, error=exc)
 
 
 def _cell(v: object) -> str:

@@ -30,7 +30,7 @@ def funnel(store: Store, campaign_id: int, *, by: str = "campaign", since: float
     backlog.
     """
     if by not in GROUPS:
-        raise UserError(f"KPI grouping {by!r}: one of {', '.join(GROUPS)}")
+        raise UserError("KPI grouping {by}: one of {known}", by=by, known=", ".join(GROUPS))
     now = store.clock.wall() if now is None else now
     until = now if until is None else until
     key = GROUPS[by]

@@ -403,7 +403,7 @@ class Store(ListsMixin, OutcomesMixin):
         if row:
             return int(row[0])
         if not create:
-            raise UserError(f"no campaign named {name!r}")
+            raise UserError("no campaign named {name}", name=name)
         with self.tx():
             cur = self.db.execute(
                 "INSERT INTO campaigns (name, mode, compliance_profile, created_at) "

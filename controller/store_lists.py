@@ -17,7 +17,8 @@ class ListsMixin:
         """Put a number on a list (dnc: never dialed; blocked: inbound gets busy); its E.164."""
         e164 = _number(list_name, number)
         if not reason.strip() or not by.strip():
-            raise UserError(f"{LISTS[list_name]}: say why (reason) and who (by) for {number!r}")
+            raise UserError("{list}: say why (reason) and who (by) for {number}",
+                            list=LISTS[list_name], number=number)
         now = self.clock.wall() if now is None else now
         with self.tx():
             self.db.execute(
@@ -118,7 +119,8 @@ class ListsMixin:
 
 def _known(list_name: str) -> None:
     if list_name not in LISTS:
-        raise UserError(f"unknown list {list_name!r}; known: {', '.join(LISTS)}")
+        raise UserError("unknown list {list}; known: {known}", list=list_name,
+                        known=", ".join(LISTS))
 
 
 def _number(list_name: str, number: str) -> str:
@@ -126,5 +128,5 @@ def _number(list_name: str, number: str) -> str:
     try:
         return normalize_phone(number)
     except ValueError as exc:
-        raise UserError(f"{LISTS[list_name]}: {number!r} is not a phone number ({exc}); give it "
-                        "as +79123456789 or 8 912 345-67-89") from None
+        raise UserError("{number} is not a phone number; give it as +79123456789 or "
+                        "8 912 345-67-89", number=number) from None

@@ -23,13 +23,13 @@ class OutcomesMixin:
                      now: float | None = None) -> int:
         """A complaint or dispute: no automatic dialing until a supervisor clears it."""
         if kind not in FLAG_KINDS:
-            raise UserError(f"flag {kind!r}: one of {', '.join(FLAG_KINDS)}")
+            raise UserError("flag {kind}: one of {kinds}", kind=kind, kinds=", ".join(FLAG_KINDS))
         now = self.clock.wall() if now is None else now
         with self.tx():
             acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",
                                   (account_pk,)).fetchone()
             if acc is None:
-                raise UserError(f"no account #{account_pk}")
+                raise UserError("no account #{account}", account=account_pk)
             prev = acc["status"]
             if prev == "flagged":
                 prev = self.db.execute("SELECT prev_status FROM flags WHERE account_pk=? AND "
@@ -81,7 +81,7 @@ class OutcomesMixin:
             acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",
                                   (account_pk,)).fetchone()
             if acc is None:
-                raise UserError(f"no account #{account_pk}")
+                raise UserError("no account #{account}", account=account_pk)
             self.db.execute("UPDATE callbacks SET state='cancelled' WHERE account_pk=? AND "
                             "state='pending'", (account_pk,))
             cur = self.db.execute(
@@ -96,12 +96,13 @@ class OutcomesMixin:
         now = self.clock.wall() if now is None else now
         kind = _ALIASES.get(kind, kind)
         if kind not in DISPOSITIONS:
-            raise UserError(f"disposition {kind!r}: one of {', '.join(DISPOSITIONS)}")
+            raise UserError("disposition {kind}: one of {kinds}", kind=kind,
+                            kinds=", ".join(DISPOSITIONS))
         with self.tx():
             att = self.db.execute("SELECT campaign_id, account_pk, phone_pk, operator, state "
                                   "FROM attempts WHERE call_id=?", (call_id,)).fetchone()
             if att is None:
-                raise UserError(f"no call {call_id!r} to record a disposition for")
+                raise UserError("no call {call_id} to record a disposition for", call_id=call_id)
             details = _check_details(kind, details)
             by = details.get("by") or att["operator"]
             cur = self.db.execute(
@@ -184,7 +185,8 @@ def _check_details(kind: str, details: dict) -> dict:
             raise UserError("a promise to pay needs amount (a number > 0) and date "
                             "(YYYY-MM-DD)") from None
         if out["amount"] <= 0:
-            raise UserError(f"a promise to pay needs a positive amount, got {out['amount']}")
+            raise UserError("a promise to pay needs a positive amount, got {amount}",
+                            amount=out["amount"])
     elif kind == "complaint" and not str(details.get("text") or "").strip():
         raise UserError("a complaint needs its text: what the debtor complained about")
     elif kind == "callback":

@@ -24,14 +24,15 @@ def count(store: Store) -> int:
 
 def add(store: Store, username: str, password: str, *, role: str = "supervisor") -> None:
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{2,64}", username):
-        raise UserError(f"user name {username!r}: use 2-64 letters, digits, _ . @ -")
+        raise UserError("user name {username}: use 2-64 letters, digits, _ . @ -",
+                        username=username)
     if role not in ROLES:
-        raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        raise UserError("role {role} is not one of {roles}", role=role, roles=", ".join(ROLES))
     if len(password) < 10:
         raise UserError("the password must have at least 10 characters")
     with store.tx():
         if store.db.execute("SELECT 1 FROM users WHERE username=?", (username,)).fetchone():
-            raise UserError(f"user {username!r} already exists")
+            raise UserError("user {username} already exists", username=username)
         store.db.execute("INSERT INTO users (username, password_hash, role, created_at) "
                          "VALUES (?,?,?,?)", (username, _hasher.hash(password), role, store.clock.wall()))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,31 @@ from controller import kpi as kpi_mod
 from controller import users as users_mod
 from controller.calllist import import_file
 from controller.operators import Operator
-from firmware.errors import UserError
+from firmware.errors import InputError, UserError
 from firmware.lineapi import LineError
 
 _KPI_BY = ("campaign", "segment", "operator", "line", "day")
 _STAGE = {"seized": "ringing", "dialing": "ringing", "proceeding": "ringing",
           "alerting": "ringing", "inbound": "ringing", "answered": "answered",
           "bridged": "bridged"}
+
+
+def _promise(details: dict, today: date) -> dict:
+    """A promise's amount and date as typed ("15000.50" or "15 000,50"; YYYY-MM-DD), checked."""
+    text = re.sub(r"[\s\u00a0\u202f]", "", str(details.get("amount", ""))).replace(",", ".")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise InputError("amount: enter the promised sum, e.g. 5000") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InputError("amount: the promised sum must be above zero")
+    try:
+        day = date.fromisoformat(str(details.get("date", "")))
+    except ValueError:
+        raise InputError("date: choose the date of the promised payment") from None
+    if day < today:
+        raise InputError("date: the promised date is in the past")
+    return {"amount": str(amount), "date": day.isoformat()}
 
 
 class BackendMixin:
@@ -30,7 +49,7 @@ class BackendMixin:
         row = self.store.db.execute("SELECT role FROM users WHERE username=?",
                                     (username,)).fetchone()
         if row is None:
-            raise UserError(f"no user {username!r}")
+            raise UserError("no user {username}", username=username)
         return self.operators.login(username)
 
     def desk(self, username: str) -> dict:
@@ -102,7 +121,7 @@ class BackendMixin:
         try:
             await self.dialer.preview_dial(call_id)
         except LineError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError("the call could not be placed: {reason}", reason=str(exc)) from None
 
     async def desk_skip(self, username: str, call_id: str) -> None:
         """Preview mode: the operator passes on this card (recorded; due again in an hour)."""
@@ -121,13 +140,15 @@ class BackendMixin:
                                details: dict) -> None:
         op = self._seat(username)
         if op.call_id != call_id:
-            raise ValueError("this call is no longer yours to record (already recorded?)")
+            raise InputError("this call is no longer yours to record (already recorded?)")
         d = dict(details)
+        if kind == "promise":
+            d.update(_promise(d, datetime.fromtimestamp(self.clock.wall()).date()))
         if kind == "callback":
             try:
                 d["at"] = datetime.fromisoformat(str(d.get("at", ""))).astimezone()
             except ValueError:
-                raise ValueError("callback: give the date and time to call back") from None
+                raise InputError("callback: give the date and time to call back") from None
         if kind != "no_contact":
             is_call = self.store.db.execute("SELECT 1 FROM attempts WHERE call_id=?",
                                             (call_id,)).fetchone()
@@ -135,7 +156,7 @@ class BackendMixin:
                 try:
                     self.store.record_disposition(call_id, kind, by=username, **d)
                 except UserError as exc:
-                    raise ValueError(str(exc)) from None
+                    raise InputError(exc.message, **exc.params) from None
         if op.state == "wrap_up":
             wrap_started = op.since
             self.operators.finish_wrap(op)
@@ -156,13 +177,13 @@ class BackendMixin:
     async def campaign_action(self, name: str, action: str) -> None:
         cid = self.store.campaign(name)
         if cid != self.dialer.campaign_id:
-            raise UserError(f"campaign {name!r} is not the one this box is dialing now")
+            raise UserError("campaign {name} is not the one this box is dialing now", name=name)
         if action == "start" and not self.dialer.running:
             await self.dialer.start()
         elif action == "pause" and self.dialer.running:
             await self.dialer.stop()
         elif action not in ("start", "pause"):
-            raise UserError(f"unknown action {action!r}: start or pause")
+            raise UserError("unknown action {action}: start or pause", action=action)
 
     async def import_calllist(self, campaign: str, path: Path, filename: str) -> dict:
         # Keep the creditor's file name for the reject report and the error messages.
@@ -188,7 +209,7 @@ class BackendMixin:
 
     def kpi(self, campaign: str | None, by: str) -> list[dict]:
         if by not in _KPI_BY:
-            raise UserError(f"KPI grouping {by!r}: one of {', '.join(_KPI_BY)}")
+            raise UserError("KPI grouping {by}: one of {known}", by=by, known=", ".join(_KPI_BY))
         ids = [self.store.campaign(campaign)] if campaign else \
             [c["id"] for c in self.store.campaigns()]
         rows = []
@@ -221,7 +242,8 @@ class BackendMixin:
         self.store.dnc_add(number, reason, by)
 
     def dnc_remove(self, number: str, by: str) -> None:
-        self.store.dnc_remove(number, by)
+        if not self.store.dnc_remove(number, by):
+            raise UserError("{number} is not on the do-not-call list", number=number)
 
     # --- technician -------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:
@@ -250,18 +272,18 @@ class BackendMixin:
                 ch = self.lines.channels[self.lines._index(line)]
                 check = getattr(ch.driver, "check_balance", None)
                 if check is None:
-                    raise UserError(f"line {line} has no balance to check")
+                    raise UserError("line {line} has no balance to check", line=line)
                 return await check()
         except LineError as exc:
-            raise UserError(str(exc)) from None
-        raise UserError(f"unknown action {action!r}")
+            raise UserError("the line refused: {reason}", reason=str(exc)) from None
+        raise UserError("unknown action {action}", action=action)
 
     async def _test_call(self, line: str, number: str) -> dict:
         from controller.phones import dialable
         try:
             number = dialable(number)
         except ValueError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError("{number} is not a phone number", number=number) from None
         import asyncio
         from firmware.lineapi import CallProgress, CallReleased, CallStage
         call_id = f"test-{uuid.uuid4().hex[:8]}"

@@ -1,6 +1,34 @@
 """Errors a person can act on."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class UserError(Exception):
-    """Printed as one clear line (what, where, what to do); exit code 1; never a traceback."""
+    """Printed as one clear line (what, where, what to do); exit code 1; never a traceback.
+
+    `UserError("no campaign named {name}", name=n)`: the message is the English text with
+    `{name}` placeholders, so the web admin can show it translated (it is extracted into the
+    gettext catalogues as written); `str()` is the English text filled in.
+    """
+
+    def __init__(self, message: str = "", /, **params: Any) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(message.format(**params) if params else message)
+
+
+class InputError(UserError, ValueError):
+    """A value a person typed is wrong: "field: what is wrong, what to type"."""
+
+
+class UserErrors(tuple):
+    """Several messages shown as one (a param of another UserError): joined with "; "."""
+
+    def __str__(self) -> str:
+        return "; ".join(str(e) for e in self)
+
+
+def N_(message: str) -> str:
+    """Marks a message for the translation catalogues; it is translated where it is shown."""
+    return message

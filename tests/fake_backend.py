@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from controller import users as users_mod
-from controller.calllist import normalize_phone
-from firmware.errors import UserError
+from controller.calllist import NO_PHONE, normalize_phone
+from firmware.errors import InputError, UserError
 from web_admin.backend import CAMPAIGN_ACTIONS, DISPOSITIONS, KPI_BY, LINE_ACTIONS
 
 TODAY = dt.date(2026, 11, 25)  # the fake's "today": promises in the past are refused
@@ -67,7 +67,7 @@ class FakeBackend:
     # --- desk -----------------------------------------------------------------------------------
     def _operator(self, username: str) -> dict:
         if username not in self.operators:
-            raise UserError(f"user {username} has no operator position; ask a supervisor")
+            raise UserError("no user {username}", username=username)
         return self.operators[username]
 
     def desk(self, username):
@@ -97,10 +97,11 @@ class FakeBackend:
         if op["state"] in ("free", "not_ready"):
             op["state"] = "free" if ready else "not_ready"
 
-    def _call(self, username, call_id) -> dict:
+    def _call(self, username, call_id,
+              message="this call is not yours (it may have ended already)") -> dict:
         call = self.desk_calls.get(username)
         if call is None or call["call_id"] != call_id:
-            raise ValueError("this call is no longer yours")
+            raise InputError(message)
         return call
 
     async def desk_dial(self, username, call_id):
@@ -122,29 +123,30 @@ class FakeBackend:
         self.operators[username]["state"] = "wrap_up"
 
     async def desk_disposition(self, username, call_id, kind, details):
-        self._call(username, call_id)
+        self._call(username, call_id, "this call is no longer yours to record (already recorded?)")
         if kind not in DISPOSITIONS:
-            raise ValueError(f"unknown outcome {kind}")
+            raise InputError("disposition {kind}: one of {kinds}", kind=kind,
+                             kinds=", ".join(DISPOSITIONS))
         if kind == "promise":
             try:
                 amount = float(details.get("amount", "").replace(",", ".").replace(" ", ""))
             except ValueError:
-                raise ValueError("amount: enter the promised sum, e.g. 5000") from None
+                raise InputError("amount: enter the promised sum, e.g. 5000") from None
             if amount <= 0:
-                raise ValueError("amount: the promised sum must be above zero")
+                raise InputError("amount: the promised sum must be above zero")
             try:
                 date = dt.date.fromisoformat(details.get("date", ""))
             except ValueError:
-                raise ValueError("date: choose the date of the promised payment") from None
+                raise InputError("date: choose the date of the promised payment") from None
             if date < TODAY:
-                raise ValueError("date: the promised date is in the past")
+                raise InputError("date: the promised date is in the past")
         elif kind == "callback":
             try:
                 dt.datetime.fromisoformat(details.get("at", ""))
             except ValueError:
-                raise ValueError("at: choose when to call back") from None
+                raise InputError("callback: give the date and time to call back") from None
         elif kind == "complaint" and not details.get("text", "").strip():
-            raise ValueError("text: describe the complaint")
+            raise InputError("a complaint needs its text: what the debtor complained about")
         self.calls.append(("desk_disposition", username, call_id, kind, dict(details)))
         self.desk_calls[username] = None
         self.operators[username]["state"] = "free"
@@ -158,11 +160,11 @@ class FakeBackend:
         for c in self.campaign_list:
             if c["name"] == name:
                 return c
-        raise UserError(f"campaign {name!r} does not exist")
+        raise UserError("There is no campaign named {name}.", name=name)
 
     async def campaign_action(self, name, action):
         if action not in CAMPAIGN_ACTIONS:
-            raise UserError(f"action {action!r} is not start or pause")
+            raise UserError("unknown action {action}: start or pause", action=action)
         self._campaign(name)["status"] = "running" if action == "start" else "paused"
         self.calls.append(("campaign_action", name, action))
 
@@ -171,7 +173,8 @@ class FakeBackend:
         text = Path(path).read_bytes().decode("utf-8", errors="replace")
         rows = [r for r in text.splitlines() if r.strip()]
         if not rows or "phone" not in rows[0].lower():
-            raise UserError(f"{filename}: line 1 has no 'phone' column; this is not a call list")
+            raise UserError("{file}: {what} (header: {header})", file=Path(path),
+                            what=UserError(NO_PHONE), header=rows[0] if rows else "")
         imported, rejected, seen, dup, bad = 0, 0, set(), 0, []
         for n, row in enumerate(rows[1:], start=2):
             phone = row.split(";")[-1].strip()
@@ -198,7 +201,7 @@ class FakeBackend:
 
     def kpi(self, campaign, by):
         if by not in KPI_BY:
-            raise UserError(f"by={by}")
+            raise UserError("KPI grouping {by}: one of {known}", by=by, known=", ".join(KPI_BY))
         self.calls.append(("kpi", campaign, by))
         keys = {"campaign": ["Тест", "Soft 1-30"], "segment": ["1-30", "31-60", "90+"],
                 "operator": ["Оператор 1", "Оператор 2"], "line": ["gsm0", "gsm1"],
@@ -215,14 +218,15 @@ class FakeBackend:
         try:
             e164 = normalize_phone(number)
         except ValueError as exc:
-            raise UserError(f"{number!r} is not a phone number: {exc}") from None
+            raise UserError("{number} is not a phone number; give it as +79123456789 or "
+                            "8 912 345-67-89", number=number) from None
         self.dnc.insert(0, {"e164": e164, "reason": reason, "by": by, "at": 1764050000.0})
 
     def dnc_remove(self, number, by):
         before = len(self.dnc)
         self.dnc = [e for e in self.dnc if e["e164"] != number]
         if len(self.dnc) == before:
-            raise UserError(f"{number} is not on the do-not-call list")
+            raise UserError("{number} is not on the do-not-call list", number=number)
 
     # --- technician -----------------------------------------------------------------------------
     def lines_detail(self):
@@ -242,10 +246,10 @@ class FakeBackend:
 
     async def line_action(self, line, action, **kw):
         if action not in LINE_ACTIONS:
-            raise UserError(f"action {action!r}")
+            raise UserError("unknown action {action}", action=action)
         ln = next((x for x in self.lines if x["name"] == line), None)
         if ln is None:
-            raise UserError(f"line {line!r} does not exist")
+            raise UserError("the line refused: {reason}", reason=line)
         self.calls.append(("line_action", line, action, kw))
         if action == "block":
             ln.update(state="blocked", in_service=False, reason="blocked by a technician")
@@ -255,7 +259,7 @@ class FakeBackend:
             try:
                 normalize_phone(kw["number"])
             except ValueError as exc:
-                raise UserError(f"{kw['number']!r} is not a phone number: {exc}") from None
+                raise UserError("{number} is not a phone number", number=kw["number"]) from None
             return {"result": "answered", "setup_s": 4.2}
         else:
             return {"balance": self.balance}

@@ -124,7 +124,7 @@ async def test_desk_pops_the_card_and_records_a_promise(open_page, served):
     await form.locator("input[name=amount]").fill("7500")
     await form.locator("input[name=date]").fill("2020-01-01")
     await form.get_by_role("button", name="Сохранить").click()
-    await expect(form.locator(".field-error")).to_have_text("date: the promised date is in the past")
+    await expect(form.locator(".field-error")).to_have_text("дата: обещанная дата уже прошла")
     await form.locator("input[name=date]").fill("2026-12-10")
     await form.locator("input[name=date]").press("Enter")
     await _wait_for(lambda: any(c[0] == "desk_disposition" for c in fake.calls), page)
@@ -228,7 +228,7 @@ async def test_upload_and_forms_work_in_the_browser(open_page, served, tmp_path)
     await page.fill("#dnc-form input[name=number]", "12")
     await page.fill("#dnc-form input[name=reason]", "просил")
     await page.click("#dnc-form button[type=submit]")
-    await expect(page.locator("#form-error")).to_contain_text("is not a phone number")
+    await expect(page.locator("#form-error")).to_contain_text("12 — не номер телефона")
     await expect(page.locator("#dnc-form input[name=reason]")).to_have_value("просил")
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from controller.users import ROLES
 from firmware.errors import UserError
-from web_admin.render import backend, call, render, user
+from web_admin.render import backend, call, message_of, render, user
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +24,7 @@ async def add(request: web.Request) -> web.Response:
     try:
         await call(backend(request).user_add, username, str(form.get("password", "")), role)
     except (UserError, ValueError) as exc:
-        return await page(request, error=str(exc), form={"username": username, "role": role},
+        return await page(request, error=message_of(request, exc), form={"username": username, "role": role},
                           status=400)
     log.info("user_added", by=user(request)["username"], user=username, role=role)
     raise web.HTTPSeeOther("/users")

@@ -13,13 +13,12 @@ from controller import users
 from firmware.errors import UserError
 from web_admin import admin, api_v1, desk, lines, login, sessions, supervisor
 from web_admin.backend import Backend
+from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
+                              SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
+                              install_i18n, json_error, lang_of, message_of, remember_lang, t)
 from web_admin.throttle import LoginThrottle
-from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, FILTERS, HERE, HOME, LANG_COOKIE,
-                              LANGS, LOCALES, SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
-                              json_error, lang_of, remember_lang)
 
-__all__ = ["make_app", "Backend", "LOCALES", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROUTES",
-           "lang_of"]
+__all__ = ["make_app", "Backend", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROUTES", "lang_of"]
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +65,7 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None) -> web.
     app[ACCESS] = {name: roles for _, _, _, name, roles in ROUTES}
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                autoescape=jinja2.select_autoescape(["html"]))
-    env.filters.update(FILTERS)
+    install_i18n(env)
     app.router.add_get("/healthz", login.healthz, name="healthz")
     app.router.add_get("/login", login.login_form, name="login")
     app.router.add_post("/login", login.login_submit, name="login_submit")
@@ -89,21 +88,23 @@ async def error_middleware(request: web.Request, handler):
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status in (404, 413) and not _wants_json(request):
-            return error_page(request, key="not_found" if exc.status == 404 else "too_large",
-                              status=exc.status)
+            return error_page(request, t(request, "There is no such page.") if exc.status == 404
+                              else t(request, "The file is too large (over 32 MB): split the "
+                                              "list into parts."), status=exc.status)
         remember_lang(request, exc)
         raise
     except asyncio.CancelledError:
         raise
     except (UserError, ValueError) as exc:  # a message meant for the person
         if _wants_json(request):
-            return json_error(str(exc))
-        return error_page(request, message=str(exc), status=400)
+            return json_error(message_of(request, exc))
+        return error_page(request, message_of(request, exc), status=400)
     except Exception:
         log.exception("http_handler_failed", path=request.path)
+        text = t(request, "Internal error. Details are in the log; tell a technician.")
         if _wants_json(request):
-            return json_error("internal error", 500)
-        return error_page(request, key="internal_error", status=500)
+            return json_error(text, 500)
+        return error_page(request, text, status=500)
 
 
 @web.middleware
@@ -116,7 +117,7 @@ async def auth_middleware(request: web.Request, handler):
     who = users.session_user(store, token) if token else None
     if who is None:
         if _wants_json(request):
-            return json_error("authentication required", 401)
+            return json_error(t(request, "Sign in first."), 401)
         raise web.HTTPFound("/login")
     request[USER] = who
     roles = request.app[ACCESS].get(route)
@@ -124,16 +125,18 @@ async def auth_middleware(request: web.Request, handler):
         if route == "dashboard":  # everyone's start page leads to the page of their role
             raise web.HTTPFound(HOME.get(who["role"], "/login"))
         log.info("forbidden", user=who["username"], role=who["role"], route=route)
+        text = t(request, "Your role may not open this page.")
         if _wants_json(request):
-            return json_error("forbidden", 403)
-        return error_page(request, key="forbidden", status=403)
+            return json_error(text, 403)
+        return error_page(request, text, status=403)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get("X-CSRF-Token")
         if sent is None and request.content_type in ("application/x-www-form-urlencoded",
                                                      "multipart/form-data"):
             sent = (await request.post()).get("csrf")
         if not sent or not secrets.compare_digest(str(sent), who["csrf"]):
+            text = t(request, "The form expired: reload the page and try again.")
             if _wants_json(request):
-                return json_error("CSRF token missing or wrong", 403)
-            return error_page(request, key="bad_csrf", status=403)
+                return json_error(text, 403)
+            return error_page(request, text, status=403)
     return await handler(request)

@@ -9,7 +9,10 @@ from aiohttp import web
 from firmware.errors import UserError
 from web_admin.backend import DISPOSITIONS
 from web_admin.live import push_changes
-from web_admin.render import backend, call, json_error, render, secure, user
+from firmware.errors import InputError
+from web_admin import i18n
+from web_admin.render import (backend, call, json_error, lang_of, message_of, render, secure, t,
+                              user)
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +28,7 @@ async def page(request: web.Request) -> web.Response:
     try:
         snapshot = await call(backend(request).desk, user(request)["username"])
     except (UserError, ValueError, LookupError) as exc:
-        snapshot, error = None, str(exc)
+        snapshot, error = None, message_of(request, exc)
     return render("desk.html", request, {
         "outcomes": OUTCOMES, "error": error,
         "snapshot_json": json.dumps(snapshot, ensure_ascii=False, default=str)
@@ -46,9 +49,9 @@ async def _body(request: web.Request) -> dict:
     try:
         body = await request.json()
     except ValueError:
-        raise ValueError("the request body is not JSON") from None
+        raise InputError("The request body is not JSON.") from None
     if not isinstance(body, dict):
-        raise ValueError("the request body must be a JSON object")
+        raise InputError("The request body must be a JSON object.")
     return body
 
 
@@ -61,7 +64,7 @@ async def _after(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body.get("ready"), bool):
-        return json_error("ready must be true or false")
+        return json_error(t(request, "ready must be true or false"))
     await call(backend(request).desk_ready, user(request)["username"], body["ready"])
     log.info("desk_ready", user=user(request)["username"], ready=body["ready"])
     return await _after(request)
@@ -91,7 +94,7 @@ async def _preview_action(request: web.Request, method: str) -> web.Response:
         await call(getattr(backend(request), method), user(request)["username"],
                    str(body.get("call_id", "")))
     except UserError as exc:
-        return secure(web.json_response({"error": str(exc)}, status=400))
+        return secure(web.json_response({"error": message_of(request, exc)}, status=400))
     log.info(method, user=user(request)["username"], call_id=body.get("call_id"))
     return await _after(request)
 
@@ -100,17 +103,24 @@ async def disposition(request: web.Request) -> web.Response:
     body = await _body(request)
     kind = body.get("kind")
     if kind not in DISPOSITIONS:
-        return json_error(f"unknown outcome {kind!r}")
+        return json_error(t(request, "Unknown outcome {kind}.", kind=kind))
     details = body.get("details") or {}
     if not isinstance(details, dict):
-        return json_error("details must be an object")
+        return json_error(t(request, "details must be an object"))
     fields = dict(OUTCOMES)[kind]
     details = {k: str(details.get(k, "")).strip() for k in fields}
+    if details.get("amount"):  # typed in the page's locale: "15 000,50" in Russian
+        try:
+            details["amount"] = str(i18n.parse_amount(details["amount"], lang_of(request)))
+        except ValueError:
+            return secure(web.json_response({"error": t(
+                request, "amount: enter the promised sum, e.g. 5000"), "kind": kind}, status=400))
     try:
         await call(backend(request).desk_disposition, user(request)["username"],
                    str(body.get("call_id", "")), kind, details)
     except (ValueError, UserError) as exc:
-        return secure(web.json_response({"error": str(exc), "kind": kind}, status=400))
+        return secure(web.json_response({"error": message_of(request, exc), "kind": kind},
+                                        status=400))
     log.info("desk_disposition", user=user(request)["username"], call_id=body.get("call_id"),
              kind=kind)
     return await _after(request)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from firmware.errors import UserError
 from web_admin.backend import LINE_ACTIONS
-from web_admin.render import backend, call, render, user
+from web_admin.render import backend, call, message_of, render, t, user
 
 log = structlog.get_logger(__name__)
 
@@ -24,18 +24,19 @@ async def action(request: web.Request) -> web.Response:
     form = await request.post()
     line, act = str(form.get("line", "")), str(form.get("action", ""))
     if act not in LINE_ACTIONS:
-        return await page(request, error=f"unknown action {act!r}", status=400)
+        return await page(request, error=t(request, "Unknown action {action}.", action=act),
+                          status=400)
     kw = {}
     if act == "test_call":
         number = str(form.get("number", "")).strip()
         if not number:
-            return await page(request, error="test_call_need_number",
+            return await page(request, error=t(request, "Enter a number for the test call."),
                               result={"line": line, "action": act}, status=400)
         kw["number"] = number
     try:
         out = await call(backend(request).line_action, line, act, **kw)
     except (UserError, ValueError) as exc:
-        return await page(request, error=str(exc), result={"line": line, "action": act},
+        return await page(request, error=message_of(request, exc), result={"line": line, "action": act},
                           status=400)
     log.info("line_action", user=user(request)["username"], line=line, action=act)
     if act in ("block", "unblock"):

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from firmware.errors import UserError
-from web_admin.render import call
+from web_admin.render import call, message_of, t
 
 log = structlog.get_logger(__name__)
 
@@ -32,10 +32,11 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any]) -> web
             try:
                 data = await call(snapshot)
             except (UserError, ValueError, LookupError) as exc:  # e.g. the user has no operator position
-                data = {"error": str(exc)}
+                data = {"error": message_of(request, exc)}
             except Exception:  # a fault below: say so once and close, the page reconnects
                 log.exception("live_feed_failed", path=request.path)
-                await ws.send_str(json.dumps({"error": "internal error"}))
+                await ws.send_str(json.dumps({"error": t(
+                    request, "Internal error. Details are in the log; tell a technician.")}))
                 break
             text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
             if text != last:

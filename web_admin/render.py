@@ -1,22 +1,21 @@
 """What every page shares: app keys, languages, who may open what, rendering with security headers."""
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
-import time
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import aiohttp_jinja2
+import jinja2
 from aiohttp import web
+
+from web_admin import i18n
+from web_admin.i18n import HERE, LANGS, N_
+from web_admin.labels import label, labels
 
 SESSION_COOKIE = "dialbox_session"
 LANG_COOKIE = "dialbox_lang"
-LANGS = ("ru", "en")
-HERE = Path(str(files("web_admin")))
-LOCALES = {lang: json.loads((HERE / "locales" / f"{lang}.json").read_text(encoding="utf-8"))
-           for lang in LANGS}
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'"
 
 BACKEND = web.AppKey("backend", object)
@@ -29,11 +28,11 @@ DESK = ("operator", "supervisor", "admin")
 TECH = ("technician", "admin")
 ADMIN = ("admin",)
 
-# (route name, path, locale key): the navigation, shown to a role only where it may go.
-NAV = (("dashboard", "/", "nav_dashboard"), ("desk", "/desk", "nav_desk"),
-       ("campaigns", "/campaigns", "nav_campaigns"), ("kpi", "/kpi", "nav_kpi"),
-       ("dnc", "/dnc", "nav_dnc"), ("lines", "/lines", "nav_lines"),
-       ("users", "/users", "nav_users"), ("sessions", "/sessions", "nav_sessions"))
+# (route name, path, title): the navigation, shown to a role only where it may go.
+NAV = (("dashboard", "/", N_("Dashboard")), ("desk", "/desk", N_("Agent desk")),
+       ("campaigns", "/campaigns", N_("Campaigns")), ("kpi", "/kpi", N_("KPI")),
+       ("dnc", "/dnc", N_("Do-not-call")), ("lines", "/lines", N_("Lines")),
+       ("users", "/users", N_("Users")), ("sessions", "/sessions", N_("Sessions")))
 HOME = {"admin": "/", "supervisor": "/", "operator": "/desk", "technician": "/lines"}
 
 
@@ -42,7 +41,17 @@ def lang_of(request: web.Request) -> str:
     if q in LANGS:
         return q
     c = request.cookies.get(LANG_COOKIE)
-    return c if c in LANGS else "ru"
+    return c if c in LANGS else i18n.DEFAULT
+
+
+def t(request: web.Request, message: str, **params: Any) -> str:
+    """`message` in the language of the page that asked, `{name}` placeholders filled."""
+    return i18n.gettext(lang_of(request), message, **params)
+
+
+def message_of(request: web.Request, exc: BaseException) -> str:
+    """An error's message (UserError, ValueError) in the language of the page."""
+    return i18n.message_of(lang_of(request), exc)
 
 
 def backend(request: web.Request) -> Any:
@@ -63,7 +72,6 @@ async def call(fn, *args, **kw) -> Any:
 
 def _context(request: web.Request) -> dict:
     lang = lang_of(request)
-    strings = LOCALES[lang]
     who = request.get(USER)
     nav = []
     if who:
@@ -75,7 +83,8 @@ def _context(request: web.Request) -> dict:
         lang_url = str(request.rel_url.update_query(lang=other))
     else:  # a form's answer: switch on the page the form lives on (/dnc/add -> /dnc)
         lang_url = (request.path.rsplit("/", 1)[0] or request.path) + f"?lang={other}"
-    return {"t": lambda key: strings.get(key, key), "lang": lang,
+    strings = {"messages": i18n.js_messages(lang), "labels": labels(lang)}
+    return {"lang": lang, "label": lambda family, key: label(lang, family, key),
             "other_lang": other, "lang_url": lang_url,
             "strings_json": json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"),
             "user": who, "csrf": (who or {}).get("csrf", ""), "nav": nav}
@@ -96,7 +105,24 @@ def secure(resp: web.StreamResponse) -> web.StreamResponse:
     return resp
 
 
+# The language the template being rendered speaks: the i18n extension's _() reads it.
+_LANG: contextvars.ContextVar[str] = contextvars.ContextVar("lang", default=i18n.DEFAULT)
+
+
+def install_i18n(env: jinja2.Environment) -> None:
+    """jinja2's i18n extension over our catalogues, in the language of the page rendered."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda m: i18n.translations(_LANG.get()).gettext(m),
+        lambda s, p, n: i18n.translations(_LANG.get()).ngettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, m: i18n.translations(_LANG.get()).pgettext(c, m),
+        npgettext=lambda c, s, p, n: i18n.translations(_LANG.get()).npgettext(c, s, p, n))
+    env.filters.update(FILTERS)
+
+
 def render(template: str, request: web.Request, ctx: dict, *, status: int = 200) -> web.Response:
+    _LANG.set(lang_of(request))
     resp = aiohttp_jinja2.render_template(template, request, {**_context(request), **ctx},
                                           status=status)
     remember_lang(request, resp)
@@ -110,27 +136,29 @@ def remember_lang(request: web.Request, resp: web.StreamResponse) -> None:
                         samesite="Lax", httponly=True)
 
 
-def error_page(request: web.Request, *, key: str | None = None, message: str | None = None,
-               status: int) -> web.Response:
-    """A page that says what went wrong in words, never a traceback."""
-    return render("error.html", request, {"message_key": key, "message": message}, status=status)
+def error_page(request: web.Request, message: str, *, status: int) -> web.Response:
+    """A page that says what went wrong in words (already in the page's language)."""
+    return render("error.html", request, {"message": message}, status=status)
 
 
 def json_error(message: str, status: int = 400) -> web.Response:
     return secure(web.json_response({"error": message}, status=status))
 
 
-# --- Jinja filters: numbers and times the way a collection shop reads them ---------------------
-def pct(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{float(value) * 100:.1f} %"
+# --- Jinja filters: numbers and times the way a collection shop reads them, in its locale -------
+@jinja2.pass_context
+def pct(ctx: Any, value: Any) -> str:
+    return i18n.percent(value, ctx.get("lang", i18n.DEFAULT))
 
 
-def money(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{float(value):,.2f}".replace(",", "\u00a0")
+@jinja2.pass_context
+def money(ctx: Any, value: Any, currency: str | None = None) -> str:
+    return i18n.money(value, ctx.get("lang", i18n.DEFAULT), currency)
+
+
+@jinja2.pass_context
+def number(ctx: Any, value: Any) -> str:
+    return i18n.number(value, ctx.get("lang", i18n.DEFAULT))
 
 
 def duration(value: Any) -> str:
@@ -140,12 +168,15 @@ def duration(value: Any) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def when(value: Any) -> str:
-    if value in (None, ""):
-        return "—"
-    if isinstance(value, (int, float)):
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(value))
-    return str(value).replace("T", " ")[:16]
+@jinja2.pass_context
+def when(ctx: Any, value: Any) -> str:
+    return i18n.when(value, ctx.get("lang", i18n.DEFAULT))
 
 
-FILTERS = {"pct": pct, "money": money, "duration": duration, "when": when}
+@jinja2.pass_context
+def day(ctx: Any, value: Any) -> str:
+    return i18n.day(value, ctx.get("lang", i18n.DEFAULT))
+
+
+FILTERS = {"pct": pct, "money": money, "number": number, "duration": duration, "when": when,
+           "day": day}

@@ -14,7 +14,7 @@ from aiohttp import web
 from firmware.errors import UserError
 from web_admin.backend import CAMPAIGN_ACTIONS, KPI_BY, KPI_COLUMNS, OPERATOR_STATES
 from web_admin.live import push_changes
-from web_admin.render import backend, call, render, secure, user
+from web_admin.render import backend, call, message_of, render, secure, t, user
 
 log = structlog.get_logger(__name__)
 
@@ -57,11 +57,12 @@ async def campaign_action(request: web.Request) -> web.Response:
     form = await request.post()
     name, action = str(form.get("name", "")), str(form.get("action", ""))
     if action not in CAMPAIGN_ACTIONS:
-        return await campaigns(request, error=f"unknown action {action!r}", status=400)
+        return await campaigns(request, status=400, error=t(
+            request, "Unknown action {action}: start or pause.", action=action))
     try:
         await call(backend(request).campaign_action, name, action)
     except UserError as exc:
-        return await campaigns(request, error=str(exc), status=400)
+        return await campaigns(request, error=message_of(request, exc), status=400)
     log.info("campaign_action", user=user(request)["username"], campaign=name, action=action)
     raise web.HTTPSeeOther("/campaigns")
 
@@ -72,19 +73,22 @@ async def upload(request: web.Request) -> web.Response:
     campaign = str(form.get("campaign", ""))
     field = form.get("file")
     if not isinstance(field, web.FileField) or not field.filename:
-        return await campaigns(request, error="upload_no_file", status=400)
+        return await campaigns(request, error=t(request, "Choose a call list file."),
+                               status=400)
     filename = Path(field.filename).name
     suffix = Path(filename).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES:
-        return await campaigns(request, status=400, error=(
-            f"{filename}: not a call list; upload a .csv or .xlsx file"))
+        return await campaigns(request, status=400, error=t(
+            request, "{file}: not a call list; upload a .csv or .xlsx file.", file=filename))
     fd, tmp = tempfile.mkstemp(prefix="calllist-", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as out:
             await asyncio.to_thread(shutil.copyfileobj, field.file, out)
         summary = await call(backend(request).import_calllist, campaign, Path(tmp), filename)
     except UserError as exc:
-        return await campaigns(request, error=str(exc), status=400)
+        if "file" in exc.params:  # the person's file name, never the server's temporary path
+            exc.params["file"] = filename
+        return await campaigns(request, error=message_of(request, exc), status=400)
     finally:
         os.unlink(tmp)
     log.info("calllist_uploaded", user=user(request)["username"], campaign=campaign,
@@ -112,11 +116,12 @@ async def kpi(request: web.Request) -> web.Response:
     by = request.query.get("by", "campaign")
     errors = []
     if by not in KPI_BY:
-        errors.append(f"by={by!r}: choose one of {', '.join(KPI_BY)}")
+        errors.append(t(request, "Grouping {by}: choose one of {known}.", by=by,
+                        known=", ".join(KPI_BY)))
         by = "campaign"
     campaign = request.query.get("campaign") or None
     if campaign is not None and campaign not in names:
-        errors.append(f"campaign {campaign!r} is unknown")
+        errors.append(t(request, "There is no campaign named {name}.", name=campaign))
         campaign = None
     error = "; ".join(errors) or None
     rows = await call(backend(request).kpi, campaign, by)
@@ -137,14 +142,16 @@ async def dnc_add(request: web.Request) -> web.Response:
     form = await request.post()
     number, reason = str(form.get("number", "")).strip(), str(form.get("reason", "")).strip()
     if not number:
-        return await dnc(request, error="dnc_need_number", form={"reason": reason}, status=400)
+        return await dnc(request, error=t(request, "Enter a phone number."),
+                         form={"reason": reason}, status=400)
     if not reason:
-        return await dnc(request, error="dnc_need_reason", form={"number": number}, status=400)
+        return await dnc(request, error=t(request, "Enter a reason."),
+                         form={"number": number}, status=400)
     try:
         await call(backend(request).dnc_add, number, reason, user(request)["username"])
     except (UserError, ValueError) as exc:
-        return await dnc(request, error=str(exc), form={"number": number, "reason": reason},
-                         status=400)
+        return await dnc(request, error=message_of(request, exc),
+                         form={"number": number, "reason": reason}, status=400)
     log.info("dnc_added", user=user(request)["username"])  # the number is personal data
     raise web.HTTPSeeOther("/dnc")
 
@@ -155,6 +162,6 @@ async def dnc_remove(request: web.Request) -> web.Response:
         await call(backend(request).dnc_remove, str(form.get("number", "")),
                    user(request)["username"])
     except (UserError, ValueError) as exc:
-        return await dnc(request, error=str(exc), status=400)
+        return await dnc(request, error=message_of(request, exc), status=400)
     log.info("dnc_removed", user=user(request)["username"])
     raise web.HTTPSeeOther("/dnc")

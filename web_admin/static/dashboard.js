@@ -1,8 +1,7 @@
 // Live dashboard: the server pushes the status over a WebSocket whenever it changes.
 "use strict";
 (function () {
-  const strings = JSON.parse(document.getElementById("strings").textContent);
-  const t = (key) => strings[key] || key;
+  const { _, label } = window.dialboxI18n;
   const feed = document.getElementById("feed-state");
 
   function span(text, cls) {
@@ -16,10 +15,10 @@
     const div = document.createElement("div");
     div.className = "tile st-" + ln.state;
     div.dataset.line = ln.name;
-    div.title = ln.name + " · " + t("st_" + ln.state) + (ln.reason ? " · " + ln.reason : "");
+    div.title = ln.name + " · " + label("st", ln.state) + (ln.reason ? " · " + ln.reason : "");
     const detail = (ln.signal_dbm !== null && ln.signal_dbm !== undefined ? ln.signal_dbm + " dBm" : "")
       + (ln.reason || "");
-    div.append(span(ln.name, "name"), span(t("st_" + ln.state), "state"), span(detail, "detail"));
+    div.append(span(ln.name, "name"), span(label("st", ln.state), "state"), span(detail, "detail"));
     return div;
   }
 
@@ -27,9 +26,9 @@
     const div = document.createElement("div");
     div.className = "tile op-" + op.state;
     div.dataset.position = op.position;
-    const detail = span(t("calls") + ": ", "detail");
+    const detail = span(_("Calls") + ": ", "detail");
     detail.append(span(op.calls, "calls"));
-    div.append(span(op.name, "name"), span(t("op_" + op.state), "state"), detail);
+    div.append(span(op.name, "name"), span(label("op", op.state), "state"), detail);
     return div;
   }
 
@@ -39,7 +38,7 @@
       el.textContent = counters[el.dataset.counter];
     });
     const state = document.getElementById("campaign-state");
-    state.textContent = status.campaign.running ? t("running") : t("paused");
+    state.textContent = label("cs", status.campaign.running ? "running" : "paused");
     state.className = "badge " + (status.campaign.running ? "ok" : "muted");
     document.getElementById("campaign-name").textContent = status.campaign.name;
     document.getElementById("health").textContent =
@@ -55,5 +54,5 @@
     });
   }
 
-  window.dialboxLive("/ws", render, feed, t);
+  window.dialboxLive("/ws", render, feed);
 })();

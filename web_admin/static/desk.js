@@ -1,8 +1,7 @@
 // The operator's desk: the card pops when a call is put through; one click (or key 1..9) per outcome.
 "use strict";
 (function () {
-  const strings = JSON.parse(document.getElementById("strings").textContent);
-  const t = (key) => strings[key] || key;
+  const { _, label } = window.dialboxI18n;
   const csrf = document.body.dataset.csrf;
   const $ = (id) => document.getElementById(id);
   let desk = JSON.parse($("desk-snapshot").textContent);
@@ -48,13 +47,13 @@
     const state = stateOf(d);
     const box = $("desk-state");
     box.dataset.state = state;
-    $("desk-state-text").textContent = t("desk_" + state);
-    document.title = t("desk_" + state) + " — dialbox";  // visible on the tab when in another window
+    $("desk-state-text").textContent = label("desk", state);
+    document.title = label("desk", state) + " — dialbox";  // visible on the tab when in another window
     $("desk-operator").textContent = d && d.operator ? d.operator.name + " · " + d.operator.position : "";
     const ready = d && d.operator && d.operator.state !== "not_ready";
     const toggle = $("ready-toggle");
     toggle.setAttribute("aria-pressed", ready ? "true" : "false");
-    toggle.textContent = ready ? t("desk_go_not_ready") : t("desk_go_ready");
+    toggle.textContent = ready ? _("Take a break") : _("Ready for calls");
     toggle.disabled = !d || !d.operator;
     const call = d ? d.call : null;
     const previewing = !!call && call.stage === "preview";
@@ -68,24 +67,24 @@
     if (!call) { closeFields(); return; }
     const a = call.account || {};
     text($("debtor-name"), a.debtor_name);
-    text($("call-meta"), (call.inbound ? t("inbound_call") : t("outbound_call")) + " · " + call.line
-      + " · " + t("stage_" + call.stage));
+    text($("call-meta"), (call.inbound ? _("inbound") : _("outbound")) + " · " + call.line
+      + " · " + label("stage", call.stage));
     $("debt").textContent = money(a.debt_amount, a.currency);
     text($("dpd"), a.dpd);
     text($("segment"), a.segment);
     text($("region"), a.region);
     text($("account-id"), a.account_id);
-    text($("last-outcome"), a.last_outcome ? t("out_" + a.last_outcome) : "");
+    text($("last-outcome"), a.last_outcome ? label("out", a.last_outcome) : "");
     $("flags").replaceChildren(...(a.flags || []).map((f) => {
-      const s = document.createElement("span"); s.className = "flag"; s.textContent = strings["flag_" + f] || f; return s;
+      const s = document.createElement("span"); s.className = "flag"; s.textContent = label("flag", f); return s;
     }));
     $("phones").replaceChildren(...(a.phones || []).map((p) => {
-      const li = document.createElement("li"); li.textContent = p.e164 + " · " + (strings["phone_" + p.kind] || p.kind || ""); return li;
+      const li = document.createElement("li"); li.textContent = p.e164 + " · " + label("phone", p.kind); return li;
     }));
     $("promises").replaceChildren(...(a.promises || []).map((p) =>
-      row([p.date, money(p.amount, a.currency), strings["ptp_" + p.status] || p.status])));
+      row([p.date, money(p.amount, a.currency), label("ptp", p.status)])));
     $("history").replaceChildren(...(a.history || []).map((h) =>
-      row([String(h.at).replace("T", " ").slice(0, 16), h.outcome ? t("out_" + h.outcome) : "",
+      row([String(h.at).replace("T", " ").slice(0, 16), h.outcome ? label("out", h.outcome) : "",
         h.operator, h.disposition])));
   }
 
@@ -96,13 +95,13 @@
       const r = await fetch(path, { method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
         body: JSON.stringify(body) });
-      const data = await r.json().catch(() => ({ error: t("internal_error") }));
+      const data = await r.json().catch(() => ({ error: _("Internal error. Details are in the log; tell a technician.") }));
       if (!r.ok) return data;
       showError("");
       render(data.desk);
       return data;
     } catch (e) {
-      return { error: t("offline") };
+      return { error: _("connection lost, reconnecting…") };
     } finally {
       busy = false;
     }
@@ -179,5 +178,5 @@
 
   const feed = $("feed-state");
   render(desk);
-  window.dialboxLive("/desk/ws", render, feed, t);
+  window.dialboxLive("/desk/ws", render, feed);
 })();

@@ -1,0 +1,145 @@
+"""Languages: every message the pages can show is in the catalogues, translated; Babel formats."""
+from __future__ import annotations
+
+import ast
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from firmware.errors import InputError, UserError, UserErrors
+from web_admin import i18n
+from web_admin.labels import LABELS, label
+
+ROOT = Path(__file__).resolve().parent.parent
+# Modules whose messages reach a page: each message must be extractable (no f-string).
+PAGE_MODULES = sorted({*ROOT.joinpath("web_admin").glob("*.py"), ROOT / "dialbox/backend.py",
+                       *(ROOT / "controller" / f"{m}.py" for m in (
+                           "users", "importer", "calllist", "store_outcomes", "store_lists",
+                           "kpi"))})
+MESSAGE_CALLS = {"UserError", "InputError", "t", "N_", "_"}
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    pot = tmp_path_factory.mktemp("i18n") / "messages.pot"
+    i18n.extract(pot)
+    with pot.open("rb") as f:
+        return read_po(f)
+
+
+def _key(m) -> tuple:
+    return (m.context, m.id)
+
+
+def test_every_message_in_the_code_is_translated_to_russian(extracted):
+    with i18n.po_path("ru").open("rb") as f:
+        ru = read_po(f, locale="ru")
+    ids = {_key(m) for m in extracted if m.id}
+    assert len(ids) > 200
+    have = {_key(m): m for m in ru if m.id}
+    missing = sorted(str(k) for k in ids - have.keys())
+    untranslated = sorted(str(k) for k in ids & have.keys()
+                          if not have[k].string or have[k].fuzzy)
+    stale = sorted(str(k) for k in have.keys() - ids)
+    hint = "run `python -m web_admin.i18n` and translate the empty msgstr in " \
+           "web_admin/locales/ru/LC_MESSAGES/messages.po"
+    assert not missing, f"not in the Russian catalogue ({hint}): {missing}"
+    assert not untranslated, f"untranslated ({hint}): {untranslated}"
+    assert not stale, f"no longer in the code ({hint}): {stale}"
+
+
+def test_translations_keep_every_placeholder():
+    with i18n.po_path("ru").open("rb") as f:
+        ru = read_po(f, locale="ru")
+    wrong = []
+    for m in ru:
+        if m.id and m.string:
+            fields = lambda s: sorted(re.findall(r"(?<!\{)\{(\w*)\}(?!\})", s))  # noqa: E731
+            if fields(m.id) != fields(m.string):
+                wrong.append(m.id)
+    assert not wrong
+
+
+def _message_problems(path: Path, root: Path = ROOT) -> list[str]:
+    problems = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name not in MESSAGE_CALLS:
+            continue
+        arg = node.args[1] if name == "t" and len(node.args) > 1 else node.args[0]
+        if isinstance(arg, ast.JoinedStr) or (isinstance(arg, ast.Call)
+                                              and getattr(arg.func, "id", "") == "str"):
+            problems.append(f"{path.relative_to(root)}:{node.lineno}: {name}() of a formatted "
+                            "string cannot be translated; write UserError(\"... {name}\", "
+                            "name=value)")
+    return problems
+
+
+def test_messages_that_reach_a_page_are_written_so_they_can_be_translated():
+    problems = [p for path in PAGE_MODULES for p in _message_problems(path)]
+    assert not problems, "\n".join(problems)
+
+
+
+def test_the_guard_finds_a_formatted_message(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text('def f(x):\n    raise UserError(f"no {x}")\n')
+    good = tmp_path / "good.py"
+    good.write_text('def f(x):\n    raise UserError("no {x}", x=x)\n')
+    assert len(_message_problems(bad, tmp_path)) == 1 and not _message_problems(good, tmp_path)
+
+
+def test_a_user_error_is_shown_in_the_page_language_with_its_values():
+    exc = UserError("user {username} already exists", username="anna")
+    assert str(exc) == "user anna already exists"
+    assert i18n.message_of("ru", exc) == "пользователь anna уже есть"
+    assert i18n.message_of("en", exc) == "user anna already exists"
+    assert isinstance(InputError("x"), ValueError)
+
+
+def test_a_message_inside_a_message_is_translated_and_a_path_is_only_its_name():
+    inner = UserError("a header but no rows under it; nothing to import")
+    exc = UserError("{file}: no sheet has what is needed ({errors})",
+                    file=Path("/var/lib/dialbox/tmp/calllist-x1.xlsx"),
+                    errors=UserErrors([UserError("sheet {sheet}: {what}", sheet="Лист1",
+                                                 what=inner)]))
+    ru = i18n.message_of("ru", exc)
+    assert ru.startswith("calllist-x1.xlsx: ни на одном листе нет нужного (лист Лист1: ")
+    assert "/var/lib" not in ru and "/var/lib" not in i18n.message_of("en", exc)
+
+
+def test_every_label_has_a_russian_name_that_is_not_its_key():
+    for family, names in LABELS.items():
+        for key in names:
+            ru, en = label("ru", family, key), label("en", family, key)
+            assert ru and en and ru != key, (family, key)
+            assert re.search("[а-яё]|[A-Z]{2,}", ru), (family, key)
+
+
+@pytest.mark.parametrize("text,lang,want", [
+    ("15 000,50", "ru", "15000.50"), ("15\u00a0000,50", "ru", "15000.50"),
+    ("15000.50", "ru", "15000.50"), ("15000,5", "ru", "15000.5"), ("15 000,50 ₽", "ru", "15000.50"),
+    ("15,000.50", "en", "15000.50"), ("15000.50", "en", "15000.50"), ("7", "en", "7")])
+def test_money_is_read_as_the_person_types_it(text, lang, want):
+    assert i18n.parse_amount(text, lang) == Decimal(want)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "15,000.50,1", "1.2.3"])
+def test_what_is_not_money_is_refused(text):
+    with pytest.raises(ValueError):
+        i18n.parse_amount(text, "ru")
+
+
+def test_money_numbers_and_dates_in_the_locale():
+    assert i18n.money(15000.5, "ru", "RUB") == "15\u00a0000,50\u00a0₽"
+    assert i18n.money(15000.5, "en") == "15,000.50"
+    assert i18n.money("146400.13", "ru") == "146\u00a0400,13"
+    assert i18n.percent(0.125, "ru") == "12,5\u00a0%"
+    assert i18n.day("2026-12-05", "ru") == "05.12.2026"
+    assert i18n.day("2026-12-05", "en") == "12/5/26"
+    assert i18n.when("2026-12-05T14:30", "ru") == "05.12.2026, 14:30"

@@ -1,0 +1,148 @@
+"""The names people read for the internal keys of states, outcomes, roles and columns."""
+from __future__ import annotations
+
+from web_admin.i18n import NP_, pgettext
+
+# family -> key -> (context, English); the context keeps apart words that differ in Russian.
+LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "st": {
+        "out_of_service": NP_("line state", "out of service"),
+        "idle": NP_("line state", "idle"),
+        "seized": NP_("line state", "seized"),
+        "dialing": NP_("line state", "dialing"),
+        "proceeding": NP_("line state", "proceeding"),
+        "alerting": NP_("line state", "ringing"),
+        "answered": NP_("line state", "answered"),
+        "bridged": NP_("line state", "talking"),
+        "releasing": NP_("line state", "releasing"),
+        "blocked": NP_("line state", "blocked"),
+        "inbound": NP_("line state", "inbound"),
+    },
+    "op": {
+        "free": NP_("operator state", "free"),
+        "reserved": NP_("operator state", "waiting for a call"),
+        "talking": NP_("operator state", "talking"),
+        "wrap_up": NP_("operator state", "wrap-up"),
+        "not_ready": NP_("operator state", "not ready"),
+    },
+    "role": {
+        "admin": NP_("role", "admin"),
+        "supervisor": NP_("role", "supervisor"),
+        "technician": NP_("role", "technician"),
+        "operator": NP_("role", "operator"),
+    },
+    "desk": {
+        "waiting": NP_("desk state", "Waiting for a call"),
+        "reserved": NP_("desk state", "A call is being dialed"),
+        "talking": NP_("desk state", "Talking"),
+        "wrap_up": NP_("desk state", "Wrap-up"),
+        "not_ready": NP_("desk state", "Not ready"),
+        "offline": NP_("desk state", "No desk"),
+        "connecting": NP_("desk state", "Connecting…"),
+        "preview": NP_("desk state", "Card: call when you are ready"),
+    },
+    "stage": {
+        "ringing": NP_("call stage", "ringing"),
+        "answered": NP_("call stage", "answered"),
+        "bridged": NP_("call stage", "connected"),
+        "ended": NP_("call stage", "ended"),
+        "preview": NP_("call stage", "card preview"),
+    },
+    "out": {
+        "promise": NP_("outcome", "Promise to pay"),
+        "rpc": NP_("outcome", "Right party contact"),
+        "callback": NP_("outcome", "Call back"),
+        "refusal": NP_("outcome", "Refuses to pay"),
+        "dispute": NP_("outcome", "Disputes the debt"),
+        "third_party": NP_("outcome", "Third party"),
+        "wrong_number": NP_("outcome", "Wrong number"),
+        "complaint": NP_("outcome", "Complaint"),
+        "no_contact": NP_("outcome", "No contact"),
+    },
+    "flag": {
+        "complaint": NP_("debtor flag", "complaint"),
+        "dispute": NP_("debtor flag", "dispute"),
+        "vulnerable": NP_("debtor flag", "vulnerable"),
+        "bankrupt": NP_("debtor flag", "bankrupt"),
+        "lawyer": NP_("debtor flag", "represented"),
+    },
+    "phone": {
+        "mobile": NP_("phone kind", "mobile"),
+        "home": NP_("phone kind", "home"),
+        "work": NP_("phone kind", "work"),
+        "other": NP_("phone kind", "other"),
+    },
+    "ptp": {
+        "pending": NP_("promise state", "pending"),
+        "kept": NP_("promise state", "kept"),
+        "broken": NP_("promise state", "broken"),
+    },
+    "mode": {
+        "preview": NP_("dialing mode", "preview"),
+        "progressive": NP_("dialing mode", "progressive"),
+        "predictive": NP_("dialing mode", "predictive"),
+        "blended": NP_("dialing mode", "blended"),
+    },
+    "cs": {
+        "running": NP_("campaign state", "dialing"),
+        "paused": NP_("campaign state", "paused"),
+        "finished": NP_("campaign state", "finished"),
+    },
+    "by": {
+        "campaign": NP_("group by", "Campaign"),
+        "segment": NP_("group by", "Segment"),
+        "operator": NP_("group by", "Operator"),
+        "line": NP_("group by", "Line"),
+        "day": NP_("group by", "Day"),
+    },
+    "kpi": {
+        "attempts": NP_("KPI column", "Attempts"),
+        "contact_rate": NP_("KPI column", "Contact rate"),
+        "rpc_rate": NP_("KPI column", "RPC rate"),
+        "ptp_rate": NP_("KPI column", "PTP rate"),
+        "kept_ptp_rate": NP_("KPI column", "Kept PTP"),
+        "promised": NP_("KPI column", "Promised"),
+        "collected": NP_("KPI column", "Collected"),
+        "abandon_rate": NP_("KPI column", "Abandoned"),
+        "aht_s": NP_("KPI column", "AHT"),
+        "occupancy": NP_("KPI column", "Occupancy"),
+    },
+    "la": {
+        "block": NP_("line action", "Block"),
+        "unblock": NP_("line action", "Unblock"),
+        "test_call": NP_("line action", "Test call"),
+        "check_balance": NP_("line action", "Check the balance"),
+    },
+    "lg": {
+        "idle": NP_("line group", "idle"),
+        "dialing": NP_("line group", "dialing"),
+        "talking": NP_("line group", "talking"),
+        "out_of_service": NP_("line group", "out of service"),
+        "blocked": NP_("line group", "blocked"),
+    },
+    "counter": {
+        "attempts": NP_("counter", "Attempts"),
+        "answered": NP_("counter", "Answered"),
+        "busy": NP_("counter", "Busy"),
+        "no_answer": NP_("counter", "No answer"),
+        "failed": NP_("counter", "Failed"),
+        "abandoned": NP_("counter", "Abandoned"),
+        "in_progress": NP_("counter", "In progress"),
+        "leads_left": NP_("counter", "Leads left"),
+        "held": NP_("counter", "Held by law"),
+    },
+}
+
+
+def label(lang: str, family: str, key: object) -> str:
+    """The name of `key` in `family`, in `lang`; a key nobody named yet is shown as it is."""
+    found = LABELS.get(family, {}).get(str(key))
+    if found is None:
+        return "" if key is None else str(key)
+    return pgettext(lang, *found)
+
+
+def labels(lang: str) -> dict[str, dict[str, str]]:
+    """Every family translated, for the pages' JavaScript."""
+    return {family: {key: pgettext(lang, *found) for key, found in names.items()}
+            for family, names in LABELS.items()}
