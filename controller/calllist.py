@@ -76,7 +76,7 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
                        UserError(NO_PHONE))
     cols = map_columns(table.header, mapping)
     if "account_id" not in cols:
-        raise UserError("{file}, line {line}: no account id column among {header}; name one "
+        raise UserError("{file}:{line}: no account id column among {header}; name one "
                         "'account_id' or 'Номер договора', or give --mapping FILE", file=p,
                         line=table.header_row, header=" | ".join(table.header[:12]))
     result = ImportResult()

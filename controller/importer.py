@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from firmware.errors import UserError, UserErrors
+from firmware.errors import N_, UserError, UserErrors
 
 # Exact header words (normalized: lower case, ё -> е, punctuation -> space) -> field.
 HEADERS = {
@@ -185,7 +185,7 @@ def _csv_rows(path: Path, reader) -> Iterator[tuple[int, list[str]]]:
         for row in reader:
             yield reader.line_num, row
     except csv.Error as exc:
-        raise UserError("{file}, line {line}: broken CSV ({error}); fix or remove that line "
+        raise UserError("{file}:{line}: broken CSV ({error}); fix or remove that line "
                         "and import again", file=path, line=reader.line_num, error=exc) from None
 
 
@@ -203,10 +203,12 @@ def _find_header(path: Path, rows: Iterator[tuple[int, list[str]]],
         if seen >= 10:
             break
     if first is None:
-        raise UserError("{file}: no rows at all; expected a header row and a row per record",
-                        file=path)
+        raise UserError("{file}: {what}", file=path, what=UserError(NO_ROWS))
     raise UserError("{file}: {what} (header: {header})", file=path, what=what,
                     header=" | ".join(first[:12]))
+
+
+NO_ROWS = N_("no rows at all; expected a header row and a row per record")
 
 
 def _open_xlsx(path: Path, is_header: Callable[[list[str]], bool], what: str) -> Table:
@@ -219,8 +221,8 @@ def _open_xlsx(path: Path, is_header: Callable[[list[str]], bool], what: str) ->
         try:
             header, n = _find_header(path, it, is_header, what)
         except UserError as exc:
-            errors.append(UserError("sheet {sheet}: {what}", sheet=title,
-                                    what=exc.params.get("what", exc)))
+            errors.append(UserError("sheet '{sheet}': {what}", sheet=title,
+                                    what=exc.params["what"]))
             continue
         rest = [(i, row) for i, row in it if any(c.strip() for c in row)]
         _require_rows(path, len(rest))

@@ -106,10 +106,10 @@ def test_a_message_inside_a_message_is_translated_and_a_path_is_only_its_name():
     inner = UserError("a header but no rows under it; nothing to import")
     exc = UserError("{file}: no sheet has what is needed ({errors})",
                     file=Path("/var/lib/dialbox/tmp/calllist-x1.xlsx"),
-                    errors=UserErrors([UserError("sheet {sheet}: {what}", sheet="Лист1",
+                    errors=UserErrors([UserError("sheet '{sheet}': {what}", sheet="Лист1",
                                                  what=inner)]))
     ru = i18n.message_of("ru", exc)
-    assert ru.startswith("calllist-x1.xlsx: ни на одном листе нет нужного (лист Лист1: ")
+    assert ru.startswith("calllist-x1.xlsx: ни на одном листе нет нужного (лист «Лист1»: ")
     assert "/var/lib" not in ru and "/var/lib" not in i18n.message_of("en", exc)
 
 
