@@ -83,6 +83,7 @@ setup(
         "gsm0338>=1.1",
         "openpyxl>=3.1",  # XLSX call lists
         "python-calamine>=0.2",  # XLSX, faster reader used when present
+        "av>=12",  # PyAV: Opus recordings, prompt upload conversion (FFmpeg libraries in the wheel)
     ],
     extras_require={
         "test": [

@@ -22,6 +22,7 @@ from firmware.errors import UserError
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.driver import GsmModule
 from firmware.linemanager import LineManager
+from firmware.media.plane import MediaPlane
 from firmware.lineapi import CallReleased, InboundCall, LineEvent
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
@@ -56,6 +57,7 @@ class Appliance(BackendMixin):
     clock: Clock = field(init=False)
     store: Store = field(init=False)
     lines: LineManager = field(init=False)
+    media: MediaPlane = field(init=False)
     operators: OperatorPool = field(init=False)
     dialer: Dialer = field(init=False)
     sims: list[SimModem] = field(default_factory=list)
@@ -101,7 +103,13 @@ class Appliance(BackendMixin):
                 ring_timeout_s = profile.ring_timeout_s
             else:
                 drivers += self._e1_drivers(profile, seed_base=1000 * k)
-        self.lines = LineManager(drivers, self.clock, ring_timeout_s=ring_timeout_s)
+        # One media plane carries every line's and position's audio. Audio is real time: with a
+        # scaled clock the plane stays off and drivers confirm bridges themselves.
+        self.media = MediaPlane(self.clock)
+        if self.clock.scale == 1:
+            await self.media.start()
+        self.lines = LineManager(drivers, self.clock, ring_timeout_s=ring_timeout_s,
+                                 plane=self.media)
         self.lines.subscribe(self._on_line_event)
         await self.lines.start()
         campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True,
@@ -116,6 +124,8 @@ class Appliance(BackendMixin):
         # Simulated operators only on simulated hardware; real calls go to people at the desk.
         self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
                                       wrap_mean_s=s.wrap_mean_s, seed=s.seed)
+        for op in self.operators.ops:
+            self.media.add_leg(op.position, "position")
         if s.simulate:
             self._talk = Population.from_dict(dict(self._default_population(), seed=s.seed))
             self.operators.on_sim_wrap = self._sim_disposition
@@ -223,6 +233,8 @@ class Appliance(BackendMixin):
             await self.lines.stop()
         if hasattr(self, "operators"):
             await self.operators.stop()
+        if hasattr(self, "media"):
+            await self.media.stop()
         for sim in self.sims:
             await sim.stop()
         self.sims.clear()

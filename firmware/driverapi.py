@@ -3,6 +3,12 @@
 A driver owns a group of channels (a GSM module: 1; an E1 span: 30). The line manager gives each
 channel a global index in the line-state core; the driver reports hardware events for its local
 channel numbers through ``report`` and carries out the actions the core returns.
+
+A driver that carries call audio through the box also has ``attach_media(plane)``: called once
+before ``start``, it adds a "line" leg named after each such channel to the media plane
+(firmware/media/plane.py), pushes the frames it reads into it and writes what the leg outputs.
+The line manager then bridges those channels in the plane and confirms the bridge on the first
+debtor frame delivered to the position; ``Driver.bridge`` is only used for channels without a leg.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from firmware.driverapi import Driver, HwReport
 from firmware.lineapi import (CallProgress, CallReleased, CallStage, EventSink, InboundCall,
                               LineError, LineEvent, LineInfo, LineStatus, cause_name,
                               classify_cause)
+from firmware.media.plane import MediaError, MediaPlane
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,7 @@ class _Call:
     line_fault: bool = False
     reason: str = ""
     info: dict = field(default_factory=dict)
+    bridged_at: float | None = None  # the first debtor frame reached the operator (media plane)
 
 
 class LineManager:
@@ -50,8 +52,9 @@ class LineManager:
 
     def __init__(self, drivers: list[Driver], clock: Clock, *, ring_timeout_s: float = 40.0,
                  bridge_timeout_s: float = 2.0, release_guard_s: float = 10.0,
-                 watchdog_s: float = 30.0) -> None:
+                 watchdog_s: float = 30.0, plane: MediaPlane | None = None) -> None:
         self.clock = clock
+        self.plane = plane  # line legs come from drivers that carry audio (attach_media)
         self.drivers = list(drivers)
         self.channels: list[_Channel] = []
         self._by_name: dict[str, int] = {}
@@ -80,6 +83,9 @@ class LineManager:
             if hasattr(drv, "on_sms"):
                 drv.on_sms = self._emit  # type: ignore[attr-defined]
             n = len(drv.channel_names())
+            attach = getattr(drv, "attach_media", None)
+            if self.plane is not None and attach is not None:
+                attach(self.plane)  # the driver adds a line leg per channel it carries audio of
             await drv.start(self._reporter(base))
             base += n
         self._timer_task = asyncio.get_running_loop().create_task(self._timers())
@@ -222,6 +228,8 @@ class LineManager:
         elif action == C.ACT_HANGUP:
             self._spawn(self._guard(ch, ch.driver.hangup(ch.local, arg or C.CAUSE_NORMAL), call))
         elif action == C.ACT_BRIDGE and call is not None:
+            if self._media_bridge(ch, call):
+                return
             self._spawn(self._guard(ch, ch.driver.bridge(ch.local, call.position or ""), call))
         elif action == C.ACT_ANSWER:
             self._spawn(self._guard(ch, ch.driver.answer(ch.local), call))
@@ -261,7 +269,43 @@ class LineManager:
                         rejected=C.EVENT_NAMES[arg] if 0 <= arg < len(C.EVENT_NAMES) else arg,
                         state=C.STATE_NAMES[self.core.state(idx)])
 
+    # --- the media plane ----------------------------------------------------------------------
+    def media_leg(self, line: str):
+        """The line's audio leg in the media plane, or None when its audio does not pass here."""
+        plane = self.plane
+        if plane is None or not plane.running:
+            return None
+        leg = plane.legs.get(line)
+        return leg if leg is not None and leg.kind == "line" else None
+
+    def _media_bridge(self, ch: _Channel, call: _Call) -> bool:
+        """Bridge as a switch in the media plane: the line's leg to the position's leg,
+        confirmed when the first debtor frame has been delivered to the position. False when
+        this line's audio or this position does not pass through the plane (the driver bridges)."""
+        leg = self.media_leg(ch.name)
+        pos = self.plane.legs.get(call.position or "") if leg is not None else None
+        if leg is None or pos is None or pos.kind != "position":
+            return False
+        try:
+            confirmed = self.plane.connect(leg, pos)
+        except MediaError as exc:
+            log.warning("media_bridge_refused", line=ch.name, call_id=call.call_id,
+                        error=str(exc))
+            return True  # not bridged: the core's bridge timer decides (abandon)
+
+        def done(fut) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return  # released or re-bridged before the first frame
+            if self._on_channel.get(ch.index) is call:
+                call.bridged_at = fut.result()
+                self._feed(ch.index, C.EV_HW_BRIDGED, 0)
+        confirmed.add_done_callback(done)
+        return True
+
     def _release(self, ch: _Channel, call: _Call, cause: int, now: float) -> None:
+        if self.plane is not None and ch.name in self.plane.legs:
+            self.plane.disconnect(ch.name)
+            self.plane.stop_prompts(ch.name)
         self._calls.pop(call.call_id, None)
         if self._on_channel.get(ch.index) is call:
             del self._on_channel[ch.index]

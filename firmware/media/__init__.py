@@ -1,0 +1,1 @@
+"""The media plane: line, position and prompt audio legs, the frame switch, recording."""
