@@ -321,6 +321,26 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO phones_fts (phones_fts, rowid, e164) VALUES ('delete', OLD.id, OLD.e164);
         INSERT INTO phones_fts (rowid, e164) VALUES (NEW.id, NEW.e164); END;
     """,
+    # Call recordings (controller/recordings.py): linked to attempts by call_id.
+    """
+    CREATE TABLE recordings (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL UNIQUE,
+        line TEXT NOT NULL,
+        operator TEXT,
+        path TEXT NOT NULL,                     -- relative to the data directory
+        started_at REAL NOT NULL,
+        duration_s REAL,
+        channels INTEGER NOT NULL DEFAULT 2,
+        sha256 TEXT,
+        bytes INTEGER,
+        state TEXT NOT NULL DEFAULT 'recording', -- recording, done, interrupted, failed, purged
+        error TEXT,
+        finished_at REAL,
+        purged_at REAL
+    );
+    CREATE INDEX recordings_started ON recordings (state, started_at);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_payments",
     "dialbox.cmd_simulate",
     "dialbox.cmd_api",
+    "dialbox.cmd_recordings",
 )
 
 

@@ -1,0 +1,195 @@
+"""Recordings: two channels (debtor, operator) of Ogg/Opus written while the call goes on, decoded
+by Debian's ffmpeg; a SIGKILLed box leaves files that play to the last second, linked in the store;
+checksums, export and the retention purge. Real time, a few seconds each."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from controller import recordings
+from controller.store import Store
+from firmware.clock import Clock
+from firmware.errors import UserError
+from firmware.media.plane import MediaPlane
+from firmware.media.recorder import Recorder, file_sha256, probe_duration
+from tests.media_signals import decode_stereo, dominant, need_ffmpeg, probe, tone
+
+ROOT = Path(__file__).resolve().parent.parent
+TONES = (500, 900, 1300, 1700, 2100, 2500)
+
+
+async def _talk(plane, legs, seconds):
+    clock = plane.clock
+    k = 0
+    t_end = clock.now() + seconds
+    while clock.now() < t_end:
+        for leg, frames in legs:
+            leg.push(frames[k % len(frames)])
+        k += 1
+        await clock.sleep(0.02)
+
+
+async def test_a_call_is_recorded_in_two_channels_while_it_goes_on(tmp_path):
+    need_ffmpeg()
+    clock = Clock()
+    plane = MediaPlane(clock, jitter_prefill=1)
+    rec = Recorder(plane, tmp_path / "recordings", clock)
+    await plane.start()
+    try:
+        lines = [plane.add_leg(f"gsm{i}", "line") for i in range(2)]
+        ops = [plane.add_leg(f"pos{i}", "position") for i in range(2)]
+        for ln, op in zip(lines, ops):
+            plane.connect(ln, op)
+        paths = [rec.start(f"c{i}", ln.name) for i, ln in enumerate(lines)]
+        # debtor 0: 500 Hz, operator 0: 1300 Hz; debtor 1: 900 Hz, operator 1: 1700 Hz
+        await _talk(plane, [(lines[0], tone(500)), (ops[0], tone(1300)),
+                            (lines[1], tone(900)), (ops[1], tone(1700))], 1.0)
+        grew = paths[0].stat().st_size
+        await _talk(plane, [(lines[0], tone(500)), (ops[0], tone(1300)),
+                            (lines[1], tone(900)), (ops[1], tone(1700))], 0.6)
+        assert paths[0].stat().st_size > grew > 0  # written while the call goes on
+        results = [await rec.stop(f"c{i}") for i in range(2)]
+    finally:
+        await rec.close()
+        await plane.stop()
+    for i, res in enumerate(results):
+        assert res.path == paths[i] and res.channels == 2 and not res.error
+        assert res.sha256 == file_sha256(res.path)
+        assert 1.5 <= res.duration_s <= 1.8
+        info = probe(res.path)
+        st = info["streams"][0]
+        assert (info["format"]["format_name"], st["codec_name"], st["channels"]) == ("ogg", "opus", 2)
+        assert abs(float(info["format"]["duration"]) - res.duration_s) < 0.15
+        left, right = decode_stereo(res.path)
+        mid = len(left) // 2
+        block = slice(mid, mid + 800)
+        debtor, operator = (500, 1300) if i == 0 else (900, 1700)
+        assert dominant(left[block], TONES) == debtor  # this debtor on the debtor channel
+        assert dominant(right[block], TONES) == operator  # this operator on the operator's
+    assert probe_duration(results[0].path) == pytest.approx(results[0].duration_s, abs=0.1)
+
+
+async def test_sigkill_leaves_every_recording_playable_and_linked(tmp_path):
+    """The box is killed mid-call: each file plays up to (at most) a second before the kill."""
+    need_ffmpeg()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.recorder_child", str(tmp_path), "3", cwd=str(ROOT), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    last = None
+    try:
+        while True:
+            line = await asyncio.wait_for(child.stdout.readline(), 20)
+            assert line, (await child.stderr.read()).decode()[-2000:]
+            last = json.loads(line)
+            if min(last.values()) >= 150:  # three seconds recorded by each call
+                break
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+    assert child.returncode == -signal.SIGKILL
+    store = Store(tmp_path / "dialbox.sqlite3")
+    try:
+        rows = {r["call_id"]: r for r in recordings.listing(store, tmp_path)}
+        assert set(rows) == {"call-0", "call-1", "call-2"}
+        assert all(r["state"] == "recording" and r["sha256"] is None for r in rows.values())
+        for i, (call_id, row) in enumerate(sorted(rows.items())):
+            recorded = last[call_id] * 0.02
+            path = Path(row["path"])
+            info = probe(path)
+            assert info["streams"][0]["channels"] == 2
+            left, right = decode_stereo(path)
+            plays = len(left) / 8000
+            assert recorded - 1.0 <= plays <= recorded + 0.2, (call_id, recorded, plays)
+            tail = slice(len(left) - 2400, len(left) - 1600)  # near the end, still this call
+            assert dominant(left[tail], TONES + (700, 1100, 1900, 2300)) == 500 + 200 * i
+            assert dominant(right[tail], TONES + (700, 1100, 1900, 2300)) == 1700 + 200 * i
+        # the next start closes the books: measured, checksummed, marked interrupted
+        assert recordings.recover(store, tmp_path, probe_duration, now=time.time()) == 3
+        for row in recordings.listing(store, tmp_path):
+            assert row["state"] == "interrupted"
+            assert row["sha256"] == file_sha256(Path(row["path"]))
+            assert row["duration_s"] > 2.0
+    finally:
+        store.close()
+
+
+def _store_with(tmp_path, n=3, age_days=(0, 10, 2000)):
+    store = Store(tmp_path / "dialbox.sqlite3")
+    now = time.time()
+    for i in range(n):
+        path = tmp_path / "recordings" / f"r{i}.opus"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"OggS" + bytes([i]) * 100)
+        recordings.started(store, data=tmp_path, call_id=f"c{i}", line="gsm0", path=path,
+                           started_at=now - age_days[i] * 86400, channels=2, operator="pos1")
+        recordings.finished(store, call_id=f"c{i}", duration_s=1.0 + i,
+                            sha256=file_sha256(path), size=104, now=now)
+    return store, now
+
+
+def test_export_is_verified_against_the_checksum(tmp_path):
+    store, _ = _store_with(tmp_path)
+    try:
+        out = recordings.export(store, tmp_path, "c1", tmp_path / "out.opus")
+        assert (tmp_path / "out.opus").read_bytes() == (tmp_path / "recordings/r1.opus").read_bytes()
+        assert out["sha256"] == file_sha256(tmp_path / "out.opus")
+        (tmp_path / "recordings/r2.opus").write_bytes(b"tampered")
+        with pytest.raises(UserError, match="does not match its checksum"):
+            recordings.export(store, tmp_path, "c2", tmp_path / "bad.opus")
+        assert not (tmp_path / "bad.opus").exists()
+        with pytest.raises(UserError, match="no recording"):
+            recordings.export(store, tmp_path, "nope", tmp_path / "x.opus")
+    finally:
+        store.close()
+
+
+def test_purge_removes_what_the_retention_expired_and_keeps_the_rest(tmp_path):
+    store, now = _store_with(tmp_path)
+    try:
+        result = recordings.purge(store, tmp_path, now=now,
+                                  retention_days=recordings.DEFAULT_RETENTION_DAYS)
+        assert result.removed == ["c2"] and result.freed_bytes == 104
+        assert not (tmp_path / "recordings/r2.opus").exists()
+        assert (tmp_path / "recordings/r1.opus").exists()
+        assert [r["call_id"] for r in recordings.listing(store, tmp_path)] == ["c1", "c0"]  # oldest first
+        assert recordings.purge(store, tmp_path, now=now, retention_days=5).removed == ["c1"]
+        state = store.db.execute("SELECT state, purged_at FROM recordings WHERE call_id='c2'"
+                                 ).fetchone()
+        assert state["state"] == "purged" and state["purged_at"] == now  # the row stays
+    finally:
+        store.close()
+
+
+def test_recordings_cli_lists_and_exports(tmp_path):
+    store, _ = _store_with(tmp_path, age_days=(0, 1, 2))
+    store.close()
+    run = [sys.executable, "-m", "dialbox.cli", "recordings"]
+    out = subprocess.run(run + ["list", "--data", str(tmp_path), "--json"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert [r["call_id"] for r in rows] == ["c2", "c1", "c0"]  # oldest first
+    assert set(rows[0]) >= {"call_id", "path", "duration_s", "channels", "started_at", "sha256"}
+    assert rows[1]["duration_s"] == 2.0 and rows[1]["channels"] == 2
+    assert Path(rows[1]["path"]).exists()
+    one = subprocess.run(run + ["list", "--data", str(tmp_path), "--call", "c1", "--json"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert [r["call_id"] for r in json.loads(one.strip().splitlines()[-1])] == ["c1"]
+    dest = tmp_path / "exported.opus"
+    done = subprocess.run(run + ["export", "--data", str(tmp_path), "c1", str(dest)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert dest.read_bytes() == (tmp_path / "recordings/r1.opus").read_bytes()
+    bad = subprocess.run(run + ["export", "--data", str(tmp_path), "zzz", str(dest)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no recording" in bad.stderr and "Traceback" not in bad.stderr
