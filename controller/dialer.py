@@ -66,6 +66,9 @@ class Dialer:
         self.last_decision = None
         self.held = 0  # decisions not to dial, this run
         self.running = False
+        # Set by the box when it must not place calls (the recordings disk is full, ...): calls
+        # up and inbound calls go on, no new call is placed; the reason is shown.
+        self.hold_reason: str | None = None
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -131,6 +134,8 @@ class Dialer:
         self._hand_waiting()
         if self._inbound:
             return  # people calling in go first
+        if self.hold_reason:
+            return
         await self._place()
 
     def mode_of(self, lead) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 import cext
-from controller import users
+from controller import prompts, users
 from controller.calllist import import_csv
 from dialbox.backend import BackendMixin
 from controller.dialer import Dialer
@@ -23,6 +23,9 @@ from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.driver import GsmModule
 from firmware.linemanager import LineManager
 from firmware.media.plane import MediaPlane
+from firmware.media import prompts as media_prompts
+from firmware.media.recorder import Recorder
+from dialbox.recording import DiskPolicy, RecordingService
 from firmware.lineapi import CallReleased, InboundCall, LineEvent
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
@@ -49,6 +52,11 @@ class Settings:
     mode: str = "progressive"
     reserve_inbound: int = 0  # blended mode: operators kept free for inbound calls
     sms_interval_s: float = 60.0  # how often SMS reminders due are looked for (clock seconds)
+    # Recordings: kept this many days (the compliance profile may set it), and the free space
+    # below which the dashboard warns and, lower, automatic dialing pauses.
+    recording_retention_days: float = 3 * 365 + 1
+    disk_warn_free_mb: float = 2048.0
+    disk_stop_free_mb: float = 512.0
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Appliance(BackendMixin):
     listeners: list = field(default_factory=list)
     _inbound_callers: dict = field(default_factory=dict)  # inbound call id -> caller number
     conversations: dict = field(default_factory=dict)  # simulated: call id -> Conversation
+    _prompt_cache: dict = field(default_factory=dict)  # (path, mtime) -> PCM
 
     async def start(self) -> None:
         s = self.settings
@@ -108,13 +117,17 @@ class Appliance(BackendMixin):
         self.media = MediaPlane(self.clock)
         if self.clock.scale == 1:
             await self.media.start()
+        # The release guard covers an abandon message playing before the hangup.
         self.lines = LineManager(drivers, self.clock, ring_timeout_s=ring_timeout_s,
-                                 plane=self.media)
+                                 release_guard_s=15.0, plane=self.media)
+        self.lines.prompt_for = self._prompt_for
         self.lines.subscribe(self._on_line_event)
         await self.lines.start()
         campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True,
                                           compliance_profile=s.compliance)
         self.store.set_compliance(campaign_id, s.compliance)  # an explicit choice each start
+        prompts.require_abandon_message(self.store, s.data, campaign_id, mode=s.mode,
+                                        compliance_profile=s.compliance)
         if not self.store.db.execute("SELECT 1 FROM accounts WHERE campaign_id=? LIMIT 1",
                                      (campaign_id,)).fetchone():
             source = s.calllist or Path(str(files("controller").joinpath("data/demo-debtors.csv")))
@@ -129,10 +142,18 @@ class Appliance(BackendMixin):
         if s.simulate:
             self._talk = Population.from_dict(dict(self._default_population(), seed=s.seed))
             self.operators.on_sim_wrap = self._sim_disposition
+        self.recording = RecordingService(
+            self.store, self.lines, Recorder(self.media, Path(s.data) / "recordings", self.clock),
+            Path(s.data), self.clock, operator_of=self._position_of,
+            retention_days=s.recording_retention_days,
+            disk=DiskPolicy(s.disk_warn_free_mb, s.disk_stop_free_mb), on_disk=self._on_disk)
+        self.lines.subscribe(self.recording.on_line_event)
+        await self.recording.start()
         self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
                              campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
                              compliance_profile=s.compliance, mode=s.mode,
                              reserve_inbound=s.reserve_inbound)
+        self.dialer.hold_reason = self.recording.pause_reason()
         await self.dialer.start()
         from controller.sms import SmsReminders
         self.sms = SmsReminders(self.store, self.lines, self.clock, campaign_id=campaign_id,
@@ -194,6 +215,31 @@ class Appliance(BackendMixin):
         self.e1_spans.extend(spans)
         return spans
 
+    def _prompt_for(self, call_id: str, kind: str) -> bytes | None:
+        """The campaign's prompt for this call (inbound calls: the running campaign's)."""
+        row = self.store.db.execute("SELECT campaign_id FROM attempts WHERE call_id=?",
+                                    (call_id,)).fetchone()
+        campaign_id = row[0] if row else self.dialer.campaign_id
+        p = prompts.path(self.store, self.settings.data, campaign_id, kind)
+        if p is None:
+            return None
+        key = (str(p), p.stat().st_mtime_ns)
+        pcm = self._prompt_cache.get(key)
+        if pcm is None:
+            pcm = self._prompt_cache[key] = media_prompts.read_wav(p)
+        return pcm
+
+    def _position_of(self, call_id: str) -> str | None:
+        op = self.operators.by_call(call_id) if hasattr(self, "operators") else None
+        return op.position if op is not None else None
+
+    def _on_disk(self, reason: str | None) -> None:
+        """The recordings disk filled up (reason) or has room again (None)."""
+        if hasattr(self, "dialer"):
+            self.dialer.hold_reason = reason
+        if reason:
+            log.error("dialing_paused", reason=reason)
+
     async def _sim_disposition(self, op, call_id: str) -> None:
         """A simulated operator records what the simulated debtor said (kept for tests)."""
         row = self.store.db.execute(
@@ -231,6 +277,8 @@ class Appliance(BackendMixin):
             await self.dialer.stop()
         if hasattr(self, "lines"):
             await self.lines.stop()
+        if hasattr(self, "recording"):
+            await self.recording.stop()
         if hasattr(self, "operators"):
             await self.operators.stop()
         if hasattr(self, "media"):
@@ -280,8 +328,19 @@ class Appliance(BackendMixin):
     def health(self) -> dict:
         lines = self.lines.lines()
         up = sum(1 for ln in lines if ln.in_service)
-        return {"status": "ok" if up == len(lines) else ("degraded" if up else "down"),
+        disk = dict(self.recording.disk) if hasattr(self, "recording") else {"level": "ok"}
+        status = "ok" if up == len(lines) else ("degraded" if up else "down")
+        warnings = []
+        if disk["level"] != "ok":
+            status = "degraded" if status == "ok" else status
+            warnings.append({"code": f"recordings_disk_{disk['level']}",
+                             "free_mb": disk["free_mb"], "limit_mb": disk["warn_free_mb"]
+                             if disk["level"] == "low" else disk["stop_free_mb"]})
+        return {"status": status,
                 "lines": {"total": len(lines), "in_service": up},
+                "recordings_disk": disk, "warnings": warnings,
+                "media": {"running": self.media.running, "late_ticks": self.media.late_ticks}
+                if hasattr(self, "media") else None,
                 "core": cext.IMPLEMENTATION,
                 "uptime_s": round(self.clock.real(self.clock.now() - self.started_at), 1)}
 
@@ -293,7 +352,7 @@ class Appliance(BackendMixin):
                        "operator": ln.details.get("operator")} for ln in self.lines.lines()],
             "campaign": {"name": DEMO_CAMPAIGN, "running": self.dialer.running,
                          "compliance": self.settings.compliance, "mode": self.dialer.mode,
-                         "pacing": self._pacing(),
+                         "pacing": self._pacing(), "hold_reason": self.dialer.hold_reason,
                          "counters": dict(self.dialer.counters(), held=self._held())},
             "operators": self.operators.snapshot(),
             "health": self.health(),

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_simulate",
     "dialbox.cmd_api",
     "dialbox.cmd_recordings",
+    "dialbox.cmd_prompts",
 )
 
 

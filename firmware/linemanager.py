@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Callable
 
 import structlog
 
@@ -52,9 +53,18 @@ class LineManager:
 
     def __init__(self, drivers: list[Driver], clock: Clock, *, ring_timeout_s: float = 40.0,
                  bridge_timeout_s: float = 2.0, release_guard_s: float = 10.0,
-                 watchdog_s: float = 30.0, plane: MediaPlane | None = None) -> None:
+                 watchdog_s: float = 30.0, plane: MediaPlane | None = None,
+                 abandon_lead_s: float = 0.2) -> None:
         self.clock = clock
+        self.bridge_timeout_s = bridge_timeout_s
+        # With line audio the 2-second rule is kept at the debtor's ear: the box gives up on an
+        # operator abandon_lead_s early, so that the abandon message reaches him in time.
+        self.abandon_lead_s = abandon_lead_s
         self.plane = plane  # line legs come from drivers that carry audio (attach_media)
+        # Set by the box: the 8 kHz PCM to play on a call, or None. Kinds: "abandon" (no operator
+        # within the bridge deadline: played, then the line hangs up) and "notice" (the
+        # recording notice, played to both sides when the operator is connected).
+        self.prompt_for: Callable[[str, str], bytes | None] | None = None
         self.drivers = list(drivers)
         self.channels: list[_Channel] = []
         self._by_name: dict[str, int] = {}
@@ -88,6 +98,10 @@ class LineManager:
                 attach(self.plane)  # the driver adds a line leg per channel it carries audio of
             await drv.start(self._reporter(base))
             base += n
+        if self.plane is not None and self.plane.running and any(
+                leg.kind == "line" for leg in self.plane.legs.values()):
+            self.core.set_timeout(C.TIMER_BRIDGE, int(
+                1000 * max(0.5, self.bridge_timeout_s - self.abandon_lead_s)))
         self._timer_task = asyncio.get_running_loop().create_task(self._timers())
 
     async def stop(self) -> None:
@@ -226,6 +240,8 @@ class LineManager:
         if action == C.ACT_DIAL and call is not None:
             self._spawn(self._guard(ch, ch.driver.dial(ch.local, call.number), call))
         elif action == C.ACT_HANGUP:
+            if call is not None and call.abandoned and self._abandon_message(ch, call, arg):
+                return
             self._spawn(self._guard(ch, ch.driver.hangup(ch.local, arg or C.CAUSE_NORMAL), call))
         elif action == C.ACT_BRIDGE and call is not None:
             if self._media_bridge(ch, call):
@@ -299,7 +315,42 @@ class LineManager:
             if self._on_channel.get(ch.index) is call:
                 call.bridged_at = fut.result()
                 self._feed(ch.index, C.EV_HW_BRIDGED, 0)
+                notice = self._prompt(call, "notice")
+                if notice and ch.name in self.plane.legs and pos.name in self.plane.legs:
+                    self.plane.play([ch.name, pos.name], notice)
         confirmed.add_done_callback(done)
+        return True
+
+    def _prompt(self, call: _Call, kind: str) -> bytes | None:
+        if self.prompt_for is None:
+            return None
+        try:
+            return self.prompt_for(call.call_id, kind)
+        except Exception:  # a missing file must not cost the call
+            log.exception("prompt_lookup_failed", call_id=call.call_id, kind=kind)
+            return None
+
+    def _abandon_message(self, ch: _Channel, call: _Call, cause: int) -> bool:
+        """No operator in time: the debtor hears the campaign's abandon message, then the line
+        hangs up (never silence). False when there is no message or no audio path."""
+        leg = self.media_leg(ch.name)
+        pcm = self._prompt(call, "abandon") if leg is not None else None
+        if not pcm:
+            return False
+        self.plane.disconnect(leg)
+        played = self.plane.play(leg, pcm)
+        log.info("abandon_message", line=ch.name, call_id=call.call_id,
+                 seconds=round(len(pcm) / 16000, 1))
+
+        async def then_hang_up() -> None:
+            try:
+                await asyncio.wait_for(asyncio.shield(played),
+                                       self.clock.real(len(pcm) / 16000 + 2.0))
+            except asyncio.TimeoutError:
+                self.plane.stop_prompts(ch.name)
+            if self._on_channel.get(ch.index) is call:  # the debtor did not hang up first
+                await self._guard(ch, ch.driver.hangup(ch.local, cause or C.CAUSE_NORMAL), call)
+        self._spawn(then_hang_up())
         return True
 
     def _release(self, ch: _Channel, call: _Call, cause: int, now: float) -> None:

@@ -12,10 +12,10 @@ import pytest
 
 from cext import linestate_codes as C
 from firmware.clock import Clock
-from firmware.driverapi import HwReport
 from firmware.lineapi import CallProgress, CallReleased, CallStage
 from firmware.linemanager import LineManager
 from firmware.media.plane import SILENCE, MediaError, MediaPlane
+from tests.media_signals import AudioLine
 
 
 def frame(value: int) -> bytes:
@@ -241,65 +241,6 @@ async def test_the_loop_ticks_every_20_ms_at_real_time():
 
 
 # --- bridge() through the line manager -----------------------------------------------------
-class AudioLine:
-    """A driver whose one channel answers at once and whose debtor speaks after ``speak_after``
-    seconds (None: never: a line whose audio path is dead), one frame per 20 ms, at real time."""
-
-    kind = "gsm"
-
-    def __init__(self, name: str, clock: Clock, speak_after: float | None) -> None:
-        self.name = name
-        self.clock = clock
-        self.speak_after = speak_after
-        self.report = None
-        self.leg = None
-        self.heard: list[bytes] = []
-        self._talk: asyncio.Task | None = None
-        self.driver_bridged = 0
-
-    def channel_names(self):
-        return [self.name]
-
-    def attach_media(self, plane: MediaPlane) -> None:
-        self.leg = plane.add_leg(self.name, "line", prefill=1)
-        self.leg.on_output(self.heard.append)
-
-    async def start(self, report):
-        self.report = report
-        report(HwReport(0, C.EV_HW_IN_SERVICE))
-
-    async def stop(self):
-        if self._talk:
-            self._talk.cancel()
-            await asyncio.gather(self._talk, return_exceptions=True)
-
-    async def dial(self, channel, number):
-        self.report(HwReport(0, C.EV_HW_DIALING))
-        self.report(HwReport(0, C.EV_HW_ANSWER))
-        if self.speak_after is not None:
-            self._talk = asyncio.get_running_loop().create_task(self._speak())
-
-    async def _speak(self):
-        await self.clock.sleep(self.speak_after)
-        while True:
-            self.leg.push(frame(1234))
-            await self.clock.sleep(0.02)
-
-    async def hangup(self, channel, cause=16):
-        if self._talk:
-            self._talk.cancel()
-        self.report(HwReport(0, C.EV_HW_RELEASED))
-
-    async def answer(self, channel):
-        pass
-
-    async def bridge(self, channel, position):
-        self.driver_bridged += 1
-
-    def health(self, channel):
-        return {}
-
-
 async def _call(speak_after, bridge_timeout_s=2.0):
     clock = Clock()
     plane = MediaPlane(clock)

@@ -176,7 +176,8 @@ class MediaPlane:
         self._taps: dict[str, list[Sink]] = {}  # line name -> recorder sinks
         self._task: asyncio.Task | None = None
         self.ticks = 0
-        self.late_ticks = 0  # ticks that ran more than one frame after their time
+        self.late_ticks = 0  # ticks that ran more than one frame (20 ms) after their time
+        self.late_frames = 0  # the legs' frames of those ticks (and of ticks skipped)
         self.skipped_ticks = 0  # ticks given up to catch up after a long stall
         self.max_lateness_s = 0.0
 
@@ -208,6 +209,7 @@ class MediaPlane:
             late = now - due
             if late > FRAME_S:
                 self.late_ticks += 1
+                self.late_frames += len(self.legs)
             if late > self.max_lateness_s:
                 self.max_lateness_s = late
             try:
@@ -219,6 +221,7 @@ class MediaPlane:
             if behind > MAX_CATCH_UP_TICKS * FRAME_S:
                 skip = int(behind / FRAME_S)
                 self.skipped_ticks += skip
+                self.late_frames += skip * len(self.legs)
                 due += skip * FRAME_S
                 log.warning("media_plane_stalled", skipped_ticks=skip)
 

@@ -1,0 +1,136 @@
+"""Benchmark of the media plane at real time: N bridged and recorded calls, both implementations.
+
+``python -m benchmarks.media --json`` holds ``--calls`` calls (default 150: four E1 spans and 30
+GSM ports) for ``--seconds`` (default 60) on the wall clock: every call is a line leg and an
+operator position connected full duplex, each fed one 20 ms frame per tick by simulated hardware
+(a different tone per leg), each output written to a sink, each call recorded in two channels
+(Ogg/Opus through PyAV, the recorder's writer thread) into a temporary directory. It measures
+process CPU seconds per wall second (all threads: the plane, the recorder's encoder) and frames
+delivered more than 20 ms late. The other implementation runs the same in a child process
+(``DIALBOX_NO_EXTENSIONS=1`` selects the twin at import); the last line printed is one JSON
+object: ``calls``, ``cpu_cores``, ``late_frames``, ``implementation``, ``other`` (the same for
+the other implementation) and ``ratio`` (the twin's CPU over the compiled core's).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RATE = 8000
+
+
+def _tone(hz: float) -> list[bytes]:
+    """One second of a tone as 50 frames (whole cycles: it loops without a click)."""
+    pcm = struct.pack(f"<{RATE}h", *(int(6000 * math.sin(2 * math.pi * hz * i / RATE))
+                                     for i in range(RATE)))
+    return [pcm[i:i + 320] for i in range(0, len(pcm), 320)]
+
+
+async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict:
+    from firmware.clock import Clock
+    from firmware.media.plane import MediaPlane
+    from firmware.media.recorder import Recorder
+
+    clock = Clock()
+    plane = MediaPlane(clock, capacity=2 * calls + 8)
+    recorder = Recorder(plane, directory, clock) if record else None
+    written = [0]
+
+    def sink(frame: bytes) -> None:  # a driver's writer: one frame out per tick
+        written[0] += 1
+
+    legs = []
+    voices = [_tone(300 + 50 * (i % 60)) for i in range(60)]
+    for i in range(calls):
+        line = plane.add_leg(f"e1s{i // 30}b{i % 30 + 1}", "line")
+        pos = plane.add_leg(f"pos{i + 1}", "position")
+        line.on_output(sink)
+        pos.on_output(sink)
+        plane.connect(line, pos)
+        if recorder is not None:
+            recorder.start(f"bench-{i}", line.name)
+        legs.append((line, voices[(2 * i) % 60]))
+        legs.append((pos, voices[(2 * i + 1) % 60]))
+    await plane.start()
+
+    async def hardware() -> None:  # simulated audio ports: a frame per leg every 20 ms
+        k = 0
+        due = clock.now()
+        while True:
+            for leg, voice in legs:
+                leg.push(voice[k % 50])
+            k += 1
+            due += 0.02
+            await clock.sleep(due - clock.now())
+
+    feeder = asyncio.get_running_loop().create_task(hardware())
+    await clock.sleep(1.0)  # settle: buffers primed, recorder thread running
+    late0, ticks0 = plane.late_frames, plane.ticks
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await clock.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    late, ticks = plane.late_frames - late0, plane.ticks - ticks0
+    feeder.cancel()
+    await asyncio.gather(feeder, return_exceptions=True)
+    results = await recorder.close() if recorder is not None else []
+    await plane.stop()
+    return {"implementation": plane.implementation, "calls": calls,
+            "cpu_cores": round(cpu / wall, 3), "late_frames": late, "ticks": ticks,
+            "max_lateness_ms": round(plane.max_lateness_s * 1000, 1),
+            "seconds": round(wall, 1), "recording": record,
+            "recorded_ok": sum(1 for r in results if r.sha256 and not r.error),
+            "frames_out": written[0]}
+
+
+def measure(calls: int, seconds: float, record: bool) -> dict:
+    logging.getLogger().setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="dialbox-bench-media-") as tmp:
+        return asyncio.run(run(calls, seconds, record, Path(tmp)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=150)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--no-record", action="store_true", help="switch only, no recorder")
+    parser.add_argument("--json", action="store_true", help="print the JSON line only")
+    parser.add_argument("--only", action="store_true", help="this implementation only")
+    args = parser.parse_args(argv)
+    from dialbox import logsetup
+    logsetup.configure("WARNING")
+    mine = measure(args.calls, args.seconds, not args.no_record)
+    if not args.only:
+        env = dict(os.environ)
+        if mine["implementation"] == "cython":
+            env["DIALBOX_NO_EXTENSIONS"] = "1"
+        else:
+            env.pop("DIALBOX_NO_EXTENSIONS", None)
+        cmd = [sys.executable, "-m", "benchmarks.media", "--json", "--only",
+               "--calls", str(args.calls), "--seconds", str(args.seconds)]
+        if args.no_record:
+            cmd.append("--no-record")
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        other = json.loads(out.stdout.strip().splitlines()[-1])
+        mine["other"] = other
+        cy, py = (mine, other) if mine["implementation"] == "cython" else (other, mine)
+        if cy["implementation"] == "cython" and cy["cpu_cores"]:
+            mine["ratio"] = round(py["cpu_cores"] / cy["cpu_cores"], 2)
+    if not args.json:
+        for k, v in mine.items():
+            print(f"{k:>16}: {v}")
+    print(json.dumps(mine))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
