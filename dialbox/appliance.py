@@ -46,6 +46,7 @@ class Settings:
     data: Path = Path("dialbox-data")
     time_scale: float = 1.0
     calllist: Path | None = None
+    abandon_message: Path | None = None  # the demo campaign's abandon message (audio file)
     seed: int | None = None
     wrap_mean_s: float = 10.0
     compliance: str = "ru-230fz"
@@ -126,6 +127,12 @@ class Appliance(BackendMixin):
         campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True,
                                           compliance_profile=s.compliance)
         self.store.set_compliance(campaign_id, s.compliance)  # an explicit choice each start
+        if s.abandon_message is not None:
+            if not Path(s.abandon_message).is_file():
+                raise UserError(f"{s.abandon_message}: abandon message file not found")
+            prompts.upload(self.store, s.data, campaign_id, "abandon",
+                           Path(s.abandon_message).read_bytes(),
+                           filename=Path(s.abandon_message).name, who="system", source="start")
         prompts.require_abandon_message(self.store, s.data, campaign_id, mode=s.mode,
                                         compliance_profile=s.compliance)
         if not self.store.db.execute("SELECT 1 FROM accounts WHERE campaign_id=? LIMIT 1",

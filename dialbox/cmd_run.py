@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                         "or none (only for demos outside legal hours)")
     p.add_argument("--mode", default="progressive", choices=("preview", "progressive", "predictive"),
                    help="dialing mode of the demo campaign (default progressive)")
+    p.add_argument("--abandon-message", type=Path, metavar="FILE",
+                   help="the demo campaign's abandon message (WAV, MP3, OGG): what a debtor hears "
+                        "when no operator is free within 2 s (us-regf predictive needs one)")
     p.add_argument("--reserve-inbound", type=int, default=0, metavar="N",
                    help="blended mode: keep N operators free for debtors calling back")
     p.add_argument("--seed", type=int, help="random seed of the simulation")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(simulate=args.simulate, profiles=tuple(args.profile), operators=args.operators,
                         data=args.data, time_scale=args.time_scale, calllist=args.calllist,
                         seed=args.seed, compliance=args.compliance, mode=args.mode,
-                        reserve_inbound=args.reserve_inbound)
+                        reserve_inbound=args.reserve_inbound, abandon_message=args.abandon_message)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     appliance = Appliance(settings)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import math
 import re
+import struct
+import wave
 from importlib.resources import files
 from pathlib import Path
 
@@ -191,9 +194,22 @@ async def test_faults_take_one_line_out_and_back_while_others_dial(tmp_path):
 
 
 @pytest.mark.slow
+def _abandon_message(tmp_path):
+    """Reg F: a us-regf campaign dials predictive only with an abandon message (a 1 s tone)."""
+    path = tmp_path / "abandon.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(struct.pack("<8000h", *(int(8000 * math.sin(2 * math.pi * 440 * i / 8000))
+                                              for i in range(8000))))
+    return path
+
+
 async def test_predictive_campaign_dials_by_the_pacer_over_gsm_and_e1(tmp_path):
     app = Appliance(Settings(simulate=True, operators=12, data=tmp_path / "d", time_scale=25.0,
-                             seed=5, wrap_mean_s=5.0, compliance="us-regf", mode="predictive"))
+                             seed=5, wrap_mean_s=5.0, compliance="us-regf", mode="predictive",
+                             abandon_message=_abandon_message(tmp_path)))
     # us-regf hours are checked in the debtors' zones: make every lead's zone one where it is
     # daytime now, so the test does not depend on the hour it runs at.
     await app.start()
