@@ -11,6 +11,7 @@ import re
 
 from controller import audit
 from controller.phones import normalize_phone
+from controller.store import index_new_rows
 from firmware.errors import UserError
 
 MAX_RESULTS = 50
@@ -22,6 +23,8 @@ def search(store, query: str, *, limit: int = MAX_RESULTS) -> list[dict]:
     q = " ".join(query.split())
     if len(q) < 2:
         return []
+    with store.tx():  # rows written by any path since the last batch become findable
+        index_new_rows(store.db)
     pks: list[int] = []
     digits = "".join(_DIGITS.findall(q))
     looks_like_phone = digits and len(digits) >= 3 and re.fullmatch(r"[\d\s()+\-.]+", q)
@@ -31,22 +34,26 @@ def search(store, query: str, *, limit: int = MAX_RESULTS) -> list[dict]:
             e164 = normalize_phone(q)
         except ValueError:
             pass
-        needle = e164 or digits
-        if e164 is None and len(digits) == 11 and digits[0] in "78":
-            needle = digits[1:]  # 8 912 ... typed without the rest: the national number
-        pks += [r[0] for r in store.db.execute(
-            "SELECT DISTINCT p.account_pk FROM phones_fts f JOIN phones p ON p.id = f.rowid "
-            "WHERE phones_fts MATCH ? LIMIT ?", (_quote(needle.lstrip("+")), limit))]
+        if e164 is not None:  # a whole number: the exact index answers at once
+            pks += [r[0] for r in store.db.execute(
+                "SELECT DISTINCT account_pk FROM phones WHERE e164=? LIMIT ?", (e164, limit))]
+        else:  # some of its digits, anywhere in the number: the trigram index
+            pks += [r[0] for r in store.db.execute(
+                "SELECT DISTINCT p.account_pk FROM phones_fts f JOIN phones p ON p.id = f.rowid "
+                "WHERE phones_fts MATCH ? LIMIT ?", (_quote(digits), limit))]
     words = [w for w in re.split(r"\s+", q.replace('"', " ")) if w]
     if words:
         match = " ".join(f'"{w}"*' for w in words)
+        # No ORDER BY rank: ranking every match of a common surname costs a full scan of its
+        # doclist; the first matches come at once and are sorted by name below.
         pks += [r[0] for r in store.db.execute(
-            "SELECT rowid FROM accounts_fts WHERE accounts_fts MATCH ? ORDER BY rank LIMIT ?",
-            (match, limit))]
+            "SELECT rowid FROM accounts_fts WHERE accounts_fts MATCH ? LIMIT ?", (match, limit))]
     seen: dict[int, None] = {}
     for pk in pks:
         seen.setdefault(pk, None)
-    return _summaries(store, list(seen)[:limit])
+    found = _summaries(store, list(seen)[:limit])
+    found.sort(key=lambda r: (r["debtor_name"] or "", r["account_id"]))
+    return found
 
 
 def _quote(text: str) -> str:

@@ -341,6 +341,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX recordings_started ON recordings (state, started_at);
     """,
+    # search indexes filled in bulk after each write batch (a trigger per row made imports 4x
+    # slower); a watermark says up to which row each index is filled
+    """
+    DROP TRIGGER accounts_fts_insert;
+    DROP TRIGGER phones_fts_insert;
+    DROP TRIGGER accounts_fts_update;
+    CREATE TRIGGER accounts_fts_update AFTER UPDATE OF debtor_name, account_id ON accounts
+        WHEN OLD.debtor_name IS NOT NEW.debtor_name OR OLD.account_id IS NOT NEW.account_id
+        BEGIN
+        INSERT INTO accounts_fts (accounts_fts, rowid, debtor_name, account_id)
+        VALUES ('delete', OLD.id, OLD.debtor_name, OLD.account_id);
+        INSERT INTO accounts_fts (rowid, debtor_name, account_id)
+        VALUES (NEW.id, NEW.debtor_name, NEW.account_id); END;
+    CREATE TABLE search_watermark (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+    INSERT INTO search_watermark VALUES ('accounts', (SELECT COALESCE(MAX(id), 0) FROM accounts)),
+                                        ('phones', (SELECT COALESCE(MAX(id), 0) FROM phones));
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -944,6 +961,7 @@ class AccountWriter:
             self._flush()
             if self._dups:
                 self.store.reassign_segments(self.campaign_id, self._dups)
+            index_new_rows(self.db)
         if self._cache is not None:
             self.db.execute(f"PRAGMA cache_size={int(self._cache)}")
 
@@ -1002,6 +1020,19 @@ _INSERT_ACCOUNT = (f"INSERT INTO accounts (id, campaign_id, account_id, "
 _UPDATE_ACCOUNT = (f"UPDATE accounts SET {', '.join(f + '=?' for f in ACCOUNT_FIELDS)}, custom=?, "
                    "updated_at=? WHERE id=?")
 _DEFAULT_STRATEGY = Strategy()
+
+
+def index_new_rows(db: sqlite3.Connection) -> None:
+    """Put accounts and phones written since the last call into the search indexes, in bulk."""
+    for table, fts, cols in (("accounts", "accounts_fts", "debtor_name, account_id"),
+                             ("phones", "phones_fts", "e164")):
+        last = db.execute("SELECT last_id FROM search_watermark WHERE name=?", (table,)
+                          ).fetchone()[0]
+        top = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+        if top > last:
+            db.execute(f"INSERT INTO {fts} (rowid, {cols}) SELECT id, {cols} FROM {table} "
+                       f"WHERE id > ? AND id <= ?", (last, top))
+            db.execute("UPDATE search_watermark SET last_id=? WHERE name=?", (top, table))
 
 
 class _Tx:
