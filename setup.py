@@ -84,6 +84,8 @@ setup(
         "openpyxl>=3.1",  # XLSX call lists
         "python-calamine>=0.2",  # XLSX, faster reader used when present
         "av>=12",  # PyAV: Opus recordings, prompt upload conversion (FFmpeg libraries in the wheel)
+        "cryptography>=42",  # the box's own CA and server certificate for HTTPS
+        "aiortc>=1.9",  # the operator's headset over WebRTC (aioice, ifaddr, pylibsrtp)
     ],
     extras_require={
         "test": [

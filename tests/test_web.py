@@ -174,7 +174,7 @@ async def test_navigation_shows_only_what_the_role_may_open(client, store, role)
     links = set(re.findall(r'href="([^"]+)"', nav))
     access = {name: roles for _, _, _, name, roles in ROUTES}
     expected = {path for name, path, _ in NAV if role in access[name]}
-    assert {"/", "/desk", "/campaigns", "/kpi", "/dnc", "/lines", "/users"} <= {
+    assert {"/", "/desk", "/campaigns", "/kpi", "/dnc", "/lines", "/users", "/tls"} <= {
         path for _, path, _ in NAV}
     assert links == expected
 
@@ -602,7 +602,8 @@ async def test_every_page_of_every_role_renders_in_english_without_russian_left(
     as_role(client, store, role)
     access = {name: roles for _, _, _, name, roles in ROUTES}
     for name, path in (("dashboard", "/"), ("desk", "/desk"), ("campaigns", "/campaigns"),
-                       ("kpi", "/kpi"), ("dnc", "/dnc"), ("lines", "/lines"), ("users", "/users")):
+                       ("kpi", "/kpi"), ("dnc", "/dnc"), ("lines", "/lines"), ("users", "/users"),
+                       ("tls", "/tls")):
         if role not in access[name]:
             continue
         html = await (await client.get(path + "?lang=en")).text()

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import admin, api_v1, desk, lines, login, sessions, supervisor
+from web_admin import admin, api_v1, desk, https, lines, login, sessions, supervisor
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -22,7 +22,7 @@ __all__ = ["make_app", "Backend", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROU
 
 log = structlog.get_logger(__name__)
 
-PUBLIC = ("healthz", "login", "login_submit", "static")
+PUBLIC = ("healthz", "login", "login_submit", "static", "tls_ca")
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 
 # (method, path, handler, name, roles); every route but the public ones is checked against roles.
@@ -52,16 +52,20 @@ ROUTES = (
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
     ("GET", "/sessions", sessions.page, "sessions", ADMIN),
     ("POST", "/sessions/revoke", sessions.revoke, "session_revoke", ADMIN),
+    ("GET", "/tls", https.page, "tls", ADMIN + TECH),
     ("POST", "/logout", login.logout, "logout", ("admin", "supervisor", "technician", "operator")),
 )
 
 
-def make_app(backend: Backend, *, throttle: LoginThrottle | None = None) -> web.Application:
-    """The web admin over `backend` (the appliance, or a fake in tests)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware],
-                          client_max_size=MAX_UPLOAD_BYTES)
+def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
+             tls: https.Https = https.Https()) -> web.Application:
+    """The web admin over `backend` (the appliance, or a fake in tests); `tls` says where HTTPS
+    is served and which CA the office PCs install."""
+    app = web.Application(middlewares=[https.redirect_middleware, error_middleware,
+                                       auth_middleware], client_max_size=MAX_UPLOAD_BYTES)
     app[BACKEND] = backend
     app[THROTTLE] = throttle or LoginThrottle()
+    app[https.HTTPS] = tls
     app[ACCESS] = {name: roles for _, _, _, name, roles in ROUTES}
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                autoescape=jinja2.select_autoescape(["html"]))
@@ -69,6 +73,7 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None) -> web.
     app.router.add_get("/healthz", login.healthz, name="healthz")
     app.router.add_get("/login", login.login_form, name="login")
     app.router.add_post("/login", login.login_submit, name="login_submit")
+    app.router.add_get("/tls/ca.crt", https.ca_cert, name="tls_ca")
     for method, path, handler, name, _ in ROUTES:
         app.router.add_route(method, path, handler, name=name)
     app.router.add_static("/static/", str(HERE / "static"), name="static")

@@ -32,7 +32,8 @@ ADMIN = ("admin",)
 NAV = (("dashboard", "/", N_("Dashboard")), ("desk", "/desk", N_("Agent desk")),
        ("campaigns", "/campaigns", N_("Campaigns")), ("kpi", "/kpi", N_("KPI")),
        ("dnc", "/dnc", N_("Do-not-call")), ("lines", "/lines", N_("Lines")),
-       ("users", "/users", N_("Users")), ("sessions", "/sessions", N_("Sessions")))
+       ("users", "/users", N_("Users")), ("sessions", "/sessions", N_("Sessions")),
+       ("tls", "/tls", N_("Certificate")))
 HOME = {"admin": "/", "supervisor": "/", "operator": "/desk", "technician": "/lines"}
 
 
