@@ -62,6 +62,7 @@ class Segment:
     name: str
     rules: dict = field(default_factory=dict)
     strategy: Strategy = field(default_factory=Strategy)
+    script: str = ""  # what the operator says to this segment's debtors, shown on the card
 
     def __post_init__(self) -> None:
         # Rules compiled once: a million imported rows are matched against them.
@@ -82,7 +83,8 @@ class Segment:
         return True
 
     def to_json(self) -> dict:
-        return {"name": self.name, "rules": self.rules, "strategy": self.strategy.to_json()}
+        return {"name": self.name, "rules": self.rules, "strategy": self.strategy.to_json(),
+                "script": self.script}
 
     @classmethod
     def from_json(cls, d: dict) -> Segment:
@@ -104,7 +106,8 @@ class Segment:
             else:
                 rules[key] = list(rule)
         return cls(name, rules, Strategy.from_json(d.get("strategy") or {},
-                                                   f"segment {name!r}"))
+                                                   f"segment {name!r}"),
+                   str(d.get("script") or ""))
 
 
 # DPD buckets: soft collection early, harder and more insistent later. SMS rules by name

@@ -358,6 +358,11 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO search_watermark VALUES ('accounts', (SELECT COALESCE(MAX(id), 0) FROM accounts)),
                                         ('phones', (SELECT COALESCE(MAX(id), 0) FROM phones));
     """,
+    # the operator's free-text note on a call, kept in the debtor's history
+    """
+    ALTER TABLE attempts ADD COLUMN note TEXT;
+    ALTER TABLE segments ADD COLUMN script TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -467,14 +472,15 @@ class Store(ListsMixin, OutcomesMixin):
         cached = self._segments.get(campaign_id)
         if cached is not None:
             return cached
-        rows = self.db.execute("SELECT name, rules, strategy FROM segments WHERE campaign_id=? "
-                               "ORDER BY position", (campaign_id,)).fetchall()
+        rows = self.db.execute("SELECT name, rules, strategy, script FROM segments WHERE "
+                               "campaign_id=? ORDER BY position", (campaign_id,)).fetchall()
         if not rows:  # a campaign made before segments existed
             with self.tx():
                 self._write_segments(campaign_id, DEFAULT_SEGMENTS)
             return self._segments[campaign_id]
         segs = tuple(Segment.from_json({"name": r[0], "rules": json.loads(r[1]),
-                                        "strategy": json.loads(r[2])}) for r in rows)
+                                        "strategy": json.loads(r[2]), "script": r[3]})
+                     for r in rows)
         self._segments[campaign_id] = segs
         return segs
 
@@ -522,10 +528,11 @@ class Store(ListsMixin, OutcomesMixin):
     def _write_segments(self, campaign_id: int, segs: Iterable[Segment]) -> None:
         segs = tuple(segs)
         self.db.executemany(
-            "INSERT INTO segments (campaign_id, name, position, rules, strategy) "
-            "VALUES (?,?,?,?,?)",
+            "INSERT INTO segments (campaign_id, name, position, rules, strategy, script) "
+            "VALUES (?,?,?,?,?,?)",
             [(campaign_id, s.name, i, json.dumps(s.rules, ensure_ascii=False),
-              json.dumps(s.strategy.to_json(), ensure_ascii=False)) for i, s in enumerate(segs)])
+              json.dumps(s.strategy.to_json(), ensure_ascii=False), s.script)
+             for i, s in enumerate(segs)])
         self._segments[campaign_id] = segs
 
     # --- accounts ---------------------------------------------------------------------------

@@ -90,6 +90,12 @@ class OutcomesMixin:
             self._set_status(account_pk, acc["status"], "callback", now)
         return int(cur.lastrowid)
 
+    def note_call(self, call_id: str, note: str) -> None:
+        """The operator's note on this call (replaces an earlier one; empty clears it)."""
+        with self.tx():
+            self.db.execute("UPDATE attempts SET note=? WHERE call_id=?",
+                            (note.strip()[:2000] or None, call_id))
+
     def record_disposition(self, call_id: str, kind: str, *, now: float | None = None,
                            **details) -> int:
         """What the operator learnt on this call; its effects on the account and phone."""

@@ -91,16 +91,18 @@ class BackendMixin:
                     for r in db.execute("SELECT amount, due_date, state FROM promises WHERE "
                                         "account_pk=? ORDER BY id DESC LIMIT 5", (account_pk,))]
         history = [{"at": r["created_at"], "outcome": r["outcome"], "operator": r["operator"],
-                    "disposition": r["kind"]} for r in db.execute(
-            "SELECT a.created_at, a.outcome, a.operator, d.kind FROM attempts a LEFT JOIN "
+                    "disposition": r["kind"], "note": r["note"]} for r in db.execute(
+            "SELECT a.created_at, a.outcome, a.operator, d.kind, a.note FROM attempts a LEFT JOIN "
             "dispositions d ON d.call_id = a.call_id WHERE a.account_pk=? AND a.state='done' "
             "ORDER BY a.id DESC LIMIT 10", (account_pk,))]
         flags = [f["kind"] for f in self.store.open_flags(account_pk)]
+        script = next((s.script for s in self.store.segments(a["campaign_id"])
+                       if s.name == a["segment"]), "")
         return {"account_id": a["account_id"], "debtor_name": a["debtor_name"],
                 "debt_amount": a["debt_amount"], "currency": a["currency"], "dpd": a["dpd"],
                 "region": a["region"], "segment": a["segment"], "phones": phones,
                 "last_outcome": a["last_outcome"], "flags": flags, "promises": promises,
-                "history": history}
+                "history": history, "script": script or None}
 
     def _account_by_phone(self, number: str) -> int | None:
         digits = re.sub(r"\D", "", number or "")
@@ -149,9 +151,12 @@ class BackendMixin:
                 d["at"] = datetime.fromisoformat(str(d.get("at", ""))).astimezone()
             except ValueError:
                 raise InputError("callback: give the date and time to call back") from None
+        note = str(d.pop("note", "") or "")
+        is_call = self.store.db.execute("SELECT 1 FROM attempts WHERE call_id=?",
+                                        (call_id,)).fetchone()
+        if is_call and note.strip():
+            self.store.note_call(call_id, note)
         if kind != "no_contact":
-            is_call = self.store.db.execute("SELECT 1 FROM attempts WHERE call_id=?",
-                                            (call_id,)).fetchone()
             if is_call:
                 try:
                     self.store.record_disposition(call_id, kind, by=username, **d)

@@ -82,11 +82,16 @@ class FakeBackend:
                             "debt_amount": 45210.5, "currency": "RUB", "dpd": 47,
                             "region": "Europe/Moscow", "segment": "31-60",
                             "phones": [{"e164": "+79123456789", "kind": "mobile"}],
-                            "last_outcome": "callback", "flags": ["complaint"],
+                            "last_outcome": "answered", "flags": ["complaint"],
                             "promises": [{"amount": 5000, "date": "2026-10-01",
                                           "status": "broken"}],
-                            "history": [{"at": "2026-10-20T14:05:00", "outcome": "callback",
-                                         "operator": "Оператор 2", "disposition": "просил позже"}]}}
+                            # as the store keeps them: epoch seconds, internal keys
+                            "history": [{"at": 1760958300.0, "outcome": "answered",
+                                         "operator": "Оператор 2", "disposition": "callback",
+                                         "note": "просил позже"},
+                                        {"at": 1760871900.0, "outcome": "no_answer",
+                                         "operator": None, "disposition": None, "note": None}],
+                            "script": "Здравствуйте! Напоминаем о просроченном платеже."}}
         self.desk_calls[username] = call
         self.operators[username]["state"] = "reserved" if stage == "preview" else "talking"
         return call

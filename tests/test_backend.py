@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 
 import pytest
 
@@ -37,14 +38,21 @@ async def test_person_at_the_desk_takes_a_call_and_records_a_promise(app):
     call = app.desk("olga")["call"]
     card = call["account"]
     assert card["account_id"].startswith("DEMO-") and card["phones"]
-    with pytest.raises(ValueError):
+    due = (datetime.date.today() + datetime.timedelta(days=5)).isoformat()
+    with pytest.raises(ValueError, match="amount: the promised sum must be above zero"):
         await app.desk_disposition("olga", call["call_id"], "promise", {"amount": "-5",
-                                                                       "date": "2026-12-01"})
+                                                                       "date": due})
+    with pytest.raises(ValueError, match="date: the promised date is in the past"):
+        await app.desk_disposition("olga", call["call_id"], "promise", {"amount": "5",
+                                                                       "date": "2020-01-01"})
     await _wait(lambda: app.desk("olga")["operator"]["state"] == "wrap_up", 60)
     await app.desk_disposition("olga", call["call_id"], "promise",
-                               {"amount": "1500", "date": "2026-12-01"})
+                               {"amount": "15000.50", "date": due, "note": "после зарплаты"})
     row = app.store.db.execute("SELECT amount, due_date, operator FROM promises").fetchone()
-    assert tuple(row) == (1500.0, "2026-12-01", app.desk("olga")["operator"]["position"])
+    assert tuple(row) == (15000.5, due, app.desk("olga")["operator"]["position"])
+    note = app.store.db.execute("SELECT note FROM attempts WHERE call_id=?",
+                                (call["call_id"],)).fetchone()[0]
+    assert note == "после зарплаты" and card["history"] is not None
     assert app.desk("olga")["operator"]["state"] in ("free", "reserved", "talking")
     kpi = app.kpi(None, "operator")
     assert any(r["key"] == "desk-olga" and r["attempts"] >= 1 for r in kpi)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -103,6 +104,32 @@ async def _wait_for(predicate, page, timeout_s: float = 5.0):
     raise AssertionError("the backend never saw it")
 
 
+async def _card_speaks_russian(page) -> None:
+    """No internal key on the card: every name shown is the Russian catalogue's, dates are local."""
+    from babel.messages.pofile import read_po
+
+    from web_admin import i18n
+    from web_admin.backend import CALL_STAGES, DISPOSITIONS, OPERATOR_STATES
+    from web_admin.labels import LABELS
+    with i18n.po_path("ru").open("rb") as f:
+        ru = {(m.context, m.id): m.string for m in read_po(f, locale="ru") if m.id}
+    keys = {k for names in LABELS.values() for k in names} | set(DISPOSITIONS) | set(
+        OPERATOR_STATES) | set(CALL_STAGES) | {"open", "out_answered"}
+    text = await page.locator("#card").inner_text()
+    words = set(re.findall(r"[A-Za-z_]+", text))
+    assert not words & keys, words & keys
+    history = await page.locator("#history").inner_text()
+    for family, key in (("attempt", "answered"), ("attempt", "no_answer"), ("out", "callback")):
+        assert ru[LABELS[family][key]] in history, (family, key)
+    assert ru[LABELS["out"]["callback"]] == "Перезвонить"
+    assert "просил позже" in history and re.search(r"\d\d\.\d\d\.\d{4}, \d\d:\d\d", history)
+    assert not re.search(r"\b1760\d{6}", text)  # no Unix timestamp
+    await expect(page.locator("#script-text")).to_have_text(
+        "Здравствуйте! Напоминаем о просроченном платеже.")
+    await expect(page.locator("#promises")).to_contain_text("01.10.2026")
+    await expect(page.locator("#promises")).to_contain_text("5\u00a0000,00\u00a0₽")
+
+
 async def test_desk_pops_the_card_and_records_a_promise(open_page, served):
     base, fake = served
     page = await open_page("operator")
@@ -117,19 +144,22 @@ async def test_desk_pops_the_card_and_records_a_promise(open_page, served):
     await expect(page.locator("#debtor-name")).to_have_text("Иванов Иван Иванович", timeout=5000)
     await expect(state).to_have_text("Разговор")
     await expect(page).to_have_title("Разговор — dialbox")
-    await expect(page.locator("#debt")).to_contain_text("45")
+    await expect(page.locator("#debt")).to_have_text("45\u00a0210,50\u00a0₽")
     await expect(page.locator("#flags")).to_contain_text("жалоба")
+    await _card_speaks_russian(page)
+    await page.locator("#call-note").fill("обещал после зарплаты")
     await page.get_by_role("button", name="Обещание оплаты").click()
     form = page.locator("#fields-promise")
-    await form.locator("input[name=amount]").fill("7500")
+    await form.locator("input[name=amount]").fill("15 000,50")
     await form.locator("input[name=date]").fill("2020-01-01")
     await form.get_by_role("button", name="Сохранить").click()
     await expect(form.locator(".field-error")).to_have_text("дата: обещанная дата уже прошла")
     await form.locator("input[name=date]").fill("2026-12-10")
     await form.locator("input[name=date]").press("Enter")
     await _wait_for(lambda: any(c[0] == "desk_disposition" for c in fake.calls), page)
-    assert fake.calls[-1] == ("desk_disposition", "olga", "c-1", "promise",
-                              {"amount": "7500", "date": "2026-12-10"})
+    assert fake.calls[-1] == ("desk_disposition", "olga", "c-1", "promise",  # typed the Russian way
+                              {"amount": "15000.50", "date": "2026-12-10",
+                               "note": "обещал после зарплаты"})
     await expect(page.locator("#card")).to_be_hidden()
     await expect(state).to_have_text("Ожидание звонка")  # ready again after the outcome
 

@@ -47,7 +47,8 @@ class Backend(Protocol):
         "line","stage" in CALL_STAGES,"inbound": bool,"account": {"account_id","debtor_name",
         "debt_amount","currency","dpd","region","segment","phones": [{"e164","kind"}],
         "last_outcome","flags": [str],"promises": [{"amount","date","status"}],
-        "history": [{"at","outcome","operator","disposition"}]}}}.
+        "history": [{"at","outcome","operator","disposition","note"}],
+        "script": the segment's script or None}}}.
         Raises UserError when the user is not seated at an operator position."""
 
     async def desk_ready(self, username: str, ready: bool) -> None:
@@ -67,8 +68,10 @@ class Backend(Protocol):
                                details: dict) -> None:
         """Record the outcome of the call; ends wrap-up, the operator is free again.
         Given during the conversation it also ends the call. kind in DISPOSITIONS; details are
-        the strings as typed, only these keys: promise {"amount": "12 500,50", "date":
-        "YYYY-MM-DD"}, callback {"at": "YYYY-MM-DDTHH:MM"}, complaint {"text"}, others {}.
+        the strings as typed, only these keys: promise {"amount": "15000.50" (the web admin
+        reads the locale's "15 000,50" first), "date": "YYYY-MM-DD"}, callback {"at":
+        "YYYY-MM-DDTHH:MM"}, complaint {"text"}; any kind may carry "note" (free text kept in
+        the history: history rows have "note").
         Raises ValueError("field: what is wrong") on bad details or a call that is not this
         operator's; the page shows the message next to the fields."""
 

@@ -6,11 +6,10 @@ import json
 import structlog
 from aiohttp import web
 
-from firmware.errors import UserError
+from firmware.errors import InputError, UserError
+from web_admin import i18n
 from web_admin.backend import DISPOSITIONS
 from web_admin.live import push_changes
-from firmware.errors import InputError
-from web_admin import i18n
 from web_admin.render import (backend, call, json_error, lang_of, message_of, render, secure, t,
                               user)
 
@@ -23,10 +22,31 @@ OUTCOMES = (("promise", ("amount", "date")), ("rpc", ()), ("callback", ("at",)),
 assert sorted(k for k, _ in OUTCOMES) == sorted(DISPOSITIONS)
 
 
+def readable(snapshot: object, lang: str) -> object:
+    """The desk as the operator reads it: money and dates written the way of the page's locale."""
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("call"), dict):
+        return snapshot
+    a = snapshot["call"].get("account")
+    if not isinstance(a, dict):
+        return snapshot
+    cur = a.get("currency") or None
+    a = dict(a, debt_text=i18n.money(a.get("debt_amount"), lang, cur))
+    a["promises"] = [dict(p, amount_text=i18n.money(p.get("amount"), lang, cur),
+                          date_text=i18n.day(p.get("date"), lang))
+                     for p in a.get("promises") or ()]
+    a["history"] = [dict(h, at_text=i18n.when(h.get("at"), lang)) for h in a.get("history") or ()]
+    return dict(snapshot, call=dict(snapshot["call"], account=a))
+
+
+async def _desk(request: web.Request) -> object:
+    return readable(await call(backend(request).desk, user(request)["username"]),
+                    lang_of(request))
+
+
 async def page(request: web.Request) -> web.Response:
     error = None
     try:
-        snapshot = await call(backend(request).desk, user(request)["username"])
+        snapshot = await _desk(request)
     except (UserError, ValueError, LookupError) as exc:
         snapshot, error = None, message_of(request, exc)
     return render("desk.html", request, {
@@ -36,13 +56,11 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def api_desk(request: web.Request) -> web.Response:
-    return secure(web.json_response(await call(backend(request).desk, user(request)["username"])))
+    return secure(web.json_response(await _desk(request)))
 
 
 async def live_feed(request: web.Request) -> web.StreamResponse:
-    username = user(request)["username"]
-    desk = backend(request).desk
-    return await push_changes(request, lambda: desk(username))
+    return await push_changes(request, lambda: _desk(request))
 
 
 async def _body(request: web.Request) -> dict:
@@ -57,8 +75,7 @@ async def _body(request: web.Request) -> dict:
 
 async def _after(request: web.Request) -> web.Response:
     """Every desk action answers with the desk as it is now, so the page redraws at once."""
-    snapshot = await call(backend(request).desk, user(request)["username"])
-    return secure(web.json_response({"ok": True, "desk": snapshot}))
+    return secure(web.json_response({"ok": True, "desk": await _desk(request)}))
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -108,7 +125,10 @@ async def disposition(request: web.Request) -> web.Response:
     if not isinstance(details, dict):
         return json_error(t(request, "details must be an object"))
     fields = dict(OUTCOMES)[kind]
+    note = str(details.get("note") or "").strip()
     details = {k: str(details.get(k, "")).strip() for k in fields}
+    if note:  # free text on any outcome, kept in the debtor's history
+        details["note"] = note
     if details.get("amount"):  # typed in the page's locale: "15 000,50" in Russian
         try:
             details["amount"] = str(i18n.parse_amount(details["amount"], lang_of(request)))

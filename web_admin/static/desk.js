@@ -17,10 +17,11 @@
     return tr;
   }
 
-  function money(amount, currency) {
-    if (amount === null || amount === undefined) return "—";
-    return Number(amount).toLocaleString(document.documentElement.lang, {
-      minimumFractionDigits: 2, maximumFractionDigits: 2 }) + (currency ? " " + currency : "");
+  // A stored outcome is a disposition (promise, refusal...) or a call result (answered, busy...).
+  function outcomeName(key) {
+    if (!key) return "";
+    const out = label("out", key);
+    return out !== key ? out : label("attempt", key);
   }
 
   // The big state: what the operator is doing now.
@@ -69,12 +70,12 @@
     text($("debtor-name"), a.debtor_name);
     text($("call-meta"), (call.inbound ? _("inbound") : _("outbound")) + " · " + call.line
       + " · " + label("stage", call.stage));
-    $("debt").textContent = money(a.debt_amount, a.currency);
+    text($("debt"), a.debt_text);
     text($("dpd"), a.dpd);
     text($("segment"), a.segment);
     text($("region"), a.region);
     text($("account-id"), a.account_id);
-    text($("last-outcome"), a.last_outcome ? label("out", a.last_outcome) : "");
+    text($("last-outcome"), outcomeName(a.last_outcome));
     $("flags").replaceChildren(...(a.flags || []).map((f) => {
       const s = document.createElement("span"); s.className = "flag"; s.textContent = label("flag", f); return s;
     }));
@@ -82,10 +83,11 @@
       const li = document.createElement("li"); li.textContent = p.e164 + " · " + label("phone", p.kind); return li;
     }));
     $("promises").replaceChildren(...(a.promises || []).map((p) =>
-      row([p.date, money(p.amount, a.currency), label("ptp", p.status)])));
+      row([p.date_text, p.amount_text, label("ptp", p.status)])));
     $("history").replaceChildren(...(a.history || []).map((h) =>
-      row([String(h.at).replace("T", " ").slice(0, 16), h.outcome ? label("out", h.outcome) : "",
-        h.operator, h.disposition])));
+      row([h.at_text, outcomeName(h.outcome), h.operator, outcomeName(h.disposition), h.note])));
+    $("script").hidden = !a.script;
+    text($("script-text"), a.script);
   }
 
   async function post(path, body) {
@@ -120,12 +122,14 @@
 
   async function dispose(kind, details, form) {
     if (!desk || !desk.call) return;
+    const note = $("call-note").value.trim();
+    if (note) details = Object.assign({ note: note }, details);
     const out = await post("/desk/disposition", { call_id: desk.call.call_id, kind: kind, details: details });
     if (out && out.error) {
       if (form) form.querySelector(".field-error").textContent = out.error; else showError(out.error);
       return;
     }
-    if (out) closeFields();
+    if (out) { closeFields(); $("call-note").value = ""; }
   }
 
   function choose(button) {
