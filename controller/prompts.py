@@ -21,13 +21,14 @@ MAX_S = {"abandon": 12.0, "notice": 15.0}  # the abandon message plays while the
 def _settings(store, campaign_id: int) -> dict:
     row = store.db.execute("SELECT settings FROM campaigns WHERE id=?", (campaign_id,)).fetchone()
     if row is None:
-        raise UserError(f"no campaign with id {campaign_id}")
+        raise UserError("no campaign with id {id}", id=campaign_id)
     return json.loads(row["settings"] or "{}")
 
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
-        raise UserError(f"prompt kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise UserError("prompt kind must be one of {kinds}, got {kind}",
+                        kinds=", ".join(KINDS), kind=kind)
 
 
 def path(store, data: Path, campaign_id: int, kind: str) -> Path | None:

@@ -99,19 +99,21 @@ def export(store, data: Path, call_id: str, dest: Path) -> dict:
     """Copy one recording out, verified against its stored checksum (UserError if it differs)."""
     rows = listing(store, data, call_id)
     if not rows:
-        raise UserError(f"no recording of call {call_id!r}; `dialbox recordings list` shows "
-                        "the calls recorded")
+        raise UserError("no recording of call {call_id}; `dialbox recordings list` shows the "
+                        "calls recorded", call_id=call_id)
     rec = rows[0]
     src = Path(rec["path"])
     if rec["sha256"] is None:
-        raise UserError(f"the recording of call {call_id!r} has no checksum ({rec['state']}): "
-                        "it was not finished; it cannot be exported as verified")
+        raise UserError("the recording of call {call_id} has no checksum ({state}): it was "
+                        "not finished; it cannot be exported as verified", call_id=call_id,
+                        state=rec["state"])
     if not src.exists():
-        raise UserError(f"the recording file of call {call_id!r} is missing from the data "
-                        "directory; restore it from the backup")
+        raise UserError("the recording file of call {call_id} is missing from the data "
+                        "directory; restore it from the backup", call_id=call_id)
     if file_sha256(src) != rec["sha256"]:
-        raise UserError(f"the recording of call {call_id!r} does not match its checksum: the "
-                        "file was changed or damaged; restore it from the backup")
+        raise UserError("the recording of call {call_id} does not match its checksum: the "
+                        "file was changed or damaged; restore it from the backup",
+                        call_id=call_id)
     dest = Path(dest)
     if dest.is_dir():
         dest = dest / src.name
@@ -119,8 +121,8 @@ def export(store, data: Path, call_id: str, dest: Path) -> dict:
     shutil.copyfile(src, tmp)
     if file_sha256(tmp) != rec["sha256"]:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"{dest}: the copy does not match the checksum (disk trouble?); "
-                        "nothing was written")
+        raise UserError("{file}: the copy does not match the checksum (disk trouble?); "
+                        "nothing was written", file=dest)
     tmp.replace(dest)
     return dict(rec, exported_to=str(dest))
 
