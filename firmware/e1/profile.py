@@ -163,7 +163,7 @@ def transport_factory(span: dict):
 
 def spans_from_profile(doc: dict, *, simulate: bool, clock: Clock | None = None,
                        population=None, sim_transport: str = "tcp", capture=None,
-                       seed: int | None = None) -> list[E1Span]:
+                       seed: int | None = None, audio: bool = False) -> list[E1Span]:
     """E1Span drivers for a checked profile; ``simulate`` puts an NT simulator behind each span.
 
     A simulated span keeps its simulator as ``span.simulator`` (records, faults); the simulator
@@ -185,7 +185,7 @@ def spans_from_profile(doc: dict, *, simulate: bool, clock: Clock | None = None,
         pop = population(i) if callable(population) else population
         sim = NetworkSide(pop or Population(seed=None if seed is None else seed + i),
                           clock=clock, timers=cfg.link, name=f"sim-{cfg.name}",
-                          seed=None if seed is None else seed + i)
+                          seed=None if seed is None else seed + i, audio=audio)
         spans.append(E1Span(cfg, _sim_factory(sim, sim_transport), clock=clock,
                             capture=capture))
         spans[-1].simulator = sim

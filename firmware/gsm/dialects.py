@@ -15,6 +15,14 @@ class Dialect:
     boot_urcs: tuple[str, ...]  # a line starting with one of these mid-work means a reboot
     noise_urcs: tuple[str, ...] = ()  # periodic reports that are not events
     ceer: bool = True  # AT+CEER gives the release cause after a failed call
+    voice: str = "none"  # how the module carries a call's audio (one of VOICE_METHODS)
+
+
+# How a module's call audio reaches the box: on a second (USB) serial port after a vendor
+# command, on analog pins wired to one operator seat, or not through the box at all (a gateway
+# with its own voice bridge).
+VOICE_METHODS = ("huawei-ddsetex", "sim7600-cpcmreg", "ec25-qpcmv", "analog-seat", "none")
+SERIAL_VOICE = ("huawei-ddsetex", "sim7600-cpcmreg", "ec25-qpcmv")
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -23,15 +31,17 @@ DIALECTS: dict[str, Dialect] = {
         Dialect("generic", "generic V.250 / 27.007 module", ("AT+CLIP=1", "AT+COLP=1"),
                 "ATH", "final", "AT+CCID", ("RDY",), ()),
         Dialect("sim800", "SIMCom SIM800", ("AT+CLIP=1", "AT+CLCC=1"), "ATH", "clcc",
-                "AT+CCID", ("RDY", "Call Ready", "SMS Ready", "+CFUN: 1"), ()),
+                "AT+CCID", ("RDY", "Call Ready", "SMS Ready", "+CFUN: 1"), (),
+                voice="analog-seat"),
         Dialect("sim7600", "SIMCom SIM7600", ("AT+CLIP=1", "AT+CLCC=1"), "AT+CHUP", "clcc",
-                "AT+CICCID", ("RDY", "PB DONE", "+CPIN: READY"), ()),
+                "AT+CICCID", ("RDY", "PB DONE", "+CPIN: READY"), (), voice="sim7600-cpcmreg"),
         Dialect("ec25", "Quectel EC25", ("AT+CLIP=1", "AT+CLCC=1",
                                          'AT+QURCCFG="urcport","usbat"'), "ATH", "clcc",
-                "AT+QCCID", ("RDY",), ("+QIND",)),
+                "AT+QCCID", ("RDY",), ("+QIND",), voice="ec25-qpcmv"),
         Dialect("huawei", "Huawei E173/E1550 (chan_dongle family)",
                 ("AT+CLIP=1", "AT^CURC=1", "AT+CVHU=0"), "AT+CHUP", "huawei",
                 "AT^ICCID?", ("^SYSSTART",),
-                ("^BOOT", "^RSSI", "^MODE", "^HCSQ", "^DSFLOWRPT", "^SRVST")),
+                ("^BOOT", "^RSSI", "^MODE", "^HCSQ", "^DSFLOWRPT", "^SRVST"),
+                voice="huawei-ddsetex"),
     )
 }

@@ -3,12 +3,18 @@
 The same LAPD and Q.931 code as the box runs here in the network role, over TCP (127.0.0.1) or
 any frame transport (a socketpair in tests). Each call's fate is recorded so tests can compare
 what the box reported with what the simulated debtor did.
+
+With ``audio`` on, each B-channel is a SOCK_SEQPACKET pair carrying what a DAHDI channel file
+carries: one 160-byte A-law frame every 20 ms each way. The box opens its end with
+:meth:`NetworkSide.bchannel`; while a call on that timeslot is active the debtor speaks his
+signal into it and keeps what he hears.
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import random
+import socket
 from dataclasses import dataclass, field
 
 import structlog
@@ -21,6 +27,7 @@ from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, Cal
                               RestartIndicator, SendingComplete)
 from firmware.e1.span import E1_TIMESLOTS
 from firmware.e1.transports import FrameTransport, StreamFrameTransport
+from firmware.sim.audioport import AudioPort, CallVoice, forget_old_voices
 from firmware.sim.population import Fate, Population
 
 log = structlog.get_logger(__name__)
@@ -43,6 +50,7 @@ class CallRecord:
     talk_s: float = 0.0
     started: float = 0.0
     ended: float | None = None
+    voice: CallVoice | None = None  # the debtor's signal and what he heard, when audio ran
 
 
 @dataclass
@@ -52,6 +60,7 @@ class _NtCall:
     state: str = "present"
     talk_s: float | None = None  # inbound calls: the caller hangs up after this long
     handles: list[asyncio.TimerHandle] = field(default_factory=list)
+    voice: CallVoice | None = None
 
     def cancel(self) -> None:
         for h in self.handles:
@@ -64,7 +73,7 @@ class NetworkSide:
 
     def __init__(self, population: Population | None = None, *, clock: Clock | None = None,
                  timers: LinkTimers | None = None, name: str = "sim-nt", seed: int | None = None,
-                 capture=None) -> None:
+                 capture=None, audio: bool = False) -> None:
         self.population = population or Population(seed=seed)
         self.clock = clock or Clock()
         self.name = name
@@ -85,6 +94,9 @@ class NetworkSide:
         self.port: int | None = None
         self._cut = False
         self._cut_handle: asyncio.TimerHandle | None = None
+        self.audio = audio
+        self._bports: dict[int, tuple[AudioPort, socket.socket]] = {}
+        self._tasks: set[asyncio.Task] = set()
 
     # -- wiring -------------------------------------------------------------------------------
     async def attach(self, transport: FrameTransport) -> None:
@@ -115,9 +127,25 @@ class NetworkSide:
         self._server = await loop.create_server(protocol, host, port)
         return self._server.sockets[0].getsockname()[1]
 
+    def bchannel(self, timeslot: int) -> socket.socket:
+        """The box's end of B-channel ``timeslot`` (A-law frames, DAHDI channel semantics)."""
+        entry = self._bports.get(timeslot)
+        if entry is None or entry[1].fileno() < 0:
+            ours, box = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            port = AudioPort()
+            port.open_socket(ours)
+            entry = self._bports[timeslot] = (port, box)
+        return entry[1]
+
     async def close(self) -> None:
         for call in list(self._calls.values()):
             call.cancel()
+            self._voice_off(call)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for port, box in self._bports.values():
+            await port.close()
+            box.close()  # a box still holding it sees the channel go
+        self._bports.clear()
         if self._cut_handle:
             self._cut_handle.cancel()
         self.link.stop()
@@ -231,6 +259,7 @@ class NetworkSide:
             call.state, rec.connected = "active", True
             rec.ring_s = self.clock.now() - rec.started
             self._send(call, MT.CONNECT_ACKNOWLEDGE)
+            self._voice_on(call)
             if call.talk_s is not None:
                 self._after(call, call.talk_s, lambda: self._disconnect(call, 16))
         elif msg.type is MT.CONNECT_ACKNOWLEDGE:
@@ -261,6 +290,7 @@ class NetworkSide:
         ts = chan.channel if chan else None
         rec = CallRecord(msg.cref, ts or 0, "outbound", number, "", started=self.clock.now())
         self.records.append(rec)
+        forget_old_voices(self.records)
         refuse = None
         if ts is None or ts not in E1_TIMESLOTS or ts in self._slots:
             rec.fate, refuse = "channel_unavailable", 44
@@ -305,6 +335,7 @@ class NetworkSide:
         call.state, call.record.connected = "active", True
         call.record.ring_s = self.clock.now() - call.record.started
         self._send(call, MT.CONNECT)
+        self._voice_on(call)
         self._after(call, talk_s, lambda: self._disconnect(call, 16))
 
     def _disconnect(self, call: _NtCall, cause: int, ies: list | None = None) -> None:
@@ -320,9 +351,33 @@ class NetworkSide:
         self._send(call, MT.RELEASE, [Cause(102, 2)])
         self._after(call, 4.0, lambda: self._forget(call))
 
+    # -- the debtor's voice on the B-channel ------------------------------------------------------
+    def _voice_on(self, call: _NtCall) -> None:
+        entry = self._bports.get(call.record.timeslot)
+        if not self.audio or entry is None or call.voice is not None:
+            return
+        rec = call.record
+        call.voice = rec.voice = CallVoice(entry[0], self.clock,
+                                           f"{self.name}:{rec.timeslot}:{rec.cref}",
+                                           law="alaw", spawn=self._spawn)
+        call.voice.start()
+
+    def _voice_off(self, call: _NtCall) -> None:
+        if call.voice is not None:
+            call.voice.halt()
+            call.voice.close()
+            call.voice = None
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     # -- bookkeeping ---------------------------------------------------------------------------
     def _note_end(self, call: _NtCall, cause: int | None, by: str) -> None:
         rec = call.record
+        self._voice_off(call)
         if rec.cleared_by:
             return
         now = self.clock.now()
@@ -340,6 +395,7 @@ class NetworkSide:
 
     def _forget(self, call: _NtCall) -> None:
         call.cancel()
+        self._voice_off(call)
         self._calls.pop((call.record.cref, call.ours), None)
         if self._slots.get(call.record.timeslot) is call:
             del self._slots[call.record.timeslot]

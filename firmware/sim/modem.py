@@ -19,7 +19,8 @@ import structlog
 
 from firmware.clock import Clock
 from firmware.gsm import pdu as smspdu
-from firmware.gsm.dialects import Dialect
+from firmware.gsm.dialects import SERIAL_VOICE, Dialect
+from firmware.sim.audioport import AudioPort, CallVoice, forget_old_voices
 from firmware.sim.population import Fate, Population
 
 log = structlog.get_logger(__name__)
@@ -30,7 +31,8 @@ FATE_CAUSE = {"answer": 16, "busy": 17, "no_answer": 19, "unreachable": 20, "rej
 CAUSE_TEXT = {16: "Normal call clearing", 17: "User busy", 19: "No answer",
               20: "Subscriber absent", 21: "Call rejected", 1: "Unassigned number",
               31: "Normal, unspecified"}
-FAULTS = ("silent", "garbage", "reboot", "sim_removed", "network_lost", "cme_error", "vanish")
+FAULTS = ("silent", "garbage", "reboot", "sim_removed", "network_lost", "cme_error", "vanish",
+          "audio_vanish")
 
 
 @dataclass
@@ -42,6 +44,8 @@ class SimCall:
     answered_at: float | None = None
     task: asyncio.Task | None = None
     ended: bool = False
+    ddsetex: bool = False  # Huawei: AT^DDSETEX=2 put this call's voice on the audio port
+    record: "CallRecord | None" = None
 
 
 @dataclass
@@ -53,6 +57,8 @@ class CallRecord:
     ring_s: float
     talk_s: float
     ended_by: str = ""  # debtor, box, network
+    direction: str = "outbound"
+    voice: CallVoice | None = None  # the debtor's signal and what he heard, when audio ran
 
 
 @dataclass
@@ -66,6 +72,8 @@ class _State:
     cfun: int = 1
     cscs: str = "GSM"
     csmp_fo: int = 17
+    cpcmreg: int = 0  # SIM7600: PCM over the USB audio port
+    cpcmfrm: int = 0  # SIM7600: 0 8 kHz, 1 16 kHz
 
 
 class SimModem:
@@ -108,6 +116,12 @@ class SimModem:
         self._booting = False
         self._tasks: set[asyncio.Task] = set()
         self._mr = self._rng.randrange(256)
+        self.audio = AudioPort() if dialect.voice in SERIAL_VOICE else None
+        self.audio_path: str | None = None
+        self.qpcmv: tuple[int, int] = (0, 0)  # EC25: (enabled, port mode); kept over calls
+        self.inbound_records: list[CallRecord] = []
+        self._voice: CallVoice | None = None
+        self._seq = 0
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> str:
@@ -116,6 +130,8 @@ class SimModem:
         os.set_blocking(self._master, False)
         self.path = os.ttyname(self._slave)
         asyncio.get_running_loop().add_reader(self._master, self._on_readable)
+        if self.audio is not None:
+            self.audio_path = await self.audio.open_pty()
         return self.path
 
     async def stop(self) -> None:
@@ -124,6 +140,12 @@ class SimModem:
         if self._call and self._call.task:
             self._call.task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._voice is not None:
+            self._voice.halt()
+            self._voice.close()
+            self._voice = None
+        if self.audio is not None:
+            await self.audio.close()
         self._close_fds()
         if self._tcp is not None:
             self._tcp.close()
@@ -154,6 +176,10 @@ class SimModem:
             self._drop_call("network")
             self._close_fds()
             return
+        if fault == "audio_vanish":  # the USB audio interface drops off the bus mid-call
+            if self.audio is not None:
+                self._spawn(self.audio.close())
+            return
         if fault == "sim_removed":
             self.sim_present = False
             self._drop_call("network")
@@ -179,11 +205,16 @@ class SimModem:
         """An inbound call from ``caller`` (a debtor calling back)."""
         fate = Fate("answer", 0.0, self.population.fate().talk_s or 30.0)
         self._call = SimCall(caller, fate, direction=1, stat=4)
+        self._call.record = CallRecord(caller, "inbound", 0.0, 0.0, direction="inbound")
+        self.inbound_records.append(self._call.record)
         self._call.task = self._spawn(self._inbound(self._call))
 
     # --- byte I/O ---------------------------------------------------------------------------
-    async def start_tcp(self, host: str = "127.0.0.1") -> str:
-        """Serve the module on TCP instead of a pty, as a gateway's ser2net bridge does."""
+    async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve the module on TCP instead of a pty, as a gateway's ser2net bridge does.
+
+        The audio port, when the module has one, listens on the next port (any port when 0).
+        """
         loop = asyncio.get_running_loop()
         modem = self
 
@@ -197,9 +228,11 @@ class SimModem:
             def connection_lost(self, exc) -> None:
                 modem._tcp = None
 
-        self._server = await loop.create_server(_Conn, host, 0)
+        self._server = await loop.create_server(_Conn, host, port)
         port = self._server.sockets[0].getsockname()[1]
         self.path = f"socket://{host}:{port}"
+        if self.audio is not None:
+            self.audio_path = await self.audio.open_tcp(host, port + 1 if port else 0)
         return self.path
 
     def _on_readable(self) -> None:
@@ -585,6 +618,8 @@ class SimModem:
         fate = self.population.fate()
         self._call = SimCall(number, fate)
         self.records.append(CallRecord(number, fate.kind, 0.0, 0.0))
+        self._call.record = self.records[-1]
+        forget_old_voices(self.records)
         if self.dialect.call_progress != "final":
             self._ok()
         self._call.task = self._spawn(self._outbound(self._call, self.records[-1]))
@@ -604,6 +639,7 @@ class SimModem:
         c.answered_at = self.clock.now()
         self._ok()
         self._progress(c, "answered")
+        self._update_voice()
 
     async def _outbound(self, c: SimCall, rec: CallRecord) -> None:
         f = c.fate
@@ -635,6 +671,7 @@ class SimModem:
             self._line(f'+COLP: "{c.number}",145')
             self._ok()
         self._progress(c, "answered")
+        self._update_voice()
         await self.clock.sleep(f.talk_s)
         rec.talk_s = f.talk_s
         self._end_call(c, "debtor", cause=16)
@@ -678,6 +715,7 @@ class SimModem:
         if c.task and c.task is not asyncio.current_task():
             c.task.cancel()
         c.stat = 6
+        self._update_voice()
         mode = self.dialect.call_progress
         if by == "box" and mode != "final":
             if mode == "clcc" and self.st.clcc:
@@ -694,6 +732,116 @@ class SimModem:
             self._urc(_clcc(c))
         self._urc(final or "NO CARRIER")
 
+    # --- voice on the audio port ------------------------------------------------------------
+    def _voice_wanted(self) -> bool:
+        c, method = self._call, self.dialect.voice
+        if self.audio is None or c is None or c.ended or c.stat != 0:
+            return False
+        if method == "huawei-ddsetex":
+            return c.ddsetex
+        if method == "sim7600-cpcmreg":
+            return self.st.cpcmreg == 1
+        return self.qpcmv == (1, 0)
+
+    def _update_voice(self) -> None:
+        """Start or stop carrying the call's audio as the call and the voice command say."""
+        c = self._call
+        if self._voice_wanted():
+            if self._voice is None:
+                rate = 16000 if self.dialect.voice == "sim7600-cpcmreg" and self.st.cpcmfrm \
+                    else 8000
+                self._seq += 1
+                self._voice = CallVoice(self.audio, self.clock, f"{self.name}:{self._seq}",
+                                        rate=rate, spawn=self._spawn)
+                if c is not None and c.record is not None:
+                    c.record.voice = self._voice
+            self._voice.start()
+        elif self._voice is not None:
+            self._voice.halt()
+            if c is None or c.ended:  # the call is over: its voice goes back to the book
+                self._voice.close()
+                self._voice = None
+                if self.dialect.voice == "sim7600-cpcmreg":
+                    self.st.cpcmreg = 0
+
+    def _ddsetex(self, arg: str) -> None:
+        """Huawei: ``AT^DDSETEX=2`` sends this call's voice to the audio port."""
+        if self.dialect.voice != "huawei-ddsetex":
+            self._line("ERROR")
+        elif arg == "=?":
+            self._line("^DDSETEX: (2)")
+            self._ok()
+        elif arg.replace(" ", "") != "=2":
+            self._line("ERROR")
+        elif self._call is None or self._call.ended:
+            self._error(3)
+        else:
+            self._call.ddsetex = True
+            self._ok()
+            self._update_voice()
+
+    def _cpcmreg(self, arg: str) -> None:
+        """SIM7600: ``AT+CPCMREG=1`` once the call is active, ``=0`` at release."""
+        if self.dialect.voice != "sim7600-cpcmreg":
+            self._line("ERROR")
+        elif arg == "=?":
+            self._line("+CPCMREG: (0,1)")
+            self._ok()
+        elif arg == "?":
+            self._line(f"+CPCMREG: {self.st.cpcmreg}")
+            self._ok()
+        elif arg.replace(" ", "") in ("=0", "=0,0"):
+            self.st.cpcmreg = 0
+            self._ok()
+            self._update_voice()
+        elif arg.replace(" ", "") in ("=1", "=1,0"):
+            c = self._call
+            if c is None or c.ended or c.stat != 0:
+                self._error(3)  # no active call to take the voice of
+                return
+            self.st.cpcmreg = 1
+            self._ok()
+            self._update_voice()
+        else:
+            self._line("ERROR")
+
+    def _cpcmfrm(self, arg: str) -> None:
+        """SIM7600: ``AT+CPCMFRM=0`` 8 kHz, ``=1`` 16 kHz frames on the audio port."""
+        if self.dialect.voice != "sim7600-cpcmreg":
+            self._line("ERROR")
+        elif arg == "=?":
+            self._line("+CPCMFRM: (0,1)")
+            self._ok()
+        elif arg == "?":
+            self._line(f"+CPCMFRM: {self.st.cpcmfrm}")
+            self._ok()
+        elif arg.replace(" ", "") in ("=0", "=1") and not self.st.cpcmreg:
+            self.st.cpcmfrm = int(arg.strip()[-1])
+            self._ok()
+        else:
+            self._line("ERROR")
+
+    def _qpcmv(self, arg: str) -> None:
+        """Quectel EC25: ``AT+QPCMV=1,0`` voice over the USB serial port, ``=1,2`` USB audio."""
+        if self.dialect.voice != "ec25-qpcmv":
+            self._line("ERROR")
+        elif arg == "=?":
+            self._line("+QPCMV: (0,1),(0-2)")
+            self._ok()
+        elif arg == "?":
+            on, mode = self.qpcmv
+            self._line(f"+QPCMV: {on},{mode}" if on else "+QPCMV: 0")
+            self._ok()
+        else:
+            m = re.fullmatch(r"=\s*([01])\s*(?:,\s*([0-2]))?", arg)
+            if not m or (m.group(1) == "1" and m.group(2) is None):
+                self._line("ERROR")
+                return
+            self.qpcmv = (int(m.group(1)), int(m.group(2) or 0)) if m.group(1) == "1" \
+                else (0, 0)
+            self._ok()
+            self._update_voice()
+
     def _drop_call(self, by: str) -> None:
         if self._call is not None and not self._call.ended:
             self._end_call(self._call, by, cause=27)
@@ -704,6 +852,7 @@ class SimModem:
         self._inbuf.clear()
         await asyncio.sleep(0.3)
         self.st = _State()
+        self.qpcmv = (0, 0)
         self._booting = False
         for urc in self.dialect.boot_urcs or ("RDY",):
             self._urc(urc)
@@ -756,4 +905,8 @@ _PREFIX = (
     ("+CNMI", lambda m, a: m._ok()),
     ("+CSMP", SimModem._csmp),
     ("+MORING", lambda m, a: m._ok()),
+    ("^DDSETEX", SimModem._ddsetex),
+    ("+CPCMREG", SimModem._cpcmreg),
+    ("+CPCMFRM", SimModem._cpcmfrm),
+    ("+QPCMV", SimModem._qpcmv),
 )
