@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_api",
     "dialbox.cmd_recordings",
     "dialbox.cmd_prompts",
+    "dialbox.cmd_sim",
 )
 
 

@@ -72,6 +72,9 @@ class _State:
     cfun: int = 1
     cscs: str = "GSM"
     csmp_fo: int = 17
+    creg: int = 0  # +CREG / +CGREG report modes (2: with location)
+    cgreg: int = 0
+    cops_format: int = 0  # 0 long name, 1 short name, 2 numeric
     cpcmreg: int = 0  # SIM7600: PCM over the USB audio port
     cpcmfrm: int = 0  # SIM7600: 0 8 kHz, 1 16 kHz
 
@@ -102,6 +105,7 @@ class SimModem:
         self.sms_report_delay_s = 2.0
         self._inbox: dict[int, str] = {}  # SIM storage index -> DELIVER PDU hex
         self.balance_text = "Баланс: 123,45 р."
+        self.smsc = "+79262000331"  # the SIM's SMS centre (MegaFon Moscow)
         self.ussd_requests: list[str] = []
         self.path: str | None = None
         self._master: int | None = None
@@ -344,6 +348,12 @@ class SimModem:
             return
         body = line[2:]
         bu = body.upper()
+        if bu.endswith("=?") and bu[:-2] in _TEST_FORMS:  # 27.007 test forms: what is supported
+            answer = _TEST_FORMS[bu[:-2]]
+            if answer:
+                self._line(answer)
+            self._ok()
+            return
         handler = _EXACT.get(bu)
         if handler:
             handler(self)
@@ -379,15 +389,33 @@ class SimModem:
             self._line("+CPIN: READY")
             self._ok()
 
-    def _creg(self, arg: str) -> None:
+    def _creg(self, arg: str, key: str = "creg") -> None:
+        """``+CREG``/``+CGREG``: circuit and packet registration, with location in mode 2."""
+        name = "+" + key.upper()
         if arg == "?":
             stat = 1 if self.registered and self.sim_present else 0
-            self._line(f"+CREG: 0,{stat}")
+            n = getattr(self.st, key)
+            where = ',"1A2B","0000C3D4"' if n == 2 and stat else ""
+            self._line(f"{name}: {n},{stat}{where}")
             self._ok()
-        elif arg.startswith("="):
+        elif arg.replace(" ", "") in ("=0", "=1", "=2"):
+            setattr(self.st, key, int(arg.strip()[-1]))
             self._ok()
         else:
-            self._line("ERROR")
+            self._error(3) if arg.startswith("=") else self._line("ERROR")
+
+    def _csca(self, arg: str) -> None:
+        """The SMS centre address stored on the SIM."""
+        m = re.fullmatch(r'=\s*"(\+?[0-9]{3,20})"\s*(?:,\s*(\d+))?', arg)
+        if arg == "?":
+            kind = 145 if self.smsc.startswith("+") else 129
+            self._line(f'+CSCA: "{self.smsc}",{kind}')
+            self._ok()
+        elif m:
+            self.smsc = m.group(1)
+            self._ok()
+        else:
+            self._line("+CMS ERROR: 304" if arg.startswith("=") else "ERROR")
 
     def _csq(self, arg: str) -> None:
         self._line(f"+CSQ: {self.rssi if self.registered else 99},0")
@@ -395,10 +423,19 @@ class SimModem:
 
     def _cops(self, arg: str) -> None:
         if arg == "?":
-            self._line('+COPS: 0,0,"MegaFon"' if self.registered else "+COPS: 0")
+            fmt = self.st.cops_format
+            name = ("MegaFon", "MegaFon", "25002")[fmt]
+            act = ",7" if self.dialect.voice in ("sim7600-cpcmreg", "ec25-qpcmv") else ""
+            self._line(f'+COPS: 0,{fmt},"{name}"{act}' if self.registered else "+COPS: 0")
             self._ok()
-        else:
-            self._ok()
+            return
+        m = re.fullmatch(r"=\s*([0-4])\s*(?:,\s*([0-2]))?.*", arg)
+        if not m:
+            self._line("ERROR")
+            return
+        if m.group(1) == "3" and m.group(2) is not None:
+            self.st.cops_format = int(m.group(2))
+        self._ok()
 
     def _info(self, text: str):
         def reply(self: "SimModem", *_args) -> None:
@@ -579,6 +616,13 @@ class SimModem:
         request = m.group(1)
         if self.dialect.call_progress == "huawei":
             request = ussd.decode_ussd(request, 15, encoding="packed")
+        elif self.st.cscs == "UCS2":
+            from firmware.gsm.alphabet import ucs2_from_hex
+            try:
+                request = ucs2_from_hex(request)
+            except ValueError:
+                self._line("+CME ERROR: 100")
+                return
         self.ussd_requests.append(request)
         self._ok()
         reply = self.balance_text.encode("utf-16-be").hex().upper()
@@ -598,6 +642,8 @@ class SimModem:
 
     # --- calls ------------------------------------------------------------------------------
     def _atd(self, arg: str) -> None:
+        if arg[:1] in ("T", "t", "P", "p"):  # V.250 tone/pulse modifiers: ignored by GSM
+            arg = arg[1:]
         number = arg.rstrip(";").strip()
         if not arg.endswith(";"):
             self._line("NO CARRIER")  # data calls are not served
@@ -764,6 +810,26 @@ class SimModem:
                 if self.dialect.voice == "sim7600-cpcmreg":
                     self.st.cpcmreg = 0
 
+    def _query(self, arg: str, answer: str) -> None:
+        """A setting read with ``?`` and accepted when set."""
+        if arg == "?":
+            self._line(answer)
+            self._ok()
+        elif arg.startswith("="):
+            self._ok()
+        else:
+            self._line("ERROR")
+
+    def _vendor(self, arg: str, dialect: str, query: str) -> None:
+        """A vendor's own setting: accepted by that vendor's modules only."""
+        if self.dialect.name != dialect:
+            self._line("ERROR")
+        elif arg == "?":
+            self._line(query)
+            self._ok()
+        else:
+            self._ok()
+
     def _ddsetex(self, arg: str) -> None:
         """Huawei: ``AT^DDSETEX=2`` sends this call's voice to the audio port."""
         if self.dialect.voice != "huawei-ddsetex":
@@ -863,6 +929,26 @@ def _clcc(c: SimCall) -> str:
     return f'+CLCC: 1,{c.direction},{c.stat},0,0,"{c.number}",{kind}'
 
 
+# What +CGMI, +CGMM and +CGMR answer, per dialect (as the real modules do).
+_IDENTITY = {
+    "generic": ("GSM", "GSM MODULE", "1.0"),
+    "sim800": ("SIMCOM_Ltd", "SIMCOM_SIM800L", "Revision:1418B04SIM800L24"),
+    "sim7600": ("SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22"),
+    "ec25": ("Quectel", "EC25", "EC25EFAR06A06M4G"),
+    "huawei": ("huawei", "E173", "11.126.85.00.209"),
+}
+# The 27.007/27.005 test forms (AT+X=?) a module answers: the line before OK, or only OK.
+_TEST_FORMS = {
+    "+CMEE": "+CMEE: (0-2)", "+CLIP": "+CLIP: (0,1)", "+COLP": "+COLP: (0,1)",
+    "+CMGF": "+CMGF: (0,1)", "+CREG": "+CREG: (0-2)", "+CGREG": "+CGREG: (0-2)",
+    "+CSQ": "+CSQ: (0-31,99),(0-7,99)", "+CFUN": "+CFUN: (0,1,4),(0,1)",
+    "+CSCS": '+CSCS: ("IRA","GSM","UCS2")', "+CUSD": "+CUSD: (0-2)",
+    "+CNMI": "+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)", "+CMGD": "+CMGD: (1-50),(0-4)",
+    "+CLCC": None, "+CHUP": None, "+CPIN": None, "+CSCA": None, "+CMGS": None, "+CMGR": None,
+    "+CSMP": None, "+CEER": None, "+CGMI": None, "+CGMM": None, "+CGMR": None, "+CGSN": None,
+    "+CIMI": None, "+CNUM": None, "+CVHU": "+CVHU: (0,1)", "+CGATT": "+CGATT: (0,1)",
+    "+COPS": '+COPS: (2,"MegaFon","MegaFon","25002"),(3,"MTS RUS","MTS","25001"),,(0-4),(0-2)',
+}
 _CME_TEXT = {3: "operation not allowed", 10: "SIM not inserted", 100: "unknown"}
 
 _EXACT = {
@@ -872,10 +958,11 @@ _EXACT = {
     "E1": lambda m: (setattr(m.st, "echo", True), m._ok()),
     "H": SimModem._hangup, "H0": SimModem._hangup, "+CHUP": SimModem._hangup,
     "A": SimModem._ata,
-    "I": lambda m: SimModem._info(m, m.dialect.vendor)(m),
-    "+CGMI": lambda m: SimModem._info(m, m.dialect.vendor.split()[0])(m),
-    "+CGMM": lambda m: SimModem._info(m, m.dialect.name.upper())(m),
-    "+CGMR": lambda m: SimModem._info(m, "Revision:SIM-1.0")(m),
+    "I": lambda m: SimModem._info(m, "\r\n".join(_IDENTITY[m.dialect.name]))(m),
+    "+CGMI": lambda m: SimModem._info(m, _IDENTITY[m.dialect.name][0])(m),
+    "+CGMM": lambda m: SimModem._info(m, _IDENTITY[m.dialect.name][1])(m),
+    "+CGMR": lambda m: SimModem._info(m, _IDENTITY[m.dialect.name][2])(m),
+    "+CNUM": SimModem._ok,
     "+CGSN": lambda m: SimModem._info(m, m.imei)(m),
     "+CIMI": SimModem._cimi,
     "+CCID": SimModem._ccid, "+CICCID": SimModem._ccid, "+QCCID": SimModem._ccid,
@@ -890,6 +977,9 @@ _PREFIX = (
     ("+CLCC", SimModem._clcc_list),
     ("+CPIN", SimModem._cpin),
     ("+CREG", SimModem._creg),
+    ("+CGREG", lambda m, a: m._creg(a, "cgreg")),
+    ("+CSCA", SimModem._csca),
+    ("+CGATT", lambda m, a: m._query(a, f"+CGATT: {int(m.registered)}")),
     ("+CSQ", SimModem._csq),
     ("+COPS", SimModem._cops),
     ("+CFUN", SimModem._cfun),
@@ -900,6 +990,7 @@ _PREFIX = (
     ("D", SimModem._atd),
     ("+CVHU", lambda m, a: m._ok()),
     ("^CURC", lambda m, a: m._ok()),
+    ("^PORTSEL", lambda m, a: m._vendor(a, "huawei", "^PORTSEL: 0")),
     ("+QURCCFG", lambda m, a: m._ok()),
     ("+CSCS", SimModem._cscs),
     ("+CNMI", lambda m, a: m._ok()),
