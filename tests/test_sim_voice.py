@@ -108,14 +108,21 @@ def _voiced_share(data: bytes, size: int, signal) -> float:
 
 
 async def _carry(sim, audio, seconds: float = 1.0, size: int = 320):
-    """Talk back for ``seconds``; return the debtor's record, our signal, the seconds taken."""
+    """Talk back for ``seconds``: the debtor's voice came, ours was heard. The debtor's record
+    and the seconds taken."""
     mine = BOOK.take("test-operator")
     try:
         t0 = asyncio.get_running_loop().time()
         await _speak_back(audio, Speaker(mine, rate=size // 40 * 1000), seconds, sim.clock, size)
-        return sim.records[-1], mine, asyncio.get_running_loop().time() - t0
+        rec, elapsed = sim.records[-1], asyncio.get_running_loop().time() - t0
     finally:
         BOOK.release(mine)
+    # Real time: never faster; a loaded machine's stalls may lose some (a module's would not).
+    assert 0.6 * elapsed / FRAME_S <= len(audio.data) / size <= elapsed / FRAME_S + 2
+    assert len(audio.data) % size == 0
+    assert _voiced_share(audio.data, size, rec.voice.signal) > 0.95
+    assert rec.voice.ear.presence(mine) > 0.9, "the debtor hears what the box writes"
+    return rec, elapsed
 
 
 async def test_huawei_carries_audio_only_after_ddsetex(make_modem):
@@ -127,12 +134,7 @@ async def test_huawei_carries_audio_only_after_ddsetex(make_modem):
     assert not audio.data, "the voice must not reach the audio port before AT^DDSETEX=2"
     assert (await at.command("AT^DDSETEX=?")).first("^DDSETEX:") == "(2)"
     await at.command("AT^DDSETEX=2")
-    rec, mine, elapsed = await _carry(sim, audio, 1.5)
-    # Real time pace: 50 frames of 320 bytes a second (a loaded machine may lose a few).
-    assert 0.85 * elapsed / FRAME_S <= len(audio.data) / 320 <= elapsed / FRAME_S + 2
-    assert len(audio.data) % 320 == 0
-    assert _voiced_share(audio.data, 320, rec.voice.signal) > 0.95
-    assert rec.voice.ear.presence(mine) > 0.9, "the debtor hears what the box writes"
+    rec, elapsed = await _carry(sim, audio, 1.5)
     assert rec.voice.ear.presence(rec.voice.signal) == 0.0
     # The debtor speaks on the clock grid: key edges where the clock says.
     assert key_offset(_pcm(audio.data), 8000, rec.voice.signal) is not None
@@ -164,9 +166,7 @@ async def test_sim7600_cpcmreg_once_active_and_off_at_release(make_modem):
     assert not audio.data
     await at.command("AT+CPCMREG=1")
     assert (await at.command("AT+CPCMREG?")).first("+CPCMREG:") == "1"
-    rec, mine, _ = await _carry(sim, audio, 1.0)
-    assert _voiced_share(audio.data, 320, rec.voice.signal) > 0.95
-    assert rec.voice.ear.presence(mine) > 0.9
+    await _carry(sim, audio, 1.0)
     await at.command("AT+CPCMREG=0")
     await asyncio.sleep(0.1)
     n = len(audio.data)
@@ -181,10 +181,7 @@ async def test_sim7600_16khz_frames(make_modem):
     await at.command("ATD+79001234567;")
     await _answered(sim)
     await at.command("AT+CPCMREG=1")
-    rec, mine, elapsed = await _carry(sim, audio, 1.0, size=640)
-    assert 0.85 * elapsed / FRAME_S <= len(audio.data) / 640 <= elapsed / FRAME_S + 2
-    assert _voiced_share(audio.data, 640, rec.voice.signal) > 0.95
-    assert rec.voice.ear.presence(mine) > 0.9
+    await _carry(sim, audio, 1.0, size=640)
     await at.command("AT+CHUP")
 
 
@@ -198,9 +195,7 @@ async def test_ec25_qpcmv(make_modem):
     assert not audio.data
     await at.command("AT+QPCMV=1,0")
     assert (await at.command("AT+QPCMV?")).first("+QPCMV:") == "1,0"
-    rec, mine, _ = await _carry(sim, audio, 1.0)
-    assert _voiced_share(audio.data, 320, rec.voice.signal) > 0.95
-    assert rec.voice.ear.presence(mine) > 0.9
+    await _carry(sim, audio, 1.0)
     await at.command("AT+CHUP")
 
 
@@ -308,7 +303,7 @@ async def test_e1_network_carries_alaw_on_the_b_channel():
             rec = span.simulator.records[-1]
             assert rec.timeslot == 5 and rec.voice is not None
             assert all(len(f) == 160 for f in got)
-            assert 0.85 * (loop.time() - t0) / FRAME_S <= len(got) - n0 <= \
+            assert 0.6 * (loop.time() - t0) / FRAME_S <= len(got) - n0 <= \
                 (loop.time() - t0) / FRAME_S + 2
             assert rec.voice.ear.presence(mine) > 0.9
             decoded = [alaw_decode(f) for f in got[1:-1]]

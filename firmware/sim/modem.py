@@ -830,14 +830,29 @@ class SimModem:
         else:
             self._ok()
 
-    def _ddsetex(self, arg: str) -> None:
-        """Huawei: ``AT^DDSETEX=2`` sends this call's voice to the audio port."""
-        if self.dialect.voice != "huawei-ddsetex":
+    def _voice_setting(self, arg: str, method: str, test: str, query: str) -> str | None:
+        """The common part of a voice command: only ``method``'s modules know it; ``=?`` and
+        ``?`` are answered here. Returns the set form's value (``"2"``, ``"1,0"``) or None."""
+        if self.dialect.voice != method:
             self._line("ERROR")
         elif arg == "=?":
-            self._line("^DDSETEX: (2)")
+            self._line(test)
             self._ok()
-        elif arg.replace(" ", "") != "=2":
+        elif arg == "?" and query:
+            self._line(query)
+            self._ok()
+        elif arg.startswith("="):
+            return arg[1:].replace(" ", "")
+        else:
+            self._line("ERROR")
+        return None
+
+    def _ddsetex(self, arg: str) -> None:
+        """Huawei: ``AT^DDSETEX=2`` sends this call's voice to the audio port."""
+        value = self._voice_setting(arg, "huawei-ddsetex", "^DDSETEX: (2)", "")
+        if value is None:
+            return
+        if value != "2":
             self._line("ERROR")
         elif self._call is None or self._call.ended:
             self._error(3)
@@ -848,65 +863,45 @@ class SimModem:
 
     def _cpcmreg(self, arg: str) -> None:
         """SIM7600: ``AT+CPCMREG=1`` once the call is active, ``=0`` at release."""
-        if self.dialect.voice != "sim7600-cpcmreg":
+        value = self._voice_setting(arg, "sim7600-cpcmreg", "+CPCMREG: (0,1)",
+                                    f"+CPCMREG: {self.st.cpcmreg}")
+        if value is None:
+            return
+        c = self._call
+        if value not in ("0", "1", "0,0", "1,0"):
             self._line("ERROR")
-        elif arg == "=?":
-            self._line("+CPCMREG: (0,1)")
-            self._ok()
-        elif arg == "?":
-            self._line(f"+CPCMREG: {self.st.cpcmreg}")
-            self._ok()
-        elif arg.replace(" ", "") in ("=0", "=0,0"):
-            self.st.cpcmreg = 0
-            self._ok()
-            self._update_voice()
-        elif arg.replace(" ", "") in ("=1", "=1,0"):
-            c = self._call
-            if c is None or c.ended or c.stat != 0:
-                self._error(3)  # no active call to take the voice of
-                return
-            self.st.cpcmreg = 1
-            self._ok()
-            self._update_voice()
+        elif value[0] == "1" and (c is None or c.ended or c.stat != 0):
+            self._error(3)  # no active call to take the voice of
         else:
-            self._line("ERROR")
+            self.st.cpcmreg = int(value[0])
+            self._ok()
+            self._update_voice()
 
     def _cpcmfrm(self, arg: str) -> None:
         """SIM7600: ``AT+CPCMFRM=0`` 8 kHz, ``=1`` 16 kHz frames on the audio port."""
-        if self.dialect.voice != "sim7600-cpcmreg":
-            self._line("ERROR")
-        elif arg == "=?":
-            self._line("+CPCMFRM: (0,1)")
-            self._ok()
-        elif arg == "?":
-            self._line(f"+CPCMFRM: {self.st.cpcmfrm}")
-            self._ok()
-        elif arg.replace(" ", "") in ("=0", "=1") and not self.st.cpcmreg:
-            self.st.cpcmfrm = int(arg.strip()[-1])
+        value = self._voice_setting(arg, "sim7600-cpcmreg", "+CPCMFRM: (0,1)",
+                                    f"+CPCMFRM: {self.st.cpcmfrm}")
+        if value is None:
+            return
+        if value in ("0", "1") and not self.st.cpcmreg:
+            self.st.cpcmfrm = int(value)
             self._ok()
         else:
             self._line("ERROR")
 
     def _qpcmv(self, arg: str) -> None:
         """Quectel EC25: ``AT+QPCMV=1,0`` voice over the USB serial port, ``=1,2`` USB audio."""
-        if self.dialect.voice != "ec25-qpcmv":
+        on, mode = self.qpcmv
+        value = self._voice_setting(arg, "ec25-qpcmv", "+QPCMV: (0,1),(0-2)",
+                                    f"+QPCMV: {on},{mode}" if on else "+QPCMV: 0")
+        if value is None:
+            return
+        if value not in ("0", "1,0", "1,1", "1,2"):
             self._line("ERROR")
-        elif arg == "=?":
-            self._line("+QPCMV: (0,1),(0-2)")
-            self._ok()
-        elif arg == "?":
-            on, mode = self.qpcmv
-            self._line(f"+QPCMV: {on},{mode}" if on else "+QPCMV: 0")
-            self._ok()
-        else:
-            m = re.fullmatch(r"=\s*([01])\s*(?:,\s*([0-2]))?", arg)
-            if not m or (m.group(1) == "1" and m.group(2) is None):
-                self._line("ERROR")
-                return
-            self.qpcmv = (int(m.group(1)), int(m.group(2) or 0)) if m.group(1) == "1" \
-                else (0, 0)
-            self._ok()
-            self._update_voice()
+            return
+        self.qpcmv = (1, int(value[2])) if value != "0" else (0, 0)
+        self._ok()
+        self._update_voice()
 
     def _drop_call(self, by: str) -> None:
         if self._call is not None and not self._call.ended:
