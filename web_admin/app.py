@@ -11,7 +11,8 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import admin, api_v1, desk, https, lines, login, sessions, supervisor
+from web_admin import (admin, api_v1, audit_page, debtors, desk, https, lines, login,
+                       reports_page, sessions, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -50,6 +51,14 @@ ROUTES = (
     ("POST", "/lines/action", lines.action, "line_action", TECH),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
+    ("GET", "/debtors", debtors.page, "debtors", STAFF),
+    ("GET", "/debtors/{pk}", debtors.card, "debtor_card", STAFF),
+    ("POST", "/debtors/{pk}/phone", debtors.phone, "debtor_phone", STAFF),
+    ("POST", "/debtors/{pk}/flag", debtors.flag, "debtor_flag", STAFF),
+    ("GET", "/reports", reports_page.page, "reports", STAFF),
+    ("GET", "/reports/export", reports_page.export, "report_export", STAFF),
+    ("GET", "/audit", audit_page.page, "audit", STAFF),
+    ("GET", "/audit.csv", audit_page.export, "audit_export", STAFF),
     ("GET", "/sessions", sessions.page, "sessions", ADMIN),
     ("POST", "/sessions/revoke", sessions.revoke, "session_revoke", ADMIN),
     ("GET", "/tls", https.page, "tls", ADMIN + TECH),

@@ -1,0 +1,148 @@
+"""Reports in the browser: a date range, a chart read at a glance, a table, CSV and XLSX export."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta, timezone
+
+from aiohttp import web
+
+from controller import reports
+from web_admin import charts
+from web_admin.render import backend, render, secure, t
+
+FUNNEL_BY = ("campaign", "segment", "operator", "line", "day")
+UTC_OFFSET_S = 3 * 3600  # the shop's local day (Moscow) until the box's own zone is configured
+
+
+def _range(request: web.Request) -> tuple[date, date, float, float]:
+    q = request.query
+    now = backend(request).store.clock.wall()
+    today = datetime.fromtimestamp(now + UTC_OFFSET_S, timezone.utc).date()
+    try:
+        until_d = date.fromisoformat(q["to"]) if q.get("to") else today
+        since_d = date.fromisoformat(q["from"]) if q.get("from") else until_d - timedelta(days=6)
+    except ValueError:
+        raise ValueError("dates are YYYY-MM-DD") from None
+    if since_d > until_d:
+        raise ValueError("the start date is after the end date")
+    since = datetime(since_d.year, since_d.month, since_d.day, tzinfo=timezone.utc
+                     ).timestamp() - UTC_OFFSET_S
+    until = since + ((until_d - since_d).days + 1) * 86400
+    return since_d, until_d, since, until
+
+
+def _data(request: web.Request) -> dict:
+    q = request.query
+    kind = q.get("report", "funnel")
+    if kind not in reports.REPORTS:
+        kind = "funnel"
+    by = q.get("by", "campaign") if q.get("by") in FUNNEL_BY else "campaign"
+    since_d, until_d, since, until = _range(request)
+    store = backend(request).store
+    if kind == "funnel":
+        rows = reports.funnel(store, by=by, since=since, until=until, utc_offset_s=UTC_OFFSET_S)
+    elif kind == "heatmap":
+        rows = reports.heatmap(store, since=since, until=until, utc_offset_s=UTC_OFFSET_S)
+    elif kind == "lines":
+        rows = reports.lines(store, since=since, until=until)
+    elif kind == "abandons":
+        rows = reports.abandons(store, until=until)
+    else:
+        rows = reports.operators(store, since=since, until=until)
+    return {"report": kind, "by": by, "since": since_d.isoformat(), "until": until_d.isoformat(),
+            "rows": rows}
+
+
+# The columns of each report: (field, header, kind of value)
+COLUMNS = {
+    "funnel": [("key", "Group", "text"), ("attempts", "Attempts", "int"),
+               ("contacts", "Contacts", "int"), ("rpc", "Right party", "int"),
+               ("ptp", "Promises", "int"), ("kept", "Kept", "int"),
+               ("amount_promised", "Promised", "money"), ("amount_collected", "Collected", "money"),
+               ("contact_rate", "Contact rate", "pct"), ("abandon_rate", "Abandon rate", "pct")],
+    "heatmap": [("weekday", "Weekday", "weekday"), ("hour", "Hour", "int"),
+                ("attempts", "Attempts", "int"), ("contacts", "Contacts", "int"),
+                ("contact_rate", "Contact rate", "pct")],
+    "lines": [("line", "Line", "text"), ("attempts", "Attempts", "int"),
+              ("answered", "Answered", "int"), ("asr", "ASR", "pct"),
+              ("acd_s", "ACD", "duration"), ("talk_s", "Talk time", "duration")],
+    "abandons": [("campaign", "Campaign", "text"), ("live_answers", "Live answers", "int"),
+                 ("abandoned", "Abandoned", "int"), ("abandon_rate", "Abandon rate", "pct"),
+                 ("limit", "Limit", "pct")],
+    "operators": [("operator", "Operator", "text"), ("calls", "Calls", "int"),
+                  ("talk_s", "Talk time", "duration"), ("wrap_s", "Wrap-up time", "duration"),
+                  ("avg_talk_s", "Mean talk", "duration"),
+                  ("avg_wrap_s", "Mean wrap-up", "duration"),
+                  ("talk_share", "Talk share", "pct")],
+}
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _chart(request: web.Request, data: dict) -> str:
+    rows, kind = data["rows"], data["report"]
+    if not rows:
+        return ""
+    if kind == "funnel":
+        total = {f: sum((r.get(f) or 0) for r in rows) for f in
+                 ("attempts", "contacts", "rpc", "ptp", "kept")}
+        names = {"attempts": "Attempts", "contacts": "Contacts", "rpc": "Right party",
+                 "ptp": "Promises", "kept": "Kept"}
+        return charts.bars([(t(request, names[f]), v, f"{v}") for f, v in total.items()],
+                           title=t(request, "Funnel"))
+    if kind == "heatmap":
+        top = max(r["contact_rate"] for r in rows) or 1
+        cells = {(r["weekday"], r["hour"]): r["contact_rate"] / top for r in rows}
+        shown = {(r["weekday"], r["hour"]): f"{r['contacts']}/{r['attempts']}" for r in rows}
+        return charts.heatmap(cells, rows=[t(request, d) for d in WEEKDAYS], shown=shown,
+                              title=t(request, "Contacts by hour and weekday"))
+    if kind == "abandons":
+        limit = next((r["limit"] for r in rows if r["limit"] is not None), None)
+        return charts.bars([(r["campaign"], (r["abandon_rate"] or 0) * 100,
+                             f"{(r['abandon_rate'] or 0) * 100:.1f} %") for r in rows],
+                           limit=None if limit is None else limit * 100,
+                           limit_label=t(request, "limit") if limit is not None else "",
+                           title=t(request, "Abandoned calls, 30 days"))
+    if kind == "lines":
+        return charts.bars([(r["line"], (r["asr"] or 0) * 100, f"{(r['asr'] or 0) * 100:.0f} %")
+                            for r in rows], title="ASR")
+    return charts.bars([(r["operator"] or "—", r["talk_s"], f"{r['talk_s'] / 60:.0f} min")
+                        for r in rows], title=t(request, "Talk time"))
+
+
+async def page(request: web.Request) -> web.Response:
+    data = _data(request)
+    return render("reports.html", request, {**data, "columns": COLUMNS[data["report"]],
+                                            "chart": _chart(request, data),
+                                            "reports": reports.REPORTS, "funnel_by": FUNNEL_BY,
+                                            "weekdays": WEEKDAYS})
+
+
+async def export(request: web.Request) -> web.Response:
+    data = _data(request)
+    cols = COLUMNS[data["report"]]
+    header = [t(request, h) for _, h, _ in cols]
+    body = [[r.get(f) for f, _, _ in cols] for r in data["rows"]]
+    name = f"{data['report']}-{data['since']}-{data['until']}"
+    if request.query.get("format") == "xlsx":
+        from openpyxl import Workbook
+        wb = Workbook()
+        ws = wb.active
+        ws.title = data["report"]
+        ws.append(header)
+        for row in body:
+            ws.append(row)
+        out = io.BytesIO()
+        wb.save(out)
+        resp = web.Response(body=out.getvalue(), content_type="application/vnd.openxmlformats-"
+                            "officedocument.spreadsheetml.sheet")
+        resp.headers["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
+        return secure(resp)
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=";")  # what Excel in a Russian locale opens as columns
+    w.writerow(header)
+    w.writerows(["" if v is None else v for v in row] for row in body)
+    resp = web.Response(body=buf.getvalue().encode("utf-8-sig"), content_type="text/csv",
+                        charset="utf-8")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return secure(resp)
