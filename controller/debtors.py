@@ -104,6 +104,9 @@ def card(store, pk: int) -> dict:
         "(SELECT GROUP_CONCAT(d.kind) FROM dispositions d WHERE d.call_id = a.call_id) "
         "AS dispositions FROM attempts a WHERE a.account_pk=? ORDER BY a.created_at DESC "
         "LIMIT 200", (pk,))]
+    from controller.reports import operator_name
+    for a in out["attempts_history"]:
+        a["operator"] = operator_name(a["operator"])
     out["sms"] = [dict(r) for r in db.execute(
         "SELECT created_at, number, rule, text, state, detail FROM sms_messages WHERE "
         "account_pk=? ORDER BY created_at DESC LIMIT 200", (pk,))]

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from aiohttp import web
 
 from controller import reports
+from firmware.errors import N_
 from web_admin import charts
 from web_admin.render import backend, render, secure, t
 
@@ -56,27 +57,27 @@ def _data(request: web.Request) -> dict:
 
 # The columns of each report: (field, header, kind of value)
 COLUMNS = {
-    "funnel": [("key", "Group", "text"), ("attempts", "Attempts", "int"),
-               ("contacts", "Contacts", "int"), ("rpc", "Right party", "int"),
-               ("ptp", "Promises", "int"), ("kept", "Kept", "int"),
-               ("amount_promised", "Promised", "money"), ("amount_collected", "Collected", "money"),
-               ("contact_rate", "Contact rate", "pct"), ("abandon_rate", "Abandon rate", "pct")],
-    "heatmap": [("weekday", "Weekday", "weekday"), ("hour", "Hour", "int"),
-                ("attempts", "Attempts", "int"), ("contacts", "Contacts", "int"),
-                ("contact_rate", "Contact rate", "pct")],
-    "lines": [("line", "Line", "text"), ("attempts", "Attempts", "int"),
-              ("answered", "Answered", "int"), ("asr", "ASR", "pct"),
-              ("acd_s", "ACD", "duration"), ("talk_s", "Talk time", "duration")],
-    "abandons": [("campaign", "Campaign", "text"), ("live_answers", "Live answers", "int"),
-                 ("abandoned", "Abandoned", "int"), ("abandon_rate", "Abandon rate", "pct"),
-                 ("limit", "Limit", "pct")],
-    "operators": [("operator", "Operator", "text"), ("calls", "Calls", "int"),
-                  ("talk_s", "Talk time", "duration"), ("wrap_s", "Wrap-up time", "duration"),
-                  ("avg_talk_s", "Mean talk", "duration"),
-                  ("avg_wrap_s", "Mean wrap-up", "duration"),
-                  ("talk_share", "Talk share", "pct")],
+    "funnel": [("key", N_("Group"), "text"), ("attempts", N_("Attempts"), "int"),
+               ("contacts", N_("Contacts"), "int"), ("rpc", N_("Right party"), "int"),
+               ("ptp", N_("Promises"), "int"), ("kept", N_("Kept"), "int"),
+               ("amount_promised", N_("Promised"), "money"), ("amount_collected", N_("Collected"), "money"),
+               ("contact_rate", N_("Contact rate"), "pct"), ("abandon_rate", N_("Abandon rate"), "pct")],
+    "heatmap": [("weekday", N_("Weekday"), "weekday"), ("hour", N_("Hour"), "int"),
+                ("attempts", N_("Attempts"), "int"), ("contacts", N_("Contacts"), "int"),
+                ("contact_rate", N_("Contact rate"), "pct")],
+    "lines": [("line", N_("Line"), "text"), ("attempts", N_("Attempts"), "int"),
+              ("answered", N_("Answered"), "int"), ("asr", N_("ASR"), "pct"),
+              ("acd_s", N_("ACD"), "duration"), ("talk_s", N_("Talk time"), "duration")],
+    "abandons": [("campaign", N_("Campaign"), "text"), ("live_answers", N_("Live answers"), "int"),
+                 ("abandoned", N_("Abandoned"), "int"), ("abandon_rate", N_("Abandon rate"), "pct"),
+                 ("limit", N_("Limit"), "pct")],
+    "operators": [("operator", N_("Operator"), "text"), ("calls", N_("Calls"), "int"),
+                  ("talk_s", N_("Talk time"), "duration"), ("wrap_s", N_("Wrap-up time"), "duration"),
+                  ("avg_talk_s", N_("Mean talk"), "duration"),
+                  ("avg_wrap_s", N_("Mean wrap-up"), "duration"),
+                  ("talk_share", N_("Talk share"), "pct")],
 }
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 def _chart(request: web.Request, data: dict) -> str:
@@ -86,8 +87,8 @@ def _chart(request: web.Request, data: dict) -> str:
     if kind == "funnel":
         total = {f: sum((r.get(f) or 0) for r in rows) for f in
                  ("attempts", "contacts", "rpc", "ptp", "kept")}
-        names = {"attempts": "Attempts", "contacts": "Contacts", "rpc": "Right party",
-                 "ptp": "Promises", "kept": "Kept"}
+        names = {"attempts": N_("Attempts"), "contacts": N_("Contacts"),
+                 "rpc": N_("Right party"), "ptp": N_("Promises"), "kept": N_("Kept")}
         return charts.bars([(t(request, names[f]), v, f"{v}") for f, v in total.items()],
                            title=t(request, "Funnel"))
     if kind == "heatmap":
@@ -106,7 +107,7 @@ def _chart(request: web.Request, data: dict) -> str:
     if kind == "lines":
         return charts.bars([(r["line"], (r["asr"] or 0) * 100, f"{(r['asr'] or 0) * 100:.0f} %")
                             for r in rows], title="ASR")
-    return charts.bars([(r["operator"] or "—", r["talk_s"], f"{r['talk_s'] / 60:.0f} min")
+    return charts.bars([(r["operator"] or "—", r["talk_s"], t(request, "{n} min", n=f"{r['talk_s'] / 60:.0f}"))
                         for r in rows], title=t(request, "Talk time"))
 
 

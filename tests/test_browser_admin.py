@@ -1,0 +1,86 @@
+"""The supervisor's pages in real Chromium: find a debtor, open the card, edit a phone and read
+the audit entry it made; a report's chart, and its XLSX export read back with openpyxl."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from tests.test_browser import browser, open_page, people_db, served  # noqa: F401 (fixtures)
+from playwright.async_api import expect
+
+from controller.store import AccountWriter, Lead
+
+
+def _seed(store) -> int:
+    cid = store.campaign("Банк-Ноябрь", create=True)
+    w = AccountWriter(store, cid)
+    w.add({"account_id": "КД-2024/0017", "debtor_name": "Иванов Иван Иванович",
+           "debt_amount": 15000.5}, [("+79123456789", "mobile"), ("+74951234567", "work")])
+    w.add({"account_id": "КД-2024/0018", "debtor_name": "Петрова Анна"},
+          [("+79001112233", "mobile")])
+    w.finish()
+    pk, ph = store.db.execute("SELECT a.id, p.id FROM accounts a JOIN phones p ON "
+                              "p.account_pk=a.id WHERE a.account_id='КД-2024/0017' "
+                              "ORDER BY p.id").fetchone()
+    now = store.clock.wall()
+    store.begin_attempt(cid, Lead(pk, ph, "+79123456789", "КД-2024/0017"), "gsm0", "c-1",
+                        "desk-olga", now=now - 600)
+    store.finish_attempt("c-1", outcome="answered", q850=16, reason="normal", ring_s=6.0,
+                         talk_s=95.0, abandoned=False, now=now - 500)
+    return pk
+
+
+def _shots() -> Path:
+    out = Path(os.environ.get("DIALBOX_SCREENSHOTS") or "/tmp/dialbox-screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+async def test_find_a_debtor_edit_a_phone_and_read_the_audit(open_page, served):
+    base, fake = served
+    pk = _seed(fake.store)
+    page = await open_page("supervisor")
+    await page.goto(base + "/debtors")
+    await page.fill("input[name=q]", "8 (912) 345-67-89")
+    await page.get_by_role("button", name="Найти").click()
+    rows = page.locator("#debtor-results tbody tr")
+    await expect(rows).to_have_count(1)
+    await page.screenshot(path=str(_shots() / "debtors.png"))
+    await rows.first.get_by_role("link", name="Иванов Иван Иванович").click()
+    await expect(page).to_have_url(f"{base}/debtors/{pk}")
+    await expect(page.locator("#debtor-phones")).to_contain_text("+74951234567")
+    await expect(page.locator("#debtor-calls")).to_contain_text("ответил")
+    work = page.locator("#debtor-phones tbody tr", has_text="+74951234567")
+    await work.get_by_role("button", name="Чужой номер").click()
+    await expect(work).to_contain_text("чужой номер")
+    await page.screenshot(path=str(_shots() / "debtor-card.png"), full_page=True)
+    body = await page.locator("main").inner_text()
+    for key in ("phone_status", "bad", "mobile", "answered", "None"):
+        assert key not in body, key  # people read names, never internal keys
+    await page.goto(base + "/audit?object=calllist")
+    entry = page.locator("#audit tbody tr").first
+    await expect(entry).to_contain_text("anna")
+    await expect(entry).to_contain_text("КД-2024/0017")
+    await expect(entry).to_contain_text('"status": "bad"')
+    await page.screenshot(path=str(_shots() / "audit.png"))
+
+
+async def test_a_report_shows_its_chart_and_exports_xlsx(open_page, served):
+    from openpyxl import load_workbook
+    base, fake = served
+    _seed(fake.store)
+    page = await open_page("supervisor")
+    await page.goto(base + "/reports?report=funnel&by=campaign")
+    await expect(page.locator("svg.chart")).to_be_visible()
+    await expect(page.locator("#report tbody")).to_contain_text("Банк-Ноябрь")
+    await page.screenshot(path=str(_shots() / "reports.png"))
+    async with page.expect_download() as dl:
+        await page.click("#export-xlsx")
+    data = Path(await (await dl.value).path()).read_bytes()
+    ws = load_workbook(io.BytesIO(data)).active
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0][:3] == ("Группа", "Попытки", "Контакты")
+    assert rows[1][:3] == ("Банк-Ноябрь", 1, 1)
+    await page.goto(base + "/reports?report=heatmap")
+    await expect(page.locator("svg.chart rect")).to_have_count(7 * 24)
