@@ -272,7 +272,11 @@ class BackendMixin:
                 self.lines.unblock(line)
                 return None
             if action == "test_call":
-                return await self._test_call(line, str(kw.get("number", "")))
+                return await self._test_call(line, str(kw.get("number", "")),
+                                             progress=kw.get("progress"))
+            if action == "test_sms":
+                return await self._test_sms(line, str(kw.get("number", "")),
+                                            str(kw.get("text", "")), progress=kw.get("progress"))
             if action == "check_balance":
                 ch = self.lines.channels[self.lines._index(line)]
                 check = getattr(ch.driver, "check_balance", None)
@@ -283,7 +287,20 @@ class BackendMixin:
             raise UserError("the line refused: {reason}", reason=str(exc)) from None
         raise UserError("unknown action {action}", action=action)
 
-    async def _test_call(self, line: str, number: str) -> dict:
+    async def _test_sms(self, line: str, number: str, text: str, *, progress=None) -> dict:
+        from controller.phones import dialable
+        try:
+            number = dialable(number)
+        except ValueError:
+            raise UserError("{number} is not a phone number", number=number) from None
+        if not text.strip():
+            raise UserError("write the text of the test SMS")
+        if progress:
+            progress("sending")
+        out = await self.lines.send_sms(line, number, text, sms_id=f"test-{uuid.uuid4().hex[:8]}")
+        return dict(out or {})
+
+    async def _test_call(self, line: str, number: str, *, progress=None) -> dict:
         from controller.phones import dialable
         try:
             number = dialable(number)
@@ -297,6 +314,8 @@ class BackendMixin:
         def watch(ev) -> None:
             if getattr(ev, "call_id", None) != call_id:
                 return
+            if isinstance(ev, CallProgress) and progress:
+                progress(ev.stage.value)
             if isinstance(ev, CallProgress) and ev.stage == CallStage.ANSWERED:
                 asyncio.get_running_loop().create_task(self.lines.hangup(call_id))
             elif isinstance(ev, CallReleased) and not done.done():
@@ -304,6 +323,8 @@ class BackendMixin:
 
         self.listeners.append(watch)
         try:
+            if progress:
+                progress("dialing")
             await self.lines.dial(line, number, call_id=call_id)
             ev = await asyncio.wait_for(done, 90)
         finally:

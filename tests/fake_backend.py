@@ -1,6 +1,7 @@
 """An in-memory backend behind the web admin, implementing web_admin.backend.Backend for tests."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from pathlib import Path
@@ -50,6 +51,7 @@ class FakeBackend:
         self.dnc = [{"e164": "+79161234567", "reason": "просил не звонить", "by": "anna",
                      "at": 1764000000.0}]
         self.balance = "152.40 RUB"
+        self.test_stage_s = 0.0  # how long each stage of a test call or SMS takes here
 
     # --- everyone -------------------------------------------------------------------------------
     def health(self):
@@ -260,12 +262,18 @@ class FakeBackend:
             ln.update(state="blocked", in_service=False, reason="blocked by a technician")
         elif action == "unblock":
             ln.update(state="idle", in_service=True, reason="")
-        elif action == "test_call":
+        elif action in ("test_call", "test_sms"):
             try:
                 normalize_phone(kw["number"])
             except ValueError as exc:
                 raise UserError("{number} is not a phone number", number=kw["number"]) from None
-            return {"result": "answered", "setup_s": 4.2}
+            progress = kw.get("progress") or (lambda stage: None)
+            for stage in (("dialing", "alerting", "answered") if action == "test_call"
+                          else ("sending",)):
+                progress(stage)
+                await asyncio.sleep(self.test_stage_s)
+            return ({"result": "answered", "setup_s": 4.2} if action == "test_call"
+                    else {"status": "sent", "parts": 1})
         else:
             return {"balance": self.balance}
         return None

@@ -84,3 +84,27 @@ async def test_a_report_shows_its_chart_and_exports_xlsx(open_page, served):
     assert rows[1][:3] == ("Банк-Ноябрь", 1, 1)
     await page.goto(base + "/reports?report=heatmap")
     await expect(page.locator("svg.chart rect")).to_have_count(7 * 24)
+
+
+async def test_a_test_call_shows_its_progress_and_never_blocks_the_page(open_page, served):
+    base, fake = served
+    fake.test_stage_s = 0.7  # each stage of the simulated test call takes a while
+    page = await open_page("technician")
+    await page.goto(base + "/lines")
+    form = page.locator("#test-call-form")
+    await form.locator("input[name=number]").fill("8 (912) 345-67-89")
+    await form.get_by_role("button", name="Тестовый звонок").click()
+    progress = page.locator("#test-progress")
+    await expect(progress).to_contain_text("набор", timeout=2000)  # while it is dialing
+    await expect(progress).to_have_attribute("data-state", "running")
+    await expect(progress).to_contain_text("ответил", timeout=5000)
+    await expect(progress).to_have_attribute("data-state", "done", timeout=5000)
+    await expect(progress).to_contain_text("завершён")
+    call = next(c for c in fake.calls if c[0] == "line_action" and c[2] == "test_call")
+    assert call[3]["number"] == "8 (912) 345-67-89"
+    from controller import audit
+    assert audit.entries(fake.store, obj="line")[0]["action"] == "test_call"
+    await form.locator("input[name=number]").fill("12")
+    await form.get_by_role("button", name="Тестовый звонок").click()
+    await expect(progress).to_have_attribute("data-state", "failed", timeout=5000)
+    await expect(progress).to_contain_text("не номер телефона")

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import (admin, api_v1, audit_page, debtors, desk, https, lines, login,
-                       reports_page, sessions, supervisor)
+from web_admin import (admin, api_v1, audit_page, debtors, desk, https, line_tests, lines,
+                       login, reports_page, sessions, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -49,6 +49,8 @@ ROUTES = (
     ("POST", "/dnc/remove", supervisor.dnc_remove, "dnc_remove", STAFF),
     ("GET", "/lines", lines.page, "lines", TECH),
     ("POST", "/lines/action", lines.action, "line_action", TECH),
+    ("POST", "/lines/test", line_tests.start, "line_test", TECH),
+    ("GET", "/lines/test/{job}", line_tests.status, "line_test_status", TECH),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
     ("GET", "/debtors", debtors.page, "debtors", STAFF),
@@ -74,6 +76,8 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
                                        auth_middleware], client_max_size=MAX_UPLOAD_BYTES)
     app[BACKEND] = backend
     app[THROTTLE] = throttle or LoginThrottle()
+    app[line_tests.JOBS] = {}
+    app.on_cleanup.append(line_tests.cancel_all)
     app[https.HTTPS] = tls
     app[ACCESS] = {name: roles for _, _, _, name, roles in ROUTES}
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),

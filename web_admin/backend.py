@@ -20,7 +20,7 @@ CAMPAIGN_ACTIONS = ("start", "pause")
 KPI_BY = ("campaign", "segment", "operator", "line", "day")
 KPI_COLUMNS = ("attempts", "contact_rate", "rpc_rate", "ptp_rate", "kept_ptp_rate", "promised",
                "collected", "abandon_rate", "aht_s", "occupancy")
-LINE_ACTIONS = ("block", "unblock", "test_call", "check_balance")
+LINE_ACTIONS = ("block", "unblock", "test_call", "test_sms", "check_balance")
 LINE_STATES = ("out_of_service", "idle", "seized", "dialing", "proceeding", "alerting",
                "answered", "bridged", "releasing", "blocked", "inbound")
 

@@ -47,6 +47,11 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "bridged": NP_("call stage", "connected"),
         "ended": NP_("call stage", "ended"),
         "preview": NP_("call stage", "card preview"),
+        "starting": NP_("call stage", "starting"),
+        "dialing": NP_("call stage", "dialing"),
+        "proceeding": NP_("call stage", "network is connecting"),
+        "alerting": NP_("call stage", "ringing"),
+        "sending": NP_("call stage", "sending"),
     },
     "out": {
         "promise": NP_("outcome", "Promise to pay"),

@@ -27,8 +27,10 @@ async def action(request: web.Request) -> web.Response:
         return await page(request, error=t(request, "Unknown action {action}.", action=act),
                           status=400)
     kw = {}
-    if act == "test_call":
+    if act in ("test_call", "test_sms"):
         number = str(form.get("number", "")).strip()
+        if act == "test_sms":
+            kw["text"] = str(form.get("text", ""))
         if not number:
             return await page(request, error=t(request, "Enter a number for the test call."),
                               result={"line": line, "action": act}, status=400)
