@@ -305,8 +305,11 @@ async def test_technician_test_call_and_block(open_page, served):
     await page.select_option("#test-call-form select[name=line]", "gsm0")
     await page.fill("#test-call-form input[name=number]", "+79123456789")
     await page.click("#test-call-form button[type=submit]")
-    await expect(page.locator("#action-result")).to_contain_text("answered")
-    assert fake.calls[-1] == ("line_action", "gsm0", "test_call", {"number": "+79123456789"})
+    await expect(page.locator("#test-progress")).to_have_attribute("data-state", "done")
+    await expect(page.locator("#test-progress")).to_contain_text("ответили")
+    call = fake.calls[-1]
+    assert call[:3] == ("line_action", "gsm0", "test_call")
+    assert call[3]["number"] == "+79123456789"
     await page.locator('tr[data-line="gsm0"] button[value=block]').click()
     await expect(page.locator('tr[data-line="gsm0"] button[value=unblock]')).to_be_visible()
     assert fake.lines[0]["state"] == "blocked"
