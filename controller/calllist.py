@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
-from controller.importer import PHONE_FIELDS, Table, map_columns, open_table, rows_of
+from controller.importer import (PHONE_FIELDS, Table, field_of, map_columns, open_table,
+                                 rows_of)
 from controller.phones import normalize_phone
 from controller.store import AccountWriter, Store
 from firmware.errors import N_, UserError
@@ -37,8 +40,22 @@ _PHONE_TYPES = {"mobile": "mobile", "моб": "mobile", "мобильный": "m
 class Reject:
     row: int  # line number in a CSV (the header is line 1), row number in an XLSX sheet
     field: str
-    reason: str
+    reason: str  # in English, as the CLI, the API and the logs say it
     whole_row: bool = True  # False: the row was imported, one of its values was not
+    message: str = ""  # the reason's catalogue message ({placeholders}), for other languages
+    params: dict = field(default_factory=dict)
+    data: list[str] = field(default_factory=list)  # the row as read from the file
+
+
+def _reject(n: int, fname: str, message: str, row: list[str], **params) -> Reject:
+    return Reject(n, fname, message.format(**params), message=message, params=params,
+                  data=list(row))
+
+
+def _bad_value(n: int, fname: str, exc: ValueError, value: str, row: list[str]) -> Reject:
+    message = exc.args[0] if exc.args else ""
+    return _reject(n, fname, N_("{error}: {value}"), row, error=UserError(message),
+                   value=repr(value))
 
 
 @dataclass
@@ -51,10 +68,12 @@ class ImportResult:
     report: str | None = None
     campaign: str | None = None
     campaign_created: bool = False
+    derived_ids: bool = False  # the file had no account number: made from phone and name
 
     def summary(self) -> dict:
         out = {"imported": self.imported, "updated": self.updated, "rejected": self.rejected,
-               "duplicates": self.duplicates, "report": self.report}
+               "duplicates": self.duplicates, "report": self.report,
+               "derived_ids": self.derived_ids}
         if self.campaign is not None:
             out.update(campaign=self.campaign, campaign_created=self.campaign_created)
         return out
@@ -62,12 +81,17 @@ class ImportResult:
 
 def import_file(store: Store, campaign: int | str, path: str | Path, *,
                 report_dir: str | Path | None = None, creditor: str | None = None,
-                mapping: dict[str, str] | None = None, today: date | None = None
-                ) -> ImportResult:
+                mapping: dict[str, str] | None = None, today: date | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                translate: Callable[[str, dict], str] | None = None) -> ImportResult:
     """Import a CSV/XLSX list; a file that is no call list is refused whole, nothing written.
 
     ``campaign`` is an id, or a name (created when missing: progressive, ru-230fz). A mapping
     given with a creditor is saved for the creditor; a creditor's saved mapping is reused.
+    A file without an account number column gets one per row, made from the phone and the name
+    (the same row gives the same number on every import). ``progress(rows read, rows)`` is
+    called as the rows go in; ``translate(message, params)`` writes the reject report in the
+    reader's language.
     """
     p = Path(path)
     if mapping is None and creditor:
@@ -75,11 +99,7 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
     table = open_table(p, lambda row: any(f in PHONE_FIELDS for f in map_columns(row, mapping)),
                        UserError(NO_PHONE))
     cols = map_columns(table.header, mapping)
-    if "account_id" not in cols:
-        raise UserError("{file}:{line}: no account id column among {header}; name one "
-                        "'account_id' or 'Номер договора', or give --mapping FILE", file=p,
-                        line=table.header_row, header=" | ".join(table.header[:12]))
-    result = ImportResult()
+    result = ImportResult(derived_ids="account_id" not in cols)
     # Past this point the file is known to be a call list; rows are written in batches of
     # their own transactions (re-running an interrupted import is safe: it updates by id).
     if isinstance(campaign, str):
@@ -91,23 +111,28 @@ def import_file(store: Store, campaign: int | str, path: str | Path, *,
             result.campaign_created = True
     else:
         campaign_id = campaign
-    write_records(store, campaign_id, table, cols, result, creditor, today or date.today())
+    write_records(store, campaign_id, table, cols, result, creditor, today or date.today(),
+                  progress)
     if creditor and mapping:
         store.save_mapping(creditor, mapping)
     result.rejected = len({r.row for r in result.rejects if r.whole_row})
     if report_dir is not None:
         result.report = str(write_report(Path(report_dir) / f"{p.stem}.rejects.csv",
-                                          result.rejects))
+                                          result.rejects, table.header, translate))
     log.info("calllist_imported", file=p.name, campaign_id=campaign_id, imported=result.imported,
              updated=result.updated, rejected=result.rejected, duplicates=result.duplicates)
     return result
 
 
 def write_records(store: Store, campaign_id: int, table: Table, cols: dict[str, list[int]],
-                  result: ImportResult, creditor: str | None, today: date) -> None:
+                  result: ImportResult, creditor: str | None, today: date,
+                  progress: Callable[[int, int], None] | None = None) -> None:
     """Check each row of ``table`` and write the good ones; counts and rejects go to ``result``."""
     writer = AccountWriter(store, campaign_id)
-    for _, rec, phones in _records(table, cols, result.rejects, creditor, today):
+    total, start = table.data_rows or 0, table.header_row
+    for n, rec, phones in _records(table, cols, result.rejects, creditor, today):
+        if progress is not None and n % 200 == 0:
+            progress(min(n - start, total), total)
         kind = writer.add(rec, phones)
         if kind == "new":
             result.imported += 1
@@ -116,6 +141,8 @@ def write_records(store: Store, campaign_id: int, table: Table, cols: dict[str, 
         else:
             result.duplicates += 1
     writer.finish()
+    if progress is not None:
+        progress(total, total)
 
 
 def import_csv(store: Store, campaign_id: int, path: str | Path, *,
@@ -133,7 +160,8 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
                   for i in cs]
     known = {i for cs in cols.values() for i in cs}
     custom_cols = [(i, h) for i, h in enumerate(header) if i not in known and h.strip()]
-    c_aid = one["account_id"]
+    c_aid = one.get("account_id")
+    c_name = one.get("debtor_name")
     optional = [(f, one[f]) for f in ("debtor_name", "region", "tz", "product", "creditor")
                 if f in one]
     c_amount, c_dpd, c_due = one.get("debt_amount"), one.get("dpd"), one.get("due_date")
@@ -141,9 +169,9 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
     dates: dict[str, date] = {}
     for n, row in rows_of(table):
         width = len(row)
-        aid = row[c_aid].strip() if c_aid < width else ""
-        if not aid:
-            rejects.append(Reject(n, "account_id", "empty account id"))
+        aid = (row[c_aid].strip() if c_aid < width else "") if c_aid is not None else None
+        if aid == "":
+            rejects.append(_reject(n, "account_id", N_("empty account id"), row))
             continue
         rec: dict = {"account_id": aid, "debtor_name": None, "region": None, "tz": None,
                      "product": None, "creditor": creditor}
@@ -170,14 +198,15 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
                     rec["dpd"] = max(0, (today - due).days)
             rec["due_date"] = due.isoformat() if due else None
         except ValueError as exc:
-            rejects.append(Reject(n, f, f"{exc}: {v!r}"))
+            rejects.append(_bad_value(n, f, exc, v, row))
             continue
         kind_override = None
         if c_type is not None and c_type < width and row[c_type].strip():
             kind_override = _PHONE_TYPES.get(row[c_type].strip().lower().replace("ё", "е"))
             if kind_override is None:
-                rejects.append(Reject(n, "phone_type", f"unknown phone type {row[c_type]!r}; "
-                                      f"use one of mobile, home, work, third_party"))
+                rejects.append(_reject(n, "phone_type", N_(
+                    "unknown phone type {value}; use one of mobile, home, work, third_party"),
+                    row, value=repr(row[c_type])))
                 continue
         phones: list[tuple[str, str]] = []
         errors: list[Reject] = []
@@ -193,13 +222,17 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
                 try:
                     e164 = normalize_phone(raw)
                 except ValueError as exc:
-                    errors.append(Reject(n, fname, f"{exc}: {raw.strip()!r}"))
+                    errors.append(_bad_value(n, fname, exc, raw.strip(), row))
                     continue
                 if all(e164 != p for p, _ in phones):
                     phones.append((e164, kind_override or kind))
         if not phones:
-            rejects.extend(errors or [Reject(n, "phone", "no phone number")])
+            rejects.extend(errors or [_reject(n, "phone", N_("no phone number"), row)])
             continue
+        if aid is None:  # no account number in the file: the same person, the same number
+            name = rec["debtor_name"] or (row[c_name].strip() if c_name is not None
+                                          and c_name < width else "")
+            rec["account_id"] = derived_account_id(phones[0][0], name)
         for r in errors:  # the row stays; its bad extra number is reported
             r.whole_row = False
             rejects.append(r)
@@ -210,14 +243,57 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
         yield n, rec, phones
 
 
-def write_report(out: Path, rejects: list[Reject]) -> Path:
+def preview_file(path: str | Path, mapping: dict[str, str] | None = None,
+                 rows: int = 5) -> dict:
+    """What an upload holds before it is imported: its columns, first rows, the guessed mapping.
+
+    A file whose phone column has an unusual name still opens (its first row is taken as the
+    header), so that the person can say which column is which.
+    """
+    p = Path(path)
+    try:
+        table = open_table(p, lambda row: any(f in PHONE_FIELDS
+                                              for f in map_columns(row, mapping)),
+                           UserError(NO_PHONE))
+    except UserError as exc:
+        if "what" not in exc.params:  # not a table at all: empty, binary, .xls...
+            raise
+        table = open_table(p, lambda row: sum(1 for c in row if c.strip()) >= 2,
+                           UserError(NO_PHONE))
+    explicit = {h: f for h, f in (mapping or {}).items()}
+    guessed = {}
+    for i, h in enumerate(table.header):
+        f = explicit.get(h) or field_of(h)
+        guessed[h] = f or "custom"
+    first = []
+    for _, row in rows_of(table):
+        first.append(row[:len(table.header)] + [""] * (len(table.header) - len(row)))
+        if len(first) >= rows:
+            break
+    return {"columns": list(table.header), "rows": first, "mapping": guessed,
+            "rows_total": table.data_rows}
+
+
+def derived_account_id(e164: str, name: str | None) -> str:
+    """An account number for a list that has none: stable, from the first phone and the name."""
+    key = f"{e164}|{' '.join((name or '').lower().replace('ё', 'е').split())}"
+    return "P-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12].upper()
+
+
+def write_report(out: Path, rejects: list[Reject], header: list[str] | None = None,
+                 translate: Callable[[str, dict], str] | None = None) -> Path:
+    """The rejected rows: where, which field, why (in the reader's language), and the row."""
+    tr = translate or (lambda message, params: message.format(**params) if params else message)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", newline="", encoding="utf-8-sig") as fh:  # Excel reads it right
             w = csv.writer(fh, delimiter=";")
-            w.writerow(["row", "field", "reason", "row_rejected"])
+            w.writerow([tr(N_("row"), {}), tr(N_("field"), {}), tr(N_("reason"), {}),
+                        tr(N_("row rejected"), {}), *(header or ())])
+            yes, no = tr(N_("yes"), {}), tr(N_("no"), {})
             for r in rejects:
-                w.writerow([r.row, r.field, r.reason, "yes" if r.whole_row else "no"])
+                reason = tr(r.message, r.params) if r.message else r.reason
+                w.writerow([r.row, r.field, reason, yes if r.whole_row else no, *r.data])
     except OSError as exc:
         raise UserError("{file}: cannot write the reject report: {error}", file=out,
                         error=exc.strerror) from None
@@ -236,7 +312,7 @@ def parse_amount(text: str) -> float:
     except ValueError:
         value = _loose_amount(text)
     if not math.isfinite(value) or value < 0:
-        raise ValueError("not an amount (a number >= 0)")
+        raise ValueError(N_("not an amount (a number >= 0)"))
     return value
 
 
@@ -252,16 +328,16 @@ def _loose_amount(text: str) -> float:
     try:
         return float(t)
     except ValueError:
-        raise ValueError("not an amount") from None
+        raise ValueError(N_("not an amount")) from None
 
 
 def _dpd(text: str) -> int:
     try:
         value = int(float(text.replace(",", ".")))
     except ValueError:
-        raise ValueError("days past due is not a number") from None
+        raise ValueError(N_("days past due is not a number")) from None
     if value < 0:
-        raise ValueError("negative days past due")
+        raise ValueError(N_("negative days past due"))
     return value
 
 
@@ -271,7 +347,7 @@ def _currency(text: str) -> str:
         return _CURRENCIES[key]
     if re.fullmatch(r"[a-z]{3}", key):
         return key.upper()
-    raise ValueError("not a currency (use a code such as RUB)")
+    raise ValueError(N_("not a currency (use a code such as RUB)"))
 
 
 def parse_date(text: str) -> date:
@@ -281,7 +357,7 @@ def parse_date(text: str) -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise ValueError("not a date (use DD.MM.YYYY or YYYY-MM-DD)")
+    raise ValueError(N_("not a date (use DD.MM.YYYY or YYYY-MM-DD)"))
 
 
 def summary_json(result: ImportResult) -> str:

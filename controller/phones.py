@@ -5,6 +5,8 @@ import re
 
 import phonenumbers
 
+from firmware.errors import N_
+
 
 def _russian_national() -> re.Pattern:
     """phonenumbers' own RU patterns (all number types of 10 digits), compiled once.
@@ -29,13 +31,13 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     """E.164 of ``raw`` or ValueError saying why not (``8 (912) 345-67-89`` -> ``+79123456789``)."""
     text = raw.strip()
     if not text:
-        raise ValueError("empty")
+        raise ValueError(N_("empty"))
     if region == "RU":
         m = _FAST.fullmatch(text.translate(_JUNK))
         if m:
             if _NATIONAL.fullmatch(m.group(1)):
                 return "+7" + m.group(1)
-            raise ValueError("not a valid number")
+            raise ValueError(N_("not a valid number"))
         if not text.startswith("+"):
             digits = re.sub(r"\D", "", text)
             if len(digits) == 11 and digits[0] in "78":
@@ -47,7 +49,7 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"not a phone number ({exc})") from None
     if not phonenumbers.is_valid_number(num):
-        raise ValueError("not a valid number")
+        raise ValueError(N_("not a valid number"))
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 

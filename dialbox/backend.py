@@ -1,8 +1,10 @@
 """What the web admin's pages ask of the appliance (web_admin.backend.Backend), over the layers."""
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
+import sqlite3
 import uuid
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -11,7 +13,8 @@ from typing import Any
 
 from controller import kpi as kpi_mod
 from controller import users as users_mod
-from controller.calllist import import_file
+from controller.calllist import import_file, preview_file
+from controller.store import Store
 from controller.operators import Operator
 from firmware.errors import InputError, UserError
 from firmware.lineapi import LineError
@@ -190,14 +193,54 @@ class BackendMixin:
         elif action not in ("start", "pause"):
             raise UserError("unknown action {action}: start or pause", action=action)
 
-    async def import_calllist(self, campaign: str, path: Path, filename: str) -> dict:
+    def _creditor_of(self, campaign: str) -> str | None:
+        try:
+            row = self.store.db.execute("SELECT creditor FROM campaigns WHERE name=?",
+                                        (campaign,)).fetchone()
+        except sqlite3.OperationalError:  # a store without campaign creditors
+            return None
+        return row[0] if row else None
+
+    def calllist_preview(self, campaign: str, path: Path, filename: str) -> dict:
+        self.store.campaign(campaign)  # UserError for an unknown campaign
+        creditor = self._creditor_of(campaign)
+        try:
+            out = preview_file(path, self.store.mapping_for(creditor) if creditor else None)
+        except UserError as exc:
+            if "file" in exc.params:
+                exc.params["file"] = Path(filename).name
+            raise
+        return dict(out, creditor=creditor)
+
+    async def import_calllist(self, campaign: str, path: Path, filename: str,
+                              mapping: dict | None = None, lang: str | None = None,
+                              progress: Any = None) -> dict:
         # Keep the creditor's file name for the reject report and the error messages.
+        self.store.campaign(campaign)  # UserError for an unknown campaign
         named = Path(self.settings.data) / "uploads" / f"{uuid.uuid4().hex[:8]}-{Path(filename).name}"
         named.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, named)
+        translate = None
+        if lang:
+            from web_admin import i18n
+            translate = lambda message, params: i18n.message_of(  # noqa: E731
+                lang, UserError(message, **params))
+        creditor = self._creditor_of(campaign)
+
+        def run() -> Any:  # its own connection, off the loop: the dialer keeps dialing
+            store = Store(self.store.path, self.clock)
+            try:
+                return import_file(store, campaign, named, creditor=creditor, mapping=mapping,
+                                   report_dir=Path(self.settings.data) / "reports",
+                                   progress=progress, translate=translate)
+            finally:
+                store.close()
         try:
-            result = import_file(self.store, campaign, named,
-                                 report_dir=Path(self.settings.data) / "reports")
+            result = await asyncio.to_thread(run)
+        except UserError as exc:
+            if "file" in exc.params:
+                exc.params["file"] = Path(filename).name
+            raise
         finally:
             named.unlink(missing_ok=True)
         summary = result.summary() if hasattr(result, "summary") else dict(result)
@@ -304,7 +347,7 @@ class BackendMixin:
         from controller.phones import dialable
         try:
             number = dialable(number)
-        except ValueError as exc:
+        except ValueError:
             raise UserError("{number} is not a phone number", number=number) from None
         import asyncio
         from firmware.lineapi import CallProgress, CallReleased, CallStage

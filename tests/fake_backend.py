@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from controller import users as users_mod
-from controller.calllist import NO_PHONE, normalize_phone
+from controller.calllist import NO_PHONE, normalize_phone, preview_file
 from firmware.errors import InputError, UserError
 from web_admin.backend import CAMPAIGN_ACTIONS, DISPOSITIONS, KPI_BY, LINE_ACTIONS
 
@@ -27,6 +27,7 @@ class FakeBackend:
         self.store = store
         self.report_dir = report_dir
         self.calls: list[tuple] = []
+        self.mappings: dict[str, dict] = {}  # campaign -> the mapping its last import used
         self.lines = [
             {"name": "gsm0", "kind": "gsm", "state": "alerting", "in_service": True, "reason": "",
              "signal_dbm": -77, "operator": "MegaFon"},
@@ -175,11 +176,25 @@ class FakeBackend:
         self._campaign(name)["status"] = "running" if action == "start" else "paused"
         self.calls.append(("campaign_action", name, action))
 
-    async def import_calllist(self, campaign, path, filename):
+    def calllist_preview(self, campaign, path, filename):
         self._campaign(campaign)
+        try:
+            out = preview_file(path, self.mappings.get(campaign))
+        except UserError as exc:
+            if "file" in exc.params:
+                exc.params["file"] = Path(filename).name
+            raise
+        return dict(out, creditor=None)
+
+    async def import_calllist(self, campaign, path, filename, mapping=None, lang=None,
+                              progress=None):
+        self._campaign(campaign)
+        if mapping:
+            self.mappings[campaign] = dict(mapping)
         text = Path(path).read_bytes().decode("utf-8", errors="replace")
         rows = [r for r in text.splitlines() if r.strip()]
-        if not rows or "phone" not in rows[0].lower():
+        mapped = mapping and any(f.startswith("phone") for f in mapping.values())
+        if not rows or not mapped and "phone" not in rows[0].lower():
             raise UserError("{file}: {what} (header: {header})", file=Path(path),
                             what=UserError(NO_PHONE), header=rows[0] if rows else "")
         imported, rejected, seen, dup, bad = 0, 0, set(), 0, []
@@ -198,8 +213,11 @@ class FakeBackend:
             out = self.report_dir / f"{Path(filename).stem}.rejects.csv"
             out.write_text("row;reason\n" + "\n".join(bad) + "\n", encoding="utf-8")
             report = str(out)
+        if progress is not None:
+            progress(len(rows) - 1, len(rows) - 1)
         self.calls.append(("import_calllist", campaign, filename))
-        return {"imported": imported, "rejected": rejected, "duplicates": dup, "report": report}
+        return {"imported": imported, "rejected": rejected, "duplicates": dup, "report": report,
+                "derived_ids": False}
 
     def report_file(self, name):
         if self.report_dir is None or not (self.report_dir / name).is_file():

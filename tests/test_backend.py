@@ -111,3 +111,30 @@ async def test_preview_mode_card_first_then_the_call(tmp_path):
             await a.desk_dial("olga", second["call_id"])  # dialed already
     finally:
         await a.stop()
+
+
+async def test_a_list_is_previewed_then_imported_off_the_loop_with_progress_and_a_russian_report(
+        app, tmp_path):
+    f = tmp_path / "list.csv"
+    f.write_text("ФИО;Мобила;Сумма\nИванов Иван;8 912 345-67-89;15 000,50\n"
+                 "Петров;12;10\n", encoding="utf-8")
+    camp = app.campaigns()[0]["name"]
+    preview = app.calllist_preview(camp, f, "Банк.csv")
+    assert preview["columns"] == ["ФИО", "Мобила", "Сумма"] and len(preview["rows"]) == 2
+    assert preview["mapping"] == {"ФИО": "debtor_name", "Мобила": "custom",
+                                  "Сумма": "debt_amount"}
+    seen = []
+    summary = await app.import_calllist(camp, f, "Банк.csv", {"ФИО": "debtor_name",
+                                                              "Мобила": "phone",
+                                                              "Сумма": "debt_amount"},
+                                        "ru", lambda done, total: seen.append((done, total)))
+    assert summary["imported"] == 1 and summary["rejected"] == 1 and summary["derived_ids"]
+    assert seen[-1] == (2, 2)
+    row = app.store.db.execute("SELECT account_id, debt_amount FROM accounts WHERE "
+                               "debtor_name='Иванов Иван'").fetchone()
+    assert row[0].startswith("P-") and row[1] == 15000.5
+    report = app.report_file(summary["report"]).read_text(encoding="utf-8-sig")
+    assert report.splitlines()[0].startswith("строка;поле;причина;строка отклонена;ФИО")
+    with pytest.raises(UserError) as err:
+        app.calllist_preview(camp, tmp_path, "папка.csv")  # not a file: the name, no path
+    assert str(tmp_path) not in str(err.value.params.get("file"))

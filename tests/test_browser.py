@@ -247,11 +247,23 @@ async def test_upload_and_forms_work_in_the_browser(open_page, served, tmp_path)
     page = await open_page("supervisor")
     await page.goto(base + "/campaigns")
     csv = tmp_path / "debts.csv"
-    csv.write_text("name;phone\nA;+79123456789\nB;garbage\n", encoding="utf-8")
+    csv.write_text("ФИО;Мобила\nA;+79123456789\nB;garbage\n", encoding="utf-8")
     await page.set_input_files("input[type=file]", str(csv))
     await page.click("#upload-form button[type=submit]")
+    # the columns found and the first rows; "Мобила" is no known name: the person picks it
+    await expect(page.locator("#preview thead th").first).to_have_text("ФИО")
+    await expect(page.locator("#preview tbody tr")).to_have_count(2)
+    phone = page.locator('select[data-column="Мобила"]')
+    await page.click("#mapping-form button[type=submit]")
+    await expect(page.locator("#page-error")).to_have_text(
+        "Выберите столбец с номером телефона: без него некому звонить.")
+    await phone.select_option(label="Телефон *")  # the required field is marked
+    await page.click("#mapping-form button[type=submit]")
     await expect(page.locator('[data-summary="imported"]')).to_have_text("1")
     await expect(page.locator("#report-link")).to_be_visible()
+    assert fake.mappings["Тест"] == {"ФИО": "debtor_name", "Мобила": "phone"}
+    body = await page.locator("main").inner_text()
+    assert "/tmp" not in body and "--mapping" not in body
     if os.environ.get("DIALBOX_SCREENSHOTS"):
         await page.screenshot(path=os.path.join(os.environ["DIALBOX_SCREENSHOTS"], "upload.png"))
     await page.goto(base + "/dnc")

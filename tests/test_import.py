@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from datetime import date, datetime
 
 import openpyxl
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller import importer
-from controller.calllist import import_file
+from controller.calllist import derived_account_id, import_file
 from controller.phones import normalize_phone
 from controller.store import AccountWriter, Store
 from dialbox import cli
@@ -222,7 +223,6 @@ def _xlsx_without_rows(path):
     ("old.xls", lambda p: p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100),
      "old Excel"),
     ("names.csv", lambda p: p.write_text("name;amount\nIvan;10\n"), "no phone column"),
-    ("noid.csv", lambda p: p.write_text("name;phone\nIvan;89123456789\n"), "no account id"),
     ("header.csv", lambda p: p.write_text("account_id;phone\n\n"), "no rows under it"),
 ])
 def test_a_file_that_is_no_call_list_is_refused_whole(store, tmp_path, name, make, words):
@@ -283,7 +283,7 @@ def test_cli_import_creates_the_campaign_and_prints_a_summary(tmp_path, monkeypa
     assert _cli(monkeypatch, ["import", "--data", str(data), "--campaign", "Ноябрь",
                               str(f)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out == {"imported": 1, "updated": 0, "rejected": 1, "duplicates": 0,
+    assert out == {"imported": 1, "updated": 0, "rejected": 1, "duplicates": 0, "derived_ids": False,
                    "report": str(data / "reports" / "l.rejects.csv"),
                    "campaign": "Ноябрь", "campaign_created": True}
     assert "3;phone;" in (data / "reports" / "l.rejects.csv").read_text(encoding="utf-8")
@@ -347,3 +347,34 @@ def test_fast_path_agrees_with_phonenumbers(digits, form):
     except ValueError:
         got = None
     assert got == _reference(raw)
+
+
+def test_a_list_without_account_numbers_gets_stable_ones_from_phone_and_name(store, tmp_path):
+    f = tmp_path / "noid.csv"
+    f.write_text("ФИО;Телефон;Сумма\nИванов Иван;8 912 345-67-89;1500\n"
+                 "Петров Пётр;+7 912 000-11-22;700\nбез телефона;;5\n", encoding="utf-8")
+    first = import_file(store, "c", f, report_dir=tmp_path / "r")
+    assert first.derived_ids and first.imported == 2 and first.rejected == 1
+    ids = sorted(r[0] for r in store.db.execute("SELECT account_id FROM accounts"))
+    assert ids == sorted([derived_account_id("+79123456789", "Иванов Иван"),
+                          derived_account_id("+79120001122", "Петров Пётр")])
+    assert derived_account_id("+79123456789", "  иванов   ИВАН ") == ids[ids.index(
+        derived_account_id("+79123456789", "Иванов Иван"))]
+    again = import_file(store, "c", f)  # the same people are the same accounts
+    assert again.imported == 0 and again.updated + again.duplicates == 2
+    assert store.db.execute("SELECT COUNT(*) FROM accounts").fetchone()[0] == 2
+
+
+def test_the_reject_report_has_the_row_and_the_reason_in_the_readers_language(store, tmp_path):
+    from web_admin import i18n
+    f = tmp_path / "list.csv"
+    f.write_text("account_id;name;phone;amount\nA1;Иванов;89123456789;abc\n"
+                 "A2;Петров;12;10\n", encoding="utf-8")
+    res = import_file(store, "c", f, report_dir=tmp_path / "r", translate=lambda m, p:
+                      i18n.message_of("ru", UserError(m, **p)))
+    text = Path(res.report).read_text(encoding="utf-8-sig")
+    head, *rows = text.splitlines()
+    assert head == "строка;поле;причина;строка отклонена;account_id;name;phone;amount"
+    assert rows[0] == "2;debt_amount;не сумма: 'abc';да;A1;Иванов;89123456789;abc"
+    assert rows[1].startswith("3;phone;") and rows[1].endswith(";да;A2;Петров;12;10")
+    assert "not" not in text  # no English left

@@ -141,7 +141,8 @@ async def test_logout_needs_csrf(client):
 
 
 # --- roles --------------------------------------------------------------------------------------
-MATRIX = [(role, method, path.replace("{name}", "x.csv").replace("{pk}", "1").replace("{job}", "x"), name, role in roles)
+MATRIX = [(role, method, path.replace("{name}", "x.csv").replace("{pk}", "1").replace("{job}", "x")
+           .replace("{token}", "tok"), name, role in roles)
           for method, path, _, name, roles in ROUTES for role in PEOPLE]
 
 
@@ -154,7 +155,8 @@ async def test_role_matrix(client, store, fake, role, method, path, name, allowe
     if allowed:
         assert r.status not in (401, 403), await r.text()
         if method == "GET" and name not in ("ws", "desk_ws", "campaign_report", "debtor_card",
-                                                 "line_test_status"):
+                                                 "line_test_status", "api_import",
+                                                 "calllist_import_page"):
             # only the operator has a position; others get the desk saying they have none
             assert r.status == (400 if name == "api_desk" and role != "operator" else 200)
         return
@@ -372,21 +374,44 @@ def upload_form(csrf, body: bytes, filename: str, campaign="Тест"):
     return form
 
 
-async def test_upload_shows_the_summary_and_the_reject_report(client, store, fake):
+async def test_upload_shows_the_columns_then_maps_imports_and_reports(client, store, fake):
     csrf = as_role(client, store, "supervisor")
     body = "name;phone\nA;+79123456789\nB;+79123456789\nC;nope\n".encode()
     r = await client.post("/campaigns/upload", data=upload_form(csrf, body, "debts.csv"))
     page = await r.text()
-    assert r.status == 200
+    assert r.status == 200 and fake.calls == []  # nothing imported before the mapping
+    assert re.search(r"<th>name</th><th>phone</th>", page)  # the columns found
+    assert "<td>+79123456789</td>" in page and "<td>nope</td>" in page  # the first rows
+    assert re.search(r'name="col0".*?value="debtor_name" selected', page, re.S)  # guessed
+    assert re.search(r'name="col1".*?value="phone" selected>Телефон \*<', page, re.S)
+    token = re.search(r'action="/campaigns/import/([^"]+)"', page).group(1)
+    r = await client.post(f"/campaigns/import/{token}",  # no phone column chosen
+                          data={"csrf": csrf, "col0": "debtor_name", "col1": "ignore"})
+    assert r.status == 400 and "Выберите столбец с номером телефона" in await r.text()
+    r = await client.post(f"/campaigns/import/{token}", allow_redirects=False,
+                          data={"csrf": csrf, "col0": "debtor_name", "col1": "phone"})
+    assert r.status == 303 and r.headers["Location"] == f"/campaigns/import/{token}"
+    for _ in range(100):
+        s = await (await client.get(f"/api/imports/{token}")).json()
+        if s["state"] != "importing":
+            break
+        await asyncio.sleep(0.05)
+    assert s["state"] == "done" and s["done"] == s["total"] == 3
+    page = await (await client.get(f"/campaigns/import/{token}")).text()
     assert re.search(r'data-summary="imported">1<', page)
     assert re.search(r'data-summary="rejected">1<', page)
     assert re.search(r'data-summary="duplicates">1<', page)
     assert fake.calls == [("import_calllist", "Тест", "debts.csv")]
+    assert fake.mappings["Тест"] == {"name": "debtor_name", "phone": "phone"}
+    entry = store.db.execute("SELECT who, action, object, key FROM audit_log").fetchall()
+    assert [tuple(e) for e in entry] == [("anna", "import", "calllist", "Тест")]
     link = re.search(r'href="(/campaigns/report/[^"]+)"', page).group(1)
     report = await client.get(link)
     assert report.status == 200 and "bad phone" in await report.text()
     assert (await client.get("/campaigns/report/..%2Fdb.sqlite3")).status == 404
     assert (await client.get("/campaigns/report/nothing.csv")).status == 404
+    as_role(client, store, "admin")  # someone else's upload is not theirs to see
+    assert (await client.get(f"/api/imports/{token}")).status == 404
 
 
 @pytest.mark.parametrize("body,filename,message", [

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import (admin, api_v1, audit_page, debtors, desk, https, line_tests, lines,
-                       login, reports_page, sessions, supervisor)
+from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, https, line_tests,
+                       lines, login, reports_page, sessions, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -41,7 +41,10 @@ ROUTES = (
     ("POST", "/desk/disposition", desk.disposition, "desk_disposition", DESK),
     ("GET", "/campaigns", supervisor.campaigns, "campaigns", STAFF),
     ("POST", "/campaigns/action", supervisor.campaign_action, "campaign_action", STAFF),
-    ("POST", "/campaigns/upload", supervisor.upload, "campaign_upload", STAFF),
+    ("POST", "/campaigns/upload", calllists.upload, "campaign_upload", STAFF),
+    ("POST", "/campaigns/import/{token}", calllists.start, "calllist_import", STAFF),
+    ("GET", "/campaigns/import/{token}", calllists.page, "calllist_import_page", STAFF),
+    ("GET", "/api/imports/{token}", calllists.state, "api_import", STAFF),
     ("GET", "/campaigns/report/{name}", supervisor.report, "campaign_report", STAFF),
     ("GET", "/kpi", supervisor.kpi, "kpi", STAFF),
     ("GET", "/dnc", supervisor.dnc, "dnc", STAFF),
@@ -83,6 +86,7 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                autoescape=jinja2.select_autoescape(["html"]))
     install_i18n(env)
+    calllists.setup(app)
     app.router.add_get("/healthz", login.healthz, name="healthz")
     app.router.add_get("/login", login.login_form, name="login")
     app.router.add_post("/login", login.login_submit, name="login_submit")

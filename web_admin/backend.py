@@ -17,6 +17,11 @@ CALL_STAGES = ("preview", "ringing", "answered", "bridged", "ended")
 DISPOSITIONS = ("rpc", "promise", "callback", "refusal", "dispute", "third_party",
                 "wrong_number", "complaint", "no_contact")
 CAMPAIGN_ACTIONS = ("start", "pause")
+# What a call list's column can be (controller.importer.FIELDS); the import needs a phone.
+CALLLIST_FIELDS = ("account_id", "debtor_name", "debt_amount", "currency", "dpd", "due_date",
+                   "region", "tz", "creditor", "product", "phone", "phone_mobile", "phone_home",
+                   "phone_work", "phone_third_party", "phone_type", "custom", "ignore")
+CALLLIST_REQUIRED = ("phone",)
 KPI_BY = ("campaign", "segment", "operator", "line", "day")
 KPI_COLUMNS = ("attempts", "contact_rate", "rpc_rate", "ptp_rate", "kept_ptp_rate", "promised",
                "collected", "abandon_rate", "aht_s", "occupancy")
@@ -83,9 +88,20 @@ class Backend(Protocol):
     async def campaign_action(self, name: str, action: str) -> None:
         """action in CAMPAIGN_ACTIONS; UserError for an unknown campaign or action."""
 
-    async def import_calllist(self, campaign: str, path: Path, filename: str) -> dict:
-        """Import the uploaded CSV/XLSX at `path` (original name `filename`) into `campaign`;
-        {"imported","rejected","duplicates","report": path of the reject report or None}.
+    def calllist_preview(self, campaign: str, path: Path, filename: str) -> dict:
+        """What the uploaded file at `path` holds: {"columns": [header], "rows": [first rows,
+        cells as text], "mapping": {column: field in CALLLIST_FIELDS (guessed, or the
+        campaign's creditor's saved mapping)}, "rows_total", "creditor"}. UserError when it is
+        no table (its "file" param is the person's file name)."""
+
+    async def import_calllist(self, campaign: str, path: Path, filename: str,
+                              mapping: dict | None = None, lang: str | None = None,
+                              progress: Any = None) -> dict:
+        """Import the uploaded CSV/XLSX at `path` (original name `filename`) into `campaign`
+        with `mapping` ({column: field}, saved for the campaign's creditor), without blocking
+        the loop; `progress(rows read, rows)` as it goes; the reject report (the row's cells,
+        the reason) in `lang`. {"imported","updated","rejected","duplicates","derived_ids"
+        (the file had no account number: made from phone and name),"report": basename or None}.
         Raises UserError with a message when the file is not a call list."""
 
     def report_file(self, name: str) -> Path:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from datetime import date, datetime, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path, PurePath
 from typing import Any

@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from web_admin import i18n
-from web_admin.i18n import HERE, LANGS, N_
+from web_admin.i18n import HERE, LANGS, N_  # noqa: F401 (HERE: app.py imports it from here)
 from web_admin.labels import label, labels
 
 SESSION_COOKIE = "dialbox_session"

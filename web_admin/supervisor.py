@@ -1,12 +1,7 @@
 """Supervisor pages: live dashboard, campaigns and call-list upload, KPI funnel, do-not-call list."""
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import shutil
-import tempfile
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -18,40 +13,29 @@ from web_admin.render import backend, call, message_of, render, secure, t, user
 
 log = structlog.get_logger(__name__)
 
-UPLOAD_SUFFIXES = (".csv", ".txt", ".xlsx")
-
-
 # Line states in the groups a supervisor reads at a glance (the tile colours).
 LINE_GROUPS = (("idle", ("idle",)), ("dialing", ("seized", "dialing", "proceeding", "alerting",
                                                  "releasing")),
                ("talking", ("answered", "bridged", "inbound")),
                ("out_of_service", ("out_of_service",)), ("blocked", ("blocked",)))
 
-
 async def dashboard(request: web.Request) -> web.Response:
     return render("dashboard.html", request, {"status": backend(request).status(),
                                               "line_groups": LINE_GROUPS,
                                               "op_states": OPERATOR_STATES})
 
-
 async def api_status(request: web.Request) -> web.Response:
     return secure(web.json_response(backend(request).status()))
-
 
 async def live_feed(request: web.Request) -> web.StreamResponse:
     return await push_changes(request, backend(request).status)
 
-
 # --- campaigns --------------------------------------------------------------------------------
-async def campaigns(request: web.Request, *, summary: dict | None = None,
-                    error: str | None = None, status: int = 200) -> web.Response:
-    report = None
-    if summary and summary.get("report"):
-        report = Path(str(summary["report"])).name
+async def campaigns(request: web.Request, *, error: str | None = None,
+                    status: int = 200) -> web.Response:
     return render("campaigns.html", request,
-                  {"campaigns": await call(backend(request).campaigns), "summary": summary,
-                   "report": report, "error": error}, status=status)
-
+                  {"campaigns": await call(backend(request).campaigns), "error": error},
+                  status=status)
 
 async def campaign_action(request: web.Request) -> web.Response:
     form = await request.post()
@@ -66,36 +50,6 @@ async def campaign_action(request: web.Request) -> web.Response:
     log.info("campaign_action", user=user(request)["username"], campaign=name, action=action)
     raise web.HTTPSeeOther("/campaigns")
 
-
-async def upload(request: web.Request) -> web.Response:
-    """Save the uploaded call list to a temporary file, import it, show the summary."""
-    form = await request.post()
-    campaign = str(form.get("campaign", ""))
-    field = form.get("file")
-    if not isinstance(field, web.FileField) or not field.filename:
-        return await campaigns(request, error=t(request, "Choose a call list file."),
-                               status=400)
-    filename = Path(field.filename).name
-    suffix = Path(filename).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        return await campaigns(request, status=400, error=t(
-            request, "{file}: not a call list; upload a .csv or .xlsx file.", file=filename))
-    fd, tmp = tempfile.mkstemp(prefix="calllist-", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            await asyncio.to_thread(shutil.copyfileobj, field.file, out)
-        summary = await call(backend(request).import_calllist, campaign, Path(tmp), filename)
-    except UserError as exc:
-        if "file" in exc.params:  # the person's file name, never the server's temporary path
-            exc.params["file"] = filename
-        return await campaigns(request, error=message_of(request, exc), status=400)
-    finally:
-        os.unlink(tmp)
-    log.info("calllist_uploaded", user=user(request)["username"], campaign=campaign,
-             imported=summary.get("imported"), rejected=summary.get("rejected"))
-    return await campaigns(request, summary=summary)
-
-
 async def report(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if not re.fullmatch(r"[\w][\w.-]{0,200}", name):
@@ -108,7 +62,6 @@ async def report(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": f'attachment; filename="{name}"',
         "Content-Type": "text/csv; charset=utf-8"})
     return secure(resp)
-
 
 # --- KPI ----------------------------------------------------------------------------------------
 async def kpi(request: web.Request) -> web.Response:
@@ -130,13 +83,11 @@ async def kpi(request: web.Request) -> web.Response:
                                         "campaign_names": names, "error": error},
                   status=400 if error else 200)
 
-
 # --- do-not-call list ---------------------------------------------------------------------------
 async def dnc(request: web.Request, *, error: str | None = None, form: dict | None = None,
               status: int = 200) -> web.Response:
     return render("dnc.html", request, {"entries": await call(backend(request).dnc_list),
                                         "error": error, "form": form or {}}, status=status)
-
 
 async def dnc_add(request: web.Request) -> web.Response:
     form = await request.post()
@@ -154,7 +105,6 @@ async def dnc_add(request: web.Request) -> web.Response:
                          form={"number": number, "reason": reason}, status=400)
     log.info("dnc_added", user=user(request)["username"])  # the number is personal data
     raise web.HTTPSeeOther("/dnc")
-
 
 async def dnc_remove(request: web.Request) -> web.Response:
     form = await request.post()
