@@ -123,3 +123,46 @@ def end_sessions(store: Store, user_id: int, *, keep_token: str | None = None) -
         cur = store.db.execute("DELETE FROM sessions WHERE user_id=? AND token IS NOT ?",
                                (user_id, keep_token))
     return cur.rowcount
+
+
+def _user_id(store: Store, username: str) -> int:
+    row = store.db.execute("SELECT id FROM users WHERE username=?", (username,)).fetchone()
+    if row is None:
+        raise UserError("no user {username}", username=username)
+    return int(row[0])
+
+
+def set_disabled(store: Store, username: str, disabled: bool) -> None:
+    """Disable (no sign-in, sessions ended) or enable again; the last admin stays."""
+    uid = _user_id(store, username)
+    with store.tx():
+        if disabled:
+            row = store.db.execute("SELECT role FROM users WHERE id=?", (uid,)).fetchone()
+            admins = store.db.execute("SELECT COUNT(*) FROM users WHERE role='admin' AND "
+                                      "disabled=0 AND id != ?", (uid,)).fetchone()[0]
+            if row["role"] == "admin" and admins == 0:
+                raise UserError("{username} is the last admin: make another admin first",
+                                username=username)
+        store.db.execute("UPDATE users SET disabled=? WHERE id=?", (int(disabled), uid))
+    if disabled:
+        end_sessions(store, uid)
+
+
+def set_password(store: Store, username: str, password: str, *,
+                 keep_token: str | None = None) -> None:
+    """A new password (an admin's reset, or the person's own change): other sessions end."""
+    if len(password) < 10:
+        raise UserError("the password must have at least 10 characters")
+    uid = _user_id(store, username)
+    with store.tx():
+        store.db.execute("UPDATE users SET password_hash=? WHERE id=?",
+                         (_hasher.hash(password), uid))
+    end_sessions(store, uid, keep_token=keep_token)
+
+
+def change_own_password(store: Store, username: str, old: str, new: str, *,
+                        keep_token: str | None = None) -> None:
+    """The person's own change: the old password first."""
+    if verify(store, username, old) is None:
+        raise UserError("the current password is wrong")
+    set_password(store, username, new, keep_token=keep_token)

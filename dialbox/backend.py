@@ -383,3 +383,9 @@ class BackendMixin:
     def user_add(self, username: str, password: str, role: str) -> None:
         users_mod.add(self.store, username, password, role=role)
 
+    def user_disable(self, username: str, disabled: bool) -> None:
+        users_mod.set_disabled(self.store, username, disabled)
+
+    def user_password(self, username: str, password: str) -> None:
+        users_mod.set_password(self.store, username, password)
+

@@ -302,5 +302,11 @@ class FakeBackend:
                                      "ORDER BY username").fetchall()
         return [dict(r) for r in rows]
 
+    def user_disable(self, username, disabled):
+        users_mod.set_disabled(self.store, username, disabled)
+
+    def user_password(self, username, password):
+        users_mod.set_password(self.store, username, password)
+
     def user_add(self, username, password, role):
         users_mod.add(self.store, username, password, role=role)

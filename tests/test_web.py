@@ -700,3 +700,50 @@ def test_dnc_form_answers_any_text_with_a_page(people_db, tmp_path, number, reas
         else:
             assert len(fake.dnc) == 2 and fake.dnc[0]["e164"].startswith("+")
     asyncio.run(run())
+
+
+async def test_admin_disables_resets_and_nobody_removes_the_last_admin(client, store):
+    csrf = as_role(client, store, "admin")
+    r = await client.post("/users/disable", data={"csrf": csrf, "username": "root",
+                                                  "disabled": "1"})
+    assert r.status == 400 and "root — последний администратор" in await r.text()
+    olga = users.verify(store, "olga", PASSWORD)
+    token, _ = users.open_session(store, olga["id"])
+    r = await client.post("/users/disable", allow_redirects=False,
+                          data={"csrf": csrf, "username": "olga", "disabled": "1"})
+    assert r.status == 303 and users.verify(store, "olga", PASSWORD) is None
+    assert users.session_user(store, token) is None  # her session ended at once
+    page = await (await client.get("/users")).text()
+    assert re.search(r'data-user="olga">.*?отключён.*?Включить', page, re.S)
+    await client.post("/users/disable", data={"csrf": csrf, "username": "olga", "disabled": "0"})
+    r = await client.post("/users/password", data={"csrf": csrf, "username": "olga",
+                                                   "password": "short"})
+    assert r.status == 400 and "не короче 10 символов" in await r.text()
+    r = await client.post("/users/password", data={"csrf": csrf, "username": "olga",
+                                                   "password": "a new long password"})
+    assert r.status == 200 and "Пароль пользователя olga изменён" in await r.text()
+    assert users.verify(store, "olga", "a new long password") is not None
+    actions = [tuple(a) for a in store.db.execute(
+        "SELECT action, key FROM audit_log WHERE object='user' ORDER BY id")]
+    assert actions == [("disable", "olga"), ("enable", "olga"), ("reset_password", "olga")]
+    assert "a new long password" not in str(list(store.db.execute("SELECT * FROM audit_log")))
+
+
+async def test_everyone_changes_their_own_password(client, store):
+    csrf = as_role(client, store, "operator")
+    page = await (await client.get("/account")).text()
+    assert "Сменить пароль" in page
+    r = await client.post("/account/password", data={"csrf": csrf, "old": "wrong one!!",
+                                                     "new": "another password", "again":
+                                                     "another password"})
+    assert r.status == 400 and "текущий пароль неверен" in await r.text()
+    r = await client.post("/account/password", data={"csrf": csrf, "old": PASSWORD,
+                                                     "new": "another password", "again":
+                                                     "another passwort"})
+    assert r.status == 400 and "Новые пароли не совпадают" in await r.text()
+    r = await client.post("/account/password", data={"csrf": csrf, "old": PASSWORD,
+                                                     "new": "another password", "again":
+                                                     "another password"})
+    assert r.status == 200 and "Ваш пароль изменён" in await r.text()
+    assert users.verify(store, "olga", "another password") is not None
+    assert (await client.get("/desk")).status == 200  # this session stays

@@ -23,6 +23,7 @@ __all__ = ["make_app", "Backend", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROU
 
 log = structlog.get_logger(__name__)
 
+EVERYONE = ("admin", "supervisor", "technician", "operator")
 PUBLIC = ("healthz", "login", "login_submit", "static", "tls_ca")
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 
@@ -56,6 +57,10 @@ ROUTES = (
     ("GET", "/lines/test/{job}", line_tests.status, "line_test_status", TECH),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
+    ("POST", "/users/disable", admin.disable, "user_disable", ADMIN),
+    ("POST", "/users/password", admin.reset_password, "user_password", ADMIN),
+    ("GET", "/account", admin.account, "account", EVERYONE),
+    ("POST", "/account/password", admin.change_own_password, "account_password", EVERYONE),
     ("GET", "/debtors", debtors.page, "debtors", STAFF),
     ("GET", "/debtors/{pk}", debtors.card, "debtor_card", STAFF),
     ("POST", "/debtors/{pk}/phone", debtors.phone, "debtor_phone", STAFF),
@@ -67,7 +72,7 @@ ROUTES = (
     ("GET", "/sessions", sessions.page, "sessions", ADMIN),
     ("POST", "/sessions/revoke", sessions.revoke, "session_revoke", ADMIN),
     ("GET", "/tls", https.page, "tls", ADMIN + TECH),
-    ("POST", "/logout", login.logout, "logout", ("admin", "supervisor", "technician", "operator")),
+    ("POST", "/logout", login.logout, "logout", EVERYONE),
 )
 
 

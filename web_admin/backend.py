@@ -138,6 +138,12 @@ class Backend(Protocol):
     def user_add(self, username: str, password: str, role: str) -> None:
         """UserError on a bad name, role, short password or an existing user."""
 
+    def user_disable(self, username: str, disabled: bool) -> None:
+        """Disable (cannot sign in; sessions end) or enable; UserError for the last admin."""
+
+    def user_password(self, username: str, password: str) -> None:
+        """An admin sets a new password (the user's sessions end); UserError when short."""
+
 
 def contract_problems(impl: object) -> list[str]:
     """What `impl` lacks or spells differently from Backend (empty: it keeps the contract)."""
