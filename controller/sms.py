@@ -16,6 +16,8 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import structlog
+from babel.dates import format_date
+from babel.numbers import format_decimal, get_currency_symbol
 
 from controller import compliance
 from controller.store import Store
@@ -36,6 +38,7 @@ TEMPLATES = {
                     "{currency}. Пожалуйста, внесите оплату.",
 }
 NOT_REACHED = ("no_answer", "busy", "unreachable")
+SMS_LOCALE = "ru"  # the debtors' language: money as 146 400,13 ₽, dates as 05.12.2026
 
 
 class SmsReminders:
@@ -118,8 +121,10 @@ class SmsReminders:
         name = (row["debtor_name"] or "").split()
         # Address by first name and patronymic when the list gives "Фамилия Имя Отчество".
         polite = " ".join(name[1:3]) if len(name) >= 3 else (row["debtor_name"] or "Клиент")
-        return {"name": polite, "amount": f"{amount or 0:,.2f}".replace(",", " "),
-                "currency": {"RUB": "руб."}.get(row["currency"] or "RUB", row["currency"]),
+        currency = row["currency"] or "RUB"
+        return {"name": polite,
+                "amount": format_decimal(amount or 0, format="#,##0.00", locale=SMS_LOCALE),
+                "currency": get_currency_symbol(currency, locale=SMS_LOCALE),
                 "date": _ru_date(date), "account_id": row["account_id"]}
 
     async def run_once(self, now: float | None = None) -> int:
@@ -204,6 +209,6 @@ class SmsReminders:
 
 def _ru_date(iso: str) -> str:
     try:
-        return date.fromisoformat(iso).strftime("%d.%m.%Y")
+        return format_date(date.fromisoformat(iso), "short", locale=SMS_LOCALE)
     except (TypeError, ValueError):
         return iso or ""
