@@ -91,7 +91,9 @@ class Appliance(BackendMixin):
         if not names:
             raise UserError("no hardware profile: give --profile FILE (repeat it for several "
                             "devices), or --simulate to run on the simulated hardware")
-        loaded = [profiles.load(n) for n in names]  # every profile checked before anything opens
+        own = Path(s.data) / "profiles"  # the shop's edited profiles win over the bundled ones
+        loaded = [profiles.load(str(own / f"{n}.yaml") if (own / f"{n}.yaml").is_file() else n)
+                  for n in names]  # every profile checked before anything opens
         self.store = Store(Path(s.data) / "dialbox.sqlite3", self.clock)
         try:
             await self._start(loaded)

@@ -375,6 +375,15 @@ class BackendMixin:
         return {"result": ev.outcome.value, "cause": ev.q850, "reason": ev.reason,
                 "ring_s": ev.ring_s, "talk_s": ev.talk_s}
 
+    def profile_library(self):
+        from firmware.profile_library import ProfileLibrary
+        return ProfileLibrary(Path(self.settings.data) / "profiles")
+
+    async def apply_profile(self, name: str) -> bool:
+        # Drivers are not swapped under a running line manager yet: the saved profile is the
+        # one the box loads at its next start (see Appliance.start), never half-applied now.
+        return False
+
     # --- admin ------------------------------------------------------------------------------
     def users(self) -> list[dict]:
         return [dict(r) for r in self.store.db.execute(

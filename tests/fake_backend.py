@@ -52,6 +52,7 @@ class FakeBackend:
         self.dnc = [{"e164": "+79161234567", "reason": "просил не звонить", "by": "anna",
                      "at": 1764000000.0}]
         self.balance = "152.40 RUB"
+        self.profiles_dir = (report_dir or Path(".")) / "profiles"
         self.test_stage_s = 0.0  # how long each stage of a test call or SMS takes here
 
     # --- everyone -------------------------------------------------------------------------------
@@ -295,6 +296,14 @@ class FakeBackend:
         else:
             return {"balance": self.balance}
         return None
+
+    def profile_library(self):
+        from firmware.profile_library import ProfileLibrary
+        return ProfileLibrary(self.profiles_dir)
+
+    async def apply_profile(self, name):
+        self.calls.append(("apply_profile", name))
+        return True
 
     # --- admin ----------------------------------------------------------------------------------
     def users(self):

@@ -108,3 +108,36 @@ async def test_a_test_call_shows_its_progress_and_never_blocks_the_page(open_pag
     await form.get_by_role("button", name="Тестовый звонок").click()
     await expect(progress).to_have_attribute("data-state", "failed", timeout=5000)
     await expect(progress).to_contain_text("не номер телефона")
+
+
+async def test_a_profile_edited_with_a_mistake_shows_it_beside_the_line(open_page, served):
+    base, fake = served
+    page = await open_page("technician")
+    await page.goto(base + "/hardware")
+    await page.locator('#profiles a[href="/hardware/profiles/sim800"]').click()
+    text = await page.locator("textarea[name=text]").input_value()
+    lines = text.split("\n")
+    n = next(i for i, ln in enumerate(lines) if ln.strip().startswith("ring_timeout_s:"))
+    lines[n] = lines[n].replace("ring_timeout_s:", "ring_timout_s:")
+    await page.locator("textarea[name=text]").fill("\n".join(lines))
+    await page.get_by_role("button", name="Проверить и сохранить").click()
+    bad = page.locator("#profile-lines li.bad")
+    await expect(bad).to_have_count(1)
+    await expect(bad).to_have_attribute("data-line", str(n + 1))
+    await expect(bad).to_contain_text("ring_timeout_s")  # did you mean
+    await expect(page.locator("#profile-problems")).to_be_visible()
+    await page.screenshot(path=str(_shots() / "hardware-profile-error.png"), full_page=True)
+    assert not (fake.profiles_dir / "sim800.yaml").exists()  # nothing invalid is saved
+    lines[n] = lines[n].replace("ring_timout_s:", "ring_timeout_s:")
+    await page.locator("textarea[name=text]").fill("\n".join(lines) + "\n# edited for the shop\n")
+    await page.get_by_role("button", name="Проверить и сохранить").click()
+    await expect(page.locator("#profile-saved")).to_contain_text("применён")
+    assert "# edited for the shop" in (fake.profiles_dir / "sim800.yaml").read_text()
+    assert ("apply_profile", "sim800") in fake.calls
+    from controller import audit
+    entry = audit.entries(fake.store, obj="profile")[0]
+    assert entry["key"] == "sim800" and "# edited for the shop" in entry["after"]
+    assert "# edited for the shop" not in entry["before"]
+    await page.goto(base + "/hardware")
+    row = page.locator("#profiles tr", has=page.locator('a[href="/hardware/profiles/sim800"]'))
+    await expect(row).to_contain_text("копия")

@@ -11,7 +11,8 @@ from aiohttp import web
 
 from controller import users
 from firmware.errors import UserError
-from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, https, line_tests,
+from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hardware, https,
+                       line_tests,
                        lines, login, reports_page, sessions, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
@@ -55,6 +56,9 @@ ROUTES = (
     ("POST", "/lines/action", lines.action, "line_action", TECH),
     ("POST", "/lines/test", line_tests.start, "line_test", TECH),
     ("GET", "/lines/test/{job}", line_tests.status, "line_test_status", TECH),
+    ("GET", "/hardware", hardware.page, "hardware", TECH),
+    ("GET", "/hardware/profiles/{name}", hardware.profile, "hardware_profile", TECH),
+    ("POST", "/hardware/profiles/{name}", hardware.save, "hardware_profile_save", TECH),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
     ("POST", "/users/disable", admin.disable, "user_disable", ADMIN),

@@ -131,6 +131,14 @@ class Backend(Protocol):
         """block | unblock -> None; test_call(number=...) -> {"result", ...};
         check_balance -> {"balance", ...}. UserError for an unknown line or a bad number."""
 
+    def profile_library(self) -> Any:
+        """The box's hardware profiles, bundled and the shop's own
+        (firmware.profile_library.ProfileLibrary)."""
+
+    async def apply_profile(self, name: str) -> bool:
+        """Put the saved profile `name` to use: True when applied now without touching the other
+        devices; False when it takes effect at the next start."""
+
     # --- admin -----------------------------------------------------------------------------------
     def users(self) -> list[dict]:
         """[{"username","role","disabled","created_at"}]."""
