@@ -12,8 +12,7 @@ from aiohttp import web
 from controller import users
 from firmware.errors import UserError
 from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hardware, https,
-                       line_tests,
-                       lines, login, reports_page, sessions, supervisor)
+                       line_tests, lines, login, reports_page, sessions, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
