@@ -9,6 +9,7 @@ from controller.compliance import (
     DEFAULT_PROFILE, PROFILES, ComplianceError, InMemoryContactHistory, LeadContext, check,
     get_profile, load_history, normalize_phone)
 from controller.compliance.history import parse_instant
+from controller.compliance.profiles import OPTIONS, READINGS, with_reading
 from controller.compliance.regions import find_subjects, suggest
 from controller.compliance.zones import zone
 from firmware.errors import UserError
@@ -24,8 +25,11 @@ def add_parser(subparsers) -> None:
     sub.required = True
     chk = sub.add_parser("check", help="may this debtor be called at this instant; if not, why")
     chk.add_argument("--profile", default=DEFAULT_PROFILE,
-                     help=f"compliance profile ({', '.join(sorted(PROFILES))}); "
+                     help=f"compliance profile ({', '.join(sorted([*PROFILES, *OPTIONS]))}); "
                           f"default {DEFAULT_PROFILE}")
+    chk.add_argument("--reading", choices=READINGS,
+                     help="read the law's day, week and month as rolling windows (24 h, 7 days, "
+                          "31 days: the default of ru-230fz) or as calendar periods")
     chk.add_argument("--phone", required=True, help="debtor's phone, e.g. '8 (912) 345-67-89'")
     chk.add_argument("--region", help="Russian federal subject: name, ISO code or region code")
     chk.add_argument("--tz", help="debtor's IANA time zone, e.g. Asia/Yekaterinburg")
@@ -33,8 +37,8 @@ def add_parser(subparsers) -> None:
                                                  "2026-01-02T10:00:00+03:00 or ...Z")
     chk.add_argument("--channel", choices=("voice", "sms"), default="voice")
     chk.add_argument("--history", metavar="FILE",
-                     help='JSON list of past contacts: [{"at": ISO, "kind": '
-                          '"call|conversation|sms"}, ...]')
+                     help='JSON list of past contacts with this person: [{"at": ISO, "kind": '
+                          '"call|conversation|sms", "phone": optional, "debt": optional}, ...]')
     chk.add_argument("--dnc", metavar="REASON", help="the number is on the do-not-call list")
     chk.set_defaults(func=_check)
     prof = sub.add_parser("profiles", help="list the compliance profiles")
@@ -43,7 +47,7 @@ def add_parser(subparsers) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        profile = get_profile(args.profile)
+        profile = get_profile(with_reading(args.profile, args.reading))
         phone = normalize_phone(args.phone)
         at = parse_instant(args.at, "--at")
         if args.tz:
@@ -66,7 +70,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    for name in sorted(PROFILES):
+    for name, p in sorted({**PROFILES, **OPTIONS}.items()):
         default = " (default)" if name == DEFAULT_PROFILE else ""
-        print(f"{name}{default}: {PROFILES[name].title}")
+        print(f"{name}{default}: {p.title} [version {p.version}, {p.reading} windows]")
     return 0

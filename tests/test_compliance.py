@@ -30,6 +30,7 @@ def codes(decision) -> set[str]:
 
 
 MOSCOW = LeadContext("d-msk", tz="Europe/Moscow")
+CAL = "ru-230fz:calendar"  # the calendar reading; the default slides (test_compliance_windows)
 
 
 # --- ru-230fz hours on working days (Monday 2026-01-12 is a working day) -----------------
@@ -248,7 +249,7 @@ def test_daily_limit_across_phones_and_campaigns():
     other_phone = LeadContext("debtor-7", phone="+79161234567", tz="Europe/Moscow")
     d = decide(other_phone, local(MSK, 2026, 1, 12, 12, 0), h)
     assert not d.allowed and codes(d) == {"daily_limit"}
-    assert d.next_allowed_at == local(MSK, 2026, 1, 13, 8, 0)
+    assert d.next_allowed_at == local(MSK, 2026, 1, 13, 10, 0)  # 24 hours after it
     # another debtor is not affected
     assert decide(LeadContext("debtor-8", tz="Europe/Moscow"),
                   local(MSK, 2026, 1, 12, 12, 0), h).allowed
@@ -257,9 +258,9 @@ def test_daily_limit_across_phones_and_campaigns():
 def test_daily_limit_clears_at_local_midnight():
     h = InMemoryContactHistory()
     h.record_call("d-msk", local(MSK, 2026, 1, 12, 21, 30), conversation=True)
-    d = decide(MOSCOW, local(MSK, 2026, 1, 12, 23, 59), h)
+    d = decide(MOSCOW, local(MSK, 2026, 1, 12, 23, 59), h, profile=CAL)
     assert codes(d) == {"daily_limit", "outside_hours"}
-    midnight = decide(MOSCOW, local(MSK, 2026, 1, 13, 0, 0), h)
+    midnight = decide(MOSCOW, local(MSK, 2026, 1, 13, 0, 0), h, profile=CAL)
     assert codes(midnight) == {"outside_hours"}
     assert midnight.next_allowed_at == local(MSK, 2026, 1, 13, 8, 0)
 
@@ -269,9 +270,10 @@ def test_daily_limit_counts_the_debtors_day_not_the_utc_day():
     h = InMemoryContactHistory()
     h.record_call("d-kam", local("Asia/Kamchatka", 2026, 1, 12, 9, 0), conversation=True)
     # 2026-01-12 11:30 UTC is 23:30 in Kamchatka: same local day, still blocked
-    assert "daily_limit" in codes(decide(kam, datetime(2026, 1, 12, 11, 30, tzinfo=UTC), h))
+    at = datetime(2026, 1, 12, 11, 30, tzinfo=UTC)
+    assert "daily_limit" in codes(decide(kam, at, h, profile=CAL))
     # 12:30 UTC is 00:30 on the 13th there: only the hours remain
-    d = decide(kam, datetime(2026, 1, 12, 12, 30, tzinfo=UTC), h)
+    d = decide(kam, datetime(2026, 1, 12, 12, 30, tzinfo=UTC), h, profile=CAL)
     assert codes(d) == {"outside_hours"}
     assert d.next_allowed_at == datetime(2026, 1, 12, 20, 0, tzinfo=UTC)
 
@@ -280,24 +282,25 @@ def test_weekly_limit_is_the_calendar_week():
     h = InMemoryContactHistory()
     h.record_call("d-msk", local(MSK, 2026, 1, 12, 10, 0), conversation=True)  # Monday
     h.record_call("d-msk", local(MSK, 2026, 1, 13, 10, 0), conversation=True)  # Tuesday
-    d = decide(MOSCOW, local(MSK, 2026, 1, 14, 10, 0), h)
+    d = decide(MOSCOW, local(MSK, 2026, 1, 14, 10, 0), h, profile=CAL)
     assert codes(d) == {"weekly_limit"}
     assert d.next_allowed_at == local(MSK, 2026, 1, 19, 8, 0)  # next Monday 08:00
-    assert not decide(MOSCOW, local(MSK, 2026, 1, 18, 19, 0), h).allowed  # Sunday, same week
+    sunday = local(MSK, 2026, 1, 18, 19, 0)  # same calendar week
+    assert not decide(MOSCOW, sunday, h, profile=CAL).allowed
 
 
 def test_weekend_conversations_do_not_block_the_next_monday():
     h = InMemoryContactHistory()
     h.record_call("d-msk", local(MSK, 2026, 1, 17, 10, 0), conversation=True)  # Saturday
     h.record_call("d-msk", local(MSK, 2026, 1, 18, 10, 0), conversation=True)  # Sunday
-    assert decide(MOSCOW, local(MSK, 2026, 1, 19, 8, 0), h).allowed
+    assert decide(MOSCOW, local(MSK, 2026, 1, 19, 8, 0), h, profile=CAL).allowed
 
 
 def test_monthly_limit_is_the_calendar_month():
     h = InMemoryContactHistory()
     for day in (2, 3, 5, 6, 12, 13, 19, 20):  # two per calendar week, eight in January
         h.record_call("d-msk", local(MSK, 2026, 1, day, 12, 0), conversation=True)
-    d = decide(MOSCOW, local(MSK, 2026, 1, 26, 10, 0), h)  # Monday of a fresh week
+    d = decide(MOSCOW, local(MSK, 2026, 1, 26, 10, 0), h, profile=CAL)  # a fresh week's Monday
     assert codes(d) == {"monthly_limit"}
     assert "8 conversations" in d.reasons[0].text
     # February 1st is a Sunday: rest-day hours.
@@ -308,7 +311,7 @@ def test_week_and_month_limits_together_take_the_later_end():
     h = InMemoryContactHistory()
     for day in (5, 6, 12, 13, 19, 20, 26, 27):
         h.record_call("d-msk", local(MSK, 2026, 1, day, 12, 0), conversation=True)
-    d = decide(MOSCOW, local(MSK, 2026, 1, 28, 10, 0), h)
+    d = decide(MOSCOW, local(MSK, 2026, 1, 28, 10, 0), h, profile=CAL)
     assert codes(d) == {"weekly_limit", "monthly_limit"}
     assert d.next_allowed_at == local(MSK, 2026, 2, 2, 8, 0)
 
@@ -316,17 +319,17 @@ def test_week_and_month_limits_together_take_the_later_end():
 def test_sms_limits_and_hours():
     h = InMemoryContactHistory()
     h.record_sms("d-msk", local(MSK, 2026, 1, 12, 9, 0))
-    assert decide(MOSCOW, local(MSK, 2026, 1, 12, 10, 0), h, channel="sms").allowed
+    assert decide(MOSCOW, local(MSK, 2026, 1, 12, 10, 0), h, channel="sms", profile=CAL).allowed
     h.record_sms("d-msk", local(MSK, 2026, 1, 12, 10, 0))
-    d = decide(MOSCOW, local(MSK, 2026, 1, 12, 11, 0), h, channel="sms")
+    d = decide(MOSCOW, local(MSK, 2026, 1, 12, 11, 0), h, channel="sms", profile=CAL)
     assert codes(d) == {"daily_limit"}
     # SMS do not use up the voice limits, nor a conversation the SMS ones
-    assert decide(MOSCOW, local(MSK, 2026, 1, 12, 11, 0), h).allowed
+    assert decide(MOSCOW, local(MSK, 2026, 1, 12, 11, 0), h, profile=CAL).allowed
     h.record_sms("d-msk", local(MSK, 2026, 1, 13, 9, 0))
     h.record_sms("d-msk", local(MSK, 2026, 1, 13, 10, 0))
-    d = decide(MOSCOW, local(MSK, 2026, 1, 14, 10, 0), h, channel="sms")
+    d = decide(MOSCOW, local(MSK, 2026, 1, 14, 10, 0), h, channel="sms", profile=CAL)
     assert codes(d) == {"weekly_limit"} and d.next_allowed_at == local(MSK, 2026, 1, 19, 8, 0)
-    night = decide(MOSCOW, local(MSK, 2026, 1, 20, 22, 30), h, channel="sms")
+    night = decide(MOSCOW, local(MSK, 2026, 1, 20, 22, 30), h, channel="sms", profile=CAL)
     assert codes(night) == {"outside_hours"}
 
 
@@ -432,7 +435,7 @@ def test_a_dialer_that_calls_whenever_allowed_keeps_every_limit():
     h = InMemoryContactHistory()
     t, end, talks = local(MSK, 2026, 1, 1, 0, 0), local(MSK, 2026, 3, 1, 12, 0), []
     while t < end:
-        d = decide(MOSCOW, t, h)
+        d = decide(MOSCOW, t, h, profile=CAL)
         if d.allowed:
             h.record_call("d-msk", t, conversation=True)
             talks.append(t.astimezone(MSK).strftime("%m-%d %H:%M"))

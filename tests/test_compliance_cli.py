@@ -52,7 +52,36 @@ def test_check_with_history_file(run, tmp_path):
                        "--at", "2026-01-12T12:00:00+03:00", "--history", str(history))
     doc = json.loads(out)
     assert [r["code"] for r in doc["reasons"]] == ["daily_limit"]
-    assert doc["next_allowed_at"] == "2026-01-13T05:00:00+00:00"
+    # the default slides: 24 hours after the conversation, the window that refused is named
+    assert doc["next_allowed_at"] == "2026-01-13T07:00:00+00:00"
+    window = doc["reasons"][0]["window"]
+    assert window["reading"] == "rolling" and window["window"] == "any 24 hours"
+    assert window["scope"] == "person" and (window["count"], window["maximum"]) == (1, 1)
+    assert window["contacts"] == ["2026-01-12T07:00:00+00:00"]
+    code, out, _ = run("compliance", "check", "--phone", "+79123456789", "--tz", "Europe/Moscow",
+                       "--at", "2026-01-12T12:00:00+03:00", "--history", str(history),
+                       "--reading", "calendar")
+    doc = json.loads(out)
+    assert doc["profile"] == "ru-230fz:calendar"
+    assert doc["reasons"][0]["window"]["window"] == "a calendar day"
+    assert doc["next_allowed_at"] == "2026-01-13T05:00:00+00:00"  # 08:00 the next day
+
+
+def test_history_file_across_a_week_boundary_names_the_rolling_week(run, tmp_path):
+    # Sunday + Monday: a third conversation on Tuesday is 3 in 3 days.
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([
+        {"at": "2026-01-18T10:00:00+03:00", "kind": "conversation"},
+        {"at": "2026-01-19T10:00:00+03:00", "kind": "conversation"},
+    ]), encoding="utf-8")
+    argv = ("compliance", "check", "--phone", "+79123456789", "--tz", "Europe/Moscow",
+            "--at", "2026-01-20T10:00:00+03:00", "--history", str(history))
+    doc = json.loads(run(*argv)[1])
+    assert [r["code"] for r in doc["reasons"]] == ["weekly_limit"]
+    assert doc["reasons"][0]["window"]["window"] == "any 7 days"
+    assert "2 conversations already with this person in the 7 days" in doc["reasons"][0]["text"]
+    assert doc["next_allowed_at"] == "2026-01-25T07:00:00+00:00"  # Sunday's one leaves
+    assert json.loads(run(*argv, "--reading", "calendar")[1])["allowed"] is True
 
 
 def test_check_sms_and_dnc(run):
@@ -79,6 +108,7 @@ def test_unknown_timezone_is_reported_not_an_error(run):
     (["--tz", "Europe/Atlantis"], "time zone 'Europe/Atlantis' is not an IANA zone"),
     (["--region", "Свердловская обалсть"], "did you mean Свердловская область"),
     (["--history", "/nonexistent/h.json"], "/nonexistent/h.json: cannot read"),
+    (["--profile", "us-regf", "--reading", "calendar"], "'us-regf' has no calendar reading"),
 ])
 def test_bad_input_is_one_line_user_error(run, argv, message):
     base = {"--phone": "+79123456789", "--at": "2026-01-12T10:00:00Z"}
@@ -97,6 +127,8 @@ def test_bad_input_is_one_line_user_error(run, argv, message):
     ('[{"at": "2026-01-12T10:00:00Z", "kind": "visit"}]', "contact #1, field 'kind'"),
     ('[{"kind": "sms"}]', "contact #1, field 'at'"),
     ('[{"at": "2026-01-12T10:00:00Z", "kind": "sms"}, 5]', "contact #2"),
+    ('[{"at": "2026-01-12T10:00:00Z", "kind": "sms", "phone": "12"}]',
+     "contact #1, field 'phone': phone '12' is not a valid number"),
 ])
 def test_bad_history_file_names_the_row(run, tmp_path, content, message):
     path = tmp_path / "h.json"

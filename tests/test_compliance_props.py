@@ -42,7 +42,7 @@ def _history(at: datetime, rows) -> InMemoryContactHistory:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(profile=st.sampled_from(["ru-230fz", "us-regf"]), lead=st.sampled_from(LEADS),
+@given(profile=st.sampled_from(["ru-230fz", "ru-230fz:calendar", "us-regf"]), lead=st.sampled_from(LEADS),
        channel=st.sampled_from(["voice", "sms"]), at=instants, rows=contacts,
        fractions=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), max_size=12))
 def test_next_allowed_is_allowed_and_nothing_earlier_is(profile, lead, channel, at, rows,

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from controller.compliance.errors import ComplianceError
-from controller.compliance.history import ContactHistory
+from controller.compliance.history import ContactHistory, subject
 from controller.compliance.profiles import (
-    DAY, MONTH, ROLLING, WEEK, ChannelRules, CountLimit, Profile, get_profile)
+    DAY, MONTH, ROLLING, SLIDING, WEEK, ChannelRules, CountLimit, Profile, get_profile)
 from controller.compliance.workdays import day_kind
 from controller.compliance.zones import resolve, zone
 
@@ -28,16 +28,30 @@ class Reason:
 
     code: str
     text: str
+    # For a count limit: which window refused (reading, window, scope, from, to, count, maximum).
+    window: dict | None = None
+
+    def to_json(self) -> dict:
+        """Plain JSON-able form."""
+        out = {"code": self.code, "text": self.text}
+        if self.window is not None:
+            out["window"] = dict(self.window)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class LeadContext:
-    """What the engine needs of a lead: who (for history) and where (for local time)."""
+    """What the engine needs of a lead: who (for history) and where (for local time).
+
+    ``debtor_id`` is the person: his stable person key, the same across accounts, creditors'
+    files and campaigns. ``debt`` names one debt (account) for limits counted per debt.
+    """
 
     debtor_id: str
     phone: str | None = None   # E.164
     region: str | None = None  # Russian federal subject: name, ISO 3166-2 or two-digit code
     tz: str | None = None      # IANA zone; wins over region and phone
+    debt: str | None = None    # the account's key, for per-debt limits (Reg F)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +77,7 @@ class Decision:
         """Plain JSON-able form (for the CLI, logs, the web admin)."""
         return {
             "allowed": self.allowed,
-            "reasons": [{"code": r.code, "text": r.text} for r in self.reasons],
+            "reasons": [r.to_json() for r in self.reasons],
             "local_time": self.local_time.isoformat() if self.local_time else None,
             "local_times": {z: t.isoformat() for z, t in self.local_times.items()},
             "zones": list(self.zones),
@@ -84,6 +98,8 @@ class _Block:
     text: str
     zone: str
     until: datetime | None
+    window: dict | None = None
+    zoned: bool = True  # False: the same in every zone (a sliding window)
 
 
 def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: ContactHistory,
@@ -112,11 +128,14 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
                                profile=profile.name, channel=channel, local_times=local_times)
     if reasons:
         return decide(allowed=False, reasons=tuple(reasons), next_allowed_at=None)
-    since = at - timedelta(days=max([_MONTH_LOOKBACK, rules.quiet_days_after_conversation + 2]
-                                    + [lim.days + 2 for lim in rules.limits]))
-    contacts = {kind: _utc_sorted(history.contacts(lead.debtor_id, kind, since,
-                                                   at + timedelta(microseconds=1)))
-                for kind in _kinds(rules)}
+    since = at - timedelta(days=max(
+        [_MONTH_LOOKBACK, rules.quiet_days_after_conversation + 2]
+        + [lim.days + 2 + (lim.span.days if lim.span else 0) for lim in rules.limits]))
+    contacts = {}
+    for scope, kind in _kinds(rules):
+        key = subject(scope, lead)
+        contacts[(scope, kind)] = [] if key is None else _utc_sorted(
+            history.contacts(key, kind, since, at + timedelta(microseconds=1)))
     blocks = _blocks(profile, rules, zones, at, contacts)
     nxt = at if not blocks else _next_allowed(profile, rules, zones, at, contacts, blocks)
     return decide(allowed=not blocks, reasons=tuple(_merge(blocks, len(zones))),
@@ -128,10 +147,10 @@ def _utc_sorted(times: list[datetime]) -> list[datetime]:
     return sorted(t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC) for t in times)
 
 
-def _kinds(rules: ChannelRules) -> set[str]:
-    kinds = {lim.counts for lim in rules.limits}
+def _kinds(rules: ChannelRules) -> set[tuple[str, str]]:
+    kinds = {(scope, lim.counts) for lim in rules.limits for scope in rules.scopes}
     if rules.quiet_days_after_conversation:
-        kinds.add("conversation")
+        kinds.update((scope, "conversation") for scope in rules.scopes)
     return kinds
 
 
@@ -154,19 +173,27 @@ def _next_allowed(profile: Profile, rules: ChannelRules, zones: tuple[str, ...],
 
 
 def _blocks(profile: Profile, rules: ChannelRules, zones: tuple[str, ...], t: datetime,
-            contacts: dict[str, list[datetime]]) -> list[_Block]:
+            contacts: dict[tuple[str, str], list[datetime]]) -> list[_Block]:
     out: list[_Block] = []
+    for scope in rules.scopes:  # a sliding window is the same in every zone: judged once
+        for lim in rules.limits:
+            if lim.period == SLIDING:
+                out.extend(_sliding_block(lim, scope, zones[0], t,
+                                          contacts.get((scope, lim.counts), [])))
     for name in zones:
         tz = zone(name)
         local = t.astimezone(tz)
         today = local.date()
         if rules.hours is not None:
             out.extend(_hours_block(profile, rules, name, local, today))
-        for lim in rules.limits:
-            out.extend(_limit_block(lim, name, today, contacts.get(lim.counts, [])))
-        if rules.quiet_days_after_conversation:
-            out.extend(_quiet_block(rules.quiet_days_after_conversation, name, today,
-                                    contacts.get("conversation", [])))
+        for scope in rules.scopes:
+            for lim in rules.limits:
+                if lim.period != SLIDING:
+                    out.extend(_limit_block(lim, scope, name, today,
+                                            contacts.get((scope, lim.counts), [])))
+            if rules.quiet_days_after_conversation:
+                out.extend(_quiet_block(rules.quiet_days_after_conversation, scope, name, today,
+                                        contacts.get((scope, "conversation"), [])))
     return out
 
 
@@ -185,7 +212,12 @@ def _hours_block(profile: Profile, rules: ChannelRules, name: str, local: dateti
     return [_Block(code, text, name, until)]
 
 
-def _limit_block(lim: CountLimit, name: str, today: date,
+# Whose contacts a limit counts, in the words of a refusal.
+_SCOPE_WORDS = {"person": "with this person", "phone": "on this phone number",
+                "debt": "about this debt"}
+
+
+def _limit_block(lim: CountLimit, scope: str, name: str, today: date,
                  times: list[datetime]) -> list[_Block]:
     first, after = _window(lim, today)
     lo, hi = _at_local(first, time(0), name), _at_local(after, time(0), name)
@@ -198,20 +230,48 @@ def _limit_block(lim: CountLimit, name: str, today: date,
         until = _at_local(oldest_to_drop + timedelta(days=lim.days), time(0), name)
     else:
         until = hi
-    text = (f"{len(inside)} {_WHAT[lim.counts]} already from {first:%Y-%m-%d} to "
-            f"{after - timedelta(days=1):%Y-%m-%d} ({name}); the limit is {lim.describe()}")
-    return [_Block(lim.code, text, name, until)]
+    text = (f"{len(inside)} {_WHAT[lim.counts]} already {_SCOPE_WORDS[scope]} from "
+            f"{first:%Y-%m-%d} to {after - timedelta(days=1):%Y-%m-%d} ({name}); the limit is "
+            f"{lim.describe()}")
+    return [_Block(lim.code, text, name, until, _window_json(lim, scope, lo, hi, inside))]
 
 
-def _quiet_block(days: int, name: str, today: date, conversations: list[datetime]) -> list[_Block]:
+def _sliding_block(lim: CountLimit, scope: str, name: str, t: datetime,
+                   times: list[datetime]) -> list[_Block]:
+    # The window is (t - span, t]: a contact exactly one span ago has left it.
+    lo = t - lim.span
+    inside = [c for c in times if lo < c <= t]
+    if len(inside) < lim.maximum:
+        return []
+    # Clear once enough of the oldest have left: the one that must go leaves at c + span.
+    until = inside[len(inside) - lim.maximum] + lim.span
+    tz = zone(name)
+    text = (f"{len(inside)} {_WHAT[lim.counts]} already {_SCOPE_WORDS[scope]} in the "
+            f"{lim.window_name()[4:]} from {lo.astimezone(tz):%Y-%m-%d %H:%M} to "
+            f"{t.astimezone(tz):%Y-%m-%d %H:%M} ({name}); the limit is {lim.describe()}; "
+            f"clear at {until.astimezone(tz):%Y-%m-%d %H:%M}")
+    return [_Block(lim.code, text, name, until, _window_json(lim, scope, lo, t, inside),
+                   zoned=False)]
+
+
+def _window_json(lim: CountLimit, scope: str, lo: datetime, hi: datetime,
+                 inside: list[datetime]) -> dict:
+    return {"reading": lim.reading, "window": lim.window_name(), "scope": scope,
+            "counts": lim.counts, "from": lo.astimezone(UTC).isoformat(),
+            "to": hi.astimezone(UTC).isoformat(), "count": len(inside), "maximum": lim.maximum,
+            "contacts": [c.astimezone(UTC).isoformat() for c in inside]}
+
+
+def _quiet_block(days: int, scope: str, name: str, today: date,
+                 conversations: list[datetime]) -> list[_Block]:
     tz = zone(name)
     recent = [c.astimezone(tz).date() for c in conversations]
     recent = [d for d in recent if d + timedelta(days=days) > today]
     if not recent:
         return []
     last = max(recent)
-    text = (f"conversation with the debtor on {last:%Y-%m-%d} ({name}); no calls for {days} "
-            f"days counting that day, until {last + timedelta(days=days):%Y-%m-%d}")
+    text = (f"conversation {_SCOPE_WORDS[scope]} on {last:%Y-%m-%d} ({name}); no calls for "
+            f"{days} days counting that day, until {last + timedelta(days=days):%Y-%m-%d}")
     return [_Block("regf_after_conversation", text, name,
                    _at_local(last + timedelta(days=days), time(0), name))]
 
@@ -237,15 +297,20 @@ def _at_local(day: date, clock: time, name: str) -> datetime:
 
 
 def _merge(blocks: list[_Block], nzones: int) -> list[Reason]:
-    """One reason per code; for an ambiguous number, say in how many zones it applies."""
-    by_code: dict[str, list[_Block]] = {}
+    """One reason per code and scope; for an ambiguous number, say in how many zones."""
+    by_code: dict[tuple[str, str | None], list[_Block]] = {}
+    counted = {(b.code, tuple(b.window["contacts"])) for b in blocks
+               if b.window and b.window["scope"] == "person"}
     for b in blocks:
-        by_code.setdefault(b.code, []).append(b)
+        if b.window and b.window["scope"] != "person" and \
+                (b.code, tuple(b.window["contacts"])) in counted:
+            continue  # the same contacts as the person's: one reason says it
+        by_code.setdefault((b.code, b.window and b.window["scope"]), []).append(b)
     reasons = []
-    for code, group in by_code.items():
+    for (code, _scope), group in by_code.items():
         text = group[0].text
-        if nzones > 1:
+        if nzones > 1 and group[0].zoned:
             text += (f" [the number may be in {nzones} zones; this applies in {len(group)}: "
                      f"{', '.join(b.zone for b in group)}]")
-        reasons.append(Reason(code, text))
+        reasons.append(Reason(code, text, group[0].window))
     return reasons

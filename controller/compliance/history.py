@@ -1,15 +1,18 @@
 """What the engine needs to know about past contacts with a debtor, and an in-memory store.
 
-Kinds of contact, counted per debtor across all his phones and all campaigns:
+Contacts are asked for by subject: a person key (one person across accounts, creditors' files
+and campaigns, see controller.phones.person_key), ``tel:<E.164>`` (every contact on that number,
+whoever was called) or ``debt:<account key>`` (the contacts about one debt). Kinds of contact:
 
 - ``attempt``: every voice call placed to any of the debtor's phones, answered or not
   (Regulation F's 7-in-7 counts these; it leaves out calls that did not connect at all, e.g.
   busy or network failure, so counting every placed call is the stricter side).
-- ``conversation``: an answered call that reached the debtor himself (right party contact) and
-  in which he was spoken to. This is "взаимодействие посредством телефонных переговоров" of
-  230-FZ art. 7 part 3 and "telephone conversation" of Reg F 1006.14(b)(2). A call answered by
-  a third party, a machine, or abandoned before an operator spoke is an attempt, not a
-  conversation. Every conversation is also an attempt: record the call once with the flag.
+- ``conversation``: a call that connected to the debtor, whoever hung up first. This is
+  "взаимодействие посредством телефонных переговоров" of 230-FZ art. 7 part 3 and "telephone
+  conversation" of Reg F 1006.14(b)(2). A robot or prerecorded voice message that was played
+  to him (the abandon message too) counts, as the FSSP reads the law. A call answered by a
+  third party or a wrong number, unanswered, busy, or failed on our side is not one.
+  Every conversation is also an attempt: record the call once with the flag.
   Only calls the shop placed count: 230-FZ limits interaction at the creditor's initiative, so a
   debtor calling in (blended mode) is not recorded here.
 - ``sms``: every message sent to any of the debtor's phones (230-FZ art. 7 part 5).
@@ -23,8 +26,21 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from controller.compliance.errors import ComplianceError
+from controller.compliance.zones import normalize_phone
 
 KINDS = ("attempt", "conversation", "sms")
+SCOPES = ("person", "phone", "debt")
+
+
+def subject(scope: str, lead) -> str | None:
+    """The history subject a limit of ``scope`` counts for ``lead`` (None: nothing to count)."""
+    if scope == "person":
+        return lead.debtor_id
+    if scope == "phone":
+        return f"tel:{lead.phone}" if lead.phone else None
+    if scope == "debt":
+        return f"debt:{lead.debt}" if lead.debt else None
+    raise ComplianceError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
 
 
 class ContactHistory(Protocol):
@@ -32,7 +48,10 @@ class ContactHistory(Protocol):
 
     def contacts(self, debtor_id: str, kind: str, since: datetime,
                  until: datetime) -> list[datetime]:
-        """UTC instants of the debtor's contacts of ``kind`` with since <= t < until, ascending."""
+        """UTC instants of the subject's contacts of ``kind`` with since <= t < until, ascending.
+
+        ``debtor_id`` is a person key, ``tel:<E.164>`` or ``debt:<key>`` (see the module doc).
+        """
         ...
 
 
@@ -42,15 +61,23 @@ class InMemoryContactHistory:
     def __init__(self) -> None:
         self._by_kind: dict[tuple[str, str], list[datetime]] = defaultdict(list)
 
-    def record_call(self, debtor_id: str, at: datetime, *, conversation: bool = False) -> None:
+    def record_call(self, debtor_id: str, at: datetime, *, conversation: bool = False,
+                    phone: str | None = None, debt: str | None = None) -> None:
         """A voice call was placed at ``at``; ``conversation``: it reached the debtor."""
-        self._add(debtor_id, "attempt", at)
-        if conversation:
-            self._add(debtor_id, "conversation", at)
+        for key in self._subjects(debtor_id, phone, debt):
+            self._add(key, "attempt", at)
+            if conversation:
+                self._add(key, "conversation", at)
 
-    def record_sms(self, debtor_id: str, at: datetime) -> None:
+    def record_sms(self, debtor_id: str, at: datetime, *, phone: str | None = None) -> None:
         """An SMS was sent at ``at``."""
-        self._add(debtor_id, "sms", at)
+        for key in self._subjects(debtor_id, phone, None):
+            self._add(key, "sms", at)
+
+    @staticmethod
+    def _subjects(debtor_id: str, phone: str | None, debt: str | None) -> list[str]:
+        return [debtor_id] + ([f"tel:{phone}"] if phone else []) + (
+            [f"debt:{debt}"] if debt else [])
 
     def contacts(self, debtor_id: str, kind: str, since: datetime,
                  until: datetime) -> list[datetime]:
@@ -67,9 +94,10 @@ class InMemoryContactHistory:
 
 
 def load_history(path: str, debtor_id: str) -> InMemoryContactHistory:
-    """Read a JSON list of {"at": ISO 8601, "kind": "call"|"conversation"|"sms"} for one debtor.
+    """Read a JSON list of {"at": ISO 8601, "kind": "call"|"conversation"|"sms"} for one person.
 
-    ``phone`` and ``campaign`` keys may be present and are ignored: the limits are per debtor.
+    Optional keys: ``phone`` (the number called; counts for that number's limits too), ``debt``
+    (the account it was about, for per-debt limits); ``campaign`` is ignored.
     """
     try:
         with open(path, encoding="utf-8") as fh:
@@ -88,16 +116,31 @@ def load_history(path: str, debtor_id: str) -> InMemoryContactHistory:
             raise ComplianceError(f"{where}: expected an object with 'at' and 'kind'")
         kind = row.get("kind")
         at = parse_instant(row.get("at"), f"{where}, field 'at'")
+        phone = _phone(row.get("phone"), f"{where}, field 'phone'")
+        debt = row.get("debt")
+        if debt is not None and not isinstance(debt, str):
+            raise ComplianceError(f"{where}, field 'debt': expected a string, got {debt!r}")
         if kind in ("call", "attempt"):
-            history.record_call(debtor_id, at)
+            history.record_call(debtor_id, at, phone=phone, debt=debt)
         elif kind == "conversation":
-            history.record_call(debtor_id, at, conversation=True)
+            history.record_call(debtor_id, at, conversation=True, phone=phone, debt=debt)
         elif kind == "sms":
-            history.record_sms(debtor_id, at)
+            history.record_sms(debtor_id, at, phone=phone)
         else:
             raise ComplianceError(
                 f"{where}, field 'kind': {kind!r} is not one of call, conversation, sms")
     return history
+
+
+def _phone(raw: object, where: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ComplianceError(f"{where}: expected a phone number string, got {raw!r}")
+    try:
+        return normalize_phone(raw)
+    except ComplianceError as exc:
+        raise ComplianceError(f"{where}: {exc}") from None
 
 
 def parse_instant(text: object, where: str) -> datetime:

@@ -1,7 +1,7 @@
 """Compliance profiles as data: a named set of limits the shop picks per campaign."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 
 from controller.compliance.errors import ComplianceError
@@ -16,6 +16,10 @@ DAY = "day"          # the local calendar day, 00:00-24:00
 WEEK = "week"        # the local calendar week, Monday 00:00 to the next Monday 00:00
 MONTH = "month"      # the local calendar month, the 1st 00:00 to the next 1st 00:00
 ROLLING = "rolling"  # today and the ``days - 1`` local days before it
+SLIDING = "sliding"  # the ``span`` of time that ends at the decision instant (24 h, 7 days...)
+
+# How a profile reads the law's "day", "week", "month" (see RU_230FZ below).
+READINGS = ("rolling", "calendar")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +44,32 @@ class CountLimit:
     period: str
     maximum: int
     days: int = 0  # length of a ROLLING window
+    span: timedelta | None = None  # length of a SLIDING window
 
     def describe(self) -> str:
-        """Short human wording, e.g. 'at most 2 conversations a calendar week'."""
+        """Short human wording, e.g. 'at most 2 conversations in a calendar week'."""
         what = {CONVERSATION: "conversations", ATTEMPT: "call attempts", SMS: "SMS"}[self.counts]
-        span = {DAY: "a calendar day", WEEK: "a calendar week", MONTH: "a calendar month",
+        return f"at most {self.maximum} {what} in {self.window_name()}"
+
+    def window_name(self) -> str:
+        """The window in words: 'a calendar week', 'any 24 hours', '7 consecutive days'."""
+        if self.period == SLIDING:
+            return f"any {_span_words(self.span)}"
+        return {DAY: "a calendar day", WEEK: "a calendar week", MONTH: "a calendar month",
                 ROLLING: f"{self.days} consecutive days"}[self.period]
-        return f"at most {self.maximum} {what} in {span}"
+
+    @property
+    def reading(self) -> str:
+        """'rolling' for windows that slide with time, 'calendar' for calendar periods."""
+        return "rolling" if self.period in (SLIDING, ROLLING) else "calendar"
+
+
+def _span_words(span: timedelta | None) -> str:
+    if span is None or span <= timedelta(0):
+        raise ComplianceError("a sliding limit needs a positive span")
+    if span % timedelta(days=1) == timedelta(0) and span > timedelta(days=1):
+        return f"{span.days} days"
+    return f"{span // timedelta(hours=1)} hours"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +80,9 @@ class ChannelRules:
     limits: tuple[CountLimit, ...] = ()
     # No contact on the day of a conversation and the next ``quiet_days_after_conversation - 1``.
     quiet_days_after_conversation: int = 0
+    # Whose contacts each limit counts: "person" (the person key, across accounts, creditors
+    # and campaigns), "phone" (the number, whoever was called on it), "debt" (one account).
+    scopes: tuple[str, ...] = ("person",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +94,8 @@ class Profile:
     voice: ChannelRules
     sms: ChannelRules
     holiday_country: str | None = None
+    version: str = "1"
+    reading: str = "rolling"  # how the limits read the law's periods; see READINGS
     abandon_target: float | None = None      # share of live answers that may be abandoned
     abandon_window: timedelta | None = None  # over which the share is measured
     min_ring_seconds: float | None = None    # an unanswered call rings at least this long
@@ -99,38 +127,53 @@ _RU_HOURS = Hours(working=(_h(8), _h(22)), rest=(_h(9), _h(20)))
 # 230-FZ art. 7 part 3 p. 3 limits telephone conversations at the creditor's initiative to once
 # a "сутки", twice a "неделя", eight times a "месяц"; part 5 limits messages to 2 / 4 / 16 and
 # gives them the same hours as calls (part 3 p. 1: not 22-8 on working days, not 20-9 on days
-# off and public holidays, local time at the debtor's residence). Practitioners read the
-# periods as calendar ones ("не более двух раз в течение календарной недели и не более восьми раз
-# в течение календарного месяца", a lawyer citing part 3 in a 2025 interview on finance.mail.ru),
-# which is what we implement: the local calendar day, the Monday-to-Sunday week and the calendar
-# month. Under that reading two calls on Sunday and two on Monday are lawful. A shop that wants
-# the rolling reading enforced as well can add ROLLING limits to a profile: limits are data.
-# Part 3 counts conversations (an answered call that reached the debtor), not dial attempts.
+# off and public holidays, local time at the debtor's residence). The FSSP checks calendar
+# months; "day" and "week" are read both ways. The default reading slides: any 24 hours, any 7
+# days, any 31 days. It satisfies every calendar reading too (a calendar day, week or month lies
+# inside the sliding window that ends at its last contact; Russia keeps no summer time), while
+# the calendar reading does not satisfy the sliding one: Sunday + Monday + Tuesday is 3 in 3
+# days. The calendar reading (the local calendar day, Monday-to-Sunday week, calendar month) is
+# the profile option "ru-230fz:calendar". Counts are conversations (see history.py), not dials.
+# Counted per person (across accounts, creditors' files and campaigns) and per phone number.
+_RU_SCOPES = ("person", "phone")
+_RU_SOURCES = ("230-FZ art. 7 part 3 (voice), part 5 (messages)",
+               "467-FZ (from 2024-02-01), 137-FZ (from 2025-09-01)",
+               "Ministry of Justice order No. 134 (from 2024-09-01)")
+
+
+def _ru_limits(counts: str, day: int, week: int, month: int, reading: str
+               ) -> tuple[CountLimit, ...]:
+    if reading == "calendar":
+        return (CountLimit("daily_limit", counts, DAY, day),
+                CountLimit("weekly_limit", counts, WEEK, week),
+                CountLimit("monthly_limit", counts, MONTH, month))
+    return (CountLimit("daily_limit", counts, SLIDING, day, span=timedelta(hours=24)),
+            CountLimit("weekly_limit", counts, SLIDING, week, span=timedelta(days=7)),
+            CountLimit("monthly_limit", counts, SLIDING, month, span=timedelta(days=31)))
+
+
 RU_230FZ = Profile(
     name="ru-230fz",
-    title="Russia, Federal Law 230-FZ art. 7",
+    title="Russia, Federal Law 230-FZ art. 7 (as of 137-FZ)",
     holiday_country="RU",
-    voice=ChannelRules(
-        hours=_RU_HOURS,
-        limits=(
-            CountLimit("daily_limit", CONVERSATION, DAY, 1),
-            CountLimit("weekly_limit", CONVERSATION, WEEK, 2),
-            CountLimit("monthly_limit", CONVERSATION, MONTH, 8),
-        ),
-    ),
-    sms=ChannelRules(
-        hours=_RU_HOURS,
-        limits=(
-            CountLimit("daily_limit", SMS, DAY, 2),
-            CountLimit("weekly_limit", SMS, WEEK, 4),
-            CountLimit("monthly_limit", SMS, MONTH, 16),
-        ),
-    ),
+    version="2025-09-01",
+    reading="rolling",
+    voice=ChannelRules(hours=_RU_HOURS, limits=_ru_limits(CONVERSATION, 1, 2, 8, "rolling"),
+                       scopes=_RU_SCOPES),
+    sms=ChannelRules(hours=_RU_HOURS, limits=_ru_limits(SMS, 2, 4, 16, "rolling"),
+                     scopes=_RU_SCOPES),
     abandon_target=0.01,
     abandon_window=timedelta(days=1),
     abandon_after_seconds=2.0,
-    sources=("230-FZ art. 7 part 3 (voice), part 5 (messages)",),
+    sources=_RU_SOURCES,
 )
+RU_230FZ_CALENDAR = replace(
+    RU_230FZ, name="ru-230fz:calendar", reading="calendar",
+    title="Russia, Federal Law 230-FZ art. 7, calendar day, week and month only",
+    voice=ChannelRules(hours=_RU_HOURS, limits=_ru_limits(CONVERSATION, 1, 2, 8, "calendar"),
+                       scopes=_RU_SCOPES),
+    sms=ChannelRules(hours=_RU_HOURS, limits=_ru_limits(SMS, 2, 4, 16, "calendar"),
+                     scopes=_RU_SCOPES))
 
 # 12 CFR 1006.6(b)(1)(i): 08:00-21:00 at the consumer's location, for every communication.
 # 1006.14(b)(2): calls over 7 in 7 consecutive days, or within 7 consecutive days after a
@@ -163,13 +206,29 @@ NONE = Profile(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (RU_230FZ, US_REGF, NONE)}
+# Profiles with an option ("name:option"): the same law read another way.
+OPTIONS: dict[str, Profile] = {p.name: p for p in (RU_230FZ_CALENDAR,)}
 DEFAULT_PROFILE = RU_230FZ.name
 
 
 def get_profile(name: str) -> Profile:
-    """The profile called ``name``; ComplianceError naming the known ones otherwise."""
-    try:
-        return PROFILES[name]
-    except KeyError:
-        known = ", ".join(sorted(PROFILES))
-        raise ComplianceError(f"unknown compliance profile {name!r}: use one of {known}") from None
+    """The profile called ``name`` ("ru-230fz", or with an option: "ru-230fz:calendar")."""
+    found = PROFILES.get(name) or OPTIONS.get(name)
+    if found is None:
+        known = ", ".join(sorted([*PROFILES, *OPTIONS]))
+        raise ComplianceError(f"unknown compliance profile {name!r}: use one of {known}")
+    return found
+
+
+def with_reading(name: str, reading: str | None) -> str:
+    """The profile name that reads ``name``'s periods as ``reading`` (None: as it is)."""
+    base = get_profile(name).name.split(":")[0]
+    if reading is None:
+        return name
+    if reading not in READINGS:
+        raise ComplianceError(f"reading {reading!r}: use one of {', '.join(READINGS)}")
+    for candidate in (base, f"{base}:{reading}"):
+        p = PROFILES.get(candidate) or OPTIONS.get(candidate)
+        if p is not None and p.reading == reading:
+            return p.name
+    raise ComplianceError(f"profile {base!r} has no {reading} reading")
