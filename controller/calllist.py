@@ -165,7 +165,7 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
     optional = [(f, one[f]) for f in ("debtor_name", "region", "tz", "product", "creditor")
                 if f in one]
     c_amount, c_dpd, c_due = one.get("debt_amount"), one.get("dpd"), one.get("due_date")
-    c_cur, c_type = one.get("currency"), one.get("phone_type")
+    c_cur, c_type, c_born = one.get("currency"), one.get("phone_type"), one.get("birth_date")
     dates: dict[str, date] = {}
     for n, row in rows_of(table):
         width = len(row)
@@ -197,6 +197,9 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
                 if rec["dpd"] is None:
                     rec["dpd"] = max(0, (today - due).days)
             rec["due_date"] = due.isoformat() if due else None
+            f = "birth_date"
+            v = row[c_born].strip() if c_born is not None and c_born < width else ""
+            rec["birth_date"] = _birth_date(v, today) if v else None
         except ValueError as exc:
             rejects.append(_bad_value(n, f, exc, v, row))
             continue
@@ -348,6 +351,13 @@ def _currency(text: str) -> str:
     if re.fullmatch(r"[a-z]{3}", key):
         return key.upper()
     raise ValueError(N_("not a currency (use a code such as RUB)"))
+
+
+def _birth_date(text: str, today: date) -> str:
+    born = parse_date(text)
+    if not date(1900, 1, 1) <= born <= today:
+        raise ValueError("birth date out of range")
+    return born.isoformat()
 
 
 def parse_date(text: str) -> date:

@@ -32,6 +32,8 @@ HEADERS = {
     "tz": ("tz", "timezone", "time zone", "часовой пояс"),
     "creditor": ("creditor", "кредитор", "банк"),
     "product": ("product", "продукт", "тип продукта", "вид кредита"),
+    "birth_date": ("birth date", "birth_date", "date of birth", "dob", "birthday",
+                   "дата рождения", "др", "день рождения"),
 }
 _EXACT = {w: f for f, words in HEADERS.items() for w in words}
 _EXACT.update({"домашний": "phone_home", "рабочий": "phone_work", "home": "phone_home",

@@ -88,7 +88,8 @@ class SmsReminders:
         today = datetime.fromtimestamp(now, timezone.utc).date()
         for p in db.execute(
                 "SELECT p.id AS promise_id, p.account_pk, p.amount, p.due_date, a.account_id, "
-                "a.debtor_name, a.currency, a.region, a.tz, a.segment FROM promises p "
+                "a.debtor_name, a.currency, a.region, a.tz, a.segment, a.person_key "
+                "FROM promises p "
                 "JOIN accounts a ON a.id = p.account_pk WHERE p.campaign_id=? AND "
                 "p.state='open'", (self.campaign_id,)):
             rules = rules_of.get(p["segment"], set())
@@ -162,8 +163,8 @@ class SmsReminders:
         if self.store.is_dnc(number):
             return (False, "the number is on the do-not-call list")
         row = item["row"]
-        ctx = compliance.LeadContext(row["account_id"], phone=number, region=row["region"],
-                                     tz=row["tz"])
+        ctx = compliance.LeadContext(row["person_key"] or row["account_id"], phone=number,
+                                     region=row["region"], tz=row["tz"])
         d = compliance.check(self.compliance, ctx, channel="sms",
                              at=datetime.fromtimestamp(now, timezone.utc), history=self.store)
         if d.allowed:

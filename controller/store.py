@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from controller.persons import person_key
 from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Strategy, assign
 from controller.store_lists import ListsMixin
 from controller.store_outcomes import CALLBACK_GRACE_S, OutcomesMixin
@@ -363,6 +364,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE attempts ADD COLUMN note TEXT;
     ALTER TABLE segments ADD COLUMN script TEXT NOT NULL DEFAULT '';
     """,
+    # the person behind accounts (limits per person across accounts, creditors and
+    # campaigns; keys of older accounts are filled in at open) and contacts per phone number.
+    """
+    ALTER TABLE accounts ADD COLUMN birth_date TEXT;
+    ALTER TABLE accounts ADD COLUMN person_key TEXT;
+    CREATE INDEX accounts_person ON accounts (person_key);
+    CREATE INDEX attempts_number ON attempts (number, created_at);
+    CREATE INDEX sms_number ON sms_messages (number, created_at);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -373,7 +383,7 @@ FINAL_OUTCOMES = ("answered",)
 DEFAULT_TZ = "Europe/Moscow"  # the local day of an account with no known time zone
 # Account fields written by imports, in the order of the bulk statements.
 ACCOUNT_FIELDS = ("debtor_name", "debt_amount", "currency", "dpd", "due_date", "region", "tz",
-                  "creditor", "product", "segment", "priority")
+                  "creditor", "product", "birth_date", "person_key", "segment", "priority")
 IMPORT_CACHE_KIB = -131072  # SQLite page cache during a bulk import: 128 MiB
 # Statuses a disposition or flag can set during a call; finishing the call keeps them.
 _STICKY = ("flagged", "promise", "callback")
@@ -391,6 +401,7 @@ class Lead:
     kind: str = "mobile"              # the phone's type
     callback_id: int | None = None    # set when this lead is an operator's callback
     operator: str | None = None       # the operator the callback was promised by
+    person_key: str | None = None     # the person (see controller.persons)
 
 
 class Store(ListsMixin, OutcomesMixin):
@@ -414,6 +425,7 @@ class Store(ListsMixin, OutcomesMixin):
         self._zones: dict[str, ZoneInfo] = {}
         self._data_version = -1
         self._migrate()
+        self._fill_person_keys()
 
     def close(self) -> None:
         self.db.close()
@@ -433,6 +445,18 @@ class Store(ListsMixin, OutcomesMixin):
                 raise UserError(f"{self.path}: schema migration to v{i + 1} failed: {exc}"
                                 ) from None
             log.info("schema_migrated", version=i + 1)
+
+    def _fill_person_keys(self) -> None:
+        """Accounts stored before v5 get their person key (one pass; none left after it)."""
+        rows = self.db.execute(
+            "SELECT a.id, a.account_id, a.debtor_name, a.birth_date, (SELECT e164 FROM phones p "
+            "WHERE p.account_pk=a.id ORDER BY position LIMIT 1) FROM accounts a "
+            "WHERE a.person_key IS NULL").fetchall()
+        if rows:
+            with self.tx():
+                self.db.executemany("UPDATE accounts SET person_key=? WHERE id=?", [
+                    (person_key(name, born, phone, aid), pk) for pk, aid, name, born, phone in rows])
+            log.info("person_keys_filled", accounts=len(rows))
 
     def tx(self):
         """``with store.tx():`` one transaction; inside another one it joins it."""
@@ -569,7 +593,7 @@ class Store(ListsMixin, OutcomesMixin):
                                "status='active'", (campaign_id,)).fetchone()[0]
         while prio is not None:
             row = self.db.execute(
-                "SELECT id, account_id, region, tz, segment, NULL AS callback_id, "
+                "SELECT id, account_id, region, tz, segment, person_key, NULL AS callback_id, "
                 "NULL AS cb_operator FROM accounts WHERE campaign_id=? AND status='active' AND "
                 "priority=? AND next_due_at<=? ORDER BY next_due_at LIMIT 1",
                 (campaign_id, prio, now)).fetchone()
@@ -583,7 +607,8 @@ class Store(ListsMixin, OutcomesMixin):
     def _due_callback(self, campaign_id: int, now: float, operator: str | None
                       ) -> sqlite3.Row | None:
         return self.db.execute(
-            "SELECT a.id, a.account_id, a.region, a.tz, a.segment, cb.id AS callback_id, "
+            "SELECT a.id, a.account_id, a.region, a.tz, a.segment, a.person_key, "
+            "cb.id AS callback_id, "
             "cb.operator AS cb_operator FROM callbacks cb JOIN accounts a ON a.id=cb.account_pk "
             "WHERE cb.campaign_id=? AND cb.state='pending' AND cb.at<=? AND a.status='callback' "
             "AND (cb.operator IS NULL OR cb.operator IS ? OR cb.at<=?) "
@@ -611,7 +636,7 @@ class Store(ListsMixin, OutcomesMixin):
             p = phones[0]
             return Lead(acc["id"], p["id"], p["e164"], acc["account_id"], acc["region"],
                         acc["tz"], acc["segment"], p["kind"], acc["callback_id"],
-                        acc["cb_operator"])
+                        acc["cb_operator"], acc["person_key"])
         why = (f"no dialable phone: none left of the types {', '.join(strategy.phone_order)} "
                "that is not invalid, wrong or on the do-not-call list")
         with self.tx():
@@ -630,24 +655,36 @@ class Store(ListsMixin, OutcomesMixin):
 
     def contacts(self, debtor_id: str, kind: str, since: datetime, until: datetime
                  ) -> list[datetime]:
-        """The compliance engine's ContactHistory: a debtor's contacts across campaigns."""
+        """The compliance engine's ContactHistory, across accounts, creditors and campaigns.
+
+        ``debtor_id`` is a person key, ``tel:<E.164>`` (every call or SMS to that number) or
+        ``debt:<account pk>`` (one account). Calls our own line failed never reached the
+        network and do not count. A conversation is a call that connected to the debtor,
+        whoever hung up and whether an operator or a recorded message spoke (an abandoned
+        answer heard the abandon message), unless the operator marked it a third party or a
+        wrong number; a call still in progress counts as one until it ends.
+        """
+        if debtor_id.startswith("tel:"):
+            where, arg = "{t}.number = ?", debtor_id[4:]
+        elif debtor_id.startswith("debt:"):
+            where, arg = "{t}.account_pk = ?", int(debtor_id[5:])
+        else:
+            where, arg = ("{t}.account_pk IN (SELECT id FROM accounts WHERE person_key = ?)",
+                          debtor_id)
+        span = (since.timestamp(), until.timestamp())
         if kind == "sms":
             rows = self.db.execute(
-                "SELECT m.created_at FROM sms_messages m JOIN accounts acc ON "
-                "acc.id = m.account_pk WHERE acc.account_id = ? AND m.created_at >= ? AND "
-                "m.created_at < ? AND m.state IN ('queued', 'sent', 'delivered', 'pending') "
-                "ORDER BY m.created_at", (debtor_id, since.timestamp(), until.timestamp()))
+                "SELECT m.created_at FROM sms_messages m WHERE " + where.format(t="m") +
+                " AND m.created_at >= ? AND m.created_at < ? AND m.state IN ('queued', 'sent', "
+                "'delivered', 'pending') ORDER BY m.created_at", (arg, *span))
             return [datetime.fromtimestamp(r[0], timezone.utc) for r in rows]
-        sql = ("SELECT a.created_at FROM attempts a JOIN accounts acc ON acc.id = a.account_pk "
-               "WHERE acc.account_id = ? AND a.created_at >= ? AND a.created_at < ? "
-               "AND a.state != 'line_fault'")
+        sql = ("SELECT a.created_at FROM attempts a WHERE " + where.format(t="a") +
+               " AND a.created_at >= ? AND a.created_at < ? AND a.state != 'line_fault'")
         if kind == "conversation":
-            # A conversation is with the debtor himself: not a third party, not a wrong number.
-            sql += (" AND a.outcome = 'answered' AND a.abandoned = 0 AND a.talk_s > 0 AND NOT "
-                    "EXISTS (SELECT 1 FROM dispositions d WHERE d.call_id = a.call_id AND "
+            sql += (" AND (a.state = 'dialing' OR a.outcome = 'answered') AND NOT EXISTS "
+                    "(SELECT 1 FROM dispositions d WHERE d.call_id = a.call_id AND "
                     "d.kind IN ('third_party', 'wrong_number'))")
-        rows = self.db.execute(sql + " ORDER BY a.created_at",
-                               (debtor_id, since.timestamp(), until.timestamp())).fetchall()
+        rows = self.db.execute(sql + " ORDER BY a.created_at", (arg, *span)).fetchall()
         return [datetime.fromtimestamp(r[0], timezone.utc) for r in rows]
 
     def set_compliance(self, campaign_id: int, profile: str) -> None:
@@ -922,6 +959,9 @@ class AccountWriter:
     def add(self, rec: dict, phones: Iterable[tuple[str, str]]) -> str:
         """Queue one account: 'new', 'updated' (was in the database), 'duplicate' (in this run)."""
         aid = rec["account_id"]
+        phones = list(phones)
+        rec["person_key"] = person_key(rec.get("debtor_name"), rec.get("birth_date"),
+                                       phones[0][0] if phones else None, aid)
         if rec.get("segment") is None:
             seg = assign(self.segments, rec)
             rec["segment"], rec["priority"] = (seg.name, seg.strategy.priority) if seg \
@@ -977,7 +1017,7 @@ class AccountWriter:
         kind, row, next_pos = queued
         at = self._VALUES_AT[kind]
         n = len(ACCOUNT_FIELDS) - 2  # segment and priority follow from the merged fields
-        for i, v in enumerate(values[:n]):
+        for i, v in enumerate(_keep_person(values)[:n]):
             if v is not None:
                 row[at + i] = v
         if custom:
@@ -992,7 +1032,7 @@ class AccountWriter:
         with self.store.tx():
             self.db.execute(f"UPDATE accounts SET {sets}, custom=json_patch(custom, ?), "
                             "updated_at=? WHERE id=?",
-                            (*values[:-2], None, None, custom, self.now, pk))
+                            (*_keep_person(values)[:-2], None, None, custom, self.now, pk))
             self._dups.add(pk)
             return self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM phones "
                                    "WHERE account_pk=?", (pk,)).fetchone()[0]
@@ -1019,6 +1059,17 @@ class AccountWriter:
                 "position=excluded.position", self._phones)
         self._ins, self._upd, self._phones = [], [], []
         self._queued.clear()
+
+
+_PERSON_AT, _BORN_AT = ACCOUNT_FIELDS.index("person_key"), ACCOUNT_FIELDS.index("birth_date")
+
+
+def _keep_person(values: tuple) -> tuple:
+    """A repeated row changes the person only when it gives a birth date (else its first phone
+    could differ from the first row's and split one person in two)."""
+    if values[_BORN_AT]:
+        return values
+    return (*values[:_PERSON_AT], None, *values[_PERSON_AT + 1:])
 
 
 _INSERT_ACCOUNT = (f"INSERT INTO accounts (id, campaign_id, account_id, "
