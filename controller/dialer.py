@@ -414,10 +414,18 @@ class Dialer:
         self._wake.set()
 
     def _usable(self, lines: list[str]) -> list[str]:
-        """Free lines not resting after repeated faults, nor over their SIM's calls today."""
+        """Free lines not resting after repeated faults, nor over their SIM's calls today.
+
+        Under a profile that wants the caller's official number shown (ru-230fz), a line whose
+        number is neither declared nor learnt from its SIM does not dial.
+        """
         now = self.clock.now()
         lines = [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
-        limits = {ln.name: ln.details.get("calls_per_day") for ln in self.lines.lines()
+        infos = self.lines.lines()
+        if self.compliance.caller_number_required:
+            numbered = {ln.name for ln in infos if ln.details.get("number")}
+            lines = [ln for ln in lines if ln in numbered]
+        limits = {ln.name: ln.details.get("calls_per_day") for ln in infos
                   if ln.name in lines and ln.details.get("calls_per_day")}
         if not limits:
             return lines

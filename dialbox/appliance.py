@@ -210,7 +210,8 @@ class Appliance(BackendMixin):
             elif port.startswith("sim://"):
                 raise UserError(f"{profile.source}: port {port} is simulated; run with "
                                 "--simulate, or give a profile with real ports")
-            drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud))
+            drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud,
+                                     number=mod.number))
         return drivers
 
     def _e1_drivers(self, profile: profiles.Profile, *, seed_base: int) -> list:

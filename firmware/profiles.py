@@ -1,6 +1,7 @@
 """Hardware profiles: YAML that names the driver, ports, dialect, limits; checked with line numbers."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ _GSM_KEYS = {
     "balance_interval_s": (int, float),
     "bridge": dict, "simulate": dict,
 }
-_MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict}
+_MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict, "number": str}
 _LIMIT_KEYS = {"max_call_s": (int, float), "calls_per_sim_per_day": int,
                "sms_per_sim_per_day": int, "ring_timeout_s": (int, float)}
 _SIM_KEYS = {"population": dict, "bridge_delay_s": (int, float), "operators": int}
@@ -36,6 +37,7 @@ class ModuleSpec:
     name: str
     port: str
     baud: int
+    number: str | None = None  # the SIM's official number (E.164); else learnt with AT+CNUM
 
 
 @dataclass
@@ -147,6 +149,10 @@ def _check_gsm(src: Source, doc: dict, problems: list[Problem]) -> None:
             problems.append(src.problem(("modules", i), "a module must be a mapping with 'port'"))
             continue
         _check_keys(src, mod, ("modules", i), _MODULE_KEYS, problems)
+        number = mod.get("number")
+        if isinstance(number, str) and not re.fullmatch(r"\+[1-9][0-9]{6,14}", number):
+            problems.append(src.problem(("modules", i, "number"), f"number {number!r} must be "
+                                        "the SIM's number in E.164, e.g. +79161234567"))
         port = mod.get("port")
         if not port:
             problems.append(src.problem(("modules", i), "module has no 'port' (a device path, "
@@ -160,6 +166,10 @@ def _check_gsm(src: Source, doc: dict, problems: list[Problem]) -> None:
         for j, cmd in enumerate(doc.get(key) or []):
             if not isinstance(cmd, str) or not cmd.upper().startswith("AT"):
                 problems.append(src.problem((key, j), f"init command {cmd!r} must start with AT"))
+            elif re.fullmatch(r"AT\+CLIR=[01]", cmd.upper().replace(" ", "")):
+                problems.append(src.problem((key, j), f"init command {cmd!r} would hide the "
+                                            "caller's number, which the law forbids; remove it "
+                                            "(the driver sets AT+CLIR=2)"))
     if isinstance(doc.get("hangup"), str) and doc["hangup"] not in ("ATH", "AT+CHUP", "ATH0"):
         problems.append(src.problem(("hangup",), "hangup must be ATH, ATH0 or AT+CHUP"))
     if doc.get("reset") == "hook" and not doc.get("reset_hook"):
@@ -204,7 +214,7 @@ def _build(src: Source) -> Profile:
     prof.dialect = dialect.name
     baud = int(doc.get("baud", 115200))
     prof.modules = [ModuleSpec(name=m.get("name") or f"gsm{i}", port=m["port"],
-                               baud=int(m.get("baud", baud)))
+                               baud=int(m.get("baud", baud)), number=m.get("number"))
                     for i, m in enumerate(doc["modules"])]
     prof.rtscts = bool(doc.get("rtscts", False))
     prof.init = tuple(doc.get("init") or dialect.init)

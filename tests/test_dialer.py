@@ -9,7 +9,7 @@ import pytest
 from controller.dialer import Dialer
 from controller.operators import OperatorPool
 from controller.store import Store
-from firmware.lineapi import CallProgress, CallReleased, CallStage, Outcome
+from firmware.lineapi import CallProgress, CallReleased, CallStage, LineInfo, Outcome
 
 
 class FakeClock:
@@ -42,6 +42,7 @@ class FakeLines:
         self.answers: list[str] = []
         self.hangups: list[tuple[str, int]] = []
         self.sinks = []
+        self.unnumbered: set[str] = set()
 
     def subscribe(self, sink):
         self.sinks.append(sink)
@@ -50,7 +51,9 @@ class FakeLines:
         return [n for n in self.names if n not in self.busy]
 
     def lines(self):
-        return []
+        # Each line's official number is known unless the test took it away.
+        return [LineInfo(n, "gsm", "idle", True, details={"number": f"+7999000000{i}"})
+                for i, n in enumerate(self.names) if n not in self.unnumbered]
 
     async def dial(self, line, number, *, call_id):
         self.busy[line] = call_id
@@ -240,3 +243,16 @@ async def test_each_segment_dials_in_its_own_mode(store):
     assert d.mode_of(d.previews[next(iter(d.previews))][0]) == "preview"
     await ops.stop()
     await d.stop()
+
+
+@pytest.mark.parametrize("profile,dials", [("ru-230fz", 0), ("us-regf", 1), ("none", 1)])
+async def test_a_line_without_a_known_number_does_not_dial_under_ru_230fz(store, profile, dials):
+    d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=2,
+                            profile=profile)
+    fl.unnumbered = {"l0", "l1"}  # neither declared in the profile nor learnt from the SIM
+    await d._cycle()
+    assert len(fl.dials) == dials
+    fl.unnumbered = {"l0"}
+    await d._cycle()
+    assert [line for line, _, _ in fl.dials][dials:] == (["l1"] if profile == "ru-230fz" else [])
+    await ops.stop()

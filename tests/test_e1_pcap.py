@@ -33,7 +33,7 @@ def _fields(tshark: str, pcap, *fields: str) -> list[list[str]]:
     return [line.split("|") for line in out.splitlines()]
 
 
-async def _record(tmp_path, population: Population, calls: int, linktype: int):
+async def _record(tmp_path, population: Population, calls: int, linktype: int, **span_keys):
     frames: list[tuple[bytes, bool]] = []
     path = tmp_path / f"span-{linktype}.pcap"
     with open(path, "wb") as out:
@@ -45,7 +45,7 @@ async def _record(tmp_path, population: Population, calls: int, linktype: int):
 
         clock = Clock(100)
         doc = {"driver": "e1", "spans": [{"name": "e1-0", "transport": "tcp",
-                                          "address": "127.0.0.1:1"}]}
+                                          "address": "127.0.0.1:1", **span_keys}]}
         [span] = spans_from_profile(doc, simulate=True, clock=clock, population=population,
                                     sim_transport="socketpair", capture=capture)
         try:
@@ -87,3 +87,27 @@ async def test_every_q931_frame_matches_our_codec(tmp_path):
     all_rows = subprocess.run([tshark, "-r", str(path), "-T", "fields", "-e", "_ws.malformed"],
                               capture_output=True, text=True, timeout=60).stdout
     assert all_rows.strip() == ""  # no frame is malformed to Wireshark
+
+
+@pytest.mark.parametrize("declared,digits,number_type", [
+    ("+74951234567", "74951234567", "0x01"),  # E.164: international number, ISDN plan
+    ("84951234567", "84951234567", "0x00"),   # as the operator wrote it: type unknown
+    (None, "74957770000", "0x01"),            # simulated span: the simulated operator's DDI
+])
+async def test_setup_shows_our_number_with_presentation_allowed(tmp_path, declared, digits,
+                                                                number_type):
+    tshark = _tshark()
+    busy = Population(answer_prob=0, busy_prob=1.0, unreachable_prob=0, rejected_prob=0,
+                      invalid_prob=0, seed=3)
+    keys = {"calling_number": declared} if declared else {}
+    path, _ = await _record(tmp_path, busy, 1, 203, **keys)
+    rows = _fields(tshark, path, "q931.message_type", "q931.calling_party_number.digits",
+                   "q931.presentation_ind", "q931.screening_ind", "q931.number_type",
+                   "q931.numbering_plan")
+    setup = rows[0]
+    assert setup[0] == "0x05"
+    assert setup[1] == digits
+    assert setup[2] == "0x00"  # presentation allowed (bits 6-7 of octet 3a: 00), never restricted
+    assert setup[3] == "0x00"  # user-provided, not screened
+    # calling number first (IE 0x6C before the called number 0x70), both in the ISDN plan
+    assert setup[4].split(",")[0] == number_type and setup[5].split(",")[0] == "0x01"

@@ -57,6 +57,8 @@ def base(**span) -> dict:
     (base(timers={"k": 200}), ("spans", 0, "timers", "k"), "at most 127"),
     (base(timers={"n200": 2.5}), ("spans", 0, "timers", "n200"), "whole number"),
     (base(switch="ni2"), ("spans", 0, "switch"), "euroisdn_e1"),
+    (base(calling_number="+7 495 123"), ("spans", 0, "calling_number"), "official number"),
+    (base(calling_number=74951234567), ("spans", 0, "calling_number"), "E.164"),
 ])
 def test_problems_carry_the_key_path(doc, path, words):
     problems = check(doc)

@@ -33,7 +33,7 @@ async def test_answered_call_then_debtor_hangs_up(dialect):
         await rec.wait_for(C.EV_HW_ANSWER)
         release = await rec.wait_for(C.EV_HW_RELEASE)
         await rec.wait_for(C.EV_HW_RELEASED)
-        assert "ATD+79123456789;" in sim.commands
+        assert "ATD+79123456789i;" in sim.commands
         assert release.cause == 16
         assert sim.records[-1].fate == "answer"
 
@@ -67,7 +67,7 @@ async def test_box_hangs_up_a_ringing_call(dialect):
         n = len(rec.reports)
         await drv.dial(0, "+79123456780")
         await rec.wait_for(C.EV_HW_DIALING, after=n)
-        await until(lambda: "ATD+79123456780;" in sim.commands)
+        await until(lambda: "ATD+79123456780i;" in sim.commands)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

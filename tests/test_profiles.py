@@ -64,3 +64,26 @@ def test_not_a_mapping(tmp_path, capsys):
     f.write_text("- a\n- b\n", encoding="utf-8")
     assert main(["profile", "check", str(f)]) == 1
     assert "must be a mapping" in capsys.readouterr().out
+
+
+def test_the_lines_number_and_caller_id_are_checked(tmp_path, capsys):
+    f = tmp_path / "hidden.yaml"
+    f.write_text(
+        "name: hidden\n"                                   # 1
+        "driver: gsm\n"                                    # 2
+        "dialect: sim800\n"                                # 3
+        "modules:\n"                                       # 4
+        "  - {port: /dev/ttyUSB0, number: '89161234567'}\n"  # 5
+        "  - {port: /dev/ttyUSB1, number: '+79161234567'}\n"  # 6
+        "init: ['AT+CLIP=1', 'AT+CLIR=1']\n",              # 7
+        encoding="utf-8")
+    assert main(["profile", "check", str(f)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert any(line.startswith(f"{f}:5:") and "E.164" in line for line in out), out
+    assert not any(line.startswith(f"{f}:6:") for line in out)
+    assert any(line.startswith(f"{f}:7:") and "would hide the caller's number" in line
+               for line in out), out
+    f.write_text(f.read_text().replace("'89161234567'", "'+79161234560'")
+                 .replace(", 'AT+CLIR=1'", ""), encoding="utf-8")
+    assert main(["profile", "check", str(f)]) == 0
+    assert [m.number for m in profiles.load(str(f)).modules] == ["+79161234560", "+79161234567"]

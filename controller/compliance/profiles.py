@@ -101,6 +101,8 @@ class Profile:
     min_ring_seconds: float | None = None    # an unanswered call rings at least this long
     # A live answer not put through to an operator within this many seconds is abandoned.
     abandon_after_seconds: float | None = None
+    # Calls only from a line whose official number is known and shown (137-FZ).
+    caller_number_required: bool = False
     sources: tuple[str, ...] = field(default=())
 
     def channel(self, channel: str) -> ChannelRules:
@@ -165,6 +167,7 @@ RU_230FZ = Profile(
     abandon_target=0.01,
     abandon_window=timedelta(days=1),
     abandon_after_seconds=2.0,
+    caller_number_required=True,
     sources=_RU_SOURCES,
 )
 RU_230FZ_CALENDAR = replace(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import socket
 from typing import Any
 
@@ -101,6 +102,11 @@ def check(doc: dict) -> list[Problem]:
         if span.get("switch", "euroisdn_e1") not in SWITCH_TYPES:
             problems.append((path + ("switch",), f"switch must be one of "
                              f"{', '.join(SWITCH_TYPES)}, got {span.get('switch')!r}"))
+        number = span.get("calling_number")
+        if number is not None and not (isinstance(number, str)
+                                       and re.fullmatch(r"\+?[0-9]{3,20}", number)):
+            problems.append((path + ("calling_number",), "calling_number must be the span's "
+                             "official number (DDI), in E.164 like +74951234567"))
         if "ring_timeout_s" in span and not _positive(span["ring_timeout_s"]):
             problems.append((path + ("ring_timeout_s",), "ring_timeout_s must be a number > 0"))
         if "baudrate" in span and not (isinstance(span["baudrate"], int)
@@ -177,6 +183,8 @@ def spans_from_profile(doc: dict, *, simulate: bool, clock: Clock | None = None,
     spans = []
     for i, span in enumerate(doc["spans"]):
         cfg = span_config(span)
+        if simulate and not cfg.calling_number:  # the simulated operator's DDI for this span
+            cfg.calling_number = f"+7495777{i:04d}"
         if not simulate:
             spans.append(E1Span(cfg, transport_factory(span), clock=clock, capture=capture))
             continue

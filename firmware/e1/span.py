@@ -169,8 +169,10 @@ class E1Span:
         self.stats["outbound"] += 1
         ies = [BearerCapability(), ChannelId(ts, exclusive=True), CalledNumber(digits, ton, 1),
                SendingComplete()]
-        if self.config.calling_number:
-            ies.append(CallingNumber(self.config.calling_number, presentation=0))
+        if self.config.calling_number:  # our official number, presentation allowed (137-FZ)
+            own = self.config.calling_number
+            ies.append(CallingNumber(own.lstrip("+"), 1 if own.startswith("+") else 0,
+                                     presentation=0))
         call.setup = Message(MT.SETUP, cref, False, ies)
         self._send(call.setup)
         self._arm(call, self.config.t303, self._t303)
@@ -217,7 +219,9 @@ class E1Span:
                 "blocked": ts in self.blocked,
                 "call_state": STATE_NAMES.get(call.state if call else 0, "unknown"),
                 "cref": call.cref if call else None, "link_counters": dict(self.link.counters),
-                "span_counters": dict(self.stats)}
+                "span_counters": dict(self.stats), "number": self.config.calling_number,
+                "number_source": "profile" if self.config.calling_number else None,
+                "caller_id": "shown" if self.config.calling_number else "unknown"}
 
     # -- maintenance ----------------------------------------------------------------------------
     def block(self, channel: int) -> None:

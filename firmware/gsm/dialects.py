@@ -16,6 +16,9 @@ class Dialect:
     noise_urcs: tuple[str, ...] = ()  # periodic reports that are not events
     ceer: bool = True  # AT+CEER gives the release cause after a failed call
     voice: str = "none"  # how the module carries a call's audio (one of VOICE_METHODS)
+    # Dial-string modifier that shows our number for this call (27.007 6.2: "i" suppresses
+    # CLIR); every call carries it, whatever the SIM's subscription says.
+    show_number: str = "i"
 
 
 # How a module's call audio reaches the box: on a second (USB) serial port after a vendor

@@ -57,14 +57,17 @@ class GsmModule:
     kind = "gsm"
 
     def __init__(self, name: str, port: str, profile: Profile, clock: Clock, *,
-                 baud: int = 115200) -> None:
+                 baud: int = 115200, number: str | None = None) -> None:
         self.name = name
         self.port = port
         self.profile = profile
         self.dialect = DIALECTS[profile.dialect]
         self.clock = clock
         self.baud = baud
-        self.info: dict[str, Any] = {"port": port, "dialect": profile.dialect}
+        self.declared_number = number  # the line's official number from the profile (E.164)
+        self.info: dict[str, Any] = {"port": port, "dialect": profile.dialect,
+                                     "number": number, "number_source": "profile" if number
+                                     else None, "caller_id": "unknown"}
         self.in_service = False
         self.reason = "starting"
         self._report: Report | None = None
@@ -350,7 +353,9 @@ class GsmModule:
             self.log.warning("gsm_reset_hook", hook=self.profile.reset_hook)
             proc = await asyncio.create_subprocess_shell(self.profile.reset_hook)
             await proc.wait()
-        self._close()
+        if engine is not None:  # wait until the port is let go (a stop meanwhile waits too)
+            await engine.aclose()
+        self._engine = None
 
     async def _serve(self) -> None:
         self._trouble.clear()
@@ -437,7 +442,43 @@ class GsmModule:
                 self.info[key] = _bare(r).split(":")[-1].strip()
             except ATError:
                 self.info[key] = None
+        await self._show_number(e, t)
         await self._poll()
+
+    async def _show_number(self, e: ATEngine, t: float) -> None:
+        """Caller ID on for good (137-FZ: the number is never hidden), and which number it is.
+
+        ``AT+CLIR=2`` suppresses CLIR until changed and ``AT+CLIR?`` confirms it; every ATD
+        also carries the per-call "show" modifier. A subscription that hides the number for
+        good (+CLIR: n,1), or a module that keeps hiding it, takes the line out of service.
+        """
+        try:
+            await e.command("AT+CLIR=2", timeout=t)
+        except ATError as exc:
+            self.log.warning("gsm_clir_refused", final=exc.final)
+        try:
+            r = await e.command("AT+CLIR?", timeout=t)
+            n, m = (int(x) for x in re.findall(r"\d+", r.first("+CLIR:") or "")[:2])
+        except (ATError, ValueError):
+            self.info["caller_id"] = "unconfirmed (no +CLIR answer); shown per call"
+        else:
+            if m == 1 or (n != 2 and m == 3) or n == 1:
+                self.info["caller_id"] = "restricted"
+                raise _Trouble(f"the SIM hides the caller's number (+CLIR: {n},{m}); the law "
+                               "forbids hidden numbers: ask the operator to allow caller ID")
+            self.info["caller_id"] = "shown"
+        sim_number = None
+        try:
+            r = await e.command("AT+CNUM", timeout=t)
+            sim_number = parse_cnum(r.first("+CNUM:") or "")
+        except ATError:
+            pass
+        self.info["sim_number"] = sim_number
+        if self.declared_number:
+            if sim_number and sim_number != self.declared_number:
+                self.log.warning("gsm_sim_number_differs_from_profile")
+        elif sim_number:
+            self.info["number"], self.info["number_source"] = sim_number, "sim"
 
     async def _poll(self) -> None:
         """Signal, registration, operator: what a technician asks first."""
@@ -468,7 +509,8 @@ class GsmModule:
         timeout = (self.profile.ring_timeout_s + 20) if final_mode else 20
         self._emit(C.EV_HW_DIALING)
         try:
-            r = await e.command(f"ATD{number};", timeout=timeout, check=False)
+            r = await e.command(f"ATD{number}{self.dialect.show_number};", timeout=timeout,
+                                check=False)
         except (ATTimeout, LinkLost) as exc:
             self._emit(C.EV_HW_RELEASE, 41, reason=f"dial failed: {exc}", info=_FAULT)
             self._released(0)
@@ -647,6 +689,22 @@ def parse_ceer(text: str) -> int | None:
         if words in t:
             return cause
     return None
+
+
+def parse_cnum(text: str) -> str | None:
+    """The number in a ``+CNUM: "alpha","number",type`` answer, in E.164 when it can tell."""
+    m = re.match(r'\s*"[^"]*"\s*,\s*"([^"]+)"\s*(?:,\s*(\d+))?', text)
+    if m is None:
+        return None
+    number, kind = m.group(1).strip(), m.group(2)
+    digits = _digits(number)
+    if not digits:
+        return None
+    if number.startswith("+") or kind == "145":
+        return "+" + digits
+    if len(digits) == 11 and digits[0] in "78":  # a Russian SIM written as 8XXXXXXXXXX
+        return "+7" + digits[1:]
+    return digits
 
 
 def _digits(number: str) -> str:

@@ -46,6 +46,7 @@ class SimCall:
     ended: bool = False
     ddsetex: bool = False  # Huawei: AT^DDSETEX=2 put this call's voice on the audio port
     record: "CallRecord | None" = None
+    presentation: str = "allowed"  # what the called party's caller ID shows: allowed, restricted
 
 
 @dataclass
@@ -59,6 +60,9 @@ class CallRecord:
     ended_by: str = ""  # debtor, box, network
     direction: str = "outbound"
     voice: CallVoice | None = None  # the debtor's signal and what he heard, when audio ran
+    dialed: str = ""  # the ATD argument as received, e.g. "+79161234567i;"
+    presentation: str = "allowed"  # the caller ID the network gave the called party
+    caller: str | None = None  # the number shown to him (None when restricted)
 
 
 @dataclass
@@ -77,13 +81,15 @@ class _State:
     cops_format: int = 0  # 0 long name, 1 short name, 2 numeric
     cpcmreg: int = 0  # SIM7600: PCM over the USB audio port
     cpcmfrm: int = 0  # SIM7600: 0 8 kHz, 1 16 kHz
+    clir: int = 0  # +CLIR <n>: 0 by subscription, 1 invoke (hide), 2 suppress (show)
 
 
 class SimModem:
     """One simulated module; ``start()`` returns the pty path the driver opens."""
 
     def __init__(self, name: str, dialect: Dialect, population: Population, clock: Clock, *,
-                 imei: str | None = None, seed: int | None = None) -> None:
+                 imei: str | None = None, seed: int | None = None, msisdn: str | None = "",
+                 clir_mode: int = 4) -> None:
         self.name = name
         self.dialect = dialect
         self.population = population
@@ -92,6 +98,13 @@ class SimModem:
         self.imei = imei or "86" + "".join(str(self._rng.randrange(10)) for _ in range(13))
         self.imsi = "25002" + "".join(str(self._rng.randrange(10)) for _ in range(10))
         self.iccid = "897010" + "".join(str(self._rng.randrange(10)) for _ in range(13))
+        # The SIM's own number as AT+CNUM reads it ("": made up from the seed; None: not
+        # written on the SIM, as with many operators).
+        self.msisdn = ("+7999" + "".join(str(self._rng.randrange(10)) for _ in range(7))
+                       if msisdn == "" else msisdn)
+        # The subscription's CLIR (+CLIR <m>): 0 not provisioned, 1 permanent (always
+        # hidden), 2 unknown, 3 temporary mode restricted, 4 temporary mode allowed.
+        self.clir_mode = clir_mode
         self.st = _State()
         self.sim_present = True
         self.registered = True
@@ -642,15 +655,18 @@ class SimModem:
 
     # --- calls ------------------------------------------------------------------------------
     def _atd(self, arg: str) -> None:
+        asked = arg
         if arg[:1] in ("T", "t", "P", "p"):  # V.250 tone/pulse modifiers: ignored by GSM
             arg = arg[1:]
-        number = arg.rstrip(";").strip()
         if not arg.endswith(";"):
             self._line("NO CARRIER")  # data calls are not served
             return
-        if not number or not re.fullmatch(r"\+?[0-9*#]+", number):
+        # 27.007 6.2: ATD<number>[I|i][G|g]; "I" invokes CLIR (hide), "i" suppresses it (show).
+        m = re.fullmatch(r"(\+?[0-9*#]+)([Ii]?)([Gg]?);", arg.strip())
+        if m is None:
             self._line("ERROR")
             return
+        number, clir = m.group(1), m.group(2)
         if not self.sim_present:
             self._error(10)
             return
@@ -662,13 +678,48 @@ class SimModem:
             self._error(3)
             return
         fate = self.population.fate()
-        self._call = SimCall(number, fate)
-        self.records.append(CallRecord(number, fate.kind, 0.0, 0.0))
+        shown = self._presentation(clir)
+        self._call = SimCall(number, fate, presentation=shown)
+        self.records.append(CallRecord(number, fate.kind, 0.0, 0.0, dialed=asked.strip(),
+                                       presentation=shown,
+                                       caller=self.msisdn if shown == "allowed" else None))
         self._call.record = self.records[-1]
         forget_old_voices(self.records)
         if self.dialect.call_progress != "final":
             self._ok()
         self._call.task = self._spawn(self._outbound(self._call, self.records[-1]))
+
+    def _presentation(self, suffix: str) -> str:
+        """The caller ID the network gives the called party for one call (27.007 7.7)."""
+        if self.clir_mode == 1:  # permanent CLIR: the subscriber cannot show his number
+            return "restricted"
+        if suffix:
+            return "restricted" if suffix == "I" else "allowed"
+        if self.st.clir:
+            return "restricted" if self.st.clir == 1 else "allowed"
+        return "restricted" if self.clir_mode == 3 else "allowed"
+
+    def _clir(self, arg: str) -> None:
+        if arg == "?":
+            self._line(f"+CLIR: {self.st.clir},{self.clir_mode}")
+            self._ok()
+        elif re.fullmatch(r"=[012]", arg):
+            self.st.clir = int(arg[1])
+            self._ok()
+        elif arg == "=?":
+            self._line("+CLIR: (0-2)")
+            self._ok()
+        else:
+            self._error(4)
+
+    def _cnum(self, *_args) -> None:
+        if not self.sim_present:
+            self._error(10)
+            return
+        if self.msisdn:
+            kind = 145 if self.msisdn.startswith("+") else 129
+            self._line(f'+CNUM: "","{self.msisdn}",{kind}')
+        self._ok()
 
     def _hangup(self, *_args) -> None:
         c = self._call
@@ -944,7 +995,8 @@ _TEST_FORMS = {
     "+CIMI": None, "+CNUM": None, "+CVHU": "+CVHU: (0,1)", "+CGATT": "+CGATT: (0,1)",
     "+COPS": '+COPS: (2,"MegaFon","MegaFon","25002"),(3,"MTS RUS","MTS","25001"),,(0-4),(0-2)',
 }
-_CME_TEXT = {3: "operation not allowed", 10: "SIM not inserted", 100: "unknown"}
+_CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted",
+             100: "unknown"}
 
 _EXACT = {
     "": SimModem._ok,
@@ -957,16 +1009,17 @@ _EXACT = {
     "+CGMI": lambda m: SimModem._info(m, _IDENTITY[m.dialect.name][0])(m),
     "+CGMM": lambda m: SimModem._info(m, _IDENTITY[m.dialect.name][1])(m),
     "+CGMR": lambda m: SimModem._info(m, _IDENTITY[m.dialect.name][2])(m),
-    "+CNUM": SimModem._ok,
     "+CGSN": lambda m: SimModem._info(m, m.imei)(m),
     "+CIMI": SimModem._cimi,
     "+CCID": SimModem._ccid, "+CICCID": SimModem._ccid, "+QCCID": SimModem._ccid,
     "^ICCID?": SimModem._ccid,
     "+CEER": SimModem._ceer,
+    "+CNUM": SimModem._cnum,
 }
 _PREFIX = (
     ("+CMEE", lambda m, a: m._set_flag("cmee", a)),
     ("+CLIP", lambda m, a: m._set_flag("clip", a)),
+    ("+CLIR", SimModem._clir),
     ("+COLP", lambda m, a: m._set_flag("colp", a)),
     ("+CMGF", lambda m, a: m._set_flag("cmgf", a)),
     ("+CLCC", SimModem._clcc_list),
