@@ -13,6 +13,7 @@ from typing import Callable
 
 import structlog
 
+from controller import refusals
 from controller.importer import (PHONE_FIELDS, Table, field_of, map_columns, open_table,
                                  rows_of)
 from controller.phones import normalize_phone
@@ -69,11 +70,14 @@ class ImportResult:
     campaign: str | None = None
     campaign_created: bool = False
     derived_ids: bool = False  # the file had no account number: made from phone and name
+    refusals: int = 0  # debtors' refusals of interaction the file reported, newly recorded
 
     def summary(self) -> dict:
         out = {"imported": self.imported, "updated": self.updated, "rejected": self.rejected,
                "duplicates": self.duplicates, "report": self.report,
                "derived_ids": self.derived_ids}
+        if self.refusals:
+            out["refusals"] = self.refusals
         if self.campaign is not None:
             out.update(campaign=self.campaign, campaign_created=self.campaign_created)
         return out
@@ -129,11 +133,14 @@ def write_records(store: Store, campaign_id: int, table: Table, cols: dict[str, 
                   progress: Callable[[int, int], None] | None = None) -> None:
     """Check each row of ``table`` and write the good ones; counts and rejects go to ``result``."""
     writer = AccountWriter(store, campaign_id)
+    refused: dict[str, tuple[date, str]] = {}  # person key -> refusal date, account id
     total, start = table.data_rows or 0, table.header_row
     for n, rec, phones in _records(table, cols, result.rejects, creditor, today):
         if progress is not None and n % 200 == 0:
             progress(min(n - start, total), total)
         kind = writer.add(rec, phones)
+        if rec.get("refusal_date"):
+            refused[rec["person_key"]] = (rec["refusal_date"], rec["account_id"])
         if kind == "new":
             result.imported += 1
         elif kind == "updated":
@@ -143,6 +150,8 @@ def write_records(store: Store, campaign_id: int, table: Table, cols: dict[str, 
     writer.finish()
     if progress is not None:
         progress(total, total)
+    if refused:
+        result.refusals = _record_refusals(store, campaign_id, refused, table.path.name)
 
 
 def import_csv(store: Store, campaign_id: int, path: str | Path, *,
@@ -166,6 +175,7 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
                 if f in one]
     c_amount, c_dpd, c_due = one.get("debt_amount"), one.get("dpd"), one.get("due_date")
     c_cur, c_type, c_born = one.get("currency"), one.get("phone_type"), one.get("birth_date")
+    c_refused = one.get("refusal_date")
     dates: dict[str, date] = {}
     for n, row in rows_of(table):
         width = len(row)
@@ -200,6 +210,9 @@ def _records(table: Table, cols: dict[str, list[int]], rejects: list[Reject],
             f = "birth_date"
             v = row[c_born].strip() if c_born is not None and c_born < width else ""
             rec["birth_date"] = _birth_date(v, today) if v else None
+            f = "refusal_date"
+            v = row[c_refused].strip() if c_refused is not None and c_refused < width else ""
+            rec["refusal_date"] = parse_date(v) if v else None
         except ValueError as exc:
             rejects.append(_bad_value(n, f, exc, v, row))
             continue
@@ -283,6 +296,25 @@ def derived_account_id(e164: str, name: str | None) -> str:
     return "P-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:12].upper()
 
 
+def _record_refusals(store: Store, campaign_id: int, refused: dict[str, tuple[date, str]],
+                     filename: str) -> int:
+    """Refusals the creditor's file reports, in force from their date; a re-import of the
+    same file records nothing twice."""
+    new = 0
+    for person, (day, account_id) in refused.items():
+        at = refusals.day_start(day)
+        if store.db.execute("SELECT 1 FROM refusals WHERE kind='debtor' AND person_key=? AND "
+                            "at=?", (person, at)).fetchone():
+            continue
+        pk = store.db.execute("SELECT id FROM accounts WHERE campaign_id=? AND account_id=?",
+                              (campaign_id, account_id)).fetchone()
+        refusals.record(store, kind="debtor", channel="import", by="import", at=at,
+                        person_key=person, account_pk=pk[0] if pk else None,
+                        note=f"{filename}, account {account_id}", source="import")
+        new += 1
+    return new
+
+
 def write_report(out: Path, rejects: list[Reject], header: list[str] | None = None,
                  translate: Callable[[str, dict], str] | None = None) -> Path:
     """The rejected rows: where, which field, why (in the reader's language), and the row."""
@@ -356,7 +388,7 @@ def _currency(text: str) -> str:
 def _birth_date(text: str, today: date) -> str:
     born = parse_date(text)
     if not date(1900, 1, 1) <= born <= today:
-        raise ValueError("birth date out of range")
+        raise ValueError(N_("a birth date from 1900 to today"))
     return born.isoformat()
 
 

@@ -205,7 +205,8 @@ class Dialer:
         try:
             await self.preview_dial(preview_id)
         except LineError:
-            self._spawn(self._simulated_preview(preview_id))  # no line yet: read on, retry
+            if preview_id in self.previews:  # no line yet: read on, retry
+                self._spawn(self._simulated_preview(preview_id))
 
     async def preview_dial(self, preview_id: str) -> str:
         """The operator read the card: place the call on a free line; returns the call id."""
@@ -216,6 +217,10 @@ class Dialer:
             raise LineError("no free line right now: try again in a moment")
         lead, op = self.previews.pop(preview_id)
         self.store.set_preview(lead.account_pk, False)
+        if not self._allowed(lead):  # the law is asked again at the moment of dialing
+            self.operators.release(op, talked=False)
+            raise LineError("the law no longer allows this call (a refusal, the hours or a "
+                            "limit reached meanwhile); the card is put back with the reason")
         self.store.begin_attempt(self.campaign_id, lead, lines[0], preview_id, op.position)
         self._out[preview_id] = _Out(preview_id, lines[0], self.clock.now())
         log.info("call_placed", line=lines[0], call_id=preview_id, campaign=self.campaign_name)

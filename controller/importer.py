@@ -34,6 +34,8 @@ HEADERS = {
     "product": ("product", "продукт", "тип продукта", "вид кредита"),
     "birth_date": ("birth date", "birth_date", "date of birth", "dob", "birthday",
                    "дата рождения", "др", "день рождения"),
+    "refusal_date": ("refusal date", "refusal_date", "refused", "отказ от взаимодействия",
+                     "дата отказа", "дата отказа от взаимодействия", "отказ"),
 }
 _EXACT = {w: f for f, words in HEADERS.items() for w in words}
 _EXACT.update({"домашний": "phone_home", "рабочий": "phone_work", "home": "phone_home",

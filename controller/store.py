@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from controller import refusals
 from controller.persons import person_key
 from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Strategy, assign
 from controller.store_lists import ListsMixin
@@ -373,6 +374,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_number ON attempts (number, created_at);
     CREATE INDEX sms_number ON sms_messages (number, created_at);
     """,
+    # v6: refusals of interaction and withdrawn third-party consent, with their exceptions.
+    """
+    CREATE TABLE refusals (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,                     -- debtor, third_party
+        person_key TEXT,                        -- the debtor who refused
+        account_pk INTEGER,                     -- the account it was recorded on
+        e164 TEXT,                              -- the third party's number
+        channel TEXT NOT NULL,                  -- desk, card, import
+        at REAL NOT NULL,                       -- in force from
+        note TEXT NOT NULL DEFAULT '',
+        recorded_by TEXT NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX refusals_person ON refusals (person_key);
+    CREATE INDEX refusals_number ON refusals (e164);
+    CREATE TABLE refusal_exceptions (
+        id INTEGER PRIMARY KEY,
+        refusal_id INTEGER NOT NULL REFERENCES refusals(id),
+        kind TEXT NOT NULL,                     -- enforcement_document, representative
+        reference TEXT NOT NULL,                -- document number and date; representative
+        e164 TEXT,                              -- the representative's number
+        starts_at REAL NOT NULL,
+        ends_at REAL,                           -- an enforcement document: two months on
+        recorded_by TEXT NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX refusal_exceptions_refusal ON refusal_exceptions (refusal_id);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -686,6 +716,10 @@ class Store(ListsMixin, OutcomesMixin):
                     "d.kind IN ('third_party', 'wrong_number'))")
         rows = self.db.execute(sql + " ORDER BY a.created_at", (arg, *span)).fetchall()
         return [datetime.fromtimestamp(r[0], timezone.utc) for r in rows]
+
+    def refusals(self, debtor_id: str, phone: str | None) -> list:
+        """The compliance engine's refusals bearing on this person and number."""
+        return refusals.for_contact(self, debtor_id, phone)
 
     def set_compliance(self, campaign_id: int, profile: str) -> None:
         with self.tx():

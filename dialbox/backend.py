@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import kpi as kpi_mod
+from controller import refusals as refusals_mod
 from controller import users as users_mod
 from controller.calllist import import_file, preview_file
 from controller.store import Store
@@ -292,6 +293,44 @@ class BackendMixin:
     def dnc_remove(self, number: str, by: str) -> None:
         if not self.store.dnc_remove(number, by):
             raise UserError("{number} is not on the do-not-call list", number=number)
+
+    # --- compliance: refusals -----------------------------------------------------------------
+    def refusals(self, account_id: str) -> list[dict]:
+        return refusals_mod.of_person(self.store, self._person(account_id)[1])
+
+    def refusal_record(self, account_id: str, kind: str, channel: str, by: str,
+                       phone: str = "", note: str = "") -> dict:
+        if channel not in ("desk", "card"):
+            raise UserError(f"channel {channel!r}: a person records a refusal on the desk or "
+                            "the debtor's card")
+        pk, person = self._person(account_id)
+        rid = refusals_mod.record(self.store, kind=kind, channel=channel, by=by,
+                                  person_key=person, account_pk=pk, phone=phone or None,
+                                  note=note, source="web")
+        # Nothing new is dialed from now: the law is asked before every dial, preview ones too.
+        return next(r for r in refusals_mod.of_person(self.store, person) if r["id"] == rid)
+
+    def refusal_exception(self, refusal_id: int, kind: str, reference: str, by: str,
+                          phone: str = "") -> dict:
+        xid = refusals_mod.add_exception(self.store, int(refusal_id), kind=kind,
+                                         reference=reference, by=by, phone=phone or None,
+                                         source="web")
+        person = self.store.db.execute("SELECT person_key FROM refusals WHERE id=?",
+                                       (int(refusal_id),)).fetchone()[0]
+        entry = next(r for r in refusals_mod.of_person(self.store, person)
+                     if r["id"] == int(refusal_id))
+        return next(x for x in entry["exceptions"] if x["id"] == xid)
+
+    def _person(self, account_id: str) -> tuple[int, str]:
+        """(account pk, person key) of an account id; one person even across campaigns."""
+        rows = self.store.db.execute("SELECT id, person_key FROM accounts WHERE account_id=? "
+                                     "ORDER BY id", (account_id,)).fetchall()
+        if not rows:
+            raise UserError(f"no account {account_id!r}")
+        if len({r["person_key"] for r in rows}) > 1:
+            raise UserError(f"account {account_id!r} is in several campaigns under different "
+                            "people; record the refusal from the call or the campaign's card")
+        return rows[0]["id"], rows[0]["person_key"]
 
     # --- technician -------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:

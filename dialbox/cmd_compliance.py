@@ -8,6 +8,7 @@ import sys
 from controller.compliance import (
     DEFAULT_PROFILE, PROFILES, ComplianceError, InMemoryContactHistory, LeadContext, check,
     get_profile, load_history, normalize_phone)
+from controller.compliance.engine import SUSPENSION_MONTHS, Refusal, add_months
 from controller.compliance.history import parse_instant
 from controller.compliance.profiles import OPTIONS, READINGS, with_reading
 from controller.compliance.regions import find_subjects, suggest
@@ -40,6 +41,13 @@ def add_parser(subparsers) -> None:
                      help='JSON list of past contacts with this person: [{"at": ISO, "kind": '
                           '"call|conversation|sms", "phone": optional, "debt": optional}, ...]')
     chk.add_argument("--dnc", metavar="REASON", help="the number is on the do-not-call list")
+    chk.add_argument("--refusal", metavar="ISO8601",
+                     help="the debtor refused interaction at this instant (230-FZ art. 8)")
+    chk.add_argument("--enforcement", metavar="ISO8601",
+                     help="an enforcement document from this instant suspends the refusal for "
+                          "two months")
+    chk.add_argument("--representative", metavar="PHONE",
+                     help="the debtor's named representative: his number may still be called")
     chk.set_defaults(func=_check)
     prof = sub.add_parser("profiles", help="list the compliance profiles")
     prof.set_defaults(func=_profiles)
@@ -60,6 +68,11 @@ def _check(args: argparse.Namespace) -> int:
                    "; give its name, ISO code (RU-KGD) or two-digit code (39)"))
         history = (load_history(args.history, _CLI_DEBTOR) if args.history
                    else InMemoryContactHistory())
+        if args.refusal:
+            history.record_refusal(_CLI_DEBTOR, _refusal(args))
+        elif args.enforcement or args.representative:
+            raise ComplianceError("--enforcement and --representative are exceptions to a "
+                                  "refusal: give --refusal too")
         decision = check(profile, LeadContext(_CLI_DEBTOR, phone, args.region, args.tz),
                          at=at, history=history, channel=args.channel, dnc=args.dnc)
     except ComplianceError as exc:
@@ -67,6 +80,16 @@ def _check(args: argparse.Namespace) -> int:
     json.dump(decision.to_json(), sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     return 0
+
+
+def _refusal(args: argparse.Namespace) -> Refusal:
+    at = parse_instant(args.refusal, "--refusal")
+    suspended = ()
+    if args.enforcement:
+        start = parse_instant(args.enforcement, "--enforcement")
+        suspended = ((start, add_months(start, SUSPENSION_MONTHS)),)
+    reps = (normalize_phone(args.representative),) if args.representative else ()
+    return Refusal("debtor", at, channel="cli", suspended=suspended, representatives=reps)
 
 
 def _profiles(args: argparse.Namespace) -> int:

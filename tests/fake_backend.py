@@ -9,7 +9,8 @@ from pathlib import Path
 from controller import users as users_mod
 from controller.calllist import NO_PHONE, normalize_phone, preview_file
 from firmware.errors import InputError, UserError
-from web_admin.backend import CAMPAIGN_ACTIONS, DISPOSITIONS, KPI_BY, LINE_ACTIONS
+from web_admin.backend import (CAMPAIGN_ACTIONS, DISPOSITIONS, KPI_BY, LINE_ACTIONS,
+                               REFUSAL_EXCEPTIONS, REFUSAL_KINDS)
 
 TODAY = dt.date(2026, 11, 25)  # the fake's "today": promises in the past are refused
 
@@ -54,6 +55,7 @@ class FakeBackend:
         self.balance = "152.40 RUB"
         self.profiles_dir = (report_dir or Path(".")) / "profiles"
         self.test_stage_s = 0.0  # how long each stage of a test call or SMS takes here
+        self.refusal_list: list[dict] = []
 
     # --- everyone -------------------------------------------------------------------------------
     def health(self):
@@ -253,6 +255,52 @@ class FakeBackend:
         self.dnc = [e for e in self.dnc if e["e164"] != number]
         if len(self.dnc) == before:
             raise UserError("{number} is not on the do-not-call list", number=number)
+
+    # --- compliance: refusals -------------------------------------------------------------------
+    def refusals(self, account_id):
+        self._known_account(account_id)
+        return [dict(r, exceptions=[dict(x) for x in r["exceptions"]])
+                for r in self.refusal_list if r["account_id"] == account_id]
+
+    def refusal_record(self, account_id, kind, channel, by, phone="", note=""):
+        self._known_account(account_id)
+        if kind not in REFUSAL_KINDS:
+            raise UserError(f"refusal kind {kind!r}")
+        if channel not in ("desk", "card"):
+            raise UserError(f"channel {channel!r}")
+        e164 = None
+        if kind == "third_party" or phone:
+            try:
+                e164 = normalize_phone(phone)
+            except ValueError as exc:
+                raise UserError(f"phone {phone!r}: {exc}") from None
+        self.calls.append(("refusal_record", account_id, kind, channel, by, e164, note))
+        entry = {"id": len(self.refusal_list) + 1, "account_id": account_id, "kind": kind,
+                 "channel": channel, "at": 1764050000.0, "phone": e164, "note": note, "by": by,
+                 "recorded_at": 1764050000.0, "exceptions": []}
+        self.refusal_list.append(entry)
+        return {k: v for k, v in entry.items() if k != "account_id"}
+
+    def refusal_exception(self, refusal_id, kind, reference, by, phone=""):
+        found = [r for r in self.refusal_list if r["id"] == int(refusal_id)]
+        if not found or found[0]["kind"] != "debtor":
+            raise UserError(f"no debtor's refusal #{refusal_id}")
+        if kind not in REFUSAL_EXCEPTIONS or not reference.strip():
+            raise UserError(f"exception {kind!r} needs a reference")
+        if kind == "representative" and not phone:
+            raise UserError("a representative needs a phone number")
+        self.calls.append(("refusal_exception", int(refusal_id), kind, reference, by, phone))
+        x = {"id": sum(len(r["exceptions"]) for r in self.refusal_list) + 1, "kind": kind,
+             "reference": reference, "phone": normalize_phone(phone) if phone else None,
+             "from": 1764050000.0,
+             "until": 1764050000.0 + 61 * 86400 if kind == "enforcement_document" else None,
+             "by": by}
+        found[0]["exceptions"].append(x)
+        return dict(x)
+
+    def _known_account(self, account_id):
+        if account_id not in ("A-1", "A-2"):
+            raise UserError(f"no account {account_id!r}")
 
     # --- technician -----------------------------------------------------------------------------
     def lines_detail(self):

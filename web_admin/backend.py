@@ -26,6 +26,9 @@ KPI_BY = ("campaign", "segment", "operator", "line", "day")
 KPI_COLUMNS = ("attempts", "contact_rate", "rpc_rate", "ptp_rate", "kept_ptp_rate", "promised",
                "collected", "abandon_rate", "aht_s", "occupancy")
 LINE_ACTIONS = ("block", "unblock", "test_call", "test_sms", "check_balance")
+REFUSAL_KINDS = ("debtor", "third_party")
+REFUSAL_CHANNELS = ("desk", "card", "import")
+REFUSAL_EXCEPTIONS = ("enforcement_document", "representative")
 LINE_STATES = ("out_of_service", "idle", "seized", "dialing", "proceeding", "alerting",
                "answered", "bridged", "releasing", "blocked", "inbound")
 
@@ -121,6 +124,28 @@ class Backend(Protocol):
 
     def dnc_remove(self, number: str, by: str) -> None:
         """Take a number off the list; UserError when it is not there."""
+
+    # --- compliance: refusals (the desk and the debtor's card record them) --------------------
+    def refusals(self, account_id: str) -> list[dict]:
+        """The debtor's refusals of interaction and his third parties' withdrawals of consent,
+        oldest first: [{"id","kind" in REFUSAL_KINDS,"channel" in REFUSAL_CHANNELS,"at" (epoch
+        seconds, in force from),"phone" (third party; else None),"note","by","recorded_at",
+        "exceptions": [{"id","kind" in REFUSAL_EXCEPTIONS,"reference","phone","from","until"
+        (epoch seconds; until None: no end),"by"}]}]. UserError for an unknown account."""
+
+    def refusal_record(self, account_id: str, kind: str, channel: str, by: str,
+                       phone: str = "", note: str = "") -> dict:
+        """Record, audited, that the debtor refused interaction (kind "debtor") or that the
+        third party on `phone` withdrew consent ("third_party"), in force now: every call and
+        SMS to him (to that number) stops at once. channel "desk" or "card". Returns the entry as
+        refusals() lists it. UserError for an unknown account, kind, channel or a bad phone."""
+
+    def refusal_exception(self, refusal_id: int, kind: str, reference: str, by: str,
+                          phone: str = "") -> dict:
+        """An audited exception to a debtor's refusal: "enforcement_document" (reference: its
+        number and date; contact allowed again for two months from now) or "representative"
+        (reference: his name; he may be called on `phone`). Returns the exception as refusals()
+        lists it; UserError on bad input or an unknown refusal."""
 
     # --- technician ------------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:

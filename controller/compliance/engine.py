@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -15,6 +16,8 @@ from controller.compliance.zones import resolve, zone
 UTC = timezone.utc
 # History older than this cannot matter: a calendar month window starts at most 31 days back.
 _MONTH_LOOKBACK = 33
+# An enforcement document suspends a debtor's refusal this many months (230-FZ art. 8).
+SUSPENSION_MONTHS = 2
 # next_allowed_at is searched this far ahead; beyond it the lead is reported as not callable.
 HORIZON = timedelta(days=400)
 _MAX_STEPS = 20_000
@@ -52,6 +55,23 @@ class LeadContext:
     region: str | None = None  # Russian federal subject: name, ISO 3166-2 or two-digit code
     tz: str | None = None      # IANA zone; wins over region and phone
     debt: str | None = None    # the account's key, for per-debt limits (Reg F)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A debtor's refusal of interaction, or a third party's withdrawal of consent (``phone``).
+
+    In force from ``at``; a debtor's refusal is lifted while an enforcement document suspends
+    it (``suspended``: [from, until) spans) and never bars calls to a named representative.
+    """
+
+    kind: str                        # "debtor" or "third_party"
+    at: datetime
+    channel: str = ""                # desk, card, import (cli for a what-if)
+    ident: int | str = ""
+    phone: str | None = None         # the third party's number
+    suspended: tuple[tuple[datetime, datetime], ...] = ()
+    representatives: tuple[str, ...] = ()  # numbers of the debtor's named representatives
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +123,13 @@ class _Block:
 
 
 def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: ContactHistory,
-          channel: str = "voice", dnc: str | bool | None = None) -> Decision:
-    """Decide whether ``lead`` may be contacted on ``channel`` at ``at`` (an aware datetime)."""
+          channel: str = "voice", dnc: str | bool | None = None,
+          refusals: list[Refusal] | None = None) -> Decision:
+    """Decide whether ``lead`` may be contacted on ``channel`` at ``at`` (an aware datetime).
+
+    ``refusals``: those bearing on this person and number; None asks ``history.refusals``
+    when the history keeps them (the store does). Every profile honours them, as DNC.
+    """
     if isinstance(profile, str):
         profile = get_profile(profile)
     rules = profile.channel(channel)
@@ -120,6 +145,10 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
     if dnc:
         why = f": {dnc}" if isinstance(dnc, str) else ""
         reasons.append(Reason("dnc", f"the number is on the do-not-call list{why}"))
+    if refusals is None:
+        ask = getattr(history, "refusals", None)
+        refusals = ask(lead.debtor_id, lead.phone) if ask is not None else []
+    reasons.extend(_refused(refusals, lead, at))
     if needs_zone and not zones:
         reasons.append(Reason("unknown_timezone",
                               f"the debtor's local time is unknown ({where.note}); held, "
@@ -140,6 +169,34 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
     nxt = at if not blocks else _next_allowed(profile, rules, zones, at, contacts, blocks)
     return decide(allowed=not blocks, reasons=tuple(_merge(blocks, len(zones))),
                   next_allowed_at=nxt)
+
+
+def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime) -> list[Reason]:
+    out = []
+    for r in refusals:
+        since = r.at.astimezone(UTC)
+        if at < since:
+            continue
+        where = f" ({r.channel})" if r.channel else ""
+        if r.kind == "third_party":
+            if r.phone and r.phone == lead.phone:
+                out.append(Reason("consent_withdrawn", f"the third party on this number withdrew "
+                                  f"consent to interaction on {since:%Y-%m-%d %H:%M} UTC{where}"))
+            continue
+        if lead.phone and lead.phone in r.representatives:
+            continue  # the debtor's named representative may be called
+        if any(lo <= at < hi for lo, hi in r.suspended):
+            continue  # an enforcement document suspends the refusal
+        out.append(Reason("refusal", f"the debtor refused interaction on "
+                          f"{since:%Y-%m-%d %H:%M} UTC{where}; no calls or messages"))
+    return out
+
+
+def add_months(t: datetime, months: int) -> datetime:
+    """``t`` plus calendar months (the 31st becomes the last day of a shorter month)."""
+    month0 = t.month - 1 + months
+    year, month = t.year + month0 // 12, month0 % 12 + 1
+    return t.replace(year=year, month=month, day=min(t.day, monthrange(year, month)[1]))
 
 
 def _utc_sorted(times: list[datetime]) -> list[datetime]:

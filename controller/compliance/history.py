@@ -60,6 +60,17 @@ class InMemoryContactHistory:
 
     def __init__(self) -> None:
         self._by_kind: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        self._refusals: list = []
+
+    def record_refusal(self, debtor_id: str | None, refusal) -> None:
+        """A debtor's refusal (``debtor_id``: who) or a third party's withdrawal (its phone)."""
+        self._refusals.append((debtor_id, refusal))
+
+    def refusals(self, debtor_id: str, phone: str | None) -> list:
+        """The refusals bearing on contacting ``debtor_id`` on ``phone``."""
+        return [r for who, r in self._refusals
+                if (r.kind == "debtor" and who == debtor_id) or
+                (r.kind == "third_party" and phone is not None and r.phone == phone)]
 
     def record_call(self, debtor_id: str, at: datetime, *, conversation: bool = False,
                     phone: str | None = None, debt: str | None = None) -> None:
