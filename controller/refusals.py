@@ -97,9 +97,10 @@ def for_contact(store, person_key: str | None, phone: str | None) -> list[Refusa
 def of_person(store, person_key: str) -> list[dict]:
     """A debtor's refusals and those of the third parties on his accounts, for his card."""
     rows = store.db.execute(
-        "SELECT * FROM refusals WHERE person_key=? OR e164 IN (SELECT p.e164 FROM phones p "
-        "JOIN accounts a ON a.id=p.account_pk WHERE a.person_key=?) ORDER BY at",
-        (person_key, person_key)).fetchall()
+        "SELECT * FROM refusals WHERE person_key=? OR account_pk IN (SELECT id FROM accounts "
+        "WHERE person_key=?) OR e164 IN (SELECT p.e164 FROM phones p JOIN accounts a ON "
+        "a.id=p.account_pk WHERE a.person_key=?) ORDER BY at, id",
+        (person_key, person_key, person_key)).fetchall()
     out = []
     for r in rows:
         exc = store.db.execute("SELECT * FROM refusal_exceptions WHERE refusal_id=? ORDER BY id",

@@ -19,7 +19,7 @@ import structlog
 from babel.dates import format_date
 from babel.numbers import format_decimal, get_currency_symbol
 
-from controller import compliance
+from controller import compliance, sms_templates
 from controller.store import Store
 from firmware.clock import Clock
 from firmware.lineapi import LineAPI, LineError, SmsStatus
@@ -27,15 +27,17 @@ from firmware.lineapi import LineAPI, LineError, SmsStatus
 log = structlog.get_logger(__name__)
 
 RULES = ("promise_confirmation", "promise_reminder", "not_reached", "due_reminder")
+# Every message names the creditor and a contact phone (230-FZ art. 7 part 5); see
+# controller.sms_templates for the checks on saving and before sending.
 TEMPLATES = {
-    "promise_confirmation": "{name}, подтверждаем: вы обещали оплатить {amount} {currency} до "
-                            "{date} по договору {account_id}. Спасибо!",
-    "promise_reminder": "{name}, напоминаем: завтра, {date}, срок оплаты {amount} {currency} по "
-                        "договору {account_id}.",
-    "not_reached": "{name}, мы не смогли до вас дозвониться по договору {account_id}. "
-                   "Пожалуйста, перезвоните нам.",
+    "promise_confirmation": "{name}, вы обещали оплатить {amount} {currency} до {date} по "
+                            "договору {account_id}. {creditor}, тел. {contact_phone}",
+    "promise_reminder": "{name}, завтра, {date}, срок оплаты {amount} {currency} по договору "
+                        "{account_id}. {creditor}, тел. {contact_phone}",
+    "not_reached": "{name}, не смогли дозвониться по договору {account_id}. Перезвоните: "
+                   "{creditor}, тел. {contact_phone}",
     "due_reminder": "{name}, по договору {account_id} просрочен платёж, долг {amount} "
-                    "{currency}. Пожалуйста, внесите оплату.",
+                    "{currency}. {creditor}, тел. {contact_phone}",
 }
 NOT_REACHED = ("no_answer", "busy", "unreachable")
 SMS_LOCALE = "ru"  # the debtors' language: money as 146 400,13 ₽, dates as 05.12.2026
@@ -53,6 +55,8 @@ class SmsReminders:
         self.campaign_id = campaign_id
         self.compliance = compliance.get_profile(compliance_profile)
         self.per_sim_per_day = per_sim_per_day
+        for text in (templates or {}).values():
+            sms_templates.check(text)
         self.templates = dict(TEMPLATES, **(templates or {}))
         self.interval_s = interval_s
         self._task: asyncio.Task | None = None
@@ -82,19 +86,20 @@ class SmsReminders:
         """Messages due now: {key, rule, account_pk, fields} (not yet decided)."""
         now = self.clock.wall() if now is None else now
         db = self.store.db
+        sender = sms_templates.settings(self.store, self.campaign_id)
         out = []
         rules_of = {seg.name: set(seg.strategy.sms_rules)
                     for seg in self.store.segments(self.campaign_id)}
         today = datetime.fromtimestamp(now, timezone.utc).date()
         for p in db.execute(
                 "SELECT p.id AS promise_id, p.account_pk, p.amount, p.due_date, a.account_id, "
-                "a.debtor_name, a.currency, a.region, a.tz, a.segment, a.person_key "
+                "a.debtor_name, a.currency, a.region, a.tz, a.segment, a.person_key, a.creditor "
                 "FROM promises p "
                 "JOIN accounts a ON a.id = p.account_pk WHERE p.campaign_id=? AND "
                 "p.state='open'", (self.campaign_id,)):
             rules = rules_of.get(p["segment"], set())
             item = {"account_pk": p["account_pk"], "row": p,
-                    "fields": self._fields(p, amount=p["amount"], date=p["due_date"])}
+                    "fields": self._fields(p, sender, amount=p["amount"], date=p["due_date"])}
             if "promise_confirmation" in rules:
                 out.append(dict(item, key=f"pc:{p['promise_id']}", rule="promise_confirmation"))
             due_day = date.fromisoformat(p["due_date"])
@@ -105,7 +110,7 @@ class SmsReminders:
                 (self.campaign_id,)):
             rules = rules_of.get(a["segment"], set())
             item = {"account_pk": a["id"], "row": a,
-                    "fields": self._fields(a, amount=a["debt_amount"], date="")}
+                    "fields": self._fields(a, sender, amount=a["debt_amount"], date="")}
             if "not_reached" in rules and a["last_outcome"] in NOT_REACHED and a["attempts"] >= 2:
                 out.append(dict(item, key=f"nr:{a['id']}:{today.isoformat()}",
                                 rule="not_reached"))
@@ -118,7 +123,7 @@ class SmsReminders:
         return [i for i in out if i["key"] not in decided]
 
     @staticmethod
-    def _fields(row, *, amount, date) -> dict:
+    def _fields(row, sender: dict, *, amount, date) -> dict:
         name = (row["debtor_name"] or "").split()
         # Address by first name and patronymic when the list gives "Фамилия Имя Отчество".
         polite = " ".join(name[1:3]) if len(name) >= 3 else (row["debtor_name"] or "Клиент")
@@ -126,12 +131,17 @@ class SmsReminders:
         return {"name": polite,
                 "amount": format_decimal(amount or 0, format="#,##0.00", locale=SMS_LOCALE),
                 "currency": get_currency_symbol(currency, locale=SMS_LOCALE),
-                "date": _ru_date(date), "account_id": row["account_id"]}
+                "date": _ru_date(date), "account_id": row["account_id"],
+                # who sends it: the debt's creditor, else the campaign's; the campaign's phone
+                "creditor": row["creditor"] or sender["creditor_name"] or "",
+                "contact_phone": sender["contact_phone"] or ""}
 
     async def run_once(self, now: float | None = None) -> int:
         """Decide and send what is due; returns how many were sent."""
         now = self.clock.wall() if now is None else now
         sent = 0
+        conf = sms_templates.settings(self.store, self.campaign_id)
+        templates = dict(self.templates, **conf["templates"])
         for item in self.due(now):
             phone = self.store.db.execute(
                 "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
@@ -149,7 +159,12 @@ class SmsReminders:
             line = self._pick_line(now)
             if line is None:
                 return sent  # every SIM busy or at its daily limit: try next round
-            text = self.templates[item["rule"]].format(**item["fields"])
+            try:
+                text = sms_templates.render(templates[item["rule"]], item["fields"],
+                                            max_parts=conf["max_parts"])
+            except sms_templates.Refused as exc:
+                self._record(item, number, "skipped", str(exc))
+                continue
             sms_id = self._record(item, number, "queued", "", line=line, text=text)
             try:
                 await self.lines.send_sms(line, number, text, sms_id=sms_id)

@@ -374,7 +374,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_number ON attempts (number, created_at);
     CREATE INDEX sms_number ON sms_messages (number, created_at);
     """,
-    # v6: refusals of interaction and withdrawn third-party consent, with their exceptions.
+    # refusals of interaction and withdrawn third-party consent, with their exceptions.
     """
     CREATE TABLE refusals (
         id INTEGER PRIMARY KEY,
@@ -402,6 +402,18 @@ MIGRATIONS: tuple[str, ...] = (
         recorded_at REAL NOT NULL
     );
     CREATE INDEX refusal_exceptions_refusal ON refusal_exceptions (refusal_id);
+    """,
+    # who sends a campaign's SMS: the creditor's name, a contact phone, templates, length
+    """
+    CREATE TABLE sms_settings (
+        campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id),
+        creditor_name TEXT,
+        contact_phone TEXT,
+        max_parts INTEGER NOT NULL DEFAULT 3,
+        templates TEXT NOT NULL DEFAULT '{}',
+        updated_by TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
     """,
 )
 

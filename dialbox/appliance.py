@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 import cext
-from controller import prompts, users
+from controller import prompts, sms_templates, users
 from controller.calllist import import_csv
 from dialbox.backend import BackendMixin
 from controller.dialer import Dialer
@@ -143,6 +143,9 @@ class Appliance(BackendMixin):
             result = import_csv(self.store, campaign_id, source,
                                 report_dir=Path(s.data) / "reports")
             log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
+            # Who the demo's SMS say they are from (the law wants a creditor and a phone).
+            sms_templates.save(self.store, campaign_id, by="demo", source="demo",
+                               creditor_name="ООО «Демо-Кредит»", contact_phone="+74950000000")
         # Simulated operators only on simulated hardware; real calls go to people at the desk.
         self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
                                       wrap_mean_s=s.wrap_mean_s, seed=s.seed)

@@ -13,6 +13,8 @@ from typing import Any
 
 from controller import kpi as kpi_mod
 from controller import refusals as refusals_mod
+from controller import sms_templates
+from controller.sms import RULES as SMS_RULES
 from controller import users as users_mod
 from controller.calllist import import_file, preview_file
 from controller.store import Store
@@ -331,6 +333,29 @@ class BackendMixin:
             raise UserError(f"account {account_id!r} is in several campaigns under different "
                             "people; record the refusal from the call or the campaign's card")
         return rows[0]["id"], rows[0]["person_key"]
+
+    def sms_settings(self, campaign: str) -> dict:
+        return sms_templates.settings(self.store, self.store.campaign(campaign))
+
+    def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
+        unknown = set(changes) - {"creditor_name", "contact_phone", "max_parts", "template"}
+        if unknown:
+            raise UserError(f"unknown SMS setting(s): {', '.join(sorted(unknown))}")
+        template = changes.get("template")
+        if template is not None:
+            rule, text = str(template.get("rule", "")), str(template.get("text", ""))
+            if rule not in SMS_RULES:
+                raise UserError(f"SMS rule {rule!r}: one of {', '.join(SMS_RULES)}")
+            template = (rule, text)
+        parts = changes.get("max_parts")
+        try:
+            parts = int(parts) if parts not in (None, "") else None
+        except (TypeError, ValueError):
+            raise UserError(f"SMS parts per message: a whole number, got {parts!r}") from None
+        return sms_templates.save(self.store, self.store.campaign(campaign), by=by,
+                                  source="web", template=template,
+                                  creditor_name=changes.get("creditor_name"),
+                                  contact_phone=changes.get("contact_phone"), max_parts=parts)
 
     # --- technician -------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:

@@ -56,6 +56,8 @@ class FakeBackend:
         self.profiles_dir = (report_dir or Path(".")) / "profiles"
         self.test_stage_s = 0.0  # how long each stage of a test call or SMS takes here
         self.refusal_list: list[dict] = []
+        self.sms_conf = {"creditor_name": "ООО «Кредит»", "contact_phone": "+74950000000",
+                         "max_parts": 3, "templates": {}}
 
     # --- everyone -------------------------------------------------------------------------------
     def health(self):
@@ -301,6 +303,23 @@ class FakeBackend:
     def _known_account(self, account_id):
         if account_id not in ("A-1", "A-2"):
             raise UserError(f"no account {account_id!r}")
+
+    def sms_settings(self, campaign):
+        self._campaign(campaign)
+        return dict(self.sms_conf, templates=dict(self.sms_conf["templates"]))
+
+    def sms_settings_save(self, campaign, by, changes):
+        from controller import sms_templates
+        self._campaign(campaign)
+        template = changes.get("template")
+        if template is not None:
+            sms_templates.check(str(template.get("text", "")))
+            self.sms_conf["templates"][template["rule"]] = template["text"]
+        for key in ("creditor_name", "contact_phone", "max_parts"):
+            if key in changes:
+                self.sms_conf[key] = changes[key]
+        self.calls.append(("sms_settings_save", campaign, by, dict(changes)))
+        return self.sms_settings(campaign)
 
     # --- technician -----------------------------------------------------------------------------
     def lines_detail(self):

@@ -138,3 +138,30 @@ async def test_a_list_is_previewed_then_imported_off_the_loop_with_progress_and_
     with pytest.raises(UserError) as err:
         app.calllist_preview(camp, tmp_path, "папка.csv")  # not a file: the name, no path
     assert str(tmp_path) not in str(err.value.params.get("file"))
+
+
+async def test_refusals_and_sms_senders_through_the_backend(app):
+    aid = app.store.db.execute("SELECT account_id FROM accounts ORDER BY id LIMIT 1").fetchone()[0]
+    assert app.refusals(aid) == []
+    entry = app.refusal_record(aid, "debtor", "card", "anna", note="письмо от 01.11")
+    assert (entry["kind"], entry["channel"], entry["by"]) == ("debtor", "card", "anna")
+    x = app.refusal_exception(entry["id"], "enforcement_document", "ФС № 1 от 01.11.2026",
+                              "boss")
+    assert x["until"] - x["from"] >= 59 * 86400
+    third = app.refusal_record(aid, "third_party", "desk", "anna", phone="8 916 555-44-33")
+    assert third["phone"] == "+79165554433"
+    assert [r["id"] for r in app.refusals(aid)] == [entry["id"], third["id"]]
+    for bad in (lambda: app.refusal_record(aid, "debtor", "import", "anna"),
+                lambda: app.refusal_record("NOPE", "debtor", "card", "anna"),
+                lambda: app.refusal_exception(third["id"], "representative", "x", "b",
+                                              phone="+79161234567")):
+        with pytest.raises(UserError):
+            bad()
+    name = app.campaigns()[0]["name"]
+    with pytest.raises(UserError, match="add {creditor}"):
+        app.sms_settings_save(name, "anna", {"template": {"rule": "not_reached",
+                                                          "text": "Звоните {contact_phone}"}})
+    saved = app.sms_settings_save(name, "anna", {"max_parts": "2", "template": {
+        "rule": "not_reached", "text": "{creditor}: звоните {contact_phone}"}})
+    assert saved["max_parts"] == 2 and app.sms_settings(name) == saved
+    assert saved["contact_phone"] == "+74950000000"  # the demo's, kept

@@ -147,6 +147,16 @@ class Backend(Protocol):
         (reference: his name; he may be called on `phone`). Returns the exception as refusals()
         lists it; UserError on bad input or an unknown refusal."""
 
+    # --- compliance: who a campaign's SMS come from (the SMS page) ---------------------------
+    def sms_settings(self, campaign: str) -> dict:
+        """{"creditor_name","contact_phone" (E.164),"max_parts" (SMS per message, 1..10),
+        "templates": {rule: text} (saved ones; the bundled ones apply to the other rules)}."""
+
+    def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
+        """Save (audited) any of "creditor_name", "contact_phone", "max_parts" and "template":
+        {"rule","text"}; a template must contain {creditor} and {contact_phone}. Returns the
+        settings as sms_settings(). UserError with the reason (what to add, a bad phone...)."""
+
     # --- technician ------------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:
         """[{"name","kind" (gsm|e1),"state","in_service","reason", GSM: "signal_dbm",
