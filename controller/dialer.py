@@ -64,6 +64,7 @@ class Dialer:
                                        "progressive", compliance=law,
                                        reserve_inbound=reserve_inbound))
         self.last_decision = None
+        self._evidence: dict[int, dict] = {}  # account -> the law's decision to dial it
         self.held = 0  # decisions not to dial, this run
         self.running = False
         # Set by the box when it must not place calls (the recordings disk is full, ...): calls
@@ -221,7 +222,8 @@ class Dialer:
             self.operators.release(op, talked=False)
             raise LineError("the law no longer allows this call (a refusal, the hours or a "
                             "limit reached meanwhile); the card is put back with the reason")
-        self.store.begin_attempt(self.campaign_id, lead, lines[0], preview_id, op.position)
+        self.store.begin_attempt(self.campaign_id, lead, lines[0], preview_id, op.position,
+                                 evidence=self._why(lead, lines[0]))
         self._out[preview_id] = _Out(preview_id, lines[0], self.clock.now())
         log.info("call_placed", line=lines[0], call_id=preview_id, campaign=self.campaign_name)
         try:
@@ -256,7 +258,7 @@ class Dialer:
         if reserve and op is None:
             return False
         self.store.begin_attempt(self.campaign_id, lead, line, call_id,
-                                 op.position if op else None)
+                                 op.position if op else None, evidence=self._why(lead, line))
         self._out[call_id] = _Out(call_id, line, self.clock.now())
         log.info("call_placed", line=line, call_id=call_id, campaign=self.campaign_name)
         try:
@@ -294,14 +296,26 @@ class Dialer:
             self.held += 1
             return False
         if d.allowed:
+            self._evidence[lead.account_pk] = d.evidence()  # goes with the attempt
             return True
         codes = ",".join(r.code for r in d.reasons)
         texts = "; ".join(r.text for r in d.reasons)
         until = d.next_allowed_at.timestamp() if d.next_allowed_at else None
-        self.store.hold(lead.account_pk, codes, texts, campaign_id=self.campaign_id, until=until)
+        self.store.hold(lead.account_pk, codes, texts, campaign_id=self.campaign_id, until=until,
+                        evidence=d.evidence())
         self.held += 1
         log.debug("lead_held", campaign=self.campaign_name, codes=codes)
         return False
+
+    def _why(self, lead, line: str) -> dict:
+        """The stored answer to "why was this debtor called": the law's decision, the line."""
+        why = self._evidence.pop(lead.account_pk, None) or {}
+        info = next((ln for ln in self.lines.lines() if ln.name == line), None)
+        details = info.details if info is not None else {}
+        why["line"] = {"name": line, "number": details.get("number"),
+                       "number_source": details.get("number_source"),
+                       "caller_id": details.get("caller_id")}
+        return why
 
     # --- answers to operators ---------------------------------------------------------------
     def _hand_waiting(self) -> None:

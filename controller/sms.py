@@ -12,6 +12,7 @@ SIM still has room in its daily SMS limit. Its status (queued, sent, delivered, 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
@@ -61,6 +62,7 @@ class SmsReminders:
         self.interval_s = interval_s
         self._task: asyncio.Task | None = None
         self._sending: set[asyncio.Task] = set()
+        self._held: dict[str, str] = {}  # message key -> the refusal last recorded for it
         lines.subscribe(self._on_event)
 
     async def start(self) -> None:
@@ -147,14 +149,12 @@ class SmsReminders:
                 "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
                 "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
             if phone is None:
-                self._record(item, None, "skipped", "no mobile phone to send to")
+                self._refuse(item, None, "no_phone", "no mobile phone to send to", {})
                 continue
             number = phone[0]
-            why = self._refusal(item, number, now)
-            if why is not None:
-                if why[0]:  # a hold that will pass: decide again later
-                    continue
-                self._record(item, number, "skipped", why[1])
+            code, why, temporary, evidence = self._judge(item, number, now)
+            if code is not None:
+                self._refuse(item, number, code, why, evidence, temporary=temporary)
                 continue
             line = self._pick_line(now)
             if line is None:
@@ -163,9 +163,13 @@ class SmsReminders:
                 text = sms_templates.render(templates[item["rule"]], item["fields"],
                                             max_parts=conf["max_parts"])
             except sms_templates.Refused as exc:
-                self._record(item, number, "skipped", str(exc))
+                self._refuse(item, number, "sms_sender", str(exc), evidence)
                 continue
-            sms_id = self._record(item, number, "queued", "", line=line, text=text)
+            info = next((ln for ln in self.lines.lines() if ln.name == line), None)
+            evidence["line"] = {"name": line,
+                                "number": info.details.get("number") if info else None}
+            sms_id = self._record(item, number, "queued", "", line=line, text=text,
+                                  evidence=evidence)
             try:
                 await self.lines.send_sms(line, number, text, sms_id=sms_id)
                 sent += 1
@@ -173,18 +177,32 @@ class SmsReminders:
                 self._update(sms_id, "failed", f"{type(exc).__name__}: {exc}")
         return sent
 
-    def _refusal(self, item: dict, number: str, now: float) -> tuple[bool, str] | None:
-        """(temporary, reason) when the law or the DNC list says not now; None when allowed."""
+    def _judge(self, item: dict, number: str, now: float) -> tuple[str | None, str, bool, dict]:
+        """(codes, reason, temporary, evidence); codes None when the law allows it now."""
         if self.store.is_dnc(number):
-            return (False, "the number is on the do-not-call list")
+            return "dnc", "the number is on the do-not-call list", False, {}
         row = item["row"]
         ctx = compliance.LeadContext(row["person_key"] or row["account_id"], phone=number,
                                      region=row["region"], tz=row["tz"])
         d = compliance.check(self.compliance, ctx, channel="sms",
                              at=datetime.fromtimestamp(now, timezone.utc), history=self.store)
         if d.allowed:
-            return None
-        return (d.next_allowed_at is not None, "; ".join(r.text for r in d.reasons))
+            return None, "", False, d.evidence()
+        return (",".join(r.code for r in d.reasons), "; ".join(r.text for r in d.reasons),
+                d.next_allowed_at is not None, d.evidence())
+
+    def _refuse(self, item: dict, number: str | None, code: str, why: str, evidence: dict, *,
+                temporary: bool = False) -> None:
+        """A decision not to send, recorded like one not to call; a hold that will pass is
+        recorded once (and decided again later), a final one closes the message."""
+        if temporary and self._held.get(item["key"]) == code:
+            return
+        self._held[item["key"]] = code
+        self.store.note_decision(item["account_pk"], code, why, campaign_id=self.campaign_id,
+                                 channel="sms", evidence=dict(evidence, rule=item["rule"],
+                                                              key=item["key"]))
+        if not temporary:
+            self._record(item, number, "skipped", why, evidence=evidence)
 
     def _pick_line(self, now: float) -> str | None:
         day_start = now - (now % 86400)
@@ -199,15 +217,17 @@ class SmsReminders:
 
     # --- records ----------------------------------------------------------------------------
     def _record(self, item: dict, number: str | None, state: str, detail: str, *,
-                line: str | None = None, text: str | None = None) -> str:
+                line: str | None = None, text: str | None = None,
+                evidence: dict | None = None) -> str:
         sms_id = f"sms-{uuid.uuid4().hex[:12]}"
         with self.store.tx():
             self.store.db.execute(
                 "INSERT INTO sms_messages (sms_id, key, campaign_id, account_pk, rule, number, "
-                "line, text, state, detail, created_at, updated_at) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?)",
+                "line, text, state, detail, created_at, updated_at, evidence) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sms_id, item["key"], self.campaign_id, item["account_pk"], item["rule"], number,
-                 line, text, state, detail, self.clock.wall(), self.clock.wall()))
+                 line, text, state, detail, self.clock.wall(), self.clock.wall(),
+                 json.dumps(evidence, ensure_ascii=False) if evidence else None))
         log.info("sms_decided", sms_id=sms_id, rule=item["rule"], state=state, line=line)
         return sms_id
 

@@ -415,6 +415,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # the evidence of every decision: why this debtor was called, messaged, or not
+    """
+    ALTER TABLE attempts ADD COLUMN evidence TEXT;
+    ALTER TABLE sms_messages ADD COLUMN evidence TEXT;
+    ALTER TABLE decisions ADD COLUMN channel TEXT NOT NULL DEFAULT 'voice';
+    ALTER TABLE decisions ADD COLUMN evidence TEXT;
+    CREATE INDEX decisions_account ON decisions (account_pk, at);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -690,10 +698,19 @@ class Store(ListsMixin, OutcomesMixin):
         return None
 
     def _decide(self, now: float, campaign_id: int | None, account_pk: int, code: str,
-                detail: str) -> None:
+                detail: str, *, channel: str = "voice", evidence: dict | None = None) -> None:
         self.db.execute("INSERT INTO decisions (at, campaign_id, account_pk, decision, code, "
-                        "detail) VALUES (?,?,?,?,?,?)",
-                        (now, campaign_id, account_pk, "skip", code, detail))
+                        "detail, channel, evidence) VALUES (?,?,?,?,?,?,?,?)",
+                        (now, campaign_id, account_pk, "skip", code, detail, channel,
+                         _json(evidence)))
+
+    def note_decision(self, account_pk: int, code: str, detail: str, *,
+                      campaign_id: int | None, channel: str, evidence: dict | None = None
+                      ) -> None:
+        """Record a decision not to contact (an SMS not sent, say) with its evidence."""
+        with self.tx():
+            self._decide(self.clock.wall(), campaign_id, account_pk, code, detail,
+                         channel=channel, evidence=evidence)
 
     def contacts(self, debtor_id: str, kind: str, since: datetime, until: datetime
                  ) -> list[datetime]:
@@ -739,11 +756,12 @@ class Store(ListsMixin, OutcomesMixin):
                             (profile, campaign_id))
 
     def hold(self, account_pk: int, code: str, detail: str, *, campaign_id: int | None,
-             until: float | None = None, now: float | None = None) -> None:
+             until: float | None = None, now: float | None = None,
+             evidence: dict | None = None) -> None:
         """Record a decision not to dial, with its reason; hold the account until ``until``."""
         now = self.clock.wall() if now is None else now
         with self.tx():
-            self._decide(now, campaign_id, account_pk, code, detail)
+            self._decide(now, campaign_id, account_pk, code, detail, evidence=evidence)
             if until is None:
                 self.db.execute("UPDATE accounts SET status='held', hold_reason=?, updated_at=? "
                                 "WHERE id=?", (f"{code}: {detail}", now, account_pk))
@@ -780,15 +798,19 @@ class Store(ListsMixin, OutcomesMixin):
 
     # --- attempts ---------------------------------------------------------------------------
     def begin_attempt(self, campaign_id: int, lead: Lead, line: str, call_id: str,
-                      operator: str | None, *, now: float | None = None) -> None:
-        """Record the attempt before the call is placed: a power cut never redials it."""
+                      operator: str | None, *, now: float | None = None,
+                      evidence: dict | None = None) -> None:
+        """Record the attempt before the call is placed: a power cut never redials it.
+
+        ``evidence``: why the law allowed it (the compliance decision, the line's number).
+        """
         now = self.clock.wall() if now is None else now
         with self.tx():
             self.db.execute(
                 "INSERT INTO attempts (call_id, campaign_id, account_pk, phone_pk, number, line, "
-                "created_at, operator, segment) VALUES (?,?,?,?,?,?,?,?,?)",
+                "created_at, operator, segment, evidence) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (call_id, campaign_id, lead.account_pk, lead.phone_pk, lead.number, line,
-                 now, operator, lead.segment))
+                 now, operator, lead.segment, _json(evidence)))
             self.db.execute("UPDATE accounts SET status='dialing', hold_reason=NULL, updated_at=? "
                             "WHERE id=?", (now, lead.account_pk))
             if lead.callback_id is not None:
@@ -1105,6 +1127,10 @@ class AccountWriter:
                 "position=excluded.position", self._phones)
         self._ins, self._upd, self._phones = [], [], []
         self._queued.clear()
+
+
+def _json(value: dict | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 _PERSON_AT, _BORN_AT = ACCOUNT_FIELDS.index("person_key"), ACCOUNT_FIELDS.index("birth_date")

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from controller import evidence as evidence_mod
 from controller import kpi as kpi_mod
 from controller import refusals as refusals_mod
 from controller import sms_templates
@@ -333,6 +334,9 @@ class BackendMixin:
             raise UserError(f"account {account_id!r} is in several campaigns under different "
                             "people; record the refusal from the call or the campaign's card")
         return rows[0]["id"], rows[0]["person_key"]
+
+    def compliance_evidence(self, account_id: str) -> dict:
+        return evidence_mod.of_person(self.store, self._person(account_id)[1])
 
     def sms_settings(self, campaign: str) -> dict:
         return sms_templates.settings(self.store, self.store.campaign(campaign))

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from controller import evidence
 from controller.compliance import (
     DEFAULT_PROFILE, PROFILES, ComplianceError, InMemoryContactHistory, LeadContext, check,
     get_profile, load_history, normalize_phone)
@@ -13,6 +15,8 @@ from controller.compliance.history import parse_instant
 from controller.compliance.profiles import OPTIONS, READINGS, with_reading
 from controller.compliance.regions import find_subjects, suggest
 from controller.compliance.zones import zone
+from controller.store import Store
+from dialbox import logsetup
 from firmware.errors import UserError
 
 _CLI_DEBTOR = "cli-debtor"
@@ -51,6 +55,12 @@ def add_parser(subparsers) -> None:
     chk.set_defaults(func=_check)
     prof = sub.add_parser("profiles", help="list the compliance profiles")
     prof.set_defaults(func=_profiles)
+    exp = sub.add_parser("explain", help="why this call (or SMS) was allowed: the profile and "
+                                         "version, zones and local times, counts, line number")
+    exp.add_argument("call_id", metavar="CALL_ID", help="a call id (or an SMS id, sms-...)")
+    exp.add_argument("--data", type=Path, default=Path("dialbox-data"), metavar="DIR",
+                     help="the box's data directory (default ./dialbox-data)")
+    exp.set_defaults(func=_explain)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -90,6 +100,21 @@ def _refusal(args: argparse.Namespace) -> Refusal:
         suspended = ((start, add_months(start, SUSPENSION_MONTHS)),)
     reps = (normalize_phone(args.representative),) if args.representative else ()
     return Refusal("debtor", at, channel="cli", suspended=suspended, representatives=reps)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    db = args.data / "dialbox.sqlite3"
+    if not db.is_file():
+        raise UserError(f"{db}: no database here; give the box's data directory with --data")
+    logsetup.configure("WARNING")  # stdout carries the result only
+    store = Store(db)
+    try:
+        json.dump(evidence.explain(store, args.call_id), sys.stdout, ensure_ascii=False,
+                  indent=2)
+    finally:
+        store.close()
+    sys.stdout.write("\n")
+    return 0
 
 
 def _profiles(args: argparse.Namespace) -> int:

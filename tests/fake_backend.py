@@ -304,6 +304,23 @@ class FakeBackend:
         if account_id not in ("A-1", "A-2"):
             raise UserError(f"no account {account_id!r}")
 
+    def compliance_evidence(self, account_id):
+        self._known_account(account_id)
+        why = {"profile": "ru-230fz", "version": "2025-09-01", "zones": ["Europe/Moscow"],
+               "local_times": {"Europe/Moscow": "2026-11-25T12:00:00+03:00"},
+               "counters": [{"limit": "daily_limit", "window": "any 24 hours",
+                             "scope": "person", "count": 0, "maximum": 1}],
+               "notes": [], "reasons": [], "line": {"name": "gsm0", "number": "+79990001122"}}
+        return {"calls": [{"call_id": "c-1", "campaign": "Тест", "account_id": account_id,
+                           "number": "+79161234567", "line": "gsm0",
+                           "created_at": 1764050000.0, "state": "done",
+                           "outcome": "answered", "talk_s": 42.0, "evidence": why}],
+                "not_called": [{"at": 1764060000.0, "campaign": "Тест",
+                                "account_id": account_id, "channel": "voice",
+                                "code": "daily_limit", "detail": "1 conversations already...",
+                                "evidence": dict(why, reasons=[{"code": "daily_limit"}])}],
+                "sms": [], "not_sent": []}
+
     def sms_settings(self, campaign):
         self._campaign(campaign)
         return dict(self.sms_conf, templates=dict(self.sms_conf["templates"]))

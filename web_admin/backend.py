@@ -147,6 +147,16 @@ class Backend(Protocol):
         (reference: his name; he may be called on `phone`). Returns the exception as refusals()
         lists it; UserError on bad input or an unknown refusal."""
 
+    def compliance_evidence(self, account_id: str) -> dict:
+        """Why this debtor was (not) called or messaged, newest first, across his accounts:
+        {"calls": [{"call_id","campaign","account_id","number","line","created_at","state",
+        "outcome","talk_s","evidence"}], "not_called": [{"at","campaign","account_id",
+        "channel","code","detail","evidence"}], "sms": [{"sms_id","campaign","account_id",
+        "rule","number","line","created_at","state","detail","evidence"}], "not_sent": [as
+        not_called]}. evidence: {"profile","version","zones","local_times","counters": [{"limit",
+        "window","scope","count","maximum",...}],"notes","reasons","line": {"name","number"}}.
+        UserError for an unknown account."""
+
     # --- compliance: who a campaign's SMS come from (the SMS page) ---------------------------
     def sms_settings(self, campaign: str) -> dict:
         """{"creditor_name","contact_phone" (E.164),"max_parts" (SMS per message, 1..10),

@@ -87,6 +87,10 @@ class Decision:
     profile: str
     channel: str
     local_times: dict[str, datetime] = field(default_factory=dict)
+    version: str = ""
+    # Each limit's count at ``at`` (before this contact): the evidence of why it was allowed.
+    counters: tuple[dict, ...] = ()
+    notes: tuple[str, ...] = ()  # exceptions applied (a suspended refusal, a representative)
 
     @property
     def local_time(self) -> datetime | None:
@@ -108,6 +112,12 @@ class Decision:
             "channel": self.channel,
             "at": self.at.astimezone(UTC).isoformat(),
         }
+
+    def evidence(self) -> dict:
+        """What a regulator asks: the profile and its version, the zones and the local time in
+        each, every limit's count before the contact, the exceptions applied, the reasons."""
+        return dict(self.to_json(), version=self.version, counters=list(self.counters),
+                    notes=list(self.notes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +152,24 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
     zones = tuple(sorted(where.zones, key=lambda z: (at.astimezone(zone(z)).utcoffset(), z)))
     local_times = {z: at.astimezone(zone(z)) for z in zones}
     reasons: list[Reason] = []
+    notes: list[str] = []
     if dnc:
         why = f": {dnc}" if isinstance(dnc, str) else ""
         reasons.append(Reason("dnc", f"the number is on the do-not-call list{why}"))
     if refusals is None:
         ask = getattr(history, "refusals", None)
         refusals = ask(lead.debtor_id, lead.phone) if ask is not None else []
-    reasons.extend(_refused(refusals, lead, at))
+    reasons.extend(_refused(refusals, lead, at, notes))
     if needs_zone and not zones:
         reasons.append(Reason("unknown_timezone",
                               f"the debtor's local time is unknown ({where.note}); held, "
                               "never dialed at a guess: add a time zone or region to the lead"))
     decide = functools.partial(Decision, at=at, zones=zones, zone_source=where.source,
-                               profile=profile.name, channel=channel, local_times=local_times)
+                               profile=profile.name, channel=channel, local_times=local_times,
+                               version=profile.version)
     if reasons:
-        return decide(allowed=False, reasons=tuple(reasons), next_allowed_at=None)
+        return decide(allowed=False, reasons=tuple(reasons), next_allowed_at=None,
+                      notes=tuple(notes))
     since = at - timedelta(days=max(
         [_MONTH_LOOKBACK, rules.quiet_days_after_conversation + 2]
         + [lim.days + 2 + (lim.span.days if lim.span else 0) for lim in rules.limits]))
@@ -168,10 +181,38 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
     blocks = _blocks(profile, rules, zones, at, contacts)
     nxt = at if not blocks else _next_allowed(profile, rules, zones, at, contacts, blocks)
     return decide(allowed=not blocks, reasons=tuple(_merge(blocks, len(zones))),
-                  next_allowed_at=nxt)
+                  next_allowed_at=nxt, counters=_counters(rules, zones, at, contacts),
+                  notes=tuple(notes))
 
 
-def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime) -> list[Reason]:
+def _counters(rules: ChannelRules, zones: tuple[str, ...], at: datetime,
+              contacts: dict[tuple[str, str], list[datetime]]) -> tuple[dict, ...]:
+    out = []
+    for scope in rules.scopes:
+        for lim in rules.limits:
+            times = contacts.get((scope, lim.counts), [])
+            if lim.period == SLIDING:
+                lo, hi, where = at - lim.span, at, None
+                n = sum(1 for c in times if lo < c <= at)
+                out.append(_counter(lim, scope, lo, hi, n, where))
+                continue
+            for name in zones:  # a calendar window depends on the zone
+                first, after = _window(lim, at.astimezone(zone(name)).date())
+                lo, hi = _at_local(first, time(0), name), _at_local(after, time(0), name)
+                out.append(_counter(lim, scope, lo, hi, sum(1 for c in times if lo <= c < hi),
+                                    name))
+    return tuple(out)
+
+
+def _counter(lim: CountLimit, scope: str, lo: datetime, hi: datetime, n: int,
+             where: str | None) -> dict:
+    return {"limit": lim.code, "window": lim.window_name(), "scope": scope, "counts": lim.counts,
+            "from": lo.isoformat(), "to": hi.isoformat(), "count": n, "maximum": lim.maximum,
+            "zone": where}
+
+
+def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime,
+             notes: list[str]) -> list[Reason]:
     out = []
     for r in refusals:
         since = r.at.astimezone(UTC)
@@ -184,9 +225,14 @@ def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime) -> list[R
                                   f"consent to interaction on {since:%Y-%m-%d %H:%M} UTC{where}"))
             continue
         if lead.phone and lead.phone in r.representatives:
-            continue  # the debtor's named representative may be called
-        if any(lo <= at < hi for lo, hi in r.suspended):
-            continue  # an enforcement document suspends the refusal
+            notes.append(f"refusal #{r.ident} of {since:%Y-%m-%d}: this number is the debtor's "
+                         "named representative")
+            continue
+        held = [hi for lo, hi in r.suspended if lo <= at < hi]
+        if held:
+            notes.append(f"refusal #{r.ident} of {since:%Y-%m-%d}: suspended by an enforcement "
+                         f"document until {max(held):%Y-%m-%d %H:%M} UTC")
+            continue
         out.append(Reason("refusal", f"the debtor refused interaction on "
                           f"{since:%Y-%m-%d %H:%M} UTC{where}; no calls or messages"))
     return out
