@@ -20,6 +20,7 @@ from dialbox import logsetup
 from firmware.errors import UserError
 
 _CLI_DEBTOR = "cli-debtor"
+_CLI_DEBT = "cli-debt"
 
 
 def add_parser(subparsers) -> None:
@@ -44,6 +45,9 @@ def add_parser(subparsers) -> None:
     chk.add_argument("--history", metavar="FILE",
                      help='JSON list of past contacts with this person: [{"at": ISO, "kind": '
                           '"call|conversation|sms", "phone": optional, "debt": optional}, ...]')
+    chk.add_argument("--debt", metavar="KEY", default=_CLI_DEBT,
+                     help="the debt the call is about, for per-debt limits (us-regf); history "
+                          "rows name theirs with \"debt\" (default: the same one)")
     chk.add_argument("--dnc", metavar="REASON", help="the number is on the do-not-call list")
     chk.add_argument("--refusal", metavar="ISO8601",
                      help="the debtor refused interaction at this instant (230-FZ art. 8)")
@@ -76,14 +80,15 @@ def _check(args: argparse.Namespace) -> int:
                 f"region {args.region!r} is not a Russian federal subject"
                 + (f"; did you mean {', '.join(hint)}?" if hint else
                    "; give its name, ISO code (RU-KGD) or two-digit code (39)"))
-        history = (load_history(args.history, _CLI_DEBTOR) if args.history
-                   else InMemoryContactHistory())
+        history = (load_history(args.history, _CLI_DEBTOR, default_debt=args.debt)
+                   if args.history else InMemoryContactHistory())
         if args.refusal:
             history.record_refusal(_CLI_DEBTOR, _refusal(args))
         elif args.enforcement or args.representative:
             raise ComplianceError("--enforcement and --representative are exceptions to a "
                                   "refusal: give --refusal too")
-        decision = check(profile, LeadContext(_CLI_DEBTOR, phone, args.region, args.tz),
+        decision = check(profile, LeadContext(_CLI_DEBTOR, phone, args.region, args.tz,
+                                              debt=args.debt),
                          at=at, history=history, channel=args.channel, dnc=args.dnc)
     except ComplianceError as exc:
         raise UserError(f"compliance check: {exc}") from None

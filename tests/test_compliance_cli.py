@@ -141,3 +141,16 @@ def test_bad_history_file_names_the_row(run, tmp_path, content, message):
 def test_profiles_lists_the_default(run):
     code, out, _ = run("compliance", "profiles")
     assert code == 0 and "ru-230fz (default)" in out and "us-regf" in out and "none" in out
+
+
+@pytest.mark.parametrize("debt,codes", [("A", ["regf_7in7"]), ("B", []), (None, [])])
+def test_regf_history_counts_per_debt(run, tmp_path, debt, codes):
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps([
+        {"at": f"2026-01-{day:02d}T12:00:00-05:00", "kind": "call", "debt": "A"}
+        for day in range(5, 12)]), encoding="utf-8")
+    argv = ["compliance", "check", "--profile", "us-regf", "--phone", "+12125551234",
+            "--tz", "America/New_York", "--at", "2026-01-11T15:00:00-05:00",
+            "--history", str(history)] + (["--debt", debt] if debt else [])
+    code, out, _ = run(*argv)
+    assert code == 0 and [r["code"] for r in json.loads(out)["reasons"]] == codes

@@ -38,8 +38,8 @@ def subject(scope: str, lead) -> str | None:
         return lead.debtor_id
     if scope == "phone":
         return f"tel:{lead.phone}" if lead.phone else None
-    if scope == "debt":
-        return f"debt:{lead.debt}" if lead.debt else None
+    if scope == "debt":  # a lead that names no debt is counted over all the person's debts
+        return f"debt:{lead.debt}" if lead.debt else lead.debtor_id
     raise ComplianceError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
 
 
@@ -104,11 +104,13 @@ class InMemoryContactHistory:
         bisect.insort(self._by_kind[(debtor_id, kind)], at.astimezone(timezone.utc))
 
 
-def load_history(path: str, debtor_id: str) -> InMemoryContactHistory:
+def load_history(path: str, debtor_id: str, *, default_debt: str | None = None
+                 ) -> InMemoryContactHistory:
     """Read a JSON list of {"at": ISO 8601, "kind": "call"|"conversation"|"sms"} for one person.
 
     Optional keys: ``phone`` (the number called; counts for that number's limits too), ``debt``
-    (the account it was about, for per-debt limits); ``campaign`` is ignored.
+    (the account it was about, for per-debt limits; ``default_debt`` when absent); ``campaign``
+    is ignored.
     """
     try:
         with open(path, encoding="utf-8") as fh:
@@ -128,7 +130,7 @@ def load_history(path: str, debtor_id: str) -> InMemoryContactHistory:
         kind = row.get("kind")
         at = parse_instant(row.get("at"), f"{where}, field 'at'")
         phone = _phone(row.get("phone"), f"{where}, field 'phone'")
-        debt = row.get("debt")
+        debt = row.get("debt", default_debt)
         if debt is not None and not isinstance(debt, str):
             raise ComplianceError(f"{where}, field 'debt': expected a string, got {debt!r}")
         if kind in ("call", "attempt"):

@@ -181,16 +181,20 @@ RU_230FZ_CALENDAR = replace(
 # 12 CFR 1006.6(b)(1)(i): 08:00-21:00 at the consumer's location, for every communication.
 # 1006.14(b)(2): calls over 7 in 7 consecutive days, or within 7 consecutive days after a
 # telephone conversation (its date is day 1), are presumed harassment. Days are the consumer's
-# local calendar days. We count per debtor across all his debts, which is stricter than the
-# per-debt reading. SMS are not telephone calls under 1006.14(b)(2): hours only.
+# local calendar days. Both count per debt, as the rule reads ("in connection with the
+# collection of a particular debt"): a consumer with two debts has two budgets. Calls our own
+# line failed never reached the network and do not count. SMS are not telephone calls under
+# 1006.14(b)(2): hours only.
 US_REGF = Profile(
     name="us-regf",
     title="USA, CFPB Regulation F (12 CFR 1006) with FCC/TSR abandon and ring rules",
     holiday_country=None,
+    version="2021-11-30",
     voice=ChannelRules(
         hours=Hours(working=(_h(8), _h(21))),
         limits=(CountLimit("regf_7in7", ATTEMPT, ROLLING, 7, days=7),),
         quiet_days_after_conversation=7,
+        scopes=("debt",),
     ),
     sms=ChannelRules(hours=Hours(working=(_h(8), _h(21)))),
     abandon_target=0.03,
