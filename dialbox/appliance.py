@@ -10,7 +10,7 @@ from pathlib import Path
 import structlog
 
 import cext
-from controller import prompts, sms_templates, users
+from controller import compliance, prompts, sms_templates, users
 from controller.calllist import import_csv
 from dialbox.backend import BackendMixin
 from controller.dialer import Dialer
@@ -157,7 +157,7 @@ class Appliance(BackendMixin):
         self.recording = RecordingService(
             self.store, self.lines, Recorder(self.media, Path(s.data) / "recordings", self.clock),
             Path(s.data), self.clock, operator_of=self._position_of,
-            retention_days=s.recording_retention_days,
+            retention_days=self._retention_days(),
             disk=DiskPolicy(s.disk_warn_free_mb, s.disk_stop_free_mb), on_disk=self._on_disk)
         self.lines.subscribe(self.recording.on_line_event)
         await self.recording.start()
@@ -228,11 +228,30 @@ class Appliance(BackendMixin):
         self.e1_spans.extend(spans)
         return spans
 
+    def _retention_days(self) -> float:
+        """How long recordings are kept: what the campaigns' compliance profiles want (the
+        longest), else the box's setting."""
+        wanted = []
+        for (name,) in self.store.db.execute("SELECT DISTINCT compliance_profile FROM campaigns"):
+            try:
+                days = compliance.get_profile(name).recording_retention_days
+            except compliance.ComplianceError:
+                continue
+            if days:
+                wanted.append(days)
+        return float(max(wanted)) if wanted else self.settings.recording_retention_days
+
     def _prompt_for(self, call_id: str, kind: str) -> bytes | None:
-        """The campaign's prompt for this call (inbound calls: the running campaign's)."""
+        """The campaign's prompt for this call (inbound calls: the running campaign's); the
+        recording notice only under a profile that wants one."""
         row = self.store.db.execute("SELECT campaign_id FROM attempts WHERE call_id=?",
                                     (call_id,)).fetchone()
         campaign_id = row[0] if row else self.dialer.campaign_id
+        if kind == "notice":
+            prof = self.store.db.execute("SELECT compliance_profile FROM campaigns WHERE id=?",
+                                         (campaign_id,)).fetchone()
+            if prof is None or not compliance.get_profile(prof[0]).recording_notice:
+                return None
         p = prompts.path(self.store, self.settings.data, campaign_id, kind)
         if p is None:
             return None

@@ -103,6 +103,10 @@ class Profile:
     abandon_after_seconds: float | None = None
     # Calls only from a line whose official number is known and shown (137-FZ).
     caller_number_required: bool = False
+    # Conversations are recorded; the debtor hears a notice that they are; recordings are kept
+    # this many days, then purged (None: the box's own setting). For the recorder and prompts.
+    recording_notice: bool = False
+    recording_retention_days: int | None = None
     sources: tuple[str, ...] = field(default=())
 
     def channel(self, channel: str) -> ChannelRules:
@@ -124,6 +128,7 @@ def _h(hour: int) -> time:
     return time(hour)
 
 
+_THREE_YEARS = 3 * 365 + 1  # days, a leap day included
 _RU_HOURS = Hours(working=(_h(8), _h(22)), rest=(_h(9), _h(20)))
 
 # 230-FZ art. 7 part 3 p. 3 limits telephone conversations at the creditor's initiative to once
@@ -138,7 +143,8 @@ _RU_HOURS = Hours(working=(_h(8), _h(22)), rest=(_h(9), _h(20)))
 # the profile option "ru-230fz:calendar". Counts are conversations (see history.py), not dials.
 # Counted per person (across accounts, creditors' files and campaigns) and per phone number.
 _RU_SCOPES = ("person", "phone")
-_RU_SOURCES = ("230-FZ art. 7 part 3 (voice), part 5 (messages)",
+_RU_SOURCES = ("230-FZ art. 7 part 3 (voice), part 5 (messages); audio records of every "
+               "interaction, with notice, kept 3 years",
                "467-FZ (from 2024-02-01), 137-FZ (from 2025-09-01)",
                "Ministry of Justice order No. 134 (from 2024-09-01)")
 
@@ -168,6 +174,8 @@ RU_230FZ = Profile(
     abandon_window=timedelta(days=1),
     abandon_after_seconds=2.0,
     caller_number_required=True,
+    recording_notice=True,
+    recording_retention_days=_THREE_YEARS,
     sources=_RU_SOURCES,
 )
 RU_230FZ_CALENDAR = replace(
@@ -201,7 +209,12 @@ US_REGF = Profile(
     abandon_window=timedelta(days=30),
     abandon_after_seconds=2.0,
     min_ring_seconds=15.0,
-    sources=("12 CFR 1006.6(b)(1)(i)", "12 CFR 1006.14(b)(2)", "16 CFR 310.4(b)(4)",
+    # 1006.100: records kept 3 years after the last collection activity on the debt; all-party
+    # consent states want the notice, so it is on.
+    recording_notice=True,
+    recording_retention_days=_THREE_YEARS,
+    sources=("12 CFR 1006.6(b)(1)(i)", "12 CFR 1006.14(b)(2)", "12 CFR 1006.100",
+             "16 CFR 310.4(b)(4)",
              "47 CFR 64.1200(a)(7)"),
 )
 
