@@ -65,6 +65,7 @@ class Dialer:
                                        reserve_inbound=reserve_inbound))
         self.last_decision = None
         self._evidence: dict[int, dict] = {}  # account -> the law's decision to dial it
+        self._unnumbered: set[str] = set()  # lines already reported as having no number
         self.held = 0  # decisions not to dial, this run
         self.running = False
         # Set by the box when it must not place calls (the recordings disk is full, ...): calls
@@ -443,6 +444,11 @@ class Dialer:
         infos = self.lines.lines()
         if self.compliance.caller_number_required:
             numbered = {ln.name for ln in infos if ln.details.get("number")}
+            for ln in set(lines) - numbered - self._unnumbered:
+                self._unnumbered.add(ln)  # said once per line: declare it or let the SIM tell
+                log.warning("line_without_number", line=ln, campaign=self.campaign_name,
+                            reason="its official number is unknown (profile 'number' or "
+                                   "AT+CNUM); the law wants it shown, so it does not dial")
             lines = [ln for ln in lines if ln in numbered]
         limits = {ln.name: ln.details.get("calls_per_day") for ln in infos
                   if ln.name in lines and ln.details.get("calls_per_day")}
