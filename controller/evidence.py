@@ -31,8 +31,8 @@ def explain(store, ident: str) -> dict:
     if row is not None:
         sms = _plain(row)
         return {"sms": sms, "why": sms.pop("evidence")}
-    raise UserError(f"no call or SMS with id {ident!r} (call ids are in the attempts; "
-                    "SMS ids start with 'sms-')")
+    raise UserError("no call or SMS with id {ident} (call ids are in the attempts; SMS ids "
+                    "start with sms-)", ident=repr(ident))
 
 
 def of_person(store, person_key: str, *, limit: int = 50) -> dict:

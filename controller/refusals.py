@@ -28,9 +28,11 @@ def record(store, *, kind: str, channel: str, by: str, at: float | None = None,
            phone: str | None = None, note: str = "", source: str = "") -> int:
     """Record a refusal (debtor: ``person_key``; third party: ``phone``); returns its id."""
     if kind not in KINDS:
-        raise UserError(f"refusal kind {kind!r}: use one of {', '.join(KINDS)}")
+        raise UserError("refusal kind {kind}: use one of {kinds}", kind=repr(kind),
+                        kinds=", ".join(KINDS))
     if channel not in CHANNELS:
-        raise UserError(f"refusal channel {channel!r}: use one of {', '.join(CHANNELS)}")
+        raise UserError("refusal channel {channel}: use one of {channels}",
+                        channel=repr(channel), channels=", ".join(CHANNELS))
     if kind == "debtor" and not person_key:
         raise UserError("a debtor's refusal needs the debtor (his account)")
     e164 = _phone(phone) if kind == "third_party" or phone else None
@@ -56,10 +58,11 @@ def add_exception(store, refusal_id: int, *, kind: str, reference: str, by: str,
     """An audited exception: an enforcement document (suspends the refusal for two months from
     ``at``) or a named representative whose ``phone`` may be called."""
     if kind not in EXCEPTIONS:
-        raise UserError(f"exception kind {kind!r}: use one of {', '.join(EXCEPTIONS)}")
+        raise UserError("exception kind {kind}: use one of {kinds}", kind=repr(kind),
+                        kinds=", ".join(EXCEPTIONS))
     row = store.db.execute("SELECT kind FROM refusals WHERE id=?", (refusal_id,)).fetchone()
     if row is None:
-        raise UserError(f"no refusal #{refusal_id}")
+        raise UserError("no refusal #{id}", id=refusal_id)
     if row[0] != "debtor":
         raise UserError("exceptions apply to a debtor's refusal, not to a third party's "
                         "withdrawal of consent")
@@ -139,7 +142,7 @@ def _phone(raw: str | None) -> str | None:
     try:
         return normalize_phone(str(raw))
     except ValueError as exc:
-        raise UserError(f"phone {raw!r}: {exc}") from None
+        raise UserError("phone {phone}: {why}", phone=repr(raw), why=str(exc)) from None
 
 
 def _dt(ts: float) -> datetime:

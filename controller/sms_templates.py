@@ -29,8 +29,8 @@ def placeholders(text: str) -> list[str]:
     try:
         return [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
-        raise UserError(f"the template's braces do not pair ({exc}); write fields as {{name}}"
-                        ) from None
+        raise UserError("the template's braces do not pair ({why}); write fields as {example}",
+                        why=str(exc), example="{name}") from None
 
 
 def check(text: str) -> None:
@@ -40,13 +40,14 @@ def check(text: str) -> None:
     fields = placeholders(text)
     unknown = sorted({f for f in fields if f not in FIELDS})
     if unknown:
-        raise UserError(f"unknown field(s) {', '.join('{' + f + '}' for f in unknown)}; "
-                        f"use {', '.join('{' + f + '}' for f in FIELDS)}")
+        raise UserError("unknown field(s) {unknown}; use {known}",
+                        unknown=", ".join("{" + f + "}" for f in unknown),
+                        known=", ".join("{" + f + "}" for f in FIELDS))
     missing = [f for f in REQUIRED if f not in fields]
     if missing:
         raise UserError("the law wants every message to name the creditor and give a contact "
-                        f"phone: add {' and '.join('{' + f + '}' for f in missing)} to the "
-                        "template")
+                        "phone: add {fields} to the template",
+                        fields=" and ".join("{" + f + "}" for f in missing))
 
 
 def render(text: str, fields: dict, *, max_parts: int) -> str:
@@ -94,10 +95,12 @@ def save(store, campaign_id: int, *, by: str, source: str = "", template: tuple[
             after["contact_phone"] = normalize_phone(contact_phone) if contact_phone.strip() \
                 else None
         except ValueError as exc:
-            raise UserError(f"contact phone {contact_phone!r}: {exc}") from None
+            raise UserError("contact phone {phone}: {why}", phone=repr(contact_phone),
+                            why=str(exc)) from None
     if max_parts is not None:
         if not 1 <= int(max_parts) <= MAX_PARTS_LIMIT:
-            raise UserError(f"SMS parts per message: 1 to {MAX_PARTS_LIMIT}, got {max_parts}")
+            raise UserError("SMS parts per message: 1 to {limit}, got {parts}",
+                            limit=MAX_PARTS_LIMIT, parts=max_parts)
         after["max_parts"] = int(max_parts)
     with store.tx():
         store.db.execute(

@@ -304,8 +304,8 @@ class BackendMixin:
     def refusal_record(self, account_id: str, kind: str, channel: str, by: str,
                        phone: str = "", note: str = "") -> dict:
         if channel not in ("desk", "card"):
-            raise UserError(f"channel {channel!r}: a person records a refusal on the desk or "
-                            "the debtor's card")
+            raise UserError("channel {channel}: a person records a refusal on the desk or "
+                            "the debtor's card", channel=repr(channel))
         pk, person = self._person(account_id)
         rid = refusals_mod.record(self.store, kind=kind, channel=channel, by=by,
                                   person_key=person, account_pk=pk, phone=phone or None,
@@ -329,10 +329,11 @@ class BackendMixin:
         rows = self.store.db.execute("SELECT id, person_key FROM accounts WHERE account_id=? "
                                      "ORDER BY id", (account_id,)).fetchall()
         if not rows:
-            raise UserError(f"no account {account_id!r}")
+            raise UserError("no account {account}", account=repr(account_id))
         if len({r["person_key"] for r in rows}) > 1:
-            raise UserError(f"account {account_id!r} is in several campaigns under different "
-                            "people; record the refusal from the call or the campaign's card")
+            raise UserError("account {account} is in several campaigns under different "
+                            "people; record it from the call or the campaign's card",
+                            account=repr(account_id))
         return rows[0]["id"], rows[0]["person_key"]
 
     def compliance_evidence(self, account_id: str) -> dict:
@@ -344,18 +345,20 @@ class BackendMixin:
     def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
         unknown = set(changes) - {"creditor_name", "contact_phone", "max_parts", "template"}
         if unknown:
-            raise UserError(f"unknown SMS setting(s): {', '.join(sorted(unknown))}")
+            raise UserError("unknown SMS setting(s): {names}", names=", ".join(sorted(unknown)))
         template = changes.get("template")
         if template is not None:
             rule, text = str(template.get("rule", "")), str(template.get("text", ""))
             if rule not in SMS_RULES:
-                raise UserError(f"SMS rule {rule!r}: one of {', '.join(SMS_RULES)}")
+                raise UserError("SMS rule {rule}: one of {rules}", rule=repr(rule),
+                                rules=", ".join(SMS_RULES))
             template = (rule, text)
         parts = changes.get("max_parts")
         try:
             parts = int(parts) if parts not in (None, "") else None
         except (TypeError, ValueError):
-            raise UserError(f"SMS parts per message: a whole number, got {parts!r}") from None
+            raise UserError("SMS parts per message: a whole number, got {parts}",
+                            parts=repr(parts)) from None
         return sms_templates.save(self.store, self.store.campaign(campaign), by=by,
                                   source="web", template=template,
                                   creditor_name=changes.get("creditor_name"),
