@@ -19,7 +19,8 @@ DISPOSITIONS = ("rpc", "promise", "callback", "refusal", "dispute", "third_party
 CAMPAIGN_ACTIONS = ("start", "pause")
 # What a call list's column can be (controller.importer.FIELDS); the import needs a phone.
 CALLLIST_FIELDS = ("account_id", "debtor_name", "debt_amount", "currency", "dpd", "due_date",
-                   "region", "tz", "creditor", "product", "phone", "phone_mobile", "phone_home",
+                   "region", "tz", "creditor", "product", "birth_date", "refusal_date",
+                   "phone", "phone_mobile", "phone_home",
                    "phone_work", "phone_third_party", "phone_type", "custom", "ignore")
 CALLLIST_REQUIRED = ("phone",)
 KPI_BY = ("campaign", "segment", "operator", "line", "day")

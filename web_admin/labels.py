@@ -143,6 +143,8 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "tz": NP_("list field", "Time zone"),
         "creditor": NP_("list field", "Creditor"),
         "product": NP_("list field", "Product"),
+        "birth_date": NP_("list field", "Date of birth"),
+        "refusal_date": NP_("list field", "Refused interaction on"),
         "phone": NP_("list field", "Phone"),
         "phone_mobile": NP_("list field", "Mobile phone"),
         "phone_home": NP_("list field", "Home phone"),
