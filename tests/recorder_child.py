@@ -43,7 +43,8 @@ async def main(data: Path, n: int) -> None:
             pos.push(b[k % len(b)])
         k += 1
         if k % 5 == 0:
-            print(json.dumps({cid: rec.active[cid].frames for cid, *_ in calls}), flush=True)
+            print(json.dumps({"frames": {cid: rec.active[cid].frames for cid, *_ in calls},
+                              "worker": rec.worker_pid}), flush=True)
         await clock.sleep(0.02)
 
 

@@ -2,23 +2,23 @@
 
 The recorder taps a line leg of the media plane. Every tick gives one stereo frame: left is what
 the debtor said, right is what the box sent the debtor (the operator, a supervisor's barge, the
-recording notice, the abandon message). Frames are batched (60 ms) and handed to ONE writer
-thread, which encodes them with libopus (through PyAV) and writes Ogg pages to disk as they fill,
-so the event loop never waits for the encoder or the disk.
+recording notice, the abandon message). Frames are batched (60 ms) and written, once per tick for
+all recordings, to ONE writer process (firmware/media/recorder_worker.py), which encodes them
+with libopus (through PyAV) and writes Ogg pages to disk as they fill: the event loop never waits
+for the encoder or the disk, nor shares its GIL with them.
 
-A ``kill -9`` or a power cut leaves a file that plays up to about half a second before it: the
-Ogg muxer writes a page every ``page_s`` (it keeps the last one back), each page goes straight to
-the file (unbuffered), and the file is fsynced every ``fsync_s``. When a recording ends the file is
-closed, fsynced, measured and checksummed (SHA-256) in the thread, and the result comes back to
-the loop through the future ``stop`` returned.
+``kill -9`` of the box leaves every file complete (the worker sees the pipe close and finishes
+them); a power cut, or killing both, leaves files that play up to about half a second before it:
+the Ogg muxer writes a page every ``page_s`` (keeping the last one back), each page goes straight
+to the file (unbuffered), and the file is fsynced every ``fsync_s``. When a recording ends the
+worker closes, fsyncs and checksums (SHA-256) the file, and the result comes back through the
+future ``stop`` returned.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
-import queue
-import threading
+import json
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +28,8 @@ import structlog
 
 from firmware.clock import Clock
 from firmware.media.plane import FRAME_S, MediaPlane
+from firmware.media.recorder_worker import HEADER
+from firmware.media.recorder_worker import file_sha256 as _sha256
 
 log = structlog.get_logger(__name__)
 
@@ -57,16 +59,10 @@ class _Rec:
     line: str
     path: Path
     started_at: float
+    seq: int = 0  # the worker's number for it
     frames: int = 0  # ticks recorded
     pending: list = field(default_factory=list)
     untap: Callable[[], None] | None = None
-    # writer thread's state
-    container: object = None
-    stream: object = None
-    file: object = None
-    pts: int = 0
-    synced_at: float = 0.0
-    error: str = ""
 
 
 def _safe(name: str) -> str:
@@ -87,19 +83,17 @@ def probe_duration(path: Path) -> float:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return _sha256(str(path))
 
 
 class Recorder:
-    """Every active recording of the box, and the one thread that encodes and writes them."""
+    """Every active recording of the box; the encoding and writing happen in one worker process
+    (firmware/media/recorder_worker.py), fed through a pipe once per tick."""
 
     def __init__(self, plane: MediaPlane, directory: Path, clock: Clock, *,
                  bitrate: int = 24000, complexity: int = 0, batch_frames: int = 3,
-                 page_s: float = 0.25, fsync_s: float = 5.0) -> None:
+                 page_s: float = 0.25, fsync_s: float = 5.0,
+                 max_backlog_bytes: int = 8 << 20) -> None:
         self.plane = plane
         self.directory = Path(directory)
         self.clock = clock
@@ -108,25 +102,49 @@ class Recorder:
         self.batch_frames = batch_frames
         self.page_s = page_s
         self.fsync_s = fsync_s
+        self.max_backlog_bytes = max_backlog_bytes
         self.active: dict[str, _Rec] = {}
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.failed = 0  # recordings that could not be written (disk full, I/O error)
+        self.dropped_bytes = 0  # audio the worker could not take in time (it was stalled)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task | None = None
+        self._starting: asyncio.Task | None = None
+        self._out: list[tuple[bytes, bytes]] = []  # (op, record) for the worker, once per tick
+        self._flush_scheduled = False
+        self._seq = 0
+        self._closing: dict[int, tuple[_Rec, asyncio.Future]] = {}
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def launch(self) -> None:
+        """Start the writer process (the first recording does it too, when needed)."""
+        if self._proc is not None and self._proc.returncode is None:
+            return
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "firmware.media.recorder_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        self._reader = asyncio.get_running_loop().create_task(self._answers(self._proc))
 
     # --- the loop's side -----------------------------------------------------------------
     def start(self, call_id: str, line: str) -> Path:
         """Start recording the call on ``line`` (a line leg of the plane) from this tick on."""
         if call_id in self.active:
             return self.active[call_id].path
-        self._ensure_thread()
+        if self._proc is None and self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(self.launch())
         wall = self.clock.wall()
         day = datetime.fromtimestamp(wall, timezone.utc)
-        path = (self.directory / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+        path = (self.directory.resolve() / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
                 / f"{_safe(call_id)}{SUFFIX}")
-        rec = _Rec(call_id, line, path, wall)
+        self._seq += 1
+        rec = _Rec(call_id, line, path, wall, seq=self._seq)
         self.active[call_id] = rec
-        self._q.put(("open", rec, None))
+        self._send(b"O", rec.seq, json.dumps({
+            "path": str(path), "title": call_id, "bitrate": self.bitrate,
+            "complexity": self.complexity, "page_s": self.page_s,
+            "fsync_s": self.fsync_s}).encode())
         rec.untap = self.plane.tap(line, lambda st, rec=rec: self._frame(rec, st))
         log.info("recording_started", line=line, call_id=call_id)
         return path
@@ -135,8 +153,35 @@ class Recorder:
         rec.frames += 1
         rec.pending.append(stereo)
         if len(rec.pending) >= self.batch_frames:
-            self._q.put(("data", rec, b"".join(rec.pending)))
+            self._send(b"D", rec.seq, b"".join(rec.pending))
             rec.pending = []
+
+    def _send(self, op: bytes, seq: int, payload: bytes = b"") -> None:
+        self._out.append((op, HEADER.pack(op, seq, len(payload)) + payload))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            if self._starting is not None and not self._starting.done():
+                asyncio.get_running_loop().call_later(0.02, self._flush)  # worker starting
+                self._flush_scheduled = True
+            return
+        records, self._out = self._out, []
+        transport = proc.stdin.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self.max_backlog_bytes:
+            # The worker is stalled: audio is dropped rather than memory growing without bound;
+            # opening and closing still go through.
+            lost = sum(len(r) for op, r in records if op == b"D")
+            self.dropped_bytes += lost
+            log.error("recorder_backlog_dropped", bytes=lost)
+            records = [(op, r) for op, r in records if op != b"D"]
+        proc.stdin.write(b"".join(r for _op, r in records))
 
     def stop(self, call_id: str) -> asyncio.Future:
         """Stop recording; the future resolves with the :class:`RecordingResult` once the file
@@ -149,119 +194,63 @@ class Recorder:
         if rec.untap is not None:
             rec.untap()
         if rec.pending:
-            self._q.put(("data", rec, b"".join(rec.pending)))
+            self._send(b"D", rec.seq, b"".join(rec.pending))
             rec.pending = []
-        self._q.put(("close", rec, fut))
+        self._closing[rec.seq] = (rec, fut)
+        self._send(b"C", rec.seq)
         return fut
 
     async def close(self) -> list[RecordingResult]:
-        """Finish every recording (the box is stopping) and stop the writer thread."""
+        """Finish every recording (the box is stopping) and stop the writer process."""
         futs = [self.stop(cid) for cid in list(self.active)]
-        results = [r for r in await asyncio.gather(*futs) if r is not None]
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._q.put(("quit", None, None))
-            await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
+        if self._starting is not None:
+            await asyncio.gather(self._starting, return_exceptions=True)
+        results = []
+        if futs:
+            done, _ = await asyncio.wait(futs, timeout=30)
+            results = [f.result() for f in done if f.result() is not None]
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self._flush()
+            if proc.stdin is not None and not proc.stdin.transport.is_closing():
+                proc.stdin.write(HEADER.pack(b"Q", 0, 0))
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        for rec, fut in self._closing.values():
+            if not fut.done():
+                fut.set_result(self._result(rec, None, "the recorder stopped before the file "
+                                                      "was closed"))
+        self._closing.clear()
         return results
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._loop = asyncio.get_running_loop()
-            self._thread = threading.Thread(target=self._work, name="dialbox-recorder",
-                                            daemon=True)
-            self._thread.start()
-
-    # --- the writer thread ---------------------------------------------------------------
-    def _work(self) -> None:
+    async def _answers(self, proc: asyncio.subprocess.Process) -> None:
         while True:
-            op, rec, arg = self._q.get()
-            if op == "quit":
-                return
-            try:
-                if op == "open":
-                    self._open(rec)
-                elif op == "data":
-                    self._write(rec, arg)
-                elif op == "close":
-                    result = self._close(rec)
-                    self._loop.call_soon_threadsafe(_resolve, arg, result)
-            except Exception as exc:  # never let one recording stop the others
-                log.exception("recording_write_failed", call_id=rec.call_id if rec else None)
-                if rec is not None and not rec.error:
-                    rec.error = f"{type(exc).__name__}: {exc}"
-                if op == "close":
-                    self._loop.call_soon_threadsafe(_resolve, arg, self._result(rec))
+            line = await proc.stdout.readline()
+            if not line:
+                break
+            msg = json.loads(line)
+            rec, fut = self._closing.pop(msg["rec"], (None, None))
+            if rec is None:
+                continue
+            if msg["error"]:
+                self.failed += 1
+            if not fut.done():
+                fut.set_result(self._result(rec, msg["sha256"], msg["error"], msg["bytes"]))
+        if self._proc is proc:  # the worker died under us: recordings from now on restart it
+            log.error("recorder_worker_exited", code=proc.returncode)
+            self._proc = None
+            self._starting = None
 
-    def _open(self, rec: _Rec) -> None:
-        import av
-        try:
-            rec.path.parent.mkdir(parents=True, exist_ok=True)
-            rec.file = open(rec.path, "wb", buffering=0)  # each Ogg page straight to the file
-            rec.container = av.open(rec.file, "w", format="ogg", container_options={
-                "page_duration": str(int(self.page_s * 1e6)), "flush_packets": "1"})
-            st = rec.container.add_stream("libopus", rate=RATE, layout="stereo", options={
-                "application": "voip", "frame_duration": "60",
-                "compression_level": str(self.complexity)})
-            st.bit_rate = self.bitrate
-            st.codec_context.format = "s16"
-            rec.stream = st
-            rec.container.metadata["title"] = rec.call_id
-            rec.synced_at = self.clock.now()
-        except (OSError, av.FFmpegError) as exc:
-            rec.error = f"cannot write {rec.path.name}: {exc}"
-            self.failed += 1
-            log.error("recording_open_failed", call_id=rec.call_id, error=str(exc))
-            self._drop(rec)
-
-    def _write(self, rec: _Rec, data: bytes) -> None:
-        if rec.container is None:
-            return
-        import av
-        n = len(data) // 4
-        frame = av.AudioFrame(format="s16", layout="stereo", samples=n)
-        frame.sample_rate = RATE
-        frame.planes[0].update(data)
-        frame.pts = rec.pts
-        rec.pts += n
-        try:
-            for packet in rec.stream.encode(frame):
-                rec.container.mux(packet)
-            if self.fsync_s and self.clock.now() - rec.synced_at >= self.fsync_s:
-                os.fsync(rec.file.fileno())
-                rec.synced_at = self.clock.now()
-        except (OSError, av.FFmpegError) as exc:  # disk full: keep what is written, stop here
-            rec.error = f"writing stopped: {exc}"
-            self.failed += 1
-            log.error("recording_write_stopped", call_id=rec.call_id, error=str(exc))
-            self._drop(rec)
-
-    def _close(self, rec: _Rec) -> RecordingResult:
-        if rec.container is not None:
-            for packet in rec.stream.encode(None):
-                rec.container.mux(packet)
-            rec.container.close()
-            os.fsync(rec.file.fileno())
-            rec.file.close()
-            rec.container = rec.file = None
-            return self._result(rec, sha=file_sha256(rec.path))
-        return self._result(rec)
-
-    def _drop(self, rec: _Rec) -> None:
-        for obj in (rec.container, rec.file):
-            try:
-                if obj is not None:
-                    obj.close()
-            except Exception:  # already failing: keep the first error
-                pass
-        rec.container = rec.file = None
-
-    def _result(self, rec: _Rec, sha: str | None = None) -> RecordingResult:
-        size = rec.path.stat().st_size if rec.path.exists() else 0
+    def _result(self, rec: _Rec, sha: str | None, error: str = "",
+                size: int = 0) -> RecordingResult:
         return RecordingResult(rec.call_id, rec.line, rec.path, rec.started_at,
                                round(rec.frames * FRAME_S, 3), len(CHANNELS),
-                               sha if not rec.error else None, size, rec.error)
+                               sha if not error else None, size, error)
 
 
-def _resolve(fut: asyncio.Future, result) -> None:
-    if not fut.done():
-        fut.set_result(result)
