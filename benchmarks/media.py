@@ -4,9 +4,9 @@
 GSM ports) for ``--seconds`` (default 60) on the wall clock: every call is a line leg and an
 operator position connected full duplex, each fed one 20 ms frame per tick by simulated hardware
 (a different tone per leg), each output written to a sink, each call recorded in two channels
-(Ogg/Opus through PyAV, the recorder's writer thread) into a temporary directory. It measures
-process CPU seconds per wall second (all threads: the plane, the recorder's encoder) and frames
-delivered more than 20 ms late. The other implementation runs the same in a child process
+(Ogg/Opus through PyAV, in the recorder's worker process) into a temporary directory. It
+measures CPU seconds per wall second of the box's process and its recorder worker together
+(``cpu_cores``; each apart too) and frames delivered more than 20 ms late. The other implementation runs the same in a child process
 (``DIALBOX_NO_EXTENSIONS=1`` selects the twin at import); the last line printed is one JSON
 object: ``calls``, ``cpu_cores``, ``late_frames``, ``implementation``, ``other`` (the same for
 the other implementation) and ``ratio`` (the twin's CPU over the compiled core's).
@@ -27,6 +27,17 @@ import time
 from pathlib import Path
 
 RATE = 8000
+
+
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of another process of ours, from /proc (Linux)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _tone(hz: float) -> list[bytes]:
@@ -74,21 +85,25 @@ async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict
             await clock.sleep(due - clock.now())
 
     feeder = asyncio.get_running_loop().create_task(hardware())
-    await clock.sleep(1.0)  # settle: buffers primed, recorder thread running
+    await clock.sleep(2.0)  # settle: buffers primed, the recorder's worker process running
+    worker = recorder.worker_pid if recorder is not None else None
     late0, ticks0 = plane.late_frames, plane.ticks
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wcpu0, wall0 = time.process_time(), _proc_cpu(worker), time.perf_counter()
     await clock.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    wcpu = _proc_cpu(worker) - wcpu0
     late, ticks = plane.late_frames - late0, plane.ticks - ticks0
     feeder.cancel()
     await asyncio.gather(feeder, return_exceptions=True)
     results = await recorder.close() if recorder is not None else []
     await plane.stop()
     return {"implementation": plane.implementation, "calls": calls,
-            "cpu_cores": round(cpu / wall, 3), "late_frames": late, "ticks": ticks,
+            "cpu_cores": round((cpu + wcpu) / wall, 3), "late_frames": late, "ticks": ticks,
+            "plane_cpu_cores": round(cpu / wall, 3), "recorder_cpu_cores": round(wcpu / wall, 3),
             "max_lateness_ms": round(plane.max_lateness_s * 1000, 1),
             "seconds": round(wall, 1), "recording": record,
             "recorded_ok": sum(1 for r in results if r.sha256 and not r.error),
+            "recorder_dropped_bytes": recorder.dropped_bytes if recorder is not None else 0,
             "frames_out": written[0]}
 
 

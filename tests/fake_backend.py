@@ -63,7 +63,8 @@ class FakeBackend:
     def health(self):
         up = sum(1 for ln in self.lines if ln["in_service"])
         return {"status": "ok" if up == len(self.lines) else "degraded",
-                "lines": {"total": len(self.lines), "in_service": up}}
+                "lines": {"total": len(self.lines), "in_service": up},
+                "warnings": list(getattr(self, "warnings", []))}
 
     def status(self):
         return {"lines": [dict(ln) for ln in self.lines],

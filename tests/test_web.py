@@ -747,3 +747,15 @@ async def test_everyone_changes_their_own_password(client, store):
     assert r.status == 200 and "Ваш пароль изменён" in await r.text()
     assert users.verify(store, "olga", "another password") is not None
     assert (await client.get("/desk")).status == 200  # this session stays
+
+
+async def test_dashboard_warns_when_the_recordings_disk_runs_low(client, store, fake):
+    as_role(client, store, "supervisor")
+    fake.warnings = [{"code": "recordings_disk_full", "free_mb": 300.4, "limit_mb": 512}]
+    page = await (await client.get("/")).text()
+    assert 'data-warning="recordings_disk_full"' in page
+    assert "Диск для записей заполнен: автоматический обзвон приостановлен" in page and "300 МБ" in page
+    page = await (await client.get("/?lang=en")).text()
+    assert "The recordings disk is full" in page and "300 MB" in page
+    fake.warnings = []
+    assert "data-warning" not in await (await client.get("/")).text()

@@ -42,7 +42,8 @@ class Backend(Protocol):
 
     # --- everyone ------------------------------------------------------------------------------
     def health(self) -> dict:
-        """{"status": ok|degraded|down, "lines": {"total", "in_service"}, ...}; public."""
+        """{"status": ok|degraded|down, "lines": {"total", "in_service"}, "warnings": [{"code",
+        "free_mb", "limit_mb"}] (code: recordings_disk_low|recordings_disk_full), ...}; public."""
 
     def status(self) -> dict:
         """{"lines": [{"name","kind","state","in_service","reason","signal_dbm","operator"}],

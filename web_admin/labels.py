@@ -186,6 +186,11 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "predictive": NP_("dialing mode", "predictive"),
         "blended": NP_("dialing mode", "blended"),
     },
+    "warn": {
+        "recordings_disk_low": NP_("warning", "Little disk space left for recordings"),
+        "recordings_disk_full": NP_("warning", "The recordings disk is full: automatic "
+                                               "dialing is paused until space is freed"),
+    },
     "cs": {
         "running": NP_("campaign state", "dialing"),
         "paused": NP_("campaign state", "paused"),

@@ -41,6 +41,13 @@
     state.textContent = label("cs", status.campaign.running ? "running" : "paused");
     state.className = "badge " + (status.campaign.running ? "ok" : "muted");
     document.getElementById("campaign-name").textContent = status.campaign.name;
+    document.getElementById("warnings").replaceChildren(...(status.health.warnings || []).map((w) => {
+      const p = document.createElement("p");
+      p.className = "error banner";
+      p.dataset.warning = w.code;
+      p.textContent = label("warn", w.code) + " (" + Math.floor(w.free_mb) + " " + _("MB") + ")";
+      return p;
+    }));
     document.getElementById("health").textContent =
       status.health.lines.in_service + "/" + status.health.lines.total;
     document.getElementById("lines").replaceChildren(...status.lines.map(lineTile));
