@@ -3,7 +3,8 @@
 ``python -m benchmarks.media --json`` holds ``--calls`` calls (default 150: four E1 spans and 30
 GSM ports) for ``--seconds`` (default 60) on the wall clock: every call is a line leg and an
 operator position connected full duplex, each fed one 20 ms frame per tick by simulated hardware
-(a different tone per leg), each output written to a sink, each call recorded in two channels
+(a different tone per leg; E1 B-channels carry A-law, decoded on the way in and encoded on the
+way out, GSM ports s16 PCM), each output written to a sink, each call recorded in two channels
 (Ogg/Opus through PyAV, in the recorder's worker process) into a temporary directory. It
 measures CPU seconds per wall second of the box's process and its recorder worker together
 (``cpu_cores``; each apart too) and frames delivered more than 20 ms late. The other implementation runs the same in a child process
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 RATE = 8000
+E1_CALLS = 120  # four E1 spans of 30 B-channels; the rest of the calls are on GSM ports
 
 
 def _proc_cpu(pid: int | None) -> float:
@@ -51,6 +53,7 @@ async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict
     from firmware.clock import Clock
     from firmware.media.plane import MediaPlane
     from firmware.media.recorder import Recorder
+    from cext.media import alaw_decode, alaw_encode
 
     clock = Clock()
     plane = MediaPlane(clock, capacity=2 * calls + 8)
@@ -60,26 +63,34 @@ async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict
     def sink(frame: bytes) -> None:  # a driver's writer: one frame out per tick
         written[0] += 1
 
-    legs = []
+    def e1_sink(frame: bytes) -> None:  # a B-channel carries A-law: encode what is sent
+        alaw_encode(frame)
+        written[0] += 1
+
+    legs = []  # (leg, its voice as 50 frames, A-law?)
     voices = [_tone(300 + 50 * (i % 60)) for i in range(60)]
+    alaw_voices = [[alaw_encode(f) for f in v] for v in voices]
     for i in range(calls):
-        line = plane.add_leg(f"e1s{i // 30}b{i % 30 + 1}", "line")
+        e1 = i < E1_CALLS  # four E1 spans first (A-law B-channels), then GSM ports (s16 PCM)
+        name = f"e1s{i // 30}b{i % 30 + 1}" if e1 else f"gsm{i - E1_CALLS}"
+        line = plane.add_leg(name, "line")
         pos = plane.add_leg(f"pos{i + 1}", "position")
-        line.on_output(sink)
+        line.on_output(e1_sink if e1 else sink)
         pos.on_output(sink)
         plane.connect(line, pos)
         if recorder is not None:
             recorder.start(f"bench-{i}", line.name)
-        legs.append((line, voices[(2 * i) % 60]))
-        legs.append((pos, voices[(2 * i + 1) % 60]))
+        legs.append((line, (alaw_voices if e1 else voices)[(2 * i) % 60], e1))
+        legs.append((pos, voices[(2 * i + 1) % 60], False))
     await plane.start()
 
     async def hardware() -> None:  # simulated audio ports: a frame per leg every 20 ms
         k = 0
         due = clock.now()
         while True:
-            for leg, voice in legs:
-                leg.push(voice[k % 50])
+            for leg, voice, alaw in legs:
+                frame = voice[k % 50]
+                leg.push(alaw_decode(frame) if alaw else frame)
             k += 1
             due += 0.02
             await clock.sleep(due - clock.now())
