@@ -325,3 +325,82 @@ async def test_technician_test_call_and_block(open_page, served):
     await page.locator('tr[data-line="gsm0"] button[value=block]').click()
     await expect(page.locator('tr[data-line="gsm0"] button[value=unblock]')).to_be_visible()
     assert fake.lines[0]["state"] == "blocked"
+
+
+async def test_the_russian_pages_say_every_error_in_russian(open_page, served, tmp_path):
+    """Each error path a person meets, on the Russian pages: the message is the catalogue's
+    Russian, never an English message, an internal key or a server path."""
+    from babel.messages.pofile import read_po
+
+    from web_admin import i18n
+    with i18n.po_path("ru").open("rb") as f:
+        english = {m.id.split("{")[0].strip() for m in read_po(f, locale="ru")
+                   if isinstance(m.id, str)} - {""}
+    english = {e for e in english if len(e) > 12}  # the English wording of every message
+    base, fake = served
+    shown: list[str] = []
+
+    async def error_of(page, selector):
+        el = page.locator(selector)
+        await expect(el).to_be_visible()
+        shown.append(await el.inner_text())
+
+    page = await open_page("operator")  # the desk: a bad amount, a date in the past
+    await page.click("#ready-toggle")
+    fake.put_call("olga")
+    await expect(page.locator("#debtor-name")).to_be_visible(timeout=5000)
+    await page.get_by_role("button", name="Обещание оплаты").click()
+    form = page.locator("#fields-promise")
+    await form.locator("input[name=amount]").fill("пятнадцать")
+    await form.locator("input[name=date]").fill("2026-12-10")
+    await form.get_by_role("button", name="Сохранить").click()
+    await error_of(page, "#fields-promise .field-error")
+    await form.locator("input[name=amount]").fill("100")
+    await form.locator("input[name=date]").fill("2020-01-01")
+    await form.get_by_role("button", name="Сохранить").click()
+    await expect(form.locator(".field-error")).to_contain_text("прошла")
+    shown.append(await form.locator(".field-error").inner_text())
+    page = await open_page("supervisor")  # uploads, mapping, the do-not-call list
+    await page.goto(base + "/campaigns")
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"\x89PNG....")
+    await page.set_input_files("#upload-form input[type=file]", str(bad))
+    await page.click("#upload-form button[type=submit]")
+    await error_of(page, "#page-error")
+    notes = tmp_path / "notes.csv"
+    notes.write_text("just some text\n", encoding="utf-8")
+    await page.set_input_files("#upload-form input[type=file]", str(notes))
+    await page.click("#upload-form button[type=submit]")
+    await error_of(page, "#page-error")
+    lst = tmp_path / "list.csv"
+    lst.write_text("ФИО;Мобила\nA;+79123456789\n", encoding="utf-8")
+    await page.set_input_files("#upload-form input[type=file]", str(lst))
+    await page.click("#upload-form button[type=submit]")
+    await page.click("#mapping-form button[type=submit]")
+    await error_of(page, "#page-error")
+    await page.goto(base + "/dnc")
+    await page.fill("#dnc-form input[name=number]", "12")
+    await page.fill("#dnc-form input[name=reason]", "просил")
+    await page.click("#dnc-form button[type=submit]")
+    await error_of(page, "#form-error")
+    page = await open_page("admin")  # users: a short password, the last admin
+    await page.goto(base + "/users")
+    await page.fill("#user-form input[name=username]", "petr")
+    await page.fill("#user-form input[name=password]", "0123456789")
+    await page.select_option("#user-form select[name=role]", "operator")
+    await page.evaluate("document.querySelector('#user-form input[name=username]').value='x'")
+    await page.click("#user-form button[type=submit]")
+    await error_of(page, "#form-error")
+    await page.locator('tr[data-user="root"] button.user-disable').click()
+    await error_of(page, "#form-error")
+    await page.goto(base + "/account")
+    await page.fill("input[name=old]", "not my password")
+    await page.fill("input[name=new]", "0123456789ab")
+    await page.fill("input[name=again]", "0123456789ab")
+    await page.click("#password-form button[type=submit]")
+    await error_of(page, "#form-error")
+    assert len(shown) == 9
+    for text in shown:
+        assert re.search("[а-яё]", text, re.I), text
+        assert not any(e in text for e in english), text
+        assert "/tmp" not in text and "--mapping" not in text and "Traceback" not in text
