@@ -86,6 +86,7 @@ setup(
         "av>=12",  # PyAV: Opus recordings, prompt upload conversion (FFmpeg libraries in the wheel)
         "cryptography>=42",  # the box's own CA and server certificate for HTTPS
         "aiortc>=1.9",  # the operator's headset over WebRTC (aioice, ifaddr, pylibsrtp)
+        "ifaddr>=0.2",  # the box's own addresses, shown on the settings page
     ],
     extras_require={
         "test": [

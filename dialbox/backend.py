@@ -456,6 +456,20 @@ class BackendMixin:
         return False
 
     # --- admin ------------------------------------------------------------------------------
+    def settings_view(self) -> dict:
+        import ifaddr
+        s = self.settings
+        addresses = sorted({ip.ip for a in ifaddr.get_adapters() for ip in a.ips
+                            if isinstance(ip.ip, str)})
+        zone = getattr(s, "time_zone", None) or _system_zone()
+        backup = getattr(s, "backup", None)
+        return {"time_zone": zone, "addresses": addresses,
+                "retention_days": round(s.recording_retention_days),
+                "disk_warn_free_mb": s.disk_warn_free_mb, "disk_stop_free_mb": s.disk_stop_free_mb,
+                "backup": backup if isinstance(backup, dict) else None,
+                "languages": ["ru", "en"], "default_language": "ru",
+                "https": bool(getattr(s, "https", None))}
+
     def users(self) -> list[dict]:
         return [dict(r) for r in self.store.db.execute(
             "SELECT username, role, disabled, created_at FROM users ORDER BY username")]
@@ -469,3 +483,17 @@ class BackendMixin:
     def user_password(self, username: str, password: str) -> None:
         users_mod.set_password(self.store, username, password)
 
+
+def _system_zone() -> str:
+    """The zone the machine's clock is set to (the shop's), as an IANA name when known."""
+    import os
+    link = Path("/etc/localtime")
+    if os.environ.get("TZ"):
+        return os.environ["TZ"]
+    try:
+        target = str(link.resolve())
+        if "zoneinfo/" in target:
+            return target.split("zoneinfo/", 1)[1]
+    except OSError:
+        pass
+    return "UTC"

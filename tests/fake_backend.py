@@ -391,6 +391,12 @@ class FakeBackend:
         return True
 
     # --- admin ----------------------------------------------------------------------------------
+    def settings_view(self):
+        return {"time_zone": "Europe/Moscow", "addresses": ["127.0.0.1", "192.168.1.20"],
+                "retention_days": 1096, "disk_warn_free_mb": 2048, "disk_stop_free_mb": 512,
+                "backup": None, "languages": ["ru", "en"], "default_language": "ru",
+                "https": False}
+
     def users(self):
         rows = self.store.db.execute("SELECT username, role, disabled, created_at FROM users "
                                      "ORDER BY username").fetchall()

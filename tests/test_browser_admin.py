@@ -141,3 +141,25 @@ async def test_a_profile_edited_with_a_mistake_shows_it_beside_the_line(open_pag
     await page.goto(base + "/hardware")
     row = page.locator("#profiles tr", has=page.locator('a[href="/hardware/profiles/sim800"]'))
     await expect(row).to_contain_text("копия")
+
+
+async def test_settings_show_what_the_box_runs_with(open_page, served):
+    base, fake = served
+    page = await open_page("admin")
+    await page.goto(base + "/settings")
+    box = page.locator("#settings")
+    await expect(box).to_contain_text("Europe/Moscow")
+    await expect(box).to_contain_text("192.168.1.20")
+    await expect(box).to_contain_text("1096 дн")
+    await page.screenshot(path=str(_shots() / "settings.png"))
+
+
+def test_the_appliance_reports_its_real_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from dialbox.appliance import Settings
+    from dialbox.backend import BackendMixin
+    box = SimpleNamespace(settings=Settings(data=tmp_path, recording_retention_days=30.2))
+    view = BackendMixin.settings_view(box)
+    assert "127.0.0.1" in view["addresses"] and view["retention_days"] == 30
+    assert view["time_zone"] and "/" in view["time_zone"] or view["time_zone"] == "UTC"

@@ -12,7 +12,8 @@ from aiohttp import web
 from controller import users
 from firmware.errors import UserError
 from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hardware, https,
-                       line_tests, lines, login, reports_page, sessions, supervisor)
+                       line_tests, lines, login, reports_page, sessions, settings_page,
+                       supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -58,6 +59,7 @@ ROUTES = (
     ("GET", "/hardware", hardware.page, "hardware", TECH),
     ("GET", "/hardware/profiles/{name}", hardware.profile, "hardware_profile", TECH),
     ("POST", "/hardware/profiles/{name}", hardware.save, "hardware_profile_save", TECH),
+    ("GET", "/settings", settings_page.page, "settings", ADMIN),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
     ("POST", "/users/disable", admin.disable, "user_disable", ADMIN),

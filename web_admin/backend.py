@@ -187,6 +187,11 @@ class Backend(Protocol):
         devices; False when it takes effect at the next start."""
 
     # --- admin -----------------------------------------------------------------------------------
+    def settings_view(self) -> dict:
+        """What /settings shows: {"time_zone", "addresses": [str], "retention_days",
+        "disk_warn_free_mb", "disk_stop_free_mb", "backup": {"nightly": bool, "dir"} | None,
+        "languages": [str], "default_language", "https": bool}."""
+
     def users(self) -> list[dict]:
         """[{"username","role","disabled","created_at"}]."""
 

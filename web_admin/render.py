@@ -34,7 +34,8 @@ NAV = (("dashboard", "/", N_("Dashboard")), ("desk", "/desk", N_("Agent desk")),
        ("dnc", "/dnc", N_("Do-not-call")), ("debtors", "/debtors", N_("Debtors")),
        ("reports", "/reports", N_("Reports")), ("audit", "/audit", N_("Audit")),
        ("lines", "/lines", N_("Lines")), ("hardware", "/hardware", N_("Hardware")), ("users", "/users", N_("Users")),
-       ("sessions", "/sessions", N_("Sessions")), ("tls", "/tls", N_("Certificate")))
+       ("sessions", "/sessions", N_("Sessions")),
+       ("settings", "/settings", N_("Settings")), ("tls", "/tls", N_("Certificate")))
 HOME = {"admin": "/", "supervisor": "/", "operator": "/desk", "technician": "/lines"}
 
 
