@@ -227,7 +227,8 @@ class SmsReminders:
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sms_id, item["key"], self.campaign_id, item["account_pk"], item["rule"], number,
                  line, text, state, detail, self.clock.wall(), self.clock.wall(),
-                 json.dumps(evidence, ensure_ascii=False) if evidence else None))
+                 json.dumps(evidence, ensure_ascii=False, separators=(",", ":"))
+                 if evidence else None))
         log.info("sms_decided", sms_id=sms_id, rule=item["rule"], state=state, line=line)
         return sms_id
 

@@ -1130,7 +1130,9 @@ class AccountWriter:
 
 
 def _json(value: dict | None) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    # compact: one of these is kept with every attempt and decision
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True,
+                                                 separators=(",", ":"))
 
 
 _PERSON_AT, _BORN_AT = ACCOUNT_FIELDS.index("person_key"), ACCOUNT_FIELDS.index("birth_date")

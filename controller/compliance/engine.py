@@ -206,9 +206,11 @@ def _counters(rules: ChannelRules, zones: tuple[str, ...], at: datetime,
 
 def _counter(lim: CountLimit, scope: str, lo: datetime, hi: datetime, n: int,
              where: str | None) -> dict:
-    return {"limit": lim.code, "window": lim.window_name(), "scope": scope, "counts": lim.counts,
-            "from": lo.isoformat(), "to": hi.isoformat(), "count": n, "maximum": lim.maximum,
-            "zone": where}
+    out = {"limit": lim.code, "window": lim.window_name(), "scope": scope, "from": lo.isoformat(),
+           "to": hi.isoformat(), "count": n, "maximum": lim.maximum}
+    if where is not None:  # a calendar window is the debtor's local one
+        out["zone"] = where
+    return out
 
 
 def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime,
