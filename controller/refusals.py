@@ -92,8 +92,9 @@ def add_exception(store, refusal_id: int, *, kind: str, reference: str, by: str,
 def for_contact(store, person_key: str | None, phone: str | None) -> list[Refusal]:
     """The refusals that bear on contacting ``person_key`` on ``phone``, for the engine."""
     rows = store.db.execute(
-        "SELECT * FROM refusals WHERE (kind='debtor' AND person_key=?) OR "
-        "(kind='third_party' AND e164=?) ORDER BY at", (person_key or "", phone or "")).fetchall()
+        "SELECT * FROM refusals WHERE kind='debtor' AND person_key=? UNION ALL "
+        "SELECT * FROM refusals WHERE kind='third_party' AND e164=? ORDER BY at",
+        (person_key or "", phone or "")).fetchall()
     return [_refusal(store, r) for r in rows]
 
 
