@@ -144,7 +144,10 @@ class SmsReminders:
         sent = 0
         conf = sms_templates.settings(self.store, self.campaign_id)
         templates = dict(self.templates, **conf["templates"])
-        for item in self.due(now):
+        due = self.due(now)
+        keys = {item["key"] for item in due}  # holds of messages no longer due are forgotten
+        self._held = {k: v for k, v in self._held.items() if k in keys}
+        for item in due:
             phone = self.store.db.execute(
                 "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
                 "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
