@@ -464,7 +464,9 @@ class BackendMixin:
         zone = getattr(s, "time_zone", None) or _system_zone()
         backup = getattr(s, "backup", None)
         return {"time_zone": zone, "addresses": addresses,
-                "retention_days": round(s.recording_retention_days),
+                # what the recorder applies: the campaigns' compliance profiles may want longer
+                "retention_days": round(getattr(getattr(self, "recording", None),
+                                                "retention_days", s.recording_retention_days)),
                 "disk_warn_free_mb": s.disk_warn_free_mb, "disk_stop_free_mb": s.disk_stop_free_mb,
                 "backup": backup if isinstance(backup, dict) else None,
                 "languages": ["ru", "en"], "default_language": "ru",
