@@ -13,7 +13,6 @@ from typing import Callable
 
 import structlog
 
-from controller import refusals
 from controller.importer import (PHONE_FIELDS, Table, field_of, map_columns, open_table,
                                  rows_of)
 from controller.phones import normalize_phone
@@ -300,6 +299,7 @@ def _record_refusals(store: Store, campaign_id: int, refused: dict[str, tuple[da
                      filename: str) -> int:
     """Refusals the creditor's file reports, in force from their date; a re-import of the
     same file records nothing twice."""
+    from controller import refusals  # the compliance engine loads phone geodata: on use
     new = 0
     for person, (day, account_id) in refused.items():
         at = refusals.day_start(day)

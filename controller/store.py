@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
-from controller import refusals
 from controller.persons import person_key
 from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Strategy, assign
 from controller.store_lists import ListsMixin
@@ -748,6 +747,7 @@ class Store(ListsMixin, OutcomesMixin):
 
     def refusals(self, debtor_id: str, phone: str | None) -> list:
         """The compliance engine's refusals bearing on this person and number."""
+        from controller import refusals  # the compliance engine loads phone geodata: on use
         return refusals.for_contact(self, debtor_id, phone)
 
     def set_compliance(self, campaign_id: int, profile: str) -> None:
