@@ -106,6 +106,11 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "complaint": NP_("decision reason", "complaint"),
         "dispute": NP_("decision reason", "dispute"),
         "refusal": NP_("decision reason", "refused interaction"),
+        "consent_withdrawn": NP_("decision reason", "third party withdrew consent"),
+        "holiday_hours": NP_("decision reason", "outside the hours of a day off"),
+        "regf_7in7": NP_("decision reason", "7 calls in 7 days on this debt"),
+        "regf_after_conversation": NP_("decision reason", "7 days after a conversation"),
+        "sms_sender": NP_("decision reason", "the SMS would not say who sends it, or is too long"),
         "allowed": NP_("decision reason", "allowed by the law"),
     },
     "audit": {
