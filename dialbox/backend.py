@@ -366,6 +366,7 @@ class BackendMixin:
 
     # --- technician -------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:
+        calls, sms = self._used_today()
         out = []
         for ln in self.lines.lines():
             d = {"name": ln.name, "kind": ln.kind, "state": ln.state,
@@ -374,8 +375,34 @@ class BackendMixin:
                       "balance", "span", "link"):
                 if k in ln.details:
                     d[k] = ln.details[k]
+            if ln.kind == "gsm":  # a SIM's day against the caps its operator tolerates
+                limits = self._limits_of(ln.name)
+                d.update(calls_today=calls.get(ln.name, 0), sms_today=sms.get(ln.name, 0),
+                         calls_cap=limits.get("calls_per_sim_per_day"),
+                         sms_cap=limits.get("sms_per_sim_per_day", 100))  # as the SMS pacer
             out.append(d)
         return out
+
+    def _used_today(self) -> tuple[dict, dict]:
+        """Calls placed and SMS sent per line since the start of today (the shop's day)."""
+        now = self.store.clock.wall()
+        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                                       microsecond=0).timestamp()
+        calls = dict(self.store.db.execute(
+            "SELECT line, COUNT(*) FROM attempts WHERE created_at >= ? AND state != 'line_fault' "
+            "GROUP BY line", (midnight,)).fetchall())
+        sms = dict(self.store.db.execute(
+            "SELECT line, COUNT(*) FROM sms_messages WHERE created_at >= ? AND line IS NOT NULL "
+            "AND state IN ('sent', 'delivered', 'failed') GROUP BY line", (midnight,)).fetchall())
+        return calls, sms
+
+    def _limits_of(self, line: str) -> dict:
+        try:
+            ch = self.lines.channels[self.lines._index(line)]
+        except (KeyError, IndexError, LineError):
+            return {}
+        profile = getattr(ch.driver, "profile", None)
+        return dict(getattr(profile, "limits", None) or {})
 
     async def line_action(self, line: str, action: str, **kw: Any) -> dict | None:
         try:

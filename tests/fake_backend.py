@@ -349,7 +349,8 @@ class FakeBackend:
                          imei="861234567890123", imsi="250021234567890" if ln["in_service"]
                          else None, iccid="8970102123456789012" if ln["in_service"] else None,
                          sim="ready" if ln["in_service"] else "absent",
-                         balance=self.balance if ln["in_service"] else None)
+                         balance=self.balance if ln["in_service"] else None,
+                         calls_today=12, calls_cap=200, sms_today=3, sms_cap=100)
             else:
                 d.update(span="span 1", link="up")
             out.append(d)

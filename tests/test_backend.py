@@ -63,6 +63,11 @@ async def test_technician_and_supervisor_views(app):
     lines = app.lines_detail()
     gsm = next(ln for ln in lines if ln["name"] == "gsm0")
     assert gsm["kind"] == "gsm" and "imei" in gsm
+    # a SIM's day against its profile's caps: what the store says it placed today
+    placed = app.store.db.execute("SELECT COUNT(*) FROM attempts WHERE line='gsm0' AND "
+                                  "state != 'line_fault'").fetchone()[0]
+    assert gsm["calls_today"] == placed and gsm["calls_cap"] == 250 and gsm["sms_cap"] == 100
+    assert all("calls_today" not in ln for ln in lines if ln["kind"] == "e1")
     await app.line_action("gsm0", "block")
     assert next(ln for ln in app.lines_detail() if ln["name"] == "gsm0")["state"] == "blocked"
     await app.line_action("gsm0", "unblock")

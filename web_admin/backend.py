@@ -172,7 +172,8 @@ class Backend(Protocol):
     # --- technician ------------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:
         """[{"name","kind" (gsm|e1),"state","in_service","reason", GSM: "signal_dbm",
-        "registration","operator","imei","imsi","iccid","sim","balance"; E1: "span","link"}]."""
+        "registration","operator","imei","imsi","iccid","sim","balance", "calls_today","calls_cap",
+        "sms_today","sms_cap" (caps None when the profile sets none); E1: "span","link"}]."""
 
     async def line_action(self, line: str, action: str, **kw: Any) -> dict | None:
         """block | unblock -> None; test_call(number=...) -> {"result", ...};
