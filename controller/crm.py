@@ -16,7 +16,7 @@ from controller.payments import settle_promises
 from firmware.errors import UserError
 
 DEBT_FIELDS = ("account_id", "debtor_name", "debt_amount", "currency", "dpd", "due_date",
-               "region", "tz", "product", "creditor")
+               "region", "tz", "product", "creditor", "birth_date", "refusal_date")
 PHONE_KINDS = {"mobile": "phone_mobile", "home": "phone_home", "work": "phone_work",
                "third_party": "phone_third_party"}
 MAX_BATCH = 5000

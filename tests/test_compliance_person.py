@@ -170,3 +170,20 @@ def test_accounts_stored_before_person_keys_get_them_at_open(tmp_path):
     keys = [r[0] for r in s.db.execute("SELECT person_key FROM accounts ORDER BY id")]
     assert keys == [person_key("Иванов Иван", None, "+79161111111")] * 2
     s.close()
+
+
+def test_the_api_pushes_birth_dates_and_refusals(store):
+    from controller.crm import import_debts
+    store.campaign("api", create=True)
+    out = import_debts(store, "api", [
+        {"account_id": "X-1", "debtor_name": "Иванов Иван", "birth_date": "1980-05-01",
+         "phones": ["+79161111111"]},
+        {"account_id": "X-2", "debtor_name": "иванов  иван", "birth_date": "1980-05-01",
+         "refusal_date": "2026-09-01", "phones": ["+79162222222"]},
+        {"account_id": "X-3", "debtor_name": "Пётр", "birth_date": "2999-01-01",
+         "phones": ["+79163333333"]}])
+    assert out["imported"] == 2 and [r["field"] for r in out["rejected"]] == ["birth_date"]
+    keys = {r[0] for r in store.db.execute("SELECT person_key FROM accounts")}
+    assert keys == {person_key("Иванов Иван", "1980-05-01", None)}
+    assert [tuple(r) for r in store.db.execute("SELECT kind, channel FROM refusals")] == [
+        ("debtor", "import")]

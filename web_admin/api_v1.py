@@ -231,6 +231,9 @@ OPENAPI: dict = {
                 "due_date": {"type": "string", "format": "date"},
                 "region": {"type": "string"}, "tz": {"type": "string"},
                 "product": {"type": "string"}, "creditor": {"type": "string"},
+                # the person behind the debt (limits per person); his refusal of interaction
+                "birth_date": {"type": "string", "format": "date"},
+                "refusal_date": {"type": "string", "format": "date"},
                 "phones": {"type": "array", "items": {"oneOf": [
                     {"type": "string"},
                     {"type": "object", "required": ["number"], "properties": {
