@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 import structlog
 
 from controller import compliance
-from controller.operators import FREE, NOT_READY, TALKING, WRAP, Operator, OperatorPool
+from controller.operators import (AWAY, FREE, RESERVED, TALKING, WRAP, CampaignFloor, Operator,
+                                  OperatorPool)
 from controller.pacing import FloorSnapshot, Pacer, PacerConfig
 from controller.store import Store
 from firmware.clock import Clock
@@ -25,7 +26,7 @@ from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall
 
 log = structlog.get_logger(__name__)
 
-MODES = ("preview", "progressive", "predictive")
+from controller.store_campaigns import MODES
 # The pacer knows the abandon caps of these laws; a campaign without one still keeps the FCC's.
 _PACER_LAW = {"ru-230fz": "ru-230fz", "us-regf": "us-regf"}
 CAUSE_BUSY = 17
@@ -42,27 +43,36 @@ class _Out:
 
 
 class Dialer:
-    """One campaign's dialing."""
+    """One campaign's dialing.
 
-    def __init__(self, store: Store, lines: LineAPI, operators: OperatorPool, clock: Clock, *,
-                 campaign_id: int, campaign_name: str, mode: str = "progressive",
+    Alone (``managed=False``) it runs its own loop and listens to the lines itself. Under the
+    campaign runner it is driven from the runner's loop (which shares lines and operators among
+    the campaigns by weight) and is given only line events; it acts on its own calls only.
+    """
+
+    def __init__(self, store: Store, lines: LineAPI, operators: OperatorPool | CampaignFloor,
+                 clock: Clock, *, campaign_id: int, campaign_name: str,
+                 mode: str = "progressive",
                  compliance_profile: str = compliance.DEFAULT_PROFILE,
-                 reserve_inbound: int = 0) -> None:
+                 reserve_inbound: int = 0, managed: bool = False,
+                 wake: asyncio.Event | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"dialing mode {mode!r}: one of {', '.join(MODES)}")
         self.store = store
         self.lines = lines
+        if isinstance(operators, OperatorPool):
+            operators = CampaignFloor(operators, campaign_id)
         self.operators = operators
         self.clock = clock
         self.campaign_id = campaign_id
         self.campaign_name = campaign_name
-        self.mode = mode
+        self.managed = managed
         self.reserve_inbound = reserve_inbound  # operators kept free for debtors calling back
+        self.weight = 1
+        self.line_ok = lambda line: True  # the campaign's line group
+        self.mode = mode
         self.compliance = compliance.get_profile(compliance_profile)
-        law = _PACER_LAW.get(self.compliance.name, "us-regf")
-        self.pacer = Pacer(PacerConfig(mode="predictive" if mode == "predictive" else
-                                       "progressive", compliance=law,
-                                       reserve_inbound=reserve_inbound))
+        self.pacer = self._pacer()
         self.last_decision = None
         self._evidence: dict[int, dict] = {}  # account -> the law's decision to dial it
         self._unnumbered: set[str] = set()  # lines already reported as having no number
@@ -73,7 +83,7 @@ class Dialer:
         self.hold_reason: str | None = None
         self._stopping = False
         self._task: asyncio.Task | None = None
-        self._wake = asyncio.Event()
+        self._wake = wake or asyncio.Event()
         self._out: dict[str, _Out] = {}  # outbound calls in flight
         self._waiting: list[str] = []  # answered calls with no operator yet (oldest first)
         self._inbound: list[str] = []  # inbound calls offered, waiting for an operator
@@ -83,19 +93,49 @@ class Dialer:
         self._quarantine: dict[str, float] = {}  # line -> loop time it may be used again
         self.listeners: list = []  # callables(event) for the live feed
         self._tasks: set[asyncio.Task] = set()
-        lines.subscribe(self.on_line_event)
-        operators.on_change = self._on_operators
-        operators.on_wrap_end = self._on_wrap_end
+        if not managed:
+            lines.subscribe(self.on_line_event)
+        self.operators.watch(self._on_operators, self._on_wrap_end)
+
+    def _pacer(self) -> Pacer:
+        law = _PACER_LAW.get(self.compliance.name, "us-regf")
+        return Pacer(PacerConfig(mode="predictive" if self.mode == "predictive" else
+                                 "progressive", compliance=law,
+                                 reserve_inbound=self.reserve_inbound))
+
+    def reconfigure(self, *, mode: str, compliance_profile: str) -> None:
+        """A running campaign's mode or law changed: a new pacer, its window replayed."""
+        if mode == self.mode and compliance_profile == self.compliance.name:
+            return
+        self.mode = mode
+        self.compliance = compliance.get_profile(compliance_profile)
+        self.pacer = self._pacer()
+        self.last_decision = None
+        self._replay_abandon_window()
+        log.info("campaign_reconfigured", campaign=self.campaign_name, mode=mode,
+                 compliance=compliance_profile)
 
     async def start(self) -> None:
         self.running = True
         self._stopping = False
-        self.store.set_campaign_status(self.campaign_id, "running")
         self._replay_abandon_window()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        if not self.managed:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def pause(self) -> None:
+        """Place no new calls; calls up go on to their end (answers still reach operators)."""
+        self.running = False
+        for preview_id, (lead, op) in list(self.previews.items()):
+            self.store.set_preview(lead.account_pk, False)
+            self.operators.release(op, talked=False)
+        self.previews.clear()
+
+    def resume(self) -> None:
+        self.running = True
+        self._wake.set()
 
     async def stop(self) -> None:
-        self.running = False
+        self.pause()
         self._stopping = True  # calls hung up from now on were cut short by us
         if self._task:
             self._task.cancel()
@@ -103,11 +143,21 @@ class Dialer:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for preview_id, (lead, op) in list(self.previews.items()):
-            self.store.set_preview(lead.account_pk, False)
-            self.operators.release(op, talked=False)
-        self.previews.clear()
-        self.store.set_campaign_status(self.campaign_id, "paused")
+        self.operators.unwatch()
+
+    def owns(self, call_id: str) -> bool:
+        """Is this call one of this campaign's (placed, waiting, offered, previewed, held)?"""
+        return (call_id in self._out or call_id in self._inbound or call_id in self.previews
+                or self.operators.by_call(call_id) is not None)
+
+    def load(self) -> int:
+        """Calls and cards of this campaign in hand now (for sharing lines by weight)."""
+        return len(self._out) + len(self.previews) + len(self._inbound)
+
+    def busy(self) -> bool:
+        """Anything of this campaign still going on (a paused one is kept until it is not)."""
+        return bool(self._out or self._waiting or self._inbound or self.previews or any(
+            o.campaign == self.campaign_id and o.call_id for o in self.operators.pool.ops))
 
     def _replay_abandon_window(self) -> None:
         """The pacer's window survives restarts: stored live answers and abandons go back in."""
@@ -120,7 +170,7 @@ class Dialer:
             self.pacer.window.record(t, live=1, abandoned=int(abandoned))
 
     async def _loop(self) -> None:
-        while self.running:
+        while not self._stopping:  # a flag as well: 3.11's wait_for can swallow a cancel
             try:
                 await self._cycle()
             except Exception:
@@ -132,49 +182,62 @@ class Dialer:
                 pass
 
     async def _cycle(self) -> None:
-        await self._serve_inbound()
-        self._hand_waiting()
-        if self._inbound:
+        await self.serve()
+        if self._inbound or not self.running:
             return  # people calling in go first
         if self.hold_reason:
             return
         await self._place()
+
+    async def serve(self) -> None:
+        """What cannot wait: callers ringing in, answered calls waiting for an operator."""
+        await self._serve_inbound()
+        self._hand_waiting()
+
+    async def place_one(self) -> bool:
+        """Place at most one call (or show one card); True when it did (the runner's turn)."""
+        if not self.running or self._inbound:
+            return False
+        return await self._place(limit=1) > 0
 
     def mode_of(self, lead) -> str:
         """The lead's segment strategy decides the mode; the campaign's mode by default."""
         return self.store.strategy(self.campaign_id, lead.segment).mode or self.mode
 
     # --- placing calls ----------------------------------------------------------------------
-    async def _place(self) -> None:
+    async def _place(self, limit: int | None = None) -> int:
         """Leads in priority order, each in its segment's mode: preview, progressive, predictive.
 
         Preview and progressive take a free operator for the lead (beyond the inbound reserve);
-        predictive leads are launched while the pacer's budget for this instant lasts.
+        predictive leads are launched while the pacer's budget for this instant lasts. Returns
+        how many calls were placed or cards shown (at most ``limit``).
         """
         budget: int | None = None
         reserve = False
-        launched = 0
+        launched = placed = 0
         try:
-            while self.running:
+            while self.running and (limit is None or placed < limit):
                 free_lines = self._usable(self.lines.free_lines())
                 op = self.operators.next_free()
                 spare_op = op is not None and len(self.operators.free()) > self.reserve_inbound
                 if not free_lines and not spare_op:
-                    return
+                    return placed
                 # A callback is kept for the operator who promised it: say who takes the call.
                 lead = self._next_allowed_lead(op if spare_op else None)
                 if lead is None:
-                    return
+                    return placed
                 mode = self.mode_of(lead)
                 if mode == "preview":
                     if not spare_op:
-                        return
+                        return placed
                     self._preview(lead)
+                    placed += 1
                     continue
                 if mode == "progressive":
                     if not spare_op or not free_lines:
-                        return
+                        return placed
                     await self._launch(free_lines[0], lead, reserve=True)
+                    placed += 1
                     continue
                 if budget is None:
                     decision = self.pacer.decide(self.floor(len(free_lines)), self.clock.now())
@@ -185,10 +248,12 @@ class Dialer:
                     budget = decision.n_calls
                     reserve = decision.mode != "predictive"  # the pacer's own fallback
                 if budget <= 0 or not free_lines or (reserve and not spare_op):
-                    return
+                    return placed
                 await self._launch(free_lines[0], lead, reserve=reserve)
                 budget -= 1
                 launched += 1
+                placed += 1
+            return placed
         finally:
             if launched:
                 self.pacer.observe_launched(self.clock.now(), launched)
@@ -274,7 +339,7 @@ class Dialer:
     def floor(self, lines_free: int) -> FloorSnapshot:
         """The floor as the pacer sees it now."""
         now = self.clock.now()
-        ops = [o for o in self.operators.ops if o.state != NOT_READY]
+        ops = [o for o in self.operators.ops if o.state not in AWAY]
         return FloorSnapshot(
             operators=len(ops),
             free=sum(1 for o in ops if o.state == FREE),
@@ -353,17 +418,43 @@ class Dialer:
 
     # --- events from the lines --------------------------------------------------------------
     def on_line_event(self, ev: LineEvent) -> None:
-        if isinstance(ev, CallProgress):
-            self._progress(ev)
-        elif isinstance(ev, CallReleased):
-            if ev.call_id in self._out or self.operators.by_call(ev.call_id) is not None:
+        """A line event; calls of other campaigns are none of this dialer's business."""
+        if isinstance(ev, (CallProgress, CallReleased)):
+            if not self.owns(ev.call_id):
+                return
+            if isinstance(ev, CallProgress):
+                self._progress(ev)
+            else:
                 self._finish(ev)
         elif isinstance(ev, InboundCall):
-            self._offered(ev)
+            self._offered(ev)  # alone it takes every caller; the runner routes them
         elif isinstance(ev, LineStatus):
             self._wake.set()
         for listener in self.listeners:
             listener(ev)
+
+    def operator_gone(self, op: Operator) -> None:
+        """An operator reserved for one of our calls left his desk before it was put through.
+
+        A card goes back to the list; a call not yet answered is handed to another free
+        operator, or, with none, waits for one as a predictive answer does.
+        """
+        if op.state != RESERVED or op.campaign != self.campaign_id or op.call_id is None:
+            return
+        call_id = op.call_id
+        if call_id in self.previews:
+            lead, _ = self.previews.pop(call_id)
+            self.store.set_preview(lead.account_pk, False)
+            self.operators.release(op, talked=False)
+            return
+        out = self._out.get(call_id)
+        if out is None or out.answered is not None:
+            return
+        self.operators.release(op, talked=False)
+        other = self.operators.reserve(call_id)
+        self.store.assign_operator(call_id, other.position if other else None)
+        log.info("reservation_moved", call_id=call_id, line=out.line,
+                 campaign=self.campaign_name, to=other.position if other else None)
 
     def _progress(self, ev: CallProgress) -> None:
         op = self.operators.by_call(ev.call_id)
@@ -434,13 +525,14 @@ class Dialer:
         self._wake.set()
 
     def _usable(self, lines: list[str]) -> list[str]:
-        """Free lines not resting after repeated faults, nor over their SIM's calls today.
+        """Free lines of the campaign's group, not resting after repeated faults, nor over
+        their SIM's calls today.
 
         Under a profile that wants the caller's official number shown (ru-230fz), a line whose
         number is neither declared nor learnt from its SIM does not dial.
         """
         now = self.clock.now()
-        lines = [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now]
+        lines = [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now and self.line_ok(ln)]
         infos = self.lines.lines()
         if self.compliance.caller_number_required:
             numbered = {ln.name for ln in infos if ln.details.get("number")}

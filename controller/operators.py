@@ -1,8 +1,13 @@
-"""Operators (collectors) and their positions: not ready, free, reserved, talking, wrapping up.
+"""Operators (collectors) and their positions: not ready, free, reserved, talking, wrapping up, break.
 
 Two kinds share one floor: people at the agent desk, who say when they are ready and end their
 wrap-up with an outcome, and simulated operators (``--simulate``), who wrap up for a drawn time
-and report what the simulated debtor said through ``on_sim_wrap``.
+and report what the simulated debtor said through ``on_sim_wrap``. Several campaigns share the
+floor: each sees it through a :class:`CampaignFloor`, only the operators it may use, and only
+the calls that are its own.
+
+A break or a desk that went away takes effect at once on an idle operator, and after the call
+and its wrap-up on a busy one; nothing new is reserved for him meanwhile (he is not free).
 """
 from __future__ import annotations
 
@@ -15,6 +20,10 @@ from firmware.clock import Clock
 from firmware.sim.population import lognormal
 
 NOT_READY, FREE, RESERVED, TALKING, WRAP = "not_ready", "free", "reserved", "talking", "wrap_up"
+BREAK = "break"
+AWAY = (NOT_READY, BREAK)  # states that take no calls and do not count on the floor
+DESK_GONE = "desk_gone"  # the reason of a not-ready operator whose desk closed or went silent
+WRAP_LIMIT = "wrap_limit"  # the reason of one paused by the campaign's wrap-up time limit
 
 
 @dataclass
@@ -28,6 +37,11 @@ class Operator:
     talk_s: float = 0.0
     wrap_s: float = 0.0
     calls: int = 0
+    campaign: int | None = None  # the campaign of the call held
+    team: str | None = None
+    reason: str = ""  # why not ready or on break (the break reason a person gave)
+    pending: str | None = None  # break reason or DESK_GONE, taking effect after this call
+    outcome_saved: str | None = None  # the call whose outcome was saved during the conversation
 
     @property
     def human(self) -> bool:
@@ -47,6 +61,10 @@ class OperatorPool:
         self.on_sim_wrap: Callable[[Operator, str], Awaitable[None]] | None = None
         self.on_change: Callable[[], None] | None = None
         self.on_wrap_end: Callable[[Operator, float], None] | None = None
+        self._watchers: list[Callable[[], None]] = []
+        self._wrap_watchers: list[Callable[[Operator, float, int | None], None]] = []
+        # The wrap-up time limit of a campaign: campaign id -> (seconds, "ready" | "paused").
+        self.wrap_limit: Callable[[int | None], tuple[float, str] | None] = lambda cid: None
 
     # --- people at the desk -----------------------------------------------------------------
     def login(self, username: str, name: str | None = None) -> Operator:
@@ -63,35 +81,68 @@ class OperatorPool:
 
     def set_ready(self, op: Operator, ready: bool) -> None:
         """Ready takes calls; not ready takes none (a call already up stays)."""
-        if ready and op.state == NOT_READY:
-            self._set(op, FREE, None)
-        elif not ready and op.state == FREE:
+        if ready:
+            op.pending = None  # Ready cancels a break asked for during the call
+            if op.state in AWAY:
+                op.reason = ""
+                self._set(op, FREE, None)
+        elif op.state == FREE:
             self._set(op, NOT_READY, None)
 
+    def take_break(self, op: Operator, reason: str) -> None:
+        """A break: at once when idle; after the call and its wrap-up otherwise."""
+        reason = reason.strip() or "break"
+        if op.state in (FREE, NOT_READY, BREAK):
+            op.reason, op.pending = reason, None
+            self._set(op, BREAK, None)
+        else:
+            op.pending = reason
+            self._notify()
+
+    def desk_gone(self, op: Operator) -> None:
+        """The desk closed or stopped answering: no calls until the person presses Ready."""
+        if op.state in (FREE, NOT_READY, BREAK):
+            op.reason, op.pending = DESK_GONE, None
+            self._set(op, NOT_READY, None)
+        else:
+            op.pending = DESK_GONE
+            self._notify()
+
     def finish_wrap(self, op: Operator) -> None:
-        """The person recorded the outcome: back to taking calls."""
+        """The person recorded the outcome: back to taking calls (or to the break asked for)."""
         if op.state == WRAP:
-            wrap = self.clock.now() - op.since
-            op.wrap_s += wrap
-            self._set(op, FREE, None)
-            if self.on_wrap_end is not None:
-                self.on_wrap_end(op, wrap)
+            self._end_wrap(op, self.clock.now() - op.since)
 
     # --- the dialer's side ------------------------------------------------------------------
+    def watch(self, on_change: Callable[[], None],
+              on_wrap_end: Callable[[Operator, float, int | None], None] | None = None) -> None:
+        """Be told of every change on the floor (and of each wrap-up's end, with its campaign)."""
+        self._watchers.append(on_change)
+        if on_wrap_end is not None:
+            self._wrap_watchers.append(on_wrap_end)
+
+    def unwatch(self, on_change, on_wrap_end=None) -> None:
+        if on_change in self._watchers:
+            self._watchers.remove(on_change)
+        if on_wrap_end in self._wrap_watchers:
+            self._wrap_watchers.remove(on_wrap_end)
+
     def free(self) -> list[Operator]:
         return [o for o in self.ops if o.state == FREE]
 
     def by_call(self, call_id: str) -> Operator | None:
         return next((o for o in self.ops if o.call_id == call_id), None)
 
-    def next_free(self) -> Operator | None:
+    def next_free(self, among: Callable[[Operator], bool] | None = None) -> Operator | None:
         """The operator the next reservation goes to: longest idle first, fair to people."""
-        free = self.free()
+        free = [o for o in self.free() if among is None or among(o)]
         return min(free, key=lambda o: o.since) if free else None
 
-    def reserve(self, call_id: str) -> Operator | None:
-        op = self.next_free()
+    def reserve(self, call_id: str, *, campaign: int | None = None,
+                among: Callable[[Operator], bool] | None = None) -> Operator | None:
+        op = self.next_free(among)
         if op is not None:
+            op.campaign = campaign
             self._set(op, RESERVED, call_id)
         return op
 
@@ -99,27 +150,66 @@ class OperatorPool:
         self._set(op, TALKING, op.call_id)
 
     def release(self, op: Operator, *, talked: bool) -> None:
-        """The call ended: wrap up after a conversation, else straight back to free."""
-        if not talked:
-            self._set(op, FREE, None)
-            return
+        """The call ended: wrap up after a conversation, else straight back to free.
+
+        An outcome saved during the conversation is the wrap-up: it ends with the call.
+        """
         call_id = op.call_id
+        if not talked or (call_id is not None and op.outcome_saved == call_id):
+            if talked:
+                self._end_wrap(op, 0.0)
+            else:
+                self._after_call(op)
+            return
         self._set(op, WRAP, call_id)  # the call id stays: the outcome belongs to it
         if not op.human:
-            task = asyncio.get_running_loop().create_task(self._sim_wrap_up(op, call_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._sim_wrap_up(op, call_id))
+            return
+        limit = self.wrap_limit(op.campaign)
+        if limit is not None:
+            self._spawn(self._wrap_timer(op, call_id, *limit))
 
     async def _sim_wrap_up(self, op: Operator, call_id: str | None) -> None:
         wrap = lognormal(self._rng, *self._wrap)
         await self.clock.sleep(wrap)
         if self.on_sim_wrap is not None and call_id is not None:
             await self.on_sim_wrap(op, call_id)
+        if op.state == WRAP and op.call_id == call_id:
+            self._end_wrap(op, wrap)
+
+    async def _wrap_timer(self, op: Operator, call_id: str, limit_s: float, after: str) -> None:
+        """The campaign's wrap-up limit: the person is made ready, or paused, when it passes."""
+        await self.clock.sleep(limit_s)
+        if op.state == WRAP and op.call_id == call_id:
+            if after == "paused" and not op.pending:
+                op.pending = WRAP_LIMIT
+            self._end_wrap(op, self.clock.now() - op.since)
+
+    def _end_wrap(self, op: Operator, wrap: float) -> None:
         op.wrap_s += wrap
-        if op.state == WRAP:
+        campaign = op.campaign
+        self._after_call(op)
+        for w in list(self._wrap_watchers):
+            w(op, wrap, campaign)
+        if self.on_wrap_end is not None:
+            self.on_wrap_end(op, wrap)
+
+    def _after_call(self, op: Operator) -> None:
+        """Free again, or into the break / not-ready asked for during the call."""
+        pending, op.pending, op.campaign, op.outcome_saved = op.pending, None, None, None
+        if pending is None:
             self._set(op, FREE, None)
-            if self.on_wrap_end is not None:
-                self.on_wrap_end(op, wrap)
+        elif pending in (DESK_GONE, WRAP_LIMIT):
+            op.reason = pending
+            self._set(op, NOT_READY, None)
+        else:
+            op.reason = pending
+            self._set(op, BREAK, None)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _set(self, op: Operator, state: str, call_id: str | None) -> None:
         now = self.clock.now()
@@ -128,6 +218,11 @@ class OperatorPool:
         op.state, op.call_id, op.since = state, call_id, now
         if state == TALKING:
             op.calls += 1
+        self._notify()
+
+    def _notify(self) -> None:
+        for w in list(self._watchers):
+            w()
         if self.on_change is not None:
             self.on_change()
 
@@ -137,5 +232,56 @@ class OperatorPool:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def snapshot(self) -> list[dict]:
+        now = self.clock.now()
         return [{"name": o.name, "position": o.position, "state": o.state, "calls": o.calls,
-                 "human": o.human} for o in self.ops]
+                 "human": o.human, "since_s": round(max(0.0, now - o.since), 1),
+                 "reason": o.reason if o.state in AWAY else "", "pending": o.pending,
+                 "campaign": o.campaign, "team": o.team} for o in self.ops]
+
+
+class CampaignFloor:
+    """The floor as one campaign sees it: the operators it may use, the calls that are its own."""
+
+    def __init__(self, pool: OperatorPool, campaign: int,
+                 staffs: Callable[[Operator], bool] = lambda op: True) -> None:
+        self.pool = pool
+        self.campaign = campaign
+        self.staffs = staffs  # replaced by the runner when the campaign's staff changes
+        self.clock = pool.clock
+
+    @property
+    def ops(self) -> list[Operator]:
+        return [o for o in self.pool.ops if self.staffs(o)]
+
+    def free(self) -> list[Operator]:
+        return [o for o in self.pool.free() if self.staffs(o)]
+
+    def next_free(self) -> Operator | None:
+        return self.pool.next_free(self.staffs)
+
+    def reserve(self, call_id: str) -> Operator | None:
+        return self.pool.reserve(call_id, campaign=self.campaign, among=self.staffs)
+
+    def by_call(self, call_id: str) -> Operator | None:
+        op = self.pool.by_call(call_id)
+        return op if op is not None and op.campaign == self.campaign else None
+
+    def release(self, op: Operator, *, talked: bool) -> None:
+        self.pool.release(op, talked=talked)
+
+    def talking(self, op: Operator) -> None:
+        self.pool.talking(op)
+
+    def watch(self, on_change: Callable[[], None],
+              on_wrap_end: Callable[[Operator, float], None]) -> None:
+        """Floor changes, and the ends of wrap-ups after this campaign's calls."""
+        def mine(op: Operator, wrap_s: float, campaign: int | None) -> None:
+            if campaign == self.campaign:
+                on_wrap_end(op, wrap_s)
+        self._hooks = (on_change, mine)
+        self.pool.watch(on_change, mine)
+
+    def unwatch(self) -> None:
+        hooks = getattr(self, "_hooks", None)
+        if hooks:
+            self.pool.unwatch(*hooks)

@@ -13,6 +13,7 @@ import structlog
 
 from controller.persons import person_key
 from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Strategy, assign
+from controller.store_campaigns import CampaignsMixin
 from controller.store_lists import ListsMixin
 from controller.store_outcomes import CALLBACK_GRACE_S, OutcomesMixin
 from firmware.clock import Clock
@@ -422,6 +423,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE decisions ADD COLUMN evidence TEXT;
     CREATE INDEX decisions_account ON decisions (account_pk, at);
     """,
+    # many campaigns at once: creditor, schedule, weight, wrap-up limit, line group, staff
+    # (operators and teams), the demo flag; users' teams.
+    """
+    ALTER TABLE campaigns ADD COLUMN creditor TEXT;
+    ALTER TABLE campaigns ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE campaigns ADD COLUMN schedule TEXT;
+    ALTER TABLE campaigns ADD COLUMN wrap_limit_s REAL;
+    ALTER TABLE campaigns ADD COLUMN wrap_after TEXT NOT NULL DEFAULT 'ready';
+    ALTER TABLE campaigns ADD COLUMN line_group TEXT;
+    ALTER TABLE campaigns ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN updated_at REAL;
+    CREATE TABLE campaign_staff (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        kind TEXT NOT NULL,                     -- operator (a user name or position), team
+        name TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, kind, name)
+    ) WITHOUT ROWID;
+    ALTER TABLE users ADD COLUMN team TEXT;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -453,7 +473,7 @@ class Lead:
     person_key: str | None = None     # the person (see controller.persons)
 
 
-class Store(ListsMixin, OutcomesMixin):
+class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
     """One SQLite file under the data directory."""
 
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
@@ -521,8 +541,8 @@ class Store(ListsMixin, OutcomesMixin):
             raise UserError("no campaign named {name}", name=name)
         with self.tx():
             cur = self.db.execute(
-                "INSERT INTO campaigns (name, mode, compliance_profile, created_at) "
-                "VALUES (?,?,?,?)",
+                "INSERT INTO campaigns (name, mode, compliance_profile, status, created_at) "
+                "VALUES (?,?,?,'draft',?)",
                 (name, mode, compliance_profile, self.clock.wall()))
             cid = int(cur.lastrowid)
             self._write_segments(cid, DEFAULT_SEGMENTS)

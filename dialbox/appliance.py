@@ -1,4 +1,10 @@
-"""The composition root: hardware (real or simulated), line manager, store, dialer, in one process."""
+"""The composition root: hardware (real or simulated), line manager, store, campaigns, in one process.
+
+Campaigns are the shop's: the box dials only the campaigns a person started (they keep running
+across restarts). With ``--simulate`` on a fresh data directory the demo campaign (200 fictitious
+debtors) is loaded and started, so the first command shows a floor at work; ``--no-demo`` leaves
+the box empty. On real hardware nothing is ever loaded or started by the box itself.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +16,13 @@ from pathlib import Path
 import structlog
 
 import cext
-from controller import compliance, prompts, sms_templates, users
+from controller import campaigns, compliance, prompts, sms_templates, users
 from controller.calllist import import_csv
+from controller.campaign_runner import CampaignRunner
 from dialbox.backend import BackendMixin
 from controller.dialer import Dialer
 from controller.operators import OperatorPool
+from controller.store_campaigns import CampaignConfig
 from controller.store import Store
 from firmware import profiles
 from firmware.clock import Clock
@@ -33,6 +41,8 @@ from firmware.sim.population import Population
 log = structlog.get_logger(__name__)
 
 DEMO_CAMPAIGN = "Демо-кампания"
+_NO_COUNTERS = {"attempts": 0, "answered": 0, "busy": 0, "no_answer": 0, "failed": 0,
+                "abandoned": 0, "in_progress": 0, "leads_left": 0, "line_faults": 0, "held": 0}
 
 
 DEFAULT_SIMULATED = ("sim-gsm-4", "e1-1span")
@@ -45,12 +55,13 @@ class Settings:
     operators: int = 3
     data: Path = Path("dialbox-data")
     time_scale: float = 1.0
-    calllist: Path | None = None
+    calllist: Path | None = None  # the demo's call list
     abandon_message: Path | None = None  # the demo campaign's abandon message (audio file)
+    demo: bool = True  # --simulate on a fresh data directory: load and start the demo campaign
     seed: int | None = None
     wrap_mean_s: float = 10.0
-    compliance: str = "ru-230fz"
-    mode: str = "progressive"
+    compliance: str = "ru-230fz"  # of the demo campaign when it is made
+    mode: str = "progressive"  # of the demo campaign when it is made
     reserve_inbound: int = 0  # blended mode: operators kept free for inbound calls
     sms_interval_s: float = 60.0  # how often SMS reminders due are looked for (clock seconds)
     # Recordings: kept this many days (the compliance profile may set it), and the free space
@@ -68,7 +79,7 @@ class Appliance(BackendMixin):
     lines: LineManager = field(init=False)
     media: MediaPlane = field(init=False)
     operators: OperatorPool = field(init=False)
-    dialer: Dialer = field(init=False)
+    runner: CampaignRunner = field(init=False)
     sims: list[SimModem] = field(default_factory=list)
     e1_spans: list = field(default_factory=list)
     started_at: float = 0.0
@@ -126,26 +137,8 @@ class Appliance(BackendMixin):
         self.lines.prompt_for = self._prompt_for
         self.lines.subscribe(self._on_line_event)
         await self.lines.start()
-        campaign_id = self.store.campaign(DEMO_CAMPAIGN, create=True,
-                                          compliance_profile=s.compliance)
-        self.store.set_compliance(campaign_id, s.compliance)  # an explicit choice each start
-        if s.abandon_message is not None:
-            if not Path(s.abandon_message).is_file():
-                raise UserError(f"{s.abandon_message}: abandon message file not found")
-            prompts.upload(self.store, s.data, campaign_id, "abandon",
-                           Path(s.abandon_message).read_bytes(),
-                           filename=Path(s.abandon_message).name, who="system", source="start")
-        prompts.require_abandon_message(self.store, s.data, campaign_id, mode=s.mode,
-                                        compliance_profile=s.compliance)
-        if not self.store.db.execute("SELECT 1 FROM accounts WHERE campaign_id=? LIMIT 1",
-                                     (campaign_id,)).fetchone():
-            source = s.calllist or Path(str(files("controller").joinpath("data/demo-debtors.csv")))
-            result = import_csv(self.store, campaign_id, source,
-                                report_dir=Path(s.data) / "reports")
-            log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
-            # Who the demo's SMS say they are from (the law wants a creditor and a phone).
-            sms_templates.save(self.store, campaign_id, by="demo", source="demo",
-                               creditor_name="ООО «Демо-Кредит»", contact_phone="+74950000000")
+        if s.simulate and s.demo and not self.store.campaigns():
+            self._load_demo()
         # Simulated operators only on simulated hardware; real calls go to people at the desk.
         self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
                                       wrap_mean_s=s.wrap_mean_s, seed=s.seed)
@@ -161,22 +154,58 @@ class Appliance(BackendMixin):
             disk=DiskPolicy(s.disk_warn_free_mb, s.disk_stop_free_mb), on_disk=self._on_disk)
         self.lines.subscribe(self.recording.on_line_event)
         await self.recording.start()
-        self.dialer = Dialer(self.store, self.lines, self.operators, self.clock,
-                             campaign_id=campaign_id, campaign_name=DEMO_CAMPAIGN,
-                             compliance_profile=s.compliance, mode=s.mode,
-                             reserve_inbound=s.reserve_inbound)
-        self.dialer.hold_reason = self.recording.pause_reason()
-        await self.dialer.start()
-        from controller.sms import SmsReminders
-        self.sms = SmsReminders(self.store, self.lines, self.clock, campaign_id=campaign_id,
-                                compliance_profile=s.compliance,
-                                per_sim_per_day=self._sms_limit(loaded),
-                                interval_s=s.sms_interval_s)
-        await self.sms.start()
+        self._sms_per_sim = self._sms_limit(loaded)
+        self.runner = CampaignRunner(self.store, self.lines, self.operators, self.clock,
+                                     reserve_inbound=s.reserve_inbound, sms=self._sms_for)
+        self.runner.hold_reason = self.recording.pause_reason()
+        await self.runner.start()
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
         self.started_at = self.clock.now()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
+
+    def _load_demo(self) -> None:
+        """The demo campaign: made, loaded with the fictitious debtors, started (by the box)."""
+        s = self.settings
+        cfg = campaigns.create(self.store, DEMO_CAMPAIGN, who="dialbox", source="demo",
+                               creditor="Демо", mode=s.mode, compliance=s.compliance, demo=True)
+        source = s.calllist or Path(str(files("controller").joinpath("data/demo-debtors.csv")))
+        result = import_csv(self.store, cfg.id, source, report_dir=Path(s.data) / "reports")
+        log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
+        # Who the demo's SMS say they are from (the law wants a creditor and a phone).
+        sms_templates.save(self.store, cfg.id, by="demo", source="demo",
+                           creditor_name="ООО «Демо-Кредит»", contact_phone="+74950000000")
+        campaigns.act(self.store, DEMO_CAMPAIGN, "start", who="dialbox", source="demo")
+
+    def _sms_for(self, cfg: CampaignConfig):
+        from controller.sms import SmsReminders
+        return SmsReminders(self.store, self.lines, self.clock, campaign_id=cfg.id,
+                            compliance_profile=cfg.compliance,
+                            per_sim_per_day=self._sms_per_sim,
+                            interval_s=self.settings.sms_interval_s)
+
+    def campaigns_line(self) -> str:
+        """One line for the console: what dials now, or how to make it dial."""
+        cfgs = self.store.campaign_configs()
+        running = [c.name for c in cfgs if c.status == "running"]
+        if running:
+            demo = any(c.demo and c.status == "running" for c in cfgs)
+            return (f"dialing: {', '.join(running)}" +
+                    (" (the demo: fictitious debtors, started because --simulate began on an "
+                     "empty data directory)" if demo else ""))
+        if cfgs:
+            return ("no campaign is running: start one with 'dialbox campaign start NAME' or "
+                    "on the campaigns page")
+        return ("no campaigns yet: 'dialbox campaign create NAME', 'dialbox import --campaign "
+                "NAME FILE', then 'dialbox campaign start NAME' (or the campaigns page)")
+
+    @property
+    def dialer(self) -> Dialer | None:
+        """The dialer of the demo campaign, else of the first running one (None: none runs)."""
+        dialers = self.runner.dialers
+        demo = next((d for cid, d in dialers.items()
+                     if self.runner.configs.get(cid) and self.runner.configs[cid].demo), None)
+        return demo or next(iter(dialers.values()), None)
 
     async def _housekeeping(self) -> None:
         """Hourly: promises whose date passed unpaid become broken."""
@@ -303,10 +332,8 @@ class Appliance(BackendMixin):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if hasattr(self, "sms"):
-            await self.sms.stop()
-        if hasattr(self, "dialer"):
-            await self.dialer.stop()
+        if hasattr(self, "runner"):
+            await self.runner.stop()
         if hasattr(self, "lines"):
             await self.lines.stop()
         if hasattr(self, "recording"):
@@ -342,20 +369,34 @@ class Appliance(BackendMixin):
             listener(ev)
 
     # --- what the web admin shows -----------------------------------------------------------
-    def _pacing(self) -> dict | None:
-        d = self.dialer.last_decision
+    def _pacing(self, dialer: Dialer | None) -> dict | None:
+        d = dialer.last_decision if dialer is not None else None
         if d is None:
             return None
-        w = self.dialer.pacer.window
+        w = dialer.pacer.window
         return {"mode": d.mode, "reason": d.reason, "fallback": d.fallback,
                 "abandon_rate": round(w.rate(self.clock.now()), 4)}
 
-    def _held(self) -> int:
+    def _held(self, campaign_id: int) -> int:
         """Leads not dialable now by the law (held or waiting for their allowed time)."""
         return int(self.store.db.execute(
             "SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND hold_reason IS NOT NULL AND "
             "(status='held' OR (status='active' AND next_due_at > ?))",
-            (self.dialer.campaign_id, self.clock.wall())).fetchone()[0])
+            (campaign_id, self.clock.wall())).fetchone()[0])
+
+    def _campaign_status(self, cfg: CampaignConfig) -> dict:
+        d = self.runner.dialers.get(cfg.id)
+        staffed = [o for o in self.operators.ops
+                   if cfg.staffs(o.username, o.position, team=o.team)]
+        states: dict[str, int] = {}
+        for o in staffed:
+            states[o.state] = states.get(o.state, 0) + 1
+        return {"name": cfg.name, "creditor": cfg.creditor, "status": cfg.status,
+                "running": cfg.status == "running", "dialing": bool(d and d.running),
+                "compliance": cfg.compliance, "mode": cfg.mode, "weight": cfg.weight,
+                "demo": cfg.demo, "pacing": self._pacing(d),
+                "counters": dict(self.store.counters(cfg.id), held=self._held(cfg.id)),
+                "operators": states}
 
     def health(self) -> dict:
         lines = self.lines.lines()
@@ -377,18 +418,39 @@ class Appliance(BackendMixin):
                 "uptime_s": round(self.clock.real(self.clock.now() - self.started_at), 1)}
 
     def status(self) -> dict:
+        shown = [self._campaign_status(c) for c in self.store.campaign_configs()
+                 if c.status != "archived"]
         return {
             "lines": [{"name": ln.name, "kind": ln.kind, "state": ln.state,
                        "in_service": ln.in_service, "reason": ln.reason,
                        "signal_dbm": ln.details.get("signal_dbm"),
                        "operator": ln.details.get("operator")} for ln in self.lines.lines()],
-            "campaign": {"name": DEMO_CAMPAIGN, "running": self.dialer.running,
-                         "compliance": self.settings.compliance, "mode": self.dialer.mode,
-                         "pacing": self._pacing(), "hold_reason": self.dialer.hold_reason,
-                         "counters": dict(self.dialer.counters(), held=self._held())},
-            "operators": self.operators.snapshot(),
+            "campaign": self._headline(shown),
+            "campaigns": shown,
+            "operators": self._operators(),
             "health": self.health(),
         }
+
+
+    @staticmethod
+    def _headline(shown: list[dict]) -> dict:
+        """The one campaign the old dashboard header shows: the first running, else the first."""
+        first = next((c for c in shown if c["running"]), shown[0] if shown else None)
+        if first is None:
+            return {"name": "—", "running": False, "compliance": "", "mode": "",
+                    "pacing": None, "counters": dict(_NO_COUNTERS)}
+        return first
+
+    def _operators(self) -> list[dict]:
+        """Each operator's state, for how long, why, on which campaign, and which he works."""
+        names = {c.id: c.name for c in self.runner.configs.values()}
+        cfgs = [c for c in self.runner.configs.values() if c.status == "running"]
+        out = self.operators.snapshot()
+        for row, op in zip(out, self.operators.ops):
+            row["campaign"] = names.get(op.campaign)
+            row["campaigns"] = [c.name for c in cfgs
+                                if c.staffs(op.username, op.position, team=op.team)]
+        return out
 
 
 async def run_forever(app: Appliance) -> None:

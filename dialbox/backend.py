@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from controller import campaigns as campaigns_mod
 from controller import evidence as evidence_mod
 from controller import kpi as kpi_mod
 from controller import refusals as refusals_mod
@@ -51,21 +52,39 @@ class BackendMixin:
     """Mixed into :class:`dialbox.appliance.Appliance`."""
 
     # --- agent desk -------------------------------------------------------------------------
-    def _seat(self, username: str) -> Operator:
-        """The person's operator position (made on first use: people log in to work)."""
-        row = self.store.db.execute("SELECT role FROM users WHERE username=?",
+    def _seat(self, username: str, *, create: bool = False) -> Operator | None:
+        """The person's operator position; made only when he says he is ready to work, so
+        someone who just looks at the desk (an admin, say) is no operator on the floor."""
+        row = self.store.db.execute("SELECT role, team FROM users WHERE username=?",
                                     (username,)).fetchone()
         if row is None:
             raise UserError("no user {username}", username=username)
-        return self.operators.login(username)
+        op = self.operators.human(username)
+        if op is None and create:
+            op = self.operators.login(username)
+            op.team = row["team"]
+        return op
+
+    def _seated(self, username: str) -> Operator:
+        op = self._seat(username)
+        if op is None:
+            raise UserError("you are not on the floor: press Ready first")
+        return op
 
     def desk(self, username: str) -> dict:
         op = self._seat(username)
-        out: dict[str, Any] = {"operator": {"name": op.name, "position": op.position,
-                                            "state": op.state}, "call": None}
+        if op is None:
+            return {"operator": {"name": username, "position": None, "state": "not_ready",
+                                 "reason": "", "pending": None, "since_s": 0.0}, "call": None}
+        out: dict[str, Any] = {"operator": {
+            "name": op.name, "position": op.position, "state": op.state,
+            "reason": op.reason if op.state in ("not_ready", "break") else "",
+            "pending": op.pending, "since_s": round(self.clock.now() - op.since, 1)},
+            "call": None}
         if op.call_id is None:
             return out
-        preview = self.dialer.previews.get(op.call_id)
+        dialer = self.runner.dialer_of(op.call_id)
+        preview = dialer.previews.get(op.call_id) if dialer is not None else None
         if preview is not None:
             out["call"] = {"call_id": op.call_id, "line": None, "stage": "preview",
                            "inbound": False, "account": self._card(preview[0].account_pk)}
@@ -120,27 +139,43 @@ class BackendMixin:
         return int(row[0]) if row else None
 
     async def desk_ready(self, username: str, ready: bool) -> None:
-        self.operators.set_ready(self._seat(username), ready)
+        op = self._seat(username, create=ready)
+        if op is not None:
+            self.operators.set_ready(op, ready)
+
+    async def desk_break(self, username: str, reason: str) -> None:
+        reason = " ".join(str(reason).split())[:100]
+        self.operators.take_break(self._seated(username), reason)
+
+    async def desk_presence(self, username: str, present: bool) -> None:
+        op = self._seat(username)
+        if op is None or present:
+            return  # back: he presses Ready himself
+        self.operators.desk_gone(op)
+        self.runner.operator_gone(op)
+
+    def _previewer(self, username: str, call_id: str):
+        """The dialer showing this card to this operator."""
+        op = self._seated(username)
+        dialer = self.runner.dialer_of(call_id) if op.call_id == call_id else None
+        if dialer is None or call_id not in dialer.previews:
+            raise UserError("this card is no longer waiting to be dialed")
+        return dialer
 
     async def desk_dial(self, username: str, call_id: str) -> None:
         """Preview mode: the operator read the card and places the call."""
-        op = self._seat(username)
-        if op.call_id != call_id or call_id not in self.dialer.previews:
-            raise UserError("this card is no longer waiting to be dialed")
+        dialer = self._previewer(username, call_id)
         try:
-            await self.dialer.preview_dial(call_id)
+            await dialer.preview_dial(call_id)
         except LineError as exc:
             raise UserError("the call could not be placed: {reason}", reason=str(exc)) from None
 
     async def desk_skip(self, username: str, call_id: str) -> None:
         """Preview mode: the operator passes on this card (recorded; due again in an hour)."""
-        op = self._seat(username)
-        if op.call_id != call_id or call_id not in self.dialer.previews:
-            raise UserError("this card is no longer waiting to be dialed")
-        self.dialer.preview_skip(call_id, username)
+        self._previewer(username, call_id).preview_skip(call_id, username)
 
     async def desk_hangup(self, username: str, call_id: str) -> None:
-        op = self._seat(username)
+        op = self._seated(username)
         if op.call_id != call_id:
             raise UserError("this call is not yours (it may have ended already)")
         await self.lines.hangup(call_id)
@@ -148,7 +183,7 @@ class BackendMixin:
     async def desk_disposition(self, username: str, call_id: str, kind: str,
                                details: dict) -> None:
         op = self._seat(username)
-        if op.call_id != call_id:
+        if op is None or op.call_id != call_id:
             raise InputError("this call is no longer yours to record (already recorded?)")
         d = dict(details)
         if kind == "promise":
@@ -177,25 +212,38 @@ class BackendMixin:
     # --- supervisor -------------------------------------------------------------------------
     def campaigns(self) -> list[dict]:
         out = []
-        for c in self.store.campaigns():
-            running = self.dialer.campaign_id == c["id"] and self.dialer.running
-            out.append({"name": c["name"], "mode": c["mode"],
-                        "compliance": c["compliance_profile"],
-                        "status": "running" if running else c["status"],
-                        "counters": self.store.counters(c["id"]),
-                        "backlog": sum(self.store.backlog(c["id"]).values())})
+        for c in self.store.campaign_configs():
+            d = self.runner.dialers.get(c.id)
+            out.append(dict(c.to_json(), dialing=bool(d and d.running),
+                            counters=self.store.counters(c.id),
+                            backlog=sum(self.store.backlog(c.id).values())))
         return out
 
-    async def campaign_action(self, name: str, action: str) -> None:
-        cid = self.store.campaign(name)
-        if cid != self.dialer.campaign_id:
-            raise UserError("campaign {name} is not the one this box is dialing now", name=name)
-        if action == "start" and not self.dialer.running:
-            await self.dialer.start()
-        elif action == "pause" and self.dialer.running:
-            await self.dialer.stop()
-        elif action not in ("start", "pause"):
-            raise UserError("unknown action {action}: start or pause", action=action)
+    async def campaign_action(self, name: str, action: str, by: str = "web",
+                              source: str = "web") -> None:
+        campaigns_mod.act(self.store, name, action, who=by, source=source)
+        await self.runner.reconcile()
+
+    async def campaign_create(self, name: str, creditor: str | None, mode: str,
+                              compliance: str, by: str = "web", source: str = "web") -> dict:
+        return campaigns_mod.create(self.store, name, creditor=creditor, mode=mode,
+                                    compliance=compliance, who=by, source=source).to_json()
+
+    def campaign_settings(self, name: str) -> dict:
+        return self.store.campaign_config(name).to_json()
+
+    async def campaign_update(self, name: str, changes: dict, by: str = "web",
+                              source: str = "web") -> dict:
+        changes = dict(changes)
+        if "schedule" in changes and changes["schedule"] is not None:
+            sch = changes["schedule"]
+            days = sch.get("days")
+            changes["schedule"] = campaigns_mod.Schedule.parse(
+                ",".join(campaigns_mod.DAY_NAMES[d - 1] for d in days) if isinstance(days, list)
+                else days, f"{sch.get('from', '00:00')}-{sch.get('to', '23:59')}", sch.get("tz"))
+        cfg = campaigns_mod.update(self.store, name, who=by, source=source, **changes)
+        await self.runner.reconcile()
+        return cfg.to_json()
 
     def _creditor_of(self, campaign: str) -> str | None:
         try:

@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "dialbox.cmd_modem",
     "dialbox.cmd_e1",
     "dialbox.cmd_import",
+    "dialbox.cmd_campaign",
     "dialbox.cmd_dnc",
     "dialbox.cmd_payments",
     "dialbox.cmd_simulate",

@@ -39,13 +39,16 @@ def add_parser(sub) -> None:
     p.add_argument("--tls-key", type=Path, metavar="PEM", help="the key of --tls-cert")
     p.add_argument("--time-scale", type=float, default=1.0, metavar="X",
                    help="simulated seconds per real second for debtors and operators (default 1)")
+    p.add_argument("--no-demo", dest="demo", action="store_false",
+                   help="with --simulate on a fresh data directory, do not make the demo "
+                        "campaign (by default it is made, loaded and started)")
     p.add_argument("--calllist", type=Path, metavar="CSV",
                    help="call list for the demo campaign (default: bundled 200 debtors)")
     p.add_argument("--compliance", default="ru-230fz", metavar="PROFILE",
-                   help="compliance profile of the demo campaign: ru-230fz (default), us-regf, "
-                        "or none (only for demos outside legal hours)")
+                   help="compliance profile of the demo campaign when it is made: ru-230fz "
+                        "(default), us-regf, or none (only for demos outside legal hours)")
     p.add_argument("--mode", default="progressive", choices=("preview", "progressive", "predictive"),
-                   help="dialing mode of the demo campaign (default progressive)")
+                   help="dialing mode of the demo campaign when it is made (default progressive)")
     p.add_argument("--abandon-message", type=Path, metavar="FILE",
                    help="the demo campaign's abandon message (WAV, MP3, OGG): what a debtor hears "
                         "when no operator is free within 2 s (us-regf predictive needs one)")
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(simulate=args.simulate, profiles=tuple(args.profile), operators=args.operators,
                         data=args.data, time_scale=args.time_scale, calllist=args.calllist,
                         seed=args.seed, compliance=args.compliance, mode=args.mode,
-                        reserve_inbound=args.reserve_inbound, abandon_message=args.abandon_message)
+                        demo=args.demo, reserve_inbound=args.reserve_inbound,
+                        abandon_message=args.abandon_message)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     appliance = Appliance(settings)
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             from dialbox.banner import first_start
             print(first_start(home, appliance.initial_password,
                               str(settings.data / "initial-admin-password")), flush=True)
+        print(appliance.campaigns_line(), flush=True)
 
     async def factory() -> web.Application:
         from web_admin.app import make_app

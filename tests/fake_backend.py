@@ -9,10 +9,25 @@ from pathlib import Path
 from controller import users as users_mod
 from controller.calllist import NO_PHONE, normalize_phone, preview_file
 from firmware.errors import InputError, UserError
-from web_admin.backend import (CAMPAIGN_ACTIONS, DISPOSITIONS, KPI_BY, LINE_ACTIONS,
-                               REFUSAL_EXCEPTIONS, REFUSAL_KINDS)
+from web_admin.backend import (CAMPAIGN_ACTIONS, CAMPAIGN_MODES, DISPOSITIONS, KPI_BY,
+                               LINE_ACTIONS, REFUSAL_EXCEPTIONS, REFUSAL_KINDS, WRAP_AFTER)
 
 TODAY = dt.date(2026, 11, 25)  # the fake's "today": promises in the past are refused
+
+
+_SETTINGS = ("name", "creditor", "mode", "compliance", "status", "schedule", "weight",
+             "wrap_limit_s", "wrap_after", "line_group", "operators", "teams", "demo")
+
+
+def _settings(name, creditor, mode, status, compliance="ru-230fz") -> dict:
+    return {"name": name, "creditor": creditor, "mode": mode, "compliance": compliance,
+            "status": status, "schedule": None, "weight": 1, "wrap_limit_s": None,
+            "wrap_after": "ready", "line_group": [], "operators": [], "teams": [],
+            "demo": False}
+
+
+def _settings_of(c: dict) -> dict:
+    return {k: c[k] for k in _SETTINGS}
 
 
 def _counters(**kw) -> dict:
@@ -45,11 +60,10 @@ class FakeBackend:
                                    "calls": 2}}
         self.desk_calls: dict[str, dict | None] = {"olga": None}
         self.campaign_list = [
-            {"name": "Тест", "mode": "progressive", "compliance": "ru-230fz", "status": "running",
-             "counters": dict(self.counters), "backlog": 12},
-            {"name": "Soft 1-30", "mode": "predictive", "compliance": "ru-230fz",
-             "status": "paused", "counters": _counters(attempts=120, answered=40, leads_left=300),
-             "backlog": 0}]
+            dict(_settings("Тест", "Банк-1", "progressive", "running"), dialing=True,
+                 counters=dict(self.counters), backlog=12),
+            dict(_settings("Soft 1-30", "Банк-2", "predictive", "paused"), dialing=False,
+                 counters=_counters(attempts=120, answered=40, leads_left=300), backlog=0)]
         self.dnc = [{"e164": "+79161234567", "reason": "просил не звонить", "by": "anna",
                      "at": 1764000000.0}]
         self.balance = "152.40 RUB"
@@ -108,8 +122,26 @@ class FakeBackend:
     async def desk_ready(self, username, ready):
         self.calls.append(("desk_ready", username, ready))
         op = self._operator(username)
-        if op["state"] in ("free", "not_ready"):
+        op.pop("pending", None)
+        if op["state"] in ("free", "not_ready", "break"):
             op["state"] = "free" if ready else "not_ready"
+
+    async def desk_break(self, username, reason):
+        self.calls.append(("desk_break", username, reason))
+        op = self._operator(username)
+        if op["state"] in ("free", "not_ready", "break"):
+            op.update(state="break", reason=reason)
+        else:
+            op["pending"] = reason
+
+    async def desk_presence(self, username, present):
+        self.calls.append(("desk_presence", username, present))
+        op = self.operators.get(username)
+        if op is not None and not present:
+            if op["state"] in ("free", "not_ready", "break"):
+                op.update(state="not_ready", reason="desk_gone")
+            else:
+                op["pending"] = "desk_gone"
 
     def _call(self, username, call_id,
               message="this call is not yours (it may have ended already)") -> dict:
@@ -176,11 +208,50 @@ class FakeBackend:
                 return c
         raise UserError("There is no campaign named {name}.", name=name)
 
-    async def campaign_action(self, name, action):
+    async def campaign_action(self, name, action, by="web"):
         if action not in CAMPAIGN_ACTIONS:
-            raise UserError("unknown action {action}: start or pause", action=action)
-        self._campaign(name)["status"] = "running" if action == "start" else "paused"
-        self.calls.append(("campaign_action", name, action))
+            raise UserError(f"action {action!r} is not one of {', '.join(CAMPAIGN_ACTIONS)}")
+        c = self._campaign(name)
+        if action == "archive" and c["status"] == "running":
+            raise UserError(f"campaign {name!r} is running: stop the campaign before archiving")
+        c["status"] = {"start": "running", "pause": "paused", "stop": "stopped",
+                       "archive": "archived", "unarchive": "stopped"}[action]
+        c["dialing"] = c["status"] == "running"
+        self.calls.append(("campaign_action", name, action, by))
+
+    async def campaign_create(self, name, creditor, mode, compliance, by="web"):
+        name = (name or "").strip()
+        if not name:
+            raise UserError("campaign name: give 1-100 characters")
+        if any(c["name"] == name for c in self.campaign_list):
+            raise UserError(f"a campaign named {name!r} exists already")
+        if mode not in CAMPAIGN_MODES:
+            raise UserError(f"dialing mode {mode!r}: one of {', '.join(CAMPAIGN_MODES)}")
+        if compliance not in ("ru-230fz", "us-regf", "none"):
+            raise UserError(f"compliance profile {compliance!r} is unknown")
+        c = dict(_settings(name, creditor, mode, "draft", compliance), dialing=False,
+                 counters=_counters(), backlog=0)
+        self.campaign_list.append(c)
+        self.calls.append(("campaign_create", name, by))
+        return _settings_of(c)
+
+    def campaign_settings(self, name):
+        return _settings_of(self._campaign(name))
+
+    async def campaign_update(self, name, changes, by="web"):
+        c = self._campaign(name)
+        for key, value in changes.items():
+            if key not in _SETTINGS or key in ("status", "demo"):
+                raise UserError(f"unknown campaign setting {key!r}")
+            if key == "weight" and not (isinstance(value, int) and 1 <= value <= 100):
+                raise UserError(f"weight {value!r}: a whole number from 1 to 100")
+            if key == "mode" and value not in CAMPAIGN_MODES:
+                raise UserError(f"dialing mode {value!r}: one of {', '.join(CAMPAIGN_MODES)}")
+            if key == "wrap_after" and value not in WRAP_AFTER:
+                raise UserError(f"after the wrap-up limit: {' or '.join(WRAP_AFTER)}")
+        c.update(changes)
+        self.calls.append(("campaign_update", name, dict(changes), by))
+        return _settings_of(c)
 
     def calllist_preview(self, campaign, path, filename):
         self._campaign(campaign)

@@ -22,7 +22,7 @@ async def test_campaign_day_funnel_matches_what_debtors_did(tmp_path):
     await app.start()
     try:
         await asyncio.sleep(25)  # about 17 simulated minutes of a busy floor
-        await app.dialer.stop()
+        await app.campaign_action("Демо-кампания", "pause", by="test")
         loop = asyncio.get_running_loop()
         end = loop.time() + 30
         while any(ln.call_id for ln in app.lines.lines()) or any(

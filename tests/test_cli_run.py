@@ -40,6 +40,8 @@ async def test_run_prints_the_url_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert box[0].startswith("╔") and box[-1].startswith("╚")
         assert len({len(x.rstrip("\n")) for x in box}) == 1  # every line as wide as the frame
         assert any("admin" in x for x in box) and any(password in x for x in box)
+        third = (await asyncio.wait_for(proc.stdout.readline(), 5)).decode()
+        assert "dialing: Демо-кампания (the demo" in third  # a fresh data dir, --simulate
         await asyncio.sleep(4)
         health = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz")
         assert health["lines"]["total"] == 34 and health["lines"]["in_service"] == 34

@@ -158,7 +158,7 @@ async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store
     await d._launch("l0", d._next_allowed_lead(None), reserve=False)
     await d._launch("l1", d._next_allowed_lead(None), reserve=False)
     (l0, _, c0), (l1, _, c1) = fl.dials
-    ops.reserve(c0)  # the only operator takes the first answer
+    d.operators.reserve(c0)  # the only operator takes the first answer
     fl.emit(CallProgress(l0, c0, CallStage.ANSWERED, 0))
     fl.emit(CallProgress(l1, c1, CallStage.ANSWERED, 0))
     assert d._waiting == [c1]  # nobody free for the second: it waits inside the deadline

@@ -240,7 +240,7 @@ async def test_predictive_campaign_dials_by_the_pacer_over_gsm_and_e1(tmp_path):
         abandoned = sum(1 for r in rows if r["abandoned"])
         assert abandoned <= max(2, 0.1 * answered), (abandoned, answered)
         # Nobody is left reserved for a call that is gone.
-        await app.dialer.stop()
+        await app.campaign_action("Демо-кампания", "pause", by="test")
         loop = asyncio.get_running_loop()
         end = loop.time() + 20
         while any(o.state != "free" for o in app.operators.ops):

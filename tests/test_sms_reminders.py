@@ -6,8 +6,14 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from controller import campaigns
 from controller.segments import Segment, Strategy
-from dialbox.appliance import Appliance, Settings
+from dialbox.appliance import DEMO_CAMPAIGN, Appliance, Settings
+
+
+def sms(app):
+    """The SMS reminders of the demo campaign (running while the campaign runs)."""
+    return app.runner.sms[app.store.campaign(DEMO_CAMPAIGN)]
 
 
 async def _wait(cond, timeout=20.0):
@@ -23,9 +29,11 @@ async def app(tmp_path):
     a = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
                            seed=4, compliance="none", sms_interval_s=3600))
     await a.start()
-    await a.dialer.stop()  # these tests drive the SMS side alone
+    # These tests drive the SMS side alone: the campaign runs, but may dial on no line.
+    campaigns.update(a.store, DEMO_CAMPAIGN, who="test", source="test", line_group=["none"])
+    await a.runner.reconcile()
     await _wait(lambda: all(ln.in_service for ln in a.lines.lines()))
-    a.store.set_segments(a.dialer.campaign_id, [Segment("all", {}, Strategy(sms_rules=(
+    a.store.set_segments(a.store.campaign(DEMO_CAMPAIGN), [Segment("all", {}, Strategy(sms_rules=(
         "promise_confirmation", "promise_reminder", "not_reached")))])
     yield a
     await a.stop()
@@ -34,13 +42,13 @@ async def app(tmp_path):
 def _attempt(app, account_id: str, outcome: str, talk: float = 0.0) -> str:
     pk = app.store.db.execute("SELECT id FROM accounts WHERE account_id=?",
                               (account_id,)).fetchone()[0]
-    lead = app.store.next_lead(app.dialer.campaign_id, 10 ** 10)
+    lead = app.store.next_lead(app.store.campaign(DEMO_CAMPAIGN), 10 ** 10)
     call_id = f"c-{account_id}-{outcome}-{datetime.now().timestamp()}"
     app.store.db.execute("UPDATE accounts SET status='active' WHERE id=?", (pk,))
     from controller.store import Lead
     phone = app.store.db.execute("SELECT id, e164 FROM phones WHERE account_pk=?",
                                  (pk,)).fetchone()
-    app.store.begin_attempt(app.dialer.campaign_id, Lead(pk, phone[0], phone[1], account_id),
+    app.store.begin_attempt(app.store.campaign(DEMO_CAMPAIGN), Lead(pk, phone[0], phone[1], account_id),
                             "gsm0", call_id, "pos1")
     app.store.finish_attempt(call_id, outcome=outcome, q850=16, reason="", ring_s=3,
                              talk_s=talk, abandoned=False)
@@ -53,7 +61,7 @@ async def test_promise_confirmation_goes_out_once_and_is_delivered(app):
     call_id = _attempt(app, "DEMO-0001", "answered", talk=30)
     app.store.record_disposition(call_id, "promise", amount=5000,
                                  date=date.today() + timedelta(days=10))
-    assert await app.sms.run_once() == 1
+    assert await sms(app).run_once() == 1
     msg = app.store.db.execute("SELECT rule, number, line, text, state FROM sms_messages"
                                ).fetchone()
     assert msg["rule"] == "promise_confirmation" and "5\u00a0000,00 ₽" in msg["text"]
@@ -62,12 +70,12 @@ async def test_promise_confirmation_goes_out_once_and_is_delivered(app):
     assert "".join(p.text for p in sim.sms_sent) == msg["text"]  # the modem got exactly it
     await _wait(lambda: app.store.db.execute("SELECT state FROM sms_messages").fetchone()[0]
                 == "delivered")
-    assert await app.sms.run_once() == 0  # decided once
+    assert await sms(app).run_once() == 0  # decided once
 
 
 @pytest.mark.slow
 async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app):
-    app.sms.compliance = __import__("controller.compliance", fromlist=["x"]).get_profile(
+    sms(app).compliance = __import__("controller.compliance", fromlist=["x"]).get_profile(
         "ru-230fz")
     call_id = _attempt(app, "DEMO-0002", "answered", talk=30)
     app.store.record_disposition(call_id, "promise", amount=100,
@@ -76,7 +84,7 @@ async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app):
                                   "a.id=p.account_pk WHERE a.account_id='DEMO-0002'"
                                   ).fetchone()[0]
     app.store.dnc_add(number, "asked to stop", "anna")
-    await app.sms.run_once()
+    await sms(app).run_once()
     row = app.store.db.execute("SELECT state, detail FROM sms_messages").fetchone()
     assert row["state"] == "skipped" and "do-not-call" in row["detail"]
     assert all(not s.sms_sent for s in app.sims)
@@ -85,18 +93,18 @@ async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app):
     app.store.dnc_remove(number, "anna")
     app.store.db.execute("DELETE FROM sms_messages")
     app.store.db.execute("UPDATE accounts SET tz='Europe/Moscow'")
-    assert await app.sms.run_once(now=night) == 0
+    assert await sms(app).run_once(now=night) == 0
     assert app.store.db.execute("SELECT COUNT(*) FROM sms_messages").fetchone()[0] == 0
 
 
 @pytest.mark.slow
 async def test_per_sim_daily_limit_spreads_and_stops(app):
-    app.sms.per_sim_per_day = 1
+    sms(app).per_sim_per_day = 1
     for i in range(1, 7):  # six accounts nobody reached twice
         acc = f"DEMO-{i:04d}"
         _attempt(app, acc, "no_answer")
         _attempt(app, acc, "busy")
-    sent = await app.sms.run_once()
+    sent = await sms(app).run_once()
     assert sent == 4  # four SIMs, one SMS each today
     lines = [r[0] for r in app.store.db.execute("SELECT line FROM sms_messages WHERE "
                                                 "state != 'skipped'")]
@@ -105,11 +113,11 @@ async def test_per_sim_daily_limit_spreads_and_stops(app):
 
 @pytest.mark.slow
 async def test_due_reminder_for_soft_segment_accounts_nobody_spoke_to(app):
-    app.store.set_segments(app.dialer.campaign_id, [
+    app.store.set_segments(app.store.campaign(DEMO_CAMPAIGN), [
         Segment("soft", {"dpd": [1, 30]}, Strategy(sms_rules=("due_reminder",))),
         Segment("rest", {}, Strategy())])
     soft = app.store.db.execute("SELECT COUNT(*) FROM accounts WHERE dpd BETWEEN 1 AND 30"
                                 ).fetchone()[0]
-    due = app.sms.due()
+    due = sms(app).due()
     assert len(due) == soft and {d["rule"] for d in due} == {"due_reminder"}
-    assert "просрочен платёж" in app.sms.templates["due_reminder"].format(**due[0]["fields"])
+    assert "просрочен платёж" in sms(app).templates["due_reminder"].format(**due[0]["fields"])

@@ -354,7 +354,7 @@ async def test_campaign_pause_and_start(client, store, fake):
     r = await client.post("/campaigns/action", data={"csrf": csrf, "name": "Тест",
                                                      "action": "pause"}, allow_redirects=False)
     assert r.status == 303
-    assert fake.calls == [("campaign_action", "Тест", "pause")]
+    assert fake.calls == [("campaign_action", "Тест", "pause", PEOPLE["supervisor"])]  # who: audited
     page = await (await client.get("/campaigns")).text()
     assert 'name="action" value="start"' in page
     r = await client.post("/campaigns/action", data={"csrf": csrf, "name": "Нет такой",

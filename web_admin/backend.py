@@ -12,11 +12,14 @@ import inspect
 from pathlib import Path
 from typing import Any, Protocol
 
-OPERATOR_STATES = ("free", "reserved", "talking", "wrap_up", "not_ready")
+OPERATOR_STATES = ("free", "reserved", "talking", "wrap_up", "not_ready", "break")
 CALL_STAGES = ("preview", "ringing", "answered", "bridged", "ended")
 DISPOSITIONS = ("rpc", "promise", "callback", "refusal", "dispute", "third_party",
                 "wrong_number", "complaint", "no_contact")
-CAMPAIGN_ACTIONS = ("start", "pause")
+CAMPAIGN_ACTIONS = ("start", "pause", "stop", "archive", "unarchive")
+CAMPAIGN_STATUSES = ("draft", "running", "paused", "stopped", "archived")
+CAMPAIGN_MODES = ("preview", "progressive", "predictive")
+WRAP_AFTER = ("ready", "paused")
 # What a call list's column can be (controller.importer.FIELDS); the import needs a phone.
 CALLLIST_FIELDS = ("account_id", "debtor_name", "debt_amount", "currency", "dpd", "due_date",
                    "region", "tz", "creditor", "product", "birth_date", "refusal_date",
@@ -48,8 +51,16 @@ class Backend(Protocol):
     def status(self) -> dict:
         """{"lines": [{"name","kind","state","in_service","reason","signal_dbm","operator"}],
         "campaign": {"name","running","compliance","counters": {attempts, answered, busy,
-        no_answer, failed, abandoned, in_progress, leads_left, held}},
-        "operators": [{"name","position","state","calls"}], "health": health()}."""
+        no_answer, failed, abandoned, in_progress, leads_left, held}} (the first running
+        campaign, kept for the old header), "campaigns": [{"name","creditor","status" in
+        CAMPAIGN_STATUSES,"running","dialing" (false outside its schedule),"compliance","mode",
+        "weight","demo","pacing": None | {"mode","reason","fallback","abandon_rate"},
+        "counters": {as above},"operators": {state: count of its operators}}] (not archived),
+        "operators": [{"name","position","state" in OPERATOR_STATES,"calls","human",
+        "since_s" (seconds in this state),"reason" (break reason, "desk_gone" or "wrap_limit"
+        when not ready/break),"pending" (break asked for during a call),"campaign" (of the call
+        held, or None),"campaigns" (running campaigns he works),"team"}],
+        "health": health()}."""
 
     # --- agent desk (operator; supervisors and admins may open it) -----------------------------
     def desk(self, username: str) -> dict:
@@ -62,7 +73,16 @@ class Backend(Protocol):
         Raises UserError when the user is not seated at an operator position."""
 
     async def desk_ready(self, username: str, ready: bool) -> None:
-        """Ready (free, takes calls) or not ready (no calls are put through)."""
+        """Ready (free, takes calls) or not ready (no calls are put through). Ready also ends
+        a break, and cancels a break asked for during a call."""
+
+    async def desk_break(self, username: str, reason: str) -> None:
+        """A break with a reason: at once when idle; after the current call and its wrap-up
+        otherwise (no new call is reserved meanwhile). Ready ends it."""
+
+    async def desk_presence(self, username: str, present: bool) -> None:
+        """The desk's WebSocket opened (True) or closed / missed its heartbeat (False). Gone:
+        not ready until the person presses Ready (after the call in hand, if any)."""
 
     async def desk_dial(self, username: str, call_id: str) -> None:
         """Preview mode: place the call of the card shown (stage "preview"); UserError when
@@ -87,11 +107,29 @@ class Backend(Protocol):
 
     # --- supervisor ------------------------------------------------------------------------------
     def campaigns(self) -> list[dict]:
-        """[{"name","mode","compliance","status" (running|paused|finished),
-        "counters": {as in status()}, "backlog": int}]."""
+        """[{campaign_settings(), "dialing": bool, "counters": {as in status()},
+        "backlog": int}] for every campaign, archived ones too."""
 
-    async def campaign_action(self, name: str, action: str) -> None:
-        """action in CAMPAIGN_ACTIONS; UserError for an unknown campaign or action."""
+    async def campaign_action(self, name: str, action: str, by: str) -> None:
+        """action in CAMPAIGN_ACTIONS, done by user `by` (audited); UserError for an unknown
+        campaign or action, or one the status does not allow (archive a running one)."""
+
+    async def campaign_create(self, name: str, creditor: str | None, mode: str,
+                              compliance: str, by: str) -> dict:
+        """A new draft campaign (dials once started); campaign_settings() of it. UserError on
+        an empty or taken name, an unknown mode or compliance profile."""
+
+    def campaign_settings(self, name: str) -> dict:
+        """{"name","creditor","mode","compliance","status","schedule": None | {"days": [ISO
+        weekdays 1-7],"from": "HH:MM","to": "HH:MM" (24:00 allowed),"tz"},"weight" (1-100),
+        "wrap_limit_s" (None: no limit),"wrap_after" in WRAP_AFTER,"line_group": [line name
+        patterns; empty: every line],"operators": [user names],"teams": [team names] (both
+        empty: every operator),"demo": bool}; UserError for an unknown campaign."""
+
+    async def campaign_update(self, name: str, changes: dict, by: str) -> dict:
+        """Change any of the keys of campaign_settings() but status and demo ("name" renames);
+        the running box follows at once. Returns the new settings; UserError says what is
+        wrong (the message names the field)."""
 
     def calllist_preview(self, campaign: str, path: Path, filename: str) -> dict:
         """What the uploaded file at `path` holds: {"columns": [header], "rows": [first rows,

@@ -44,7 +44,7 @@ async def campaign_action(request: web.Request) -> web.Response:
         return await campaigns(request, status=400, error=t(
             request, "Unknown action {action}: start or pause.", action=action))
     try:
-        await call(backend(request).campaign_action, name, action)
+        await call(backend(request).campaign_action, name, action, user(request)["username"])
     except UserError as exc:
         return await campaigns(request, error=message_of(request, exc), status=400)
     log.info("campaign_action", user=user(request)["username"], campaign=name, action=action)

@@ -1,0 +1,124 @@
+"""Campaigns as the shop manages them: create, start, pause, stop, archive, edit; every change audited.
+
+The command line and the web admin both come through here; a running box reads the store every
+couple of seconds (controller.campaign_runner), so a change made here reaches its dialers without
+a restart.
+"""
+from __future__ import annotations
+
+from controller import audit
+from controller.store_campaigns import (DAY_NAMES, MODES, STATUSES, WRAP_AFTER, CampaignConfig,
+                                        Schedule, _known_profile)
+from firmware.errors import UserError
+
+__all__ = ("ACTIONS", "DAY_NAMES", "MODES", "STATUSES", "WRAP_AFTER", "CampaignConfig", "Schedule", "act",
+           "create", "update")
+
+# action -> (status it sets, statuses it may be taken from)
+ACTIONS = {
+    "start": ("running", ("draft", "paused", "stopped", "running")),
+    "pause": ("paused", ("running", "paused")),
+    "stop": ("stopped", ("draft", "running", "paused", "stopped")),
+    "archive": ("archived", ("draft", "paused", "stopped", "archived")),
+    "unarchive": ("stopped", ("archived",)),
+}
+_WHY_NOT = {
+    "start": "an archived campaign cannot be started; unarchive it first",
+    "pause": "only a running campaign can be paused",
+    "stop": "an archived campaign is stopped already",
+    "archive": "stop the campaign before archiving it",
+    "unarchive": "the campaign is not archived",
+}
+
+
+def create(store, name: str, *, who: str, source: str, creditor: str | None = None,
+           mode: str = "progressive", compliance: str = "ru-230fz",
+           demo: bool = False) -> CampaignConfig:
+    """A new draft campaign (nothing dials until a person starts it)."""
+    cid = store.create_campaign(name, creditor=creditor, mode=mode,
+                                compliance_profile=compliance, demo=demo)
+    cfg = store.campaign_config(cid)
+    audit.record(store, who=who, action="create", obj="campaign", key=cfg.name,
+                 after=cfg.to_json(), source=source)
+    return cfg
+
+
+def act(store, name: str, action: str, *, who: str, source: str) -> CampaignConfig:
+    """start | pause | stop | archive | unarchive; UserError when the status does not allow it."""
+    if action not in ACTIONS:
+        raise UserError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
+    before = store.campaign_config(name)
+    status, allowed_from = ACTIONS[action]
+    if before.status not in allowed_from:
+        raise UserError(f"campaign {name!r} is {before.status}: {_WHY_NOT[action]}")
+    if status != before.status:
+        store.update_campaign(before.id, status=status)
+        audit.record(store, who=who, action=action, obj="campaign", key=before.name,
+                     before={"status": before.status}, after={"status": status}, source=source)
+    return store.campaign_config(before.id)
+
+
+def update(store, name: str, *, who: str, source: str, **changes) -> CampaignConfig:
+    """Change settings: creditor, mode, compliance, schedule (a Schedule or None), weight,
+    wrap_limit_s (None: no limit), wrap_after, line_group (patterns), operators, teams, name."""
+    before = store.campaign_config(name)
+    cols: dict = {}
+    for key, value in changes.items():
+        if key == "creditor":
+            cols["creditor"] = (value or "").strip() or None
+        elif key == "name":
+            value = (value or "").strip()
+            if not value or len(value) > 100:
+                raise UserError("campaign name: give 1-100 characters")
+            if value != before.name and store.db.execute(
+                    "SELECT 1 FROM campaigns WHERE name=?", (value,)).fetchone():
+                raise UserError(f"a campaign named {value!r} exists already")
+            cols["name"] = value
+        elif key == "mode":
+            if value not in MODES:
+                raise UserError(f"dialing mode {value!r}: one of {', '.join(MODES)}")
+            cols["mode"] = value
+        elif key == "compliance":
+            _known_profile(value)
+            cols["compliance_profile"] = value
+        elif key == "schedule":
+            if value is not None and not isinstance(value, Schedule):
+                raise UserError("schedule: give days, hours and a time zone")
+            cols["schedule"] = None if value is None else _json(value.to_json())
+        elif key == "weight":
+            if not isinstance(value, int) or not 1 <= value <= 100:
+                raise UserError(f"weight {value!r}: a whole number from 1 to 100")
+            cols["weight"] = value
+        elif key == "wrap_limit_s":
+            if value is not None and not 5 <= float(value) <= 3600:
+                raise UserError(f"wrap-up limit {value!r} s: between 5 and 3600 seconds, "
+                                "or none")
+            cols["wrap_limit_s"] = None if value is None else float(value)
+        elif key == "wrap_after":
+            if value not in WRAP_AFTER:
+                raise UserError(f"after the wrap-up limit: {' or '.join(WRAP_AFTER)}, "
+                                f"not {value!r}")
+            cols["wrap_after"] = value
+        elif key == "line_group":
+            pats = [p.strip() for p in value if p.strip()]
+            if any("," in p for p in pats):
+                raise UserError("line group: one line name or pattern per entry")
+            cols["line_group"] = ",".join(pats) or None
+        elif key in ("operators", "teams"):
+            cols[key] = [n.strip() for n in value if n.strip()]
+        else:
+            raise UserError(f"unknown campaign setting {key!r}")
+    store.update_campaign(before.id, **cols)
+    after = store.campaign_config(before.id)
+    b, a = before.to_json(), after.to_json()
+    diff = {k for k in a if a[k] != b[k]}
+    if diff:
+        audit.record(store, who=who, action="edit", obj="campaign", key=before.name,
+                     before={k: b[k] for k in sorted(diff)},
+                     after={k: a[k] for k in sorted(diff)}, source=source)
+    return after
+
+
+def _json(d: dict) -> str:
+    import json
+    return json.dumps(d, ensure_ascii=False, sort_keys=True)
