@@ -47,6 +47,7 @@ class CampaignRunner:
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
         self._closing = False  # loops end on it too: 3.11's wait_for can swallow a cancel
+        self.hold_reason: str | None = None  # set: no campaign places calls (a full disk)
         lines.subscribe(self._on_line_event)
         operators.watch(self._wake.set)
         operators.wrap_limit = self._wrap_limit
@@ -176,6 +177,8 @@ class CampaignRunner:
     async def _turns(self) -> None:
         """One call at a time to the campaign with the least in hand per weight that can dial."""
         while True:
+            if self.hold_reason:
+                return
             order = sorted((d for d in self.dialers.values() if d.running),
                            key=lambda d: (d.load() / d.weight, -d.weight, d.campaign_id))
             for d in order:

@@ -6,6 +6,8 @@ a restart.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from controller import audit
 from controller.store_campaigns import (DAY_NAMES, MODES, STATUSES, WRAP_AFTER, CampaignConfig,
                                         Schedule, _known_profile)
@@ -43,14 +45,23 @@ def create(store, name: str, *, who: str, source: str, creditor: str | None = No
     return cfg
 
 
-def act(store, name: str, action: str, *, who: str, source: str) -> CampaignConfig:
-    """start | pause | stop | archive | unarchive; UserError when the status does not allow it."""
+def act(store, name: str, action: str, *, who: str, source: str,
+        data: Path | None = None) -> CampaignConfig:
+    """start | pause | stop | archive | unarchive; UserError when the status does not allow it.
+
+    ``data``: the data directory, where a start checks the campaign's prompts (a us-regf
+    predictive campaign dials only with an abandon message).
+    """
     if action not in ACTIONS:
         raise UserError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
     before = store.campaign_config(name)
     status, allowed_from = ACTIONS[action]
     if before.status not in allowed_from:
         raise UserError(f"campaign {name!r} is {before.status}: {_WHY_NOT[action]}")
+    if action == "start" and data is not None:
+        from controller import prompts
+        prompts.require_abandon_message(store, data, before.id, mode=before.mode,
+                                        compliance_profile=before.compliance)
     if status != before.status:
         store.update_campaign(before.id, status=status)
         audit.record(store, who=who, action=action, obj="campaign", key=before.name,

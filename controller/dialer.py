@@ -196,7 +196,7 @@ class Dialer:
 
     async def place_one(self) -> bool:
         """Place at most one call (or show one card); True when it did (the runner's turn)."""
-        if not self.running or self._inbound:
+        if not self.running or self._inbound or self.hold_reason:
             return False
         return await self._place(limit=1) > 0
 

@@ -139,6 +139,8 @@ class Appliance(BackendMixin):
         await self.lines.start()
         if s.simulate and s.demo and not self.store.campaigns():
             self._load_demo()
+        elif s.abandon_message is not None:
+            self._demo_abandon_message()
         # Simulated operators only on simulated hardware; real calls go to people at the desk.
         self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
                                       wrap_mean_s=s.wrap_mean_s, seed=s.seed)
@@ -175,7 +177,24 @@ class Appliance(BackendMixin):
         # Who the demo's SMS say they are from (the law wants a creditor and a phone).
         sms_templates.save(self.store, cfg.id, by="demo", source="demo",
                            creditor_name="ООО «Демо-Кредит»", contact_phone="+74950000000")
-        campaigns.act(self.store, DEMO_CAMPAIGN, "start", who="dialbox", source="demo")
+        self._demo_abandon_message()
+        campaigns.act(self.store, DEMO_CAMPAIGN, "start", who="dialbox", source="demo",
+                      data=Path(s.data))
+
+    def _demo_abandon_message(self) -> None:
+        """--abandon-message: the demo campaign's (us-regf predictive needs one)."""
+        s = self.settings
+        if s.abandon_message is None:
+            return
+        if not Path(s.abandon_message).is_file():
+            raise UserError("{path}: abandon message file not found", path=str(s.abandon_message))
+        cfg = next((c for c in self.store.campaign_configs() if c.demo), None)
+        if cfg is None:
+            raise UserError("--abandon-message is for the demo campaign, and this data "
+                            "directory has none: upload it with dialbox prompts upload")
+        prompts.upload(self.store, s.data, cfg.id, "abandon",
+                       Path(s.abandon_message).read_bytes(),
+                       filename=Path(s.abandon_message).name, who="system", source="start")
 
     def _sms_for(self, cfg: CampaignConfig):
         from controller.sms import SmsReminders
@@ -275,7 +294,10 @@ class Appliance(BackendMixin):
         recording notice only under a profile that wants one."""
         row = self.store.db.execute("SELECT campaign_id FROM attempts WHERE call_id=?",
                                     (call_id,)).fetchone()
-        campaign_id = row[0] if row else self.dialer.campaign_id
+        dialer = self.runner.dialer_of(call_id) if row is None else None
+        campaign_id = row[0] if row else (dialer.campaign_id if dialer else None)
+        if campaign_id is None:
+            return None
         if kind == "notice":
             prof = self.store.db.execute("SELECT compliance_profile FROM campaigns WHERE id=?",
                                          (campaign_id,)).fetchone()
@@ -296,8 +318,8 @@ class Appliance(BackendMixin):
 
     def _on_disk(self, reason: str | None) -> None:
         """The recordings disk filled up (reason) or has room again (None)."""
-        if hasattr(self, "dialer"):
-            self.dialer.hold_reason = reason
+        if hasattr(self, "runner"):
+            self.runner.hold_reason = reason
         if reason:
             log.error("dialing_paused", reason=reason)
 
@@ -395,6 +417,7 @@ class Appliance(BackendMixin):
                 "running": cfg.status == "running", "dialing": bool(d and d.running),
                 "compliance": cfg.compliance, "mode": cfg.mode, "weight": cfg.weight,
                 "demo": cfg.demo, "pacing": self._pacing(d),
+                "hold_reason": self.runner.hold_reason,
                 "counters": dict(self.store.counters(cfg.id), held=self._held(cfg.id)),
                 "operators": states}
 
@@ -438,7 +461,7 @@ class Appliance(BackendMixin):
         first = next((c for c in shown if c["running"]), shown[0] if shown else None)
         if first is None:
             return {"name": "—", "running": False, "compliance": "", "mode": "",
-                    "pacing": None, "counters": dict(_NO_COUNTERS)}
+                    "pacing": None, "hold_reason": None, "counters": dict(_NO_COUNTERS)}
         return first
 
     def _operators(self) -> list[dict]:

@@ -221,7 +221,8 @@ class BackendMixin:
 
     async def campaign_action(self, name: str, action: str, by: str = "web",
                               source: str = "web") -> None:
-        campaigns_mod.act(self.store, name, action, who=by, source=source)
+        campaigns_mod.act(self.store, name, action, who=by, source=source,
+                          data=Path(self.settings.data))
         await self.runner.reconcile()
 
     async def campaign_create(self, name: str, creditor: str | None, mode: str,

@@ -151,7 +151,8 @@ def show(args) -> int:
 def act(args) -> int:
     store = _store(args)
     try:
-        cfg = campaigns.act(store, args.name, args.action, who=_who(), source="cli")
+        cfg = campaigns.act(store, args.name, args.action, who=_who(), source="cli",
+                            data=args.data)
     finally:
         store.close()
     print(f"campaign {cfg.name!r}: {cfg.status}")

@@ -229,12 +229,17 @@ async def test_campaign_cli_creates_lists_edits_and_starts(tmp_path):
                                    "--after-wrap", "paused", "--data", data)
     assert code == 0, err
     code, out, err = await run_cli("campaign", "start", "Банк-Ноябрь", "--data", data)
+    assert code == 1 and "refuses predictive mode until it has an abandon message" in err
+    code, out, err = await run_cli("campaign", "set", "Банк-Ноябрь", "--mode", "progressive",
+                                   "--data", data)
+    assert code == 0, err
+    code, out, err = await run_cli("campaign", "start", "Банк-Ноябрь", "--data", data)
     assert code == 0 and "running" in out, err
     code, out, err = await run_cli("campaign", "list", "--json", "--data", data)
     assert code == 0, err
     [c] = json.loads(out)
     assert (c["name"], c["creditor"], c["mode"], c["compliance"], c["status"], c["weight"]) == \
-        ("Банк-Ноябрь", "Банк", "predictive", "us-regf", "running", 3)
+        ("Банк-Ноябрь", "Банк", "progressive", "us-regf", "running", 3)
     assert c["schedule"] == {"days": [1, 2, 3, 4, 5], "from": "10:00", "to": "19:00",
                              "tz": "Europe/Moscow"}
     assert (c["line_group"], c["operators"], c["teams"]) == (["gsm*"], ["olga", "pos1"],

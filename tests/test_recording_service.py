@@ -111,7 +111,7 @@ async def test_a_full_disk_pauses_automatic_dialing_with_the_reason(tmp_path):
         assert "disk" in app.status()["campaign"]["hold_reason"]
         app.recording.policy.warn_free_mb = app.recording.policy.stop_free_mb = 1.0
         app.recording.check_disk()  # space freed: dialing resumes
-        assert app.dialer.hold_reason is None and app.health()["warnings"] == []
+        assert app.runner.hold_reason is None and app.health()["warnings"] == []
         for _ in range(50):
             await asyncio.sleep(0.1)
             if app.store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]:
