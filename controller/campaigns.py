@@ -11,7 +11,7 @@ from pathlib import Path
 from controller import audit
 from controller.store_campaigns import (DAY_NAMES, MODES, STATUSES, WRAP_AFTER, CampaignConfig,
                                         Schedule, _known_profile)
-from firmware.errors import UserError
+from firmware.errors import N_, InputError, UserError
 
 __all__ = ("ACTIONS", "DAY_NAMES", "MODES", "STATUSES", "WRAP_AFTER", "CampaignConfig", "Schedule", "act",
            "create", "update")
@@ -25,11 +25,11 @@ ACTIONS = {
     "unarchive": ("stopped", ("archived",)),
 }
 _WHY_NOT = {
-    "start": "an archived campaign cannot be started; unarchive it first",
-    "pause": "only a running campaign can be paused",
-    "stop": "an archived campaign is stopped already",
-    "archive": "stop the campaign before archiving it",
-    "unarchive": "the campaign is not archived",
+    "start": N_("campaign {name} is archived: it cannot be started; unarchive it first"),
+    "pause": N_("campaign {name} is {status}: only a running campaign can be paused"),
+    "stop": N_("campaign {name} is archived: it is stopped already"),
+    "archive": N_("campaign {name} is {status}: stop the campaign before archiving it"),
+    "unarchive": N_("campaign {name} is {status}: it is not archived"),
 }
 
 
@@ -53,11 +53,12 @@ def act(store, name: str, action: str, *, who: str, source: str,
     predictive campaign dials only with an abandon message).
     """
     if action not in ACTIONS:
-        raise UserError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
+        raise UserError("unknown action {action}: one of {actions}", action=action,
+                        actions=", ".join(ACTIONS))
     before = store.campaign_config(name)
     status, allowed_from = ACTIONS[action]
     if before.status not in allowed_from:
-        raise UserError(f"campaign {name!r} is {before.status}: {_WHY_NOT[action]}")
+        raise UserError(_WHY_NOT[action], name=before.name, status=before.status)
     if action == "start" and data is not None:
         from controller import prompts
         prompts.require_abandon_message(store, data, before.id, mode=before.mode,
@@ -80,45 +81,47 @@ def update(store, name: str, *, who: str, source: str, **changes) -> CampaignCon
         elif key == "name":
             value = (value or "").strip()
             if not value or len(value) > 100:
-                raise UserError("campaign name: give 1-100 characters")
+                raise InputError("name: give the campaign a name of 1-100 characters")
             if value != before.name and store.db.execute(
                     "SELECT 1 FROM campaigns WHERE name=?", (value,)).fetchone():
-                raise UserError(f"a campaign named {value!r} exists already")
+                raise InputError("name: a campaign named {name} exists already", name=value)
             cols["name"] = value
         elif key == "mode":
             if value not in MODES:
-                raise UserError(f"dialing mode {value!r}: one of {', '.join(MODES)}")
+                raise InputError("mode: {mode} is not a dialing mode; one of {modes}",
+                                 mode=value, modes=", ".join(MODES))
             cols["mode"] = value
         elif key == "compliance":
             _known_profile(value)
             cols["compliance_profile"] = value
         elif key == "schedule":
             if value is not None and not isinstance(value, Schedule):
-                raise UserError("schedule: give days, hours and a time zone")
+                raise InputError("schedule: give days, hours and a time zone")
             cols["schedule"] = None if value is None else _json(value.to_json())
         elif key == "weight":
             if not isinstance(value, int) or not 1 <= value <= 100:
-                raise UserError(f"weight {value!r}: a whole number from 1 to 100")
+                raise InputError("weight: a whole number from 1 to 100, not {value}",
+                                 value=value)
             cols["weight"] = value
         elif key == "wrap_limit_s":
             if value is not None and not 5 <= float(value) <= 3600:
-                raise UserError(f"wrap-up limit {value!r} s: between 5 and 3600 seconds, "
-                                "or none")
+                raise InputError("wrap_limit_s: the wrap-up limit is 5 to 3600 seconds, or "
+                                 "none; not {value}", value=value)
             cols["wrap_limit_s"] = None if value is None else float(value)
         elif key == "wrap_after":
             if value not in WRAP_AFTER:
-                raise UserError(f"after the wrap-up limit: {' or '.join(WRAP_AFTER)}, "
-                                f"not {value!r}")
+                raise InputError("wrap_after: after the wrap-up limit the operator is made "
+                                 "ready or paused, not {value}", value=value)
             cols["wrap_after"] = value
         elif key == "line_group":
             pats = [p.strip() for p in value if p.strip()]
             if any("," in p for p in pats):
-                raise UserError("line group: one line name or pattern per entry")
+                raise InputError("line_group: one line name or pattern per entry")
             cols["line_group"] = ",".join(pats) or None
         elif key in ("operators", "teams"):
             cols[key] = [n.strip() for n in value if n.strip()]
         else:
-            raise UserError(f"unknown campaign setting {key!r}")
+            raise InputError("{key}: no such campaign setting", key=key)
     store.update_campaign(before.id, **cols)
     after = store.campaign_config(before.id)
     b, a = before.to_json(), after.to_json()

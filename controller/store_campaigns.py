@@ -7,7 +7,7 @@ from datetime import datetime, time as dtime
 from fnmatch import fnmatchcase
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from firmware.errors import UserError
+from firmware.errors import InputError, UserError
 
 STATUSES = ("draft", "running", "paused", "stopped", "archived")
 MODES = ("preview", "progressive", "predictive")
@@ -48,16 +48,17 @@ class Schedule:
             try:
                 start, end = _time(a.strip()), _time(b.strip())
             except ValueError:
-                raise UserError(f"hours {hours!r}: write them as 09:00-20:00") from None
+                raise InputError("hours: write them as 09:00-20:00, not {hours}",
+                                 hours=hours) from None
             if not sep or start >= end:
-                raise UserError(f"hours {hours!r}: the start must come before the end, "
-                                "as in 09:00-20:00")
+                raise InputError("hours: the start must come before the end, as in "
+                                 "09:00-20:00, not {hours}", hours=hours)
         zone = tz or SHOP_TZ
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise UserError(f"time zone {zone!r} is unknown; give one like Europe/Moscow"
-                            ) from None
+            raise InputError("tz: time zone {zone} is unknown; give one like Europe/Moscow",
+                             zone=zone) from None
         return cls(out_days, start, end, zone)
 
 
@@ -77,8 +78,8 @@ def _parse_days(text: str) -> tuple[int, ...]:
             lo = DAY_NAMES.index(a) + 1
             hi = DAY_NAMES.index(b) + 1 if b else lo
         except ValueError:
-            raise UserError(f"days {text!r}: use mon..sun, as in mon-fri or mon,wed,sat"
-                            ) from None
+            raise InputError("days: use mon..sun, as in mon-fri or mon,wed,sat; not {days}",
+                             days=text) from None
         out.update(range(lo, hi + 1) if lo <= hi else [*range(lo, 8), *range(1, hi + 1)])
     return tuple(sorted(out))
 
@@ -132,12 +133,13 @@ class CampaignsMixin:
         """A new campaign, a draft: it dials only once a person starts it."""
         name = name.strip()
         if not name or len(name) > 100:
-            raise UserError("campaign name: give 1-100 characters")
+            raise InputError("name: give the campaign a name of 1-100 characters")
         if mode not in MODES:
-            raise UserError(f"dialing mode {mode!r}: one of {', '.join(MODES)}")
+            raise InputError("mode: {mode} is not a dialing mode; one of {modes}", mode=mode,
+                             modes=", ".join(MODES))
         _known_profile(compliance_profile)
         if self.db.execute("SELECT 1 FROM campaigns WHERE name=?", (name,)).fetchone():
-            raise UserError(f"a campaign named {name!r} exists already")
+            raise InputError("name: a campaign named {name} exists already", name=name)
         with self.tx():
             cid = self.campaign(name, create=True, mode=mode,
                                 compliance_profile=compliance_profile)
@@ -150,7 +152,7 @@ class CampaignsMixin:
         col = "id" if isinstance(campaign, int) else "name"
         row = self.db.execute(f"SELECT * FROM campaigns WHERE {col}=?", (campaign,)).fetchone()
         if row is None:
-            raise UserError(f"no campaign named {campaign!r}")
+            raise UserError("no campaign named {name}", name=campaign)
         return self._config(row, self._staff().get(row["id"], ((), ())))
 
     def campaign_configs(self) -> list[CampaignConfig]:
@@ -203,4 +205,5 @@ class CampaignsMixin:
 def _known_profile(name: str) -> None:
     from controller.compliance import PROFILES
     if name not in PROFILES:
-        raise UserError(f"compliance profile {name!r} is unknown; known: {', '.join(PROFILES)}")
+        raise InputError("compliance: profile {name} is unknown; known: {known}", name=name,
+                         known=", ".join(PROFILES))

@@ -249,4 +249,4 @@ async def test_campaign_cli_creates_lists_edits_and_starts(tmp_path):
     assert code == 1 and "stop the campaign before archiving" in err
     assert "Traceback" not in err
     code, out, err = await run_cli("campaign", "start", "Нет-такой", "--data", data)
-    assert code == 1 and "no campaign named 'Нет-такой'" in err
+    assert code == 1 and "no campaign named Нет-такой" in err
