@@ -17,6 +17,9 @@ from controller import kpi as kpi_mod
 from controller import refusals as refusals_mod
 from controller import sms_templates
 from controller.sms import RULES as SMS_RULES
+from controller.sms import TEMPLATES as SMS_TEMPLATES
+from controller.sms import SmsReminders
+from firmware.gsm.pdu import count_parts
 from controller import users as users_mod
 from controller.calllist import import_file, preview_file
 from controller.store import Store
@@ -390,6 +393,39 @@ class BackendMixin:
 
     def sms_settings(self, campaign: str) -> dict:
         return sms_templates.settings(self.store, self.store.campaign(campaign))
+
+    def sms_overview(self, campaign: str) -> dict:
+        cid = self.store.campaign(campaign)
+        saved = sms_templates.settings(self.store, cid)["templates"]
+        segments = [{"name": sg.name, "sms_rules": list(sg.strategy.sms_rules)}
+                    for sg in self.store.segments(cid)]
+        messages = [dict(r) for r in self.store.db.execute(
+            "SELECT m.created_at, a.account_id, m.rule, m.number, m.text, m.state, m.detail "
+            "FROM sms_messages m JOIN accounts a ON a.id = m.account_pk WHERE m.campaign_id=? "
+            "ORDER BY m.id DESC LIMIT 50", (cid,))]
+        return {"rules": list(SMS_RULES), "templates": {r: saved.get(r) or SMS_TEMPLATES[r]
+                                                        for r in SMS_RULES},
+                "saved": sorted(saved), "segments": segments, "messages": messages}
+
+    def sms_preview(self, campaign: str, rule: str, text: str) -> dict:
+        cid = self.store.campaign(campaign)
+        sms_templates.check(text)
+        row = self.store.db.execute(
+            "SELECT a.*, p.amount AS p_amount, p.due_date AS p_date FROM accounts a LEFT JOIN "
+            "promises p ON p.account_pk = a.id WHERE a.campaign_id=? ORDER BY p.id IS NULL, "
+            "a.id LIMIT 1", (cid,)).fetchone()
+        if row is None:
+            raise UserError("the campaign has no debtor yet: upload its call list first")
+        sender = sms_templates.settings(self.store, cid)
+        fields = SmsReminders._fields(
+            row, sender, amount=row["p_amount"] if row["p_amount"] is not None
+            else row["debt_amount"], date=row["p_date"] or row["due_date"] or "")
+        try:
+            message = sms_templates.render(text, fields, max_parts=sender["max_parts"])
+        except sms_templates.Refused as exc:
+            raise UserError("this message would not be sent: {why}", why=str(exc)) from None
+        return {"account_id": row["account_id"], "debtor_name": row["debtor_name"],
+                "text": message, "parts": count_parts(message)}
 
     def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
         unknown = set(changes) - {"creditor_name", "contact_phone", "max_parts", "template"}

@@ -410,6 +410,31 @@ class FakeBackend:
         self.calls.append(("sms_settings_save", campaign, by, dict(changes)))
         return self.sms_settings(campaign)
 
+    def sms_overview(self, campaign):
+        from controller.sms import RULES, TEMPLATES
+        self._campaign(campaign)
+        saved = self.sms_conf["templates"]
+        return {"rules": list(RULES), "templates": {r: saved.get(r) or TEMPLATES[r]
+                                                    for r in RULES},
+                "saved": sorted(saved),
+                "segments": [{"name": "dpd 1-30", "sms_rules": ["due_reminder",
+                                                                "promise_reminder"]}],
+                "messages": [{"created_at": 1764000000.0, "account_id": "A-1001",
+                              "rule": "promise_reminder", "number": "+79123456789",
+                              "text": "Иван Иванович, завтра...", "state": "delivered",
+                              "detail": None}]}
+
+    def sms_preview(self, campaign, rule, text):
+        from controller import sms_templates
+        self._campaign(campaign)
+        sms_templates.check(text)
+        return {"account_id": "A-1001", "debtor_name": "Иванов Иван Иванович",
+                "text": text.format(name="Иван Иванович", amount="5\u00a0000,00",
+                                    currency="₽", date="05.12.2026", account_id="A-1001",
+                                    creditor=self.sms_conf.get("creditor_name") or "Банк",
+                                    contact_phone=self.sms_conf.get("contact_phone") or
+                                    "+74950000000"), "parts": 1}
+
     # --- technician -----------------------------------------------------------------------------
     def lines_detail(self):
         out = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 
 import pytest
 
@@ -170,3 +171,18 @@ async def test_refusals_and_sms_senders_through_the_backend(app):
         "rule": "not_reached", "text": "{creditor}: звоните {contact_phone}"}})
     assert saved["max_parts"] == 2 and app.sms_settings(name) == saved
     assert saved["contact_phone"] == "+74950000000"  # the demo's, kept
+
+
+async def test_sms_preview_renders_a_real_debtors_message_in_russian(app):
+    camp = app.campaigns()[0]["name"]
+    over = app.sms_overview(camp)
+    assert set(over["templates"]) == set(over["rules"]) and over["segments"]
+    text = "{name}, долг {amount} {currency} до {date}. {creditor}, тел. {contact_phone}"
+    app.sms_settings_save(camp, "anna", {"creditor_name": "Банк", "contact_phone":
+                                         "8 495 000-00-00", "max_parts": "1"})
+    with pytest.raises(UserError, match="would not be sent"):  # 2 SMS, the campaign allows 1
+        app.sms_preview(camp, "due_reminder", text + " " + "Пожалуйста, оплатите." * 5)
+    shown = app.sms_preview(camp, "due_reminder", text)
+    assert shown["account_id"] and "Банк, тел. +74950000000" in shown["text"]
+    assert re.search(r"долг \d{1,3}(\u00a0\d{3})*,\d\d ₽", shown["text"]), shown["text"]
+    assert shown["parts"] >= 1

@@ -759,3 +759,29 @@ async def test_dashboard_warns_when_the_recordings_disk_runs_low(client, store, 
     assert "The recordings disk is full" in page and "300 MB" in page
     fake.warnings = []
     assert "data-warning" not in await (await client.get("/")).text()
+
+
+async def test_sms_page_shows_senders_rules_templates_a_preview_and_the_messages(client, store,
+                                                                                 fake):
+    csrf = as_role(client, store, "supervisor")
+    page = await (await client.get("/sms?campaign=Тест")).text()
+    assert "ООО «Кредит»" in page and "Напоминание накануне срока обещания" in page
+    assert re.search(r"<td>dpd 1-30</td><td>Просроченный платёж, Напоминание", page)
+    shown = re.sub(r"<script.*?</script>", "", page, flags=re.S)
+    assert "доставлено" in shown and ">delivered<" not in shown and "due_reminder<" not in shown
+    r = await client.post("/sms/template", data={
+        "csrf": csrf, "campaign": "Тест", "rule": "due_reminder", "do": "preview",
+        "text": "{name}, долг {amount} {currency}. {creditor}, тел. {contact_phone}"})
+    page = await r.text()
+    preview = re.search(r'id="sms-preview">(.*?)</div>', page, re.S).group(1)
+    assert "Иван Иванович, долг 5\u00a0000,00 ₽. ООО «Кредит», тел. +74950000000" in preview
+    assert not [c for c in fake.calls if c[0] == "sms_settings_save"]  # a preview saves nothing
+    r = await client.post("/sms/template", data={
+        "csrf": csrf, "campaign": "Тест", "rule": "due_reminder", "do": "save",
+        "text": "{name}, долг {amount} {currency}."})
+    assert r.status == 400 and "по закону" in (await r.text()).lower()
+    r = await client.post("/sms/template", data={
+        "csrf": csrf, "campaign": "Тест", "rule": "due_reminder", "do": "save",
+        "text": "{name}, долг {amount} {currency}. {creditor}, тел. {contact_phone}"})
+    assert r.status == 200 and "Шаблон сохранён" in await r.text()
+    assert fake.calls[-1][:3] == ("sms_settings_save", "Тест", "anna")

@@ -13,7 +13,7 @@ from controller import users
 from firmware.errors import UserError
 from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hardware, https,
                        line_tests, lines, login, reports_page, sessions, settings_page,
-                       supervisor)
+                       sms_page, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
                               SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -43,6 +43,9 @@ ROUTES = (
     ("POST", "/desk/disposition", desk.disposition, "desk_disposition", DESK),
     ("GET", "/campaigns", supervisor.campaigns, "campaigns", STAFF),
     ("POST", "/campaigns/action", supervisor.campaign_action, "campaign_action", STAFF),
+    ("GET", "/sms", sms_page.page, "sms", STAFF),
+    ("POST", "/sms/settings", sms_page.save_settings, "sms_settings", STAFF),
+    ("POST", "/sms/template", sms_page.template, "sms_template", STAFF),
     ("POST", "/campaigns/upload", calllists.upload, "campaign_upload", STAFF),
     ("POST", "/campaigns/import/{token}", calllists.start, "calllist_import", STAFF),
     ("GET", "/campaigns/import/{token}", calllists.page, "calllist_import_page", STAFF),

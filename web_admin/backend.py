@@ -202,6 +202,16 @@ class Backend(Protocol):
         """{"creditor_name","contact_phone" (E.164),"max_parts" (SMS per message, 1..10),
         "templates": {rule: text} (saved ones; the bundled ones apply to the other rules)}."""
 
+    def sms_overview(self, campaign: str) -> dict:
+        """{"rules": [rule], "templates": {rule: the text in use}, "saved": [rules with a
+        saved template], "segments": [{"name","sms_rules"}], "messages": [{"created_at",
+        "account_id","rule","number","text","state","detail"}] (the last 50, newest first)}."""
+
+    def sms_preview(self, campaign: str, rule: str, text: str) -> dict:
+        """`text` rendered for a real debtor of the campaign (one with a promise if any):
+        {"account_id","debtor_name","text","parts"}; UserError saying why it would not be
+        sent or saved (no creditor or phone, too long, a bad field, no debtor yet)."""
+
     def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
         """Save (audited) any of "creditor_name", "contact_phone", "max_parts" and "template":
         {"rule","text"}; a template must contain {creditor} and {contact_phone}. Returns the

@@ -137,6 +137,19 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "abandons": NP_("report", "Abandoned calls, 30 days"),
         "operators": NP_("report", "Operators: talk and wrap-up"),
     },
+    "sms": {  # SMS rules (controller.sms.RULES)
+        "promise_confirmation": NP_("sms rule", "Promise confirmed"),
+        "promise_reminder": NP_("sms rule", "Reminder the day before a promise"),
+        "not_reached": NP_("sms rule", "We could not reach you"),
+        "due_reminder": NP_("sms rule", "Payment overdue"),
+    },
+    "sms_state": {
+        "skipped": NP_("sms state", "not sent"),
+        "queued": NP_("sms state", "queued"),
+        "sent": NP_("sms state", "sent"),
+        "delivered": NP_("sms state", "delivered"),
+        "failed": NP_("sms state", "failed"),
+    },
     "field": {  # what a call list's column holds (web_admin.backend.CALLLIST_FIELDS)
         "account_id": NP_("list field", "Account number"),
         "debtor_name": NP_("list field", "Debtor's name"),

@@ -31,7 +31,8 @@ ADMIN = ("admin",)
 # (route name, path, title): the navigation, shown to a role only where it may go.
 NAV = (("dashboard", "/", N_("Dashboard")), ("desk", "/desk", N_("Agent desk")),
        ("campaigns", "/campaigns", N_("Campaigns")), ("kpi", "/kpi", N_("KPI")),
-       ("dnc", "/dnc", N_("Do-not-call")), ("debtors", "/debtors", N_("Debtors")),
+       ("dnc", "/dnc", N_("Do-not-call")), ("sms", "/sms", N_("SMS")),
+       ("debtors", "/debtors", N_("Debtors")),
        ("reports", "/reports", N_("Reports")), ("audit", "/audit", N_("Audit")),
        ("lines", "/lines", N_("Lines")), ("hardware", "/hardware", N_("Hardware")), ("users", "/users", N_("Users")),
        ("sessions", "/sessions", N_("Sessions")),
