@@ -119,3 +119,40 @@ async def test_a_full_disk_pauses_automatic_dialing_with_the_reason(tmp_path):
         assert app.store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] > 0
     finally:
         await app.stop()
+
+
+class _WallAt(Clock):
+    """The real monotonic clock, with the wall clock set by the test (local time)."""
+
+    def __init__(self, wall: float) -> None:
+        super().__init__()
+        self.at = wall
+
+    def wall(self) -> float:
+        return self.at
+
+
+async def test_the_nightly_purge_runs_once_a_night_and_logs_what_it_removed(tmp_path):
+    from datetime import datetime
+    night = datetime(2026, 11, 30, 2, 0).timestamp()  # local time: before the purge hour
+    clock = _WallAt(night)
+    store = Store(tmp_path / "dialbox.sqlite3")
+    old = tmp_path / "recordings" / "old.opus"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"OggS old")
+    recordings.started(store, data=tmp_path, call_id="old", line="gsm0", path=old,
+                       started_at=night - 1200 * 86400, channels=2)
+    recordings.finished(store, call_id="old", duration_s=3.0, sha256="x" * 64, size=8, now=night)
+    svc = RecordingService(store, None, Recorder(MediaPlane(clock), tmp_path / "recordings",
+                                                 clock), tmp_path, clock,
+                           operator_of=lambda c: None, retention_days=3 * 365 + 1)
+    try:
+        assert await svc.purge_if_due() is None and old.exists()  # 02:00: not yet
+        clock.at = night + 2 * 3600  # 04:00
+        result = await svc.purge_if_due()
+        assert result.removed == ["old"] and not old.exists()
+        assert await svc.purge_if_due() is None  # once a night
+        clock.at += 86400
+        assert (await svc.purge_if_due()).removed == []  # the next night runs again
+    finally:
+        store.close()
