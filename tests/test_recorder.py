@@ -227,3 +227,28 @@ async def test_a_killed_box_leaves_the_worker_to_finish_every_file(tmp_path):
         assert info["streams"][0]["channels"] == 2
         left, _right = decode_stereo(path)
         assert len(left) / 8000 >= last[f"call-{i}"] * 0.02 - 0.1
+
+
+async def test_a_dead_worker_fails_its_recordings_and_the_next_call_gets_a_new_one(tmp_path):
+    need_ffmpeg()
+    clock = Clock()
+    plane = MediaPlane(clock, jitter_prefill=1)
+    rec = Recorder(plane, tmp_path / "recordings", clock)
+    await plane.start()
+    try:
+        line = plane.add_leg("gsm0", "line")
+        rec.start("c1", "gsm0")
+        await _talk(plane, [(line, tone(500))], 0.5)
+        os.kill(rec.worker_pid, signal.SIGKILL)
+        await _talk(plane, [(line, tone(500))], 0.3)
+        lost = await asyncio.wait_for(rec.stop("c1"), 5)
+        assert lost.sha256 is None and "worker" in lost.error
+        rec.start("c2", "gsm0")  # a new call: a new worker
+        await _talk(plane, [(line, tone(900))], 0.8)
+        ok = await asyncio.wait_for(rec.stop("c2"), 10)
+        assert ok.sha256 == file_sha256(ok.path) and not ok.error
+        left, _ = decode_stereo(ok.path)
+        assert dominant(left[2000:2800], TONES) == 900
+    finally:
+        await rec.close()
+        await plane.stop()

@@ -122,6 +122,12 @@ class Recorder:
         """Start the writer process (the first recording does it too, when needed)."""
         if self._proc is not None and self._proc.returncode is None:
             return
+        try:
+            await self._spawn()
+        except OSError as exc:  # no room for a process, no interpreter: say it, keep the calls
+            log.error("recorder_worker_not_started", error=str(exc))
+
+    async def _spawn(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "firmware.media.recorder_worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
@@ -169,10 +175,13 @@ class Recorder:
             if self._starting is not None and not self._starting.done():
                 asyncio.get_running_loop().call_later(0.02, self._flush)  # worker starting
                 self._flush_scheduled = True
+            else:
+                self._lost("the recorder worker is not running (it failed or died)")
             return
         records, self._out = self._out, []
         transport = proc.stdin.transport
         if transport.is_closing():
+            self._lost("the recorder worker is gone")
             return
         if transport.get_write_buffer_size() > self.max_backlog_bytes:
             # The worker is stalled: audio is dropped rather than memory growing without bound;
@@ -182,6 +191,15 @@ class Recorder:
             log.error("recorder_backlog_dropped", bytes=lost)
             records = [(op, r) for op, r in records if op != b"D"]
         proc.stdin.write(b"".join(r for _op, r in records))
+
+    def _lost(self, why: str) -> None:
+        """No worker to write to: nothing is kept, every recording closing now says why."""
+        self._out.clear()
+        for seq, (rec, fut) in list(self._closing.items()):
+            del self._closing[seq]
+            if not fut.done():
+                self.failed += 1
+                fut.set_result(self._result(rec, None, why))
 
     def stop(self, call_id: str) -> asyncio.Future:
         """Stop recording; the future resolves with the :class:`RecordingResult` once the file

@@ -109,7 +109,8 @@ def serve(inp, out) -> None:
 
     def close(rec_id: int) -> None:
         rec = recs.pop(rec_id, None)
-        if rec is None:
+        if rec is None:  # opened by a worker before this one (it died): its audio is lost
+            answer(rec_id, "", "the recorder worker restarted during the call")
             return
         if isinstance(rec, str):
             path, error = rec.split("\0", 1)
