@@ -82,6 +82,11 @@ def add_exception(store, refusal_id: int, *, kind: str, reference: str, by: str,
             "ends_at, recorded_by, recorded_at) VALUES (?,?,?,?,?,?,?,?)",
             (refusal_id, kind, reference.strip(), e164, starts, ends, by, now))
         xid = int(cur.lastrowid)
+        # Accounts held for the refusal are looked at again (the law decides at each dial).
+        store.db.execute(
+            "UPDATE accounts SET status='active', hold_reason=NULL WHERE status='held' AND "
+            "hold_reason LIKE '%refusal%' AND person_key=(SELECT person_key FROM refusals "
+            "WHERE id=?)", (refusal_id,))
         audit.record(store, who=by, action=f"exception:{kind}", obj="refusal",
                      key=str(refusal_id), source=source,
                      after={"exception": xid, "reference": reference.strip(), "phone": e164,

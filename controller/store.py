@@ -701,6 +701,17 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
                                      f"phone #{p['id']} ({p['kind']}) is on the do-not-call "
                                      f"list: {barred[p['e164']]}")
             phones = [p for p in phones if p["e164"] not in barred]
+        withdrawn = self._consent_withdrawn([p["e164"] for p in phones]) if phones else set()
+        if withdrawn:  # a third party's number: never again; the debtor's own phones remain
+            with self.tx():
+                for p in phones:
+                    if p["e164"] in withdrawn:
+                        self.db.execute("UPDATE phones SET status='withdrawn' WHERE id=?",
+                                        (p["id"],))
+                        self._decide(now, campaign_id, acc["id"], "consent_withdrawn",
+                                     f"phone #{p['id']} ({p['kind']}): the third party on it "
+                                     "withdrew consent to interaction")
+            phones = [p for p in phones if p["e164"] not in withdrawn]
         if phones:
             p = phones[0]
             return Lead(acc["id"], p["id"], p["e164"], acc["account_id"], acc["region"],
@@ -722,6 +733,13 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
                         "detail, channel, evidence) VALUES (?,?,?,?,?,?,?,?)",
                         (now, campaign_id, account_pk, "skip", code, detail, channel,
                          _json(evidence)))
+
+    def _consent_withdrawn(self, numbers: list[str]) -> set[str]:
+        """Those of ``numbers`` whose third party withdrew consent to interaction."""
+        marks = ",".join("?" * len(numbers))
+        return {r[0] for r in self.db.execute(
+            f"SELECT e164 FROM refusals WHERE kind='third_party' AND e164 IN ({marks}) "
+            "AND at <= ?", (*numbers, self.clock.wall()))}
 
     def note_decision(self, account_pk: int, code: str, detail: str, *,
                       campaign_id: int | None, channel: str, evidence: dict | None = None

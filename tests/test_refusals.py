@@ -274,3 +274,37 @@ def test_cli_refusal(run, argv, codes):
 def test_cli_refusal_bad_input(run, argv, message):
     code, doc, err = run(*argv)
     assert code == 1 and doc is None and message in err
+
+
+async def test_a_withdrawn_third_party_number_is_dropped_not_the_account(store):  # noqa: F811
+    d, fl, ops = await make(store, iso_ts("2026-11-25T12:00:00+03:00"), operators=1, lines=2)
+    store.db.execute("UPDATE accounts SET status='done' WHERE account_id != 'A0'")
+    pk = store.db.execute("SELECT id FROM accounts WHERE account_id='A0'").fetchone()[0]
+    store.db.execute("INSERT INTO phones (account_pk, e164, kind, position) VALUES "
+                     "(?, '+79165554433', 'home', 1)", (pk,))  # a relative's home phone
+    store.db.execute("UPDATE phones SET attempts=5 WHERE e164='+79123456700'")  # his own: tried
+    refusals.record(store, kind="third_party", channel="desk", by="anna", phone="+79165554433")
+    await d._cycle()
+    assert [n for _, n, _ in fl.dials] == ["+79123456700"]  # his own phone, not the withdrawn
+    assert store.db.execute("SELECT status FROM phones WHERE e164='+79165554433'"
+                            ).fetchone()[0] == "withdrawn"
+    assert store.db.execute("SELECT code FROM decisions WHERE account_pk=?", (pk,)
+                            ).fetchone()[0] == "consent_withdrawn"
+    await ops.stop()
+
+
+async def test_an_exception_brings_a_held_account_back(store):  # noqa: F811
+    d, fl, ops = await make(store, iso_ts("2026-11-25T12:00:00+03:00"), operators=1, lines=2)
+    store.db.execute("UPDATE accounts SET status='done' WHERE account_id != 'A0'")
+    pk, key = store.db.execute("SELECT id, person_key FROM accounts WHERE account_id='A0'"
+                               ).fetchone()
+    rid = refusals.record(store, kind="debtor", channel="card", by="anna", person_key=key,
+                          account_pk=pk)
+    await d._cycle()
+    assert fl.dials == [] and store.db.execute("SELECT status FROM accounts WHERE id=?", (pk,)
+                                               ).fetchone()[0] == "held"
+    refusals.add_exception(store, rid, kind="enforcement_document", reference="ФС № 7",
+                           by="boss")
+    await d._cycle()
+    assert [n for _, n, _ in fl.dials] == ["+79123456700"]
+    await ops.stop()
