@@ -210,10 +210,12 @@ class FakeBackend:
 
     async def campaign_action(self, name, action, by="web"):
         if action not in CAMPAIGN_ACTIONS:
-            raise UserError(f"action {action!r} is not one of {', '.join(CAMPAIGN_ACTIONS)}")
+            raise UserError("unknown action {action}: one of {actions}", action=action,
+                            actions=", ".join(CAMPAIGN_ACTIONS))
         c = self._campaign(name)
         if action == "archive" and c["status"] == "running":
-            raise UserError(f"campaign {name!r} is running: stop the campaign before archiving")
+            raise UserError("campaign {name} is {status}: stop the campaign before archiving it",
+                            name=name, status=c["status"])
         c["status"] = {"start": "running", "pause": "paused", "stop": "stopped",
                        "archive": "archived", "unarchive": "stopped"}[action]
         c["dialing"] = c["status"] == "running"
@@ -222,13 +224,15 @@ class FakeBackend:
     async def campaign_create(self, name, creditor, mode, compliance, by="web"):
         name = (name or "").strip()
         if not name:
-            raise UserError("campaign name: give 1-100 characters")
+            raise InputError("name: give the campaign a name of 1-100 characters")
         if any(c["name"] == name for c in self.campaign_list):
-            raise UserError(f"a campaign named {name!r} exists already")
+            raise InputError("name: a campaign named {name} exists already", name=name)
         if mode not in CAMPAIGN_MODES:
-            raise UserError(f"dialing mode {mode!r}: one of {', '.join(CAMPAIGN_MODES)}")
+            raise InputError("mode: {mode} is not a dialing mode; one of {modes}", mode=mode,
+                             modes=", ".join(CAMPAIGN_MODES))
         if compliance not in ("ru-230fz", "us-regf", "none"):
-            raise UserError(f"compliance profile {compliance!r} is unknown")
+            raise InputError("compliance: profile {name} is unknown; known: {known}",
+                             name=compliance, known="ru-230fz, us-regf, none")
         c = dict(_settings(name, creditor, mode, "draft", compliance), dialing=False,
                  counters=_counters(), backlog=0)
         self.campaign_list.append(c)
@@ -242,13 +246,15 @@ class FakeBackend:
         c = self._campaign(name)
         for key, value in changes.items():
             if key not in _SETTINGS or key in ("status", "demo"):
-                raise UserError(f"unknown campaign setting {key!r}")
+                raise InputError("{key}: no such campaign setting", key=key)
             if key == "weight" and not (isinstance(value, int) and 1 <= value <= 100):
-                raise UserError(f"weight {value!r}: a whole number from 1 to 100")
+                raise InputError("weight: a whole number from 1 to 100, not {value}", value=value)
             if key == "mode" and value not in CAMPAIGN_MODES:
-                raise UserError(f"dialing mode {value!r}: one of {', '.join(CAMPAIGN_MODES)}")
+                raise InputError("mode: {mode} is not a dialing mode; one of {modes}", mode=value,
+                                 modes=", ".join(CAMPAIGN_MODES))
             if key == "wrap_after" and value not in WRAP_AFTER:
-                raise UserError(f"after the wrap-up limit: {' or '.join(WRAP_AFTER)}")
+                raise InputError("wrap_after: after the wrap-up limit the operator is made "
+                                 "ready or paused, not {value}", value=value)
         c.update(changes)
         self.calls.append(("campaign_update", name, dict(changes), by))
         return _settings_of(c)

@@ -404,3 +404,68 @@ async def test_the_russian_pages_say_every_error_in_russian(open_page, served, t
         assert re.search("[а-яё]", text, re.I), text
         assert not any(e in text for e in english), text
         assert "/tmp" not in text and "--mapping" not in text and "Traceback" not in text
+
+
+@pytest.fixture
+async def box(tmp_path):
+    """The simulated box itself (no demo) with its web admin on 127.0.0.1: (base URL, box)."""
+    from dialbox.appliance import Appliance, Settings
+    a = Appliance(Settings(simulate=True, operators=3, data=tmp_path / "d", time_scale=25.0,
+                           seed=5, demo=False, wrap_mean_s=1.0))
+    await a.start()
+    users.add(a.store, "anna", PASSWORD, role="supervisor")
+    runner = web.AppRunner(make_app(a), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", a
+    await runner.cleanup()
+    await a.stop()
+
+
+async def test_a_campaign_made_and_loaded_in_the_browser_is_dialed(browser, box, tmp_path):
+    base, a = box
+    assert a.campaigns() == []  # nothing dials on a box nobody set up
+    ctx = await browser.new_context(locale="ru-RU")
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", "anna")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.goto(base + "/campaigns")
+    await page.fill("#create-form input[name=name]", "Банк-Ноябрь")
+    await page.fill("#create-form input[name=creditor]", "Банк")
+    await page.select_option("#create-form select[name=compliance]", "none")  # any hour
+    await page.click("#create-form button[type=submit]")
+    await expect(page.locator("#campaign-status")).to_have_text("черновик")
+    # the creditor's file: no account numbers, a phone column with a name nobody guesses
+    csv = tmp_path / "ноябрь.csv"
+    csv.write_text("ФИО;Сумма долга;Мобила\n" + "".join(
+        f"Должник {i};{1000 + i},50;+7 900 {i:03d}-00-0{i % 10}\n" for i in range(1, 21)),
+        encoding="utf-8")
+    await page.goto(base + "/campaigns")
+    await page.select_option("#upload-form select[name=campaign]", "Банк-Ноябрь")
+    await page.set_input_files("#upload-form input[type=file]", str(csv))
+    await page.click("#upload-form button[type=submit]")
+    await expect(page.locator("#preview tbody tr")).to_have_count(5)
+    await page.locator('select[data-column="Мобила"]').select_option(label="Телефон *")
+    await page.click("#mapping-form button[type=submit]")
+    await expect(page.locator('[data-summary="imported"]')).to_have_text("20", timeout=20000)
+    await expect(page.locator("#derived-ids")).to_be_visible()
+    await page.goto(base + "/campaign/Банк-Ноябрь")
+    await page.click('button[value="start"]')
+    await expect(page.locator("#campaign-status")).to_have_text("идёт обзвон")
+    cid = a.store.campaign("Банк-Ноябрь")
+    for _ in range(400):  # the box dials the list it was given in the browser
+        n = a.store.db.execute("SELECT COUNT(*) FROM attempts WHERE campaign_id=?",
+                               (cid,)).fetchone()[0]
+        if n >= 3:
+            break
+        await page.wait_for_timeout(50)
+    assert n >= 3
+    mapping = a.store.mapping_for("Банк")
+    assert mapping and mapping.get("Мобила") == "phone"  # saved for the creditor
+    assert not errors
+    await ctx.close()

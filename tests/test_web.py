@@ -156,7 +156,8 @@ async def test_role_matrix(client, store, fake, role, method, path, name, allowe
         assert r.status not in (401, 403), await r.text()
         if method == "GET" and name not in ("ws", "desk_ws", "campaign_report", "debtor_card",
                                                  "line_test_status", "api_import",
-                                                 "calllist_import_page", "hardware_profile"):
+                                                 "calllist_import_page", "hardware_profile",
+                                                 "campaign"):
             # only the operator has a position; others get the desk saying they have none
             assert r.status == (400 if name == "api_desk" and role != "operator" else 200)
         return
@@ -785,3 +786,45 @@ async def test_sms_page_shows_senders_rules_templates_a_preview_and_the_messages
         "text": "{name}, долг {amount} {currency}. {creditor}, тел. {contact_phone}"})
     assert r.status == 200 and "Шаблон сохранён" in await r.text()
     assert fake.calls[-1][:3] == ("sms_settings_save", "Тест", "anna")
+
+
+async def test_a_campaign_is_created_edited_started_stopped_and_archived_in_the_browser(
+        client, store, fake):
+    csrf = as_role(client, store, "supervisor")
+    r = await client.post("/campaigns/create", allow_redirects=False, data={
+        "csrf": csrf, "name": "Банк-Ноябрь", "creditor": "Банк", "mode": "preview",
+        "compliance": "ru-230fz"})
+    assert r.status == 303 and r.headers["Location"] == "/campaign/%D0%91%D0%B0%D0%BD%D0%BA-" \
+                                                        "%D0%9D%D0%BE%D1%8F%D0%B1%D1%80%D1%8C"
+    assert ("campaign_create", "Банк-Ноябрь", "anna") in fake.calls
+    r = await client.post("/campaigns/create", data={
+        "csrf": csrf, "name": "Банк-Ноябрь", "creditor": "", "mode": "preview",
+        "compliance": "ru-230fz"})
+    assert r.status == 400 and "кампания с названием Банк-Ноябрь уже есть" in await r.text()
+    page = await (await client.get("/campaign/Банк-Ноябрь")).text()
+    assert 'id="campaign-status">черновик<' in page and 'value="start"' in page
+    form = {"csrf": csrf, "name": "Банк-Ноябрь", "creditor": "Банк", "mode": "preview",
+            "compliance": "ru-230fz", "weight": "3", "line_group": "gsm0, gsm1",
+            "operators": "olga", "teams": "", "wrap_limit_s": "90", "wrap_after": "paused",
+            "schedule_on": "1", "from": "09:00", "to": "19:00", "tz": "Europe/Moscow"}
+    data = [(k, v) for k, v in form.items()] + [("day", str(d)) for d in range(1, 6)]
+    r = await client.post("/campaign/Банк-Ноябрь/settings", data=data, allow_redirects=False)
+    assert r.status == 303
+    update = [c for c in fake.calls if c[0] == "campaign_update"][-1]
+    assert update[3] == "anna" and update[2] == {  # only what changed is sent (and audited)
+        "weight": 3, "line_group": ["gsm0", "gsm1"], "operators": ["olga"], "wrap_limit_s": 90,
+        "wrap_after": "paused", "schedule": {"days": [1, 2, 3, 4, 5], "from": "09:00",
+                                             "to": "19:00", "tz": "Europe/Moscow"}}
+    r = await client.post("/campaign/Банк-Ноябрь/settings", data=dict(form, weight="много"))
+    assert r.status == 400 and "weight: нужно целое число" in await r.text()
+    for action, status in (("start", "running"), ("stop", "stopped"), ("archive", "archived")):
+        r = await client.post("/campaigns/action", allow_redirects=False, data={
+            "csrf": csrf, "name": "Банк-Ноябрь", "action": action, "back": "1"})
+        assert r.status == 303, await r.text()
+        assert fake._campaign("Банк-Ноябрь")["status"] == status
+    page = await (await client.get("/campaigns")).text()
+    row = re.search(r'<tr data-campaign="Банк-Ноябрь">(.*?)</tr>', page, re.S).group(1)
+    assert "в архиве" in row and 'value="unarchive"' in row and 'value="start"' not in row
+    r = await client.post("/campaigns/action", data={"csrf": csrf, "name": "Тест",
+                                                     "action": "archive"})
+    assert r.status == 400 and "остановите кампанию" in await r.text()

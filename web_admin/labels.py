@@ -210,9 +210,28 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
                                                "dialing is paused until space is freed"),
     },
     "cs": {
+        "draft": NP_("campaign state", "draft"),
         "running": NP_("campaign state", "dialing"),
         "paused": NP_("campaign state", "paused"),
+        "stopped": NP_("campaign state", "stopped"),
+        "archived": NP_("campaign state", "archived"),
         "finished": NP_("campaign state", "finished"),
+    },
+    "ca": {  # what a supervisor does to a campaign (web_admin.backend.CAMPAIGN_ACTIONS)
+        "start": NP_("campaign action", "Start"),
+        "pause": NP_("campaign action", "Pause"),
+        "stop": NP_("campaign action", "Stop"),
+        "archive": NP_("campaign action", "Archive"),
+        "unarchive": NP_("campaign action", "Restore"),
+    },
+    "wrap": {  # what an operator becomes when the wrap-up limit passes
+        "ready": NP_("after wrap-up", "ready for the next call"),
+        "paused": NP_("after wrap-up", "not ready (paused)"),
+    },
+    "day": {
+        "1": NP_("weekday", "Mon"), "2": NP_("weekday", "Tue"), "3": NP_("weekday", "Wed"),
+        "4": NP_("weekday", "Thu"), "5": NP_("weekday", "Fri"), "6": NP_("weekday", "Sat"),
+        "7": NP_("weekday", "Sun"),
     },
     "by": {
         "campaign": NP_("group by", "Campaign"),

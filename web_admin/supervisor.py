@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import structlog
 from aiohttp import web
 
 from firmware.errors import UserError
-from web_admin.backend import CAMPAIGN_ACTIONS, KPI_BY, KPI_COLUMNS, OPERATOR_STATES
+from web_admin.backend import (CAMPAIGN_ACTIONS, CAMPAIGN_MODES, KPI_BY, KPI_COLUMNS,
+                               OPERATOR_STATES, WRAP_AFTER)
 from web_admin.live import push_changes
 from web_admin.render import backend, call, message_of, render, secure, t, user
 
@@ -31,24 +33,121 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     return await push_changes(request, backend(request).status)
 
 # --- campaigns --------------------------------------------------------------------------------
-async def campaigns(request: web.Request, *, error: str | None = None,
-                    status: int = 200) -> web.Response:
+# The actions a campaign's status allows, in the order the buttons show.
+ACTIONS_FOR = {"draft": ("start", "archive"), "running": ("pause", "stop"),
+               "paused": ("start", "stop"), "stopped": ("start", "archive"),
+               "archived": ("unarchive",), "finished": ("start", "archive")}
+
+
+def _profiles() -> list[str]:
+    from controller.compliance import PROFILES
+    return list(PROFILES)
+
+
+async def campaigns(request: web.Request, *, error: str | None = None, form: dict | None = None,
+                    status: int = 200, selected: str | None = None) -> web.Response:
     return render("campaigns.html", request,
-                  {"campaigns": await call(backend(request).campaigns), "error": error},
-                  status=status)
+                  {"campaigns": await call(backend(request).campaigns), "error": error,
+                   "form": form or {}, "modes": CAMPAIGN_MODES, "profiles": _profiles(),
+                   "actions_for": ACTIONS_FOR, "selected": selected}, status=status)
+
+
+async def campaign_create(request: web.Request) -> web.Response:
+    """A new campaign, a draft: it dials once somebody starts it."""
+    form = await request.post()
+    fields = {k: str(form.get(k, "")).strip() for k in ("name", "creditor", "mode", "compliance")}
+    try:
+        made = await call(backend(request).campaign_create, fields["name"],
+                          fields["creditor"] or None, fields["mode"], fields["compliance"],
+                          user(request)["username"])
+    except (UserError, ValueError) as exc:
+        return await campaigns(request, error=message_of(request, exc), form=fields, status=400)
+    log.info("campaign_created", user=user(request)["username"], campaign=made["name"])
+    raise web.HTTPSeeOther(f"/campaign/{quote(made['name'], safe='')}")
+
+
+async def campaign_page(request: web.Request, *, error: str | None = None,
+                        done: str | None = None, status: int = 200,
+                        name: str | None = None) -> web.Response:
+    name = name or request.match_info["name"]
+    try:
+        c = await call(backend(request).campaign_settings, name)
+    except UserError:
+        raise web.HTTPNotFound() from None
+    return render("campaign.html", request, {
+        "c": c, "modes": CAMPAIGN_MODES, "profiles": _profiles(), "wrap_after": WRAP_AFTER,
+        "actions": ACTIONS_FOR.get(c["status"], ()), "error": error, "done": done},
+        status=status)
+
+
+def _names(text: str) -> list[str]:
+    return [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+
+
+async def campaign_settings(request: web.Request) -> web.Response:
+    """Save the settings form: only what changed goes to the backend (and the audit log)."""
+    name = request.match_info["name"]
+    form = await request.post()
+    try:
+        before = await call(backend(request).campaign_settings, name)
+    except UserError:
+        raise web.HTTPNotFound() from None
+    wanted: dict = {"name": str(form.get("name", "")).strip(),
+                    "creditor": str(form.get("creditor", "")).strip() or None,
+                    "mode": str(form.get("mode", "")), "compliance": str(form.get("compliance", "")),
+                    "line_group": _names(str(form.get("line_group", ""))),
+                    "operators": _names(str(form.get("operators", ""))),
+                    "teams": _names(str(form.get("teams", ""))),
+                    "wrap_after": str(form.get("wrap_after", ""))}
+    try:
+        wanted["weight"] = _whole(request, form.get("weight"), "weight")
+        limit = str(form.get("wrap_limit_s", "")).strip()
+        wanted["wrap_limit_s"] = _whole(request, limit, "wrap_limit_s") if limit else None
+    except ValueError as exc:
+        return await campaign_page(request, error=str(exc), status=400, name=name)
+    if form.get("schedule_on") == "1":
+        days = sorted({int(d) for d in form.getall("day", []) if str(d) in "1234567" and d})
+        wanted["schedule"] = {"days": days, "from": str(form.get("from", "")),
+                              "to": str(form.get("to", "")), "tz": str(form.get("tz", ""))}
+    else:
+        wanted["schedule"] = None
+    changes = {k: v for k, v in wanted.items() if v != before.get(k)}
+    if not changes:
+        return await campaign_page(request, done=t(request, "Nothing changed."), name=name)
+    try:
+        after = await call(backend(request).campaign_update, name, changes,
+                           user(request)["username"])
+    except (UserError, ValueError) as exc:
+        return await campaign_page(request, error=message_of(request, exc), status=400,
+                                   name=name)
+    log.info("campaign_updated", user=user(request)["username"], campaign=after["name"],
+             changed=sorted(changes))
+    raise web.HTTPSeeOther(f"/campaign/{quote(after['name'], safe='')}")
+
+
+def _whole(request: web.Request, value: object, field: str) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(t(request, "{field}: a whole number", field=field)) from None
 
 async def campaign_action(request: web.Request) -> web.Response:
     form = await request.post()
     name, action = str(form.get("name", "")), str(form.get("action", ""))
     if action not in CAMPAIGN_ACTIONS:
         return await campaigns(request, status=400, error=t(
-            request, "Unknown action {action}: start or pause.", action=action))
+            request, "Unknown action {action}.", action=action))
+    back = form.get("back") == "1"  # from the campaign's own page: back to it
     try:
         await call(backend(request).campaign_action, name, action, user(request)["username"])
     except UserError as exc:
+        if back:
+            return await campaign_page(request, error=message_of(request, exc), status=400,
+                                       name=name)
         return await campaigns(request, error=message_of(request, exc), status=400)
     log.info("campaign_action", user=user(request)["username"], campaign=name, action=action)
-    raise web.HTTPSeeOther("/campaigns")
+    raise web.HTTPSeeOther(f"/campaign/{quote(name, safe='')}" if back else "/campaigns")
+
 
 async def report(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
