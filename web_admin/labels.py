@@ -143,13 +143,6 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "not_reached": NP_("sms rule", "We could not reach you"),
         "due_reminder": NP_("sms rule", "Payment overdue"),
     },
-    "sms_state": {
-        "skipped": NP_("sms state", "not sent"),
-        "queued": NP_("sms state", "queued"),
-        "sent": NP_("sms state", "sent"),
-        "delivered": NP_("sms state", "delivered"),
-        "failed": NP_("sms state", "failed"),
-    },
     "field": {  # what a call list's column holds (web_admin.backend.CALLLIST_FIELDS)
         "account_id": NP_("list field", "Account number"),
         "debtor_name": NP_("list field", "Debtor's name"),
