@@ -112,7 +112,9 @@ async def test_sigkill_leaves_every_recording_playable_and_linked(tmp_path):
             left, right = decode_stereo(path)
             plays = len(left) / 8000
             assert recorded - 1.0 <= plays <= recorded + 0.2, (call_id, recorded, plays, last)
-            tail = slice(len(left) - 2400, len(left) - 1600)  # near the end, still this call
+            # up to the last second: the voices are intact 0.8 to 0.6 s before the end (the page
+            # being written when both processes died may decode as noise)
+            tail = slice(len(left) - 6400, len(left) - 4800)
             assert dominant(left[tail], TONES + (700, 1100, 1900, 2300)) == 500 + 200 * i
             assert dominant(right[tail], TONES + (700, 1100, 1900, 2300)) == 1700 + 200 * i
         # the next start closes the books: measured, checksummed, marked interrupted
