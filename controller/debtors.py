@@ -132,7 +132,10 @@ def add_phone(store, pk: int, number: str, kind: str, *, by: str, source: str = 
     """A supervisor adds a phone to the account (audited); its E.164."""
     if kind not in ("mobile", "home", "work", "third_party"):
         raise UserError(f"phone type {kind!r}: one of mobile, home, work, third party")
-    e164 = normalize_phone(number)
+    try:
+        e164 = normalize_phone(number)
+    except ValueError:
+        raise UserError("{number} is not a phone number", number=repr(number)) from None
     with store.tx():
         _account_id(store, pk)
         pos = store.db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM phones WHERE "

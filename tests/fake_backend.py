@@ -352,8 +352,8 @@ class FakeBackend:
         if kind == "third_party" or phone:
             try:
                 e164 = normalize_phone(phone)
-            except ValueError as exc:
-                raise UserError(f"phone {phone!r}: {exc}") from None
+            except ValueError:
+                raise UserError("{number} is not a phone number", number=repr(phone)) from None
         self.calls.append(("refusal_record", account_id, kind, channel, by, e164, note))
         entry = {"id": len(self.refusal_list) + 1, "account_id": account_id, "kind": kind,
                  "channel": channel, "at": 1764050000.0, "phone": e164, "note": note, "by": by,
@@ -379,7 +379,8 @@ class FakeBackend:
         return dict(x)
 
     def _known_account(self, account_id):
-        if account_id not in ("A-1", "A-2"):
+        if account_id not in ("A-1", "A-2") and not self.store.db.execute(
+                "SELECT 1 FROM accounts WHERE account_id=?", (account_id,)).fetchone():
             raise UserError(f"no account {account_id!r}")
 
     def compliance_evidence(self, account_id):

@@ -163,3 +163,33 @@ def test_the_appliance_reports_its_real_settings(tmp_path):
     view = BackendMixin.settings_view(box)
     assert "127.0.0.1" in view["addresses"] and view["retention_days"] == 30
     assert view["time_zone"] and "/" in view["time_zone"] or view["time_zone"] == "UTC"
+
+
+async def test_a_refusal_taken_on_the_card_and_why_he_was_called(open_page, served):
+    base, fake = served
+    pk = _seed(fake.store)
+    page = await open_page("supervisor")
+    await page.goto(f"{base}/debtors/{pk}")
+    evidence = page.locator("#debtor-evidence")
+    await expect(evidence).to_contain_text("ru-230fz")
+    await expect(evidence).to_contain_text("+79990001122")  # the line's official number
+    form = page.locator("#refusal-form")
+    await form.locator("select[name=kind]").select_option("third_party")
+    await form.locator("input[name=phone]").fill("not a phone")
+    await form.get_by_role("button", name="Записать отказ").click()
+    await expect(page.locator("#card-error")).to_be_visible()  # said on the card, in Russian
+    await expect(page.locator("#card-error")).to_contain_text("не номер телефона")
+    form = page.locator("#refusal-form")
+    await form.locator("select[name=kind]").select_option("debtor")
+    await form.locator("input[name=note]").fill("просил не звонить")
+    await form.get_by_role("button", name="Записать отказ").click()
+    row = page.locator("#debtor-refusals tbody tr").first
+    await expect(row).to_contain_text("должник")
+    await expect(row).to_contain_text("на карточке")
+    rec = [c for c in fake.calls if c[0] == "refusal_record"][-1]
+    assert rec[1:5] == ("КД-2024/0017", "debtor", "card", "anna")
+    await row.locator("select[name=kind]").select_option("enforcement_document")
+    await row.locator("input[name=reference]").fill("ФС № 012345 от 01.11.2026")
+    await row.get_by_role("button", name="Добавить исключение").click()
+    await expect(page.locator("#debtor-refusals")).to_contain_text("ФС № 012345")
+    await page.screenshot(path=str(_shots() / "debtor-card-refusal.png"), full_page=True)

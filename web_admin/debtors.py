@@ -4,7 +4,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller import debtors
-from web_admin.render import backend, render, user
+from firmware.errors import UserError
+from web_admin.render import backend, call, message_of, render, user
 
 
 async def page(request: web.Request) -> web.Response:
@@ -14,14 +15,48 @@ async def page(request: web.Request) -> web.Response:
     return render("debtors.html", request, {"q": q, "results": results, "searched": bool(q)})
 
 
-async def card(request: web.Request) -> web.Response:
+async def card(request: web.Request, *, error: str | None = None,
+               status: int = 200) -> web.Response:
     pk = _pk(request)
     store = backend(request).store
     data = debtors.card(store, pk)
-    extra = getattr(backend(request), "debtor_extra", None)
-    if extra is not None:  # recordings, refusals, evidence: what other parts of the box add
+    b = backend(request)
+    try:  # the law's part of the card: refusals and why the debtor was (not) called
+        data["refusals"] = await call(b.refusals, data["account_id"])
+        data["evidence"] = await call(b.compliance_evidence, data["account_id"])
+    except UserError:
+        data["refusals"], data["evidence"] = [], None
+    extra = getattr(b, "debtor_extra", None)
+    if extra is not None:  # recordings: what other parts of the box add
         data.update(await _maybe_await(extra(pk, user(request))))
-    return render("debtor_card.html", request, {"d": data})
+    return render("debtor_card.html", request, {"d": data, "error": error}, status=status)
+
+
+async def refusal(request: web.Request) -> web.Response:
+    """A refusal of interaction (or a third party's withdrawal of consent) taken on the card."""
+    pk = _pk(request)
+    form = await request.post()
+    account_id = debtors.card(backend(request).store, pk)["account_id"]
+    try:
+        await call(backend(request).refusal_record, account_id, str(form.get("kind", "")),
+                   "card", user(request)["username"], phone=str(form.get("phone", "")).strip(),
+                   note=str(form.get("note", "")).strip())
+    except (UserError, ValueError) as exc:
+        return await card(request, error=message_of(request, exc), status=400)
+    raise web.HTTPSeeOther(f"/debtors/{pk}")
+
+
+async def refusal_exception(request: web.Request) -> web.Response:
+    """An enforcement document or a representative: the law's exceptions to a refusal."""
+    pk = _pk(request)
+    form = await request.post()
+    try:
+        await call(backend(request).refusal_exception, _int(form.get("refusal")),
+                   str(form.get("kind", "")), str(form.get("reference", "")).strip(),
+                   user(request)["username"], phone=str(form.get("phone", "")).strip())
+    except (UserError, ValueError) as exc:
+        return await card(request, error=message_of(request, exc), status=400)
+    raise web.HTTPSeeOther(f"/debtors/{pk}")
 
 
 async def phone(request: web.Request) -> web.Response:
@@ -29,12 +64,15 @@ async def phone(request: web.Request) -> web.Response:
     form = await request.post()
     store = backend(request).store
     who, where = user(request)["username"], request.remote or ""
-    if form.get("phone_id"):
-        debtors.set_phone_status(store, pk, _int(form.get("phone_id")),
-                                 str(form.get("status", "")), by=who, source=where)
-    else:
-        debtors.add_phone(store, pk, str(form.get("number", "")), str(form.get("kind", "mobile")),
-                          by=who, source=where)
+    try:
+        if form.get("phone_id"):
+            debtors.set_phone_status(store, pk, _int(form.get("phone_id")),
+                                     str(form.get("status", "")), by=who, source=where)
+        else:
+            debtors.add_phone(store, pk, str(form.get("number", "")),
+                              str(form.get("kind", "mobile")), by=who, source=where)
+    except (UserError, ValueError) as exc:
+        return await card(request, error=message_of(request, exc), status=400)
     raise web.HTTPSeeOther(f"/debtors/{pk}")
 
 
@@ -68,7 +106,7 @@ def _int(value) -> int:
     try:
         return int(str(value))
     except ValueError:
-        raise ValueError("no such phone on this account") from None
+        raise UserError("no such entry on this card") from None
 
 
 async def _maybe_await(value):

@@ -113,6 +113,19 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "sms_sender": NP_("decision reason", "the SMS would not say who sends it, or is too long"),
         "allowed": NP_("decision reason", "allowed by the law"),
     },
+    "refusal_kind": {
+        "debtor": NP_("who refused", "the debtor"),
+        "third_party": NP_("who refused", "a third party (consent withdrawn)"),
+    },
+    "refusal_channel": {
+        "desk": NP_("refusal taken", "on a call"),
+        "card": NP_("refusal taken", "on the card"),
+        "import": NP_("refusal taken", "from an imported list"),
+    },
+    "refusal_exception": {
+        "enforcement_document": NP_("refusal exception", "enforcement document (2 months)"),
+        "representative": NP_("refusal exception", "representative"),
+    },
     "audit": {
         "campaign": NP_("audited object", "campaign"),
         "calllist": NP_("audited object", "call list"),
