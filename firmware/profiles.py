@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hw_profiles
-from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.dialects import DIALECTS, SERIAL_VOICE, VOICE_METHODS
 from firmware.sim.population import Population
 from firmware.yamlsrc import ConfigError, Problem, Source, suggest
 
@@ -18,9 +18,10 @@ _GSM_KEYS = {
     "sms_mode": str, "reset": str, "reset_hook": str, "limits": dict, "ussd_balance": str,
     "health_interval_s": (int, float), "command_timeout_s": (int, float),
     "balance_interval_s": (int, float),
-    "bridge": dict, "simulate": dict,
+    "bridge": dict, "simulate": dict, "audio": str,
 }
-_MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict, "number": str}
+_MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict, "number": str,
+                "audio_port": str, "seat": str}
 _LIMIT_KEYS = {"max_call_s": (int, float), "calls_per_sim_per_day": int,
                "sms_per_sim_per_day": int, "ring_timeout_s": (int, float)}
 _SIM_KEYS = {"population": dict, "bridge_delay_s": (int, float), "operators": int}
@@ -29,6 +30,7 @@ _CHOICES = {
     "call_progress": ("clcc", "huawei", "dsci", "final"),
     "sms_mode": ("pdu", "text"),
     "reset": ("cfun", "none", "hook"),
+    "audio": VOICE_METHODS,
 }
 
 
@@ -38,6 +40,8 @@ class ModuleSpec:
     port: str
     baud: int
     number: str | None = None  # the SIM's official number (E.164); else learnt with AT+CNUM
+    audio_port: str | None = None  # the module's audio serial port (USB voice modules)
+    seat: str | None = None  # analog-seat modules: the one operator position wired to it
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Profile:
     balance_interval_s: float = 3600.0
     command_timeout_s: float = 5.0
     bridge_delay_s: float = 0.3
+    # How calls' audio reaches the box (firmware.gsm.dialects.VOICE_METHODS): "none" leaves the
+    # voice to the hardware (a gateway's own bridge), the bridge confirmed after bridge_delay_s.
+    audio: str = "none"
     population: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
@@ -162,6 +169,12 @@ def _check_gsm(src: Source, doc: dict, problems: list[Problem]) -> None:
                                         f"module {seen[port] + 1}"))
         else:
             seen[port] = i
+        _check_module_audio(src, doc, mod, i, problems)
+    audio = doc.get("audio", "none")
+    if audio in VOICE_METHODS and audio != "none" and dialect in DIALECTS \
+            and DIALECTS[dialect].voice != audio:
+        problems.append(src.problem(("audio",), f"a {dialect} module carries voice as "
+                                    f"{DIALECTS[dialect].voice}, not {audio}"))
     for key in ("init",):
         for j, cmd in enumerate(doc.get(key) or []):
             if not isinstance(cmd, str) or not cmd.upper().startswith("AT"):
@@ -194,6 +207,25 @@ def _check_gsm(src: Source, doc: dict, problems: list[Problem]) -> None:
                 problems.append(src.problem(("simulate", "population"), str(exc)))
 
 
+def _check_module_audio(src: Source, doc: dict, mod: dict, i: int,
+                        problems: list[Problem]) -> None:
+    audio = doc.get("audio", "none")
+    simulated = str(mod.get("port", "")).startswith("sim://")  # the simulator brings its port
+    if audio in SERIAL_VOICE and not mod.get("audio_port") and not simulated:
+        problems.append(src.problem(("modules", i), f"audio {audio} needs the module's "
+                                    "'audio_port' (its audio serial port, e.g. /dev/serial/by-id/"
+                                    "...-if01-port0)"))
+    if audio == "analog-seat" and not mod.get("seat"):
+        problems.append(src.problem(("modules", i), "audio analog-seat needs the module's "
+                                    "'seat': the operator position its analog audio is wired to"))
+    if mod.get("audio_port") and audio not in SERIAL_VOICE:
+        problems.append(src.problem(("modules", i, "audio_port"), "an audio_port is used only "
+                                    f"with audio {' | '.join(SERIAL_VOICE)}"))
+    if mod.get("seat") and audio != "analog-seat":
+        problems.append(src.problem(("modules", i, "seat"),
+                                    "a seat is used only with audio analog-seat"))
+
+
 def _check_e1(src: Source, doc: dict, problems: list[Problem]) -> None:
     try:
         from firmware.e1 import profile as e1profile
@@ -214,8 +246,10 @@ def _build(src: Source) -> Profile:
     prof.dialect = dialect.name
     baud = int(doc.get("baud", 115200))
     prof.modules = [ModuleSpec(name=m.get("name") or f"gsm{i}", port=m["port"],
-                               baud=int(m.get("baud", baud)), number=m.get("number"))
+                               baud=int(m.get("baud", baud)), number=m.get("number"),
+                               audio_port=m.get("audio_port"), seat=m.get("seat"))
                     for i, m in enumerate(doc["modules"])]
+    prof.audio = doc.get("audio", "none")
     prof.rtscts = bool(doc.get("rtscts", False))
     prof.init = tuple(doc.get("init") or dialect.init)
     prof.hangup = doc.get("hangup", dialect.hangup)

@@ -87,3 +87,31 @@ def test_the_lines_number_and_caller_id_are_checked(tmp_path, capsys):
                  .replace(", 'AT+CLIR=1'", ""), encoding="utf-8")
     assert main(["profile", "check", str(f)]) == 0
     assert [m.number for m in profiles.load(str(f)).modules] == ["+79161234560", "+79161234567"]
+
+
+def test_line_audio_is_named_by_the_profile(tmp_path):
+    ok = profiles.load("huawei-e173")
+    assert ok.audio == "huawei-ddsetex" and ok.modules[0].audio_port.endswith("if01-port0")
+    assert profiles.load("sim800").modules[0].seat == "pos1"
+    assert profiles.load("sim-gsm-4").audio == "none", "the simulated gateway bridges itself"
+    f = tmp_path / "audio.yaml"
+    f.write_text(
+        "name: audio\n"                          # 1
+        "driver: gsm\n"                          # 2
+        "dialect: huawei\n"                      # 3
+        "audio: sim7600-cpcmreg\n"               # 4
+        "modules:\n"                             # 5
+        "  - port: /dev/ttyUSB2\n"               # 6
+        "  - {port: /dev/ttyUSB5, seat: pos2}\n"  # 7
+        "  - {port: sim://3}\n")                 # 8: the simulator brings its audio port
+    with pytest.raises(ConfigError) as err:
+        profiles.load(str(f))
+    text = str(err.value)
+    assert "audio.yaml:4" in text and "carries voice as huawei-ddsetex" in text
+    assert "audio.yaml:6" in text and "needs the module's 'audio_port'" in text
+    assert "audio.yaml:7" in text and "seat is used only with audio analog-seat" in text
+    assert "audio.yaml:8" not in text
+    f.write_text("name: a\ndriver: gsm\ndialect: sim800\naudio: analog-seat\n"
+                 "modules:\n  - port: /dev/ttyUSB0\n")
+    with pytest.raises(ConfigError, match="needs the module's 'seat'"):
+        profiles.load(str(f))

@@ -16,9 +16,10 @@ from firmware.gsm import pdu as smspdu
 from firmware.gsm import ussd
 from firmware.gsm.alphabet import gsm7_septets, text_mode_fits, ucs2_hex
 from firmware.gsm.concat import Reassembler
-from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.dialects import DIALECTS, SERIAL_VOICE
 from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost, Response
-from firmware.lineapi import InboundSms, SmsStatus
+from firmware.lineapi import InboundSms, LineError, SmsStatus
+from firmware.lineaudio import LineAudio
 from firmware.profiles import Profile
 from firmware.seriallink import open_link
 
@@ -57,9 +58,20 @@ class GsmModule:
     kind = "gsm"
 
     def __init__(self, name: str, port: str, profile: Profile, clock: Clock, *,
-                 baud: int = 115200, number: str | None = None) -> None:
+                 baud: int = 115200, number: str | None = None,
+                 audio_port: str | None = None, seat: str | None = None) -> None:
         self.name = name
         self.port = port
+        # The call's audio: on a serial port after the profile's voice command (the media plane
+        # carries it), on analog pins wired to one seat, or not through the box at all.
+        self.voice = profile.audio
+        self.audio_port = audio_port if profile.audio in SERIAL_VOICE else None
+        self.seat = seat if profile.audio == "analog-seat" else None
+        self._leg = None  # this line's leg in the media plane (attach_media)
+        self._audio: LineAudio | None = None
+        self._letting_go: set[LineAudio] = set()  # audio ports closing
+        self._voice_seq = -1  # the call whose audio was started
+        self._ddsetex_seq = -1  # Huawei: the call AT^DDSETEX=2 was sent for after ATD
         self.profile = profile
         self.dialect = DIALECTS[profile.dialect]
         self.clock = clock
@@ -95,6 +107,15 @@ class GsmModule:
     def channel_names(self) -> list[str]:
         return [self.name]
 
+    def attach_media(self, plane) -> None:
+        """A module with an audio serial port carries its calls' audio in the plane."""
+        if self.audio_port and self._leg is None:
+            self._leg = plane.add_leg(self.name, "line")
+
+    def seat_of(self, channel: int = 0) -> str | None:
+        """The one operator position an analog-seat module is wired to (None: any)."""
+        return self.seat
+
     async def start(self, report: Report) -> None:
         self._report = report
         self._task = asyncio.get_running_loop().create_task(self._supervise())
@@ -107,6 +128,10 @@ class GsmModule:
                 await self._engine.command(self.profile.hangup, timeout=2)
             except (ATError, ATTimeout, LinkLost):
                 pass
+        self._voice_down()
+        if self._letting_go:  # the serial transport lets a port go in a task of its own
+            await asyncio.wait([asyncio.ensure_future(a.closed.wait())
+                                for a in self._letting_go], timeout=2)
         for t in [self._task, self._dial_task, *self._tasks]:
             if t is not None:
                 t.cancel()
@@ -157,9 +182,14 @@ class GsmModule:
         self._on_answer()
 
     async def bridge(self, channel: int, position: str) -> None:
-        # On the simulated gateway the cross-connect takes bridge_delay_s; a module wired to a
-        # seat (analog audio port) is connected already and has bridge_delay_s 0.
-        await self.clock.sleep(self.profile.bridge_delay_s)
+        # A module wired to a seat (analog audio) is connected to that seat already and to no
+        # other; on a gateway with its own voice bridge the cross-connect takes bridge_delay_s.
+        if self.seat is not None:
+            if position != self.seat:
+                raise LineError(f"{self.name}: wired to seat {self.seat}, cannot reach "
+                                f"{position}")
+        else:
+            await self.clock.sleep(self.profile.bridge_delay_s)
         if self._call_up and self._answered:
             self._emit(C.EV_HW_BRIDGED, info={"position": position})
 
@@ -291,6 +321,101 @@ class GsmModule:
         max_s = self.profile.limits.get("max_call_s")
         if max_s:
             self._spawn(self._limit_call(float(max_s), self._call_seq))
+        if self._carries_audio() and self._voice_seq != self._call_seq:  # once a call
+            self._voice_seq = self._call_seq
+            self._spawn(self._voice_up(self._call_seq))
+
+    # --- call audio on the module's audio port ----------------------------------------------
+    def _carries_audio(self) -> bool:
+        return self._leg is not None and self._leg.plane.running and not self._leg.removed
+
+    async def _voice_up(self, seq: int) -> None:
+        """The call is active: open the audio port, then put the voice on it."""
+        self._voice_down()
+        audio = LineAudio(self._leg, on_lost=lambda exc: self._audio_lost(audio, exc))
+        try:
+            await open_link(self.audio_port, lambda: audio, baud=self.baud)
+            await asyncio.wait_for(audio.connected.wait(), 5)
+        except (UserError, asyncio.TimeoutError) as exc:
+            audio.close()
+            if seq == self._call_seq and self._call_up:
+                self._audio_fault(f"audio port {self.audio_port} cannot be opened: {exc}")
+            return
+        if seq != self._call_seq or not self._call_up:  # the call ended meanwhile
+            audio.close()
+            return
+        self._audio = audio
+        command = {"huawei-ddsetex": None if self._ddsetex_seq == seq else "AT^DDSETEX=2",
+                   "sim7600-cpcmreg": "AT+CPCMREG=1",
+                   "ec25-qpcmv": "AT+QPCMV=1,0"}[self.voice]
+        if command and not await self._voice_command(command):
+            self._audio_fault(f"the module refused {command}")
+
+    async def _voice_command(self, command: str) -> bool:
+        engine = self._engine
+        if engine is None or engine.lost:
+            return False
+        try:
+            await engine.command(command, timeout=self.profile.command_timeout_s)
+            return True
+        except (ATError, ATTimeout, LinkLost) as exc:
+            self.log.warning("gsm_voice_command_failed", command=command, error=str(exc))
+            return False
+
+    def _voice_down(self) -> None:
+        """The call is over: stop carrying its audio (SIM7600: take PCM off the port)."""
+        audio, self._audio = self._audio, None
+        if audio is None:
+            return
+        audio.close()
+        if not audio.closed.is_set():
+            self._letting_go.add(audio)
+            audio.on_closed = self._letting_go.discard
+        if self.voice == "sim7600-cpcmreg":
+            self._spawn(self._voice_command("AT+CPCMREG=0"))
+
+    def _audio_lost(self, audio: LineAudio, exc: Exception | None) -> None:
+        if audio is self._audio and not self._stopping:
+            self._audio = None
+            self._audio_fault(f"audio port {self.audio_port} lost: {exc}")
+
+    def _audio_fault(self, reason: str) -> None:
+        """No audio path for the call: a line fault, not the debtor's doing. The call is hung
+        up and the module re-initialised (its audio port checked) before it dials again."""
+        if not self._call_up:
+            return
+        self.log.warning("gsm_audio_fault", reason=reason)
+        self._emit(C.EV_HW_RELEASE, 41, reason=reason, info=_FAULT)
+        self._spawn(self._fault_hangup(reason))
+
+    async def _fault_hangup(self, reason: str) -> None:
+        engine = self._engine
+        if engine is not None and not engine.lost:
+            engine.abort_in_flight()
+            try:
+                await engine.command(self.profile.hangup, timeout=self.profile.command_timeout_s)
+            except (ATError, ATTimeout, LinkLost):
+                pass
+        self._released(0)
+        self._flag_trouble(reason)
+
+    async def _check_audio_port(self) -> None:
+        """Before service: the audio port opens (a module whose audio interface is gone must
+        not take calls nobody could hear)."""
+        if not self.audio_port:
+            return
+        closed = asyncio.get_running_loop().create_future()
+
+        class _Probe(asyncio.Protocol):
+            def connection_lost(self, exc) -> None:
+                if not closed.done():
+                    closed.set_result(None)
+        try:
+            transport, _ = await open_link(self.audio_port, _Probe, baud=self.baud)
+        except UserError as exc:
+            raise _Trouble(f"audio port: {exc}") from None
+        transport.close()
+        await asyncio.wait_for(closed, 2)
 
     async def _limit_call(self, max_s: float, seq: int) -> None:
         await self.clock.sleep(max_s)
@@ -334,6 +459,7 @@ class GsmModule:
                 break
             self._failures += 1
             self._call_up = self._answered = self._offered = False  # the core releases the call
+            self._voice_down()
             self._set_service(False, reason)
             await self._recover()
             await asyncio.sleep(backoff)
@@ -432,6 +558,13 @@ class GsmModule:
                 self.info["sim"] = _NEEDS_PERSON[exc.code]
                 raise _Trouble(f"{_NEEDS_PERSON[exc.code]} (+CME ERROR: {exc.code})") from None
             raise
+        await self._check_audio_port()
+        if self.voice == "sim7600-cpcmreg" and self.audio_port:
+            try:
+                await e.command("AT+CPCMFRM=0", timeout=t)  # 8 kHz, 320-byte frames
+            except ATError as exc:
+                self.log.warning("gsm_init_command_refused", command="AT+CPCMFRM=0",
+                                 final=exc.final)
         sim = r.first("+CPIN:") or ""
         self.info["sim"] = sim
         if sim != "READY":
@@ -524,6 +657,10 @@ class GsmModule:
         if not final_mode:
             if r.final != "OK":
                 await self._call_ended(_FINAL_CAUSE.get(r.final))
+            elif self.voice == "huawei-ddsetex" and self._carries_audio():
+                seq = self._call_seq  # after ATD, as chan_dongle does
+                if await self._voice_command("AT^DDSETEX=2"):
+                    self._ddsetex_seq = seq
             return
         if r.final == "OK":
             self._answered = True
@@ -535,6 +672,7 @@ class GsmModule:
         if not self._call_up:
             return
         self._call_up = False
+        self._voice_down()
         if cause is None and self.dialect.ceer and self._engine and not self._engine.lost:
             try:
                 r = await self._engine.command("AT+CEER", timeout=3)
@@ -549,6 +687,7 @@ class GsmModule:
     def _released(self, cause: int) -> None:
         was_up = self._call_up
         self._call_up = False
+        self._voice_down()
         self._answered = False
         self._offered = False
         if cause and was_up:
@@ -644,6 +783,7 @@ class GsmModule:
             return
         if self._call_up:
             self._call_up = False
+            self._voice_down()
             self._emit(C.EV_HW_RELEASE, 27, reason="port lost")
         self._flag_trouble(f"serial port lost{': ' + str(exc) if exc else ''}")
 

@@ -15,6 +15,8 @@ from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 
+from cext import media as core
+
 RATE = 8000
 FRAME_S = 0.02
 GRID = tuple(range(400, 3100, 100))
@@ -92,9 +94,10 @@ class Speaker:
 
 
 class Ear:
-    """What one simulated person heard: every ``every``-th frame, at most ``max_frames``."""
+    """What one simulated person heard: every ``every``-th frame (7: prime to the key period
+    of 25 frames, so every phase of a voice is sampled), at most ``max_frames``."""
 
-    def __init__(self, *, rate: int = RATE, law: str = "pcm", every: int = 5,
+    def __init__(self, *, rate: int = RATE, law: str = "pcm", every: int = 7,
                  max_frames: int = 300) -> None:
         self.rate, self.law, self.every, self.max_frames = rate, law, every, max_frames
         self.frames = 0
@@ -121,6 +124,33 @@ class Ear:
             voiced += 1
             hits += has_signal(s, self.rate, signal)
         return hits / voiced if voiced else 0.0
+
+
+class PositionVoice:
+    """A simulated operator at a position of the media plane: speaks his signal into the leg
+    every tick and keeps what he hears, one ear per call (``call_of()`` names the call)."""
+
+    def __init__(self, leg, clock, owner: str, *, call_of=lambda: None, keep: int = 100) -> None:
+        self.leg, self.clock, self.call_of, self.keep = leg, clock, call_of, keep
+        self.signal = BOOK.take(owner)
+        self.speaker = Speaker(self.signal)
+        self.ears: dict[str, Ear] = {}
+        self._remove = leg.on_output(self._tick)
+
+    def _tick(self, frame: bytes) -> None:
+        call = self.call_of()
+        if call is not None:
+            ear = self.ears.get(call)
+            if ear is None:
+                ear = self.ears[call] = Ear()
+                if len(self.ears) > self.keep:
+                    del self.ears[next(iter(self.ears))]
+            ear.hear(frame)
+        self.leg.push(self.speaker.frame(self.clock.now()))
+
+    def close(self) -> None:
+        self._remove()
+        BOOK.release(self.signal)
 
 
 def has_signal(samples, rate: int, signal: Signal) -> bool:
@@ -179,41 +209,13 @@ def _power_dbfs(samples) -> float:
     return 10 * math.log10(p / (32768.0 ** 2)) if p else -120.0
 
 
-# --- G.711 A-law (what a DAHDI channel carries on E1) ------------------------------------------
-def _alaw_to_linear(code: int) -> int:
-    code ^= 0x55
-    seg = (code >> 4) & 7
-    mag = ((code & 0x0F) << 4) + 8
-    if seg:
-        mag = (mag + 0x100) << (seg - 1)
-    return mag if code & 0x80 else -mag
-
-
-_ALAW_DECODE = array("h", (_alaw_to_linear(c) for c in range(256)))
-_SEG_END = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
-
-
-def _linear_to_alaw(sample: int) -> int:
-    pcm = sample >> 3
-    if pcm >= 0:
-        mask = 0xD5
-    else:
-        mask = 0x55
-        pcm = -pcm - 1
-    seg = next((i for i, end in enumerate(_SEG_END) if pcm <= end), 8)
-    if seg >= 8:
-        return 0x7F ^ mask
-    aval = seg << 4
-    aval |= (pcm >> 1) & 0x0F if seg < 2 else (pcm >> seg) & 0x0F
-    return aval ^ mask
-
-
+# --- G.711 A-law (what a DAHDI channel carries on E1): the media core's codec ------------------
 def alaw_decode(data: bytes) -> array:
     """A-law bytes to 16-bit samples."""
-    return array("h", (_ALAW_DECODE[b] for b in data))
+    return _pcm(core.alaw_decode(data))
 
 
 @lru_cache(maxsize=4096)
 def alaw_encode(pcm: bytes) -> bytes:
     """s16le PCM to A-law (cached: a voice's frames repeat)."""
-    return bytes(_linear_to_alaw(x) for x in _pcm(pcm))
+    return core.alaw_encode(pcm)
