@@ -37,6 +37,7 @@ from dialbox.recording import DiskPolicy, RecordingService
 from firmware.lineapi import CallReleased, InboundCall, LineEvent
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
+from firmware.sim.voice import PositionVoice
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +88,7 @@ class Appliance(BackendMixin):
     listeners: list = field(default_factory=list)
     _inbound_callers: dict = field(default_factory=dict)  # inbound call id -> caller number
     conversations: dict = field(default_factory=dict)  # simulated: call id -> Conversation
+    operator_voices: dict = field(default_factory=dict)  # simulated: position -> PositionVoice
     _prompt_cache: dict = field(default_factory=dict)  # (path, mtime) -> PCM
 
     async def start(self) -> None:
@@ -149,6 +151,10 @@ class Appliance(BackendMixin):
         if s.simulate:
             self._talk = Population.from_dict(dict(self._default_population(), seed=s.seed))
             self.operators.on_sim_wrap = self._sim_disposition
+            for op in self.operators.ops:  # each speaks his own signal, and listens, per call
+                self.operator_voices[op.position] = PositionVoice(
+                    self.media.legs[op.position], self.clock, op.name,
+                    call_of=lambda op=op: op.call_id if op.state == "talking" else None)
         self.recording = RecordingService(
             self.store, self.lines, Recorder(self.media, Path(s.data) / "recordings", self.clock),
             Path(s.data), self.clock, operator_of=self._position_of,
@@ -261,8 +267,9 @@ class Appliance(BackendMixin):
             elif port.startswith("sim://"):
                 raise UserError(f"{profile.source}: port {port} is simulated; run with "
                                 "--simulate, or give a profile with real ports")
+            audio_port = sim.audio_path if s.simulate else mod.audio_port
             drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud,
-                                     number=mod.number))
+                                     number=mod.number, audio_port=audio_port, seat=mod.seat))
         return drivers
 
     def _e1_drivers(self, profile: profiles.Profile, *, seed_base: int) -> list:
@@ -272,7 +279,7 @@ class Appliance(BackendMixin):
         pop = (lambda i: Population.from_dict(dict(
             self._default_population(), seed=None if s.seed is None else s.seed + seed_base + i)))
         spans = spans_from_profile(profile.raw, simulate=s.simulate, clock=self.clock,
-                                   population=pop, seed=s.seed)
+                                   population=pop, seed=s.seed, audio=True)
         self.e1_spans.extend(spans)
         return spans
 
@@ -364,6 +371,9 @@ class Appliance(BackendMixin):
             await self.operators.stop()
         if hasattr(self, "media"):
             await self.media.stop()
+        for voice in self.operator_voices.values():
+            voice.close()
+        self.operator_voices.clear()
         for sim in self.sims:
             await sim.stop()
         self.sims.clear()

@@ -136,3 +136,71 @@ async def test_audio_port_vanishing_ends_that_call_as_a_line_fault_only():
         assert sim1.records[-1].voice.ear.frames > heard + 25
         assert C.EV_HW_RELEASE not in rec1.events()
         assert sim1.records[-1].voice.ear.presence(op1.signal) > 0.8
+
+
+@asynccontextmanager
+async def e1_span(talk_s: float = 30.0):
+    """A simulated span carrying B-channel audio, a started plane, two operators."""
+    from firmware.e1.profile import spans_from_profile
+    clock = Clock()
+    plane = MediaPlane(clock)
+    await plane.start()
+    doc = {"driver": "e1", "spans": [{"name": "e1-0", "transport": "tcp",
+                                      "address": "127.0.0.1:1"}]}
+    [span] = spans_from_profile(doc, simulate=True, clock=clock, sim_transport="socketpair",
+                                population=population("answer", ring_mean_s=0.3,
+                                                      talk_mean_s=talk_s), audio=True)
+    span.attach_media(plane)
+    rec = Recorder()
+    ops = [PositionVoice(plane.add_leg(f"pos{i}", "position"), clock, f"op{i}",
+                         call_of=lambda i=i: f"call{i}") for i in (1, 2)]
+    try:
+        await span.start(rec)
+        await until(lambda: rec.events().count(C.EV_HW_IN_SERVICE) == 30, timeout=10)
+        yield plane, span, rec, ops
+    finally:
+        for op in ops:
+            op.close()
+        await span.stop()
+        await plane.stop()
+
+
+async def test_e1_b_channels_carry_each_call_to_its_operator_only():
+    async with e1_span() as (plane, span, rec, (op1, op2)):
+        ch_a, ch_b = span.config.timeslots.index(3), span.config.timeslots.index(20)
+        await span.dial(ch_a, "84951110001")
+        await span.dial(ch_b, "84951110002")
+        await until(lambda: rec.events().count(C.EV_HW_ANSWER) == 2, timeout=10)
+        await asyncio.wait_for(plane.connect("e1-0/3", op1.leg), 3)
+        await asyncio.wait_for(plane.connect("e1-0/20", op2.leg), 3)
+        await asyncio.sleep(2.0)
+        debtor = {r.timeslot: r.voice for r in span.simulator.records}
+        a, b = debtor[3], debtor[20]
+        assert a.ear.presence(op1.signal) > 0.8 and a.ear.presence(op2.signal) == 0
+        assert b.ear.presence(op2.signal) > 0.8 and b.ear.presence(op1.signal) == 0
+        assert op1.ears["call1"].presence(a.signal) > 0.8
+        assert op1.ears["call1"].presence(b.signal) == 0
+        assert op2.ears["call2"].presence(b.signal) > 0.8
+        assert op2.ears["call2"].presence(a.signal) == 0
+        assert a.ear.frames <= a.sent + 1, "written at the pace read"
+
+
+async def test_e1_b_channel_lost_mid_call_is_a_line_fault_of_that_channel_only():
+    async with e1_span() as (plane, span, rec, (op1, op2)):
+        ch_a, ch_b = span.config.timeslots.index(3), span.config.timeslots.index(20)
+        await span.dial(ch_a, "84951110001")
+        await span.dial(ch_b, "84951110002")
+        await until(lambda: rec.events().count(C.EV_HW_ANSWER) == 2, timeout=10)
+        await asyncio.wait_for(plane.connect("e1-0/3", op1.leg), 3)
+        await asyncio.wait_for(plane.connect("e1-0/20", op2.leg), 3)
+        span.simulator.fault_bchannel_lost(3)
+        release = await rec.wait_for(C.EV_HW_RELEASE, timeout=5)
+        assert release.channel == ch_a and release.info.get("line_fault")
+        assert "B-channel 3" in release.reason
+        await until(lambda: any(r.event == C.EV_HW_RELEASED and r.channel == ch_a
+                                for r in rec.reports), timeout=5)
+        b = next(r for r in span.simulator.records if r.timeslot == 20).voice
+        heard = b.ear.frames
+        await asyncio.sleep(1.0)
+        assert b.ear.frames > heard + 25 and b.ear.presence(op2.signal) > 0.8
+        assert all(r.channel != ch_b for r in rec.reports if r.event == C.EV_HW_RELEASE)

@@ -14,7 +14,7 @@ from firmware.e1.transports import FdFrameTransport, FrameTransport, StreamFrame
 TRANSPORTS = ("tcp", "dahdi", "seqpacket", "serial")
 SWITCH_TYPES = ("euroisdn_e1",)
 SPAN_KEYS = ("name", "transport", "address", "device", "baudrate", "channels", "blocked",
-             "switch", "calling_number", "ring_timeout_s", "timers")
+             "switch", "calling_number", "ring_timeout_s", "timers", "audio")
 Q931_TIMERS = ("t303", "t305", "t308", "t310", "t313")
 Q921_TIMERS = ("t200", "n200", "t203", "k")
 Problem = tuple[tuple, str]
@@ -107,6 +107,10 @@ def check(doc: dict) -> list[Problem]:
                                        and re.fullmatch(r"\+?[0-9]{3,20}", number)):
             problems.append((path + ("calling_number",), "calling_number must be the span's "
                              "official number (DDI), in E.164 like +74951234567"))
+        audio = span.get("audio")
+        if audio is not None and (not isinstance(audio, str) or "{ts" not in audio):
+            problems.append((path + ("audio",), "audio must be the B-channels' DAHDI channel "
+                             "files with {ts} for the timeslot, e.g. /dev/dahdi/chan/001/{ts:03d}"))
         if "ring_timeout_s" in span and not _positive(span["ring_timeout_s"]):
             problems.append((path + ("ring_timeout_s",), "ring_timeout_s must be a number > 0"))
         if "baudrate" in span and not (isinstance(span["baudrate"], int)
@@ -187,6 +191,8 @@ def spans_from_profile(doc: dict, *, simulate: bool, clock: Clock | None = None,
             cfg.calling_number = f"+7495777{i:04d}"
         if not simulate:
             spans.append(E1Span(cfg, transport_factory(span), clock=clock, capture=capture))
+            if span.get("audio"):
+                spans[-1].bchannel = _dahdi_channel(span["audio"])
             continue
         from firmware.sim.e1_network import NetworkSide
         from firmware.sim.population import Population
@@ -198,7 +204,18 @@ def spans_from_profile(doc: dict, *, simulate: bool, clock: Clock | None = None,
                             capture=capture))
         spans[-1].simulator = sim
         spans[-1].closers.append(sim.close)
+        if audio:
+            spans[-1].bchannel = sim.bchannel
     return spans
+
+
+def _dahdi_channel(template: str):
+    """Opens a B-channel's DAHDI channel file (A-law, 160-byte blocks) by its timeslot."""
+    import os
+
+    def open_channel(ts: int) -> int:
+        return os.open(template.format(ts=ts), os.O_RDWR | os.O_NONBLOCK)
+    return open_channel
 
 
 def _sim_factory(sim, kind: str):

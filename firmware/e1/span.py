@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -22,6 +23,7 @@ from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, Cal
                               SendingComplete)
 from firmware.e1.transports import FrameTransport
 from firmware.lineapi import LineError
+from firmware.lineaudio import FdAudio, LineAudio
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +113,12 @@ class E1Span:
         self._connecting: asyncio.Task | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self.simulator = None  # the NT simulator behind a simulated span
+        # B-channel audio: timeslot -> an open DAHDI channel file (path template from the
+        # profile) or the simulator's socket; None: this span's voice does not pass the box.
+        self.bchannel: Callable[[int], int | object] | None = None
+        self._legs: dict[int, object] = {}  # timeslot -> media plane leg
+        self._bfiles: dict[int, int | object] = {}  # timeslot -> channel file, open for the span
+        self._voices: dict[int, FdAudio] = {}  # timeslot -> the call's audio being carried
         self.closers: list[Callable[[], Awaitable[None]]] = []  # run by stop()
         self.stats = {"outbound": 0, "inbound": 0, "glare": 0, "protocol_errors": 0,
                       "restarts": 0, "link_losses": 0, "bad_messages": 0}
@@ -118,6 +126,13 @@ class E1Span:
     # -- Driver -------------------------------------------------------------------------------
     def channel_names(self) -> list[str]:
         return [f"{self.name}/{ts}" for ts in self.config.timeslots]
+
+    def attach_media(self, plane) -> None:
+        """Every B-channel gets a line leg when the span's channels can be opened."""
+        if self.bchannel is None or self._legs:
+            return
+        for ts, name in zip(self.config.timeslots, self.channel_names()):
+            self._legs[ts] = plane.add_leg(name, "line")
 
     async def start(self, report: Report) -> None:
         self._report, self._running = report, True
@@ -139,6 +154,11 @@ class E1Span:
         self._timers.clear()
         for call in list(self.calls.values()):
             call.stop_timers()
+        for ts in list(self._voices):
+            self._voice_down(ts)
+        for f in self._bfiles.values():
+            f.close() if hasattr(f, "close") else os.close(f)
+        self._bfiles.clear()
         self.link.stop()
         if self._transport is not None:
             await self._transport.close()
@@ -447,12 +467,14 @@ class E1Span:
             self._send(Message(MT.CONNECT_ACKNOWLEDGE, call.cref, False))
             self._report_proceeding(call)
             self._emit(self._index(call.timeslot), codes.EV_HW_ANSWER)
+            self._voice_up(call)
 
     def _rx_connect_acknowledge(self, call: Call, msg: Message) -> None:
         if call.state == 8:
             call.stop_timers()
             call.state = 10
             self._emit(self._index(call.timeslot), codes.EV_HW_ANSWER)
+            self._voice_up(call)
 
     def _rx_disconnect(self, call: Call, msg: Message) -> None:
         if call.state in (19, 0):
@@ -524,6 +546,7 @@ class E1Span:
 
     # -- helpers -------------------------------------------------------------------------------
     def _disconnect(self, call: Call, cause: int) -> None:
+        self._voice_down(call.timeslot)
         call.stop_timers()
         call.state, call.cause = 11, cause
         self._send(Message(MT.DISCONNECT, call.cref, not call.ours, [Cause(cause)]))
@@ -539,6 +562,7 @@ class E1Span:
         self._free(call, cause)
 
     def _free(self, call: Call, cause: int) -> None:
+        self._voice_down(call.timeslot)
         call.stop_timers()
         self._report_release(call, cause)
         self.calls.pop((call.cref, call.ours), None)
@@ -554,6 +578,7 @@ class E1Span:
             self._emit(self._index(call.timeslot), codes.EV_HW_PROCEEDING)
 
     def _report_release(self, call: Call, cause: int, reason: str = "") -> None:
+        self._voice_down(call.timeslot)
         if call.release_cause is None:
             call.release_cause = call.cause if call.cleared_by_us else cause
         if call.release_reported or call.cleared_by_us:
@@ -595,6 +620,48 @@ class E1Span:
 
     def _index(self, ts: int) -> int:
         return self.config.timeslots.index(ts)
+
+    # -- B-channel audio ----------------------------------------------------------------------
+    def _voice_up(self, call: Call) -> None:
+        """The call is active: carry its B-channel's A-law between the channel file and its leg."""
+        ts = call.timeslot
+        leg = self._legs.get(ts)
+        if leg is None or not leg.plane.running or leg.removed or ts in self._voices:
+            return
+        try:
+            f = self._bfiles.get(ts)
+            if f is None:
+                f = self._bfiles[ts] = self.bchannel(ts)  # type: ignore[misc]
+        except OSError as exc:
+            self._voice_fault(call, f"B-channel {ts} cannot be opened: {exc.strerror or exc}")
+            return
+        fd = f if isinstance(f, int) else f.fileno()
+        audio = LineAudio(leg, law="alaw", on_lost=lambda exc: self._voice_lost(call, exc))
+        self._voices[ts] = FdAudio(fd, audio)
+
+    def _voice_down(self, ts: int) -> None:
+        carrier = self._voices.pop(ts, None)
+        if carrier is not None:
+            carrier.audio.close()
+            carrier.close()
+
+    def _voice_lost(self, call: Call, exc: Exception | None) -> None:
+        ts = call.timeslot
+        self._voices.pop(ts, None)
+        f = self._bfiles.pop(ts, None)  # reopened for the next call
+        if f is not None:
+            f.close() if hasattr(f, "close") else os.close(f)
+        if self.by_slot.get(ts) is call and call.state == 10:
+            self._voice_fault(call, f"B-channel {ts} audio lost: {exc}")
+
+    def _voice_fault(self, call: Call, reason: str) -> None:
+        """No audio path: the call is cleared as a line fault (not the debtor's doing)."""
+        log.warning("e1.audio_fault", span=self.name, timeslot=call.timeslot, reason=reason)
+        call.release_reported = True
+        self._emit(self._index(call.timeslot), codes.EV_HW_RELEASE, cause=41, reason=reason,
+                   info={"line_fault": True})
+        call.cleared_by_us = True
+        self._disconnect(call, 41)
 
     def _emit(self, channel: int, event: int, cause: int = 0, reason: str = "",
               caller: str | None = None, info: dict | None = None) -> None:

@@ -130,11 +130,17 @@ class NetworkSide:
     def bchannel(self, timeslot: int) -> socket.socket:
         """The box's end of B-channel ``timeslot`` (A-law frames, DAHDI channel semantics)."""
         entry = self._bports.get(timeslot)
-        if entry is None or entry[1].fileno() < 0:
+        if entry is not None and entry[1].fileno() < 0:  # the box closed it: a new pair
+            self._spawn(entry[0].close())
+            entry = None
+        if entry is None:
             ours, box = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             port = AudioPort()
             port.open_socket(ours)
             entry = self._bports[timeslot] = (port, box)
+            call = self._slots.get(timeslot)
+            if call is not None and call.state == "active":  # opened during the call
+                self._voice_on(call)
         return entry[1]
 
     async def close(self) -> None:
@@ -204,6 +210,15 @@ class NetworkSide:
         self.link.stop()
         self._clear_all(41, "link")
 
+    def fault_bchannel_lost(self, timeslot: int) -> None:
+        """The B-channel's audio path breaks (the box's read sees it end); signalling goes on."""
+        entry = self._bports.pop(timeslot, None)
+        if entry is not None:
+            call = self._slots.get(timeslot)
+            if call is not None:
+                self._voice_off(call)
+            self._spawn(entry[0].close())
+
     def fault_congestion(self, on: bool = True) -> None:
         """While on, every SETUP is refused with cause 34 (no circuit available)."""
         self.congested = on
@@ -226,7 +241,9 @@ class NetworkSide:
     def _transport_lost(self, reason: str) -> None:
         self.link.stop()
         self._clear_all(41, "link")
-        self._transport = None
+        lost, self._transport = self._transport, None
+        if lost is not None:  # let its socket go now, not when it is collected
+            self._spawn(lost.close())
 
     def _link_down(self, reason: str) -> None:
         self._clear_all(41, "link")
