@@ -13,7 +13,7 @@ from firmware.gsm.engine import ATEngine, ATError
 from firmware.seriallink import open_link
 from firmware.sim.modem import SimModem
 from firmware.sim.voice import (BOOK, FRAME_S, KEY_PERIOD_S, Ear, Speaker, alaw_decode,
-                                alaw_encode, has_signal, key_offset, phase_gap)
+                                alaw_encode, alignment, has_signal, key_edges)
 from tests.gsmsim import population, until
 
 
@@ -136,8 +136,10 @@ async def test_huawei_carries_audio_only_after_ddsetex(make_modem):
     await at.command("AT^DDSETEX=2")
     rec, elapsed = await _carry(sim, audio, 1.5)
     assert rec.voice.ear.presence(rec.voice.signal) == 0.0
-    # The debtor speaks on the clock grid: key edges where the clock says.
-    assert key_offset(_pcm(audio.data), 8000, rec.voice.signal) is not None
+    # The debtor speaks on the clock grid: a syllable every half second.
+    edges = key_edges(_pcm(audio.data), 8000, rec.voice.signal)
+    spacing = sorted(b - a for a, b in zip(edges, edges[1:]))
+    assert len(edges) >= 2 and abs(spacing[len(spacing) // 2] - KEY_PERIOD_S) < 0.03
     await at.command("AT+CHUP")
     await asyncio.sleep(0.1)
     n = len(audio.data)
@@ -247,8 +249,11 @@ def test_speaker_keys_on_the_clock_grid():
         t0 = 0.013
         for k in range(150):
             pcm.extend(_pcm(sp.frame(t0 + k * FRAME_S)))
-        # The first key-on edge after t0 is at 0.5 s, i.e. 0.487 s into the stream.
-        assert phase_gap(key_offset(pcm, 8000, sig), KEY_PERIOD_S - t0) < 0.006
+        # The key turns on at 0.5 s, 1.0 s, ... of the clock: 0.487 s, 0.987 s ... into the stream.
+        edges = key_edges(pcm, 8000, sig)
+        assert len(edges) == 6
+        assert alignment(edges, [KEY_PERIOD_S * k - t0 for k in range(1, 7)]) < 0.006
+        assert alignment(edges, [KEY_PERIOD_S * k - t0 + 0.1 for k in range(1, 7)]) > 0.09
     finally:
         BOOK.release(sig)
 

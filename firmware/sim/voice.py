@@ -172,28 +172,22 @@ def goertzel(samples, rate: int, freq: float) -> float:
     return s1 * s1 + s2 * s2 - w * s1 * s2
 
 
-def key_offset(samples, rate: int, signal: Signal, *, hop: int = 40,
-               window: int | None = None) -> float | None:
-    """Where the voice's key-on edges fall, in seconds from the first sample, modulo the period.
-
-    The mean phase of the off-to-on edges (circular); None when fewer than two edges are seen.
-    Two channels spoken on one clock grid should give the same offset.
-    """
-    window = window or int(rate * FRAME_S)
+def key_edges(samples, rate: int, signal: Signal, *, hop: int = 40) -> list[float]:
+    """Times (seconds from the first sample) where the voice's key turns on: its syllables."""
+    window = int(rate * FRAME_S)
     on = [has_signal(samples[i:i + window], rate, signal)
           for i in range(0, len(samples) - window, hop)]
-    edges = [(i + 1) * hop + window / 2 for i in range(len(on) - 1) if on[i + 1] and not on[i]]
-    if len(edges) < 2:
+    return [((i + 1) * hop + window / 2) / rate for i in range(len(on) - 1)
+            if on[i + 1] and not on[i]]
+
+
+def alignment(a: list[float], b: list[float]) -> float | None:
+    """How far apart two voices spoken on one clock grid were carried: the median distance
+    from each key edge of ``a`` to the nearest of ``b`` (None without edges on both)."""
+    if not a or not b:
         return None
-    angles = [2 * math.pi * ((e / rate) % KEY_PERIOD_S) / KEY_PERIOD_S for e in edges]
-    mean = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
-    return (mean / (2 * math.pi) * KEY_PERIOD_S) % KEY_PERIOD_S
-
-
-def phase_gap(a: float, b: float) -> float:
-    """Distance in seconds between two key offsets on the circle of one period."""
-    d = abs(a - b) % KEY_PERIOD_S
-    return min(d, KEY_PERIOD_S - d)
+    gaps = sorted(min(abs(t - u) for u in b) for t in a)
+    return gaps[len(gaps) // 2]
 
 
 def _pcm(frame: bytes) -> array:
