@@ -203,7 +203,7 @@ class CampaignsMixin:
 
 
 def _known_profile(name: str) -> None:
-    from controller.compliance import PROFILES
-    if name not in PROFILES:
+    from controller.compliance.profiles import OPTIONS, PROFILES
+    if name not in PROFILES and name not in OPTIONS:  # "ru-230fz:calendar" is ru-230fz too
         raise InputError("compliance: profile {name} is unknown; known: {known}", name=name,
-                         known=", ".join(PROFILES))
+                         known=", ".join([*PROFILES, *OPTIONS]))

@@ -95,10 +95,10 @@ class Appliance(BackendMixin):
         s = self.settings
         if s.operators < 0:
             raise UserError(f"--operators must be 0 or more, got {s.operators}")
-        from controller.compliance import PROFILES
-        if s.compliance not in PROFILES:
+        from controller.compliance.profiles import OPTIONS, PROFILES
+        if s.compliance not in PROFILES and s.compliance not in OPTIONS:
             raise UserError(f"compliance profile {s.compliance!r} is unknown; known: "
-                            f"{', '.join(PROFILES)}")
+                            f"{', '.join([*PROFILES, *OPTIONS])}")
         self.clock = Clock(s.time_scale)
         names = s.profiles or (DEFAULT_SIMULATED if s.simulate else ())
         if not names:

@@ -230,9 +230,9 @@ class FakeBackend:
         if mode not in CAMPAIGN_MODES:
             raise InputError("mode: {mode} is not a dialing mode; one of {modes}", mode=mode,
                              modes=", ".join(CAMPAIGN_MODES))
-        if compliance not in ("ru-230fz", "us-regf", "none"):
+        if compliance not in ("ru-230fz", "ru-230fz:calendar", "us-regf", "none"):
             raise InputError("compliance: profile {name} is unknown; known: {known}",
-                             name=compliance, known="ru-230fz, us-regf, none")
+                             name=compliance, known="ru-230fz, ru-230fz:calendar, us-regf, none")
         c = dict(_settings(name, creditor, mode, "draft", compliance), dialing=False,
                  counters=_counters(), backlog=0)
         self.campaign_list.append(c)

@@ -163,3 +163,15 @@ def test_profiles_name_their_reading_and_version():
     assert [lim.describe() for lim in get_profile(CALENDAR).sms.limits] == [
         "at most 2 SMS in a calendar day", "at most 4 SMS in a calendar week",
         "at most 16 SMS in a calendar month"]
+
+
+def test_a_campaign_may_choose_the_calendar_reading(tmp_path):
+    from controller import campaigns
+    from controller.store import Store
+    from firmware.errors import InputError
+    s = Store(tmp_path / "d.sqlite3")
+    cfg = campaigns.create(s, "cal", who="anna", source="test", compliance=CALENDAR)
+    assert get_profile(cfg.compliance).reading == "calendar"
+    with pytest.raises(InputError, match="ru-230fz:calendar"):
+        campaigns.create(s, "bad", who="anna", source="test", compliance="ru-230fz:weekly")
+    s.close()

@@ -16,7 +16,7 @@ from controller.compliance.zones import resolve, zone
 UTC = timezone.utc
 # History older than this cannot matter: a calendar month window starts at most 31 days back.
 _MONTH_LOOKBACK = 33
-# An enforcement document suspends a debtor's refusal this many months (230-FZ art. 8).
+# An enforcement document suspends a debtor's refusal this many months (230-FZ as amended).
 SUSPENSION_MONTHS = 2
 # next_allowed_at is searched this far ahead; beyond it the lead is reported as not callable.
 HORIZON = timedelta(days=400)
