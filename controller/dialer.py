@@ -351,7 +351,8 @@ class Dialer:
 
     def _allowed(self, lead) -> bool:
         """Check the law before every dial; a refusal is stored with its reason and next time."""
-        ctx = compliance.LeadContext(lead.person_key or lead.account_id, phone=lead.number,
+        ctx = compliance.LeadContext(lead.person_key or self.store.person_of(lead.account_pk),
+                                     phone=lead.number,
                                      region=lead.region, tz=lead.tz, debt=str(lead.account_pk))
         at = datetime.fromtimestamp(self.clock.wall(), timezone.utc)
         try:

@@ -185,7 +185,8 @@ class SmsReminders:
         if self.store.is_dnc(number):
             return "dnc", "the number is on the do-not-call list", False, {}
         row = item["row"]
-        ctx = compliance.LeadContext(row["person_key"] or row["account_id"], phone=number,
+        person = row["person_key"] or self.store.person_of(item["account_pk"])
+        ctx = compliance.LeadContext(person, phone=number,
                                      region=row["region"], tz=row["tz"])
         d = compliance.check(self.compliance, ctx, channel="sms",
                              at=datetime.fromtimestamp(now, timezone.utc), history=self.store)

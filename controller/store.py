@@ -741,6 +741,14 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
             f"SELECT e164 FROM refusals WHERE kind='third_party' AND e164 IN ({marks}) "
             "AND at <= ?", (*numbers, self.clock.wall()))}
 
+    def person_of(self, account_pk: int) -> str:
+        """The person key of an account (a lead built without it still counts per person)."""
+        row = self.db.execute("SELECT person_key FROM accounts WHERE id=?",
+                              (account_pk,)).fetchone()
+        if row is None or not row[0]:
+            return f"account:{account_pk}"  # unknown to the store: on its own
+        return row[0]
+
     def note_decision(self, account_pk: int, code: str, detail: str, *,
                       campaign_id: int | None, channel: str, evidence: dict | None = None
                       ) -> None:

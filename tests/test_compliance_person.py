@@ -187,3 +187,9 @@ def test_the_api_pushes_birth_dates_and_refusals(store):
     assert keys == {person_key("Иванов Иван", "1980-05-01", None)}
     assert [tuple(r) for r in store.db.execute("SELECT kind, channel FROM refusals")] == [
         ("debtor", "import")]
+
+
+def test_a_lead_without_its_person_key_is_still_counted_per_person(store):
+    _, lead = account(store, "c", "A-1", "Иванов Иван", "+79161111111")
+    assert store.person_of(lead.account_pk) == lead.person_key
+    assert store.person_of(999) == "account:999"
