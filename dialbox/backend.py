@@ -142,6 +142,9 @@ class BackendMixin:
         return int(row[0]) if row else None
 
     async def desk_ready(self, username: str, ready: bool) -> None:
+        if ready and self._plane() is not None and not self._audio.get(username, (False, ""))[0]:
+            raise UserError("your headset is not connected: allow the microphone in the browser "
+                            "and wait until the desk says the audio is on")
         op = self._seat(username, create=ready)
         if op is not None:
             self.operators.set_ready(op, ready)
@@ -164,6 +167,38 @@ class BackendMixin:
         if dialer is None or call_id not in dialer.previews:
             raise UserError("this card is no longer waiting to be dialed")
         return dialer
+
+    # --- the desk's headset (WebRTC in the web admin, a position leg in the media plane) ----
+    def _plane(self):
+        plane = getattr(self, "media", None)  # the appliance's MediaPlane
+        return plane if plane is not None and plane.running else None
+
+    @property
+    def _audio(self) -> dict:
+        """username -> (up, reason) of each desk's headset audio."""
+        if "_desk_audio" not in self.__dict__:
+            self.__dict__["_desk_audio"] = {}
+        return self.__dict__["_desk_audio"]
+
+    def desk_audio(self, username: str):
+        op = self._seat(username)
+        plane = self._plane()
+        if plane is None:
+            raise UserError("this box carries no audio: its media plane is not running")
+        # the position the person gets on the floor when Ready (OperatorPool.login names it)
+        name = op.position if op is not None else f"desk-{username}"
+        return plane.legs.get(name) or plane.add_leg(name, "position")
+
+    async def desk_audio_state(self, username: str, up: bool, reason: str) -> None:
+        op = self._seat(username)
+        self._audio[username] = (up, reason)
+        if op is None:
+            return
+        # Down: paused at once with the reason; a call in progress stays up, and nothing new is
+        # handed over (not after the wrap-up either) until the audio is back.
+        op.audio_down = "" if up else (reason or "network")
+        if not up:
+            await self.desk_presence(username, False)
 
     async def desk_dial(self, username: str, call_id: str) -> None:
         """Preview mode: the operator read the card and places the call."""
@@ -213,6 +248,34 @@ class BackendMixin:
             self.store.record_wrap(call_id, self.clock.now() - wrap_started)
 
     # --- supervisor -------------------------------------------------------------------------
+    def listen_audio(self, username: str):
+        plane = self._plane()
+        if plane is None:
+            raise UserError("this box carries no audio: its media plane is not running")
+        name = f"sup-{username}"
+        return plane.legs.get(name) or plane.add_leg(name, "position")
+
+    async def monitor(self, username: str, position: str, mode: str, source: str) -> None:
+        from controller import audit
+        from firmware.media.plane import MediaError
+        sup = self.listen_audio(username)
+        plane = self._plane()
+        if mode == "stop":
+            plane.unmonitor(sup)
+            audit.record(self.store, who=username, action="monitor_stop", obj="call",
+                         key=position, source=source)
+            return
+        op = next((o for o in self.operators.ops if o.position == position), None)
+        if op is None or op.call_id is None or op.state != "talking":
+            raise UserError("no live call at {position} to listen to", position=position)
+        try:
+            plane.monitor(position, sup, mode)
+        except MediaError as exc:
+            raise UserError("the call cannot be listened to: {reason}", reason=str(exc)) from None
+        audit.record(self.store, who=username, action=f"monitor_{mode}", obj="call",
+                     key=op.call_id, after={"position": position, "operator": op.name,
+                                            "mode": mode}, source=source)
+
     def campaigns(self) -> list[dict]:
         out = []
         for c in self.store.campaign_configs():

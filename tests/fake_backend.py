@@ -72,6 +72,8 @@ class FakeBackend:
         self.refusal_list: list[dict] = []
         self.sms_conf = {"creditor_name": "ООО «Кредит»", "contact_phone": "+74950000000",
                          "max_parts": 3, "templates": {}}
+        self.plane = None  # a firmware.media.plane.MediaPlane when a test carries audio
+        self.audio: dict[str, bool] = {}  # username -> the desk's headset is up
 
     # --- everyone -------------------------------------------------------------------------------
     def health(self):
@@ -122,6 +124,9 @@ class FakeBackend:
     async def desk_ready(self, username, ready):
         self.calls.append(("desk_ready", username, ready))
         op = self._operator(username)
+        if ready and self.plane is not None and self.audio.get(username) is not True:
+            raise UserError("your headset is not connected: allow the microphone and wait "
+                            "for the audio")
         op.pop("pending", None)
         if op["state"] in ("free", "not_ready", "break"):
             op["state"] = "free" if ready else "not_ready"
@@ -142,6 +147,19 @@ class FakeBackend:
                 op.update(state="not_ready", reason="desk_gone")
             else:
                 op["pending"] = "desk_gone"
+
+    def desk_audio(self, username):
+        op = self._operator(username)
+        if self.plane is None:
+            raise UserError("this box carries no audio")
+        return self.plane.legs.get(op["position"]) or self.plane.add_leg(op["position"],
+                                                                        "position")
+
+    async def desk_audio_state(self, username, up, reason):
+        self.calls.append(("desk_audio_state", username, up, reason))
+        self.audio[username] = up
+        if not up:
+            await self.desk_presence(username, False)
 
     def _call(self, username, call_id,
               message="this call is not yours (it may have ended already)") -> dict:
@@ -199,6 +217,23 @@ class FakeBackend:
         self.operators[username]["calls"] += 1
 
     # --- supervisor -----------------------------------------------------------------------------
+    def listen_audio(self, username):
+        if self.plane is None:
+            raise UserError("this box carries no audio")
+        name = f"sup-{username}"
+        return self.plane.legs.get(name) or self.plane.add_leg(name, "position")
+
+    async def monitor(self, username, position, mode, source):
+        self.calls.append(("monitor", username, position, mode))
+        sup = self.listen_audio(username)
+        if mode == "stop":
+            self.plane.unmonitor(sup)
+            return
+        if not any(op["position"] == position and op["state"] == "talking"
+                   for op in self.operators.values()):
+            raise UserError("no live call at {position} to listen to", position=position)
+        self.plane.monitor(position, sup, mode)
+
     def campaigns(self):
         return [dict(c) for c in self.campaign_list]
 

@@ -15,9 +15,10 @@ from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hard
                        line_tests, lines, login, reports_page, sessions, settings_page,
                        sms_page, supervisor)
 from web_admin.backend import Backend
-from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, HERE, HOME, LANG_COOKIE, LANGS,
-                              SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
+from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, DESKS, HERE, HOME, LANG_COOKIE,
+                              LANGS, SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
                               install_i18n, json_error, lang_of, message_of, remember_lang, t)
+from web_admin.rtc import Desks, MediaNetworks
 from web_admin.throttle import LoginThrottle
 
 __all__ = ["make_app", "Backend", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROUTES", "lang_of"]
@@ -33,6 +34,7 @@ ROUTES = (
     ("GET", "/", supervisor.dashboard, "dashboard", STAFF),
     ("GET", "/api/status", supervisor.api_status, "api_status", STAFF),
     ("GET", "/ws", supervisor.live_feed, "ws", STAFF),
+    ("POST", "/monitor", supervisor.monitor, "monitor", STAFF),
     ("GET", "/desk", desk.page, "desk", DESK),
     ("GET", "/api/desk", desk.api_desk, "api_desk", DESK),
     ("GET", "/desk/ws", desk.live_feed, "desk_ws", DESK),
@@ -92,9 +94,11 @@ ROUTES = (
 
 
 def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
-             tls: https.Https = https.Https()) -> web.Application:
+             tls: https.Https = https.Https(), media: MediaNetworks | None = None
+             ) -> web.Application:
     """The web admin over `backend` (the appliance, or a fake in tests); `tls` says where HTTPS
-    is served and which CA the office PCs install."""
+    is served and which CA the office PCs install; `media` the networks the desks' audio may
+    use (default: the box's own non-loopback networks)."""
     app = web.Application(middlewares=[https.redirect_middleware, error_middleware,
                                        auth_middleware], client_max_size=MAX_UPLOAD_BYTES)
     app[BACKEND] = backend
@@ -102,6 +106,10 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
     app[line_tests.JOBS] = {}
     app.on_cleanup.append(line_tests.cancel_all)
     app[https.HTTPS] = tls
+    networks = media if media is not None else MediaNetworks.of_this_box()
+    networks.install()
+    app[DESKS] = Desks(networks)
+    app.on_shutdown.append(_close_desks)
     app[ACCESS] = {name: roles for _, _, _, name, roles in ROUTES}
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                                autoescape=jinja2.select_autoescape(["html"]))
@@ -116,6 +124,10 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
     app.router.add_static("/static/", str(HERE / "static"), name="static")
     app.add_subapp("/api/v1", api_v1.make_api(backend))
     return app
+
+
+async def _close_desks(app: web.Application) -> None:
+    await app[DESKS].close_all()
 
 
 # --- middlewares ------------------------------------------------------------------------------

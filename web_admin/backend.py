@@ -26,6 +26,7 @@ CALLLIST_FIELDS = ("account_id", "debtor_name", "debt_amount", "currency", "dpd"
                    "phone", "phone_mobile", "phone_home",
                    "phone_work", "phone_third_party", "phone_type", "custom", "ignore")
 CALLLIST_REQUIRED = ("phone",)
+MONITOR_MODES = ("listen", "whisper", "barge", "stop")
 KPI_BY = ("campaign", "segment", "operator", "line", "day")
 KPI_COLUMNS = ("attempts", "contact_rate", "rpc_rate", "ptp_rate", "kept_ptp_rate", "promised",
                "collected", "abandon_rate", "aht_s", "occupancy")
@@ -94,6 +95,16 @@ class Backend(Protocol):
     async def desk_hangup(self, username: str, call_id: str) -> None:
         """Hang up this operator's call; the operator goes to wrap-up."""
 
+    def desk_audio(self, username: str) -> Any:
+        """The operator position's leg in the media plane (firmware.media.plane.Leg, added when
+        missing): the desk's headset (WebRTC) feeds it and hears it. UserError when the user has
+        no position or this box carries no audio."""
+
+    async def desk_audio_state(self, username: str, up: bool, reason: str) -> None:
+        """The desk's headset audio came up, or went down for `reason` ("network", "tab_closed",
+        "microphone", "replaced", "stopped"): down pauses the operator at once, with that reason,
+        and no call is handed to them until the audio is back and they press Ready."""
+
     async def desk_disposition(self, username: str, call_id: str, kind: str,
                                details: dict) -> None:
         """Record the outcome of the call; ends wrap-up, the operator is free again.
@@ -106,6 +117,15 @@ class Backend(Protocol):
         operator's; the page shows the message next to the fields."""
 
     # --- supervisor ------------------------------------------------------------------------------
+    def listen_audio(self, username: str) -> Any:
+        """The supervisor's own position leg in the media plane (added when missing), fed and
+        heard by the dashboard's headset (WebRTC). UserError when this box carries no audio."""
+
+    async def monitor(self, username: str, position: str, mode: str, source: str) -> None:
+        """The supervisor listens to the live call at `position` (mode "listen"), speaks to the
+        operator only ("whisper") or to both ("barge"); "stop" leaves it. Audited (object
+        "call", who, from `source`). UserError when no live call is there to monitor."""
+
     def campaigns(self) -> list[dict]:
         """[{campaign_settings(), "dialing": bool, "counters": {as in status()},
         "backlog": int}] for every campaign, archived ones too."""

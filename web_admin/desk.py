@@ -9,9 +9,9 @@ from aiohttp import web
 from firmware.errors import InputError, UserError
 from web_admin import i18n
 from web_admin.backend import DISPOSITIONS
-from web_admin.live import push_changes
 from web_admin.render import (backend, call, json_error, lang_of, message_of, render, secure, t,
                               user)
+from web_admin.rtc import headset_feed
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,12 @@ async def api_desk(request: web.Request) -> web.Response:
 
 
 async def live_feed(request: web.Request) -> web.StreamResponse:
-    return await push_changes(request, lambda: _desk(request))
+    """The desk's snapshot pushed live; the same socket carries the headset's WebRTC signalling."""
+    username = user(request)["username"]
+    b = backend(request)
+    return await headset_feed(request, lambda: _desk(request),
+                              leg=lambda: call(b.desk_audio, username),
+                              notify=lambda up, why: call(b.desk_audio_state, username, up, why))
 
 
 async def _body(request: web.Request) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import structlog
@@ -17,8 +17,17 @@ log = structlog.get_logger(__name__)
 POLL_S = 0.25
 
 
-async def push_changes(request: web.Request, snapshot: Callable[[], Any]) -> web.WebSocketResponse:
-    """Send `snapshot()` as JSON now and again each time it differs (checked 4 times a second)."""
+OnMessage = Callable[[web.WebSocketResponse, dict], Awaitable[None]]
+OnClose = Callable[[web.WebSocketResponse], Awaitable[None]]
+
+
+async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
+                       on_message: OnMessage | None = None,
+                       on_close: OnClose | None = None) -> web.WebSocketResponse:
+    """Send `snapshot()` as JSON now and again each time it differs (checked 4 times a second).
+
+    JSON objects the page sends go to `on_message` (the desk's WebRTC signalling); `on_close`
+    is awaited once the socket is gone, whatever closed it."""
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
         # a page from another site must not read the feed with this person's cookie
@@ -26,7 +35,7 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any]) -> web
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     last = None
-    reader = asyncio.get_running_loop().create_task(_drain(ws))
+    reader = asyncio.get_running_loop().create_task(_drain(ws, on_message))
     try:
         while not ws.closed and not reader.done():
             try:
@@ -49,10 +58,26 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any]) -> web
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         await ws.close()
+        if on_close is not None:
+            await on_close(ws)
     return ws
 
 
-async def _drain(ws: web.WebSocketResponse) -> None:
+async def _drain(ws: web.WebSocketResponse, on_message: OnMessage | None) -> None:
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
             break
+        if on_message is None or msg.type != WSMsgType.TEXT:
+            continue
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        try:
+            await on_message(ws, data)
+        except (ValueError, UserError) as exc:  # a message out of turn: say so, keep the feed
+            await ws.send_str(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        except Exception:
+            log.exception("live_message_failed")

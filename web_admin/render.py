@@ -22,6 +22,7 @@ BACKEND = web.AppKey("backend", object)
 ACCESS = web.AppKey("access", dict)  # route name -> roles that may use it
 USER = web.RequestKey("user", dict)
 THROTTLE = web.AppKey("throttle", object)  # web_admin.throttle.LoginThrottle
+DESKS = web.AppKey("desks", object)  # web_admin.rtc.Desks: every desk's headset (WebRTC)
 
 STAFF = ("admin", "supervisor")
 DESK = ("operator", "supervisor", "admin")

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from firmware.errors import UserError
 from web_admin.backend import (CAMPAIGN_ACTIONS, CAMPAIGN_MODES, KPI_BY, KPI_COLUMNS,
-                               OPERATOR_STATES, WRAP_AFTER)
-from web_admin.live import push_changes
-from web_admin.render import backend, call, message_of, render, secure, t, user
+                               MONITOR_MODES, OPERATOR_STATES, WRAP_AFTER)
+from web_admin.render import backend, call, json_error, message_of, render, secure, t, user
+from web_admin.rtc import headset_feed
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,31 @@ async def api_status(request: web.Request) -> web.Response:
     return secure(web.json_response(backend(request).status()))
 
 async def live_feed(request: web.Request) -> web.StreamResponse:
-    return await push_changes(request, backend(request).status)
+    """The status pushed live; the socket also carries the supervisor's headset (WebRTC)."""
+    username = user(request)["username"]
+    b = backend(request)
+    return await headset_feed(request, b.status, leg=lambda: call(b.listen_audio, username),
+                              notify=lambda up, why: None)
+
+
+async def monitor(request: web.Request) -> web.Response:
+    """Listen to a live call, whisper to its operator, barge in, or stop (audited below)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return json_error(t(request, "the request body is not JSON"))
+    mode, position = body.get("mode") if isinstance(body, dict) else None, (
+        body.get("position") if isinstance(body, dict) else None)
+    if mode not in MONITOR_MODES or not isinstance(position, str):
+        return json_error(t(request, "mode must be one of {modes}, with a position",
+                            modes=", ".join(MONITOR_MODES)))
+    try:
+        await call(backend(request).monitor, user(request)["username"], position, mode,
+                   request.remote or "")
+    except UserError as exc:
+        return json_error(message_of(request, exc))
+    log.info("monitor", user=user(request)["username"], position=position, mode=mode)
+    return secure(web.json_response({"ok": True, "mode": mode, "position": position}))
 
 # --- campaigns --------------------------------------------------------------------------------
 # The actions a campaign's status allows, in the order the buttons show.

@@ -2,6 +2,7 @@
 "use strict";
 (function () {
   const { _, label } = window.dialboxI18n;
+  const MONITOR = { listen: _("Listen"), whisper: _("Whisper"), barge: _("Barge in") };
   const feed = document.getElementById("feed-state");
 
   function span(text, cls) {
@@ -29,6 +30,19 @@
     const detail = span(_("Calls") + ": ", "detail");
     detail.append(span(op.calls, "calls"));
     div.append(span(op.name, "name"), span(label("op", op.state), "state"), detail);
+    if (op.state === "talking") {
+      const box = span("", "monitor");
+      for (const mode of ["listen", "whisper", "barge"]) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "link";
+        b.dataset.monitor = mode;
+        b.dataset.position = op.position;
+        b.textContent = MONITOR[mode];
+        box.append(b);
+      }
+      div.append(box);
+    }
     return div;
   }
 
@@ -61,5 +75,30 @@
     });
   }
 
-  window.dialboxLive("/ws", render, feed);
+  // Listen to a live call, whisper to the operator, barge in: through the supervisor's headset.
+  let monitoring = null;
+  async function monitor(position, mode) {
+    const r = await fetch("/monitor", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": document.body.dataset.csrf },
+      body: JSON.stringify({ position: position, mode: mode }) });
+    const out = await r.json().catch(() => ({ error: _("Internal error. Details are in the log; tell a technician.") }));
+    const state = document.getElementById("monitor-state");
+    if (!r.ok) { state.textContent = out.error; state.dataset.state = "error"; return; }
+    monitoring = mode === "stop" ? null : position;
+    state.dataset.state = mode;
+    state.textContent = mode === "stop" ? "" : MONITOR[mode] + ": " + position + " ";
+    if (monitoring) {
+      const stop = document.createElement("button");
+      stop.type = "button"; stop.id = "monitor-stop"; stop.textContent = _("Stop listening");
+      stop.addEventListener("click", () => monitor(position, "stop"));
+      state.append(stop);
+    }
+  }
+  document.getElementById("operators").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-monitor]");
+    if (b) monitor(b.dataset.position, b.dataset.monitor);
+  });
+
+  const audio = window.dialboxAudio = window.dialboxDeskAudio();
+  window.dialboxLive("/ws", render, feed, { onOpen: audio.onOpen, onRtc: audio.onMessage });
 })();

@@ -182,5 +182,6 @@
 
   const feed = $("feed-state");
   render(desk);
-  window.dialboxLive("/desk/ws", render, feed);
+  const audio = window.dialboxAudio = window.dialboxDeskAudio();
+  window.dialboxLive("/desk/ws", render, feed, { onOpen: audio.onOpen, onRtc: audio.onMessage });
 })();

@@ -1,12 +1,24 @@
 // One live feed for every page: a WebSocket that reconnects, and the feed-state label.
+// `hooks` (optional): onOpen(ws) on every (re)connection, onRtc(msg) for {"rtc": msg} messages.
 "use strict";
-window.dialboxLive = function (path, onSnapshot, feed) {
+window.dialboxLive = function (path, onSnapshot, feed, hooks) {
   const { _ } = window.dialboxI18n;
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(proto + "//" + location.host + path);
-    ws.onopen = () => { feed.textContent = _("live"); feed.dataset.state = "live"; };
-    ws.onmessage = (ev) => onSnapshot(JSON.parse(ev.data));
+    ws.onopen = () => {
+      feed.textContent = _("live");
+      feed.dataset.state = "live";
+      if (hooks && hooks.onOpen) hooks.onOpen(ws);
+    };
+    ws.onmessage = (ev) => {
+      const data = JSON.parse(ev.data);
+      if (data && data.rtc !== undefined) {
+        if (hooks && hooks.onRtc) hooks.onRtc(data.rtc);
+        return;
+      }
+      onSnapshot(data);
+    };
     ws.onclose = () => {
       feed.textContent = _("connection lost, reconnecting…");
       feed.dataset.state = "offline";

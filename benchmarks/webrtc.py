@@ -1,0 +1,231 @@
+"""WebRTC desks at scale: ``python -m benchmarks.webrtc --json``.
+
+N operator sessions as real WebRTC peers (aiortc, DTLS-SRTP over loopback, in a child process that
+plays the browsers) against the box's media plane in this process, each with a call bridged
+(a debtor line saying a tone) and recorded (Ogg/Opus, 2 channels). Measured in the box only:
+
+- cpu_cores: this process's CPU seconds per wall second over the window (the browsers' process
+  is not counted: it stands for the office PCs);
+- added_latency_p99_ms: from a debtor frame pushed into its line leg to the RTP packet carrying it
+  leaving the box for the operator (each frame's first sample carries its sequence number);
+- lost_frames: debtor frames that did not reach the operator's browser: jitter-buffer drops and
+  underruns, frames the outgoing track had to drop, ticks the plane skipped, and packets the
+  browsers found missing (RTP sequence gaps).
+
+The last line printed is one JSON object (with --json).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+import structlog
+
+RATE = 8000
+WARMUP_S = 3.0
+
+
+def _quiet() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+# --- the browsers (child process) ---------------------------------------------------------------
+async def browsers(n: int) -> None:
+    """Answer the box's offers read from stdin (one JSON line each); report stats at "end"."""
+    from web_admin.rtc import MediaNetworks
+    from web_admin.rtc_peer import BrowserPeer, ToneTrack
+    MediaNetworks.parse(["127.0.0.1/8"]).install()  # the office PCs are on the box's network
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    peers: dict[int, BrowserPeer] = {}
+
+    def out(msg: dict) -> None:
+        sys.stdout.write(json.dumps(msg) + "\n")
+        sys.stdout.flush()
+
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        msg = json.loads(line)
+        if msg.get("end"):
+            lost = received = 0
+            for p in peers.values():
+                for rec in p.pc.getReceivers():
+                    for s in (await rec.getStats()).values():
+                        if s.type == "inbound-rtp":
+                            lost += max(0, s.packetsLost)
+                            received += s.packetsReceived
+            out({"lost": lost, "received": received})
+            break
+        peer = peers[msg["i"]] = BrowserPeer(ToneTrack(1050.0), listen=False)
+        sdp = await peer.answer(msg)
+        codecs = peer.pc.getTransceivers()[0]._codecs
+        if codecs and codecs[0].mimeType == "audio/PCMA":
+            from cext import media
+            peer.mic.g711 = media.alaw_encode  # a cheap microphone: the box is measured
+        out({"i": msg["i"], "sdp": sdp})
+    for p in peers.values():
+        await p.close()
+
+
+# --- the box ------------------------------------------------------------------------------------
+async def box(n: int, seconds: float) -> dict:
+    import av  # noqa: F401 (fail early when PyAV is missing)
+
+    from firmware.clock import Clock
+    from firmware.media.plane import MediaPlane
+    from firmware.media.recorder import Recorder
+    from web_admin.rtc import DeskMedia, MediaNetworks
+
+    MediaNetworks.parse(["127.0.0.1/8"]).install()
+    clock = Clock()
+    plane = MediaPlane(clock, capacity=2 * n + 8)
+    await plane.start()
+    tmp = tempfile.TemporaryDirectory(prefix="dialbox-bench-")
+    recorder = Recorder(plane, Path(tmp.name), clock)
+    push_at: list[float] = [0.0] * 32768
+    latencies: list[float] = []
+    measuring = False
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.webrtc", "--browsers", str(n),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        limit=1 << 22)
+    desks, lines = [], []
+    try:
+        for i in range(n):
+            pos, line = plane.add_leg(f"op{i}", "position"), plane.add_leg(f"b{i}", "line")
+            desk = DeskMedia(f"op{i}", pos, MediaNetworks.parse(["127.0.0.1/8"]),
+                             notify=lambda up, why: None)
+            offer = await desk.offer()
+            track = desk._track
+            child.stdin.write((json.dumps({"i": i, **offer}) + "\n").encode())
+            await child.stdin.drain()
+            answer = json.loads(await child.stdout.readline())
+            await desk.answer(answer["sdp"])
+            sender = desk.pc.getTransceivers()[0].sender
+            _measure(sender, track, push_at, latencies, lambda: measuring)
+            desks.append(desk)
+            lines.append(line)
+        for _ in range(1200):  # a loaded machine takes its time over 60 DTLS handshakes
+            if all(d.up for d in desks):
+                break
+            await asyncio.sleep(0.05)
+        for i, (line, desk) in enumerate(zip(lines, desks)):
+            plane.connect(line, desk.leg)  # confirmed once the debtors speak
+            recorder.start(f"bench-{i}", line.name)
+        feeder = asyncio.get_running_loop().create_task(_debtors(lines, clock, push_at))
+        await asyncio.sleep(WARMUP_S)
+        base = _losses(plane, lines, desks)
+        t0, cpu0 = clock.now(), _cpu()
+        measuring = True
+        await asyncio.sleep(seconds)
+        measuring = False
+        wall, cpu = clock.now() - t0, _cpu() - cpu0
+        box_lost = _losses(plane, lines, desks) - base
+        child.stdin.write(b'{"end": true}\n')
+        await child.stdin.drain()
+        seen = json.loads(await child.stdout.readline())
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        connected = sum(1 for d in desks if d.up)
+    finally:
+        for d in desks:
+            await d.close()
+        await recorder.close()
+        await plane.stop()
+        if child.returncode is None:
+            child.stdin.close()
+            try:
+                await asyncio.wait_for(child.wait(), 10)
+            except asyncio.TimeoutError:
+                child.kill()
+                await child.wait()
+        tmp.cleanup()
+    latencies.sort()
+    p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None
+    return {"operators": n, "connected": connected, "seconds": round(wall, 1),
+            "codec": desks[0].codec if desks else None,
+            "cpu_cores": round(cpu / wall, 3),
+            "added_latency_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2)
+            if latencies else None,
+            "added_latency_p99_ms": round(p99, 2) if p99 is not None else None,
+            "lost_frames": box_lost + seen["lost"], "packets_received": seen["received"],
+            "core": plane.implementation}
+
+
+def _measure(sender, track, push_at, latencies, measuring) -> None:
+    """Stamp each RTP packet as it leaves for the browser with the debtor frame it carries."""
+    transport = sender.transport
+    send = transport._send_rtp
+    loop = asyncio.get_running_loop()
+
+    async def timed(data: bytes) -> None:
+        await send(data)
+        seq = struct.unpack_from("<h", track.last)[0] if track.last else -1
+        if measuring() and seq >= 0:
+            latencies.append(loop.time() - push_at[seq])
+    transport._send_rtp = timed
+
+
+async def _debtors(lines, clock, push_at) -> None:
+    """Every line's debtor says a tone, 20 ms a frame on the clock; sample 0 is the sequence."""
+    import math
+    tone = [int(5000 * math.sin(2 * math.pi * 450 * i / RATE)) for i in range(RATE)]
+    loop = asyncio.get_running_loop()
+    due, seq = clock.now(), 0
+    while True:
+        k = (seq * 160) % RATE
+        pcm = struct.pack("<h159h", seq, *tone[k + 1:k + 160])
+        push_at[seq] = loop.time()
+        for line in lines:
+            line.push(pcm)
+        seq = (seq + 1) % 32768
+        due += 0.02
+        await clock.sleep(due - clock.now())
+
+
+def _losses(plane, lines, desks) -> int:
+    return (sum(ln.dropped + ln.underruns for ln in lines) + plane.skipped_ticks
+            + sum(d._track.dropped for d in desks if d._track is not None))
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.webrtc", description=__doc__.split(
+        "\n")[0])
+    p.add_argument("--operators", type=int, default=60)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("--browsers", type=int, help=argparse.SUPPRESS)  # the child process
+    args = p.parse_args(argv)
+    _quiet()
+    if args.browsers is not None:
+        asyncio.run(browsers(args.browsers))
+        return 0
+    result = asyncio.run(box(args.operators, args.seconds))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:24} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

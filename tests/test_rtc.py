@@ -1,0 +1,131 @@
+"""The desk's WebRTC audio against real aiortc peers on loopback: G.711, the plane both ways,
+candidates off the media networks dropped, media loss reported at once."""
+from __future__ import annotations
+
+import array
+import asyncio
+
+import pytest
+
+from firmware.clock import Clock
+from firmware.media.plane import MediaPlane
+from tests.media_signals import dominant, tone
+from web_admin.rtc import DeskMedia, MediaNetworks
+from web_admin.rtc_peer import BrowserPeer, ToneTrack
+
+LOOPBACK = MediaNetworks.parse(["127.0.0.1/8"])
+DEBTOR_HZ, OPERATOR_HZ = 450.0, 1050.0
+
+
+@pytest.fixture
+async def plane():
+    LOOPBACK.install()
+    p = MediaPlane(Clock())
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def feed(leg, frames, clock) -> None:
+    """A line that says its tone at the pace of real audio."""
+    i = 0
+    while True:
+        leg.push(frames[i % len(frames)])
+        i += 1
+        await clock.sleep(0.02)
+
+
+async def connected(desk: DeskMedia, browser: BrowserPeer) -> None:
+    offer = await desk.offer()
+    await desk.answer(await browser.answer(offer))
+
+
+def samples(pcm: bytes) -> array.array:
+    a = array.array("h")
+    a.frombytes(bytes(pcm))
+    return a
+
+
+async def until(predicate, timeout_s: float = 5.0) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.parametrize("codecs, codec", [(None, "PCMA"), (("audio/PCMU",), "PCMU"),
+                                           (("audio/opus",), "opus")])
+async def test_both_directions_through_the_plane(plane, codecs, codec):
+    pos, line = plane.add_leg("desk-olga", "position"), plane.add_leg("gsm0", "line")
+    events: list[tuple[bool, str]] = []
+    desk = DeskMedia("olga", pos, LOOPBACK, notify=lambda up, why: events.append((up, why)))
+    browser = BrowserPeer(ToneTrack(OPERATOR_HZ), codecs=codecs)
+    debtor_heard = bytearray()
+    line.on_output(debtor_heard.extend)
+    talk = asyncio.get_running_loop().create_task(feed(line, tone(DEBTOR_HZ), plane.clock))
+    try:
+        await connected(desk, browser)
+        await until(lambda: events == [(True, "")])
+        assert desk.codec == codec  # G.711 first (E1 audio passes untranscoded); Opus allowed
+        # Not connected yet: the operator hears silence, the debtor hears nothing of him.
+        await asyncio.sleep(0.3)
+        assert max(map(abs, samples(browser.heard[-3200:])), default=0) < 50  # G.711 silence
+        # The call: a switch in the plane, no renegotiation (the same peer connection).
+        pc = desk.pc
+        await plane.connect(line, pos)
+        debtor_heard.clear()
+        await asyncio.sleep(1.0)
+        heard = samples(browser.heard[-3200:])
+        assert max(heard) > 2000 and dominant(heard, (DEBTOR_HZ, OPERATOR_HZ)) == DEBTOR_HZ
+        said = samples(debtor_heard[-3200:])
+        assert max(said) > 2000 and dominant(said, (DEBTOR_HZ, OPERATOR_HZ)) == OPERATOR_HZ
+        assert desk.pc is pc and pc.connectionState == "connected"
+        # The browser goes away (closed tab, cable out): down at once, with the reason.
+        await browser.close()
+        t0 = plane.clock.now()
+        await until(lambda: len(events) == 2, timeout_s=3.0)
+        assert events[1] == (False, "network") and plane.clock.now() - t0 < 1.6
+    finally:
+        talk.cancel()
+        await asyncio.gather(talk, return_exceptions=True)
+        await browser.close()
+        await desk.close()
+
+
+async def test_a_new_connection_replaces_the_shifts_old_one(plane):
+    pos = plane.add_leg("desk-olga", "position")
+    events: list[tuple[bool, str]] = []
+    desk = DeskMedia("olga", pos, LOOPBACK, notify=lambda up, why: events.append((up, why)))
+    first, second = BrowserPeer(ToneTrack(OPERATOR_HZ)), BrowserPeer(ToneTrack(OPERATOR_HZ))
+    try:
+        await connected(desk, first)
+        await until(lambda: desk.up)
+        old = desk.pc
+        await connected(desk, second)  # the page reconnected by itself
+        assert old.connectionState == "closed" and desk.pc is not old
+        await until(lambda: second.frames > 10)
+        await asyncio.sleep(1.5)
+        assert desk.up and events[-1] == (True, "")
+    finally:
+        for b in (first, second):
+            await b.close()
+        await desk.close("tab_closed")
+    assert events[-1] == (False, "tab_closed")
+
+
+def test_candidates_off_the_media_networks_are_dropped():
+    nets = MediaNetworks.parse(["192.168.7.10/24"])
+    sdp = "\r\n".join([
+        "v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 8",
+        "a=candidate:1 1 udp 2122260223 192.168.7.31 50000 typ host generation 0",
+        "a=candidate:2 1 udp 2122194687 10.8.0.5 50001 typ host generation 0",
+        "a=candidate:3 1 udp 2122129151 4a1c7a2e-3f0b.local 50002 typ host generation 0",
+        "a=candidate:4 1 udp 1686052607 203.0.113.9 50003 typ srflx raddr 192.168.7.31 rport 50000",
+        "a=end-of-candidates"]) + "\r\n"
+    kept, dropped = nets.filter_sdp(sdp)
+    assert dropped == 3
+    assert "192.168.7.31 50000" in kept and "10.8.0.5" not in kept and ".local" not in kept
+    assert "203.0.113.9" not in kept and "a=end-of-candidates" in kept
+    with pytest.raises(ValueError, match="ADDRESS/PREFIX"):
+        MediaNetworks.parse(["192.168.7.10/99"])
