@@ -127,11 +127,49 @@ class BackendMixin:
         flags = [f["kind"] for f in self.store.open_flags(account_pk)]
         script = next((s.script for s in self.store.segments(a["campaign_id"])
                        if s.name == a["segment"]), "")
+        recordings = [{"call_id": r["call_id"], "at": r["started_at"], "operator": r["operator"],
+                       "duration_s": r["duration_s"]} for r in db.execute(
+            "SELECT r.call_id, r.started_at, r.operator, r.duration_s FROM recordings r JOIN "
+            "attempts a ON a.call_id = r.call_id WHERE a.account_pk=? AND r.state IN "
+            "('done', 'interrupted') ORDER BY r.started_at DESC LIMIT 20", (account_pk,))]
         return {"account_id": a["account_id"], "debtor_name": a["debtor_name"],
                 "debt_amount": a["debt_amount"], "currency": a["currency"], "dpd": a["dpd"],
                 "region": a["region"], "segment": a["segment"], "phones": phones,
                 "last_outcome": a["last_outcome"], "flags": flags, "promises": promises,
-                "history": history, "script": script or None}
+                "history": history, "script": script or None, "recordings": recordings}
+
+    async def recording_file(self, username: str, call_id: str, source: str,
+                             playback: bool) -> Path:
+        from controller import audit
+        db = self.store.db
+        rec = db.execute("SELECT r.path, a.account_pk FROM recordings r LEFT JOIN attempts a ON "
+                         "a.call_id = r.call_id WHERE r.call_id=? AND r.state IN ('done', "
+                         "'interrupted')", (call_id,)).fetchone()
+        path = Path(self.settings.data) / rec["path"] if rec is not None else None
+        if path is None or not path.is_file():
+            raise FileNotFoundError(call_id)
+        who = db.execute("SELECT role FROM users WHERE username=?", (username,)).fetchone()
+        if who is None or who["role"] not in ("supervisor", "admin"):
+            op = self.operators.human(username)
+            if op is None or op.call_id is None or rec["account_pk"] is None or \
+                    self._account_of_call(op.call_id) != rec["account_pk"]:
+                raise PermissionError(call_id)
+        if playback:
+            audit.record(self.store, who=username, action="play", obj="recording", key=call_id,
+                         source=source)
+        return path
+
+    def _account_of_call(self, call_id: str) -> int | None:
+        """The debtor of a call in progress (dialed, previewed, or an inbound caller known)."""
+        row = self.store.db.execute("SELECT account_pk FROM attempts WHERE call_id=?",
+                                    (call_id,)).fetchone()
+        if row is not None:
+            return int(row["account_pk"])
+        preview = self.dialer.previews.get(call_id)
+        if preview is not None:
+            return preview[0].account_pk
+        caller = self._inbound_callers.get(call_id)
+        return self._account_by_phone(caller) if caller else None
 
     def _account_by_phone(self, number: str) -> int | None:
         digits = re.sub(r"\D", "", number or "")

@@ -73,6 +73,8 @@ class FakeBackend:
         self.sms_conf = {"creditor_name": "ООО «Кредит»", "contact_phone": "+74950000000",
                          "max_parts": 3, "templates": {}}
         self.plane = None  # a firmware.media.plane.MediaPlane when a test carries audio
+        # call id -> {"path", "account_id", "operator", "at", "duration_s"}: recorded calls
+        self.recordings: dict[str, dict] = {}
         self.audio: dict[str, bool] = {}  # username -> the desk's headset is up
 
     # --- everyone -------------------------------------------------------------------------------
@@ -117,9 +119,27 @@ class FakeBackend:
                                         {"at": 1760871900.0, "outcome": "no_answer",
                                          "operator": None, "disposition": None, "note": None}],
                             "script": "Здравствуйте! Напоминаем о просроченном платеже."}}
+        call["account"]["recordings"] = [
+            {"call_id": cid, "at": r["at"], "operator": r["operator"],
+             "duration_s": r["duration_s"]}
+            for cid, r in self.recordings.items() if r["account_id"] == "A-1001"]
         self.desk_calls[username] = call
         self.operators[username]["state"] = "reserved" if stage == "preview" else "talking"
         return call
+
+    async def recording_file(self, username, call_id, source, playback):
+        rec = self.recordings.get(call_id)
+        if rec is None or not Path(rec["path"]).is_file():
+            raise FileNotFoundError(call_id)
+        role = self.store.db.execute("SELECT role FROM users WHERE username=?",
+                                     (username,)).fetchone()["role"]
+        mine = self.desk_calls.get(username)
+        if role not in ("supervisor", "admin") and (
+                mine is None or mine["account"]["account_id"] != rec["account_id"]):
+            raise PermissionError(call_id)
+        if playback:
+            self.calls.append(("recording_played", username, call_id, source))
+        return Path(rec["path"])
 
     async def desk_ready(self, username, ready):
         self.calls.append(("desk_ready", username, ready))

@@ -129,3 +129,30 @@ def test_candidates_off_the_media_networks_are_dropped():
     assert "203.0.113.9" not in kept and "a=end-of-candidates" in kept
     with pytest.raises(ValueError, match="ADDRESS/PREFIX"):
         MediaNetworks.parse(["192.168.7.10/99"])
+
+
+async def test_headset_check_plays_a_tone_then_the_microphone_back_through_the_box(plane):
+    pos = plane.add_leg("desk-olga", "position")
+    desk = DeskMedia("olga", pos, LOOPBACK, notify=lambda up, why: None)
+    told: list[dict] = []
+
+    async def send(msg: dict) -> None:
+        told.append(msg["rtc"])
+    desk.send = send
+    browser = BrowserPeer(ToneTrack(OPERATOR_HZ), keep_s=6.0)
+    try:
+        await connected(desk, browser)
+        await until(lambda: desk.up)
+        heard_from = len(browser.heard)
+        await desk.check_headset(speak_s=1.5)
+        steps = [m["step"] for m in told if m["type"] == "check"]
+        assert steps == ["tone", "speak", "playback", "done"] and told[-1]["heard_mic"] is True
+        heard = samples(browser.heard[heard_from - len(browser.heard):])
+        # tone (1 s), then silence while the operator speaks (1.5 s), then the playback (1.5 s)
+        assert dominant(heard[:8000], (440.0, OPERATOR_HZ)) == 440.0
+        assert max(map(abs, heard[8000 + 2000:8000 + 10000])) < 200  # quiet while you speak
+        back = heard[-12000:-2000]
+        assert max(back) > 1000 and dominant(back, (440.0, OPERATOR_HZ)) == OPERATOR_HZ
+    finally:
+        await browser.close()
+        await desk.close()

@@ -142,7 +142,7 @@ async def test_logout_needs_csrf(client):
 
 # --- roles --------------------------------------------------------------------------------------
 MATRIX = [(role, method, path.replace("{name}", "x.csv").replace("{pk}", "1").replace("{job}", "x")
-           .replace("{token}", "tok"), name, role in roles)
+           .replace("{token}", "tok").replace("{call_id}", "c-404"), name, role in roles)
           for method, path, _, name, roles in ROUTES for role in PEOPLE]
 
 
@@ -157,7 +157,7 @@ async def test_role_matrix(client, store, fake, role, method, path, name, allowe
         if method == "GET" and name not in ("ws", "desk_ws", "campaign_report", "debtor_card",
                                                  "line_test_status", "api_import",
                                                  "calllist_import_page", "hardware_profile",
-                                                 "campaign"):
+                                                 "campaign", "recording"):
             # only the operator has a position; others get the desk saying they have none
             assert r.status == (400 if name == "api_desk" and role != "operator" else 200)
         return

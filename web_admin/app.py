@@ -39,6 +39,7 @@ ROUTES = (
     ("GET", "/api/desk", desk.api_desk, "api_desk", DESK),
     ("GET", "/desk/ws", desk.live_feed, "desk_ws", DESK),
     ("POST", "/desk/ready", desk.ready, "desk_ready", DESK),
+    ("GET", "/recordings/{call_id}", desk.recording, "recording", DESK),
     ("POST", "/desk/hangup", desk.hangup, "desk_hangup", DESK),
     ("POST", "/desk/dial", desk.dial, "desk_dial", DESK),
     ("POST", "/desk/skip", desk.skip, "desk_skip", DESK),

@@ -117,6 +117,14 @@ class Backend(Protocol):
         operator's; the page shows the message next to the fields."""
 
     # --- supervisor ------------------------------------------------------------------------------
+    async def recording_file(self, username: str, call_id: str, source: str,
+                             playback: bool) -> Path:
+        """The Ogg/Opus file of the recorded conversation `call_id`, for `username` to play.
+        A supervisor or an admin may play any; an operator only the recordings of the debtor
+        of the call they are on (PermissionError otherwise). `playback` (the player's first
+        request, not a seek) is audited: object "recording", who, from `source`.
+        FileNotFoundError when there is no such recording (or its file is gone)."""
+
     def listen_audio(self, username: str) -> Any:
         """The supervisor's own position leg in the media plane (added when missing), fed and
         heard by the dashboard's headset (WebRTC). UserError when this box carries no audio."""

@@ -149,3 +149,24 @@ async def disposition(request: web.Request) -> web.Response:
     log.info("desk_disposition", user=user(request)["username"], call_id=body.get("call_id"),
              kind=kind)
     return await _after(request)
+
+
+async def recording(request: web.Request) -> web.StreamResponse:
+    """A recorded conversation for the card's player, with HTTP ranges (seeking); each playback
+    (the player's first request, not its seeks) is audited by the backend."""
+    call_id = request.match_info["call_id"]
+    ranged = request.headers.get("Range", "")
+    playback = not ranged or ranged.replace(" ", "").startswith("bytes=0-")
+    try:
+        path = await call(backend(request).recording_file, user(request)["username"], call_id,
+                          request.remote or "", playback)
+    except FileNotFoundError:
+        raise web.HTTPNotFound() from None
+    except PermissionError:
+        log.info("recording_refused", user=user(request)["username"], call_id=call_id)
+        return json_error(t(request, "you may play only the recordings of the debtor you are "
+                                     "on a call with"), 403)
+    if playback:
+        log.info("recording_played", user=user(request)["username"], call_id=call_id)
+    return secure(web.FileResponse(path, headers={"Content-Type": "audio/ogg",
+                                                  "Cache-Control": "private, no-store"}))

@@ -86,8 +86,32 @@
       row([p.date_text, p.amount_text, label("ptp", p.status)])));
     $("history").replaceChildren(...(a.history || []).map((h) =>
       row([h.at_text, outcomeName(h.outcome), h.operator, outcomeName(h.disposition), h.note])));
+    showRecordings(a.recordings || []);
     $("script").hidden = !a.script;
     text($("script-text"), a.script);
+  }
+
+  // The debtor's recorded conversations, each with a player; kept while the list is the same,
+  // so a desk update does not cut a playback short.
+  let shownRecordings = "";
+  function showRecordings(list) {
+    const ids = list.map((r) => r.call_id).join(" ");
+    if (ids === shownRecordings) return;
+    shownRecordings = ids;
+    $("recordings").replaceChildren(...list.map((r) => {
+      const s = Math.round(r.duration_s || 0);
+      const tr = row([new Date(r.at * 1000).toLocaleString(document.documentElement.lang),
+        r.operator, Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0")]);
+      const td = document.createElement("td");
+      const player = document.createElement("audio");
+      player.controls = true;
+      player.preload = "none";
+      player.src = "/recordings/" + encodeURIComponent(r.call_id);
+      player.dataset.call = r.call_id;
+      td.append(player);
+      tr.append(td);
+      return tr;
+    }));
   }
 
   async function post(path, body) {
