@@ -96,6 +96,7 @@ async def box(n: int, seconds: float) -> dict:
     recorder = Recorder(plane, Path(tmp.name), clock)
     push_at: list[float] = [0.0] * 32768
     latencies: list[float] = []
+    rtc_latencies: list[float] = []
     measuring = False
 
     child = await asyncio.create_subprocess_exec(
@@ -115,7 +116,7 @@ async def box(n: int, seconds: float) -> dict:
             answer = json.loads(await child.stdout.readline())
             await desk.answer(answer["sdp"])
             sender = desk.pc.getTransceivers()[0].sender
-            _measure(sender, track, push_at, latencies, lambda: measuring)
+            _measure(sender, track, pos, push_at, latencies, rtc_latencies, lambda: measuring)
             desks.append(desk)
             lines.append(line)
         for _ in range(1200):  # a loaded machine takes its time over 60 DTLS handshakes
@@ -154,28 +155,46 @@ async def box(n: int, seconds: float) -> dict:
                 await child.wait()
         tmp.cleanup()
     latencies.sort()
+    rtc_latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None
+    rtc_p99 = (rtc_latencies[int(0.99 * (len(rtc_latencies) - 1))] * 1000
+               if rtc_latencies else None)
     return {"operators": n, "connected": connected, "seconds": round(wall, 1),
             "codec": desks[0].codec if desks else None,
             "cpu_cores": round(cpu / wall, 3),
             "added_latency_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2)
             if latencies else None,
             "added_latency_p99_ms": round(p99, 2) if p99 is not None else None,
+            "tick_to_packet_p99_ms": round(rtc_p99, 2) if rtc_p99 is not None else None,
+            "load_average": round(os.getloadavg()[0], 1),
             "lost_frames": box_lost + seen["lost"], "packets_received": seen["received"],
             "core": plane.implementation}
 
 
-def _measure(sender, track, push_at, latencies, measuring) -> None:
-    """Stamp each RTP packet as it leaves for the browser with the debtor frame it carries."""
+def _measure(sender, track, leg, push_at, latencies, rtc_latencies, measuring) -> None:
+    """Stamp each RTP packet as it leaves for the browser with the debtor frame it carries
+    (from its push into the line), and with the tick that made it (the WebRTC part alone)."""
     transport = sender.transport
     send = transport._send_rtp
     loop = asyncio.get_running_loop()
+    made_at: dict[int, float] = {}
+    queue = track._frame
+
+    def stamped(pcm: bytes) -> None:
+        made_at[struct.unpack_from("<h", pcm)[0]] = loop.time()
+        queue(pcm)
+    track._frame = stamped
+    track._remove()
+    track._remove = leg.on_output(stamped)
 
     async def timed(data: bytes) -> None:
         await send(data)
         seq = struct.unpack_from("<h", track.last)[0] if track.last else -1
         if measuring() and seq >= 0:
-            latencies.append(loop.time() - push_at[seq])
+            now = loop.time()
+            latencies.append(now - push_at[seq])
+            if seq in made_at:
+                rtc_latencies.append(now - made_at.pop(seq))
     transport._send_rtp = timed
 
 

@@ -232,9 +232,8 @@ class BackendMixin:
         self._audio[username] = (up, reason)
         if op is None:
             return
-        # Down: paused at once with the reason; a call in progress stays up, and nothing new is
-        # handed over (not after the wrap-up either) until the audio is back.
-        op.audio_down = "" if up else (reason or "network")
+        # Down: paused at once (after the call in hand, if any: the operator pool's desk_gone);
+        # Ready is refused until the audio is back.
         if not up:
             await self.desk_presence(username, False)
 
