@@ -31,6 +31,7 @@ RATE, SAMPLES, FRAME_BYTES = 8000, 160, 320
 CODEC_ORDER = ("audio/PCMA", "audio/PCMU", "audio/opus")
 SILENT_S = 1.0  # no audio from the browser this long: the desk is down ("network")
 OUT_QUEUE = 3  # frames the outgoing track may hold; more means the sender stalls: drop the oldest
+TIME_BASE = Fraction(1, RATE)
 REASONS = ("network", "tab_closed", "microphone", "replaced", "stopped")
 
 
@@ -107,7 +108,6 @@ class PlaneTrack(MediaStreamTrack):
         self._pts = 0
         self.dropped = 0
         self.last = b""  # the frame handed to the sender last
-        self._time_base = Fraction(1, RATE)
         self._remove = leg.on_output(self._frame)
         # With G.711 negotiated the box sends the plane's frame as A-law/mu-law itself (the
         # media core's codec): aiortc packs it as is, no resampler, no encoder thread per frame.
@@ -124,23 +124,28 @@ class PlaneTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         pcm = self.last = await self._queue.get()
-        if self.g711 is not None:
-            packet = av.Packet(self.g711(pcm))
-            packet.pts = self._pts
-            packet.time_base = self._time_base
-            self._pts += SAMPLES
-            return packet
-        frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
-        frame.planes[0].update(pcm)
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = self._time_base
+        out = audio_out(pcm, self._pts, self.g711)
         self._pts += SAMPLES
-        return frame
+        return out
 
     def stop(self) -> None:
         super().stop()
         self._remove()
+
+
+def audio_out(pcm: bytes, pts: int, g711: Callable[[bytes], bytes] | None
+              ) -> av.AudioFrame | av.Packet:
+    """A 20 ms frame for aiortc's sender: G.711 bytes it packs as they are, else a frame it
+    encodes (Opus)."""
+    if g711 is not None:
+        out = av.Packet(g711(pcm))
+    else:
+        out = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
+        out.planes[0].update(pcm)
+        out.sample_rate = RATE
+    out.pts = pts
+    out.time_base = TIME_BASE
+    return out
 
 
 def _to_plane(frame: av.AudioFrame, resampler: av.AudioResampler | None) -> bytes:

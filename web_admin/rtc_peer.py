@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-from fractions import Fraction
 
 import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from web_admin.rtc import FRAME_BYTES, RATE, SAMPLES
+from web_admin.rtc import FRAME_BYTES, RATE, SAMPLES, audio_out
 
 
 class ToneTrack(MediaStreamTrack):
@@ -40,18 +39,9 @@ class ToneTrack(MediaStreamTrack):
             await asyncio.sleep(wait)
         chunk = self._pcm[self._pos:self._pos + FRAME_BYTES]
         self._pos = (self._pos + FRAME_BYTES) % len(self._pcm)
-        if self.g711 is not None:
-            packet = av.Packet(self.g711(chunk))
-            packet.pts, packet.time_base = self._pts, Fraction(1, RATE)
-            self._pts += SAMPLES
-            return packet
-        frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES)
-        frame.planes[0].update(chunk)
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, RATE)
+        out = audio_out(chunk, self._pts, self.g711)
         self._pts += SAMPLES
-        return frame
+        return out
 
 
 class BrowserPeer:
