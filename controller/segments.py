@@ -36,22 +36,26 @@ class Strategy:
         return d
 
     @classmethod
-    def from_json(cls, d: dict, where: str = "strategy") -> Strategy:
+    def from_json(cls, d: dict, where: object = "strategy") -> Strategy:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise UserError(f"{where}: unknown strategy keys {sorted(unknown)}; known: "
-                            f"{sorted(cls.__dataclass_fields__)}")
+            raise UserError("{where}: unknown strategy keys {keys}; known: {known}", where=where,
+                            keys=", ".join(sorted(unknown)),
+                            known=", ".join(sorted(cls.__dataclass_fields__)))
         s = cls(**{k: tuple(v) if k in ("phone_order", "sms_rules") else v for k, v in d.items()})
         bad = [k for k in s.phone_order if k not in PHONE_KINDS]
         if bad or not s.phone_order:
-            raise UserError(f"{where}: phone_order {list(s.phone_order)} must name phone types "
-                            f"from {PHONE_KINDS}")
+            raise UserError("{where}: phone_order {order} must name phone kinds from {kinds}",
+                            where=where, order=", ".join(s.phone_order),
+                            kinds=", ".join(PHONE_KINDS))
         if s.mode is not None and s.mode not in MODES:
-            raise UserError(f"{where}: mode {s.mode!r} is not one of {MODES}")
+            raise UserError("{where}: mode {mode} is not one of {modes}", where=where,
+                            mode=s.mode, modes=", ".join(MODES))
         if s.attempts_per_day < 1 or (s.max_attempts is not None and s.max_attempts < 1):
-            raise UserError(f"{where}: attempts_per_day and max_attempts must be at least 1")
+            raise UserError("{where}: attempts a day and attempts in all must be at least 1",
+                            where=where)
         if any(not isinstance(v, (int, float)) or v < 0 for v in s.retry_s.values()):
-            raise UserError(f"{where}: retry_s values are seconds (numbers >= 0)")
+            raise UserError("{where}: retry times are seconds (numbers >= 0)", where=where)
         return s
 
 
@@ -90,23 +94,26 @@ class Segment:
     def from_json(cls, d: dict) -> Segment:
         name = d.get("name")
         if not name or not isinstance(name, str):
-            raise UserError(f"segment {d!r}: needs a name")
+            raise UserError("a segment needs a name")
         rules = dict(d.get("rules") or {})
         for key, rule in rules.items():
             if key not in RULE_KEYS:
-                raise UserError(f"segment {name!r}: unknown rule {key!r}; known: {RULE_KEYS}")
+                raise UserError("segment {name}: unknown rule {key}; known: {known}", name=name,
+                                key=key, known=", ".join(RULE_KEYS))
             if key in ("dpd", "amount"):
                 if not (isinstance(rule, (list, tuple)) and len(rule) == 2) or any(
                         x is not None and not isinstance(x, (int, float)) for x in rule):
-                    raise UserError(f"segment {name!r}: rule {key} is [min, max] (null: open)")
+                    raise UserError("segment {name}: rule {key} is [min, max] (null: open)",
+                                    name=name, key=key)
                 rules[key] = [rule[0], rule[1]]
             elif not isinstance(rule, (list, tuple)) or \
                     any(isinstance(v, (list, dict)) for v in rule):
-                raise UserError(f"segment {name!r}: rule {key} is a list of values")
+                raise UserError("segment {name}: rule {key} is a list of values", name=name,
+                                key=key)
             else:
                 rules[key] = list(rule)
         return cls(name, rules, Strategy.from_json(d.get("strategy") or {},
-                                                   f"segment {name!r}"),
+                                                   UserError("segment {name}", name=name)),
                    str(d.get("script") or ""))
 
 

@@ -582,7 +582,8 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
         segs = tuple(s if isinstance(s, Segment) else Segment.from_json(s) for s in segments)
         names = [s.name for s in segs]
         if not segs or len(set(names)) != len(names):
-            raise UserError(f"segments {names}: give at least one, each name once")
+            raise UserError("segments {names}: give at least one, each name once",
+                            names=", ".join(names))
         with self.tx():
             self.db.execute("DELETE FROM segments WHERE campaign_id=?", (campaign_id,))
             self._write_segments(campaign_id, segs)

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from controller import audit
 from controller import campaigns as campaigns_mod
 from controller import evidence as evidence_mod
 from controller import kpi as kpi_mod
@@ -493,6 +494,18 @@ class BackendMixin:
 
     def sms_settings(self, campaign: str) -> dict:
         return sms_templates.settings(self.store, self.store.campaign(campaign))
+
+    def campaign_segments(self, name: str) -> list[dict]:
+        return [sg.to_json() for sg in self.store.segments(self.store.campaign(name))]
+
+    async def campaign_set_segments(self, name: str, segments: list, by: str) -> list[dict]:
+        cid = self.store.campaign(name)
+        before = self.campaign_segments(name)
+        self.store.set_segments(cid, segments)
+        after = self.campaign_segments(name)
+        audit.record(self.store, who=by, action="segments", obj="campaign", key=name,
+                     before=before, after=after, source="web")
+        return after
 
     def sms_overview(self, campaign: str) -> dict:
         cid = self.store.campaign(campaign)

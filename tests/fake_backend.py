@@ -44,6 +44,7 @@ class FakeBackend:
         self.report_dir = report_dir
         self.calls: list[tuple] = []
         self.mappings: dict[str, dict] = {}  # campaign -> the mapping its last import used
+        self.segments: dict[str, list] = {}  # campaign -> its segments once set
         self.lines = [
             {"name": "gsm0", "kind": "gsm", "state": "alerting", "in_service": True, "reason": "",
              "signal_dbm": -77, "operator": "MegaFon"},
@@ -471,6 +472,26 @@ class FakeBackend:
                 self.sms_conf[key] = changes[key]
         self.calls.append(("sms_settings_save", campaign, by, dict(changes)))
         return self.sms_settings(campaign)
+
+    def campaign_segments(self, name):
+        self._campaign(name)
+        return [dict(sg) for sg in self.segments.get(name) or [
+            {"name": "dpd 1-30", "rules": {"dpd": [1, 30]}, "script": "Добрый день!",
+             "strategy": {"phone_order": ["mobile", "home", "work"], "attempts_per_day": 2,
+                          "max_attempts": None, "retry_s": {}, "priority": 10, "mode": None,
+                          "sms_rules": ["due_reminder"]}}]]
+
+    async def campaign_set_segments(self, name, segments, by):
+        from controller.segments import Segment
+        self._campaign(name)
+        checked = [Segment.from_json(sg).to_json() for sg in segments]
+        names = [sg["name"] for sg in checked]
+        if not names or len(set(names)) != len(names):
+            raise UserError("segments {names}: give at least one, each name once",
+                            names=", ".join(names))
+        self.segments[name] = checked
+        self.calls.append(("campaign_set_segments", name, by))
+        return checked
 
     def sms_overview(self, campaign):
         from controller.sms import RULES, TEMPLATES

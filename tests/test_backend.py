@@ -186,3 +186,20 @@ async def test_sms_preview_renders_a_real_debtors_message_in_russian(app):
     assert shown["account_id"] and "Банк, тел. +74950000000" in shown["text"]
     assert re.search(r"долг \d{1,3}(\u00a0\d{3})*,\d\d ₽", shown["text"]), shown["text"]
     assert shown["parts"] >= 1
+
+
+async def test_a_segments_script_reaches_the_card_and_the_change_is_audited(app):
+    camp = app.campaigns()[0]["name"]
+    segs = app.campaign_segments(camp)
+    segs[0]["script"] = "Здравствуйте! Звоним по поводу платежа."
+    after = await app.campaign_set_segments(camp, segs, "anna")
+    assert after[0]["script"] == segs[0]["script"]
+    pk = app.store.db.execute("SELECT id FROM accounts WHERE segment=? LIMIT 1",
+                              (segs[0]["name"],)).fetchone()
+    if pk is not None:
+        assert app._card(pk[0])["script"] == segs[0]["script"]
+    row = app.store.db.execute("SELECT who, action, object FROM audit_log WHERE "
+                               "action='segments'").fetchone()
+    assert tuple(row) == ("anna", "segments", "campaign")
+    with pytest.raises(UserError):
+        await app.campaign_set_segments(camp, [segs[0], segs[0]], "anna")

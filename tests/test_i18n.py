@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE_MODULES = sorted({*ROOT.joinpath("web_admin").glob("*.py"), ROOT / "dialbox/backend.py",
                        *(ROOT / "controller" / f"{m}.py" for m in (
                            "users", "importer", "calllist", "store_outcomes", "store_lists",
-                           "kpi"))})
+                           "kpi", "segments"))})
 MESSAGE_CALLS = {"UserError", "InputError", "t", "N_", "_"}
 
 

@@ -157,7 +157,7 @@ async def test_role_matrix(client, store, fake, role, method, path, name, allowe
         if method == "GET" and name not in ("ws", "desk_ws", "campaign_report", "debtor_card",
                                                  "line_test_status", "api_import",
                                                  "calllist_import_page", "hardware_profile",
-                                                 "campaign", "recording"):
+                                                 "campaign", "recording", "campaign_segments"):
             # only the operator has a position; others get the desk saying they have none
             assert r.status == (400 if name == "api_desk" and role != "operator" else 200)
         return
@@ -828,3 +828,27 @@ async def test_a_campaign_is_created_edited_started_stopped_and_archived_in_the_
     r = await client.post("/campaigns/action", data={"csrf": csrf, "name": "Тест",
                                                      "action": "archive"})
     assert r.status == 400 and "остановите кампанию" in await r.text()
+
+
+async def test_segments_and_strategies_are_edited_with_the_script_and_retries(client, store,
+                                                                              fake):
+    csrf = as_role(client, store, "supervisor")
+    page = await (await client.get("/campaign/Тест/segments")).text()
+    assert 'name="seg0_name" value="dpd 1-30"' in page and "Добрый день!" in page
+    form = {"csrf": csrf, "count": "1", "seg0_name": "dpd 1-30", "seg0_rest": "{}",
+            "seg0_dpd_min": "1", "seg0_dpd_max": "30", "seg0_mode": "preview",
+            "seg0_attempts_per_day": "2", "seg0_max_attempts": "", "seg0_priority": "10",
+            "seg0_retry_busy": "5", "seg0_sms": "due_reminder", "seg0_phone_order": "mobile",
+            "seg0_script": "Здравствуйте, {имя}! Напоминаем о платеже.",
+            "seg1_name": "90+", "seg1_rest": "{}", "seg1_dpd_min": "91", "seg1_dpd_max": "",
+            "seg1_mode": "", "seg1_attempts_per_day": "1", "seg1_priority": "40"}
+    r = await client.post("/campaign/Тест/segments", data=form, allow_redirects=False)
+    assert r.status == 303, await r.text()
+    segs = fake.segments["Тест"]
+    assert [s["name"] for s in segs] == ["dpd 1-30", "90+"]
+    assert segs[0]["strategy"]["mode"] == "preview" and segs[0]["strategy"]["retry_s"] == {
+        "busy": 300.0} and segs[0]["script"].startswith("Здравствуйте")
+    assert segs[1]["rules"] == {"dpd": [91, None]} and segs[1]["strategy"]["mode"] is None
+    r = await client.post("/campaign/Тест/segments", data=dict(form, seg1_name="dpd 1-30"))
+    assert r.status == 400 and "каждое название один раз" in await r.text()
+    assert [s["name"] for s in fake.segments["Тест"]] == ["dpd 1-30", "90+"]  # unchanged

@@ -13,7 +13,7 @@ from controller import users
 from firmware.errors import UserError
 from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hardware, https,
                        line_tests, lines, login, reports_page, sessions, settings_page,
-                       sms_page, supervisor)
+                       segments_page, sms_page, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, DESKS, HERE, HOME, LANG_COOKIE,
                               LANGS, SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -51,6 +51,8 @@ ROUTES = (
     ("POST", "/sms/template", sms_page.template, "sms_template", STAFF),
     ("POST", "/campaigns/create", supervisor.campaign_create, "campaign_create", STAFF),
     ("GET", "/campaign/{name}", supervisor.campaign_page, "campaign", STAFF),
+    ("GET", "/campaign/{name}/segments", segments_page.page, "campaign_segments", STAFF),
+    ("POST", "/campaign/{name}/segments", segments_page.save, "campaign_segments_save", STAFF),
     ("POST", "/campaign/{name}/settings", supervisor.campaign_settings, "campaign_settings",
      STAFF),
     ("POST", "/campaigns/upload", calllists.upload, "campaign_upload", STAFF),

@@ -230,6 +230,14 @@ class Backend(Protocol):
         """{"creditor_name","contact_phone" (E.164),"max_parts" (SMS per message, 1..10),
         "templates": {rule: text} (saved ones; the bundled ones apply to the other rules)}."""
 
+    def campaign_segments(self, name: str) -> list[dict]:
+        """The campaign's segments in matching order: [{"name","rules": {"dpd": [min, max],
+        ...},"strategy": {"phone_order","attempts_per_day","max_attempts","retry_s": {outcome:
+        seconds},"priority","mode","sms_rules"},"script"}]; UserError for an unknown one."""
+
+    async def campaign_set_segments(self, name: str, segments: list, by: str) -> list[dict]:
+        """Replace them (audited; accounts are re-assigned); UserError naming what is wrong."""
+
     def sms_overview(self, campaign: str) -> dict:
         """{"rules": [rule], "templates": {rule: the text in use}, "saved": [rules with a
         saved template], "segments": [{"name","sms_rules"}], "messages": [{"created_at",
