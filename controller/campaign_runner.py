@@ -42,6 +42,7 @@ class CampaignRunner:
         self.configs: dict[int, CampaignConfig] = {}
         self._sms_factory = sms
         self.sms: dict[int, object] = {}  # campaign id -> its SMS reminders, while running
+        self._sms_made: dict[int, object] = {}
         self.listeners: list[Callable[[LineEvent], None]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -133,17 +134,19 @@ class CampaignRunner:
         d.reconfigure(mode=cfg.mode, compliance_profile=cfg.compliance)
 
     async def _follow_sms(self, cfg: CampaignConfig) -> None:
+        """A running campaign's SMS reminders run; one object per campaign for the box's life
+        (it listens to the lines for delivery reports)."""
         if self._sms_factory is None:
             return
-        sms = self.sms.get(cfg.id)
-        if cfg.status == "running" and sms is None:
-            sms = self._sms_factory(cfg)
+        sms = self._sms_made.get(cfg.id)
+        if cfg.status == "running" and cfg.id not in self.sms:
+            if sms is None:
+                sms = self._sms_made[cfg.id] = self._sms_factory(cfg)
             if sms is not None:
                 self.sms[cfg.id] = sms
                 await sms.start()
-        elif cfg.status != "running" and sms is not None:
-            await sms.stop()
-            del self.sms[cfg.id]
+        elif cfg.status != "running" and cfg.id in self.sms:
+            await self.sms.pop(cfg.id).stop()
 
     def _wrap_limit(self, campaign: int | None) -> tuple[float, str] | None:
         cfg = self.configs.get(campaign) if campaign is not None else None

@@ -61,14 +61,17 @@ class SmsReminders:
         self.templates = dict(TEMPLATES, **(templates or {}))
         self.interval_s = interval_s
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._sending: set[asyncio.Task] = set()
         self._held: dict[str, str] = {}  # message key -> the refusal last recorded for it
         lines.subscribe(self._on_event)
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        self._stopping = True  # the loop ends on it too: 3.11's wait_for can swallow a cancel
         for t in [self._task, *self._sending]:
             if t is not None:
                 t.cancel()
@@ -76,7 +79,7 @@ class SmsReminders:
                              return_exceptions=True)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_once()
             except Exception:

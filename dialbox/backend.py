@@ -261,6 +261,10 @@ class BackendMixin:
         op = self._seat(username)
         if op is None or op.call_id != call_id:
             raise InputError("this call is no longer yours to record (already recorded?)")
+        if op.outcome_saved == call_id:
+            raise InputError("the outcome of this call is saved already: one outcome per call")
+        if op.state == "reserved":
+            raise InputError("the call is not through yet: choose the outcome once you talk")
         d = dict(details)
         if kind == "promise":
             d.update(_promise(d, datetime.fromtimestamp(self.clock.wall()).date()))
@@ -284,6 +288,8 @@ class BackendMixin:
             wrap_started = op.since
             self.operators.finish_wrap(op)
             self.store.record_wrap(call_id, self.clock.now() - wrap_started)
+        else:  # chosen during the conversation: it is the call's outcome, no wrap-up after
+            op.outcome_saved = call_id
 
     # --- supervisor -------------------------------------------------------------------------
     def listen_audio(self, username: str):

@@ -7,7 +7,6 @@ the box runs, as a shop would.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 
@@ -17,14 +16,7 @@ from firmware.clock import Clock
 from firmware.gsm.dialects import DIALECTS
 from firmware.sim.modem import SimModem
 from tests.gsmsim import population
-
-
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dialbox.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode, out.decode(), err.decode()
+from tests.test_campaigns import run_cli
 
 
 async def _wait(cond, timeout: float) -> None:

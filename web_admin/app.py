@@ -39,6 +39,7 @@ ROUTES = (
     ("GET", "/api/desk", desk.api_desk, "api_desk", DESK),
     ("GET", "/desk/ws", desk.live_feed, "desk_ws", DESK),
     ("POST", "/desk/ready", desk.ready, "desk_ready", DESK),
+    ("POST", "/desk/break", desk.take_break, "desk_break", DESK),
     ("GET", "/recordings/{call_id}", desk.recording, "recording", DESK),
     ("POST", "/desk/hangup", desk.hangup, "desk_hangup", DESK),
     ("POST", "/desk/dial", desk.dial, "desk_dial", DESK),
@@ -105,6 +106,7 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
     app = web.Application(middlewares=[https.redirect_middleware, error_middleware,
                                        auth_middleware], client_max_size=MAX_UPLOAD_BYTES)
     app[BACKEND] = backend
+    app[desk.OPEN_DESKS] = {}
     app[THROTTLE] = throttle or LoginThrottle()
     app[line_tests.JOBS] = {}
     app.on_cleanup.append(line_tests.cancel_all)

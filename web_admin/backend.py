@@ -108,7 +108,9 @@ class Backend(Protocol):
     async def desk_disposition(self, username: str, call_id: str, kind: str,
                                details: dict) -> None:
         """Record the outcome of the call; ends wrap-up, the operator is free again.
-        Given during the conversation it also ends the call. kind in DISPOSITIONS; details are
+        Given during the conversation it is the call's one outcome: no wrap-up follows the
+        call, and a second outcome for the call is refused (ValueError); refused too while the
+        call is not yet put through. kind in DISPOSITIONS; details are
         the strings as typed, only these keys: promise {"amount": "15000.50" (the web admin
         reads the locale's "15 000,50" first), "date": "YYYY-MM-DD"}, callback {"at":
         "YYYY-MM-DDTHH:MM"}, complaint {"text"}; any kind may carry "note" (free text kept in

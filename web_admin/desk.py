@@ -15,6 +15,10 @@ from web_admin.rtc import headset_feed
 
 log = structlog.get_logger(__name__)
 
+GONE_AFTER_S = 15.0  # desk.js beats every 5 s; this much silence counts as a desk gone
+OPEN_DESKS = web.AppKey("open_desks", dict)  # user name -> desk feeds open now
+BREAK_REASONS = ("lunch", "rest", "training", "technical", "other")
+
 # Outcome buttons in the order of their keyboard shortcuts 1..9; the fields each one asks for.
 OUTCOMES = (("promise", ("amount", "date")), ("rpc", ()), ("callback", ("at",)),
             ("refusal", ()), ("dispute", ()), ("third_party", ()), ("wrong_number", ()),
@@ -50,7 +54,7 @@ async def page(request: web.Request) -> web.Response:
     except (UserError, ValueError, LookupError) as exc:
         snapshot, error = None, message_of(request, exc)
     return render("desk.html", request, {
-        "outcomes": OUTCOMES, "error": error,
+        "outcomes": OUTCOMES, "error": error, "break_reasons": BREAK_REASONS,
         "snapshot_json": json.dumps(snapshot, ensure_ascii=False, default=str)
         .replace("</", "<\\/")})
 
@@ -60,12 +64,29 @@ async def api_desk(request: web.Request) -> web.Response:
 
 
 async def live_feed(request: web.Request) -> web.StreamResponse:
-    """The desk's snapshot pushed live; the same socket carries the headset's WebRTC signalling."""
+    """The desk's live card (its socket also carries the headset's WebRTC signalling); while
+    it is open (and heard from) the operator is at his desk.
+
+    When the last desk page of a person closes or goes silent, he is not ready: no call is put
+    through to an empty desk (one reserved for him is moved), until he comes back and presses
+    Ready.
+    """
     username = user(request)["username"]
     b = backend(request)
-    return await headset_feed(request, lambda: _desk(request),
-                              leg=lambda: call(b.desk_audio, username),
-                              notify=lambda up, why: call(b.desk_audio_state, username, up, why))
+    open_desks = request.app[OPEN_DESKS]
+    open_desks[username] = open_desks.get(username, 0) + 1
+    try:
+        await call(b.desk_presence, username, True)
+        return await headset_feed(
+            request, lambda: _desk(request), leg=lambda: call(b.desk_audio, username),
+            notify=lambda up, why: call(b.desk_audio_state, username, up, why),
+            silence_s=GONE_AFTER_S)
+    finally:
+        open_desks[username] -= 1
+        if not open_desks[username]:
+            del open_desks[username]
+            await call(b.desk_presence, username, False)
+            log.info("desk_gone", user=username)
 
 
 async def _body(request: web.Request) -> dict:
@@ -89,6 +110,20 @@ async def ready(request: web.Request) -> web.Response:
         return json_error(t(request, "ready must be true or false"))
     await call(backend(request).desk_ready, user(request)["username"], body["ready"])
     log.info("desk_ready", user=user(request)["username"], ready=body["ready"])
+    return await _after(request)
+
+
+async def take_break(request: web.Request) -> web.Response:
+    """A break with a reason: now when idle, after the call and its wrap-up otherwise."""
+    body = await _body(request)
+    reason = body.get("reason")
+    if reason not in BREAK_REASONS:
+        return json_error(t(request, "choose the reason for the break"))
+    try:
+        await call(backend(request).desk_break, user(request)["username"], reason)
+    except UserError as exc:
+        return json_error(message_of(request, exc))
+    log.info("desk_break", user=user(request)["username"])
     return await _after(request)
 
 

@@ -24,6 +24,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "talking": NP_("operator state", "talking"),
         "wrap_up": NP_("operator state", "wrap-up"),
         "not_ready": NP_("operator state", "not ready"),
+        "break": NP_("operator state", "on a break"),
     },
     "role": {
         "admin": NP_("role", "admin"),
@@ -37,9 +38,17 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "talking": NP_("desk state", "Talking"),
         "wrap_up": NP_("desk state", "Wrap-up"),
         "not_ready": NP_("desk state", "Not ready"),
+        "break": NP_("desk state", "On a break"),
         "offline": NP_("desk state", "No desk"),
         "connecting": NP_("desk state", "Connecting…"),
         "preview": NP_("desk state", "Card: call when you are ready"),
+    },
+    "break": {  # the reasons an operator gives for a break (web_admin.desk.BREAK_REASONS)
+        "lunch": NP_("break reason", "lunch"),
+        "rest": NP_("break reason", "rest"),
+        "training": NP_("break reason", "training"),
+        "technical": NP_("break reason", "technical problem"),
+        "other": NP_("break reason", "other"),
     },
     "stage": {
         "ringing": NP_("call stage", "ringing"),

@@ -23,11 +23,14 @@ OnClose = Callable[[web.WebSocketResponse], Awaitable[None]]
 
 async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
                        on_message: OnMessage | None = None,
-                       on_close: OnClose | None = None) -> web.WebSocketResponse:
+                       on_close: OnClose | None = None,
+                       silence_s: float | None = None) -> web.WebSocketResponse:
     """Send `snapshot()` as JSON now and again each time it differs (checked 4 times a second).
 
     JSON objects the page sends go to `on_message` (the desk's WebRTC signalling); `on_close`
-    is awaited once the socket is gone, whatever closed it."""
+    is awaited once the socket is gone, whatever closed it. With ``silence_s`` the page must
+    say something (its heartbeat) at least that often, or the feed is closed: a frozen tab or a
+    dead network counts as a page gone."""
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
         # a page from another site must not read the feed with this person's cookie
@@ -35,9 +38,14 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     last = None
-    reader = asyncio.get_running_loop().create_task(_drain(ws, on_message))
+    loop = asyncio.get_running_loop()
+    heard = [loop.time()]
+    reader = loop.create_task(_drain(ws, on_message, heard))
     try:
         while not ws.closed and not reader.done():
+            if silence_s is not None and loop.time() - heard[0] > silence_s:
+                log.info("live_feed_silent", path=request.path)
+                break
             try:
                 data = await call(snapshot)
             except (UserError, ValueError, LookupError) as exc:  # e.g. the user has no operator position
@@ -63,10 +71,12 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
     return ws
 
 
-async def _drain(ws: web.WebSocketResponse, on_message: OnMessage | None) -> None:
+async def _drain(ws: web.WebSocketResponse, on_message: OnMessage | None,
+                 heard: list[float]) -> None:
     async for msg in ws:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
             break
+        heard[0] = asyncio.get_running_loop().time()
         if on_message is None or msg.type != WSMsgType.TEXT:
             continue
         try:

@@ -28,7 +28,7 @@
   function stateOf(d) {
     if (!d || !d.operator) return "offline";
     const st = d.operator.state;
-    if (st === "not_ready") return "not_ready";
+    if (st === "not_ready" || st === "break") return st;
     if (d.call && d.call.stage === "preview") return "preview";
     if (st === "wrap_up" || (d.call && d.call.stage === "ended")) return "wrap_up";
     if (st === "talking" || (d.call && d.call.stage === "bridged")) return "talking";
@@ -51,11 +51,20 @@
     $("desk-state-text").textContent = label("desk", state);
     document.title = label("desk", state) + " — dialbox";  // visible on the tab when in another window
     $("desk-operator").textContent = d && d.operator ? d.operator.name + " · " + d.operator.position : "";
-    const ready = d && d.operator && d.operator.state !== "not_ready";
+    const op = d && d.operator;
+    const ready = !!op && op.state !== "not_ready" && op.state !== "break" && !op.pending;
+    const note = $("desk-note");
+    const why = !op ? "" : op.pending ? _("The break starts after this call and its wrap-up")
+      : op.state === "break" ? label("break", op.reason)
+      : op.reason === "desk_gone" ? _("Your desk was closed: press Ready to take calls")
+      : op.reason === "wrap_limit" ? _("Wrap-up time ran out: press Ready to take calls") : "";
+    note.textContent = why;
+    note.hidden = !why;
+    $("break").disabled = !op || !op.position || op.state === "break" || !!op.pending;
     const toggle = $("ready-toggle");
     toggle.setAttribute("aria-pressed", ready ? "true" : "false");
-    toggle.textContent = ready ? _("Take a break") : _("Ready for calls");
-    toggle.disabled = !d || !d.operator;
+    toggle.textContent = ready ? _("Not ready") : _("Ready for calls");
+    toggle.disabled = !op;
     const call = d ? d.call : null;
     const previewing = !!call && call.stage === "preview";
     $("dial").hidden = !previewing;
@@ -177,6 +186,10 @@
     });
     form.querySelector("button.cancel").addEventListener("click", closeFields);
   });
+  $("break").addEventListener("click", async () => {
+    const out = await post("/desk/break", { reason: $("break-reason").value });
+    if (out && out.error) showError(out.error);
+  });
   $("ready-toggle").addEventListener("click", async () => {
     const ready = $("ready-toggle").getAttribute("aria-pressed") !== "true";
     const out = await post("/desk/ready", { ready: ready });
@@ -207,5 +220,7 @@
   const feed = $("feed-state");
   render(desk);
   const audio = window.dialboxAudio = window.dialboxDeskAudio();
-  window.dialboxLive("/desk/ws", render, feed, { onOpen: audio.onOpen, onRtc: audio.onMessage });
+  // The heartbeat tells the box this desk is still here; silence makes the operator not ready.
+  window.dialboxLive("/desk/ws", render, feed,
+    { onOpen: audio.onOpen, onRtc: audio.onMessage, heartbeatMs: 5000 });
 })();
