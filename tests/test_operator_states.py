@@ -44,13 +44,19 @@ async def test_break_when_idle_is_at_once_and_ready_ends_it(tmp_path):
     store.close()
 
 
-async def test_break_asked_while_talking_starts_after_the_call_and_its_wrap_up(tmp_path):
-    store, fl, pool, (olga,), d = _setup(tmp_path, people=("olga",))
-    pool.set_ready(olga, True)
+async def _talking(d, fl, pool, op) -> tuple[str, str]:
+    """The operator gets a call and talks on it; (line, call id)."""
+    pool.set_ready(op, True)
     await d._cycle()
-    line, _, call_id = fl.dials[0]
+    line, _, call_id = fl.dials[-1]
     fl.emit(CallProgress(line, call_id, CallStage.ANSWERED, 0))
     fl.emit(CallProgress(line, call_id, CallStage.BRIDGED, 0))
+    return line, call_id
+
+
+async def test_break_asked_while_talking_starts_after_the_call_and_its_wrap_up(tmp_path):
+    store, fl, pool, (olga,), d = _setup(tmp_path, people=("olga",))
+    line, call_id = await _talking(d, fl, pool, olga)
     pool.take_break(olga, "rest")
     assert olga.state == "talking" and olga.pending == "rest"
     fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 2.0, 30.0, 0))
@@ -113,11 +119,7 @@ async def test_wrap_up_limit_makes_the_operator_ready_or_paused_as_the_campaign_
     pool.wrap_limit = limits.get
     for op, after, state in ((olga, "paused", NOT_READY), (ivan, "ready", FREE)):
         limits[d.campaign_id] = (5.0, after)
-        pool.set_ready(op, True)
-        await d._cycle()
-        line, _, call_id = fl.dials[-1]
-        fl.emit(CallProgress(line, call_id, CallStage.ANSWERED, 0))
-        fl.emit(CallProgress(line, call_id, CallStage.BRIDGED, 0))
+        line, call_id = await _talking(d, fl, pool, op)
         fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 2.0, 30.0, 0))
         assert op.state == WRAP
         for _ in range(5):  # FakeClock.sleep passes the limit at once
@@ -132,11 +134,7 @@ async def test_wrap_up_limit_makes_the_operator_ready_or_paused_as_the_campaign_
 
 async def test_an_outcome_saved_during_the_call_ends_the_wrap_up_with_the_call(tmp_path):
     store, fl, pool, (olga,), d = _setup(tmp_path, people=("olga",))
-    pool.set_ready(olga, True)
-    await d._cycle()
-    line, _, call_id = fl.dials[0]
-    fl.emit(CallProgress(line, call_id, CallStage.ANSWERED, 0))
-    fl.emit(CallProgress(line, call_id, CallStage.BRIDGED, 0))
+    line, call_id = await _talking(d, fl, pool, olga)
     olga.outcome_saved = call_id  # what the desk does when the outcome is saved while talking
     fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 2.0, 30.0, 0))
     assert olga.state == FREE and olga.outcome_saved is None
