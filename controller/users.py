@@ -166,3 +166,13 @@ def change_own_password(store: Store, username: str, old: str, new: str, *,
     if verify(store, username, old) is None:
         raise UserError("the current password is wrong")
     set_password(store, username, new, keep_token=keep_token)
+
+
+def set_team(store: Store, username: str, team: str | None) -> None:
+    """The operator's team (campaigns can take whole teams); empty: none."""
+    team = (team or "").strip() or None
+    if team is not None and not re.fullmatch(r"[\w .@-]{1,64}", team):
+        raise UserError("team {team}: use 1-64 letters, digits, spaces, _ . @ -", team=team)
+    uid = _user_id(store, username)
+    with store.tx():
+        store.db.execute("UPDATE users SET team=? WHERE id=?", (team, uid))

@@ -704,8 +704,17 @@ class BackendMixin:
                 "https": bool(getattr(s, "https", None))}
 
     def users(self) -> list[dict]:
-        return [dict(r) for r in self.store.db.execute(
-            "SELECT username, role, disabled, created_at FROM users ORDER BY username")]
+        staff = self.store.campaign_configs()
+        out = []
+        for r in self.store.db.execute("SELECT username, role, disabled, created_at, team FROM "
+                                       "users ORDER BY username"):
+            works = [c.name for c in staff if c.status != "archived" and
+                     c.staffs(r["username"], team=r["team"])] if r["role"] == "operator" else []
+            out.append(dict(r, campaigns=works))
+        return out
+
+    def user_team(self, username: str, team: str | None) -> None:
+        users_mod.set_team(self.store, username, team)
 
     def user_add(self, username: str, password: str, role: str) -> None:
         users_mod.add(self.store, username, password, role=role)

@@ -578,9 +578,12 @@ class FakeBackend:
                 "https": False}
 
     def users(self):
-        rows = self.store.db.execute("SELECT username, role, disabled, created_at FROM users "
-                                     "ORDER BY username").fetchall()
-        return [dict(r) for r in rows]
+        rows = self.store.db.execute("SELECT username, role, disabled, created_at, team FROM "
+                                     "users ORDER BY username").fetchall()
+        return [dict(r, campaigns=["Тест"] if r["role"] == "operator" else []) for r in rows]
+
+    def user_team(self, username, team):
+        users_mod.set_team(self.store, username, team)
 
     def user_disable(self, username, disabled):
         users_mod.set_disabled(self.store, username, disabled)

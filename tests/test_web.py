@@ -852,3 +852,19 @@ async def test_segments_and_strategies_are_edited_with_the_script_and_retries(cl
     r = await client.post("/campaign/Тест/segments", data=dict(form, seg1_name="dpd 1-30"))
     assert r.status == 400 and "каждое название один раз" in await r.text()
     assert [s["name"] for s in fake.segments["Тест"]] == ["dpd 1-30", "90+"]  # unchanged
+
+
+async def test_admin_puts_a_user_in_a_team_and_sees_the_campaigns_they_work(client, store):
+    csrf = as_role(client, store, "admin")
+    r = await client.post("/users/team", allow_redirects=False,
+                          data={"csrf": csrf, "username": "olga", "team": "Мягкий сбор"})
+    assert r.status == 303
+    page = await (await client.get("/users")).text()
+    row = re.search(r'<tr data-user="olga">(.*?)</tr>', page, re.S).group(1)
+    assert 'value="Мягкий сбор"' in row and '<td class="campaigns">Тест</td>' in row
+    r = await client.post("/users/team", data={"csrf": csrf, "username": "olga",
+                                               "team": "<script>"})
+    assert r.status == 400 and "команда &lt;script&gt;: от 1 до 64" in await r.text()
+    audit = store.db.execute("SELECT action, key, after FROM audit_log WHERE action='team'"
+                             ).fetchall()
+    assert [(a[0], a[1]) for a in audit] == [("team", "olga")] and "Мягкий" in audit[0][2]

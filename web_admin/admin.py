@@ -53,6 +53,20 @@ async def disable(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/users")
 
 
+async def set_team(request: web.Request) -> web.Response:
+    """Put a user in a team (campaigns can take whole teams)."""
+    form = await request.post()
+    username, team = str(form.get("username", "")), str(form.get("team", "")).strip()
+    before = next((u.get("team") for u in await call(backend(request).users)
+                   if u["username"] == username), None)
+    try:
+        await call(backend(request).user_team, username, team or None)
+    except (UserError, ValueError) as exc:
+        return await page(request, error=message_of(request, exc), status=400)
+    _audit(request, "team", username, before={"team": before}, after={"team": team or None})
+    raise web.HTTPSeeOther("/users")
+
+
 async def reset_password(request: web.Request) -> web.Response:
     """An admin sets a new password; the user's sessions end."""
     form = await request.post()

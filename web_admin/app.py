@@ -76,6 +76,7 @@ ROUTES = (
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
     ("POST", "/users/disable", admin.disable, "user_disable", ADMIN),
+    ("POST", "/users/team", admin.set_team, "user_team", ADMIN),
     ("POST", "/users/password", admin.reset_password, "user_password", ADMIN),
     ("GET", "/account", admin.account, "account", EVERYONE),
     ("POST", "/account/password", admin.change_own_password, "account_password", EVERYONE),

@@ -280,7 +280,11 @@ class Backend(Protocol):
         "languages": [str], "default_language", "https": bool}."""
 
     def users(self) -> list[dict]:
-        """[{"username","role","disabled","created_at"}]."""
+        """[{"username","role","disabled","created_at","team" (or None),"campaigns": [names of
+        the campaigns an operator works, by name or team]}]."""
+
+    def user_team(self, username: str, team: str | None) -> None:
+        """Put a user in a team (None: in none); UserError for a bad name."""
 
     def user_add(self, username: str, password: str, role: str) -> None:
         """UserError on a bad name, role, short password or an existing user."""
