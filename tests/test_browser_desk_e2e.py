@@ -1,0 +1,96 @@
+"""The whole box at real time with a person at the desk in real Chromium: a simulated GSM line
+with audio, the media plane, the recorder, the desk's WebRTC headset. The operator hears the
+simulated debtor (the browser's own getStats), the debtor hears the operator's tone, the
+recording holds both, the second call has audio too, and a closed tab pauses the operator.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from controller import recordings, users
+from dialbox.appliance import Appliance, Settings
+from tests.media_signals import decode_stereo, need_ffmpeg, power
+from tests.test_browser import CHROMIUM  # noqa: F401 (skips without Chromium, fails in CI)
+from tests.test_browser_audio import OPERATOR_HZ, energy_rises, launch  # noqa: F401 (fixture)
+from tests.test_e2e_audio import POPULATION
+from tests.gsmsim import until
+from web_admin.app import make_app
+from web_admin.rtc import MediaNetworks
+
+PASSWORD = "olga-password-1"
+
+
+@pytest.fixture
+async def box(tmp_path, monkeypatch):
+    need_ffmpeg()
+    monkeypatch.setattr(Appliance, "_default_population",
+                        lambda self: dict(POPULATION, talk_mean_s=4.0, talk_sd_s=0.2))
+    profile = tmp_path / "huawei.yaml"
+    profile.write_text("name: sim-huawei\ndriver: gsm\ndialect: huawei\naudio: huawei-ddsetex\n"
+                       "modules:\n  - {name: hw0, port: 'sim://0'}\n"
+                       "health_interval_s: 4\ncommand_timeout_s: 3\n"
+                       f"simulate:\n  population: {dict(POPULATION, talk_mean_s=4.0)}\n",
+                       encoding="utf-8")
+    app = Appliance(Settings(simulate=True, profiles=(str(profile),), operators=0,
+                             data=tmp_path / "data", time_scale=1.0, seed=5,
+                             compliance="none"))
+    await app.start()
+    users.add(app.store, "olga", PASSWORD, role="operator")
+    runner = web.AppRunner(make_app(app, media=MediaNetworks.parse(["127.0.0.1/8"])),
+                           handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield app, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    await runner.cleanup()
+    await app.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_a_person_at_the_desk_talks_to_simulated_debtors_through_the_box(launch, box):
+    app, base = box
+    browser = await launch(OPERATOR_HZ)
+    ctx = await browser.new_context(locale="ru-RU", permissions=["microphone"])
+    page = await ctx.new_page()
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", "olga")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    from playwright.async_api import expect
+    await expect(page.locator("#audio")).to_have_attribute("data-state", "up", timeout=20000)
+    await page.click("#ready-toggle")
+    for n in (1, 2):  # the second call of the shift has audio too
+        await until(lambda: (app.desk("olga")["call"] or {}).get("stage") == "bridged",
+                    timeout=60)
+        call_id = app.desk("olga")["call"]["call_id"]
+        await expect(page.locator("#card")).to_be_visible()
+        assert await energy_rises(page, 1.0) > 1e-4, f"call {n}: the operator hears nothing"
+        def mine() -> dict:
+            call = app.desk("olga")["call"] or {}
+            return call if call.get("call_id") == call_id else {}
+        await until(lambda: mine().get("stage") in (None, "ended"), timeout=30)
+        if mine():
+            await page.keyboard.press("2")  # the outcome "talked to the debtor" (rpc)
+        await until(lambda: not mine(), timeout=20)
+        await until(lambda: any(r["state"] == "done" for r in recordings.listing(
+            app.store, app.settings.data, call_id)), timeout=20)
+        [info] = recordings.listing(app.store, app.settings.data, call_id)
+        left, right = decode_stereo(info["path"])
+        # the debtor channel holds the simulated debtor, the operator channel the person's tone
+        assert sum(x * x for x in left) > len(left) * 100 ** 2, f"call {n}: no debtor"
+        assert power(right, OPERATOR_HZ) > 20 * power(right, OPERATOR_HZ + 300), \
+            f"call {n}: the debtor did not hear the operator's tone"
+    # The tab is closed mid-shift: paused at once; no call goes to her afterwards.
+    await page.close()
+    op = app.operators.human("olga")
+    await until(lambda: op.state == "not_ready" or op.pending == "desk_gone", timeout=10)
+    before = len(app.store.db.execute("SELECT 1 FROM attempts WHERE operator=?",
+                                      (op.position,)).fetchall())
+    await asyncio.sleep(5)
+    assert len(app.store.db.execute("SELECT 1 FROM attempts WHERE operator=?",
+                                    (op.position,)).fetchall()) == before
+    await ctx.close()
