@@ -234,12 +234,14 @@ class Dialer:
                     placed += 1
                     continue
                 if mode == "progressive":
-                    if not spare_op or not free_lines:
+                    line, among = self._seat_pick(free_lines) if spare_op else (None, None)
+                    if line is None:
                         return placed
-                    await self._launch(free_lines[0], lead, reserve=True)
+                    await self._launch(line, lead, reserve=True, among=among)
                     placed += 1
                     continue
-                if budget is None:
+                free_lines = [ln for ln in free_lines if self._seat(ln) is None]  # no operator
+                if budget is None:                                                 # to wait for
                     decision = self.pacer.decide(self.floor(len(free_lines)), self.clock.now())
                     if decision.fallback != getattr(self.last_decision, "fallback", None):
                         log.info("pacing_mode", campaign=self.campaign_name,
@@ -279,9 +281,10 @@ class Dialer:
         """The operator read the card: place the call on a free line; returns the call id."""
         if preview_id not in self.previews:
             raise LineError("this card is no longer waiting to be dialed")
-        lines = self._usable(self.lines.free_lines())
-        if not lines:
+        line = self._line_for(self._usable(self.lines.free_lines()), self.previews[preview_id][1])
+        if line is None:
             raise LineError("no free line right now: try again in a moment")
+        lines = [line]
         lead, op = self.previews.pop(preview_id)
         self.store.set_preview(lead.account_pk, False)
         if not self._allowed(lead):  # the law is asked again at the moment of dialing
@@ -317,10 +320,12 @@ class Dialer:
             if lead is None or self._allowed(lead):
                 return lead
 
-    async def _launch(self, line: str, lead, *, reserve: bool) -> bool:
-        """Place one call to ``lead`` on ``line``; False when no operator could be reserved."""
+    async def _launch(self, line: str, lead, *, reserve: bool, among=None) -> bool:
+        """Place one call to ``lead`` on ``line``; False when no operator could be reserved
+        (``among``: who may take it: a line wired to a seat is that seat's)."""
         call_id = uuid.uuid4().hex[:12]
-        op = self.operators.reserve(call_id) if reserve else None
+        op = (self.operators.reserve(call_id, among=among) if among is not None
+              else self.operators.reserve(call_id)) if reserve else None
         if reserve and op is None:
             return False
         self.store.begin_attempt(self.campaign_id, lead, line, call_id,
@@ -524,6 +529,29 @@ class Dialer:
                                   reason=ev.reason, ring_s=ev.ring_s, talk_s=ev.talk_s,
                                   abandoned=ev.abandoned, retry_scale=1 / self.clock.scale)
         self._wake.set()
+
+    def _seat(self, line: str) -> str | None:
+        seat_of = getattr(self.lines, "seat_of", None)
+        return seat_of(line) if seat_of is not None else None
+
+    def _seat_pick(self, lines: list[str]):
+        """A free line and who may take its call: a line wired to a seat whose operator is free
+        first (his alone), else a line any free operator can take. (None, None) when none."""
+        for ln in lines:
+            seat = self._seat(ln)
+            if seat is not None and self.operators.next_free(
+                    among=lambda o, seat=seat: o.position == seat) is not None:
+                return ln, (lambda o, seat=seat: o.position == seat)
+        for ln in lines:
+            if self._seat(ln) is None:
+                return ln, None
+        return None, None
+
+    def _line_for(self, lines: list[str], op: Operator | None) -> str | None:
+        """A free line for a call ``op`` takes: one wired to his seat first, else one whose
+        audio can reach any seat; never a line wired to another seat (analog-seat modules)."""
+        mine = [ln for ln in lines if op is not None and self._seat(ln) == op.position]
+        return (mine or [ln for ln in lines if self._seat(ln) is None] or [None])[0]
 
     def _usable(self, lines: list[str]) -> list[str]:
         """Free lines of the campaign's group, not resting after repeated faults, nor over

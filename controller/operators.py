@@ -256,11 +256,16 @@ class CampaignFloor:
     def free(self) -> list[Operator]:
         return [o for o in self.pool.free() if self.staffs(o)]
 
-    def next_free(self) -> Operator | None:
-        return self.pool.next_free(self.staffs)
+    def next_free(self, among: Callable[[Operator], bool] | None = None) -> Operator | None:
+        return self.pool.next_free(self._among(among))
 
-    def reserve(self, call_id: str) -> Operator | None:
-        return self.pool.reserve(call_id, campaign=self.campaign, among=self.staffs)
+    def reserve(self, call_id: str, *, among: Callable[[Operator], bool] | None = None
+                ) -> Operator | None:
+        return self.pool.reserve(call_id, campaign=self.campaign, among=self._among(among))
+
+    def _among(self, among: Callable[[Operator], bool] | None) -> Callable[[Operator], bool]:
+        staffs = self.staffs
+        return staffs if among is None else (lambda op: staffs(op) and among(op))
 
     def by_call(self, call_id: str) -> Operator | None:
         op = self.pool.by_call(call_id)

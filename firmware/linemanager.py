@@ -144,6 +144,12 @@ class LineManager:
     def state(self, line: str) -> str:
         return C.STATE_NAMES[self.core.state(self._index(line))]
 
+    def seat_of(self, line: str) -> str | None:
+        """The one operator position a line's audio is wired to (analog-seat), else None."""
+        ch = self.channels[self._index(line)]
+        seat = getattr(ch.driver, "seat_of", None)
+        return seat(ch.local) if seat is not None else None
+
     async def dial(self, line: str, number: str, *, call_id: str) -> None:
         idx = self._index(line)
         if self.core.state(idx) != C.IDLE or idx in self._on_channel:
