@@ -168,11 +168,34 @@ def change_own_password(store: Store, username: str, old: str, new: str, *,
     set_password(store, username, new, keep_token=keep_token)
 
 
-def set_team(store: Store, username: str, team: str | None) -> None:
-    """The operator's team (campaigns can take whole teams); empty: none."""
+def set_role(store: Store, username: str, role: str) -> str:
+    """A new role; the last enabled admin keeps his. Returns the role it had."""
+    if role not in ROLES:
+        raise UserError("role {role} is not one of {roles}", role=role, roles=", ".join(ROLES))
+    uid = _user_id(store, username)
+    with store.tx():
+        old = store.db.execute("SELECT role, disabled FROM users WHERE id=?", (uid,)).fetchone()
+        others = store.db.execute("SELECT COUNT(*) FROM users WHERE role='admin' AND "
+                                  "disabled=0 AND id != ?", (uid,)).fetchone()[0]
+        if old["role"] == "admin" and role != "admin" and not old["disabled"] and others == 0:
+            raise UserError("{username} is the last admin: make another admin first",
+                            username=username)
+        store.db.execute("UPDATE users SET role=? WHERE id=?", (role, uid))
+    return old["role"]
+
+
+def set_team(store: Store, username: str, team: str | None) -> str | None:
+    """The operator's team (campaigns can take whole teams); empty: none. Returns the old one."""
     team = (team or "").strip() or None
     if team is not None and not re.fullmatch(r"[\w .@-]{1,64}", team):
         raise UserError("team {team}: use 1-64 letters, digits, spaces, _ . @ -", team=team)
     uid = _user_id(store, username)
     with store.tx():
+        old = store.db.execute("SELECT team FROM users WHERE id=?", (uid,)).fetchone()[0]
         store.db.execute("UPDATE users SET team=? WHERE id=?", (team, uid))
+    return old
+
+
+def listing(store: Store) -> list[dict]:
+    return [dict(r) for r in store.db.execute(
+        "SELECT username, role, team, disabled, created_at FROM users ORDER BY username")]

@@ -250,3 +250,30 @@ async def test_campaign_cli_creates_lists_edits_and_starts(tmp_path):
     assert "Traceback" not in err
     code, out, err = await run_cli("campaign", "start", "Нет-такой", "--data", data)
     assert code == 1 and "no campaign named Нет-такой" in err
+
+
+async def test_user_cli_disables_resets_teams_and_keeps_the_last_admin(tmp_path):
+    from controller import users
+    data = tmp_path / "d"
+    s = Store(data / "dialbox.sqlite3")
+    users.add(s, "root", "root-password-1", role="admin")
+    users.add(s, "olga", "olga-password-1", role="operator")
+    s.close()
+    d = str(data)
+    for args in (("disable", "olga"), ("team", "olga", "soft"), ("role", "olga", "supervisor")):
+        code, out, err = await run_cli("user", *args, "--data", d)
+        assert code == 0, err
+    code, out, err = await run_cli("user", "disable", "root", "--data", d)
+    assert code == 1 and "last admin" in err and "Traceback" not in err
+    code, out, err = await run_cli("user", "role", "root", "operator", "--data", d)
+    assert code == 1 and "last admin" in err
+    code, out, err = await run_cli("user", "list", "--json", "--data", d)
+    rows = {r["username"]: r for r in json.loads(out)}
+    assert (rows["olga"]["disabled"], rows["olga"]["team"], rows["olga"]["role"]) == \
+        (1, "soft", "supervisor")
+    assert (rows["root"]["disabled"], rows["root"]["role"]) == (0, "admin")
+    s = Store(data / "dialbox.sqlite3")
+    log = [(e["action"], e["after"]) for e in audit.entries(s, obj="user", key="olga")][::-1]
+    s.close()
+    assert log == [("disable", {"disabled": True}), ("team", {"team": "soft"}),
+                   ("role", {"role": "supervisor"})]
