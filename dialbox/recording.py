@@ -64,6 +64,8 @@ class RecordingService:
         if n:
             log.warning("recordings_interrupted_by_restart", count=n)
         self.check_disk()
+        if any(leg.kind == "line" for leg in self.recorder.plane.legs.values()):
+            await self.recorder.launch()  # warm before the first call is answered
         self._task = loop.create_task(self._housekeeping())
 
     async def stop(self) -> None:

@@ -43,6 +43,7 @@ async def test_a_call_is_recorded_in_two_channels_while_it_goes_on(tmp_path):
     plane = MediaPlane(clock, jitter_prefill=1)
     rec = Recorder(plane, tmp_path / "recordings", clock)
     await plane.start()
+    await rec.launch()  # the box starts its worker before the first call (RecordingService)
     try:
         lines = [plane.add_leg(f"gsm{i}", "line") for i in range(2)]
         ops = [plane.add_leg(f"pos{i}", "position") for i in range(2)]

@@ -223,6 +223,7 @@ class MediaPlane:
                 self.skipped_ticks += skip
                 self.late_frames += skip * len(self.legs)
                 due += skip * FRAME_S
+                self._silence_taps(skip)
                 log.warning("media_plane_stalled", skipped_ticks=skip)
 
     # --- legs ----------------------------------------------------------------------------
@@ -436,6 +437,18 @@ class MediaPlane:
                     log.exception("media_tap_failed", leg=line)
         for name in ended:
             self._end_prompt(name, completed=True)
+
+    def _silence_taps(self, n: int) -> None:
+        """Ticks given up: recorders get silence for them, so recordings stay in step with time."""
+        gap = bytes(2 * FRAME_BYTES)
+        for line, sinks in list(self._taps.items()):
+            for sink in list(sinks):
+                for _ in range(n):
+                    try:
+                        sink(gap)
+                    except Exception:
+                        log.exception("media_tap_failed", leg=line)
+                        break
 
     def _end_prompt(self, name: str, *, completed: bool) -> None:
         prompt = self._prompts.pop(name, None)
