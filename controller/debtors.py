@@ -119,6 +119,11 @@ def card(store, pk: int) -> dict:
     out["flags"] = [dict(r) for r in db.execute(
         "SELECT id, kind, text, flagged_by, flagged_at, cleared_by, cleared_at FROM flags "
         "WHERE account_pk=? ORDER BY flagged_at DESC", (pk,))]
+    out["recordings"] = [
+        {**dict(r), "operator": operator_name(r["operator"])} for r in db.execute(
+            "SELECT r.call_id, r.started_at, r.operator, r.duration_s, r.state FROM recordings r "
+            "JOIN attempts a ON a.call_id = r.call_id WHERE a.account_pk=? AND r.state IN "
+            "('done', 'interrupted') ORDER BY r.started_at DESC LIMIT 100", (pk,))]
     out["decisions"] = [dict(r) for r in db.execute(
         "SELECT at, decision, code, detail FROM decisions WHERE account_pk=? ORDER BY id DESC "
         "LIMIT 100", (pk,))]

@@ -28,6 +28,9 @@ def _seed(store) -> int:
                         "desk-olga", now=now - 600)
     store.finish_attempt("c-1", outcome="answered", q850=16, reason="normal", ring_s=6.0,
                          talk_s=95.0, abandoned=False, now=now - 500)
+    store.db.execute("INSERT INTO recordings (call_id, line, operator, path, started_at, "
+                     "duration_s, state) VALUES ('c-1', 'gsm0', 'desk-olga', 'rec/c-1.ogg', ?, "
+                     "95.0, 'done')", (now - 594,))
     return pk
 
 
@@ -54,6 +57,9 @@ async def test_find_a_debtor_edit_a_phone_and_read_the_audit(open_page, served):
     work = page.locator("#debtor-phones tbody tr", has_text="+74951234567")
     await work.get_by_role("button", name="Чужой номер").click()
     await expect(work).to_contain_text("чужой номер")
+    rec = page.locator("#debtor-recordings tbody tr").first
+    await expect(rec).to_contain_text("olga")
+    await expect(rec.locator("audio")).to_have_attribute("src", "/recordings/c-1")
     await page.screenshot(path=str(_shots() / "debtor-card.png"), full_page=True)
     body = await page.locator("main").inner_text()
     for key in ("phone_status", "bad", "mobile", "answered", "None"):

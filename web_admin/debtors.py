@@ -20,6 +20,8 @@ async def card(request: web.Request, *, error: str | None = None,
     pk = _pk(request)
     store = backend(request).store
     data = debtors.card(store, pk)
+    for r in data["recordings"]:  # played through the audited, permission-checked route
+        r["url"] = f"/recordings/{r['call_id']}"
     b = backend(request)
     try:  # the law's part of the card: refusals and why the debtor was (not) called
         data["refusals"] = await call(b.refusals, data["account_id"])
