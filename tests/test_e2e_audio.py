@@ -116,8 +116,8 @@ async def test_every_conversation_reaches_its_operator_and_its_recording(box):
         gap = alignment(key_edges(left, RATE, debtor.signal), key_edges(right, RATE, op.signal))
         assert gap is not None and gap <= 0.060, (call, gap)
         # The debtor heard his operator, the operator his debtor; nobody else.
-        assert debtor.ear.presence(op.signal) > 0.7, call
-        assert op.ears[row["call_id"]].presence(debtor.signal) > 0.7, call
+        assert debtor.ear.presence(op.signal) > 0.6, call
+        assert op.ears[row["call_id"]].presence(debtor.signal) > 0.6, call
         for other in everyone:
             if other not in (op.signal, debtor.signal):
                 assert debtor.ear.presence(other) == 0, (call, other)

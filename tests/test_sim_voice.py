@@ -121,7 +121,7 @@ async def _carry(sim, audio, seconds: float = 1.0, size: int = 320):
     assert 0.6 * elapsed / FRAME_S <= len(audio.data) / size <= elapsed / FRAME_S + 2
     assert len(audio.data) % size == 0
     assert _voiced_share(audio.data, size, rec.voice.signal) > 0.95
-    assert rec.voice.ear.presence(mine) > 0.9, "the debtor hears what the box writes"
+    assert rec.voice.ear.presence(mine) > 0.75, "the debtor hears what the box writes"
     return rec, elapsed
 
 
@@ -310,7 +310,7 @@ async def test_e1_network_carries_alaw_on_the_b_channel():
             assert all(len(f) == 160 for f in got)
             assert 0.6 * (loop.time() - t0) / FRAME_S <= len(got) - n0 <= \
                 (loop.time() - t0) / FRAME_S + 2
-            assert rec.voice.ear.presence(mine) > 0.9
+            assert rec.voice.ear.presence(mine) > 0.75
             decoded = [alaw_decode(f) for f in got[1:-1]]
             heard = sum(has_signal(f, 8000, rec.voice.signal) for f in decoded)
             assert heard >= 0.7 * len(decoded)
