@@ -54,6 +54,7 @@ async def test_fresh_box_on_real_hardware_has_no_campaign_and_dials_only_once_st
     try:
         await _wait(lambda: all(ln.in_service for ln in app.lines.lines()), 30)
         users.add(app.store, "olga", "olga-password-1", role="operator")
+        await app.desk_audio_state("olga", True, "")  # her desk's headset is connected
         await app.desk_ready("olga", True)  # a person is ready: still nothing to dial
         await asyncio.sleep(3)
         assert app.store.campaigns() == [] and app.campaigns() == []
