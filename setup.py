@@ -87,6 +87,7 @@ setup(
         "cryptography>=42",  # the box's own CA and server certificate for HTTPS
         "aiortc>=1.9",  # the operator's headset over WebRTC (aioice, ifaddr, pylibsrtp)
         "ifaddr>=0.2",  # the box's own addresses, shown on the settings page
+        "prometheus-client>=0.19",  # /metrics
     ],
     extras_require={
         "test": [

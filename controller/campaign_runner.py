@@ -49,6 +49,7 @@ class CampaignRunner:
         self._lock = asyncio.Lock()
         self._closing = False  # loops end on it too: 3.11's wait_for can swallow a cancel
         self.hold_reason: str | None = None  # set: no campaign places calls (a full disk)
+        self.holds: dict[str, str] = {}  # more reasons, by who set them (e.g. "clock")
         lines.subscribe(self._on_line_event)
         operators.watch(self._wake.set)
         operators.wrap_limit = self._wrap_limit
@@ -180,7 +181,7 @@ class CampaignRunner:
     async def _turns(self) -> None:
         """One call at a time to the campaign with the least in hand per weight that can dial."""
         while True:
-            if self.hold_reason:
+            if self.hold_reason or self.holds:
                 return
             order = sorted((d for d in self.dialers.values() if d.running),
                            key=lambda d: (d.load() / d.weight, -d.weight, d.campaign_id))

@@ -81,6 +81,7 @@ class Dialer:
         # Set by the box when it must not place calls (the recordings disk is full, ...): calls
         # up and inbound calls go on, no new call is placed; the reason is shown.
         self.hold_reason: str | None = None
+        self.holds: dict[str, str] = {}  # more holds by who set them (e.g. "clock"), same effect
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._wake = wake or asyncio.Event()
@@ -185,8 +186,8 @@ class Dialer:
         await self.serve()
         if self._inbound or not self.running:
             return  # people calling in go first
-        if self.hold_reason:
-            return
+        if self.hold_reason or self.holds:
+            return  # the recordings disk is full, the clock is not synchronised, ...
         await self._place()
 
     async def serve(self) -> None:
@@ -196,7 +197,7 @@ class Dialer:
 
     async def place_one(self) -> bool:
         """Place at most one call (or show one card); True when it did (the runner's turn)."""
-        if not self.running or self._inbound or self.hold_reason:
+        if not self.running or self._inbound or self.hold_reason or self.holds:
             return False
         return await self._place(limit=1) > 0
 

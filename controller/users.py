@@ -199,3 +199,18 @@ def set_team(store: Store, username: str, team: str | None) -> str | None:
 def listing(store: Store) -> list[dict]:
     return [dict(r) for r in store.db.execute(
         "SELECT username, role, team, disabled, created_at FROM users ORDER BY username")]
+
+
+def hash_password(password: str) -> str:
+    """The stored form of a new password (slow on purpose: off the event loop in a server)."""
+    if len(password) < 10:
+        raise UserError("the password must have at least 10 characters")
+    return _hasher.hash(password)
+
+
+def set_password_hash(store: Store, username: str, password_hash: str) -> None:
+    """Store a new password (from :func:`hash_password`); the user's open sessions end."""
+    uid = _user_id(store, username)
+    with store.tx():
+        store.db.execute("UPDATE users SET password_hash=? WHERE id=?", (password_hash, uid))
+    end_sessions(store, uid)

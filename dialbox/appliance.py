@@ -20,6 +20,7 @@ from controller import campaigns, compliance, prompts, sms_templates, users
 from controller.calllist import import_csv
 from controller.campaign_runner import CampaignRunner
 from dialbox.backend import BackendMixin
+from dialbox.boot import box_status
 from controller.dialer import Dialer
 from controller.operators import OperatorPool
 from controller.store_campaigns import CampaignConfig
@@ -59,6 +60,7 @@ class Settings:
     calllist: Path | None = None  # the demo's call list
     abandon_message: Path | None = None  # the demo campaign's abandon message (audio file)
     demo: bool = True  # --simulate on a fresh data directory: load and start the demo campaign
+    holds: dict = field(default_factory=dict)  # reasons to hold dialing from the first cycle on
     seed: int | None = None
     wrap_mean_s: float = 10.0
     compliance: str = "ru-230fz"  # of the demo campaign when it is made
@@ -116,7 +118,7 @@ class Appliance(BackendMixin):
 
     async def _start(self, loaded: list[profiles.Profile]) -> None:
         s = self.settings
-        recovered = self.store.recover_interrupted()
+        recovered = self.recovered = self.store.recover_interrupted()
         if recovered:
             log.warning("attempts_interrupted_by_restart", count=recovered)
         self.initial_password = self._bootstrap_admin()
@@ -166,6 +168,7 @@ class Appliance(BackendMixin):
         self.runner = CampaignRunner(self.store, self.lines, self.operators, self.clock,
                                      reserve_inbound=s.reserve_inbound, sms=self._sms_for)
         self.runner.hold_reason = self.recording.pause_reason()
+        self.runner.holds.update(s.holds)  # e.g. the clock, read before anything dials
         await self.runner.start()
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
         self.started_at = self.clock.now()
@@ -462,6 +465,7 @@ class Appliance(BackendMixin):
             "campaigns": shown,
             "operators": self._operators(),
             "health": self.health(),
+            "box": box_status(self),
         }
 
 

@@ -27,6 +27,9 @@ _COMMAND_MODULES = (
     "dialbox.cmd_recordings",
     "dialbox.cmd_prompts",
     "dialbox.cmd_sim",
+    "dialbox.cmd_config",
+    "dialbox.cmd_console",
+    "dialbox.cmd_backup",
 )
 
 

@@ -7,10 +7,8 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
-from dialbox import logsetup
-from dialbox.appliance import Appliance, Settings
+from dialbox import config, logsetup
+from dialbox.appliance import Settings
 from firmware.errors import UserError
 
 
@@ -18,19 +16,23 @@ def add_parser(sub) -> None:
     p = sub.add_parser("run", help="run the appliance and its web admin",
                        description="Run the appliance: lines, dialer, web admin. With --simulate "
                                    "the hardware of the profile is simulated (no modems needed).")
-    p.add_argument("--simulate", action="store_true",
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="appliance config (YAML; default $DIALBOX_CONFIG); flags override it")
+    p.add_argument("--simulate", action="store_true", default=None,
                    help="simulate the profile's hardware (modems on pseudo-terminals)")
-    p.add_argument("--profile", metavar="FILE", action="append", default=[],
+    p.add_argument("--profile", metavar="FILE", action="append", default=None,
                    help="hardware profile: a YAML file or a bundled name; repeat it for each "
                         "device of the box (default with --simulate: sim-gsm-4 and e1-1span)")
+    p.add_argument("--console", metavar="DEVICE",
+                   help="field-service console on this serial port (any tty, a pty included)")
     p.add_argument("--operators", type=int, default=3, metavar="N",
                    help="simulated operators on the floor with --simulate (default 3; 0: only "
                         "people logged in at the agent desk take calls)")
-    p.add_argument("--data", type=Path, default=Path("dialbox-data"), metavar="DIR",
+    p.add_argument("--data", type=Path, metavar="DIR",
                    help="data directory: database, reports (default ./dialbox-data)")
-    p.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT",
-                   help="where the web admin listens (default 127.0.0.1:8080); on a LAN "
-                        "address plain HTTP redirects to HTTPS")
+    p.add_argument("--http", metavar="HOST:PORT", action="append",
+                   help="where the web admin listens (default 127.0.0.1:8080; repeat it for "
+                        "several addresses)")
     p.add_argument("--https", metavar="HOST:PORT",
                    help="serve HTTPS here (default: on the --http host, port 8443, when that "
                         "host is not loopback); the browser needs it to give the desk a headset")
@@ -63,10 +65,10 @@ HTTPS_PORT = 8443
 
 
 def parse_http(text: str, option: str = "--http") -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    parsed = config.parse_listen(text)
+    if parsed is None:
         raise UserError(f"{option} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
+    return parsed
 
 
 def https_bind(http: tuple[str, int], https: str | None) -> tuple[str, int] | None:
@@ -86,78 +88,55 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def merged_config(args: argparse.Namespace) -> config.ApplianceConfig:
+    """The config file (if any) with the flags given on the command line on top."""
+    path = config.find(args.config)
+    cfg = config.load(path) if path else config.ApplianceConfig()
+    if args.data is not None:
+        cfg.data = args.data
+    if args.http:
+        for addr in args.http:
+            parse_http(addr)
+        cfg.listen = list(args.http)
+    if args.profile:
+        cfg.profiles, cfg.disabled_profiles = list(args.profile), []
+    if args.simulate:
+        cfg.simulate = True
+    if args.console:
+        cfg.console.device = args.console
+    return cfg
+
+
+def web_tls(cfg: config.ApplianceConfig, args: argparse.Namespace):
+    """HTTPS for the web admin: (Https for make_app, (host, port, ssl context) or None)."""
+    from web_admin.https import Https
+    secure_at = https_bind(parse_http(cfg.listen[0]), args.https)
+    if secure_at is None:
+        if args.tls_cert is not None:
+            raise UserError("--tls-cert needs --https HOST:PORT (or a LAN address in --http)")
+        return Https(), None
+    from dialbox import tls
+    from firmware.clock import Clock
+    names, addresses = tls.local_names()
+    if tls.is_ip(secure_at[0]) and not ipaddress.ip_address(secure_at[0]).is_unspecified:
+        addresses = sorted({*addresses, secure_at[0]})
+    files = tls.ensure(cfg.data, now=Clock().wall(), names=names, addresses=addresses,
+                       shop_cert=args.tls_cert, shop_key=args.tls_key)
+    return Https(port=secure_at[1], ca=files.ca), (*secure_at, files.server_context())
+
+
 def run(args: argparse.Namespace) -> int:
-    host, port = parse_http(args.http)
-    secure_at = https_bind((host, port), args.https)
+    cfg = merged_config(args)
     logsetup.configure(args.log_level)
-    settings = Settings(simulate=args.simulate, profiles=tuple(args.profile), operators=args.operators,
-                        data=args.data, time_scale=args.time_scale, calllist=args.calllist,
-                        seed=args.seed, compliance=args.compliance, mode=args.mode,
-                        demo=args.demo, reserve_inbound=args.reserve_inbound,
-                        abandon_message=args.abandon_message)
+    settings = Settings(simulate=cfg.simulate, profiles=tuple(cfg.profiles),
+                        operators=args.operators, data=cfg.data, time_scale=args.time_scale,
+                        calllist=args.calllist, seed=args.seed, compliance=args.compliance,
+                        mode=args.mode, demo=args.demo, reserve_inbound=args.reserve_inbound,
+                        abandon_message=args.abandon_message,
+                        recording_retention_days=cfg.recordings_days)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
-    appliance = Appliance(settings)
-    tls_files = None
-    if secure_at is None and args.tls_cert is not None:
-        raise UserError("--tls-cert needs --https HOST:PORT (or a LAN address in --http)")
-    if secure_at is not None:
-        from dialbox import tls
-        from firmware.clock import Clock
-        names, addresses = tls.local_names()
-        if tls.is_ip(secure_at[0]) and not ipaddress.ip_address(secure_at[0]).is_unspecified:
-            addresses = sorted({*addresses, secure_at[0]})
-        tls_files = tls.ensure(settings.data, now=Clock().wall(), names=names,
-                               addresses=addresses, shop_cert=args.tls_cert,
-                               shop_key=args.tls_key)
-    urls = f"http://{host}:{port}/" + (
-        f" and https://{secure_at[0]}:{secure_at[1]}/" if secure_at else "")
-    home = f"https://{secure_at[0]}:{secure_at[1]}/" if secure_at else f"http://{host}:{port}/"
-
-    async def lifecycle(app: web.Application):
-        await appliance.start()
-        yield
-        await appliance.stop()
-
-    def listening() -> None:
-        print(f"dialbox is running: web admin at {urls}  (Ctrl-C stops it)", flush=True)
-        if appliance.initial_password:
-            from dialbox.banner import first_start
-            print(first_start(home, appliance.initial_password,
-                              str(settings.data / "initial-admin-password")), flush=True)
-        print(appliance.campaigns_line(), flush=True)
-
-    async def factory() -> web.Application:
-        from web_admin.app import make_app
-        from web_admin.https import Https
-        app = make_app(appliance, tls=Https(
-            port=secure_at[1] if secure_at else None,
-            ca=tls_files.ca if tls_files else None))
-        app.cleanup_ctx.append(lifecycle)
-        return app
-
-    sites = [(host, port, None)]
-    if secure_at is not None:
-        sites.append((*secure_at, tls_files.server_context()))
-    try:
-        asyncio.run(_serve(factory, sites, listening))
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
+    from dialbox.service import serve
+    code = asyncio.run(serve(cfg, settings, tls=web_tls(cfg, args)))
     print("dialbox stopped", file=sys.stderr)
-    return 0
-
-
-async def _serve(factory, sites: list, listening) -> None:
-    """The web admin on every site (plain HTTP, HTTPS) until a signal stops it."""
-    runner = web.AppRunner(await factory(), handle_signals=True, access_log=None)
-    await runner.setup()
-    try:
-        for host, port, ctx in sites:
-            try:
-                await web.TCPSite(runner, host, port, ssl_context=ctx).start()
-            except OSError as exc:
-                raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        listening()
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    return code

@@ -106,13 +106,16 @@ class LineManager:
 
     async def stop(self) -> None:
         """Hang up every call, stop the drivers."""
-        for call in list(self._calls.values()):
+        async def hang(call: _Call) -> None:
             ch = self.channels[call.channel]
             try:
                 await asyncio.wait_for(ch.driver.hangup(ch.local, C.CAUSE_NORMAL), 3)
             except Exception as exc:  # stopping must go on whatever one line does
                 log.warning("hangup_on_stop_failed", line=ch.name, call_id=call.call_id,
                             error=str(exc))
+        # All at once: one by one, 60 calls on slow lines took minutes (past systemd's stop
+        # timeout, which then kills the box mid-write).
+        await asyncio.gather(*(hang(c) for c in list(self._calls.values())))
         if self._timer_task:
             self._timer_task.cancel()
         for t in list(self._tasks):

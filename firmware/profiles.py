@@ -17,7 +17,7 @@ _GSM_KEYS = {
     "baud": int, "rtscts": bool, "init": list, "hangup": str, "call_progress": str,
     "sms_mode": str, "reset": str, "reset_hook": str, "limits": dict, "ussd_balance": str,
     "health_interval_s": (int, float), "command_timeout_s": (int, float),
-    "balance_interval_s": (int, float),
+    "balance_interval_s": (int, float), "max_failures": int,
     "bridge": dict, "simulate": dict, "audio": str,
 }
 _MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict, "number": str,
@@ -65,6 +65,7 @@ class Profile:
     health_interval_s: float = 30.0
     balance_interval_s: float = 3600.0
     command_timeout_s: float = 5.0
+    max_failures: int = 5  # failed recoveries in a row before the line waits for a person
     bridge_delay_s: float = 0.3
     # How calls' audio reaches the box (firmware.gsm.dialects.VOICE_METHODS): "none" leaves the
     # voice to the hardware (a gateway's own bridge), the bridge confirmed after bridge_delay_s.
@@ -192,6 +193,8 @@ def _check_gsm(src: Source, doc: dict, problems: list[Problem]) -> None:
         for k, v in doc["limits"].items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:
                 problems.append(src.problem(("limits", k), f"{k} must be positive, got {v}"))
+    if isinstance(doc.get("max_failures"), int) and doc["max_failures"] < 1:
+        problems.append(src.problem(("max_failures",), "max_failures must be 1 or more"))
     baud = doc.get("baud")
     if isinstance(baud, int) and baud not in (9600, 19200, 38400, 57600, 115200, 230400,
                                               460800, 921600):
@@ -262,6 +265,7 @@ def _build(src: Source) -> Profile:
     prof.health_interval_s = float(doc.get("health_interval_s", 30))
     prof.balance_interval_s = float(doc.get("balance_interval_s", 3600))
     prof.command_timeout_s = float(doc.get("command_timeout_s", 5))
+    prof.max_failures = int(doc.get("max_failures", 5))
     sim = doc.get("simulate") or {}
     prof.bridge_delay_s = float(sim.get("bridge_delay_s", 0.3))
     prof.population = dict(sim.get("population") or {})

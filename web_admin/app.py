@@ -12,8 +12,8 @@ from aiohttp import web
 from controller import users
 from firmware.errors import UserError
 from web_admin import (admin, api_v1, audit_page, calllists, debtors, desk, hardware, https,
-                       line_tests, lines, login, reports_page, sessions, settings_page,
-                       segments_page, sms_page, supervisor)
+                       line_tests, lines, login, metrics, reports_page, sessions,
+                       settings_page, segments_page, sms_page, supervisor)
 from web_admin.backend import Backend
 from web_admin.render import (ACCESS, ADMIN, BACKEND, DESK, DESKS, HERE, HOME, LANG_COOKIE,
                               LANGS, SESSION_COOKIE, STAFF, TECH, THROTTLE, USER, error_page,
@@ -26,7 +26,8 @@ __all__ = ["make_app", "Backend", "LANGS", "LANG_COOKIE", "SESSION_COOKIE", "ROU
 log = structlog.get_logger(__name__)
 
 EVERYONE = ("admin", "supervisor", "technician", "operator")
-PUBLIC = ("healthz", "login", "login_submit", "static", "tls_ca")
+PUBLIC = ("healthz", "login", "login_submit", "static", "tls_ca",
+          "metrics")  # metrics: its own access check (loopback, allowed networks, token)
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 
 # (method, path, handler, name, roles); every route but the public ones is checked against roles.
@@ -122,6 +123,7 @@ def make_app(backend: Backend, *, throttle: LoginThrottle | None = None,
     install_i18n(env)
     calllists.setup(app)
     app.router.add_get("/healthz", login.healthz, name="healthz")
+    app.router.add_get("/metrics", metrics.handler, name="metrics")
     app.router.add_get("/login", login.login_form, name="login")
     app.router.add_post("/login", login.login_submit, name="login_submit")
     app.router.add_get("/tls/ca.crt", https.ca_cert, name="tls_ca")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from typing import Any
 
@@ -95,6 +96,9 @@ class GsmModule:
         self._call_seq = 0  # which call a max-length timer belongs to
         self._tasks: set[asyncio.Task] = set()
         self._failures = 0
+        self.parked = False  # out of service after max_failures: waits for a reset
+        self._port_lost = False  # the port went away (unplugged): not the module's silence
+        self._revive = asyncio.Event()
         self.log = log.bind(line=name)
         self.on_sms = None  # callable(SmsStatus | InboundSms), set by the line manager
         self._sms_sent: dict[tuple[int, str], tuple[str, int]] = {}  # (mr, number) -> (id, part)
@@ -166,9 +170,14 @@ class GsmModule:
             self.log.info("hangup_refused", final=exc.final)  # no call left to hang up
         self._released(0)
 
-    async def reset(self, channel: int = 0) -> None:
-        """The line core saw no confirmation in time: re-initialise the module."""
-        self._flag_trouble("reset requested: the module did not confirm a request in time")
+    async def reset(self, channel: int = 0, *,
+                    reason: str = "the module did not confirm a request in time") -> None:
+        """Re-initialise the module (the line core saw no confirmation, or a person asked);
+        a line taken out of service after too many failures starts again from the first step."""
+        if self.parked:
+            self._revive.set()
+        else:
+            self._flag_trouble(f"reset requested: {reason}")
 
     async def answer(self, channel: int) -> None:
         engine = self._require_engine()
@@ -313,7 +322,7 @@ class GsmModule:
 
     def health(self, channel: int = 0) -> dict:
         return dict(self.info, in_service=self.in_service, reason=self.reason,
-                    calls_per_day=self.profile.limits.get("calls_per_sim_per_day"))
+                    failures=self._failures, parked=self.parked, calls_per_day=self.profile.limits.get("calls_per_sim_per_day"))
 
     def _on_answer(self) -> None:
         """Report the answer; a call over the profile's max_call_s is ended by the box."""
@@ -439,8 +448,10 @@ class GsmModule:
     async def _supervise(self) -> None:
         backoff = 1.0
         while not self._stopping:
+            opened = False
             try:
                 await self._open()
+                opened = True
                 await self._init()
                 self._failures = 0
                 backoff = 1.0
@@ -448,7 +459,9 @@ class GsmModule:
                 await self._serve()
             except asyncio.CancelledError:
                 raise
-            except (_Trouble, ATError, ATTimeout, LinkLost, UserError) as exc:
+            except LinkLost as exc:
+                reason, self._port_lost = str(exc), True
+            except (_Trouble, ATError, ATTimeout, UserError) as exc:
                 reason = str(exc)
             except Exception as exc:  # never let one module's bug stop the box
                 self.log.exception("gsm_module_failed")
@@ -460,10 +473,35 @@ class GsmModule:
             self._failures += 1
             self._call_up = self._answered = self._offered = False  # the core releases the call
             self._voice_down()
+            # A module that opens but does not answer waits for a person after max_failures;
+            # a port that is gone (unplugged) is retried for as long as it takes.
+            if opened and not self._port_gone() and \
+                    self._failures >= self.profile.max_failures:
+                await self._park(reason)
+                backoff = 1.0
+                continue
             self._set_service(False, reason)
             await self._recover()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 8.0)
+
+    def _port_gone(self) -> bool:
+        """The port itself went away (USB unplugged, pty closed), not the module's answers."""
+        if self._port_lost:
+            return True
+        return not self.port.startswith(("socket://", "tcp://")) and not os.path.exists(self.port)
+
+    async def _park(self, reason: str) -> None:
+        """Too many failed recoveries: out of service until a person resets the line."""
+        self._revive.clear()
+        await self._recover()  # the profile's reset method, one last time
+        self.parked = True
+        self._set_service(False, f"taken out of service after {self._failures} failed "
+                                 f"recoveries ({reason}); reset the line to try again")
+        await self._revive.wait()
+        self.log.info("gsm_line_reset_by_request")
+        self.parked = False
+        self._failures = 0
 
     async def _recover(self) -> None:
         """Recovery ladder: re-init (next loop), then a soft reset, then the profile's hook."""
@@ -516,6 +554,7 @@ class GsmModule:
         await open_link(self.port, lambda: engine, baud=self.baud, rtscts=self.profile.rtscts)
         # Some transports call connection_made on the next loop turn.
         await asyncio.wait_for(engine.connected.wait(), 5)
+        self._port_lost = False
 
     def _close(self) -> None:
         if self._engine is not None:
@@ -781,6 +820,7 @@ class GsmModule:
     def _on_lost(self, exc: Exception | None) -> None:
         if self._stopping:
             return
+        self._port_lost = True
         if self._call_up:
             self._call_up = False
             self._voice_down()
