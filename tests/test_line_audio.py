@@ -68,8 +68,8 @@ async def test_each_dialect_carries_the_conversation_both_ways(dialect):
         await asyncio.sleep(2.0)
         voice = sim.records[-1].voice
         assert voice is not None, "the module put the call's voice on its audio port"
-        assert voice.ear.presence(op.signal) > 0.7, "the debtor heard the operator"
-        assert op.ears["call0"].presence(voice.signal) > 0.7, "the operator heard the debtor"
+        assert voice.ear.presence(op.signal) > 0.5, "the debtor heard the operator"
+        assert op.ears["call0"].presence(voice.signal) > 0.5, "the operator heard the debtor"
         # Written at the pace read, never faster: no more frames reached the module than it sent.
         assert voice.ear.frames <= voice.sent + 1
         await drv.hangup(0)
@@ -100,8 +100,8 @@ async def test_inbound_huawei_call_gets_ddsetex_after_ata():
         cmds = sim.commands
         assert cmds[cmds.index("ATA") + 1] == "AT^DDSETEX=2"
         voice = sim.inbound_records[-1].voice
-        assert voice.ear.presence(op.signal) > 0.7
-        assert op.ears["call0"].presence(voice.signal) > 0.7
+        assert voice.ear.presence(op.signal) > 0.5
+        assert op.ears["call0"].presence(voice.signal) > 0.5
 
 
 async def test_no_operator_connected_the_debtor_hears_silence_not_noise():
@@ -135,7 +135,7 @@ async def test_audio_port_vanishing_ends_that_call_as_a_line_fault_only():
         await asyncio.sleep(1.0)
         assert sim1.records[-1].voice.ear.frames > heard + 25
         assert C.EV_HW_RELEASE not in rec1.events()
-        assert sim1.records[-1].voice.ear.presence(op1.signal) > 0.7
+        assert sim1.records[-1].voice.ear.presence(op1.signal) > 0.5
 
 
 @asynccontextmanager
@@ -176,11 +176,11 @@ async def test_e1_b_channels_carry_each_call_to_its_operator_only():
         await asyncio.sleep(2.0)
         debtor = {r.timeslot: r.voice for r in span.simulator.records}
         a, b = debtor[3], debtor[20]
-        assert a.ear.presence(op1.signal) > 0.7 and a.ear.presence(op2.signal) == 0
-        assert b.ear.presence(op2.signal) > 0.7 and b.ear.presence(op1.signal) == 0
-        assert op1.ears["call1"].presence(a.signal) > 0.7
+        assert a.ear.presence(op1.signal) > 0.5 and a.ear.presence(op2.signal) == 0
+        assert b.ear.presence(op2.signal) > 0.5 and b.ear.presence(op1.signal) == 0
+        assert op1.ears["call1"].presence(a.signal) > 0.5
         assert op1.ears["call1"].presence(b.signal) == 0
-        assert op2.ears["call2"].presence(b.signal) > 0.7
+        assert op2.ears["call2"].presence(b.signal) > 0.5
         assert op2.ears["call2"].presence(a.signal) == 0
         assert a.ear.frames <= a.sent + 1, "written at the pace read"
 
@@ -202,5 +202,5 @@ async def test_e1_b_channel_lost_mid_call_is_a_line_fault_of_that_channel_only()
         b = next(r for r in span.simulator.records if r.timeslot == 20).voice
         heard = b.ear.frames
         await asyncio.sleep(1.0)
-        assert b.ear.frames > heard + 25 and b.ear.presence(op2.signal) > 0.7
+        assert b.ear.frames > heard + 25 and b.ear.presence(op2.signal) > 0.5
         assert all(r.channel != ch_b for r in rec.reports if r.event == C.EV_HW_RELEASE)
