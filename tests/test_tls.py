@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import os
 import signal
 import ssl
 import stat
@@ -29,16 +27,11 @@ NOW = 1_790_000_000.0  # a fixed moment: the test passes on any date
 NAMES, ADDRESSES = ["localhost", "dialbox.office.lan"], ["127.0.0.1", "::1"]
 
 
-def lan_address() -> str:
-    """A non-loopback IPv4 address of this machine (a LAN address of the box)."""
-    _, addresses = tls.local_names()
-    for a in addresses:
-        ip = ipaddress.ip_address(a)
-        if ip.version == 4 and not ip.is_loopback:
-            return a
-    if os.environ.get("CI"):
-        pytest.fail("CI has no non-loopback IPv4 address to test the LAN redirect on")
-    pytest.skip("this machine has no non-loopback IPv4 address")
+# The box's "LAN address" in these tests: 127.0.0.2 is on this machine's loopback, and the box is
+# told that only 127.0.0.1 counts as the browser's secure context, so a request that arrives on
+# 127.0.0.2 takes the LAN path (tests never serve on, or connect to, a real LAN address).
+LAN = "127.0.0.2"
+PLAIN_ONLY_ON = ("127.0.0.1/32", "::1/128")
 
 
 def handshake(port: int, ctx: ssl.SSLContext, server_hostname: str) -> dict:
@@ -120,17 +113,19 @@ async def test_the_shops_own_certificate_is_served_instead(tmp_path):
 
 @pytest.fixture
 async def lan_sites(tmp_path):
-    """The web admin on plain HTTP (LAN address and loopback) and HTTPS: (lan, http, https, ca)."""
+    """The web admin on plain HTTP (the LAN address and loopback) and on HTTPS (the LAN
+    address): (lan, http port, https port, ca)."""
     from tests.test_cli_run import free_port
-    lan = lan_address()
+    lan = LAN
     files = tls.ensure(tmp_path, now=NOW, names=NAMES, addresses=[lan, "127.0.0.1"])
     store = Store(tmp_path / "db.sqlite3")
     port, sport = free_port(), free_port()
-    runner = web.AppRunner(make_app(FakeBackend(store), tls=Https(port=sport, ca=files.ca)),
-                           handle_signals=False)
+    runner = web.AppRunner(make_app(FakeBackend(store), tls=Https(
+        port=sport, ca=files.ca, plain_networks=PLAIN_ONLY_ON)), handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", sport, ssl_context=files.server_context()).start()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    await web.TCPSite(runner, lan, sport, ssl_context=files.server_context()).start()
+    await web.TCPSite(runner, lan, port).start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     yield lan, port, sport, files.ca
     await runner.cleanup()
     store.close()
@@ -202,24 +197,27 @@ async def test_admin_page_offers_the_ca_with_its_fingerprint(aiohttp_client, tmp
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_run_serves_https_with_its_own_ca_and_redirects_lan_http(tmp_path):
+async def test_run_serves_https_with_its_own_ca(tmp_path):
+    """`dialbox run --https`: the CA the box made verifies its server (on loopback; the LAN
+    redirect itself is shown by test_plain_http_on_the_lan_redirects_to_https...)."""
     from tests.test_cli_run import free_port
-    lan = lan_address()
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dialbox.cli", "run", "--simulate", "--http", f"{lan}:{port}",
-        "--https", f"{lan}:{free_port()}",
+        sys.executable, "-m", "dialbox.cli", "run", "--simulate", "--http", f"127.0.0.1:{port}",
+        "--https", f"127.0.0.1:{free_port()}",
         "--data", str(tmp_path / "d"), "--operators", "0", "--compliance", "none",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 40)).decode()
-        sport = int(line.split(f"https://{lan}:")[1].split("/")[0])
+        sport = int(line.split("https://127.0.0.1:")[1].split("/")[0])
         ca = tmp_path / "d" / "tls" / "ca.crt"
-        status, location, _, _ = await asyncio.to_thread(fetch, f"http://{lan}:{port}/")
-        assert status == 307 and location == f"https://{lan}:{sport}/"
-        status, _, body, _ = await asyncio.to_thread(fetch, f"https://{lan}:{sport}/healthz",
+        status, _, body, _ = await asyncio.to_thread(fetch, f"https://127.0.0.1:{sport}/healthz",
                                                      cafile=ca)
         assert status == 200 and b'"lines"' in body
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch(f"https://127.0.0.1:{sport}/healthz")  # without the box's CA: not trusted
+        status, location, _, _ = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/")
+        assert status == 302 and location == "/login"  # loopback stays plain: no redirect
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:

@@ -18,6 +18,8 @@ class Https:
     """How the box serves HTTPS: the port plain HTTP redirects to, and the CA to hand out."""
     port: int | None = None  # None: no HTTPS site (loopback only)
     ca: Path | None = None  # the box's CA certificate; None with the shop's own certificate
+    # Where plain HTTP may stay plain: the browser treats loopback as a secure context already.
+    plain_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
 HTTPS = web.AppKey("https", Https)
@@ -31,7 +33,7 @@ async def redirect_middleware(request: web.Request, handler):
     if port is None or request.secure or request.path in PLAIN_OK:
         return await handler(request)
     sock = request.transport.get_extra_info("sockname") if request.transport else None
-    if not sock or _loopback(sock[0]):
+    if not sock or _within(sock[0], request.app[HTTPS].plain_networks):
         return await handler(request)
     host = request.url.host or sock[0]
     if ":" in host:
@@ -61,11 +63,12 @@ async def ca_cert(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": 'attachment; filename="dialbox-ca.crt"'}))
 
 
-def _loopback(address: str) -> bool:
+def _within(address: str, networks: tuple[str, ...]) -> bool:
     try:
-        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+        ip = ipaddress.ip_address(address.split("%")[0])
     except ValueError:
         return False
+    return any(ip in ipaddress.ip_network(n) for n in networks)
 
 
 def _der(pem: bytes) -> bytes:
