@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 
 import pytest
 
 import cext
+
+# A CLI test that configures logging in this process must not cache the loggers: a later test's
+# capture_logs() would then see nothing of them (the log-privacy tests check what is logged).
+os.environ["DIALBOX_LOG_NO_CACHE"] = "1"
 
 
 @pytest.fixture(params=["cython", "python"])
