@@ -18,7 +18,8 @@ import structlog
 from controller import compliance
 from controller.operators import (AWAY, FREE, RESERVED, TALKING, WRAP, CampaignFloor, Operator,
                                   OperatorPool)
-from controller.pacing import FloorSnapshot, Pacer, PacerConfig
+from controller.pacing import FloorSnapshot, Pacer
+from controller.pacing.setup import campaign_config
 from controller.store import Store
 from firmware.clock import Clock
 from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall, LineAPI,
@@ -27,9 +28,10 @@ from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall
 log = structlog.get_logger(__name__)
 
 from controller.store_campaigns import MODES
-# The pacer knows the abandon caps of these laws; a campaign without one still keeps the FCC's.
-_PACER_LAW = {"ru-230fz": "ru-230fz", "us-regf": "us-regf"}
 CAUSE_BUSY = 17
+LEADS_PER_CHUNK = 8  # leads looked at, and their refusals committed, between two loop turns
+LEADS_PER_CYCLE = 2048
+LEADS_PAUSE_S = 0.005  # between chunks: refusals are background work, never the loop's all
 
 
 @dataclass
@@ -40,6 +42,8 @@ class _Out:
     line: str
     launched: float  # clock seconds
     answered: float | None = None
+    segment: str = "default"  # the lead's segment: the pacer learns per segment
+    ring_s: float = 0.0  # how long this call may ring before the box gives up
 
 
 class Dialer:
@@ -55,7 +59,8 @@ class Dialer:
                  mode: str = "progressive",
                  compliance_profile: str = compliance.DEFAULT_PROFILE,
                  reserve_inbound: int = 0, managed: bool = False,
-                 wake: asyncio.Event | None = None) -> None:
+                 wake: asyncio.Event | None = None, abandon_target: float | None = None
+                 ) -> None:
         if mode not in MODES:
             raise ValueError(f"dialing mode {mode!r}: one of {', '.join(MODES)}")
         self.store = store
@@ -72,6 +77,9 @@ class Dialer:
         self.line_ok = lambda line: True  # the campaign's line group
         self.mode = mode
         self.compliance = compliance.get_profile(compliance_profile)
+        self.abandon_target = abandon_target
+        # Every line's ring time-out, raised to the law's minimum ring: one configuration.
+        self._ring_s = {ln.name: lines.ring_timeout_s(ln.name) for ln in lines.lines()}
         self.pacer = self._pacer()
         self.last_decision = None
         self._evidence: dict[int, dict] = {}  # account -> the law's decision to dial it
@@ -86,11 +94,13 @@ class Dialer:
         self._task: asyncio.Task | None = None
         self._wake = wake or asyncio.Event()
         self._out: dict[str, _Out] = {}  # outbound calls in flight
+        self._op_segment: dict[str, str] = {}  # operator -> segment of the call he wraps up
         self._waiting: list[str] = []  # answered calls with no operator yet (oldest first)
         self._inbound: list[str] = []  # inbound calls offered, waiting for an operator
         self.previews: dict[str, tuple] = {}  # preview id -> (lead, operator) shown, not dialed
         self.preview_s = 8.0  # how long a simulated operator reads a card before dialing
         self._line_faults: dict[str, int] = {}  # consecutive faults per line
+        self._day_limits: dict[str, int] | None = None
         self._quarantine: dict[str, float] = {}  # line -> loop time it may be used again
         self.listeners: list = []  # callables(event) for the live feed
         self._tasks: set[asyncio.Task] = set()
@@ -99,10 +109,14 @@ class Dialer:
         self.operators.watch(self._on_operators, self._on_wrap_end)
 
     def _pacer(self) -> Pacer:
-        law = _PACER_LAW.get(self.compliance.name, "us-regf")
-        return Pacer(PacerConfig(mode="predictive" if self.mode == "predictive" else
-                                 "progressive", compliance=law,
-                                 reserve_inbound=self.reserve_inbound))
+        """Lines give the ring time-out, the law the rest, the campaign its target."""
+        target = self.abandon_target
+        if target is None:
+            target = self.store.campaign_settings(self.campaign_id).get("abandon_target")
+        return Pacer(campaign_config(self.compliance, self._ring_s.values(),
+                                     abandon_target=target,
+                                     reserve_inbound=self.reserve_inbound,
+                                     campaign=self.campaign_name))
 
     def reconfigure(self, *, mode: str, compliance_profile: str) -> None:
         """A running campaign's mode or law changed: a new pacer, its window replayed."""
@@ -201,6 +215,11 @@ class Dialer:
             return False
         return await self._place(limit=1) > 0
 
+    def _dials_predictively(self) -> bool:
+        """The campaign or one of its segments dials without reserving an operator."""
+        return self.mode == "predictive" or any(
+            s.strategy.mode == "predictive" for s in self.store.segments(self.campaign_id))
+
     def mode_of(self, lead) -> str:
         """The lead's segment strategy decides the mode; the campaign's mode by default."""
         return self.store.strategy(self.campaign_id, lead.segment).mode or self.mode
@@ -214,8 +233,10 @@ class Dialer:
         how many calls were placed or cards shown (at most ``limit``).
         """
         budget: int | None = None
+        budget_segment = None
         reserve = False
-        launched = placed = 0
+        placed = 0
+        launched: dict[str, int] = {}
         try:
             while self.running and (limit is None or placed < limit):
                 free_lines = self._usable(self.lines.free_lines())
@@ -223,8 +244,10 @@ class Dialer:
                 spare_op = op is not None and len(self.operators.free()) > self.reserve_inbound
                 if not free_lines and not spare_op:
                     return placed
+                if not spare_op and not self._dials_predictively():
+                    return placed  # every lead waits for an operator: none is free
                 # A callback is kept for the operator who promised it: say who takes the call.
-                lead = self._next_allowed_lead(op if spare_op else None)
+                lead = await self._next_allowed_lead(op if spare_op else None)
                 if lead is None:
                     return placed
                 mode = self.mode_of(lead)
@@ -242,8 +265,12 @@ class Dialer:
                     placed += 1
                     continue
                 free_lines = [ln for ln in free_lines if self._seat(ln) is None]  # no operator
-                if budget is None:                                                 # to wait for
-                    decision = self.pacer.decide(self.floor(len(free_lines)), self.clock.now())
+                segment = lead.segment or "default"                                # to wait for
+                if budget is None or segment != budget_segment:
+                    # Each segment's own estimates say how many of its leads to launch now.
+                    budget_segment = segment
+                    decision = self.pacer.decide(self.floor(len(free_lines), segment),
+                                                 self.clock.now())
                     if decision.fallback != getattr(self.last_decision, "fallback", None):
                         log.info("pacing_mode", campaign=self.campaign_name,
                                  mode=decision.mode, reason=decision.reason)
@@ -254,12 +281,12 @@ class Dialer:
                     return placed
                 await self._launch(free_lines[0], lead, reserve=reserve)
                 budget -= 1
-                launched += 1
+                launched[segment] = launched.get(segment, 0) + 1
                 placed += 1
             return placed
         finally:
-            if launched:
-                self.pacer.observe_launched(self.clock.now(), launched)
+            for segment, n in launched.items():
+                self.pacer.observe_launched(self.clock.now(), n, segment)
 
     def _preview(self, lead) -> None:
         """Show the card to the next free operator; the call waits for his word."""
@@ -294,10 +321,11 @@ class Dialer:
                             "limit reached meanwhile); the card is put back with the reason")
         self.store.begin_attempt(self.campaign_id, lead, lines[0], preview_id, op.position,
                                  evidence=self._why(lead, lines[0]))
-        self._out[preview_id] = _Out(preview_id, lines[0], self.clock.now())
+        self._out[preview_id] = self._track(preview_id, lines[0], lead)
         log.info("call_placed", line=lines[0], call_id=preview_id, campaign=self.campaign_name)
         try:
-            await self.lines.dial(lines[0], lead.number, call_id=preview_id)
+            await self.lines.dial(lines[0], lead.number, call_id=preview_id,
+                                  min_ring_s=self.pacer.config.min_ring_s)
         except LineError as exc:
             self._finish(CallReleased(lines[0], preview_id, Outcome.FAILED, None, str(exc), 0,
                                       0, self.clock.now(), line_fault=True))
@@ -314,12 +342,26 @@ class Dialer:
                         campaign_id=self.campaign_id, until=self.clock.wall() + 3600)
         self.operators.release(op, talked=False)
 
-    def _next_allowed_lead(self, op: Operator | None):
-        while True:
-            lead = self.store.next_lead(self.campaign_id, self.clock.wall(),
-                                        operator=op.position if op else None)
-            if lead is None or self._allowed(lead):
-                return lead
+    async def _next_allowed_lead(self, op: Operator | None):
+        """The next lead the law allows now; refusals are written a chunk at a time.
+
+        Thousands of leads held by the law (night in their zone, say) never stall the loop: the
+        refusals of a chunk share one commit, the loop runs its timers between chunks, and one
+        cycle looks at no more than ``LEADS_PER_CYCLE`` leads (the next cycle goes on).
+        """
+        for _ in range(LEADS_PER_CYCLE // LEADS_PER_CHUNK):
+            with self.store.tx():  # committed before a lead is returned, and so dialed
+                for _ in range(LEADS_PER_CHUNK):
+                    lead = self.store.next_lead(self.campaign_id, self.clock.wall(),
+                                                operator=op.position if op else None)
+                    if lead is None or self._allowed(lead):
+                        return lead
+            # A pause, not only a turn: timers, I/O and web requests get the loop at once.
+            await asyncio.sleep(LEADS_PAUSE_S)
+            if not self.running:
+                return None
+        self._wake.set()  # more to look at: the next cycle goes on at once
+        return None
 
     async def _launch(self, line: str, lead, *, reserve: bool, among=None) -> bool:
         """Place one call to ``lead`` on ``line``; False when no operator could be reserved
@@ -331,10 +373,11 @@ class Dialer:
             return False
         self.store.begin_attempt(self.campaign_id, lead, line, call_id,
                                  op.position if op else None, evidence=self._why(lead, line))
-        self._out[call_id] = _Out(call_id, line, self.clock.now())
+        self._out[call_id] = self._track(call_id, line, lead)
         log.info("call_placed", line=line, call_id=call_id, campaign=self.campaign_name)
         try:
-            await self.lines.dial(line, lead.number, call_id=call_id)
+            await self.lines.dial(line, lead.number, call_id=call_id,
+                                  min_ring_s=self.pacer.config.min_ring_s)
         except LineError as exc:
             log.warning("dial_refused", line=line, call_id=call_id,
                         campaign=self.campaign_name, error=str(exc))
@@ -342,18 +385,29 @@ class Dialer:
                                       self.clock.now(), line_fault=True))
         return True
 
-    def floor(self, lines_free: int) -> FloorSnapshot:
-        """The floor as the pacer sees it now."""
+    def _track(self, call_id: str, line: str, lead) -> _Out:
+        if line not in self._ring_s:
+            self._ring_s[line] = self.lines.ring_timeout_s(line)
+        ring = max(self._ring_s[line], self.pacer.config.min_ring_s)
+        return _Out(call_id, line, self.clock.now(), segment=lead.segment or "default",
+                    ring_s=ring)
+
+    def floor(self, lines_free: int, segment: str = "default") -> FloorSnapshot:
+        """The floor as the pacer sees it now, for a decision about ``segment``'s leads."""
         now = self.clock.now()
+        timeout = self.pacer.config.no_answer_timeout_s
         ops = [o for o in self.operators.ops if o.state not in AWAY]
         return FloorSnapshot(
             operators=len(ops),
             free=sum(1 for o in ops if o.state == FREE),
             talk_elapsed=[now - o.since for o in ops if o.state == TALKING],
             wrap_elapsed=[now - o.since for o in ops if o.state == WRAP],
-            ring_elapsed=[now - c.launched for c in self._out.values() if c.answered is None],
+            # A call on a line that gives up sooner is as close to its end as it would be
+            # on the longest line: the pacer's model keeps one time-out.
+            ring_elapsed=[now - c.launched + max(0.0, timeout - c.ring_s)
+                          for c in self._out.values() if c.answered is None],
             waiting=len(self._waiting),
-            lines_free=lines_free)
+            lines_free=lines_free, segment=segment)
 
     def _allowed(self, lead) -> bool:
         """Check the law before every dial; a refusal is stored with its reason and next time."""
@@ -421,7 +475,7 @@ class Dialer:
         self._wake.set()
 
     def _on_wrap_end(self, op: Operator, wrap_s: float) -> None:
-        self.pacer.observe_wrap_end(wrap_s)
+        self.pacer.observe_wrap_end(wrap_s, self._op_segment.pop(op.position, "default"))
 
     # --- events from the lines --------------------------------------------------------------
     def on_line_event(self, ev: LineEvent) -> None:
@@ -469,7 +523,8 @@ class Dialer:
         if ev.stage == CallStage.ANSWERED:
             if out is not None and out.answered is None:
                 out.answered = ev.at
-                self.pacer.observe_answered(ev.at - out.launched, self.clock.now())
+                self.pacer.observe_answered(ev.at - out.launched, self.clock.now(),
+                                            out.segment)
             if op is not None:
                 self._spawn(self._bridge(ev.call_id, op))
             elif out is not None:
@@ -501,18 +556,20 @@ class Dialer:
             self._inbound.remove(ev.call_id)
         op = self.operators.by_call(ev.call_id)
         if op is not None:
+            if out is not None:
+                self._op_segment[op.position] = out.segment  # his wrap-up is of this segment
             self.operators.release(op, talked=ev.talk_s > 0 and not ev.abandoned)
         if out is not None and not ev.line_fault:
             if ev.abandoned:
-                self.pacer.observe_abandon(self.clock.now())
+                self.pacer.observe_abandon(self.clock.now(), out.segment)
             elif ev.outcome != Outcome.ANSWERED:
-                self.pacer.observe_not_answered(self.clock.now() - out.launched)
+                self.pacer.observe_not_answered(self.clock.now() - out.launched, out.segment)
             elif ev.talk_s > 0:
-                self.pacer.observe_talk_end(ev.talk_s)
+                self.pacer.observe_talk_end(ev.talk_s, out.segment)
         if ev.inbound:
             self._wake.set()
             return
-        if ev.line_fault:
+        if ev.line_fault and ev.outcome != Outcome.ANSWERED:
             # The debtor was never called: put him back, and rest a line that keeps failing so
             # it cannot eat the list while its driver recovers it.
             self.store.requeue_attempt(ev.call_id, ev.reason)
@@ -572,8 +629,10 @@ class Dialer:
                             reason="its official number is unknown (profile 'number' or "
                                    "AT+CNUM); the law wants it shown, so it does not dial")
             lines = [ln for ln in lines if ln in numbered]
-        limits = {ln.name: ln.details.get("calls_per_day") for ln in infos
-                  if ln.name in lines and ln.details.get("calls_per_day")}
+        if self._day_limits is None:  # a SIM's calls a day: from its profile, fixed
+            self._day_limits = {ln.name: ln.details["calls_per_day"] for ln in infos
+                                if ln.details.get("calls_per_day")}
+        limits = {ln: self._day_limits[ln] for ln in lines if ln in self._day_limits}
         if not limits:
             return lines
         wall = self.clock.wall()

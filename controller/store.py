@@ -548,6 +548,12 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
             self._write_segments(cid, DEFAULT_SEGMENTS)
         return cid
 
+    def campaign_settings(self, campaign_id: int) -> dict:
+        """The campaign's own settings (e.g. ``abandon_target``), {} when none."""
+        row = self.db.execute("SELECT settings FROM campaigns WHERE id=?", (campaign_id,)
+                              ).fetchone()
+        return json.loads(row[0] or "{}") if row else {}
+
     def campaigns(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM campaigns ORDER BY id").fetchall()
 

@@ -72,12 +72,13 @@ class Settings:
     recording_retention_days: float = 3 * 365 + 1
     disk_warn_free_mb: float = 2048.0
     disk_stop_free_mb: float = 512.0
+    sim_transport: str = "pty"  # simulated modems on ptys, or "tcp" (a ser2net-style bridge)
 
 
 @dataclass
 class Appliance(BackendMixin):
     settings: Settings
-    clock: Clock = field(init=False)
+    clock: Clock | None = None  # the one clock; by default real time at settings.time_scale
     store: Store = field(init=False)
     lines: LineManager = field(init=False)
     media: MediaPlane = field(init=False)
@@ -101,7 +102,8 @@ class Appliance(BackendMixin):
         if s.compliance not in PROFILES and s.compliance not in OPTIONS:
             raise UserError(f"compliance profile {s.compliance!r} is unknown; known: "
                             f"{', '.join([*PROFILES, *OPTIONS])}")
-        self.clock = Clock(s.time_scale)
+        if self.clock is None:
+            self.clock = Clock(s.time_scale)
         names = s.profiles or (DEFAULT_SIMULATED if s.simulate else ())
         if not names:
             raise UserError("no hardware profile: give --profile FILE (repeat it for several "
@@ -123,21 +125,19 @@ class Appliance(BackendMixin):
             log.warning("attempts_interrupted_by_restart", count=recovered)
         self.initial_password = self._bootstrap_admin()
         drivers: list = []
-        ring_timeout_s = 40.0
         for k, profile in enumerate(loaded):
             if profile.driver == "gsm":
                 drivers += await self._gsm_drivers(profile, seed_base=1000 * k)
-                ring_timeout_s = profile.ring_timeout_s
             else:
                 drivers += self._e1_drivers(profile, seed_base=1000 * k)
         # One media plane carries every line's and position's audio. Audio is real time: with a
-        # scaled clock the plane stays off and drivers confirm bridges themselves.
+        # scaled or virtual clock the plane stays off and drivers confirm bridges themselves.
         self.media = MediaPlane(self.clock)
-        if self.clock.scale == 1:
+        if self.clock.scale == 1 and not self.clock.virtual:
             await self.media.start()
+        # Each line rings as long as its own profile says (GSM 40 s, E1 ring_timeout_s).
         # The release guard covers an abandon message playing before the hangup.
-        self.lines = LineManager(drivers, self.clock, ring_timeout_s=ring_timeout_s,
-                                 release_guard_s=15.0, plane=self.media)
+        self.lines = LineManager(drivers, self.clock, release_guard_s=15.0, plane=self.media)
         self.lines.prompt_for = self._prompt_for
         self.lines.subscribe(self._on_line_event)
         await self.lines.start()
@@ -237,16 +237,17 @@ class Appliance(BackendMixin):
 
     async def _housekeeping(self) -> None:
         """Hourly: promises whose date passed unpaid become broken."""
-        from datetime import date
+        from datetime import datetime
         from controller.payments import settle_promises
         while True:
             try:
-                kept, broken = settle_promises(self.store, date.today())
+                today = datetime.fromtimestamp(self.clock.wall()).date()
+                kept, broken = settle_promises(self.store, today)
                 if kept or broken:
                     log.info("promises_settled", kept=kept, broken=broken)
             except Exception:
                 log.exception("housekeeping_failed")
-            await asyncio.sleep(3600)
+            await self.clock.sleep(3600)
 
     @staticmethod
     def _sms_limit(loaded: list[profiles.Profile]) -> int:
@@ -265,7 +266,7 @@ class Appliance(BackendMixin):
                 pop = Population.from_dict(dict(profile.population, seed=seed))
                 sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
                                seed=None if seed is None else seed + 100)
-                port = await sim.start()
+                port = await (sim.start_tcp() if s.sim_transport == "tcp" else sim.start())
                 self.sims.append(sim)
             elif port.startswith("sim://"):
                 raise UserError(f"{profile.source}: port {port} is simulated; run with "
@@ -346,10 +347,11 @@ class Appliance(BackendMixin):
             if not talk.rpc:
                 self.store.record_disposition(call_id, "third_party")
             elif talk.promise_share > 0:
-                from datetime import date, timedelta
+                from datetime import datetime, timedelta
                 amount = round((row["debt_amount"] or 1000.0) * talk.promise_share, 2)
+                today = datetime.fromtimestamp(self.clock.wall()).date()
                 self.store.record_disposition(call_id, "promise", amount=amount,
-                                              date=date.today() + timedelta(days=7))
+                                              date=today + timedelta(days=7))
             else:
                 self.store.record_disposition(call_id, "rpc")
         except UserError as exc:

@@ -12,8 +12,8 @@ from cext.linestate import LineCore
 from firmware.clock import Clock
 from firmware.driverapi import Driver, HwReport
 from firmware.lineapi import (CallProgress, CallReleased, CallStage, EventSink, InboundCall,
-                              LineError, LineEvent, LineInfo, LineStatus, cause_name,
-                              classify_cause)
+                              LineError, LineEvent, LineInfo, LineStatus, Outcome,
+                              cause_name, classify_cause)
 from firmware.media.plane import MediaError, MediaPlane
 
 log = structlog.get_logger(__name__)
@@ -28,6 +28,7 @@ class _Channel:
     name: str
     driver: Driver
     local: int
+    ring_s: float  # the line's ring time-out, from its hardware profile
     reason: str = "starting"
 
 
@@ -38,11 +39,13 @@ class _Call:
     number: str
     started: float
     inbound: bool = False
+    ring_s: float = 0.0  # this call's ring time-out: the line's, or longer if the law says so
     alerted_at: float | None = None
     answered_at: float | None = None
     position: str | None = None
     abandoned: bool = False
     line_fault: bool = False
+    no_cause: bool = False  # released without a cause the hardware could report
     reason: str = ""
     info: dict = field(default_factory=dict)
     bridged_at: float | None = None  # the first debtor frame reached the operator (media plane)
@@ -73,7 +76,8 @@ class LineManager:
                 if name in self._by_name:
                     raise LineError(f"two channels are named {name!r}: line names must be unique")
                 self._by_name[name] = len(self.channels)
-                self.channels.append(_Channel(len(self.channels), name, drv, local))
+                ring_s = float(getattr(drv, "ring_timeout_s", None) or ring_timeout_s)
+                self.channels.append(_Channel(len(self.channels), name, drv, local, ring_s))
         self.core = LineCore(max(1, len(self.channels)),
                              ring_timeout_ms=int(ring_timeout_s * 1000),
                              bridge_timeout_ms=int(bridge_timeout_s * 1000),
@@ -84,6 +88,8 @@ class LineManager:
         self._sinks: list[EventSink] = []
         self._tasks: set[asyncio.Task] = set()
         self._timer_task: asyncio.Task | None = None
+        self._timer_wake = asyncio.Event()
+        self._sleeping_until = -1  # the core deadline (ms) the timer task sleeps until
         self._inbound_seq = 0
 
     # --- life cycle -------------------------------------------------------------------------
@@ -134,7 +140,7 @@ class LineManager:
         for ch in self.channels:
             st = self.core.state(ch.index)
             call = self._on_channel.get(ch.index)
-            health = ch.driver.health(ch.local)
+            health = dict(ch.driver.health(ch.local), ring_timeout_s=ch.ring_s)
             out.append(LineInfo(ch.name, ch.driver.kind, C.STATE_NAMES[st],
                                 st not in (C.OUT_OF_SERVICE, C.BLOCKED), ch.reason,
                                 call.call_id if call else None, health))
@@ -153,13 +159,20 @@ class LineManager:
         seat = getattr(ch.driver, "seat_of", None)
         return seat(ch.local) if seat is not None else None
 
-    async def dial(self, line: str, number: str, *, call_id: str) -> None:
+    def ring_timeout_s(self, line: str) -> float:
+        """How long an unanswered call on ``line`` rings before the box gives up."""
+        return self.channels[self._index(line)].ring_s
+
+    async def dial(self, line: str, number: str, *, call_id: str, min_ring_s: float = 0.0
+                   ) -> None:
+        """Place a call; it rings the line's time-out, at least ``min_ring_s`` (the law's)."""
         idx = self._index(line)
         if self.core.state(idx) != C.IDLE or idx in self._on_channel:
             raise LineError(f"line {line} is not free ({self.state(line)})")
         if call_id in self._calls:
             raise LineError(f"call id {call_id} is already in use")
-        call = _Call(call_id, idx, number, self.clock.now())
+        call = _Call(call_id, idx, number, self.clock.now(),
+                     ring_s=max(self.channels[idx].ring_s, min_ring_s))
         self._calls[call_id] = call
         self._on_channel[idx] = call
         log.debug("dial", line=line, call_id=call_id)
@@ -209,13 +222,18 @@ class LineManager:
             if r.event == C.EV_HW_INBOUND and call is None:
                 self._inbound_seq += 1
                 call = _Call(f"in-{ch.name}-{self._inbound_seq}", idx, r.caller or "",
-                             self.clock.now(), inbound=True)
+                             self.clock.now(), inbound=True, ring_s=ch.ring_s)
                 self._calls[call.call_id] = call
                 self._on_channel[idx] = call
             if call is not None and r.reason:
                 call.reason = r.reason
-            if call is not None and r.info.get("line_fault"):
-                call.line_fault = True
+            if call is not None and (r.info.get("line_fault") or
+                                     r.event == C.EV_HW_OUT_OF_SERVICE):
+                call.line_fault = True  # our line failed under the call: not the debtor's doing
+                if r.event == C.EV_HW_OUT_OF_SERVICE:
+                    call.reason = f"line out of service: {ch.reason}"
+            if call is not None and r.info.get("no_cause"):
+                call.no_cause = True
             self._feed(idx, r.event, r.cause)
         return report
 
@@ -223,11 +241,27 @@ class LineManager:
         return int(self.clock.now() * 1000)
 
     def _feed(self, idx: int, event: int, cause: int) -> None:
+        # Ring timers are armed only by events fed here: each takes its own line's time-out.
+        call = self._on_channel.get(idx)
+        ring_s = call.ring_s if call is not None else self.channels[idx].ring_s
+        self.core.set_timeout(C.TIMER_RING, int(ring_s * 1000))
         self._run(self.core.feed_one(idx, event, cause, self._now_ms()))
+        nxt = self.core.next_deadline()
+        if nxt >= 0 and (self._sleeping_until < 0 or nxt < self._sleeping_until):
+            self._timer_wake.set()  # a timer sooner than the one slept for
 
     async def _timers(self) -> None:
+        """Sleep until the core's next deadline (or an earlier one is armed), then expire."""
         while True:
-            await asyncio.sleep(0.02)
+            nxt = self.core.next_deadline()
+            self._sleeping_until = nxt
+            self._timer_wake.clear()
+            delay = None if nxt < 0 else max(0.0, self.clock.real(nxt / 1000 - self.clock.now()))
+            try:
+                await asyncio.wait_for(self._timer_wake.wait(),
+                                       None if delay is None else delay + 0.001)
+            except asyncio.TimeoutError:
+                pass
             try:
                 self._run(self.core.expire(self._now_ms()))
             except Exception:
@@ -247,7 +281,9 @@ class LineManager:
         now = self.clock.now()
         cid = call.call_id if call else None
         if action == C.ACT_DIAL and call is not None:
-            self._spawn(self._guard(ch, ch.driver.dial(ch.local, call.number), call))
+            # A longer ring than the line's own (the law's minimum) goes down to the driver.
+            longer = {"ring_timeout_s": call.ring_s} if call.ring_s > ch.ring_s else {}
+            self._spawn(self._guard(ch, ch.driver.dial(ch.local, call.number, **longer), call))
         elif action == C.ACT_HANGUP:
             if call is not None and call.abandoned and self._abandon_message(ch, call, arg):
                 return
@@ -374,6 +410,13 @@ class LineManager:
         outcome = classify_cause(q850, alerted=call.alerted_at is not None, answered=answered)
         ring_end = call.answered_at if answered else now
         ring_s = ring_end - call.alerted_at if call.alerted_at is not None else 0.0
+        if call.no_cause and not answered:
+            # No cause: "no answer" only when it rang out; a short ring is a failed call.
+            q850 = None
+            rang_out = call.alerted_at is not None and ring_s >= call.ring_s - 2.0
+            outcome = Outcome.NO_ANSWER if rang_out else Outcome.FAILED
+        if call.line_fault and not answered:
+            outcome = Outcome.FAILED  # our line's failure says nothing about the debtor
         talk_s = now - call.answered_at if answered else 0.0
         reason = call.reason or cause_name(q850)
         log.info("call_released", line=ch.name, call_id=call.call_id, outcome=outcome.value,

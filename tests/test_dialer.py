@@ -43,6 +43,8 @@ class FakeLines:
         self.hangups: list[tuple[str, int]] = []
         self.sinks = []
         self.unnumbered: set[str] = set()
+        self.ring_s = 40.0  # GSM lines
+        self.min_ring: list[float] = []
 
     def subscribe(self, sink):
         self.sinks.append(sink)
@@ -55,9 +57,13 @@ class FakeLines:
         return [LineInfo(n, "gsm", "idle", True, details={"number": f"+7999000000{i}"})
                 for i, n in enumerate(self.names) if n not in self.unnumbered]
 
-    async def dial(self, line, number, *, call_id):
+    def ring_timeout_s(self, line):
+        return self.ring_s
+
+    async def dial(self, line, number, *, call_id, min_ring_s=0.0):
         self.busy[line] = call_id
         self.dials.append((line, number, call_id))
+        self.min_ring.append(min_ring_s)
 
     async def bridge(self, call_id, position):
         self.bridges.append((call_id, position))
@@ -155,8 +161,8 @@ async def test_none_profile_dials_at_night_only_by_explicit_choice(store):
 async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store):
     d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
     d.mode = "predictive"
-    await d._launch("l0", d._next_allowed_lead(None), reserve=False)
-    await d._launch("l1", d._next_allowed_lead(None), reserve=False)
+    await d._launch("l0", await d._next_allowed_lead(None), reserve=False)
+    await d._launch("l1", await d._next_allowed_lead(None), reserve=False)
     (l0, _, c0), (l1, _, c1) = fl.dials
     d.operators.reserve(c0)  # the only operator takes the first answer
     fl.emit(CallProgress(l0, c0, CallStage.ANSWERED, 0))
@@ -175,7 +181,7 @@ async def test_predictive_hands_a_waiting_answer_to_the_next_free_operator(store
 
 async def test_abandoned_answer_is_recorded_and_counted_by_the_pacer(store):
     d, fl, ops = await make(store, at("2026-11-25T12:00:00+03:00"), operators=1, lines=4)
-    await d._launch("l0", d._next_allowed_lead(None), reserve=False)
+    await d._launch("l0", await d._next_allowed_lead(None), reserve=False)
     line, _, cid = fl.dials[0]
     ops.reserve("someone-else")
     fl.emit(CallProgress(line, cid, CallStage.ANSWERED, 0))

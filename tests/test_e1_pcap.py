@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from firmware.clock import Clock
+from firmware.clock import run_virtual
 from firmware.e1.lapd import decode_frame
 from firmware.e1.pcap import PcapWriter
 from firmware.e1.profile import spans_from_profile
@@ -33,7 +33,14 @@ def _fields(tshark: str, pcap, *fields: str) -> list[list[str]]:
     return [line.split("|") for line in out.splitlines()]
 
 
-async def _record(tmp_path, population: Population, calls: int, linktype: int, **span_keys):
+def _record(tmp_path, population: Population, calls: int, linktype: int, **span_keys):
+    """Drive ``calls`` through a simulated span in virtual time; the pcap and the frames."""
+    return run_virtual(lambda clock: _drive(tmp_path, population, calls, linktype, clock,
+                                            **span_keys), wall0=1_764_000_000.0)
+
+
+async def _drive(tmp_path, population: Population, calls: int, linktype: int, clock,
+                 **span_keys):
     frames: list[tuple[bytes, bool]] = []
     path = tmp_path / f"span-{linktype}.pcap"
     with open(path, "wb") as out:
@@ -43,7 +50,6 @@ async def _record(tmp_path, population: Population, calls: int, linktype: int, *
             frames.append((raw, outgoing))
             pcap.write(raw, outgoing=outgoing)
 
-        clock = Clock(100)
         doc = {"driver": "e1", "spans": [{"name": "e1-0", "transport": "tcp",
                                           "address": "127.0.0.1:1", **span_keys}]}
         [span] = spans_from_profile(doc, simulate=True, clock=clock, population=population,
@@ -56,11 +62,11 @@ async def _record(tmp_path, population: Population, calls: int, linktype: int, *
 
 
 @pytest.mark.parametrize("linktype", [203, 177])
-async def test_busy_call_decodes_in_wireshark_as_q931(tmp_path, linktype):
+def test_busy_call_decodes_in_wireshark_as_q931(tmp_path, linktype):
     tshark = _tshark()
     busy = Population(answer_prob=0, busy_prob=1.0, unreachable_prob=0, rejected_prob=0,
                       invalid_prob=0, seed=3)
-    path, frames = await _record(tmp_path, busy, 1, linktype)
+    path, frames = _record(tmp_path, busy, 1, linktype)
     rows = _fields(tshark, path, "q931.message_type", "q931.cause_value",
                    "q931.channel.number", "q931.called_party_number.digits", "q931.call_ref_flag")
     assert [r[0] for r in rows] == ["0x05", "0x02", "0x45", "0x4d", "0x5a"]  # SETUP..REL COMP
@@ -69,9 +75,9 @@ async def test_busy_call_decodes_in_wireshark_as_q931(tmp_path, linktype):
     assert [r[4] for r in rows] == ["0", "1", "1", "0", "1"]  # we allocated the call reference
 
 
-async def test_every_q931_frame_matches_our_codec(tmp_path):
+def test_every_q931_frame_matches_our_codec(tmp_path):
     tshark = _tshark()
-    path, frames = await _record(tmp_path, Population(seed=11, ring_mean_s=3, talk_mean_s=5), 12,
+    path, frames = _record(tmp_path, Population(seed=11, ring_mean_s=3, talk_mean_s=5), 12,
                                  203)
     ours = []
     for raw, _ in frames:
@@ -94,13 +100,13 @@ async def test_every_q931_frame_matches_our_codec(tmp_path):
     ("84951234567", "84951234567", "0x00"),   # as the operator wrote it: type unknown
     (None, "74957770000", "0x01"),            # simulated span: the simulated operator's DDI
 ])
-async def test_setup_shows_our_number_with_presentation_allowed(tmp_path, declared, digits,
+def test_setup_shows_our_number_with_presentation_allowed(tmp_path, declared, digits,
                                                                 number_type):
     tshark = _tshark()
     busy = Population(answer_prob=0, busy_prob=1.0, unreachable_prob=0, rejected_prob=0,
                       invalid_prob=0, seed=3)
     keys = {"calling_number": declared} if declared else {}
-    path, _ = await _record(tmp_path, busy, 1, 203, **keys)
+    path, _ = _record(tmp_path, busy, 1, 203, **keys)
     rows = _fields(tshark, path, "q931.message_type", "q931.calling_party_number.digits",
                    "q931.presentation_ind", "q931.screening_ind", "q931.number_type",
                    "q931.numbering_plan")

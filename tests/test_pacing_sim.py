@@ -79,8 +79,9 @@ def test_modes_share_the_machinery():
     assert Pacer(PacerConfig(mode="progressive")).decide(floor, 0.0).n_calls == 4
     blended = Pacer(PacerConfig(mode="progressive", reserve_inbound=2)).decide(floor, 0.0)
     assert blended.n_calls == 2
-    predictive = Pacer(PacerConfig()).decide(floor, 0.0)
-    reserved = Pacer(PacerConfig(reserve_inbound=3)).decide(floor, 0.0)
+    # A pacer that has learned the floor (no cold-start cap: see test_pacer_config).
+    predictive = Pacer(PacerConfig(warmup_outcomes=0)).decide(floor, 0.0)
+    reserved = Pacer(PacerConfig(reserve_inbound=3, warmup_outcomes=0)).decide(floor, 0.0)
     assert predictive.mode == "predictive" and predictive.n_calls > 4
     assert reserved.n_calls < predictive.n_calls
     with pytest.raises(ValueError, match="pacing mode"):

@@ -106,15 +106,30 @@ class SegmentEstimates:
         self.early_failure = ShareEstimate(priors.early_failure_share, half_life=half_life)
         self.early_failure_time = LogNormalEstimate(*priors.early_failure_s,
                                                     half_life=half_life)
+        self.seen = 0  # calls resolved (answered or not) actually observed, not the priors
+        self.seen_answered = 0
+
+    def answer_upper(self, z: float = 2.0) -> float:
+        """Upper Wilson bound of the answer rate from what was observed (1 with nothing)."""
+        n = self.seen
+        if n == 0:
+            return 1.0
+        p = self.seen_answered / n
+        centre = p + z * z / (2 * n)
+        spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return min(1.0, (centre + spread) / (1 + z * z / n))
 
     def observe_answered(self, after_s: float) -> None:
         """A call was answered live ``after_s`` seconds after launch."""
         self.answer.observe(True)
         self.time_to_answer.observe(after_s)
+        self.seen += 1
+        self.seen_answered += 1
 
     def observe_not_answered(self, after_s: float) -> None:
         """A call ended unanswered (busy, unreachable, no answer) after ``after_s`` seconds."""
         self.answer.observe(False)
+        self.seen += 1
         early = after_s < self.no_answer_timeout_s - 0.5
         self.early_failure.observe(early)
         if early:

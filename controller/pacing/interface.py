@@ -56,6 +56,13 @@ class PacerConfig:
     min_operators: int | None = None  # None: derived from the target (small floors are volatile)
     priors: Priors = field(default_factory=Priors)
     half_life: float = 1000.0
+    # From a compliance profile (see controller.pacing.setup); None: the table by name.
+    abandon_window_s: float | None = None
+    abandon_cap: float | None = None
+    min_ring_s: float = 0.0  # an unanswered call rings at least this long (FCC/TSR: 15 s)
+    # Cold start: until a segment has this many outcomes, calls in flight stay under what
+    # the free operators could take even at the highest answer rate the data allows.
+    warmup_outcomes: int = 100
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -63,7 +70,7 @@ class PacerConfig:
         if self.compliance not in COMPLIANCE:
             raise ValueError(f"unknown compliance profile {self.compliance!r}; "
                              f"known: {', '.join(COMPLIANCE)}")
-        cap = COMPLIANCE[self.compliance][1]
+        cap = self.abandon_cap if self.abandon_cap is not None else COMPLIANCE[self.compliance][1]
         if self.abandon_target is None:
             self.abandon_target = cap
         if not 0.0 < self.abandon_target <= cap:
@@ -73,6 +80,8 @@ class PacerConfig:
     @property
     def window_s(self) -> float:
         """Length of the compliance window in seconds."""
+        if self.abandon_window_s is not None:
+            return self.abandon_window_s
         return COMPLIANCE[self.compliance][0]
 
 

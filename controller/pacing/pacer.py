@@ -107,5 +107,15 @@ class Pacer(PacerBase):
             self.config.grace_s, lam, budget, self.config.abandon_target, max_new)
         reason = (f"predictive: lam={lam:.3f} aim={aim:.4f} budget={budget:.1f} "
                   f"p_answer={p:.3f} expected abandons {exp_ab:.3f} of {exp_live:.2f} live")
+        if est.seen < self.config.warmup_outcomes:
+            # No burst at start or resume: the priors are guesses, so the floor's free
+            # operators must cover every call in flight even at the answer rate's upper
+            # bound (1 before the first outcome: progressive). The cap lifts as data come.
+            upper = est.answer_upper()
+            cap = max(0, math.floor(max(0, free) / upper) - floor.ringing - floor.waiting)
+            if n > cap:
+                n = cap
+                reason += (f"; warming up: {est.seen} outcomes seen, answer rate at most "
+                           f"{upper:.2f}, {cap} calls")
         return Decision(n, "predictive", reason, expected_abandons=exp_ab,
                         expected_live=exp_live)

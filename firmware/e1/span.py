@@ -74,6 +74,7 @@ class Call:
     setup: Message | None = None  # kept for the T303 retransmission
     timer: asyncio.TimerHandle | None = None
     ring_timer: asyncio.TimerHandle | None = None
+    ring_timeout_s: float | None = None  # this call's, when longer than the span's (the law)
 
     def stop_timers(self) -> None:
         for h in (self.timer, self.ring_timer):
@@ -166,7 +167,12 @@ class E1Span:
         for close in self.closers:
             await close()
 
-    async def dial(self, channel: int, number: str) -> None:
+    @property
+    def ring_timeout_s(self) -> float:
+        return self.config.ring_timeout_s
+
+    async def dial(self, channel: int, number: str, *, ring_timeout_s: float | None = None
+                   ) -> None:
         ts = self._slot(channel)
         if ts in self.by_slot:  # a call (maybe an inbound one just offered) holds the channel
             raise LineError(f"{self.channel_names()[channel]}: channel has a call "
@@ -184,7 +190,7 @@ class E1Span:
             self._emit(channel, codes.EV_HW_RELEASED, cause=refuse)
             return
         cref = self._new_cref()
-        call = Call(cref, True, ts, state=1)
+        call = Call(cref, True, ts, state=1, ring_timeout_s=ring_timeout_s)
         self._add(call)
         self.stats["outbound"] += 1
         ies = [BearerCapability(), ChannelId(ts, exclusive=True), CalledNumber(digits, ton, 1),
@@ -453,7 +459,8 @@ class E1Span:
             call.stop_timers()
             self._report_proceeding(call)
             self._emit(self._index(call.timeslot), codes.EV_HW_ALERTING)
-            call.ring_timer = self._later(self.config.ring_timeout_s, self._ring_timeout, call)
+            ring = max(self.config.ring_timeout_s, call.ring_timeout_s or 0.0)
+            call.ring_timer = self._later(ring, self._ring_timeout, call)
 
     def _rx_progress(self, call: Call, msg: Message) -> None:
         if call.state == 3 and call.timer:
@@ -558,7 +565,7 @@ class E1Span:
 
     def _drop(self, call: Call, cause: int, reason: str) -> None:
         """Forget a call without signalling (link lost, RESTART): report and free the channel."""
-        self._report_release(call, cause, reason)
+        self._report_release(call, cause, reason, fault=True)  # ours or the network's
         self._free(call, cause)
 
     def _free(self, call: Call, cause: int) -> None:
@@ -577,7 +584,8 @@ class E1Span:
             call.proceeding_reported = True
             self._emit(self._index(call.timeslot), codes.EV_HW_PROCEEDING)
 
-    def _report_release(self, call: Call, cause: int, reason: str = "") -> None:
+    def _report_release(self, call: Call, cause: int, reason: str = "", *,
+                        fault: bool = False) -> None:
         self._voice_down(call.timeslot)
         if call.release_cause is None:
             call.release_cause = call.cause if call.cleared_by_us else cause
@@ -585,7 +593,8 @@ class E1Span:
             return
         call.release_reported = True
         self._emit(self._index(call.timeslot), codes.EV_HW_RELEASE, cause=cause,
-                   reason=reason or q931_reason(cause))
+                   reason=reason or q931_reason(cause),
+                   info={"line_fault": True} if fault else None)
 
     def _arm(self, call: Call, seconds: float, fn: Callable[[Call], None]) -> None:
         if call.timer:

@@ -145,12 +145,17 @@ class GsmModule:
             await self._engine.aclose()
             self._engine = None
 
-    async def dial(self, channel: int, number: str) -> None:
+    @property
+    def ring_timeout_s(self) -> float:
+        return self.profile.ring_timeout_s
+
+    async def dial(self, channel: int, number: str, *, ring_timeout_s: float | None = None
+                   ) -> None:
         if not re.fullmatch(r"\+?[0-9]{3,20}", number):
             raise UserError(f"{self.name}: cannot dial {number!r}: not a phone number")
         self._call_up, self._answered = True, False
         self._call_seq += 1
-        self._dial_task = self._spawn(self._dial(number))
+        self._dial_task = self._spawn(self._dial(number, ring_timeout_s))
 
     async def hangup(self, channel: int, cause: int = 16) -> None:
         engine = self._engine
@@ -671,14 +676,15 @@ class GsmModule:
             raise _Trouble(f"not registered on the network ({self.info['registration']})")
 
     # --- calls ------------------------------------------------------------------------------
-    async def _dial(self, number: str) -> None:
+    async def _dial(self, number: str, ring_timeout_s: float | None = None) -> None:
         e = self._engine
         if e is None or e.lost:
             self._emit(C.EV_HW_RELEASE, 27, reason="module out of service", info=_FAULT)
             self._released(0)
             return
         final_mode = self.dialect.call_progress == "final"
-        timeout = (self.profile.ring_timeout_s + 20) if final_mode else 20
+        ring = max(self.profile.ring_timeout_s, ring_timeout_s or 0.0)
+        timeout = (ring + 20) if final_mode else 20
         self._emit(C.EV_HW_DIALING)
         try:
             r = await e.command(f"ATD{number}{self.dialect.show_number};", timeout=timeout,
@@ -718,7 +724,15 @@ class GsmModule:
                 cause = parse_ceer(r.first("+CEER:") or "")
             except (ATError, ATTimeout, LinkLost):
                 cause = None
-        self._emit(C.EV_HW_RELEASE, cause if cause else (16 if self._answered else 31))
+        if cause == 38:  # NO DIALTONE: our SIM has no network, the debtor was never called
+            self._emit(C.EV_HW_RELEASE, 38, reason="no network on this line", info=_FAULT)
+        elif cause:
+            self._emit(C.EV_HW_RELEASE, cause)
+        elif self._answered:
+            self._emit(C.EV_HW_RELEASE, 16)
+        else:  # NO CARRIER and nothing more: the outcome is not the debtor's to carry
+            self._emit(C.EV_HW_RELEASE, 0, reason="the module reported no cause",
+                       info=_NO_CAUSE)
         self._emit(C.EV_HW_RELEASED)
         self._answered = False
         self._offered = False
@@ -824,7 +838,7 @@ class GsmModule:
         if self._call_up:
             self._call_up = False
             self._voice_down()
-            self._emit(C.EV_HW_RELEASE, 27, reason="port lost")
+            self._emit(C.EV_HW_RELEASE, 27, reason="port lost", info=_FAULT)
         self._flag_trouble(f"serial port lost{': ' + str(exc) if exc else ''}")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -856,6 +870,7 @@ class GsmModule:
 
 
 _FAULT = {"line_fault": True}
+_NO_CAUSE = {"no_cause": True}
 _REG = {0: "not searching", 1: "home", 2: "searching", 3: "denied", 4: "unknown", 5: "roaming"}
 
 

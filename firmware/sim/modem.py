@@ -110,6 +110,7 @@ class SimModem:
         self.registered = True
         self.rssi = 18
         self.faults: set[str] = set()
+        self.ceer_supported = True
         self.commands: list[str] = []  # every command line received, for tests
         self.records: list[CallRecord] = []
         self.sms_sent: list[smspdu.Submit] = []  # what the driver sent, decoded
@@ -190,7 +191,7 @@ class SimModem:
             self._spawn(self._reboot())
             return
         if fault == "vanish":
-            self._drop_call("network")
+            self._drop_call("network", silent=True)
             self._close_fds()
             return
         if fault == "audio_vanish":  # the USB audio interface drops off the bus mid-call
@@ -473,6 +474,9 @@ class SimModem:
         self._ok()
 
     def _ceer(self, *_args) -> None:
+        if not self.ceer_supported:  # some firmware has no AT+CEER
+            self._line("ERROR")
+            return
         self._line(f"+CEER: {CAUSE_TEXT.get(self._last_cause, 'Normal, unspecified')}")
         self._ok()
 
@@ -796,8 +800,8 @@ class SimModem:
             if code:
                 self._urc(code)
 
-    def _end_call(self, c: SimCall, by: str, *, cause: int = 16, final: str | None = "NO CARRIER"
-                  ) -> None:
+    def _end_call(self, c: SimCall, by: str, *, cause: int = 16, final: str | None = "NO CARRIER",
+                  silent: bool = False) -> None:
         if c.ended:
             return
         answered = c.answered_at is not None
@@ -813,6 +817,8 @@ class SimModem:
             c.task.cancel()
         c.stat = 6
         self._update_voice()
+        if silent:
+            return  # the module lost power or its port: it says nothing about the call
         mode = self.dialect.call_progress
         if by == "box" and mode != "final":
             if mode == "clcc" and self.st.clcc:
@@ -954,12 +960,12 @@ class SimModem:
         self._ok()
         self._update_voice()
 
-    def _drop_call(self, by: str) -> None:
+    def _drop_call(self, by: str, *, silent: bool = False) -> None:
         if self._call is not None and not self._call.ended:
-            self._end_call(self._call, by, cause=27)
+            self._end_call(self._call, by, cause=27, silent=silent)
 
     async def _reboot(self) -> None:
-        self._drop_call("network")
+        self._drop_call("network", silent=True)
         self._booting = True
         self._inbuf.clear()
         await asyncio.sleep(0.3)

@@ -1,0 +1,130 @@
+"""Our faults are never the debtor's: through the real drivers, their simulators and the line
+manager, a line failing under a call is a line fault, and a release without a cause after a
+short ring is a failed call, not "no answer"."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from firmware.clock import run_virtual
+from firmware.e1.profile import spans_from_profile
+from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.driver import GsmModule
+from firmware.lineapi import CallProgress, CallReleased, CallStage, LineStatus, Outcome
+from firmware.linemanager import LineManager
+from firmware.sim.modem import SimModem
+from firmware.sim.population import Population
+from tests.gsmsim import population, profile_for
+
+WALL0 = 1_764_000_000.0
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list = []
+
+    def __call__(self, ev) -> None:
+        self.items.append(ev)
+
+    async def wait(self, pred, within_s: float = 120.0):
+        for _ in range(int(within_s / 0.05)):
+            for ev in self.items:
+                if pred(ev):
+                    return ev
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no such event in {within_s} s: {self.items[-5:]}")
+
+
+def _alerting(ev) -> bool:
+    return isinstance(ev, CallProgress) and ev.stage == CallStage.ALERTING
+
+
+def _released(ev) -> bool:
+    return isinstance(ev, CallReleased)
+
+
+async def _gsm_call(clock, kind: str, action, *, ceer: bool = True, **pop) -> CallReleased:
+    sim = SimModem("m0", DIALECTS["sim800"], population(kind, **pop), clock, seed=3)
+    sim.ceer_supported = ceer
+    path = await sim.start_tcp()
+    drv = GsmModule("gsm0", path, profile_for("sim800", health_interval_s=5), clock)
+    lines = LineManager([drv], clock)
+    events = Events()
+    lines.subscribe(events)
+    await lines.start()
+    try:
+        for _ in range(600):
+            if lines.free_lines():
+                break
+            await asyncio.sleep(0.1)
+        await lines.dial("gsm0", "+79001234567", call_id="c1")
+        await events.wait(_alerting)
+        action(sim)
+        return await events.wait(_released)
+    finally:
+        await lines.stop()
+        await sim.stop()
+
+
+def test_a_gsm_module_rebooting_under_a_ringing_call_is_a_line_fault():
+    ev = run_virtual(lambda c: _gsm_call(c, "no_answer", lambda sim: sim.inject("reboot"),
+                                         ring_mean_s=1.0, no_answer_timeout_s=30.0),
+                     wall0=WALL0)
+    assert ev.line_fault, ev
+    assert ev.outcome not in (Outcome.NO_ANSWER, Outcome.UNREACHABLE, Outcome.CONGESTION)
+
+
+def test_no_carrier_without_a_cause_after_a_short_ring_is_a_failed_call():
+    # The debtor rejects after 3 s of ringing: NO CARRIER, and the module cannot say why
+    # (no AT+CEER). Before, this was recorded as "no answer" against the debtor.
+    ev = run_virtual(lambda c: _gsm_call(c, "rejected", lambda sim: None, ceer=False,
+                                         ring_mean_s=3.0),
+                     wall0=WALL0)
+    assert ev.outcome == Outcome.FAILED and ev.q850 is None and not ev.line_fault, ev
+
+
+def test_the_same_release_with_the_cause_from_ceer_is_the_debtors_rejection():
+    ev = run_virtual(lambda c: _gsm_call(c, "rejected", lambda sim: None, ceer=True,
+                                         ring_mean_s=3.0),
+                     wall0=WALL0)
+    assert ev.outcome == Outcome.REJECTED and ev.q850 == 21, ev
+
+
+async def _e1_link_lost_under_a_call(clock) -> CallReleased:
+    doc = {"driver": "e1", "spans": [{"name": "e1-0", "transport": "tcp",
+                                      "address": "127.0.0.1:1"}]}
+    ringing = Population(answer_prob=0.0, busy_prob=0, unreachable_prob=0, rejected_prob=0,
+                         invalid_prob=0, ring_mean_s=1.0, ring_sd_s=0.1,
+                         no_answer_timeout_s=50.0, seed=5)
+    [span] = spans_from_profile(doc, simulate=True, clock=clock, population=ringing,
+                                sim_transport="socketpair")
+    lines = LineManager([span], clock)
+    events = Events()
+    lines.subscribe(events)
+    await lines.start()
+    try:
+        for _ in range(600):
+            if lines.free_lines():
+                break
+            await asyncio.sleep(0.1)
+        await lines.dial("e1-0/1", "+74950000001", call_id="c1")
+        await events.wait(_alerting)
+        span.simulator.fault_link_down(15)
+        released = await events.wait(_released)
+        # The span comes back by itself once the D-channel answers again.
+        n = len(events.items)
+        for _ in range(1200):
+            if any(isinstance(ev, LineStatus) and ev.in_service for ev in events.items[n:]):
+                break
+            await asyncio.sleep(0.05)
+        assert lines.free_lines(), "the span did not come back"
+        return released
+    finally:
+        await lines.stop()
+
+
+def test_an_e1_d_channel_loss_under_a_call_is_a_line_fault():
+    ev = run_virtual(_e1_link_lost_under_a_call, wall0=WALL0)
+    assert ev.line_fault, ev
+    assert ev.outcome not in (Outcome.NO_ANSWER, Outcome.UNREACHABLE, Outcome.CONGESTION)

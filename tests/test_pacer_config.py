@@ -1,0 +1,151 @@
+"""One pacer configuration: ring time-outs from the lines' profiles, the law's values from the
+compliance profile, the target from the campaign; learning and mode per segment."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cext import linestate_codes as C
+from controller.segments import Segment, Strategy
+from firmware import profiles
+from firmware.clock import Clock
+from firmware.driverapi import HwReport
+from firmware.e1.profile import spans_from_profile
+from firmware.gsm.driver import GsmModule
+from firmware.linemanager import LineManager
+from tests.test_dialer import at, make, store  # noqa: F401  (the store fixture)
+
+NOON = "2026-11-25T12:00:00+03:00"
+
+
+def _lines_of_two_kinds() -> LineManager:
+    gsm = GsmModule("gsm0", "/dev/null", profiles.load("ec25"), Clock())
+    spans = spans_from_profile(profiles.load("e1-4span").raw, simulate=False)
+    return LineManager([gsm, *spans], Clock())
+
+
+def test_each_line_rings_as_long_as_its_own_profile_says():
+    lm = _lines_of_two_kinds()
+    assert lm.ring_timeout_s("gsm0") == 40.0
+    assert lm.ring_timeout_s("e1-0/1") == 60.0
+    assert lm.ring_timeout_s("e1-3/1") == 45.0  # the profile's ring_timeout_s is honoured
+    assert {ln.details["ring_timeout_s"] for ln in lm.lines()} == {40.0, 45.0, 60.0}
+
+
+@pytest.mark.parametrize("line, min_ring, expected_s", [
+    ("gsm0", 0.0, 40.0), ("e1-0/1", 0.0, 60.0), ("e1-3/2", 0.0, 45.0),
+    ("gsm0", 50.0, 50.0),  # a law asking for a longer ring than the line's wins
+])
+async def test_the_line_core_gives_up_on_a_ringing_call_at_that_lines_time_out(
+        line, min_ring, expected_s):
+    lm = _lines_of_two_kinds()
+    idx = lm._index(line)
+    ch = lm.channels[idx]
+    base = idx - ch.local
+    report = lm._reporter(base)  # what the line's driver calls
+    report(HwReport(ch.local, C.EV_HW_IN_SERVICE))
+    lm._act = lambda *a: None  # no hardware behind: only the core's timers are looked at
+    await lm.dial(line, "+79001234567", call_id="c1", min_ring_s=min_ring)
+    t0 = lm._now_ms()
+    report(HwReport(ch.local, C.EV_HW_DIALING))
+    report(HwReport(ch.local, C.EV_HW_ALERTING))
+    deadline = lm.core.timer_deadline(idx, C.TIMER_RING)
+    assert deadline - t0 == pytest.approx(expected_s * 1000, abs=50)
+
+
+async def test_pacer_settings_come_from_lines_law_and_campaign(store):  # noqa: F811
+    d, fl, ops = await make(store, at(NOON), profile="ru-230fz")
+    c = d.pacer.config
+    assert (c.no_answer_timeout_s, c.abandon_target, c.window_s, c.min_ring_s) == \
+        (40.0, 0.01, 86400.0, 0.0)
+    await ops.stop()
+    fl_e1 = type(fl)(fl.names)
+    fl_e1.ring_s = 60.0
+    store.db.execute("UPDATE campaigns SET settings=? WHERE id=1",
+                     (json.dumps({"abandon_target": 0.02}),))
+    from controller.dialer import Dialer
+    from controller.operators import OperatorPool
+    ops = OperatorPool(2, store.clock)
+    d = Dialer(store, fl_e1, ops, store.clock, campaign_id=1, campaign_name="c",
+               compliance_profile="us-regf")
+    c = d.pacer.config
+    assert (c.no_answer_timeout_s, c.abandon_target, c.window_s, c.min_ring_s) == \
+        (60.0, 0.02, 30 * 86400.0, 15.0)
+    await ops.stop()
+
+
+async def test_us_regf_calls_ring_at_least_15_s(store):  # noqa: F811
+    d, fl, ops = await make(store, at(NOON), profile="us-regf")
+    fl.ring_s = 10.0  # a profile with a short ring: the law's minimum still holds
+    from controller.dialer import Dialer
+    d = Dialer(store, fl, ops, store.clock, campaign_id=1, campaign_name="c",
+               compliance_profile="us-regf")
+    d.running = True
+    assert d.pacer.config.no_answer_timeout_s == 15.0
+    await d._cycle()
+    assert fl.dials and set(fl.min_ring) == {15.0}
+    await ops.stop()
+
+
+def _more_leads(store, n: int, segment_region: str | None = None) -> None:
+    for i in range(n):
+        store.upsert_account(1, {"account_id": f"B{i}", "tz": "Europe/Moscow",
+                                 "region": segment_region},
+                             [(f"+7913{i:07d}", "mobile")])
+
+
+async def test_calls_still_ringing_near_the_gsm_time_out_are_not_counted_as_answers(store):  # noqa: F811,E501
+    """15 free operators, 20 calls ringing 35 s on 40 s GSM lines: the pacer dials more.
+
+    With a 30 s time-out in the model those 20 calls were sure answers and it launched none.
+    """
+    _more_leads(store, 80)
+    d, fl, ops = await make(store, at(NOON), operators=15, lines=80, profile="none")
+    d.mode = "predictive"
+    d.pacer.config.warmup_outcomes = 0  # a campaign that has learned its floor
+    # Twenty calls launched 35 s ago, still ringing.
+    for i in range(20):
+        lead = store.next_lead(1, store.clock.wall())
+        await d._launch(fl.free_lines()[0], lead, reserve=False)
+    store.clock.set(at(NOON) + 35)
+    assert d.pacer.config.no_answer_timeout_s == 40.0
+    decision = d.pacer.decide(d.floor(len(fl.free_lines())), d.clock.now())
+    assert decision.mode == "predictive"
+    assert decision.n_calls >= 10, decision
+    await ops.stop()
+
+
+async def test_a_predictive_segment_dials_predictively_in_a_progressive_campaign(store):  # noqa: F811,E501
+    _more_leads(store, 60, segment_region="SOFT")
+    store.set_segments(1, [Segment("soft", {"region": ["SOFT"]},
+                                   Strategy(mode="predictive", priority=10)),
+                           Segment("rest", {}, Strategy())])
+    d, fl, ops = await make(store, at(NOON), operators=8, lines=40, profile="none")
+    assert d.mode == "progressive"
+    d.pacer.config.warmup_outcomes = 0  # a campaign that has learned its floor
+    await d._cycle()
+    assert d.last_decision is not None and d.last_decision.mode == "predictive"
+    assert len(fl.dials) > 8  # more calls than free operators: predictive
+    await ops.stop()
+
+
+async def test_the_pacer_learns_each_segment_apart(store):  # noqa: F811
+    from firmware.lineapi import CallProgress, CallReleased, CallStage, Outcome
+    _more_leads(store, 40, segment_region="SOFT")
+    store.set_segments(1, [Segment("soft", {"region": ["SOFT"]},
+                                   Strategy(mode="predictive", priority=10)),
+                           Segment("rest", {}, Strategy(mode="predictive"))])
+    d, fl, ops = await make(store, at(NOON), operators=8, lines=40, profile="none")
+    await d._cycle()
+    soft_before = d.pacer.estimates("soft").answer.value
+    rest_before = d.pacer.estimates("rest").answer.value
+    store.clock.set(at(NOON) + 5)
+    for line, _, call_id in list(fl.dials):  # every soft call answered at once
+        fl.emit(CallProgress(line, call_id, CallStage.ANSWERED, d.clock.now()))
+        fl.emit(CallReleased(line, call_id, Outcome.ANSWERED, 16, "normal", 5.0, 1.0,
+                             d.clock.now()))
+    assert d.pacer.estimates("soft").answer.value > soft_before
+    assert d.pacer.estimates("rest").answer.value == rest_before
+    await ops.stop()
+    await d.stop()
