@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from firmware.clock import Clock
-from firmware.sim.population import lognormal
+from firmware.durations import lognormal
 
 NOT_READY, FREE, RESERVED, TALKING, WRAP = "not_ready", "free", "reserved", "talking", "wrap_up"
 BREAK = "break"

@@ -70,3 +70,4 @@ def test_a_threads_result_comes_before_later_timers():
         return order
 
     assert run_virtual(main, wall0=WALL0) == ["thread", "timer"]
+

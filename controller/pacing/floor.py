@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from controller.pacing.interface import FloorSnapshot, PacerBase
 from controller.pacing.scenario import Scenario
-from firmware.sim.population import lognormal
+from firmware.durations import lognormal
 
 ANSWER, FAIL, TALK_END, WRAP_END, ABANDON, TICK = range(6)
 FATE_ANSWER, FATE_BUSY, FATE_UNREACHABLE, FATE_NO_ANSWER = range(4)
