@@ -44,22 +44,28 @@ def _released(ev) -> bool:
     return isinstance(ev, CallReleased)
 
 
+async def _ringing(drivers, clock, line: str) -> tuple[LineManager, Events]:
+    """The line manager over real drivers, a call placed on ``line`` and ringing."""
+    lines = LineManager(drivers, clock)
+    events = Events()
+    lines.subscribe(events)
+    await lines.start()
+    for _ in range(600):
+        if lines.free_lines():
+            break
+        await asyncio.sleep(0.1)
+    await lines.dial(line, "+79001234567", call_id="c1")
+    await events.wait(_alerting)
+    return lines, events
+
+
 async def _gsm_call(clock, kind: str, action, *, ceer: bool = True, **pop) -> CallReleased:
     sim = SimModem("m0", DIALECTS["sim800"], population(kind, **pop), clock, seed=3)
     sim.ceer_supported = ceer
     path = await sim.start_tcp()
     drv = GsmModule("gsm0", path, profile_for("sim800", health_interval_s=5), clock)
-    lines = LineManager([drv], clock)
-    events = Events()
-    lines.subscribe(events)
-    await lines.start()
+    lines, events = await _ringing([drv], clock, "gsm0")
     try:
-        for _ in range(600):
-            if lines.free_lines():
-                break
-            await asyncio.sleep(0.1)
-        await lines.dial("gsm0", "+79001234567", call_id="c1")
-        await events.wait(_alerting)
         action(sim)
         return await events.wait(_released)
     finally:
@@ -99,17 +105,8 @@ async def _e1_link_lost_under_a_call(clock) -> CallReleased:
                          no_answer_timeout_s=50.0, seed=5)
     [span] = spans_from_profile(doc, simulate=True, clock=clock, population=ringing,
                                 sim_transport="socketpair")
-    lines = LineManager([span], clock)
-    events = Events()
-    lines.subscribe(events)
-    await lines.start()
+    lines, events = await _ringing([span], clock, "e1-0/1")
     try:
-        for _ in range(600):
-            if lines.free_lines():
-                break
-            await asyncio.sleep(0.1)
-        await lines.dial("e1-0/1", "+74950000001", call_id="c1")
-        await events.wait(_alerting)
         span.simulator.fault_link_down(15)
         released = await events.wait(_released)
         # The span comes back by itself once the D-channel answers again.
