@@ -89,6 +89,7 @@ class LineManager:
         self._tasks: set[asyncio.Task] = set()
         self._timer_task: asyncio.Task | None = None
         self._timer_wake = asyncio.Event()
+        self._closing = False
         self._sleeping_until = -1  # the core deadline (ms) the timer task sleeps until
         self._inbound_seq = 0
 
@@ -122,6 +123,8 @@ class LineManager:
         # All at once: one by one, 60 calls on slow lines took minutes (past systemd's stop
         # timeout, which then kills the box mid-write).
         await asyncio.gather(*(hang(c) for c in list(self._calls.values())))
+        self._closing = True
+        self._timer_wake.set()
         if self._timer_task:
             self._timer_task.cancel()
         for t in list(self._tasks):
@@ -252,7 +255,7 @@ class LineManager:
 
     async def _timers(self) -> None:
         """Sleep until the core's next deadline (or an earlier one is armed), then expire."""
-        while True:
+        while not self._closing:  # a flag as well: 3.11's wait_for can swallow a cancel
             nxt = self.core.next_deadline()
             self._sleeping_until = nxt
             self._timer_wake.clear()
