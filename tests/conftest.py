@@ -6,12 +6,23 @@ import importlib
 import os
 
 import pytest
+import structlog
 
 import cext
 
 # A CLI test that configures logging in this process must not cache the loggers: a later test's
 # capture_logs() would then see nothing of them (the log-privacy tests check what is logged).
 os.environ["DIALBOX_LOG_NO_CACHE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored():
+    """A command run in-process (dialbox simulate, e1 ...) reconfigures structlog, e.g. to filter
+    below WARNING; undo it after the test so later tests' capture_logs() sees every event."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()  # every test starts from structlog's defaults
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture(params=["cython", "python"])
