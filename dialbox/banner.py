@@ -22,8 +22,6 @@ def first_start(url: str, password: str, where: str) -> str:
         f"Password / Пароль:        {password}",
         "",
         f"Also saved in / Также в файле: {where}",
-        "Nothing is dialed until a person starts a campaign.",
-        "Звонки не начнутся, пока человек не запустит кампанию.",
     ])
 
 
