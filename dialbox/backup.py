@@ -11,7 +11,6 @@ import json
 import os
 import sqlite3
 import tempfile
-import time
 import zipfile
 import zlib
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from firmware.clock import Clock
 from firmware.errors import UserError
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ def make(db: Path, dest: Path, *, data: Path | None = None, at: float | None = N
                 out.close()
         finally:
             src.close()
-        manifest = {"format": FORMAT, "created_at": time.time() if at is None else at,
+        manifest = {"format": FORMAT, "created_at": Clock().wall() if at is None else at,
                     "schema_version": version,
                     "db_sha256": _sha256(copy), "db_bytes": copy.stat().st_size,
                     "recordings": indexed if indexed is not None else recordings(data)}
@@ -106,7 +106,7 @@ def verify(path: Path) -> dict:
     return manifest
 
 
-def restore(path: Path, data: Path) -> dict:
+def restore(path: Path, data: Path, *, clock: Clock | None = None) -> dict:
     """Put a verified backup in place of the store in ``data`` (the box must be stopped);
     the old store is kept beside it. Returns what happened, recordings checked included."""
     from dialbox.boot import DataLock
@@ -121,7 +121,7 @@ def restore(path: Path, data: Path) -> dict:
     try:
         db = data / DB_NAME
         kept = None
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.fromtimestamp((clock or Clock()).wall()).strftime("%Y%m%d-%H%M%S")
         with zipfile.ZipFile(path) as z, tempfile.TemporaryDirectory(dir=data,
                                                                      prefix=".restore-") as tmp:
             new = Path(z.extract(DB_NAME, tmp))
