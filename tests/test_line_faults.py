@@ -125,3 +125,36 @@ def test_an_e1_d_channel_loss_under_a_call_is_a_line_fault():
     ev = run_virtual(_e1_link_lost_under_a_call, wall0=WALL0)
     assert ev.line_fault, ev
     assert ev.outcome not in (Outcome.NO_ANSWER, Outcome.UNREACHABLE, Outcome.CONGESTION)
+
+
+async def _sim_removed_under_a_ringing_call(clock, dialect: str):
+    """The real driver on the pty simulator: the SIM is pulled while the debtor's phone rings.
+
+    As real modules do, ``NO CARRIER`` (or Huawei's ``^CEND``) comes first, with a stale or
+    meaningless cause from ``AT+CEER``; the SIM-state report follows seconds later (Sierra's
+    notes: ``+CREG: 0`` up to 15 s after), while ``AT+CPIN?`` already answers ``+CME ERROR: 10``.
+    """
+    sim = SimModem("m0", DIALECTS[dialect], population("no_answer", ring_mean_s=1.0,
+                                                       no_answer_timeout_s=30.0), clock, seed=3)
+    sim.sim_urc_delay_s = 5.0
+    path = await sim.start()  # a pty, as /dev/ttyUSBn
+    drv = GsmModule("gsm0", path, profile_for(dialect, health_interval_s=5), clock)
+    lines, events = await _ringing([drv], clock, "gsm0")
+    try:
+        sim.inject("sim_removed")
+        released = await events.wait(_released)
+        status = await events.wait(lambda ev: isinstance(ev, LineStatus) and not ev.in_service)
+        return released, status, clock.now()
+    finally:
+        await lines.stop()
+        await sim.stop()
+
+
+@pytest.mark.parametrize("dialect", ["sim800", "sim7600", "huawei"])
+def test_a_sim_removed_under_a_ringing_call_is_a_line_fault_not_the_debtors(dialect):
+    released, status, _ = run_virtual(
+        lambda c: _sim_removed_under_a_ringing_call(c, dialect), wall0=WALL0)
+    assert released.line_fault, released
+    assert released.outcome == Outcome.FAILED, released
+    assert "SIM" in released.reason, released
+    assert "SIM" in status.reason, status

@@ -19,6 +19,10 @@ class Dialect:
     # Dial-string modifier that shows our number for this call (27.007 6.2: "i" suppresses
     # CLIR); every call carries it, whatever the SIM's subscription says.
     show_number: str = "i"
+    # What the module reports, unasked, when its SIM goes away (SIM800 and Quectel with SIM
+    # detection on: +CPIN: NOT READY; SIM7600: +SIMCARD: NOT AVAILABLE; Huawei: ^SIMST: 255).
+    # It comes seconds after the call it cut has ended, so the driver also asks AT+CPIN?.
+    sim_removed_urc: str = "+CPIN: NOT READY"
 
 
 # How a module's call audio reaches the box: on a second (USB) serial port after a vendor
@@ -37,7 +41,8 @@ DIALECTS: dict[str, Dialect] = {
                 "AT+CCID", ("RDY", "Call Ready", "SMS Ready", "+CFUN: 1"), (),
                 voice="analog-seat"),
         Dialect("sim7600", "SIMCom SIM7600", ("AT+CLIP=1", "AT+CLCC=1"), "AT+CHUP", "clcc",
-                "AT+CICCID", ("RDY", "PB DONE", "+CPIN: READY"), (), voice="sim7600-cpcmreg"),
+                "AT+CICCID", ("RDY", "PB DONE", "+CPIN: READY"), (), voice="sim7600-cpcmreg",
+                sim_removed_urc="+SIMCARD: NOT AVAILABLE"),
         Dialect("ec25", "Quectel EC25", ("AT+CLIP=1", "AT+CLCC=1",
                                          'AT+QURCCFG="urcport","usbat"'), "ATH", "clcc",
                 "AT+QCCID", ("RDY",), ("+QIND",), voice="ec25-qpcmv"),
@@ -45,6 +50,6 @@ DIALECTS: dict[str, Dialect] = {
                 ("AT+CLIP=1", "AT^CURC=1", "AT+CVHU=0"), "AT+CHUP", "huawei",
                 "AT^ICCID?", ("^SYSSTART",),
                 ("^BOOT", "^RSSI", "^MODE", "^HCSQ", "^DSFLOWRPT", "^SRVST"),
-                voice="huawei-ddsetex"),
+                voice="huawei-ddsetex", sim_removed_urc="^SIMST: 255"),
     )
 }

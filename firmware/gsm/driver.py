@@ -724,7 +724,11 @@ class GsmModule:
                 cause = parse_ceer(r.first("+CEER:") or "")
             except (ATError, ATTimeout, LinkLost):
                 cause = None
-        if cause == 38:  # NO DIALTONE: our SIM has no network, the debtor was never called
+        fault = None if self._answered else await self._fault_under_call()
+        if fault:  # the SIM or the network went away under the call: not the debtor's doing
+            self._emit(C.EV_HW_RELEASE, 0, reason=fault, info=_FAULT)
+            self._flag_trouble(fault)
+        elif cause == 38:  # NO DIALTONE: our SIM has no network, the debtor was never called
             self._emit(C.EV_HW_RELEASE, 38, reason="no network on this line", info=_FAULT)
         elif cause:
             self._emit(C.EV_HW_RELEASE, cause)
@@ -736,6 +740,37 @@ class GsmModule:
         self._emit(C.EV_HW_RELEASED)
         self._answered = False
         self._offered = False
+
+    async def _fault_under_call(self) -> str | None:
+        """Why our line, not the debtor, ended an unanswered call; None when it did not.
+
+        A module whose SIM is pulled ends the call first and reports the SIM seconds later
+        (registration loss up to 15 s later), while ``AT+CPIN?`` answers at once: ask it, and
+        the registration, before the outcome is decided.
+        """
+        if self._trouble.is_set():
+            return self._trouble_reason
+        engine = self._engine
+        if engine is None or engine.lost:
+            return "the module's port was lost under the call"
+        t = self.profile.command_timeout_s
+        try:
+            r = await engine.command("AT+CPIN?", timeout=t)
+            sim = (r.first("+CPIN:") or "").strip()
+            if sim != "READY":
+                return f"SIM not ready under the call (+CPIN: {sim or '?'})"
+            r = await engine.command("AT+CREG?", timeout=t)
+        except ATError as exc:
+            if exc.code in _NEEDS_PERSON:
+                return f"{_NEEDS_PERSON[exc.code]} under the call (+CME ERROR: {exc.code})"
+            return None
+        except (ATTimeout, LinkLost) as exc:
+            return f"the module stopped answering under the call ({exc})"
+        fields = (r.first("+CREG:") or "").split(",")
+        stat = fields[1].strip() if len(fields) > 1 else ""
+        if stat.isdigit() and stat not in ("1", "5"):
+            return f"lost network registration under the call ({_REG.get(int(stat), stat)})"
+        return self._trouble_reason if self._trouble.is_set() else None
 
     def _released(self, cause: int) -> None:
         was_up = self._call_up
@@ -786,8 +821,13 @@ class GsmModule:
         elif line.startswith("+CLIP:"):
             m = re.match(r'\+CLIP:\s*"([^"]*)"', line)
             self._offer(m.group(1) if m else None)
-        elif line.startswith("+CPIN:") and "READY" not in line:
+        elif line.startswith("+CPIN:") and line.split(":", 1)[1].strip() != "READY":
             self._flag_trouble(f"SIM state changed: {line.split(':', 1)[1].strip()}")
+        elif line.startswith("+SIMCARD:") and "NOT AVAILABLE" in line:
+            self._flag_trouble("SIM removed (+SIMCARD: NOT AVAILABLE)")
+        elif line.startswith("^SIMST:") and line.split(":", 1)[1].split(",")[0].strip() in \
+                ("0", "255"):
+            self._flag_trouble(f"SIM removed or invalid ({line})")
         elif line.startswith("+CREG:"):
             stat = line.split(":", 1)[1].split(",")[0].strip()
             if stat not in ("1", "5"):

@@ -22,7 +22,7 @@ URC_PREFIXES = (
     "+CREG:", "+CGREG:", "+CEREG:", "+CUSD:", "+CPIN:", "+CFUN:", "^RSSI:", "^BOOT:", "^ORIG:",
     "^CONF:", "^CONN:", "^CEND:", "^MODE:", "^HCSQ:", "^SRVST:", "^DSFLOWRPT:", "^SYSSTART",
     "^DSCI:", "+QIND:", "Call Ready", "SMS Ready", "RDY", "PB DONE", "MO RING", "MO CONNECTED",
-    "VOICE CALL:", "NORMAL POWER DOWN", "UNDER-VOLTAGE", "+CUSD",
+    "VOICE CALL:", "NORMAL POWER DOWN", "UNDER-VOLTAGE", "+CUSD", "+SIMCARD:", "^SIMST:",
 )
 # URCs whose payload is the next line (a PDU).
 TWO_LINE_URCS = ("+CDS:", "+CMT:", "+CBM:")

@@ -111,6 +111,7 @@ class SimModem:
         self.rssi = 18
         self.faults: set[str] = set()
         self.ceer_supported = True
+        self.sim_urc_delay_s = 0.0  # how long after a SIM removal the module reports it
         self.commands: list[str] = []  # every command line received, for tests
         self.records: list[CallRecord] = []
         self.sms_sent: list[smspdu.Submit] = []  # what the driver sent, decoded
@@ -199,9 +200,15 @@ class SimModem:
                 self._spawn(self.audio.close())
             return
         if fault == "sim_removed":
+            # As real modules: the call ends first (AT+CEER then says nothing useful), the
+            # SIM-state report comes seconds later, registration is lost later still; AT+CPIN?
+            # answers +CME ERROR: 10 at once.
             self.sim_present = False
             self._drop_call("network")
-            self._urc("+CPIN: NOT INSERTED")
+            self._urc_later(self.sim_urc_delay_s, self.dialect.sim_removed_urc,
+                            lambda: not self.sim_present)
+            self._urc_later(self.sim_urc_delay_s + 10.0, "+CREG: 0",
+                            lambda: not self.sim_present and self.st.creg > 0)
         if fault == "network_lost":
             self.registered = False
             self._drop_call("network")
@@ -332,6 +339,13 @@ class SimModem:
     def _urc(self, text: str) -> None:
         if "silent" not in self.faults and not self._booting:
             self._line(text)
+
+    def _urc_later(self, delay_s: float, text: str, still) -> None:
+        async def later() -> None:
+            await self.clock.sleep(delay_s)
+            if still():
+                self._urc(text)
+        self._spawn(later())
 
     def _ok(self) -> None:
         self._line("OK")
