@@ -61,6 +61,8 @@ class OperatorPool:
         self.on_sim_wrap: Callable[[Operator, str], Awaitable[None]] | None = None
         self.on_change: Callable[[], None] | None = None
         self.on_wrap_end: Callable[[Operator, float], None] | None = None
+        # A wrap-up ended by the campaign's time limit, before any outcome: (op, call id, wrap s).
+        self.on_wrap_timeout: Callable[[Operator, str, float], None] | None = None
         self._watchers: list[Callable[[], None]] = []
         self._wrap_watchers: list[Callable[[Operator, float, int | None], None]] = []
         # The wrap-up time limit of a campaign: campaign id -> (seconds, "ready" | "paused").
@@ -183,7 +185,10 @@ class OperatorPool:
         if op.state == WRAP and op.call_id == call_id:
             if after == "paused" and not op.pending:
                 op.pending = WRAP_LIMIT
-            self._end_wrap(op, self.clock.now() - op.since)
+            wrap = self.clock.now() - op.since
+            if self.on_wrap_timeout is not None:
+                self.on_wrap_timeout(op, call_id, wrap)
+            self._end_wrap(op, wrap)
 
     def _end_wrap(self, op: Operator, wrap: float) -> None:
         op.wrap_s += wrap

@@ -97,11 +97,14 @@ def abandons(store, *, until: float, days: int = 30) -> list[dict]:
 
 
 def operators(store, *, since: float, until: float) -> list[dict]:
-    """Per operator: calls, talk and wrap-up time (totals and means), and handle time."""
+    """Per operator: calls, talk and wrap-up time (totals and means), handle time, and the
+    calls whose wrap-up time ran out before an outcome was chosen."""
     rows = store.db.execute(
         f"SELECT a.operator, COUNT(*) AS calls, SUM(COALESCE(a.talk_s, 0)) AS talk_s, "
         f"SUM(COALESCE(a.wrap_s, 0)) AS wrap_s, AVG(a.talk_s) AS avg_talk_s, "
-        f"AVG(a.wrap_s) AS avg_wrap_s FROM attempts a WHERE a.operator IS NOT NULL AND "
+        f"AVG(a.wrap_s) AS avg_wrap_s, SUM(EXISTS (SELECT 1 FROM dispositions d WHERE "
+        f"d.call_id = a.call_id AND d.kind = 'no_outcome')) AS no_outcome "
+        f"FROM attempts a WHERE a.operator IS NOT NULL AND "
         f"{_CONTACT} AND a.created_at >= ? AND a.created_at < ? GROUP BY a.operator "
         f"ORDER BY a.operator", (since, until)).fetchall()
     out = []
@@ -111,6 +114,6 @@ def operators(store, *, since: float, until: float) -> list[dict]:
                     "talk_s": round(r["talk_s"] or 0, 1), "wrap_s": round(r["wrap_s"] or 0, 1),
                     "avg_talk_s": round(r["avg_talk_s"] or 0, 1),
                     "avg_wrap_s": round(r["avg_wrap_s"] or 0, 1),
-                    "handle_s": round(busy, 1),
+                    "handle_s": round(busy, 1), "no_outcome": r["no_outcome"] or 0,
                     "talk_share": round((r["talk_s"] or 0) / busy, 4) if busy else None})
     return out

@@ -442,6 +442,12 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     ALTER TABLE users ADD COLUMN team TEXT;
     """,
+    # one outcome per call: a second disposition on a call is refused (older rows stay)
+    """
+    CREATE TRIGGER dispositions_one_per_call BEFORE INSERT ON dispositions
+    WHEN EXISTS (SELECT 1 FROM dispositions WHERE call_id = NEW.call_id)
+    BEGIN SELECT RAISE(ABORT, 'one outcome per call'); END;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

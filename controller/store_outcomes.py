@@ -6,9 +6,10 @@ from datetime import date, datetime
 
 from firmware.errors import UserError
 
+NO_OUTCOME = "no_outcome"  # the wrap-up time limit passed before the operator chose one
 CALLBACK_GRACE_S = 300  # a callback waits this long for its own operator before anyone takes it
 DISPOSITIONS = ("rpc", "third_party", "wrong_number", "promise", "refusal", "dispute",
-                "callback", "complaint")
+                "callback", "complaint", "no_contact", NO_OUTCOME)
 RPC_KINDS = ("rpc", "promise", "refusal", "dispute")  # the debtor himself was on the line
 FLAG_KINDS = ("complaint", "dispute")
 _ALIASES = {"ptp": "promise", "promise_to_pay": "promise", "right_party": "rpc"}
@@ -110,6 +111,8 @@ class OutcomesMixin:
             if att is None:
                 raise UserError("no call {call_id} to record a disposition for", call_id=call_id)
             details = _check_details(kind, details)
+            if self._has_outcome(call_id):
+                raise UserError("the outcome of this call is saved already: one outcome per call")
             by = details.get("by") or att["operator"]
             cur = self.db.execute(
                 "INSERT INTO dispositions (call_id, campaign_id, account_pk, kind, details, "
@@ -136,6 +139,32 @@ class OutcomesMixin:
             if kind in _DEFERRED and att["state"] != "dialing":
                 self._apply_to_account(kind, pk, att["campaign_id"], now)
         return int(cur.lastrowid)
+
+    def record_no_outcome(self, call_id: str, wrap_s: float, *, who: str,
+                          now: float | None = None) -> bool:
+        """The wrap-up time limit passed with no outcome chosen: "no outcome" is the call's one
+        outcome (audited). False when the call has its outcome already."""
+        from controller import audit
+        now = self.clock.wall() if now is None else now
+        with self.tx():
+            att = self.db.execute("SELECT campaign_id, account_pk, operator FROM attempts WHERE "
+                                  "call_id=?", (call_id,)).fetchone()
+            if att is None or self._has_outcome(call_id):
+                return False
+            self.db.execute(
+                "INSERT INTO dispositions (call_id, campaign_id, account_pk, kind, details, "
+                "operator, at) VALUES (?,?,?,?,?,?,?)",
+                (call_id, att["campaign_id"], att["account_pk"], NO_OUTCOME,
+                 json.dumps({"wrap_s": round(wrap_s, 1)}), att["operator"], now))
+            self.db.execute("UPDATE attempts SET wrap_s=? WHERE call_id=?", (wrap_s, call_id))
+            audit.record(self, who=who, action=NO_OUTCOME, obj="call", key=call_id,
+                         after={"outcome": NO_OUTCOME, "operator": att["operator"],
+                                "wrap_s": round(wrap_s, 1)}, source="wrap_limit", at=now)
+        return True
+
+    def _has_outcome(self, call_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM dispositions WHERE call_id=? LIMIT 1",
+                               (call_id,)).fetchone() is not None
 
     def record_wrap(self, call_id: str, wrap_s: float) -> None:
         """The operator's wrap-up time after the call, for the average handle time."""

@@ -148,6 +148,7 @@ class Appliance(BackendMixin):
         # Simulated operators only on simulated hardware; real calls go to people at the desk.
         self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
                                       wrap_mean_s=s.wrap_mean_s, seed=s.seed)
+        self.operators.on_wrap_timeout = self._wrap_timed_out
         for op in self.operators.ops:
             self.media.add_leg(op.position, "position")
         if s.simulate:

@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from controller import audit
 from controller import campaigns as campaigns_mod
 from controller import evidence as evidence_mod
@@ -28,6 +30,7 @@ from controller.operators import Operator
 from firmware.errors import InputError, UserError
 from firmware.lineapi import LineError
 
+log = structlog.get_logger("dialbox.backend")
 _KPI_BY = ("campaign", "segment", "operator", "line", "day")
 _STAGE = {"seized": "ringing", "dialing": "ringing", "proceeding": "ringing",
           "alerting": "ringing", "inbound": "ringing", "answered": "answered",
@@ -278,18 +281,23 @@ class BackendMixin:
                                         (call_id,)).fetchone()
         if is_call and note.strip():
             self.store.note_call(call_id, note)
-        if kind != "no_contact":
-            if is_call:
-                try:
-                    self.store.record_disposition(call_id, kind, by=username, **d)
-                except UserError as exc:
-                    raise InputError(exc.message, **exc.params) from None
+        if is_call:
+            try:
+                self.store.record_disposition(call_id, kind, by=username, **d)
+            except UserError as exc:
+                raise InputError(exc.message, **exc.params) from None
         if op.state == "wrap_up":
             wrap_started = op.since
             self.operators.finish_wrap(op)
             self.store.record_wrap(call_id, self.clock.now() - wrap_started)
         else:  # chosen during the conversation: it is the call's outcome, no wrap-up after
             op.outcome_saved = call_id
+
+    def _wrap_timed_out(self, op: Operator, call_id: str, wrap_s: float) -> None:
+        """The campaign's wrap-up limit passed with no outcome: "no outcome" is the call's one."""
+        if self.store.record_no_outcome(call_id, wrap_s, who=op.username or op.position):
+            log.info("wrap_up_timed_out", call_id=call_id, position=op.position,
+                     wrap_s=round(wrap_s, 1))
 
     # --- supervisor -------------------------------------------------------------------------
     def listen_audio(self, username: str):

@@ -51,7 +51,7 @@ def history(store):
         store.upsert_account(cid, {"account_id": f"A{i}", "dpd": dpd},
                              [(f"+7912000000{i}", "mobile")])
     call(store, cid, "A1", at=DAY1, line="gsm0", op="pos1", talk=60, wrap=20,
-         dispositions=[("rpc", {}), ("promise", {"amount": 1000, "date": "2026-11-30"})])
+         dispositions=[("promise", {"amount": 1000, "date": "2026-11-30"})])
     call(store, cid, "A2", at=DAY1 + 100, line="gsm0", op="pos1", outcome="no_answer")
     call(store, cid, "A3", at=DAY1 + 200, line="gsm1", op="pos2", talk=30, wrap=10,
          dispositions=[("third_party", {})])
@@ -101,7 +101,27 @@ def test_dispositions_change_the_account_and_phone(store, history):
     due = dict(store.db.execute("SELECT account_id, next_due_at FROM accounts").fetchall())
     assert due["A7"] == DAY2 + 200 + 20 + 40 + 24 * 3600  # refusal: a day later
     assert due["A3"] == DAY1 + 200 + 20 + 30 + 4 * 3600  # third party: four hours
-    assert [d["kind"] for d in store.dispositions("call-A1")] == ["rpc", "promise"]
+    assert [d["kind"] for d in store.dispositions("call-A1")] == ["promise"]
+
+
+def test_a_call_has_one_outcome_the_store_refuses_a_second(store, history):
+    with pytest.raises(UserError, match="saved already"):
+        store.record_disposition("call-A1", "refusal")
+    import sqlite3  # the schema refuses it too, whoever writes
+    with pytest.raises(sqlite3.IntegrityError, match="one outcome per call"):
+        store.db.execute("INSERT INTO dispositions (call_id, campaign_id, account_pk, kind, "
+                         "details, operator, at) SELECT call_id, campaign_id, account_pk, "
+                         "'rpc', '{}', operator, 0 FROM dispositions WHERE call_id='call-A1'")
+    assert [d["kind"] for d in store.dispositions("call-A1")] == ["promise"]
+    # The wrap-up limit's "no outcome" is recorded only on a call without one, and audited.
+    assert not store.record_no_outcome("call-A1", 30.0, who="pos1")
+    assert store.record_no_outcome("call-A2", 30.0, who="pos1")
+    assert not store.record_no_outcome("call-A2", 31.0, who="pos1")
+    assert [d["kind"] for d in store.dispositions("call-A2")] == ["no_outcome"]
+    from controller import audit
+    [entry] = audit.entries(store, obj="call", key="call-A2")
+    assert (entry["action"], entry["who"], entry["after"]["outcome"]) == \
+        ("no_outcome", "pos1", "no_outcome")
 
 
 def test_a_callback_and_a_complaint_recorded_as_dispositions(store, history):

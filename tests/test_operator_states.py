@@ -193,6 +193,17 @@ async def test_break_needs_a_known_reason(client, store, fake):
 
 
 # --- the same on the simulated box --------------------------------------------------------------
+async def _talking_on_the_box(app, username: str) -> str:
+    """The person presses Ready and talks on the box's next call; its call id."""
+    await app.desk_ready(username, True)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 60
+    while (app.desk(username)["call"] or {}).get("stage") != "bridged":
+        assert loop.time() < end, app.desk(username)
+        await asyncio.sleep(0.05)
+    return app.desk(username)["call"]["call_id"]
+
+
 @pytest.mark.slow
 async def test_one_outcome_per_call_and_no_phantom_operator_on_the_box(tmp_path):
     from controller import users
@@ -206,13 +217,9 @@ async def test_one_outcome_per_call_and_no_phantom_operator_on_the_box(tmp_path)
         assert app.desk("admin")["operator"]["state"] == "not_ready"
         await app.desk_ready("admin", False)  # looking, not working
         assert app.operators.ops == [] and app.status()["operators"] == []
-        await app.desk_ready("olga", True)
+        call_id = await _talking_on_the_box(app, "olga")
         loop = asyncio.get_running_loop()
         end = loop.time() + 60
-        while (app.desk("olga")["call"] or {}).get("stage") != "bridged":
-            assert loop.time() < end, app.desk("olga")
-            await asyncio.sleep(0.05)
-        call_id = app.desk("olga")["call"]["call_id"]
         await app.desk_disposition("olga", call_id, "rpc", {})  # during the conversation
         with pytest.raises(InputError, match="saved already"):
             await app.desk_disposition("olga", call_id, "refusal", {})
@@ -229,5 +236,53 @@ async def test_one_outcome_per_call_and_no_phantom_operator_on_the_box(tmp_path)
         await asyncio.sleep(2)
         assert app.store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == placed
         assert [o["name"] for o in app.status()["operators"]] == ["olga"]
+    finally:
+        await app.stop()
+
+
+@pytest.mark.slow
+async def test_a_wrap_up_that_times_out_gives_the_call_its_one_outcome_no_outcome(tmp_path):
+    from controller import audit, reports, users
+    from dialbox.appliance import DEMO_CAMPAIGN, Appliance, Settings
+    from firmware.errors import InputError
+    app = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
+                             seed=22, compliance="none"))
+    await app.start()
+    try:
+        campaigns.update(app.store, DEMO_CAMPAIGN, who="t", source="test", wrap_limit_s=20.0,
+                         wrap_after="paused")
+        await app.runner.reconcile()
+        users.add(app.store, "olga", "olga-password-1", role="operator")
+        call_id = await _talking_on_the_box(app, "olga")
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        await app.desk_hangup("olga", call_id)  # the call ends; she chooses nothing
+        while app.desk("olga")["operator"]["state"] == "talking":
+            assert loop.time() < end
+            await asyncio.sleep(0.05)
+        assert app.desk("olga")["operator"]["state"] == "wrap_up"
+        while app.desk("olga")["operator"]["state"] == "wrap_up":  # 20 s of box time
+            assert loop.time() < end
+            await asyncio.sleep(0.05)
+        op = app.desk("olga")["operator"]
+        assert (op["state"], op["reason"]) == ("not_ready", "wrap_limit")  # paused, as set
+        kinds = [r[0] for r in app.store.db.execute(
+            "SELECT kind FROM dispositions WHERE call_id=?", (call_id,))]
+        assert kinds == ["no_outcome"]
+        # Too late for her outcome: the call keeps its one.
+        with pytest.raises(InputError):
+            await app.desk_disposition("olga", call_id, "rpc", {})
+        assert app.store.db.execute("SELECT COUNT(*) FROM dispositions WHERE call_id=?",
+                                    (call_id,)).fetchone()[0] == 1
+        [entry] = audit.entries(app.store, obj="call", key=call_id)
+        assert (entry["action"], entry["who"], entry["source"]) == \
+            ("no_outcome", "olga", "wrap_limit")
+        wrap_s = app.store.db.execute("SELECT wrap_s FROM attempts WHERE call_id=?",
+                                      (call_id,)).fetchone()[0]
+        assert 19.0 <= wrap_s <= 30.0
+        now = app.clock.wall()
+        [row] = [r for r in reports.operators(app.store, since=now - 3600, until=now + 1)
+                 if r["operator"] == "olga"]
+        assert (row["calls"], row["no_outcome"]) == (1, 1)
     finally:
         await app.stop()

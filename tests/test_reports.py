@@ -93,6 +93,15 @@ def test_operators_talk_and_wrap(floor):
                                                      until=MON_10 + 9e5)}
     assert (by["olga"]["calls"], by["olga"]["talk_s"], by["olga"]["wrap_s"]) == (2, 150.0, 30.0)
     assert by["olga"]["talk_share"] == pytest.approx(150 / 180, abs=1e-4)
+    assert by["olga"]["no_outcome"] == 0
+
+
+def test_operators_report_counts_calls_left_with_no_outcome(floor):
+    assert floor.record_no_outcome("Банк-c1", 45.0, who="olga")  # her wrap-up limit passed
+    by = {r["operator"]: r for r in reports.operators(floor, since=MON_10 - 1,
+                                                     until=MON_10 + 9e5)}
+    assert (by["olga"]["no_outcome"], by["olga"]["wrap_s"]) == (1, 65.0)
+    assert by["pos1"]["no_outcome"] == 0
 
 
 def test_charts_are_well_formed_svg_with_escaped_text():

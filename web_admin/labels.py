@@ -72,6 +72,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "wrong_number": NP_("outcome", "Wrong number"),
         "complaint": NP_("outcome", "Complaint"),
         "no_contact": NP_("outcome", "No contact"),
+        "no_outcome": NP_("outcome", "No outcome chosen (wrap-up time ran out)"),
     },
     "attempt": {  # what became of a call attempt (firmware.lineapi.Outcome and the dialer's)
         "answered": NP_("call result", "answered"),

@@ -75,7 +75,8 @@ COLUMNS = {
                   ("talk_s", N_("Talk time"), "duration"), ("wrap_s", N_("Wrap-up time"), "duration"),
                   ("avg_talk_s", N_("Mean talk"), "duration"),
                   ("avg_wrap_s", N_("Mean wrap-up"), "duration"),
-                  ("talk_share", N_("Talk share"), "pct")],
+                  ("talk_share", N_("Talk share"), "pct"),
+                  ("no_outcome", N_("No outcome chosen"), "int")],
 }
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
