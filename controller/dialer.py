@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 from controller.store_campaigns import MODES
 CAUSE_BUSY = 17
 LEADS_PER_CHUNK = 8  # leads looked at, and their refusals committed, between two loop turns
+LEADS_PER_JOB = 64  # the same on the store's writer thread, where the loop does not wait
 LEADS_PER_CYCLE = 2048
 LEADS_PAUSE_S = 0.005  # between chunks: refusals are background work, never the loop's all
 
@@ -141,7 +142,7 @@ class Dialer:
         """Place no new calls; calls up go on to their end (answers still reach operators)."""
         self.running = False
         for preview_id, (lead, op) in list(self.previews.items()):
-            self.store.set_preview(lead.account_pk, False)
+            self.store.submit(Store.set_preview, lead.account_pk, False)
             self.operators.release(op, talked=False)
         self.previews.clear()
 
@@ -292,7 +293,7 @@ class Dialer:
         """Show the card to the next free operator; the call waits for his word."""
         preview_id = uuid.uuid4().hex[:12]
         op = self.operators.reserve(preview_id)
-        self.store.set_preview(lead.account_pk, True)
+        self.store.submit(Store.set_preview, lead.account_pk, True)
         self.previews[preview_id] = (lead, op)
         if op is not None and not op.human:
             self._spawn(self._simulated_preview(preview_id))
@@ -312,52 +313,56 @@ class Dialer:
         line = self._line_for(self._usable(self.lines.free_lines()), self.previews[preview_id][1])
         if line is None:
             raise LineError("no free line right now: try again in a moment")
-        lines = [line]
         lead, op = self.previews.pop(preview_id)
-        self.store.set_preview(lead.account_pk, False)
-        if not self._allowed(lead):  # the law is asked again at the moment of dialing
+        self.store.submit(Store.set_preview, lead.account_pk, False)
+        # The law is asked again at the moment of dialing.
+        allowed, evidence = await self.store.run(ask_the_law, self.compliance, lead,
+                                                 self.campaign_id)
+        if not allowed:
+            self.held += 1
             self.operators.release(op, talked=False)
             raise LineError("the law no longer allows this call (a refusal, the hours or a "
                             "limit reached meanwhile); the card is put back with the reason")
-        self.store.begin_attempt(self.campaign_id, lead, lines[0], preview_id, op.position,
-                                 evidence=self._why(lead, lines[0]))
-        self._out[preview_id] = self._track(preview_id, lines[0], lead)
-        log.info("call_placed", line=lines[0], call_id=preview_id, campaign=self.campaign_name)
-        try:
-            await self.lines.dial(lines[0], lead.number, call_id=preview_id,
-                                  min_ring_s=self.pacer.config.min_ring_s)
-        except LineError as exc:
-            self._finish(CallReleased(lines[0], preview_id, Outcome.FAILED, None, str(exc), 0,
-                                      0, self.clock.now(), line_fault=True))
+        self._evidence[lead.account_pk] = evidence
+        if not await self._record_and_dial(line, lead, preview_id, op):
+            raise LineError("the line was taken meanwhile: try again in a moment")
         return preview_id
 
-    def preview_skip(self, preview_id: str, by: str) -> None:
-        """The operator passes on this card: recorded, the account due again later."""
+    async def preview_skip(self, preview_id: str, by: str) -> None:
+        """The operator passes on this card: recorded (on disk when this returns), the account
+        due again later."""
         item = self.previews.pop(preview_id, None)
         if item is None:
             return
         lead, op = item
-        self.store.set_preview(lead.account_pk, False)
-        self.store.hold(lead.account_pk, "skipped_in_preview", f"skipped by {by}",
-                        campaign_id=self.campaign_id, until=self.clock.wall() + 3600)
         self.operators.release(op, talked=False)
+        self.store.submit(Store.set_preview, lead.account_pk, False)
+        await self.store.run(Store.hold, lead.account_pk, "skipped_in_preview",
+                             f"skipped by {by}", campaign_id=self.campaign_id,
+                             until=self.clock.wall() + 3600)
 
     async def _next_allowed_lead(self, op: Operator | None):
         """The next lead the law allows now; refusals are written a chunk at a time.
 
-        Thousands of leads held by the law (night in their zone, say) never stall the loop: the
-        refusals of a chunk share one commit, the loop runs its timers between chunks, and one
-        cycle looks at no more than ``LEADS_PER_CYCLE`` leads (the next cycle goes on).
+        Thousands of leads held by the law (night in their zone, say) never stall the loop: a
+        chunk of leads is looked at, and its refusals written under one commit, on the store's
+        writer thread (without one, here, with a pause between chunks); one cycle looks at no
+        more than ``LEADS_PER_CYCLE`` leads (the next cycle goes on).
         """
-        for _ in range(LEADS_PER_CYCLE // LEADS_PER_CHUNK):
-            with self.store.tx():  # committed before a lead is returned, and so dialed
-                for _ in range(LEADS_PER_CHUNK):
-                    lead = self.store.next_lead(self.campaign_id, self.clock.wall(),
-                                                operator=op.position if op else None)
-                    if lead is None or self._allowed(lead):
-                        return lead
-            # A pause, not only a turn: timers, I/O and web requests get the loop at once.
-            await asyncio.sleep(LEADS_PAUSE_S)
+        chunk = LEADS_PER_JOB if self.store.writer is not None else LEADS_PER_CHUNK
+        for _ in range(max(1, LEADS_PER_CYCLE // chunk)):
+            lead, evidence, held, more = await self.store.run(
+                pick_lead, self.campaign_id, self.compliance,
+                op.position if op else None, chunk)
+            self.held += held
+            if lead is not None:
+                self._evidence[lead.account_pk] = evidence  # goes with the attempt
+                return lead
+            if not more:
+                return None
+            if self.store.writer is None:
+                # A pause, not only a turn: timers, I/O and web requests get the loop at once.
+                await asyncio.sleep(LEADS_PAUSE_S)
             if not self.running:
                 return None
         self._wake.set()  # more to look at: the next cycle goes on at once
@@ -371,9 +376,31 @@ class Dialer:
               else self.operators.reserve(call_id)) if reserve else None
         if reserve and op is None:
             return False
-        self.store.begin_attempt(self.campaign_id, lead, line, call_id,
+        await self._record_and_dial(line, lead, call_id, op)
+        return True
+
+    async def _record_and_dial(self, line: str, lead, call_id: str, op: Operator | None
+                               ) -> bool:
+        """The attempt is committed to disk, then the number dialed: a power cut in between
+        never redials it. False when the line was taken while the attempt was being written
+        (the debtor is due again, the operator free; not a fault of the line)."""
+        self._out[call_id] = self._track(call_id, line, lead)  # in hand while it is written
+        try:
+            await self.store.run(Store.begin_attempt, self.campaign_id, lead, line, call_id,
                                  op.position if op else None, evidence=self._why(lead, line))
-        self._out[call_id] = self._track(call_id, line, lead)
+        except BaseException:
+            self._out.pop(call_id, None)
+            if op is not None:
+                self.operators.release(op, talked=False)
+            raise
+        if line not in self.lines.free_lines():  # a caller took it meanwhile
+            self._out.pop(call_id, None)
+            self.store.submit(Store.requeue_attempt, call_id,
+                              "its line was taken before the number was dialed")
+            if op is not None:
+                self.operators.release(op, talked=False)
+            log.info("dial_deferred", line=line, call_id=call_id, campaign=self.campaign_name)
+            return False
         log.info("call_placed", line=line, call_id=call_id, campaign=self.campaign_name)
         try:
             await self.lines.dial(line, lead.number, call_id=call_id,
@@ -409,31 +436,6 @@ class Dialer:
             waiting=len(self._waiting),
             lines_free=lines_free, segment=segment)
 
-    def _allowed(self, lead) -> bool:
-        """Check the law before every dial; a refusal is stored with its reason and next time."""
-        ctx = compliance.LeadContext(lead.person_key or self.store.person_of(lead.account_pk),
-                                     phone=lead.number,
-                                     region=lead.region, tz=lead.tz, debt=str(lead.account_pk))
-        at = datetime.fromtimestamp(self.clock.wall(), timezone.utc)
-        try:
-            d = compliance.check(self.compliance, ctx, at=at, history=self.store)
-        except compliance.ComplianceError as exc:
-            self.store.hold(lead.account_pk, "compliance_error", str(exc),
-                            campaign_id=self.campaign_id)
-            self.held += 1
-            return False
-        if d.allowed:
-            self._evidence[lead.account_pk] = d.evidence()  # goes with the attempt
-            return True
-        codes = ",".join(r.code for r in d.reasons)
-        texts = "; ".join(r.text for r in d.reasons)
-        until = d.next_allowed_at.timestamp() if d.next_allowed_at else None
-        self.store.hold(lead.account_pk, codes, texts, campaign_id=self.campaign_id, until=until,
-                        evidence=d.evidence())
-        self.held += 1
-        log.debug("lead_held", campaign=self.campaign_name, codes=codes)
-        return False
-
     def _why(self, lead, line: str) -> dict:
         """The stored answer to "why was this debtor called": the law's decision, the line."""
         why = self._evidence.pop(lead.account_pk, None) or {}
@@ -450,7 +452,7 @@ class Dialer:
         while self._waiting and self.operators.next_free() is not None:
             call_id = self._waiting.pop(0)  # taken off before reserving: no one else hands it
             op = self.operators.reserve(call_id)
-            self.store.assign_operator(call_id, op.position)
+            self.store.submit(Store.assign_operator, call_id, op.position)
             self._spawn(self._bridge(call_id, op))
 
     async def _bridge(self, call_id: str, op: Operator) -> None:
@@ -505,7 +507,7 @@ class Dialer:
         call_id = op.call_id
         if call_id in self.previews:
             lead, _ = self.previews.pop(call_id)
-            self.store.set_preview(lead.account_pk, False)
+            self.store.submit(Store.set_preview, lead.account_pk, False)
             self.operators.release(op, talked=False)
             return
         out = self._out.get(call_id)
@@ -513,7 +515,7 @@ class Dialer:
             return
         self.operators.release(op, talked=False)
         other = self.operators.reserve(call_id)
-        self.store.assign_operator(call_id, other.position if other else None)
+        self.store.submit(Store.assign_operator, call_id, other.position if other else None)
         log.info("reservation_moved", call_id=call_id, line=out.line,
                  campaign=self.campaign_name, to=other.position if other else None)
 
@@ -572,7 +574,7 @@ class Dialer:
         if ev.line_fault and ev.outcome != Outcome.ANSWERED:
             # The debtor was never called: put him back, and rest a line that keeps failing so
             # it cannot eat the list while its driver recovers it.
-            self.store.requeue_attempt(ev.call_id, ev.reason)
+            self.store.submit(Store.requeue_attempt, ev.call_id, ev.reason)
             n = self._line_faults[ev.line] = self._line_faults.get(ev.line, 0) + 1
             if n >= 2:
                 self._quarantine[ev.line] = self.clock.now() + min(60, 5 * n)
@@ -581,11 +583,12 @@ class Dialer:
             return
         self._line_faults.pop(ev.line, None)
         if self._stopping and ev.outcome != Outcome.ANSWERED:
-            self.store.interrupt_attempt(ev.call_id, "the box stopped while the call rang")
+            self.store.submit(Store.interrupt_attempt, ev.call_id,
+                              "the box stopped while the call rang")
             return
-        self.store.finish_attempt(ev.call_id, outcome=ev.outcome.value, q850=ev.q850,
-                                  reason=ev.reason, ring_s=ev.ring_s, talk_s=ev.talk_s,
-                                  abandoned=ev.abandoned, retry_scale=1 / self.clock.scale)
+        self.store.submit(Store.finish_attempt, ev.call_id, outcome=ev.outcome.value,
+                          q850=ev.q850, reason=ev.reason, ring_s=ev.ring_s, talk_s=ev.talk_s,
+                          abandoned=ev.abandoned, retry_scale=1 / self.clock.scale)
         self._wake.set()
 
     def _seat(self, line: str) -> str | None:
@@ -648,3 +651,46 @@ class Dialer:
 
     def counters(self) -> dict:
         return self.store.counters(self.campaign_id)
+
+
+# --- the law and the next lead, run on the store's writer thread ---------------------------
+def ask_the_law(store: Store, profile, lead, campaign_id: int) -> tuple[bool, dict | None]:
+    """Check the law before a dial; a refusal is stored with its reason and next time.
+
+    Returns (allowed, the decision's evidence to keep with the attempt).
+    """
+    ctx = compliance.LeadContext(lead.person_key or store.person_of(lead.account_pk),
+                                 phone=lead.number, region=lead.region, tz=lead.tz,
+                                 debt=str(lead.account_pk))
+    at = datetime.fromtimestamp(store.clock.wall(), timezone.utc)
+    try:
+        d = compliance.check(profile, ctx, at=at, history=store)
+    except compliance.ComplianceError as exc:
+        store.hold(lead.account_pk, "compliance_error", str(exc), campaign_id=campaign_id)
+        return False, None
+    if d.allowed:
+        return True, d.evidence()
+    codes = ",".join(r.code for r in d.reasons)
+    texts = "; ".join(r.text for r in d.reasons)
+    until = d.next_allowed_at.timestamp() if d.next_allowed_at else None
+    store.hold(lead.account_pk, codes, texts, campaign_id=campaign_id, until=until,
+               evidence=d.evidence())
+    log.debug("lead_held", campaign_id=campaign_id, codes=codes)
+    return False, None
+
+
+def pick_lead(store: Store, campaign_id: int, profile, operator: str | None, limit: int
+              ) -> tuple[object | None, dict | None, int, bool]:
+    """Up to ``limit`` leads in priority order until one the law allows, refusals under one
+    commit. Returns (lead, its evidence, leads held, whether the limit cut the search short)."""
+    held = 0
+    with store.tx():  # committed before a lead is returned, and so dialed
+        for _ in range(limit):
+            lead = store.next_lead(campaign_id, store.clock.wall(), operator=operator)
+            if lead is None:
+                return None, None, held, False
+            allowed, evidence = ask_the_law(store, profile, lead, campaign_id)
+            if allowed:
+                return lead, evidence, held, False
+            held += 1
+    return None, None, held, True

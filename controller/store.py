@@ -1,12 +1,13 @@
 """SQLite storage: campaigns, segments, accounts and phones, attempts, decisions. WAL, fsynced."""
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -16,10 +17,12 @@ from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Stra
 from controller.store_campaigns import CampaignsMixin
 from controller.store_lists import ListsMixin
 from controller.store_outcomes import CALLBACK_GRACE_S, OutcomesMixin
+from controller.store_writer import StoreWriter, log_failure
 from firmware.clock import Clock
 from firmware.errors import UserError
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Versioned migrations: index + 1 is the schema version (PRAGMA user_version).
 MIGRATIONS: tuple[str, ...] = (
@@ -485,24 +488,53 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
         self.path = Path(path)
         self.clock = clock or Clock()  # stamps every record: the one clock the box runs on
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")  # a recorded result survives a power cut
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA busy_timeout=5000")
-        except (sqlite3.Error, OSError) as exc:
-            raise UserError(f"{self.path}: cannot open the database: {exc}") from None
-        self.db.row_factory = sqlite3.Row
+        self.writer: StoreWriter | None = None  # the box's writer thread, once started
+        self.db = self.connect()
         self._segments: dict[int, tuple[Segment, ...]] = {}
         self._zones: dict[str, ZoneInfo] = {}
         self._data_version = -1
         self._migrate()
         self._fill_person_keys()
 
+    def connect(self) -> sqlite3.Connection:
+        """A connection to this store's file, set up as every connection of the box is."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a recorded result survives a power cut
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+        except (sqlite3.Error, OSError) as exc:
+            raise UserError(f"{self.path}: cannot open the database: {exc}") from None
+        db.row_factory = sqlite3.Row
+        return db
+
+    def start_writer(self) -> StoreWriter:
+        """From now on ``run``/``submit`` work happens on a writer thread (the running box)."""
+        if self.writer is None:
+            self.writer = StoreWriter(self, asyncio.get_running_loop())
+        return self.writer
+
+    async def run(self, fn: Callable[..., T], *args, **kw) -> T:
+        """``fn(store, ...)`` off the event loop when the writer runs; when this returns, its
+        writes are committed. Without a writer (the CLI, unit tests) it runs here and now."""
+        if self.writer is None:
+            return fn(self, *args, **kw)
+        return await self.writer.submit(fn, *args, **kw)
+
+    def submit(self, fn: Callable[..., object], *args, **kw) -> None:
+        """Write later, in order with all other work given to the writer (here and now when
+        there is none); a failure is logged."""
+        if self.writer is None:
+            fn(self, *args, **kw)
+            return
+        self.writer.submit(fn, *args, **kw).add_done_callback(log_failure)
+
     def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()  # what was given to it is written first
+            self.writer = None
         self.db.close()
 
     def _migrate(self) -> None:

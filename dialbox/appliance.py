@@ -112,6 +112,7 @@ class Appliance(BackendMixin):
         loaded = [profiles.load(str(own / f"{n}.yaml") if (own / f"{n}.yaml").is_file() else n)
                   for n in names]  # every profile checked before anything opens
         self.store = Store(Path(s.data) / "dialbox.sqlite3", self.clock)
+        self.store.start_writer()  # the dialer's SQLite work runs off the event loop
         try:
             await self._start(loaded)
         except BaseException:

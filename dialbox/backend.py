@@ -251,7 +251,7 @@ class BackendMixin:
 
     async def desk_skip(self, username: str, call_id: str) -> None:
         """Preview mode: the operator passes on this card (recorded; due again in an hour)."""
-        self._previewer(username, call_id).preview_skip(call_id, username)
+        await self._previewer(username, call_id).preview_skip(call_id, username)
 
     async def desk_hangup(self, username: str, call_id: str) -> None:
         op = self._seated(username)

@@ -71,13 +71,17 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._virtual
 
     def run_in_executor(self, executor, func, *args):
-        self._in_threads += 1
+        self.begin_thread_work()
         fut = super().run_in_executor(executor, func, *args)
-
-        def done(_):
-            self._in_threads -= 1
-        fut.add_done_callback(done)
+        fut.add_done_callback(lambda _: self.end_thread_work())
         return fut
+
+    def begin_thread_work(self) -> None:
+        """Work handed to a thread of one's own (the store's writer): time waits for it."""
+        self._in_threads += 1
+
+    def end_thread_work(self) -> None:
+        self._in_threads -= 1
 
 
 class VirtualClock(Clock):

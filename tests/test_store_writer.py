@@ -1,0 +1,191 @@
+"""SQLite work off the event loop: the store's writer thread, its group commits, and the
+order "attempt committed, then the number dialed", through the real GSM driver and modem."""
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from datetime import datetime
+
+import pytest
+
+from controller.dialer import Dialer
+from controller.operators import OperatorPool
+from controller.store import Store
+from dialbox import sdnotify
+from firmware.clock import Clock, run_virtual
+from firmware.errors import UserError
+from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.driver import GsmModule
+from firmware.linemanager import LineManager
+from firmware.sim.modem import SimModem
+from tests.gsmsim import population, profile_for
+
+NOON = datetime.fromisoformat("2026-11-25T12:00:00+03:00").timestamp()  # a Wednesday
+_connect = sqlite3.connect
+
+
+class SlowFsync(sqlite3.Connection):
+    """A disk whose fsync takes ``delay`` seconds: every COMMIT waits that long."""
+
+    delay = 0.0
+    commits_on: list[str] = []  # thread names that committed while slow
+
+    def execute(self, sql, *args):
+        if SlowFsync.delay and sql.lstrip()[:6].upper() == "COMMIT":
+            import threading
+            SlowFsync.commits_on.append(threading.current_thread().name)
+            time.sleep(SlowFsync.delay)
+        return super().execute(sql, *args)
+
+
+@pytest.fixture
+def slow_disk(monkeypatch):
+    monkeypatch.setattr(sqlite3, "connect",
+                        lambda *a, **k: _connect(*a, **k, factory=SlowFsync))
+    SlowFsync.delay = 0.0
+    SlowFsync.commits_on = []
+    yield SlowFsync
+    SlowFsync.delay = 0.0
+
+
+class NoonClock(Clock):
+    """Real time (the lag is real), the wall at noon in Moscow whatever the date."""
+
+    def wall(self) -> float:
+        return NOON + self.now()
+
+
+def _fill(store: Store, n: int) -> int:
+    cid = store.campaign("c", create=True)
+    with store.tx():
+        for i in range(n):
+            store.upsert_account(cid, {"account_id": f"A{i}", "tz": "Europe/Moscow"},
+                                 [(f"+791234567{i:02d}", "mobile")])
+    return cid
+
+
+async def test_slow_fsync_never_lags_the_loop_and_attempts_are_on_disk_before_atd(
+        tmp_path, slow_disk):
+    clock = NoonClock()
+    path = tmp_path / "box.sqlite3"
+    store = Store(path, clock)
+    cid = _fill(store, 16)
+    sims, drivers = [], []
+    dialed: list[tuple[str, int]] = []  # (number, its attempts on disk when ATD arrived)
+
+    def watch(sim: SimModem):
+        real = sim._command
+
+        def command(line: str) -> None:
+            m = re.match(r"ATD(\+?\d+)", line.upper())
+            if m:  # what a power cut now would keep: a fresh connection reads the file
+                with _connect(path) as db:
+                    n = db.execute("SELECT COUNT(*) FROM attempts WHERE number=?",
+                                   (m.group(1),)).fetchone()[0]
+                dialed.append((m.group(1), n))
+            real(line)
+        sim._command = command
+
+    for i in range(4):
+        sim = SimModem(f"m{i}", DIALECTS["sim800"],
+                       population("answer", ring_mean_s=0.3, talk_mean_s=0.3), clock, seed=i)
+        watch(sim)
+        drivers.append(GsmModule(f"gsm{i}", await sim.start_tcp(),
+                                 profile_for("sim800", health_interval_s=5), clock))
+        sims.append(sim)
+    lines = LineManager(drivers, clock)
+    await lines.start()
+    ops = OperatorPool(4, clock, wrap_mean_s=0.1, wrap_sd_s=0.0, seed=1)
+    lag = sdnotify.LoopLag()
+    monitor = asyncio.get_running_loop().create_task(sdnotify.heartbeat(lag, period_s=0.02))
+    dialer = None
+    try:
+        for _ in range(200):
+            if len(lines.free_lines()) == 4:
+                break
+            await asyncio.sleep(0.05)
+        assert len(lines.free_lines()) == 4
+        writer = store.start_writer()
+        dialer = Dialer(store, lines, ops, clock, campaign_id=cid, campaign_name="c",
+                        mode="progressive", compliance_profile="ru-230fz")
+        await asyncio.sleep(0.2)
+        lag.worst = 0.0
+        slow_disk.delay = 0.3  # every commit now takes 300 ms
+        await dialer.start()
+        for _ in range(600):
+            done = store.db.execute("SELECT COUNT(*) FROM attempts WHERE state='done'"
+                                    ).fetchone()[0]
+            if done >= 8:
+                break
+            await asyncio.sleep(0.05)
+        assert done >= 8
+    finally:
+        if dialer is not None:
+            await dialer.stop()
+        slow_disk.delay = 0.0
+        monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
+        await lines.stop()
+        await ops.stop()
+        for sim in sims:
+            await sim.stop()
+        store.close()
+    # Every commit happened on the writer thread, and the loop never waited for one.
+    assert slow_disk.commits_on and set(slow_disk.commits_on) == {"store-writer"}
+    assert lag.worst < 0.2, f"the loop stalled {lag.worst * 1000:.0f} ms behind a commit"
+    # Each number was dialed only once its attempt was committed to the file.
+    assert len(dialed) >= 8 and all(n == 1 for _, n in dialed), dialed
+    # The writes that queued up behind a slow commit shared the next one.
+    assert writer.jobs > writer.commits
+
+
+async def test_writes_behind_a_slow_commit_share_one_commit_in_order_each_on_its_own(
+        tmp_path, slow_disk):
+    store = Store(tmp_path / "w.sqlite3", NoonClock())
+    cid = _fill(store, 1)
+    writer = store.start_writer()
+    slow_disk.delay = 0.2
+
+    def add(s: Store, i: int) -> int:
+        s.block_caller(f"+7999000{i:04d}", "abusive", "test")
+        if i == 7:
+            raise UserError("job {i} fails", i=i)
+        return i
+
+    futs = [writer.submit(add, i) for i in range(20)]
+    results = await asyncio.gather(*futs, return_exceptions=True)
+    assert results[:7] == list(range(7)) and results[8:] == list(range(8, 20))
+    assert isinstance(results[7], UserError)
+    # Job 7's write was undone, the others' kept; 20 jobs took far fewer commits.
+    blocked = {r[0] for r in store.db.execute("SELECT e164 FROM phone_lists")}
+    assert len(blocked) == 19 and "+79990000007" not in blocked
+    assert writer.commits <= 3, writer.commits
+    # A read given to the writer sees the writes given before it; close() writes what waits.
+    store.submit(Store.hold, 1, "test", "held by the test", campaign_id=cid)
+    held = await store.run(lambda s: s.db.execute(
+        "SELECT COUNT(*) FROM decisions WHERE code='test'").fetchone()[0])
+    assert held == 1
+    store.submit(Store.hold, 1, "test2", "held at close", campaign_id=cid)
+    store.close()
+    with _connect(tmp_path / "w.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM decisions WHERE code='test2'").fetchone()[0] == 1
+
+
+def test_virtual_time_waits_for_the_writer(tmp_path, slow_disk):
+    # On a virtual-time loop, a commit that takes real time must not let the clock jump
+    # past the time-outs of those who wait for it.
+    async def main(clock):
+        store = Store(tmp_path / "v.sqlite3", clock)
+        store.start_writer()
+        slow_disk.delay = 0.3
+        t0 = clock.now()
+        try:
+            await asyncio.wait_for(store.run(Store.block_caller, "+79990001122", "x", "t"), 5)
+        finally:
+            slow_disk.delay = 0.0
+            store.close()
+        return clock.now() - t0
+
+    assert run_virtual(main, wall0=NOON) < 1.0
