@@ -11,11 +11,11 @@ campaign that holds the caller's account (else to the heaviest running one).
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Callable
 
 import structlog
 
+from controller.callers import accounts_of_caller
 from controller.dialer import CAUSE_BUSY, Dialer
 from controller.operators import CampaignFloor, Operator, OperatorPool
 from controller.store import Store
@@ -209,12 +209,9 @@ class CampaignRunner:
 
     def _inbound_campaign(self, caller: str | None) -> Dialer | None:
         running = [d for d in self.dialers.values() if d.running]
-        digits = re.sub(r"\D", "", caller or "")
-        if len(digits) >= 10 and running:
+        if running:
             ids = {d.campaign_id for d in running}
-            for (cid,) in self.store.db.execute(
-                    "SELECT a.campaign_id FROM phones p JOIN accounts a ON a.id = p.account_pk "
-                    "WHERE p.e164 LIKE ? ORDER BY a.id DESC", (f"%{digits[-10:]}",)):
+            for _, cid in accounts_of_caller(self.store, caller):
                 if cid in ids:
                     return self.dialers[cid]
         return max(running, key=lambda d: (d.weight, -d.campaign_id), default=None)

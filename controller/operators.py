@@ -42,6 +42,7 @@ class Operator:
     reason: str = ""  # why not ready or on break (the break reason a person gave)
     pending: str | None = None  # break reason or DESK_GONE, taking effect after this call
     outcome_saved: str | None = None  # the call whose outcome was saved during the conversation
+    counted_to: float = 0.0  # time in the current state is counted up to here (occupancy)
 
     @property
     def human(self) -> bool:
@@ -54,7 +55,9 @@ class OperatorPool:
     def __init__(self, n_simulated: int, clock: Clock, *, wrap_mean_s: float = 10.0,
                  wrap_sd_s: float = 4.0, seed: int | None = None) -> None:
         self.clock = clock
-        self.ops = [Operator(f"Оператор {i + 1}", f"pos{i + 1}") for i in range(n_simulated)]
+        self.ops = [Operator(f"Оператор {i + 1}", f"pos{i + 1}", since=clock.now(),
+                             counted_to=clock.now()) for i in range(n_simulated)]
+        self._time: dict[tuple[str, str], float] = {}  # (position, state) -> seconds not taken
         self._wrap = (wrap_mean_s, wrap_sd_s)
         self._rng = random.Random(seed)
         self._tasks: set[asyncio.Task] = set()
@@ -74,7 +77,7 @@ class OperatorPool:
         op = self.human(username)
         if op is None:
             op = Operator(name or username, f"desk-{username}", username, NOT_READY,
-                          since=self.clock.now())
+                          since=self.clock.now(), counted_to=self.clock.now())
             self.ops.append(op)
         return op
 
@@ -216,10 +219,29 @@ class OperatorPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def take_time(self, *, keep: bool = False) -> dict[tuple[str, str], float]:
+        """Seconds each position spent in each state since the last take, up to now (with
+        ``keep``: a look that leaves them to be taken)."""
+        now = self.clock.now()
+        out = dict(self._time)
+        for op in self.ops:
+            if now > op.counted_to:
+                key = (op.position, op.state)
+                out[key] = out.get(key, 0.0) + now - op.counted_to
+                if not keep:
+                    op.counted_to = now
+        if not keep:
+            self._time.clear()
+        return out
+
     def _set(self, op: Operator, state: str, call_id: str | None) -> None:
         now = self.clock.now()
         if op.state == TALKING:
             op.talk_s += now - op.since
+        if now > op.counted_to:
+            key = (op.position, op.state)
+            self._time[key] = self._time.get(key, 0.0) + now - op.counted_to
+        op.counted_to = now
         op.state, op.call_id, op.since = state, call_id, now
         if state == TALKING:
             op.calls += 1

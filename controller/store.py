@@ -451,6 +451,16 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN EXISTS (SELECT 1 FROM dispositions WHERE call_id = NEW.call_id)
     BEGIN SELECT RAISE(ABORT, 'one outcome per call'); END;
     """,
+    # operators' time per state and day (occupancy survives a restart)
+    """
+    CREATE TABLE operator_time (
+        day TEXT NOT NULL,                      -- UTC date the seconds were counted on
+        position TEXT NOT NULL,
+        state TEXT NOT NULL,                    -- free, reserved, talking, wrap_up, ...
+        seconds REAL NOT NULL,
+        PRIMARY KEY (position, state, day)
+    ) WITHOUT ROWID;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 import cext
-from controller import campaigns, compliance, prompts, sms_templates, users
+from controller import campaigns, compliance, occupancy, prompts, sms_templates, users
 from controller.calllist import import_csv
 from controller.campaign_runner import CampaignRunner
 from dialbox.backend import BackendMixin
@@ -173,6 +173,8 @@ class Appliance(BackendMixin):
         self.runner.holds.update(s.holds)  # e.g. the clock, read before anything dials
         await self.runner.start()
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
+        self._occupancy_task = asyncio.get_running_loop().create_task(
+            occupancy.keep(self.store, self.operators, self.clock))
         self.started_at = self.clock.now()
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
@@ -364,10 +366,11 @@ class Appliance(BackendMixin):
 
     async def stop(self) -> None:
         """Stop dialing, hang up every call, close the database, release the ptys."""
-        task = getattr(self, "_housekeeping_task", None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for name in ("_housekeeping_task", "_occupancy_task"):
+            task = getattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if hasattr(self, "runner"):
             await self.runner.stop()
         if hasattr(self, "lines"):
@@ -376,6 +379,8 @@ class Appliance(BackendMixin):
             await self.recording.stop()
         if hasattr(self, "operators"):
             await self.operators.stop()
+            if hasattr(self, "store"):
+                occupancy.flush(self.store, self.operators)  # the floor's time survives
         if hasattr(self, "media"):
             await self.media.stop()
         for voice in self.operator_voices.values():

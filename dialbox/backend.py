@@ -17,6 +17,7 @@ from controller import audit
 from controller import campaigns as campaigns_mod
 from controller import evidence as evidence_mod
 from controller import kpi as kpi_mod
+from controller import occupancy as occupancy_mod
 from controller import refusals as refusals_mod
 from controller import sms_templates
 from controller.sms import RULES as SMS_RULES
@@ -24,6 +25,7 @@ from controller.sms import TEMPLATES as SMS_TEMPLATES
 from controller.sms import SmsReminders
 from firmware.gsm.pdu import count_parts
 from controller import users as users_mod
+from controller.callers import account_of_caller
 from controller.calllist import import_file, preview_file
 from controller.store import Store
 from controller.operators import Operator
@@ -110,7 +112,7 @@ class BackendMixin:
         else:
             call["inbound"] = True
             caller = self._inbound_callers.get(op.call_id)
-            pk = self._account_by_phone(caller) if caller else None
+            pk = self._account_by_phone(caller, op.call_id) if caller else None
             call["account"] = self._card(pk) if pk else None
         out["call"] = call
         return out
@@ -173,15 +175,12 @@ class BackendMixin:
         if preview is not None:
             return preview[0].account_pk
         caller = self._inbound_callers.get(call_id)
-        return self._account_by_phone(caller) if caller else None
+        return self._account_by_phone(caller, call_id) if caller else None
 
-    def _account_by_phone(self, number: str) -> int | None:
-        digits = re.sub(r"\D", "", number or "")
-        if len(digits) < 10:
-            return None
-        row = self.store.db.execute("SELECT account_pk FROM phones WHERE e164 LIKE ? ORDER BY "
-                                    "account_pk DESC LIMIT 1", (f"%{digits[-10:]}",)).fetchone()
-        return int(row[0]) if row else None
+    def _account_by_phone(self, number: str, call_id: str | None = None) -> int | None:
+        dialer = self.runner.dialer_of(call_id) if call_id else None
+        return account_of_caller(self.store, number,
+                                 dialer.campaign_id if dialer is not None else None)
 
     async def desk_ready(self, username: str, ready: bool) -> None:
         if ready and self._plane() is not None and not self._audio.get(username, (False, ""))[0]:
@@ -446,11 +445,7 @@ class BackendMixin:
         return rows
 
     def _occupancy(self, position: str | None) -> float | None:
-        op = next((o for o in self.operators.ops if o.position == position), None)
-        elapsed = self.clock.now()
-        if op is None or elapsed <= 0:
-            return None
-        return round(min(1.0, (op.talk_s + op.wrap_s) / elapsed), 4)
+        return occupancy_mod.occupancy(self.store, self.operators, position)
 
     def dnc_list(self) -> list[dict]:
         rows = self.store.list_entries("dnc")

@@ -203,3 +203,18 @@ async def test_a_segments_script_reaches_the_card_and_the_change_is_audited(app)
     assert tuple(row) == ("anna", "segments", "campaign")
     with pytest.raises(UserError):
         await app.campaign_set_segments(camp, [segs[0], segs[0]], "anna")
+
+
+async def test_a_debtor_calling_back_in_national_format_pops_his_card(app):
+    """The simulated module rings with the caller as the network shows it (8XXXXXXXXXX): the
+    person who takes the call sees that debtor's card (matched through the E.164 index)."""
+    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    app.store.db.execute("UPDATE accounts SET status='done'")  # nobody to dial out
+    app.store.db.commit()
+    row = app.store.db.execute("SELECT a.account_id, p.e164 FROM accounts a JOIN phones p ON "
+                               "p.account_pk = a.id ORDER BY a.id DESC LIMIT 1").fetchone()
+    await app.desk_ready("olga", True)
+    app.sims[0].ring_inbound("8" + row["e164"][2:])
+    await _wait(lambda: (app.desk("olga")["call"] or {}).get("inbound"), 40)
+    call = app.desk("olga")["call"]
+    assert call["account"] is not None and call["account"]["account_id"] == row["account_id"]
