@@ -3,9 +3,10 @@
 The recorder taps a line leg of the media plane. Every tick gives one stereo frame: left is what
 the debtor said, right is what the box sent the debtor (the operator, a supervisor's barge, the
 recording notice, the abandon message). Frames are batched (60 ms) and written, once per tick for
-all recordings, to ONE writer process (firmware/media/recorder_worker.py), which encodes them
-with libopus (through PyAV) and writes Ogg pages to disk as they fill: the event loop never waits
-for the encoder or the disk, nor shares its GIL with them.
+all recordings, to ONE writer process (firmware/media/recorder_worker.py), which encodes each
+channel as a mono Opus stream of its own (libopus through PyAV; uncoupled, so neither channel
+bleeds into the other) and writes Ogg pages to disk as they fill: the event loop never waits for
+the encoder or the disk, nor shares its GIL with them.
 
 ``kill -9`` of the box leaves every file complete (the worker sees the pipe close and finishes
 them); a power cut, or killing both, leaves files that play up to about half a second before it:
