@@ -22,16 +22,21 @@ HANDLING = (TALKING, WRAP)
 
 
 def flush(store, pool: OperatorPool) -> None:
-    """Write the time counted since the last flush (one transaction)."""
+    """Write the time counted since the last flush (one transaction, on the store's writer
+    thread when the box runs one)."""
     taken = {k: s for k, s in pool.take_time().items() if s > 0}
     if not taken:
         return
     day = datetime.fromtimestamp(store.clock.wall(), timezone.utc).date().isoformat()
+    store.submit(_add, [(day, pos, state, s) for (pos, state), s in taken.items()])
+
+
+def _add(store, rows: list[tuple[str, str, str, float]]) -> None:
     with store.tx():
         store.db.executemany(
             "INSERT INTO operator_time (day, position, state, seconds) VALUES (?,?,?,?) "
             "ON CONFLICT (position, state, day) DO UPDATE SET seconds = seconds + "
-            "excluded.seconds", [(day, pos, state, s) for (pos, state), s in taken.items()])
+            "excluded.seconds", rows)
 
 
 async def keep(store, pool: OperatorPool, clock, every_s: float = FLUSH_S) -> None:
