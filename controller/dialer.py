@@ -4,7 +4,9 @@ Modes share one loop. Progressive reserves an operator before each call (one cal
 operator). Predictive asks the pacer how many calls to launch from the state of the floor and
 hands each live answer to whoever is free within the 2-second bridge deadline (the line core
 abandons the call after it). Inbound calls (blended mode) go to a free operator before any new
-outbound call is launched; blocked callers get busy.
+outbound call is launched; blocked callers get busy. A call offered to a person rings on his
+desk and is answered only when he takes it; not taken within ``take_s`` it goes to the next
+free operator (he is paused: likely away), or waits for one while the caller's line rings.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ LEADS_PER_CHUNK = 8  # leads looked at, and their refusals committed, between tw
 LEADS_PER_JOB = 64  # the same on the store's writer thread, where the loop does not wait
 LEADS_PER_CYCLE = 2048
 LEADS_PAUSE_S = 0.005  # between chunks: refusals are background work, never the loop's all
+TAKE_S = 15.0  # an inbound call rings on a desk this long before it goes to the next operator
 
 
 @dataclass
@@ -98,6 +101,8 @@ class Dialer:
         self._op_segment: dict[str, str] = {}  # operator -> segment of the call he wraps up
         self._waiting: list[str] = []  # answered calls with no operator yet (oldest first)
         self._inbound: list[str] = []  # inbound calls offered, waiting for an operator
+        self.ringing: dict[str, Operator] = {}  # inbound call -> the desk it rings on, not taken
+        self.take_s = TAKE_S
         self.previews: dict[str, tuple] = {}  # preview id -> (lead, operator) shown, not dialed
         self.preview_s = 8.0  # how long a simulated operator reads a card before dialing
         self._line_faults: dict[str, int] = {}  # consecutive faults per line
@@ -164,15 +169,16 @@ class Dialer:
     def owns(self, call_id: str) -> bool:
         """Is this call one of this campaign's (placed, waiting, offered, previewed, held)?"""
         return (call_id in self._out or call_id in self._inbound or call_id in self.previews
-                or self.operators.by_call(call_id) is not None)
+                or call_id in self.ringing or self.operators.by_call(call_id) is not None)
 
     def load(self) -> int:
         """Calls and cards of this campaign in hand now (for sharing lines by weight)."""
-        return len(self._out) + len(self.previews) + len(self._inbound)
+        return len(self._out) + len(self.previews) + len(self._inbound) + len(self.ringing)
 
     def busy(self) -> bool:
         """Anything of this campaign still going on (a paused one is kept until it is not)."""
-        return bool(self._out or self._waiting or self._inbound or self.previews or any(
+        return bool(self._out or self._waiting or self._inbound or self.ringing or
+                    self.previews or any(
             o.campaign == self.campaign_id and o.call_id for o in self.operators.pool.ops))
 
     def _replay_abandon_window(self) -> None:
@@ -456,20 +462,67 @@ class Dialer:
             self._spawn(self._bridge(call_id, op))
 
     async def _bridge(self, call_id: str, op: Operator) -> None:
+        """Put the call through; a person's desk shows the card first (pushed, never after
+        the audio)."""
         try:
+            if op.human and self.operators.pool.show_card is not None:
+                await self.operators.pool.show_card(op, call_id)
             await self.lines.bridge(call_id, op.position)
         except LineError as exc:
             log.warning("bridge_failed", call_id=call_id, error=str(exc))
 
     async def _serve_inbound(self) -> None:
+        """Callers to free operators: a person's desk rings until he takes the call; a
+        simulated operator takes it at once."""
         while self._inbound and self.operators.next_free() is not None:
             call_id = self._inbound.pop(0)
             op = self.operators.reserve(call_id)
-            try:
-                await self.lines.answer(call_id)
-            except LineError as exc:  # the caller gave up
-                log.info("inbound_gone", call_id=call_id, error=str(exc))
+            if op.human:
+                self.ringing[call_id] = op
+                log.info("inbound_offered", call_id=call_id, position=op.position)
+                self._spawn(self._ring_out(call_id, op))
+                continue
+            await self._answer(call_id, op)
+
+    async def take(self, call_id: str, op: Operator) -> None:
+        """The person takes the call ringing on his desk: the line is answered, and the audio
+        is put through when the line confirms (LineError: it is no longer ringing for him)."""
+        if self.ringing.get(call_id) is not op or op.call_id != call_id:
+            raise LineError("this call is no longer ringing for you")
+        del self.ringing[call_id]
+        log.info("inbound_taken", call_id=call_id, position=op.position)
+        if not await self._answer(call_id, op):
+            raise LineError("the caller hung up")
+
+    async def _answer(self, call_id: str, op: Operator) -> bool:
+        try:
+            await self.lines.answer(call_id)
+            return True
+        except LineError as exc:  # the caller gave up
+            log.info("inbound_gone", call_id=call_id, error=str(exc))
+            if op.call_id == call_id:
                 self.operators.release(op, talked=False)
+            return False
+
+    async def _ring_out(self, call_id: str, op: Operator) -> None:
+        """Not taken in time: the operator is paused, the caller goes to the next free one."""
+        await self.clock.sleep(self.take_s)
+        if self.ringing.get(call_id) is not op:
+            return  # taken, or the caller hung up
+        self._reoffer(call_id, op, missed=True)
+
+    def _reoffer(self, call_id: str, op: Operator, *, missed: bool) -> None:
+        """The call ringing on ``op``'s desk goes back to the head of the queue."""
+        del self.ringing[call_id]
+        log.info("inbound_not_taken", call_id=call_id, position=op.position,
+                 reason="rang out" if missed else "desk gone")
+        if op.call_id == call_id:
+            if missed:
+                self.operators.pool.missed(op)
+            else:
+                self.operators.release(op, talked=False)
+        self._inbound.insert(0, call_id)
+        self._wake.set()
 
     def _on_operators(self) -> None:
         # Called from inside the pool's state changes: never reserve from here (re-entrant);
@@ -505,6 +558,9 @@ class Dialer:
         if op.state != RESERVED or op.campaign != self.campaign_id or op.call_id is None:
             return
         call_id = op.call_id
+        if self.ringing.get(call_id) is op:
+            self._reoffer(call_id, op, missed=False)
+            return
         if call_id in self.previews:
             lead, _ = self.previews.pop(call_id)
             self.store.submit(Store.set_preview, lead.account_pk, False)
@@ -556,6 +612,7 @@ class Dialer:
             self._waiting.remove(ev.call_id)
         if ev.call_id in self._inbound:
             self._inbound.remove(ev.call_id)
+        self.ringing.pop(ev.call_id, None)
         op = self.operators.by_call(ev.call_id)
         if op is not None:
             if out is not None:

@@ -24,6 +24,7 @@ BREAK = "break"
 AWAY = (NOT_READY, BREAK)  # states that take no calls and do not count on the floor
 DESK_GONE = "desk_gone"  # the reason of a not-ready operator whose desk closed or went silent
 WRAP_LIMIT = "wrap_limit"  # the reason of one paused by the campaign's wrap-up time limit
+MISSED = "missed_call"  # the reason of one who let a call offered to his desk ring out
 
 
 @dataclass
@@ -70,6 +71,9 @@ class OperatorPool:
         self._wrap_watchers: list[Callable[[Operator, float, int | None], None]] = []
         # The wrap-up time limit of a campaign: campaign id -> (seconds, "ready" | "paused").
         self.wrap_limit: Callable[[int | None], tuple[float, str] | None] = lambda cid: None
+        # Awaited before a call is put through to a person (op, call id): his desk shows the
+        # debtor's card first. Set by the box; it returns soon whatever the desk does.
+        self.show_card: Callable[[Operator, str], Awaitable[None]] | None = None
 
     # --- people at the desk -----------------------------------------------------------------
     def login(self, username: str, name: str | None = None) -> Operator:
@@ -112,6 +116,13 @@ class OperatorPool:
         else:
             op.pending = DESK_GONE
             self._notify()
+
+    def missed(self, op: Operator) -> None:
+        """He let a call offered to his desk ring out: paused (he is likely away) until he
+        presses Ready, so the next caller does not ring on an empty desk too."""
+        if op.state == RESERVED:
+            op.pending = op.pending or MISSED
+            self._after_call(op)
 
     def finish_wrap(self, op: Operator) -> None:
         """The person recorded the outcome: back to taking calls (or to the break asked for)."""
@@ -207,7 +218,7 @@ class OperatorPool:
         pending, op.pending, op.campaign, op.outcome_saved = op.pending, None, None, None
         if pending is None:
             self._set(op, FREE, None)
-        elif pending in (DESK_GONE, WRAP_LIMIT):
+        elif pending in (DESK_GONE, WRAP_LIMIT, MISSED):
             op.reason = pending
             self._set(op, NOT_READY, None)
         else:

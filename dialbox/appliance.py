@@ -152,6 +152,8 @@ class Appliance(BackendMixin):
         self.operators.on_wrap_timeout = self._wrap_timed_out
         for op in self.operators.ops:
             self.media.add_leg(op.position, "position")
+        self.operators.show_card = self._show_card  # the card before the audio, pushed
+        self.operators.watch(self._desks_changed)
         if s.simulate:
             self._talk = Population.from_dict(dict(self._default_population(), seed=s.seed))
             self.operators.on_sim_wrap = self._sim_disposition

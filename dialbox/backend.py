@@ -34,6 +34,7 @@ from firmware.lineapi import LineError
 
 log = structlog.get_logger("dialbox.backend")
 _KPI_BY = ("campaign", "segment", "operator", "line", "day")
+CARD_WAIT_S = 0.25  # the longest a call waits for the person's desk to show the card
 _STAGE = {"seized": "ringing", "dialing": "ringing", "proceeding": "ringing",
           "alerting": "ringing", "inbound": "ringing", "answered": "answered",
           "bridged": "bridged"}
@@ -99,7 +100,8 @@ class BackendMixin:
                            "inbound": False, "account": self._card(preview[0].account_pk)}
             return out
         call = {"call_id": op.call_id, "line": None, "stage": "ended", "inbound": False,
-                "account": None}
+                "account": None,
+                "offered": dialer is not None and dialer.ringing.get(op.call_id) is op}
         for ln in self.lines.lines():
             if ln.call_id == op.call_id:
                 call["line"] = ln.name
@@ -251,6 +253,50 @@ class BackendMixin:
     async def desk_skip(self, username: str, call_id: str) -> None:
         """Preview mode: the operator passes on this card (recorded; due again in an hour)."""
         await self._previewer(username, call_id).preview_skip(call_id, username)
+
+    async def desk_take(self, username: str, call_id: str) -> None:
+        """The person takes the inbound call ringing on his desk."""
+        op = self._seated(username)
+        dialer = self.runner.dialer_of(call_id) if op.call_id == call_id else None
+        if dialer is None:
+            raise UserError("this call is no longer ringing for you")
+        try:
+            await dialer.take(call_id, op)
+        except LineError:  # the caller hung up, or it rang out and went on
+            raise UserError("this call is no longer ringing for you") from None
+
+    # --- the desk's card, pushed --------------------------------------------------------------
+    @property
+    def _desk_feeds(self) -> dict:
+        """username -> the pushes of his open desk feeds."""
+        if "_desk_feed_pushes" not in self.__dict__:
+            self.__dict__["_desk_feed_pushes"] = {}
+        return self.__dict__["_desk_feed_pushes"]
+
+    def desk_subscribe(self, username: str, push):
+        feeds = self._desk_feeds.setdefault(username, set())
+        feeds.add(push)
+        return lambda: feeds.discard(push)
+
+    def _desks_changed(self) -> None:
+        """The floor changed: the desks of the people whose state or call changed are sent
+        at once (a desk nobody changed is left to its feed's own pace)."""
+        seen = self.__dict__.setdefault("_desk_seen", {})
+        for op in self.operators.ops:
+            if op.username is None:
+                continue
+            now = (op.state, op.call_id, op.reason, op.pending)
+            if seen.get(op.username) != now:
+                seen[op.username] = now
+                for push in list(self._desk_feeds.get(op.username, ())):
+                    push()
+
+    async def _show_card(self, op: Operator, call_id: str) -> None:
+        """Before a call is put through to a person: his open desks are sent the card (a
+        closed or stuck page does not hold the call up longer than CARD_WAIT_S)."""
+        sent = [push() for push in list(self._desk_feeds.get(op.username, ()))]
+        if sent:
+            await asyncio.wait(sent, timeout=CARD_WAIT_S)
 
     async def desk_hangup(self, username: str, call_id: str) -> None:
         op = self._seated(username)

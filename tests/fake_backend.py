@@ -77,6 +77,7 @@ class FakeBackend:
         # call id -> {"path", "account_id", "operator", "at", "duration_s"}: recorded calls
         self.recordings: dict[str, dict] = {}
         self.audio: dict[str, bool] = {}  # username -> the desk's headset is up
+        self.feeds: dict[str, set] = {}  # username -> the pushes of his open desk feeds
 
     # --- everyone -------------------------------------------------------------------------------
     def health(self):
@@ -124,9 +125,36 @@ class FakeBackend:
             {"call_id": cid, "at": r["at"], "operator": r["operator"],
              "duration_s": r["duration_s"]}
             for cid, r in self.recordings.items() if r["account_id"] == "A-1001"]
+        call["offered"] = False
         self.desk_calls[username] = call
         self.operators[username]["state"] = "reserved" if stage == "preview" else "talking"
+        self.push_desk(username)
         return call
+
+    def ring_call(self, username: str, *, call_id: str = "in-1") -> dict:
+        """An inbound call rings on this operator's desk, not taken yet (test helper)."""
+        call = self.put_call(username, call_id=call_id, stage="ringing")
+        call.update(inbound=True, offered=True, line="gsm0")
+        self.operators[username]["state"] = "reserved"
+        self.push_desk(username)
+        return call
+
+    def push_desk(self, username: str) -> list:
+        """The desk changed: its open feeds send it now (their futures: done once sent)."""
+        return [push() for push in list(self.feeds.get(username, ()))]
+
+    def desk_subscribe(self, username, push):
+        feeds = self.feeds.setdefault(username, set())
+        feeds.add(push)
+        return lambda: feeds.discard(push)
+
+    async def desk_take(self, username, call_id):
+        self.calls.append(("desk_take", username, call_id))
+        call = self._call(username, call_id, "this call is no longer ringing for you")
+        if not call.get("offered"):
+            raise UserError("this call is no longer ringing for you")
+        call.update(offered=False, stage="answered")
+        self.push_desk(username)
 
     async def recording_file(self, username, call_id, source, playback):
         rec = self.recordings.get(call_id)

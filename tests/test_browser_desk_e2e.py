@@ -6,6 +6,7 @@ recording holds both, the second call has audio too, and a closed tab pauses the
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
@@ -23,45 +24,63 @@ from web_admin.rtc import MediaNetworks
 PASSWORD = "olga-password-1"
 
 
+@asynccontextmanager
+async def desk_box(tmp_path, *, talk_mean_s: float = 4.0, **settings):
+    """The box on one simulated Huawei modem with audio, its web admin on loopback, and the
+    operator olga: (appliance, base URL)."""
+    profile = tmp_path / "huawei.yaml"
+    profile.write_text("name: sim-huawei\ndriver: gsm\ndialect: huawei\naudio: huawei-ddsetex\n"
+                       "modules:\n  - {name: hw0, port: 'sim://0'}\n"
+                       "health_interval_s: 4\ncommand_timeout_s: 3\n"
+                       f"simulate:\n  population: {dict(POPULATION, talk_mean_s=talk_mean_s)}\n",
+                       encoding="utf-8")
+    app = Appliance(Settings(simulate=True, profiles=(str(profile),), operators=0,
+                             data=tmp_path / "data", time_scale=1.0, seed=5,
+                             compliance="none", **settings))
+    await app.start()
+    users.add(app.store, "olga", PASSWORD, role="operator")
+    runner = web.AppRunner(make_app(app, media=MediaNetworks.parse(["127.0.0.1/8"])),
+                           handle_signals=False)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield app, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    finally:
+        await runner.cleanup()
+        await app.stop()
+
+
 @pytest.fixture
 async def box(tmp_path, monkeypatch):
     need_ffmpeg()
     monkeypatch.setattr(Appliance, "_default_population",
                         lambda self: dict(POPULATION, talk_mean_s=4.0, talk_sd_s=0.2))
-    profile = tmp_path / "huawei.yaml"
-    profile.write_text("name: sim-huawei\ndriver: gsm\ndialect: huawei\naudio: huawei-ddsetex\n"
-                       "modules:\n  - {name: hw0, port: 'sim://0'}\n"
-                       "health_interval_s: 4\ncommand_timeout_s: 3\n"
-                       f"simulate:\n  population: {dict(POPULATION, talk_mean_s=4.0)}\n",
-                       encoding="utf-8")
-    app = Appliance(Settings(simulate=True, profiles=(str(profile),), operators=0,
-                             data=tmp_path / "data", time_scale=1.0, seed=5,
-                             compliance="none"))
-    await app.start()
-    users.add(app.store, "olga", PASSWORD, role="operator")
-    runner = web.AppRunner(make_app(app, media=MediaNetworks.parse(["127.0.0.1/8"])),
-                           handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield app, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    await runner.cleanup()
-    await app.stop()
+    async with desk_box(tmp_path) as (app, base):
+        yield app, base
+
+
+async def olga_at_desk(browser, base: str):
+    """olga signed in at the desk in Chromium, her headset's audio up: (context, page)."""
+    from playwright.async_api import expect
+    ctx = await browser.new_context(locale="ru-RU", permissions=["microphone"])
+    page = await ctx.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    await page.goto(base + "/login")
+    await page.fill("input[name=username]", "olga")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#audio")).to_have_attribute("data-state", "up", timeout=20000)
+    return ctx, page
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_a_person_at_the_desk_talks_to_simulated_debtors_through_the_box(launch, box):
     app, base = box
-    browser = await launch(OPERATOR_HZ)
-    ctx = await browser.new_context(locale="ru-RU", permissions=["microphone"])
-    page = await ctx.new_page()
-    await page.goto(base + "/login")
-    await page.fill("input[name=username]", "olga")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
     from playwright.async_api import expect
-    await expect(page.locator("#audio")).to_have_attribute("data-state", "up", timeout=20000)
+    ctx, page = await olga_at_desk(await launch(OPERATOR_HZ), base)
     await page.click("#ready-toggle")
     for n in (1, 2):  # the second call of the shift has audio too
         await until(lambda: (app.desk("olga")["call"] or {}).get("stage") == "bridged",

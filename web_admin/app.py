@@ -43,6 +43,7 @@ ROUTES = (
     ("POST", "/desk/break", desk.take_break, "desk_break", DESK),
     ("GET", "/recordings/{call_id}", desk.recording, "recording", DESK),
     ("POST", "/desk/hangup", desk.hangup, "desk_hangup", DESK),
+    ("POST", "/desk/take", desk.take, "desk_take", DESK),
     ("POST", "/desk/dial", desk.dial, "desk_dial", DESK),
     ("POST", "/desk/skip", desk.skip, "desk_skip", DESK),
     ("POST", "/desk/disposition", desk.disposition, "desk_disposition", DESK),

@@ -70,7 +70,8 @@ class Backend(Protocol):
         "debt_amount","currency","dpd","region","segment","phones": [{"e164","kind"}],
         "last_outcome","flags": [str],"promises": [{"amount","date","status"}],
         "history": [{"at","outcome","operator","disposition","note"}],
-        "script": the segment's script or None}}}.
+        "script": the segment's script or None},"offered": true while an inbound call rings on
+        this desk, waiting to be taken}}.
         Raises UserError when the user is not seated at an operator position."""
 
     async def desk_ready(self, username: str, ready: bool) -> None:
@@ -94,6 +95,17 @@ class Backend(Protocol):
 
     async def desk_hangup(self, username: str, call_id: str) -> None:
         """Hang up this operator's call; the operator goes to wrap-up."""
+
+    async def desk_take(self, username: str, call_id: str) -> None:
+        """Take the inbound call ringing on this desk (call "offered": true): the line is
+        answered, the audio is put through when it confirms. UserError when it no longer rings
+        here (the caller hung up, or it rang out and went to another operator)."""
+
+    def desk_subscribe(self, username: str, push: Any) -> Any:
+        """The desk feed of `username` is open: `push()` makes it send the desk now and returns
+        a future done once it is sent. The box calls it when the person's state or call changes,
+        and awaits it (briefly) before putting a call through, so the card never comes after
+        the audio. Returns a function that ends the subscription."""
 
     def desk_audio(self, username: str) -> Any:
         """The operator position's leg in the media plane (firmware.media.plane.Leg, added when

@@ -80,7 +80,7 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
         return await headset_feed(
             request, lambda: _desk(request), leg=lambda: call(b.desk_audio, username),
             notify=lambda up, why: call(b.desk_audio_state, username, up, why),
-            silence_s=GONE_AFTER_S)
+            silence_s=GONE_AFTER_S, subscribe=lambda push: b.desk_subscribe(username, push))
     finally:
         open_desks[username] -= 1
         if not open_desks[username]:
@@ -135,6 +135,11 @@ async def hangup(request: web.Request) -> web.Response:
     return await _after(request)
 
 
+async def take(request: web.Request) -> web.Response:
+    """Take the inbound call ringing on the desk: the audio starts when the line confirms."""
+    return await _preview_action(request, "desk_take")
+
+
 async def dial(request: web.Request) -> web.Response:
     """Preview mode: place the call of the card on the desk."""
     return await _preview_action(request, "desk_dial")
@@ -146,6 +151,7 @@ async def skip(request: web.Request) -> web.Response:
 
 
 async def _preview_action(request: web.Request, method: str) -> web.Response:
+    """A desk action on the call shown (dial, skip, take): its refusal is said on the page."""
     body = await _body(request)
     try:
         await call(getattr(backend(request), method), user(request)["username"],

@@ -42,6 +42,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "offline": NP_("desk state", "No desk"),
         "connecting": NP_("desk state", "Connecting…"),
         "preview": NP_("desk state", "Card: call when you are ready"),
+        "ringing": NP_("desk state", "Incoming call: take it"),
     },
     "break": {  # the reasons an operator gives for a break (web_admin.desk.BREAK_REASONS)
         "lunch": NP_("break reason", "lunch"),

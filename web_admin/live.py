@@ -1,4 +1,5 @@
-"""Live feeds: a WebSocket that pushes a snapshot whenever it changes."""
+"""Live feeds: a WebSocket that pushes a snapshot whenever it changes (told at once by the box
+where it can, else seen by polling)."""
 from __future__ import annotations
 
 import asyncio
@@ -19,13 +20,41 @@ POLL_S = 0.25
 
 OnMessage = Callable[[web.WebSocketResponse, dict], Awaitable[None]]
 OnClose = Callable[[web.WebSocketResponse], Awaitable[None]]
+Subscribe = Callable[[Callable[[], "asyncio.Future[None]"]], Callable[[], None]]
+
+
+class _Pushes:
+    """Asks for a snapshot now; each asker's future is done once the one after it was sent."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.waiting: list[asyncio.Future[None]] = []
+
+    def push(self) -> "asyncio.Future[None]":
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting.append(fut)
+        self.wake.set()
+        return fut
+
+    def take(self) -> list[asyncio.Future[None]]:
+        self.wake.clear()
+        waiting, self.waiting = self.waiting, []
+        return waiting
+
+    @staticmethod
+    def done(futures: list[asyncio.Future[None]]) -> None:
+        for f in futures:
+            if not f.done():
+                f.set_result(None)
 
 
 async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
                        on_message: OnMessage | None = None,
                        on_close: OnClose | None = None,
-                       silence_s: float | None = None) -> web.WebSocketResponse:
-    """Send `snapshot()` as JSON now and again each time it differs (checked 4 times a second).
+                       silence_s: float | None = None,
+                       subscribe: Subscribe | None = None) -> web.WebSocketResponse:
+    """Send `snapshot()` as JSON now and again each time it differs (checked 4 times a second,
+    and at once when the box pushes: `subscribe(push)` gives it the push and returns the end).
 
     JSON objects the page sends go to `on_message` (the desk's WebRTC signalling); `on_close`
     is awaited once the socket is gone, whatever closed it. With ``silence_s`` the page must
@@ -41,8 +70,12 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
     loop = asyncio.get_running_loop()
     heard = [loop.time()]
     reader = loop.create_task(_drain(ws, on_message, heard))
+    pushes = _Pushes()
+    unsubscribe = subscribe(pushes.push) if subscribe is not None else None
+    asked: list[asyncio.Future[None]] = []
     try:
         while not ws.closed and not reader.done():
+            asked = pushes.take()
             if silence_s is not None and loop.time() - heard[0] > silence_s:
                 log.info("live_feed_silent", path=request.path)
                 break
@@ -59,10 +92,17 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
             if text != last:
                 await ws.send_str(text)
                 last = text
-            await asyncio.sleep(POLL_S)
+            pushes.done(asked)
+            try:
+                await asyncio.wait_for(pushes.wake.wait(), POLL_S)
+            except asyncio.TimeoutError:
+                pass
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        if unsubscribe is not None:
+            unsubscribe()
+        pushes.done(asked + pushes.take())
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         await ws.close()

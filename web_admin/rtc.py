@@ -374,7 +374,7 @@ def _tone(hz: float, seconds: float, amplitude: float = 6000.0) -> bytes:
 
 
 async def headset_feed(request, snapshot: Callable, *, leg: Callable[[], Awaitable],
-                       notify: Notify, silence_s: float | None = None):
+                       notify: Notify, silence_s: float | None = None, subscribe=None):
     """A live feed (web_admin.live.push_changes) whose socket also carries this person's
     headset: WebRTC signalling in, the box's offer and audio state out. One headset per person:
     a second window takes it over; the socket closing takes it down (1001: the tab closed)."""
@@ -414,7 +414,7 @@ async def headset_feed(request, snapshot: Callable, *, leg: Callable[[], Awaitab
             await media.close("tab_closed" if ws.close_code == 1001 else "network")
 
     return await push_changes(request, snapshot, on_message=on_message, on_close=on_close,
-                              silence_s=silence_s)
+                              silence_s=silence_s, subscribe=subscribe)
 
 
 async def _maybe(result) -> None:

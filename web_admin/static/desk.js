@@ -1,4 +1,5 @@
 // The operator's desk: the card pops when a call is put through; one click (or key 1..9) per outcome.
+// An inbound call rings here (a tone made in the page) until the operator takes it (Enter).
 "use strict";
 (function () {
   const { _, label } = window.dialboxI18n;
@@ -6,6 +7,51 @@
   const $ = (id) => document.getElementById(id);
   let desk = JSON.parse($("desk-snapshot").textContent);
   let busy = false;
+
+  // The ring of an inbound call: 425 Hz, 1 s on and 2 s off, made here (the box sends nothing
+  // until the call is taken). level() is what it plays now, in dB (the tests listen to it).
+  const ring = (function () {
+    let ctx = null, osc = null, gain = null, an = null, timer = null;
+    function start() {
+      if (osc) return;
+      try {
+        ctx = ctx || new AudioContext();
+        if (ctx.state === "suspended") ctx.resume();
+        osc = ctx.createOscillator();
+        osc.frequency.value = 425;
+        gain = ctx.createGain();
+        gain.gain.value = 0;
+        an = an || ctx.createAnalyser();
+        an.fftSize = 2048;
+        osc.connect(gain);
+        gain.connect(ctx.destination);
+        gain.connect(an);
+        osc.start();
+        let on = false;
+        const cadence = () => {
+          on = !on;
+          gain.gain.setTargetAtTime(on ? 0.3 : 0, ctx.currentTime, 0.01);
+          timer = setTimeout(cadence, on ? 1000 : 2000);
+        };
+        cadence();
+      } catch (e) { osc = null; }  // no Web Audio: the desk still shows the call and Take
+    }
+    function stop() {
+      clearTimeout(timer);
+      if (osc) { osc.stop(); osc.disconnect(); gain.disconnect(); }
+      osc = null;
+    }
+    function level() {
+      if (!an) return null;
+      const bins = new Float32Array(an.frequencyBinCount);
+      an.getFloatFrequencyData(bins);
+      const i = Math.round(425 / (ctx.sampleRate / an.fftSize));
+      return Math.max(bins[i - 1], bins[i], bins[i + 1]);
+    }
+    document.addEventListener("click", () => { if (ctx && ctx.state === "suspended") ctx.resume(); });
+    return { start: start, stop: stop, level: level, on: () => !!osc };
+  })();
+  window.dialboxRing = ring;
 
   function text(el, value) {
     el.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
@@ -30,6 +76,7 @@
     const st = d.operator.state;
     if (st === "not_ready" || st === "break") return st;
     if (d.call && d.call.stage === "preview") return "preview";
+    if (d.call && d.call.offered) return "ringing";
     if (st === "wrap_up" || (d.call && d.call.stage === "ended")) return "wrap_up";
     if (st === "talking" || (d.call && d.call.stage === "bridged")) return "talking";
     if (st === "reserved") return "reserved";
@@ -57,7 +104,8 @@
     const why = !op ? "" : op.pending ? _("The break starts after this call and its wrap-up")
       : op.state === "break" ? label("break", op.reason)
       : op.reason === "desk_gone" ? _("Your desk was closed: press Ready to take calls")
-      : op.reason === "wrap_limit" ? _("Wrap-up time ran out: press Ready to take calls") : "";
+      : op.reason === "wrap_limit" ? _("Wrap-up time ran out: press Ready to take calls")
+      : op.reason === "missed_call" ? _("A call rang out on your desk: press Ready to take calls") : "";
     note.textContent = why;
     note.hidden = !why;
     $("break").disabled = !op || !op.position || op.state === "break" || !!op.pending;
@@ -67,11 +115,14 @@
     toggle.disabled = !op;
     const call = d ? d.call : null;
     const previewing = !!call && call.stage === "preview";
+    const offered = state === "ringing";
+    if (offered) ring.start(); else ring.stop();
+    $("take").hidden = !offered;
     $("dial").hidden = !previewing;
     $("skip").hidden = !previewing;
-    $("hangup").hidden = previewing;
+    $("hangup").hidden = previewing || offered;
     $("hangup").disabled = !call || call.stage === "ended";
-    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call || previewing; });
+    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call || previewing || offered; });
     $("card").hidden = !call;
     $("no-card").hidden = !!call;
     if (!call) { closeFields(); return; }
@@ -195,6 +246,13 @@
     const out = await post("/desk/ready", { ready: ready });
     if (out && out.error) showError(out.error);
   });
+  async function take() {
+    if (!desk || !desk.call || !desk.call.offered) return;
+    ring.stop();  // at once: the debtor's voice comes next
+    const out = await post("/desk/take", { call_id: desk.call.call_id });
+    if (out && out.error) showError(out.error);
+  }
+  $("take").addEventListener("click", take);
   for (const [id, path] of [["dial", "/desk/dial"], ["skip", "/desk/skip"]]) {
     $(id).addEventListener("click", async () => {
       if (!desk || !desk.call) return;
@@ -211,6 +269,11 @@
     const tag = ev.target.tagName;
     if (ev.key === "Escape") { closeFields(); return; }
     if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || ev.ctrlKey || ev.altKey || ev.metaKey) {
+      return;
+    }
+    if (ev.key === "Enter" && desk && desk.call && desk.call.offered) {
+      ev.preventDefault();  // not also a click on the button that has the focus
+      take();
       return;
     }
     const b = document.querySelector('button.outcome[data-key="' + ev.key + '"]');
