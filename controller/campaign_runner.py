@@ -132,7 +132,8 @@ class CampaignRunner:
         d.line_ok = cfg.line_ok
         d.operators.staffs = lambda op, cfg=cfg: cfg.staffs(op.username, op.position,
                                                            team=op.team)
-        d.reconfigure(mode=cfg.mode, compliance_profile=cfg.compliance)
+        d.reconfigure(mode=cfg.mode, compliance_profile=cfg.compliance,
+                      abandon_target=cfg.abandon_target)
 
     async def _follow_sms(self, cfg: CampaignConfig) -> None:
         """A running campaign's SMS reminders run; one object per campaign for the box's life

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller import audit
+from controller.segments import Segment, check_target
 from controller.store_campaigns import (DAY_NAMES, MODES, STATUSES, WRAP_AFTER, CampaignConfig,
                                         Schedule, _known_profile)
 from firmware.errors import N_, InputError, UserError
 
 __all__ = ("ACTIONS", "DAY_NAMES", "MODES", "STATUSES", "WRAP_AFTER", "CampaignConfig", "Schedule", "act",
-           "create", "update")
+           "create", "update", "law_cap", "check_segments", "set_segment_target")
 
 # action -> (status it sets, statuses it may be taken from)
 ACTIONS = {
@@ -72,9 +73,19 @@ def act(store, name: str, action: str, *, who: str, source: str,
 
 def update(store, name: str, *, who: str, source: str, **changes) -> CampaignConfig:
     """Change settings: creditor, mode, compliance, schedule (a Schedule or None), weight,
-    wrap_limit_s (None: no limit), wrap_after, line_group (patterns), operators, teams, name."""
+    wrap_limit_s (None: no limit), wrap_after, abandon_target (the pacing target, a share of
+    live answers; None: the law's cap), line_group (patterns), operators, teams, name."""
     before = store.campaign_config(name)
     cols: dict = {}
+    law = changes.get("compliance", before.compliance)
+    if "compliance" in changes or "abandon_target" in changes:
+        _known_profile(law)
+        target = changes.get("abandon_target", before.abandon_target)
+        check_target(target, "abandon_target", law_cap(law))
+        if "abandon_target" in changes:
+            cols["abandon_target"] = None if target is None else float(target)
+        if "compliance" in changes:
+            check_segments(store, before.id, store.segments(before.id), law)
     for key, value in changes.items():
         if key == "creditor":
             cols["creditor"] = (value or "").strip() or None
@@ -120,6 +131,8 @@ def update(store, name: str, *, who: str, source: str, **changes) -> CampaignCon
             cols["line_group"] = ",".join(pats) or None
         elif key in ("operators", "teams"):
             cols[key] = [n.strip() for n in value if n.strip()]
+        elif key == "abandon_target":
+            pass  # checked above, against the law the campaign will be under
         else:
             raise InputError("{key}: no such campaign setting", key=key)
     store.update_campaign(before.id, **cols)
@@ -131,6 +144,49 @@ def update(store, name: str, *, who: str, source: str, **changes) -> CampaignCon
                      before={k: b[k] for k in sorted(diff)},
                      after={k: a[k] for k in sorted(diff)}, source=source)
     return after
+
+
+def law_cap(profile: str) -> float:
+    """The most a campaign under this compliance profile may abandon (a share of live answers)."""
+    from controller import compliance
+    from controller.pacing.setup import law_cap as cap_of
+    return cap_of(compliance.get_profile(profile))
+
+
+def check_segments(store, campaign_id: int, segments, law: str | None = None) -> None:
+    """Every segment's pacing target within the campaign's law (InputError naming the first)."""
+    cap = law_cap(law or store.campaign_config(campaign_id).compliance)
+    for seg in segments:
+        seg = seg if isinstance(seg, Segment) else Segment.from_json(seg)
+        try:
+            check_target(seg.strategy.abandon_target, "", cap)
+        except UserError:
+            raise InputError("segment {name}: the pacing target is at most the law's {cap} %, "
+                             "not {value} %", name=seg.name, cap=f"{cap * 100:g}",
+                             value=f"{seg.strategy.abandon_target * 100:g}") from None
+
+
+def set_segment_target(store, name: str, segment: str, target: float | None, *, who: str,
+                       source: str) -> Segment:
+    """One segment's pacing target (None: the campaign's), audited."""
+    from dataclasses import replace
+    cfg = store.campaign_config(name)
+    segs = list(store.segments(cfg.id))
+    names = [sg.name for sg in segs]
+    if segment not in names:
+        raise InputError("segment {segment}: campaign {name} has segments {names}",
+                         segment=segment, name=cfg.name, names=", ".join(names))
+    i = names.index(segment)
+    before = segs[i].strategy.abandon_target
+    segs[i] = replace(segs[i], strategy=replace(segs[i].strategy, abandon_target=target))
+    check_segments(store, cfg.id, segs[i:i + 1], cfg.compliance)
+    if before != target:
+        with store.tx():
+            store.set_strategy(cfg.id, segment, segs[i].strategy)
+            audit.record(store, who=who, action="segment_target", obj="campaign", key=cfg.name,
+                         before={"segment": segment, "abandon_target": before},
+                         after={"segment": segment, "abandon_target": target}, source=source)
+    return segs[i]
 
 
 def _json(d: dict) -> str:

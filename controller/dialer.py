@@ -82,6 +82,7 @@ class Dialer:
         self.mode = mode
         self.compliance = compliance.get_profile(compliance_profile)
         self.abandon_target = abandon_target
+        self._over_cap: set[tuple[str, float]] = set()  # segment targets above the law, told
         # Every line's ring time-out, raised to the law's minimum ring: one configuration.
         self._ring_s = {ln.name: lines.ring_timeout_s(ln.name) for ln in lines.lines()}
         self.pacer = self._pacer()
@@ -118,23 +119,42 @@ class Dialer:
         """Lines give the ring time-out, the law the rest, the campaign its target."""
         target = self.abandon_target
         if target is None:
-            target = self.store.campaign_settings(self.campaign_id).get("abandon_target")
+            target = self.store.campaign_config(self.campaign_id).abandon_target
         return Pacer(campaign_config(self.compliance, self._ring_s.values(),
                                      abandon_target=target,
                                      reserve_inbound=self.reserve_inbound,
                                      campaign=self.campaign_name))
 
-    def reconfigure(self, *, mode: str, compliance_profile: str) -> None:
-        """A running campaign's mode or law changed: a new pacer, its window replayed."""
-        if mode == self.mode and compliance_profile == self.compliance.name:
+    def reconfigure(self, *, mode: str, compliance_profile: str,
+                    abandon_target: float | None) -> None:
+        """A running campaign's mode, law or pacing target changed: a new pacer, its window
+        replayed (what it learnt of the segments is kept when only the target changed)."""
+        if mode == self.mode and compliance_profile == self.compliance.name and \
+                abandon_target == self.abandon_target:
             return
-        self.mode = mode
+        same_law = compliance_profile == self.compliance.name
+        self.mode, self.abandon_target = mode, abandon_target
         self.compliance = compliance.get_profile(compliance_profile)
+        learnt = self.pacer._segments
         self.pacer = self._pacer()
+        if same_law:
+            self.pacer._segments = learnt
         self.last_decision = None
         self._replay_abandon_window()
         log.info("campaign_reconfigured", campaign=self.campaign_name, mode=mode,
-                 compliance=compliance_profile)
+                 compliance=compliance_profile, abandon_target=self.pacer.config.abandon_target)
+
+    def target_of(self, segment: str) -> float | None:
+        """The pacing target of a segment's strategy (None: the campaign's), within the law."""
+        target = self.store.strategy(self.campaign_id, segment).abandon_target
+        cap = self.pacer.config.abandon_cap
+        if target is not None and cap is not None and target > cap:
+            if (segment, target) not in self._over_cap:  # said once, not at every decision
+                self._over_cap.add((segment, target))
+                log.warning("segment_target_over_the_law", campaign=self.campaign_name,
+                            segment=segment, asked=target, cap=cap)
+            return cap
+        return target
 
     async def start(self) -> None:
         self.running = True
@@ -277,7 +297,7 @@ class Dialer:
                     # Each segment's own estimates say how many of its leads to launch now.
                     budget_segment = segment
                     decision = self.pacer.decide(self.floor(len(free_lines), segment),
-                                                 self.clock.now())
+                                                 self.clock.now(), self.target_of(segment))
                     if decision.fallback != getattr(self.last_decision, "fallback", None):
                         log.info("pacing_mode", campaign=self.campaign_name,
                                  mode=decision.mode, reason=decision.reason)

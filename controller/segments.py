@@ -26,6 +26,9 @@ class Strategy:
     priority: int = 0
     mode: str | None = None  # None: the campaign's dialing mode
     sms_rules: tuple[str, ...] = ()
+    # The pacing target: the share of live answers the predictive pacer may abandon when it
+    # dials this segment (0.01 = 1 %); None: the campaign's. Never above the law's cap.
+    abandon_target: float | None = None
 
     def retry_delay(self, outcome: str) -> float:
         return float(self.retry_s.get(outcome, DEFAULT_RETRY_S.get(outcome, 900)))
@@ -56,7 +59,20 @@ class Strategy:
                             where=where)
         if any(not isinstance(v, (int, float)) or v < 0 for v in s.retry_s.values()):
             raise UserError("{where}: retry times are seconds (numbers >= 0)", where=where)
+        check_target(s.abandon_target, where)
         return s
+
+
+def check_target(target: float | None, where: object, cap: float = 1.0) -> None:
+    """A pacing target is a share of live answers above 0 and at most ``cap`` (the law's)."""
+    if target is None:
+        return
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or \
+            not 0.0 < target <= cap:
+        shown = f"{target * 100:g} %" if isinstance(target, (int, float)) else target
+        raise UserError("{where}: the pacing target is a share of abandoned calls above 0 % "
+                        "and at most {cap} %, not {value}", where=where,
+                        cap=f"{cap * 100:g}", value=shown)
 
 
 @dataclass(frozen=True)

@@ -461,6 +461,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (position, state, day)
     ) WITHOUT ROWID;
     """,
+    # the campaign's pacing target (abandoned share of live answers) is a setting of its own
+    """
+    ALTER TABLE campaigns ADD COLUMN abandon_target REAL;
+    UPDATE campaigns SET abandon_target = json_extract(settings, '$.abandon_target')
+        WHERE json_valid(settings) AND json_extract(settings, '$.abandon_target') > 0;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -642,6 +648,14 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
             self.db.execute("DELETE FROM segments WHERE campaign_id=?", (campaign_id,))
             self._write_segments(campaign_id, segs)
             return self.reassign_segments(campaign_id)
+
+    def set_strategy(self, campaign_id: int, segment: str, strategy: Strategy) -> None:
+        """Replace one segment's strategy (no account changes segment)."""
+        with self.tx():
+            self.db.execute("UPDATE segments SET strategy=? WHERE campaign_id=? AND name=?",
+                            (json.dumps(strategy.to_json(), ensure_ascii=False), campaign_id,
+                             segment))
+        self._segments.pop(campaign_id, None)
 
     def reassign_segments(self, campaign_id: int, account_pks: Iterable[int] | None = None) -> int:
         """Put accounts in the segment their fields match now (all, or the ones given)."""

@@ -556,6 +556,7 @@ class BackendMixin:
     async def campaign_set_segments(self, name: str, segments: list, by: str) -> list[dict]:
         cid = self.store.campaign(name)
         before = self.campaign_segments(name)
+        campaigns_mod.check_segments(self.store, cid, segments)
         self.store.set_segments(cid, segments)
         after = self.campaign_segments(name)
         audit.record(self.store, who=by, action="segments", obj="campaign", key=name,

@@ -76,6 +76,12 @@ def add_parser(sub) -> None:
                    help="wrap-up time limit per call (5-3600 s), or 'none'")
     s.add_argument("--after-wrap", choices=campaigns.WRAP_AFTER,
                    help="when the limit passes the operator is made ready, or paused")
+    s.add_argument("--abandon-target", metavar="PERCENT",
+                   help="pacing target: the share of live answers the predictive pacer may "
+                        "abandon, in percent (e.g. 1.5), at most the law's; 'none': the law's "
+                        "limit (with --segment: that segment's, 'none': the campaign's)")
+    s.add_argument("--segment", metavar="SEGMENT",
+                   help="with --abandon-target: set it for this segment's strategy only")
     s.add_argument("--lines", metavar="PATTERNS",
                    help="line group: line names or patterns, comma-separated (gsm0,gsm1 or "
                         "'e1-0/*'); 'all' for every line")
@@ -164,8 +170,24 @@ def _names(text: str, empty: str) -> list[str]:
                                                      if n.strip()]
 
 
+def _percent(text: str) -> float | None:
+    """'1.5', '1,5' or '1.5%' -> 0.015; 'none' -> None."""
+    t = text.strip().lower().rstrip("%").strip().replace(",", ".")
+    if t == "none":
+        return None
+    try:
+        return float(t) / 100.0
+    except ValueError:
+        raise UserError(f"--abandon-target {text!r}: a percentage such as 1.5, or 'none'"
+                        ) from None
+
+
 def set_(args) -> int:
+    if args.segment is not None:
+        return _set_segment(args)
     changes: dict = {}
+    if args.abandon_target is not None:
+        changes["abandon_target"] = _percent(args.abandon_target)
     if args.rename is not None:
         changes["name"] = args.rename
     for key in ("creditor", "mode", "compliance", "weight"):
@@ -203,5 +225,24 @@ def set_(args) -> int:
     finally:
         store.close()
     json.dump(cfg.to_json(), sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _set_segment(args) -> int:
+    """``--segment S --abandon-target P``: one segment's pacing target, nothing else."""
+    others = [k for k in ("rename", "creditor", "mode", "compliance", "weight", "days", "hours",
+                          "tz", "wrap_limit", "after_wrap", "lines", "operators", "teams")
+              if getattr(args, k) is not None] + (["no_schedule"] if args.no_schedule else [])
+    if args.abandon_target is None or others:
+        raise UserError("--segment sets a segment's --abandon-target and nothing else")
+    store = _store(args)
+    try:
+        seg = campaigns.set_segment_target(store, args.name, args.segment,
+                                           _percent(args.abandon_target), who=_who(),
+                                           source="cli")
+    finally:
+        store.close()
+    json.dump(seg.to_json(), sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

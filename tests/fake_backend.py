@@ -16,13 +16,14 @@ TODAY = dt.date(2026, 11, 25)  # the fake's "today": promises in the past are re
 
 
 _SETTINGS = ("name", "creditor", "mode", "compliance", "status", "schedule", "weight",
-             "wrap_limit_s", "wrap_after", "line_group", "operators", "teams", "demo")
+             "wrap_limit_s", "wrap_after", "abandon_target", "line_group", "operators", "teams",
+             "demo")
 
 
 def _settings(name, creditor, mode, status, compliance="ru-230fz") -> dict:
     return {"name": name, "creditor": creditor, "mode": mode, "compliance": compliance,
             "status": status, "schedule": None, "weight": 1, "wrap_limit_s": None,
-            "wrap_after": "ready", "line_group": [], "operators": [], "teams": [],
+            "wrap_after": "ready", "abandon_target": None, "line_group": [], "operators": [], "teams": [],
             "demo": False}
 
 
@@ -336,6 +337,10 @@ class FakeBackend:
             if key == "mode" and value not in CAMPAIGN_MODES:
                 raise InputError("mode: {mode} is not a dialing mode; one of {modes}", mode=value,
                                  modes=", ".join(CAMPAIGN_MODES))
+            if key == "abandon_target" and value is not None:
+                from controller.segments import check_target
+                check_target(value, "abandon_target", 0.01 if c["compliance"].startswith(
+                    "ru-") else 0.03)
             if key == "wrap_after" and value not in WRAP_AFTER:
                 raise InputError("wrap_after: after the wrap-up limit the operator is made "
                                  "ready or paused, not {value}", value=value)

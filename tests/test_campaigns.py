@@ -252,6 +252,38 @@ async def test_campaign_cli_creates_lists_edits_and_starts(tmp_path):
     assert code == 1 and "no campaign named Нет-такой" in err
 
 
+async def test_campaign_cli_sets_the_pacing_target_of_the_campaign_and_of_a_segment(tmp_path):
+    data = str(tmp_path / "d")
+    code, out, err = await run_cli("campaign", "create", "МФО", "--compliance", "us-regf",
+                                   "--data", data)
+    assert code == 0, err
+    code, out, err = await run_cli("campaign", "set", "МФО", "--abandon-target", "2,5%",
+                                   "--data", data)
+    assert code == 0 and json.loads(out)["abandon_target"] == 0.025, err
+    code, out, err = await run_cli("campaign", "set", "МФО", "--abandon-target", "4",
+                                   "--data", data)
+    assert code == 1 and "at most 3 %, not 4 %" in err and "Traceback" not in err
+    code, out, err = await run_cli("campaign", "set", "МФО", "--segment", "dpd 1-30",
+                                   "--abandon-target", "1", "--data", data)
+    assert code == 0 and json.loads(out)["strategy"]["abandon_target"] == 0.01, err
+    code, out, err = await run_cli("campaign", "set", "МФО", "--segment", "dpd 1-30",
+                                   "--weight", "2", "--data", data)
+    assert code == 1 and "--segment sets a segment's --abandon-target" in err
+    store = Store(tmp_path / "d" / "dialbox.sqlite3")
+    try:
+        cfg = store.campaign_config("МФО")
+        assert cfg.abandon_target == 0.025
+        assert store.strategy(cfg.id, "dpd 1-30").abandon_target == 0.01
+        assert store.strategy(cfg.id, "dpd 31-60").abandon_target is None  # the campaign's
+        assert [e["action"] for e in audit.entries(store, obj="campaign", key="МФО")] == \
+            ["segment_target", "edit", "create"]
+    finally:
+        store.close()
+    code, out, err = await run_cli("campaign", "set", "МФО", "--abandon-target", "none",
+                                   "--data", data)
+    assert code == 0 and json.loads(out)["abandon_target"] is None, err
+
+
 async def test_user_cli_disables_resets_teams_and_keeps_the_last_admin(tmp_path):
     from controller import users
     data = tmp_path / "d"

@@ -8,6 +8,8 @@ import pytest
 
 from cext import linestate_codes as C
 from controller.segments import Segment, Strategy
+from controller.store import Store
+from firmware.errors import UserError
 from firmware import profiles
 from firmware.clock import Clock
 from firmware.driverapi import HwReport
@@ -62,8 +64,9 @@ async def test_pacer_settings_come_from_lines_law_and_campaign(store):  # noqa: 
     await ops.stop()
     fl_e1 = type(fl)(fl.names)
     fl_e1.ring_s = 60.0
-    store.db.execute("UPDATE campaigns SET settings=? WHERE id=1",
-                     (json.dumps({"abandon_target": 0.02}),))
+    from controller import campaigns
+    campaigns.update(store, "c", who="t", source="test", compliance="us-regf",
+                     abandon_target=0.02)
     from controller.dialer import Dialer
     from controller.operators import OperatorPool
     ops = OperatorPool(2, store.clock)
@@ -149,3 +152,85 @@ async def test_the_pacer_learns_each_segment_apart(store):  # noqa: F811
     assert d.pacer.estimates("rest").answer.value == rest_before
     await ops.stop()
     await d.stop()
+
+
+# --- the pacing target: the campaign's, and each segment strategy's own ------------------------
+async def _soft_segment_dials(tmp_path, target: float | None) -> tuple[int, str]:
+    """20 free operators, 60 lines; the campaign abandoned 2 % of 400 live answers (law: 3 %).
+    How many calls the soft segment launches, with this pacing target on its strategy."""
+    from tests.test_dialer import FakeClock
+    s = Store(tmp_path / f"t{target}.sqlite3", FakeClock(at(NOON)))
+    try:
+        s.campaign("c", create=True)
+        _more_leads(s, 60, segment_region="SOFT")
+        s.set_segments(1, [Segment("soft", {"region": ["SOFT"]},
+                                   Strategy(mode="predictive", priority=10,
+                                            abandon_target=target)),
+                           Segment("rest", {}, Strategy())])
+        d, fl, ops = await make(s, at(NOON), operators=20, lines=60, profile="none")
+        d.pacer.config.warmup_outcomes = 0  # a campaign that has learned its floor
+        d.pacer.window.record(d.clock.now() - 600, live=400, abandoned=8)
+        await d._cycle()
+        await ops.stop()
+        return len(fl.dials), d.last_decision.reason
+    finally:
+        s.close()
+
+
+async def test_a_segments_pacing_target_steers_how_hard_its_leads_are_dialed(tmp_path):
+    n_law, why_law = await _soft_segment_dials(tmp_path, None)  # the campaign's: the law's 3 %
+    n_soft, why_soft = await _soft_segment_dials(tmp_path, 0.01)  # 1 %: already over it
+    n_over, why_over = await _soft_segment_dials(tmp_path, 0.05)  # above the law: the law's
+    assert "target=0.0300" in why_law and "target=0.0100" in why_soft, (why_law, why_soft)
+    assert n_law >= n_soft + 5, (n_law, n_soft)  # the stricter target dials fewer
+    assert (n_over, why_over) == (n_law, why_law)
+
+
+async def test_the_campaigns_pacing_target_reaches_a_running_dialer_and_keeps_its_learning(
+        store):  # noqa: F811
+    from controller import campaigns
+    d, fl, ops = await make(store, at(NOON), profile="us-regf")
+    learnt = d.pacer.estimates("soft")  # what it learnt so far
+    learnt.observe_answered(7.0)
+    cfg = campaigns.update(store, "c", who="t", source="test", compliance="us-regf",
+                           abandon_target=0.015)
+    d.reconfigure(mode=cfg.mode, compliance_profile=cfg.compliance,
+                  abandon_target=cfg.abandon_target)
+    assert d.pacer.config.abandon_target == 0.015
+    assert d.pacer.estimates("soft") is learnt
+    with pytest.raises(UserError, match="at most 3 %"):
+        campaigns.update(store, "c", who="t", source="test", abandon_target=0.04)
+    with pytest.raises(UserError, match="at most 1 %"):  # a stricter law: the target is over it
+        campaigns.update(store, "c", who="t", source="test", compliance="ru-230fz")
+    assert store.campaign_config("c").abandon_target == 0.015
+    await ops.stop()
+
+
+async def test_a_segment_target_over_the_campaigns_law_is_refused(store):  # noqa: F811
+    from controller import campaigns
+    campaigns.update(store, "c", who="t", source="test", compliance="us-regf")
+    seg = campaigns.set_segment_target(store, "c", "dpd 1-30", 0.02, who="t", source="test")
+    assert seg.strategy.abandon_target == 0.02
+    assert store.strategy(1, "dpd 1-30").abandon_target == 0.02
+    with pytest.raises(UserError, match="segment dpd 31-60: the pacing target is at most"):
+        campaigns.set_segment_target(store, "c", "dpd 31-60", 0.035, who="t", source="test")
+    with pytest.raises(UserError, match="has segments"):
+        campaigns.set_segment_target(store, "c", "nope", 0.01, who="t", source="test")
+    with pytest.raises(UserError, match="segment dpd 1-30"):  # its target over ru-230fz's 1 %
+        campaigns.update(store, "c", who="t", source="test", compliance="ru-230fz")
+    from controller import audit
+    [entry] = audit.entries(store, obj="campaign", key="c", text="segment_target")
+    assert entry["after"] == {"segment": "dpd 1-30", "abandon_target": 0.02}
+
+
+def test_a_campaign_target_kept_in_the_old_settings_moves_to_its_column(tmp_path):
+    from controller.store import MIGRATIONS
+    s = Store(tmp_path / "old.sqlite3")
+    s.campaign("c", create=True)
+    s.db.execute("ALTER TABLE campaigns DROP COLUMN abandon_target")  # as before the migration
+    s.db.execute("UPDATE campaigns SET settings='{\"abandon_target\": 0.02}'")
+    s.db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+    s.close()
+    s = Store(tmp_path / "old.sqlite3")
+    assert s.campaign_config("c").abandon_target == 0.02
+    s.close()

@@ -817,6 +817,22 @@ async def test_a_campaign_is_created_edited_started_stopped_and_archived_in_the_
                                              "to": "19:00", "tz": "Europe/Moscow"}}
     r = await client.post("/campaign/Банк-Ноябрь/settings", data=dict(form, weight="много"))
     assert r.status == 400 and "weight: нужно целое число" in await r.text()
+    # The pacing target, typed in percent the Russian way, within the law (ru-230fz: 1 %).
+    r = await client.post("/campaign/Банк-Ноябрь/settings", data=[*data, ("abandon_target",
+                                                                          "0,8")],
+                          allow_redirects=False)
+    assert r.status == 303
+    assert [c for c in fake.calls if c[0] == "campaign_update"][-1][2] == {
+        "abandon_target": 0.008}
+    page = await (await client.get("/campaign/Банк-Ноябрь")).text()
+    assert 'name="abandon_target" type="number" min="0.1" max="100" step="0.1" value="0.8"' \
+        in page
+    r = await client.post("/campaign/Банк-Ноябрь/settings", data=[*data, ("abandon_target",
+                                                                          "2")])
+    assert r.status == 400 and "не более 1 %" in await r.text()
+    r = await client.post("/campaign/Банк-Ноябрь/settings", data=[*data, ("abandon_target",
+                                                                          "много")])
+    assert r.status == 400 and "нужно число процентов" in await r.text()
     for action, status in (("start", "running"), ("stop", "stopped"), ("archive", "archived")):
         r = await client.post("/campaigns/action", allow_redirects=False, data={
             "csrf": csrf, "name": "Банк-Ноябрь", "action": action, "back": "1"})
@@ -838,6 +854,7 @@ async def test_segments_and_strategies_are_edited_with_the_script_and_retries(cl
     form = {"csrf": csrf, "count": "1", "seg0_name": "dpd 1-30", "seg0_rest": "{}",
             "seg0_dpd_min": "1", "seg0_dpd_max": "30", "seg0_mode": "preview",
             "seg0_attempts_per_day": "2", "seg0_max_attempts": "", "seg0_priority": "10",
+            "seg0_abandon_target": "0,5",
             "seg0_retry_busy": "5", "seg0_sms": "due_reminder", "seg0_phone_order": "mobile",
             "seg0_script": "Здравствуйте, {имя}! Напоминаем о платеже.",
             "seg1_name": "90+", "seg1_rest": "{}", "seg1_dpd_min": "91", "seg1_dpd_max": "",
@@ -849,6 +866,11 @@ async def test_segments_and_strategies_are_edited_with_the_script_and_retries(cl
     assert segs[0]["strategy"]["mode"] == "preview" and segs[0]["strategy"]["retry_s"] == {
         "busy": 300.0} and segs[0]["script"].startswith("Здравствуйте")
     assert segs[1]["rules"] == {"dpd": [91, None]} and segs[1]["strategy"]["mode"] is None
+    assert (segs[0]["strategy"]["abandon_target"], segs[1]["strategy"]["abandon_target"]) == \
+        (0.005, None)  # the second dials to the campaign's target
+    page = await (await client.get("/campaign/Тест/segments")).text()
+    assert 'name="seg0_abandon_target" type="number" min="0.1" max="100" step="0.1" ' \
+           'value="0.5"' in page
     r = await client.post("/campaign/Тест/segments", data=dict(form, seg1_name="dpd 1-30"))
     assert r.status == 400 and "каждое название один раз" in await r.text()
     assert [s["name"] for s in fake.segments["Тест"]] == ["dpd 1-30", "90+"]  # unchanged

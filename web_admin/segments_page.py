@@ -1,5 +1,5 @@
-"""A campaign's segments as a supervisor edits them: DPD range, dialing mode, attempts, retries
-per outcome, priority, SMS rules and the script the operator reads on the card."""
+"""A campaign's segments as a supervisor edits them: DPD range, dialing mode, pacing target,
+attempts, retries per outcome, priority, SMS rules and the script the operator reads on the card."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ from controller.segments import DEFAULT_RETRY_S, MODES
 from controller.sms import RULES
 from firmware.errors import UserError
 from web_admin.render import backend, call, message_of, render, t, user
+from web_admin.supervisor import percent
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,7 @@ def _segment(request: web.Request, form, i: int) -> dict | None:
                                             name) or 3,
                 "max_attempts": _number(request, str(form.get(p + "max_attempts", "")), name),
                 "priority": _number(request, str(form.get(p + "priority", "0")), name) or 0,
+                "abandon_target": percent(request, form.get(p + "abandon_target"), name),
                 "retry_s": retry, "sms_rules": [str(r) for r in form.getall(p + "sms", [])],
                 "phone_order": [k for k in str(form.get(p + "phone_order", "")).split(",")
                                 if k] or ["mobile", "home", "work"]}

@@ -127,6 +127,8 @@ async def campaign_settings(request: web.Request) -> web.Response:
         wanted["weight"] = _whole(request, form.get("weight"), "weight")
         limit = str(form.get("wrap_limit_s", "")).strip()
         wanted["wrap_limit_s"] = _whole(request, limit, "wrap_limit_s") if limit else None
+        wanted["abandon_target"] = percent(request, form.get("abandon_target"),
+                                           t(request, "Pacing target"))
     except ValueError as exc:
         return await campaign_page(request, error=str(exc), status=400, name=name)
     if form.get("schedule_on") == "1":
@@ -147,6 +149,17 @@ async def campaign_settings(request: web.Request) -> web.Response:
     log.info("campaign_updated", user=user(request)["username"], campaign=after["name"],
              changed=sorted(changes))
     raise web.HTTPSeeOther(f"/campaign/{quote(after['name'], safe='')}")
+
+
+def percent(request: web.Request, value: object, field: str) -> float | None:
+    """A percentage as typed ("1,5", "1.5", "1.5 %") as a share (0.015); empty: None."""
+    text = str(value or "").strip().rstrip("%").strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        return round(float(text) / 100.0, 6)
+    except ValueError:
+        raise ValueError(t(request, "{field}: a percentage, such as 1.5", field=field)) from None
 
 
 def _whole(request: web.Request, value: object, field: str) -> int:

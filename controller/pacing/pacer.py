@@ -46,8 +46,10 @@ class Pacer(PacerBase):
             self.min_operators = max(3, math.ceil(0.1 / target))
         self._fallback = False
 
-    def decide(self, floor: FloorSnapshot, now_s: float) -> Decision:
-        """How many calls to launch at ``now_s``."""
+    def decide(self, floor: FloorSnapshot, now_s: float, target: float | None = None
+               ) -> Decision:
+        """How many calls to launch at ``now_s``; ``target``: the pacing target of the leads'
+        segment (a share of live answers abandoned), None: the campaign's."""
         mode = self.config.mode
         reserve = self.config.reserve_inbound
         if mode == "preview":
@@ -68,11 +70,13 @@ class Pacer(PacerBase):
                             f"progressive fallback: {floor.operators - reserve} operators "
                             f"available, predictive needs >= {self.min_operators} "
                             f"(small floors are volatile)", fallback=True)
-        return self._predictive(floor, now_s, reserve)
+        return self._predictive(floor, now_s, reserve, target)
 
-    def feedback(self, now_s: float) -> tuple:
-        """(lam, aim, budget): threshold, aimed rate, abandons the window still allows."""
-        target = self.config.abandon_target
+    def feedback(self, now_s: float, target: float | None = None) -> tuple:
+        """(lam, aim, budget): threshold, aimed rate, abandons the window still allows, for the
+        campaign's target or a segment's own (the window is the campaign's, as the law's)."""
+        target = self.config.abandon_target if target is None else target
+        lam0 = self.lam0 * target / self.config.abandon_target
         live, abandoned = self.window.counts(now_s)
         # 1.5 standard errors of the measured rate below the target, never under half of it.
         se = math.sqrt(target * (1.0 - target) / live) if live else target
@@ -81,12 +85,14 @@ class Pacer(PacerBase):
         # to each abandon than a large one, whose count is less noisy.
         surplus = (aim * live - abandoned) / math.sqrt(aim * live + 1.0)
         surplus = min(SURPLUS_CAP, max(-SURPLUS_CAP, surplus))
-        lam = min(LAM_MAX, max(LAM_MIN, self.lam0 * math.exp(self.gain * surplus)))
+        lam = min(LAM_MAX, max(LAM_MIN, lam0 * math.exp(self.gain * surplus)))
         return lam, aim, target * live - abandoned
 
-    def _predictive(self, floor: FloorSnapshot, now_s: float, reserve: int) -> Decision:
+    def _predictive(self, floor: FloorSnapshot, now_s: float, reserve: int,
+                    target: float | None) -> Decision:
         est = self.estimates(floor.segment)
-        lam, aim, budget = self.feedback(now_s)
+        target = self.config.abandon_target if target is None else target
+        lam, aim, budget = self.feedback(now_s, target)
         # Pessimistic about the answer rate by its own uncertainty: more answers, more risk.
         p = min(0.999, est.answer.value + self.uncertainty_z * est.answer.sd)
         tta_mu, tta_sigma = est.time_to_answer.params
@@ -104,8 +110,9 @@ class Pacer(PacerBase):
             free, talk, floor.wrap_elapsed, floor.ring_elapsed, floor.waiting,
             p, tta_mu, tta_sigma, est.early_failure.value, fail_mu, fail_sigma,
             self.config.no_answer_timeout_s, talk_mu, talk_sigma, wrap_mu, wrap_sigma,
-            self.config.grace_s, lam, budget, self.config.abandon_target, max_new)
-        reason = (f"predictive: lam={lam:.3f} aim={aim:.4f} budget={budget:.1f} "
+            self.config.grace_s, lam, budget, target, max_new)
+        reason = (f"predictive: target={target:.4f} lam={lam:.3f} aim={aim:.4f} "
+                  f"budget={budget:.1f} "
                   f"p_answer={p:.3f} expected abandons {exp_ab:.3f} of {exp_live:.2f} live")
         if est.seen < self.config.warmup_outcomes:
             # No burst at start or resume: the priors are guesses, so the floor's free

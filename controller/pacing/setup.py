@@ -22,11 +22,16 @@ FCC_WINDOW_S = 30 * 86400.0
 DEFAULT_RING_S = 40.0
 
 
+def law_cap(profile: Profile) -> float:
+    """The most the law lets a campaign abandon (FCC's 3 % when the profile says nothing)."""
+    return profile.abandon_target if profile.abandon_target is not None else FCC_TARGET
+
+
 def campaign_config(profile: Profile, ring_timeouts: Iterable[float], *,
                     abandon_target: float | None = None, reserve_inbound: int = 0,
                     campaign: str = "") -> PacerConfig:
     """The pacer's settings for a campaign under ``profile`` on lines with these time-outs."""
-    cap = profile.abandon_target if profile.abandon_target is not None else FCC_TARGET
+    cap = law_cap(profile)
     window = (profile.abandon_window.total_seconds() if profile.abandon_window is not None
               else FCC_WINDOW_S)
     min_ring = profile.min_ring_seconds or 0.0
