@@ -58,6 +58,13 @@ def _promise(details: dict, today: date) -> dict:
     return {"amount": str(amount), "date": day.isoformat()}
 
 
+def _no_outcome(store: Store, call_id: str, wrap_s: float, who: str, position: str,
+                now: float) -> None:
+    if store.record_no_outcome(call_id, wrap_s, who=who, now=now):
+        log.info("wrap_up_timed_out", call_id=call_id, position=position,
+                 wrap_s=round(wrap_s, 1))
+
+
 class BackendMixin:
     """Mixed into :class:`dialbox.appliance.Appliance`."""
 
@@ -339,10 +346,10 @@ class BackendMixin:
             op.outcome_saved = call_id
 
     def _wrap_timed_out(self, op: Operator, call_id: str, wrap_s: float) -> None:
-        """The campaign's wrap-up limit passed with no outcome: "no outcome" is the call's one."""
-        if self.store.record_no_outcome(call_id, wrap_s, who=op.username or op.position):
-            log.info("wrap_up_timed_out", call_id=call_id, position=op.position,
-                     wrap_s=round(wrap_s, 1))
+        """The campaign's wrap-up limit passed with no outcome: "no outcome" is the call's one
+        (written in order with the call's own records, off the event loop)."""
+        self.store.submit(_no_outcome, call_id, wrap_s, op.username or op.position,
+                          op.position, self.clock.wall())
 
     # --- supervisor -------------------------------------------------------------------------
     def listen_audio(self, username: str):

@@ -266,6 +266,7 @@ async def test_a_wrap_up_that_times_out_gives_the_call_its_one_outcome_no_outcom
             await asyncio.sleep(0.05)
         op = app.desk("olga")["operator"]
         assert (op["state"], op["reason"]) == ("not_ready", "wrap_limit")  # paused, as set
+        await app.store.writer.drain()  # written on the store's writer thread
         kinds = [r[0] for r in app.store.db.execute(
             "SELECT kind FROM dispositions WHERE call_id=?", (call_id,))]
         assert kinds == ["no_outcome"]
