@@ -49,6 +49,7 @@ class LineAudio(asyncio.Protocol):
         self._transport = transport
         self._write = transport.write
         self._out.clear()
+        self.leg.flush()  # nothing left over from the line's last call reaches this one
         self.connected.set()
 
     def data_received(self, data: bytes) -> None:
@@ -95,15 +96,37 @@ class LineAudio(asyncio.Protocol):
 
 class FdAudio:
     """A descriptor that keeps frame boundaries (a DAHDI channel file, a SOCK_SEQPACKET end)
-    as the transport of a :class:`LineAudio`."""
+    as the transport of a :class:`LineAudio`.
+
+    The channel stays open between calls and keeps receiving while nobody reads it (DAHDI keeps
+    the oldest blocks: the last call's final words). What waits in it is thrown away when the
+    next call's audio starts, as chan_dahdi flushes a channel at call start."""
+
+    MAX_STALE_READS = 4096  # a source faster than we can drain is not a channel: stop there
 
     def __init__(self, fd: int, audio: LineAudio) -> None:
         self.fd = fd
         self.audio = audio
         loop = asyncio.get_running_loop()
         os.set_blocking(fd, False)
+        self.discarded = self._discard_stale()
         loop.add_reader(fd, self._readable)
         audio.connection_made(self)
+
+    def _discard_stale(self) -> int:
+        """Read away what arrived before this call; returns the bytes thrown away."""
+        n = 0
+        for _ in range(self.MAX_STALE_READS):
+            try:
+                data = os.read(self.fd, 4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # a dead channel: the first real read reports it
+            if not data:
+                break
+            n += len(data)
+        return n
 
     def write(self, data: bytes) -> None:
         try:

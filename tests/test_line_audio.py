@@ -6,6 +6,7 @@ a simulated operator at a position leg; real time (audio always is).
 from __future__ import annotations
 
 import asyncio
+from array import array
 from contextlib import asynccontextmanager
 
 import pytest
@@ -16,7 +17,7 @@ from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.driver import GsmModule
 from firmware.media.plane import MediaPlane
 from firmware.sim.modem import SimModem
-from firmware.sim.voice import PositionVoice
+from firmware.sim.voice import PositionVoice, has_signal
 from tests.gsmsim import Recorder, population, profile_for, until
 
 METHOD = {"huawei": "huawei-ddsetex", "sim7600": "sim7600-cpcmreg", "ec25": "ec25-qpcmv"}
@@ -204,3 +205,36 @@ async def test_e1_b_channel_lost_mid_call_is_a_line_fault_of_that_channel_only()
         await asyncio.sleep(1.0)
         assert b.ear.frames > heard + 25 and b.ear.presence(op2.signal) > 0.5
         assert all(r.channel != ch_b for r in rec.reports if r.event == C.EV_HW_RELEASE)
+
+
+async def test_e1_next_call_on_a_b_channel_starts_clean_of_the_last_ones_audio():
+    """A DAHDI channel keeps receiving while no call is carried: what arrived between one call's
+    end and the next call's answer (the network still talking after our hangup) is thrown away
+    when the next call's audio starts; it never reaches that call's operator or recording."""
+    async with e1_span() as (plane, span, rec, (op1, _op2)):
+        ch = span.config.timeslots.index(3)
+        await span.dial(ch, "84951110001")
+        await rec.wait_for(C.EV_HW_ANSWER, timeout=10)
+        await asyncio.wait_for(plane.connect("e1-0/3", op1.leg), 3)
+        await asyncio.sleep(0.5)
+        first = span.simulator.records[-1].voice
+        await span.hangup(ch)  # ours: the network's debtor talks on until our DISCONNECT
+        port, _box = span.simulator._bports[3]  # ...so his voice waits in the channel, unread
+        for k in range(20):  # 0.4 s of his voice (its key is on)
+            port.write(first.speaker.frame(0.02 * k))
+        await until(lambda: any(r.event == C.EV_HW_RELEASED and r.channel == ch
+                                for r in rec.reports), timeout=5)
+        said: list[array] = []  # what the plane took from the line, tick by tick
+
+        def take(stereo: bytes) -> None:
+            said.append(array("h", stereo)[0::2])
+        remove = plane.tap("e1-0/3", take)
+        await span.dial(ch, "84951110002")
+        await rec.wait_for(C.EV_HW_ANSWER, timeout=10)
+        await asyncio.sleep(1.0)
+        remove()
+        second = span.simulator.records[-1].voice
+        assert second.signal != first.signal
+        voiced = [s for s in said if sum(x * x for x in s) > len(s) * 100 ** 2]
+        assert sum(has_signal(s, 8000, second.signal) for s in voiced) > 15
+        assert not [s for s in voiced if has_signal(s, 8000, first.signal)]

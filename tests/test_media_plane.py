@@ -110,6 +110,33 @@ async def test_jitter_buffer_prefills_absorbs_and_drops_oldest():
         line.push(b"\x00" * 100)
 
 
+async def test_a_burst_leaves_no_standing_latency_in_the_jitter_buffer():
+    """Frames that piled up in a burst are dropped once they stood in the buffer a whole window
+    (1 s): the line's latency comes back to the prefill's instead of staying for the call."""
+    plane = MediaPlane(Clock(), jitter_depth=4, jitter_prefill=2)
+    line = plane.add_leg("gsm0", "line")
+    pos = plane.add_leg("pos1", "position")
+    plane.connect(line, pos)
+    sent = iter(range(1, 1000))
+    for _ in range(5):  # a stalled port delivers five frames at once (the oldest is dropped)
+        line.push(frame(next(sent)))
+    heard, latency = [], []
+    for _ in range(120):  # then one frame a tick, as the port's clock gives them
+        last = next(sent)
+        line.push(frame(last))
+        plane.tick()
+        heard.append(value(pos.pull()))
+        latency.append(last - heard[-1])  # frames between the newest pushed and the one played
+    assert latency[0] == 3  # the burst stands in the buffer...
+    assert latency[-1] == 1 and set(latency[60:]) == {1}  # ...until a window shows it unneeded
+    assert line.drained == 2 and line.dropped == 2 and line.underruns == 0
+    assert heard == sorted(heard)  # in order; only the standing frames were skipped, once
+    assert len(set(b - a for a, b in zip(heard, heard[1:]))) == 2
+    line.flush()  # a new call on the line: nothing of the last one is left to play
+    plane.tick()
+    assert pos.pull() == SILENCE
+
+
 async def test_monitor_listen_whisper_barge(plane):
     line = plane.add_leg("gsm0", "line")
     op = plane.add_leg("pos1", "position")

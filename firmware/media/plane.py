@@ -6,6 +6,7 @@ position (controller/operators.py's positions), or a prompt (an audio file playe
 
 - ``Leg.push(frame)`` queues a frame that came from outside into the leg's small jitter buffer.
   Each tick the plane takes at most one frame per leg (silence if none: an underrun never clicks).
+- ``Leg.flush()`` forgets what waits in the jitter buffer: a line's next call starts clean.
 - ``Leg.on_output(cb)`` is called each tick with the frame to send outside; ``Leg.pull()`` gives
   the same frame. Silence when nothing is connected. Writers write at the pace of the tick.
 - ``connect(line, position)`` joins them full duplex and returns a future that resolves (with the
@@ -37,6 +38,11 @@ SILENCE = core.SILENCE
 KINDS = ("line", "position", "prompt")
 MODES = ("listen", "whisper", "barge")
 MAX_CATCH_UP_TICKS = 5  # further behind than this, the plane skips ahead instead of bursting
+# A leg's jitter buffer is fed and emptied at the same 50 frames a second, so frames that piled
+# up in a burst (a stalled port, a stalled loop) would stay as latency for the rest of the call.
+# What stayed in the buffer for a whole window (its minimum fill above the prefill's) is latency
+# no jitter needed: it is dropped at the window's end.
+DRAIN_WINDOW_TICKS = 50
 
 
 class MediaError(Exception):
@@ -65,6 +71,9 @@ class Leg:
         self.frames_in = 0  # frames pushed
         self.dropped = 0  # frames dropped because the jitter buffer was full (too much latency)
         self.underruns = 0  # ticks that found the buffer empty while playing
+        self.drained = 0  # frames dropped because they stood in the buffer a whole window
+        self._low = depth  # the fewest frames left after a take in this window
+        self._window = 0  # takes in this window
         self.live = False  # this tick's input was a real frame, not silence filled in
         self.removed = False
 
@@ -81,6 +90,11 @@ class Leg:
             self._buf.popleft()
             self.dropped += 1
         self._buf.append(frame)
+
+    def flush(self) -> None:
+        """Forget the frames waiting in the jitter buffer (a new call starts on this leg)."""
+        self._buf.clear()
+        self._playing = False
 
     def on_output(self, callback: Sink) -> Callable[[], None]:
         """Call ``callback(frame)`` every tick with the frame to send; returns a remover."""
@@ -103,11 +117,21 @@ class Leg:
             if len(buf) < self.prefill:
                 return None
             self._playing = True
-        if buf:
-            return buf.popleft()
-        self._playing = False
-        self.underruns += 1
-        return None
+            self._low, self._window = self.depth, 0
+        if not buf:
+            self._playing = False
+            self.underruns += 1
+            return None
+        frame = buf.popleft()
+        if len(buf) < self._low:
+            self._low = len(buf)
+        self._window += 1
+        if self._window >= DRAIN_WINDOW_TICKS:
+            for _ in range(self._low - (self.prefill - 1)):  # standing latency, not jitter
+                buf.popleft()
+                self.drained += 1
+            self._low, self._window = self.depth, 0
+        return frame
 
     # --- gain and meters -----------------------------------------------------------------
     @property
@@ -475,7 +499,7 @@ class MediaPlane:
                             "level_in_dbfs": round(leg.level_in_dbfs, 1),
                             "level_out_dbfs": round(leg.level_out_dbfs, 1),
                             "buffered": len(leg._buf), "dropped": leg.dropped,
-                            "underruns": leg.underruns}
+                            "drained": leg.drained, "underruns": leg.underruns}
                      for name, leg in self.legs.items() if leg.kind != "prompt"},
             "monitors": {sup: {"position": pos, "mode": mode}
                          for sup, (pos, mode) in self._monitors.items()},
