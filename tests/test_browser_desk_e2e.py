@@ -6,49 +6,17 @@ recording holds both, the second call has audio too, and a closed tab pauses the
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 
 import pytest
-from aiohttp import web
 
-from controller import recordings, users
-from dialbox.appliance import Appliance, Settings
+from controller import recordings
+from dialbox.appliance import Appliance
 from tests.media_signals import decode_stereo, need_ffmpeg, power
 from tests.test_browser import CHROMIUM  # noqa: F401 (skips without Chromium, fails in CI)
 from tests.test_browser_audio import OPERATOR_HZ, energy_rises, launch  # noqa: F401 (fixture)
 from tests.test_e2e_audio import POPULATION
+from tests.deskbox import PASSWORD, desk_box
 from tests.gsmsim import until
-from web_admin.app import make_app
-from web_admin.rtc import MediaNetworks
-
-PASSWORD = "olga-password-1"
-
-
-@asynccontextmanager
-async def desk_box(tmp_path, *, talk_mean_s: float = 4.0, **settings):
-    """The box on one simulated Huawei modem with audio, its web admin on loopback, and the
-    operator olga: (appliance, base URL)."""
-    profile = tmp_path / "huawei.yaml"
-    profile.write_text("name: sim-huawei\ndriver: gsm\ndialect: huawei\naudio: huawei-ddsetex\n"
-                       "modules:\n  - {name: hw0, port: 'sim://0'}\n"
-                       "health_interval_s: 4\ncommand_timeout_s: 3\n"
-                       f"simulate:\n  population: {dict(POPULATION, talk_mean_s=talk_mean_s)}\n",
-                       encoding="utf-8")
-    app = Appliance(Settings(simulate=True, profiles=(str(profile),), operators=0,
-                             data=tmp_path / "data", time_scale=1.0, seed=5,
-                             compliance="none", **settings))
-    await app.start()
-    users.add(app.store, "olga", PASSWORD, role="operator")
-    runner = web.AppRunner(make_app(app, media=MediaNetworks.parse(["127.0.0.1/8"])),
-                           handle_signals=False)
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        yield app, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    finally:
-        await runner.cleanup()
-        await app.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from controller import campaigns
 from tests.gsmsim import until
 from tests.test_browser import CHROMIUM  # noqa: F401 (skips without Chromium, fails in CI)
 from tests.test_browser_audio import OPERATOR_HZ, energy_rises, launch  # noqa: F401 (fixture)
-from tests.test_browser_desk_e2e import desk_box, olga_at_desk
+from tests.deskbox import desk_box
+from tests.test_browser_desk_e2e import olga_at_desk
 
 CALLER = "+79161234567"
 
