@@ -92,6 +92,7 @@ class LineManager:
         self._closing = False
         self._sleeping_until = -1  # the core deadline (ms) the timer task sleeps until
         self._inbound_seq = 0
+        self._glare: dict[int, _Call] = {}  # channel -> inbound call waiting for ours to end
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -222,12 +223,16 @@ class LineManager:
             elif r.event == C.EV_HW_IN_SERVICE:
                 ch.reason = ""
             call = self._on_channel.get(idx)
-            if r.event == C.EV_HW_INBOUND and call is None:
-                self._inbound_seq += 1
-                call = _Call(f"in-{ch.name}-{self._inbound_seq}", idx, r.caller or "",
-                             self.clock.now(), inbound=True, ring_s=ch.ring_s)
-                self._calls[call.call_id] = call
-                self._on_channel[idx] = call
+            if r.event == C.EV_HW_INBOUND and call is not None and not call.inbound and \
+                    self.core.state(idx) == C.SEIZED:
+                # Glare before our dial reached the hardware: the core ends our call (cause
+                # 44) and offers the inbound one, which takes the line once ours is released.
+                call.line_fault = True  # the debtor was never called
+                call.reason = "glare: an inbound call took the line as we seized it"
+                self._glare[idx] = self._inbound_call(ch, idx, r.caller)
+                call = None
+            elif r.event == C.EV_HW_INBOUND and call is None:
+                call = self._on_channel[idx] = self._inbound_call(ch, idx, r.caller)
             if call is not None and r.reason:
                 call.reason = r.reason
             if call is not None and (r.info.get("line_fault") or
@@ -239,6 +244,13 @@ class LineManager:
                 call.no_cause = True
             self._feed(idx, r.event, r.cause)
         return report
+
+    def _inbound_call(self, ch: _Channel, idx: int, caller: str | None) -> _Call:
+        self._inbound_seq += 1
+        call = _Call(f"in-{ch.name}-{self._inbound_seq}", idx, caller or "", self.clock.now(),
+                     inbound=True, ring_s=ch.ring_s)
+        self._calls[call.call_id] = call
+        return call
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -286,7 +298,7 @@ class LineManager:
         if action == C.ACT_DIAL and call is not None:
             # A longer ring than the line's own (the law's minimum) goes down to the driver.
             longer = {"ring_timeout_s": call.ring_s} if call.ring_s > ch.ring_s else {}
-            self._spawn(self._guard(ch, ch.driver.dial(ch.local, call.number, **longer), call))
+            self._spawn(self._guard(ch, self._dial(ch, call, **longer), call))
         elif action == C.ACT_HANGUP:
             if call is not None and call.abandoned and self._abandon_message(ch, call, arg):
                 return
@@ -320,6 +332,9 @@ class LineManager:
             self._emit(LineStatus(ch.name, False, ch.reason))
         elif action == C.ACT_NOTIFY_IN_SERVICE:
             self._emit(LineStatus(ch.name, True, ""))
+        elif action == C.ACT_NOTIFY_INBOUND and call is None and idx in self._glare:
+            call = self._on_channel[idx] = self._glare.pop(idx)
+            self._emit(InboundCall(ch.name, call.call_id, call.number or None, now))
         elif action == C.ACT_NOTIFY_INBOUND and call is not None:
             self._emit(InboundCall(ch.name, call.call_id, call.number or None, now))
         elif action == C.ACT_RESET:
@@ -427,6 +442,11 @@ class LineManager:
         self._emit(CallReleased(ch.name, call.call_id, outcome, q850, reason, round(ring_s, 3),
                                 round(talk_s, 3), now, call.abandoned, call.inbound,
                                 call.line_fault))
+
+    async def _dial(self, ch: _Channel, call: _Call, **kw) -> None:
+        if self._on_channel.get(ch.index) is not call:
+            return  # released before the hardware was asked (glare, a hangup): nothing to dial
+        await ch.driver.dial(ch.local, call.number, **kw)
 
     async def _guard(self, ch: _Channel, coro, call: _Call | None) -> None:
         """Run a driver request; a failure becomes a release with the reason, never a crash."""

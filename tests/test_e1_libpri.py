@@ -17,8 +17,8 @@ from firmware.lineapi import Outcome, classify_cause
 
 sys.path.insert(0, str(Path(__file__).parent))
 import libpri_peer  # noqa: E402  (test tooling beside this file)
-from libpri_peer import (EV_ANSWER, EV_HANGUP_REQ, EV_RESTART_ACK, EV_RING,  # noqa: E402
-                         LibpriNetwork)
+from libpri_peer import (EV_ANSWER, EV_HANGUP_REQ, EV_RESTART, EV_RESTART_ACK,  # noqa: E402
+                         EV_RING, LibpriNetwork)
 
 
 class Events(list):
@@ -67,6 +67,9 @@ async def test_link_comes_up_against_libpri(libpri):
     span, peer, ev = libpri
     assert span.link.is_up and span.link.counters["establishments"] == 1
     assert span.stats["bad_messages"] == 0
+    # Our RESTART of all interfaces at link up: libpri took it (EV_RESTART) and acknowledged
+    # it at once, and only then did the channels go into service (the fixture waited for it).
+    assert EV_RESTART in peer.kinds() and span.stats["restarts_sent"] == 1
 
 
 async def test_call_answered_by_libpri_then_released_by_the_callee(libpri):

@@ -68,7 +68,12 @@ def test_busy_call_decodes_in_wireshark_as_q931(tmp_path, linktype):
                       invalid_prob=0, seed=3)
     path, frames = _record(tmp_path, busy, 1, linktype)
     rows = _fields(tshark, path, "q931.message_type", "q931.cause_value",
-                   "q931.channel.number", "q931.called_party_number.digits", "q931.call_ref_flag")
+                   "q931.channel.number", "q931.called_party_number.digits", "q931.call_ref_flag",
+                   "q931.restart_indicator", "q931.call_ref_len")
+    # The span came up: RESTART of all interfaces (class 7, global call reference), acknowledged
+    assert [r[0] for r in rows[:2]] == ["0x46", "0x4e"]
+    assert [r[5] for r in rows[:2]] == ["0x07", "0x07"] and rows[0][6] == "2"
+    rows = rows[2:]
     assert [r[0] for r in rows] == ["0x05", "0x02", "0x45", "0x4d", "0x5a"]  # SETUP..REL COMP
     assert rows[0][2:4] == ["1", "84950000000"] and rows[1][2] == "1"
     assert rows[2][1] == "17"
@@ -110,8 +115,7 @@ def test_setup_shows_our_number_with_presentation_allowed(tmp_path, declared, di
     rows = _fields(tshark, path, "q931.message_type", "q931.calling_party_number.digits",
                    "q931.presentation_ind", "q931.screening_ind", "q931.number_type",
                    "q931.numbering_plan")
-    setup = rows[0]
-    assert setup[0] == "0x05"
+    setup = next(r for r in rows if r[0] == "0x05")
     assert setup[1] == digits
     assert setup[2] == "0x00"  # presentation allowed (bits 6-7 of octet 3a: 00), never restricted
     assert setup[3] == "0x00"  # user-provided, not screened

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from cext import linestate_codes as codes
-from firmware.clock import Clock
+from firmware.clock import Clock, run_virtual
 from firmware.e1.lapd import DataLink, Role
 from firmware.e1.profile import spans_from_profile
 from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, CallState, Cause,
@@ -141,19 +141,31 @@ async def test_inbound_call_is_offered_answered_and_released_by_the_caller():
         await span.stop()
 
 
-async def test_glare_on_a_seized_channel_refuses_the_network_setup():
+async def test_glare_the_network_wins_the_channel_and_our_call_ends_as_a_line_fault():
+    """Our SETUP and the network's cross on timeslot 1. The network side wins (Q.931 5.1.2):
+    its call is accepted on the channel and can be answered; ours ends with cause 44 flagged
+    as a line fault (the controller dials the lead again elsewhere); nothing is left over."""
     span, ev = await simulated(only("answer", ring_mean_s=1))
     try:
         sim = span.simulator
-        inbound = sim.originate("84950000001", timeslot=1)
+        inbound = sim.originate("84950000001", timeslot=1, talk_s=5)
         await span.dial(0, "84951112233")  # crosses the network's SETUP for timeslot 1
-        await until(lambda: ev.of(0)[-1:] == [("released", 44)])
-        assert ev.of(0) == [("dialing", 0), ("release", 44), ("released", 44)]
-        assert classify_cause(44, alerted=False, answered=False) is Outcome.CONGESTION
-        assert span.stats["glare"] == 1 and not any(r.event == codes.EV_HW_INBOUND
-                                                     for r in ev.all)
-        await until(lambda: inbound.cleared_by == "user")
-        assert inbound.cause == 44
+        await until(lambda: any(r.event == codes.EV_HW_INBOUND for r in ev.all))
+        assert ev.of(0)[:4] == [("dialing", 0), ("release", 44), ("released", 44),
+                                ("inbound", 0)]
+        [ours] = [r for r in ev.all if r.event == codes.EV_HW_RELEASE]
+        assert ours.info.get("line_fault") and "glare" in ours.reason
+        assert span.stats["glare"] == 1
+        outbound = next(r for r in sim.records if r.direction == "outbound")
+        assert outbound.fate == "channel_unavailable" and outbound.cause == 44
+        await span.answer(0)
+        await until(lambda: inbound.connected)
+        await until(lambda: ev.of(0)[-1][0] == "released")
+        assert ev.of(0)[3:] == [("inbound", 0), ("answer", 0), ("release", 16), ("released", 16)]
+        assert inbound.cleared_by == "network" and inbound.talk_s == pytest.approx(5, abs=1)
+        assert len(span.calls) == 0 and sim.active_calls() == 0
+        await span.dial(0, "84951112233")  # the channel is free again
+        await until(lambda: ("answer", 0) in ev.of(0)[7:])
     finally:
         await span.stop()
 
@@ -273,8 +285,8 @@ class RawNetwork:
     def send(self, msg: Message) -> None:
         self.link.send_message(msg.encode())
 
-    async def expect(self, mtype: MT) -> Message:
-        await until(lambda: any(m.type is mtype for m in self.got))
+    async def expect(self, mtype: MT, within_s: float = 5.0) -> Message:
+        await until(lambda: any(m.type is mtype for m in self.got), within_s)
         msg = next(m for m in self.got if m.type is mtype)
         self.got.remove(msg)
         return msg
@@ -293,6 +305,9 @@ async def raw():
     ev = Events()
     await span.start(ev)
     await until(lambda: span.link.is_up and net.link.is_up)
+    restart = await net.expect(MT.RESTART)  # the span restarts every interface at link up
+    net.send(Message(MT.RESTART_ACKNOWLEDGE, 0, True, restart.ies))
+    await until(lambda: ev.count(codes.EV_HW_IN_SERVICE) == 29)
     yield span, net, ev
     await span.stop()
     net.link.stop()
@@ -402,6 +417,55 @@ async def test_repeated_network_setup_is_not_offered_twice(raw):
     await asyncio.sleep(0.05)
     assert sum(r.event == codes.EV_HW_INBOUND for r in ev.all) == 1
     assert not any(m.type in (MT.STATUS, MT.RELEASE_COMPLETE) for m in net.got)
+
+
+async def _raw_span(clock):
+    net = RawNetwork(clock)
+    await net.start()
+
+    async def factory():
+        return FdFrameTransport(sock=net.ours)
+
+    span = E1Span(SpanConfig(name="e1-9"), factory, clock=clock)
+    ev = Events()
+    await span.start(ev)
+    return span, net, ev
+
+
+def test_at_start_the_span_restarts_all_interfaces_and_waits_for_the_acknowledgement():
+    """A box that restarts may have left calls up at the switch: the span sends RESTART (all
+    interfaces, class 7) as soon as the D-channel is up, and uses its channels once the
+    network acknowledges (T316: sent twice, then the channels are used anyway)."""
+    async def main(clock):
+        span, net, ev = await _raw_span(clock)
+        try:
+            first = await net.expect(MT.RESTART)
+            assert first.cref == 0 and first.get(RestartIndicator).restart_class == 7
+            assert ev.count(codes.EV_HW_IN_SERVICE) == 0
+            t0 = clock.now()
+            again = await net.expect(MT.RESTART, 200)  # unacknowledged: T316 (120 s), again
+            assert clock.now() - t0 == pytest.approx(120, abs=1)
+            assert ev.count(codes.EV_HW_IN_SERVICE) == 0
+            net.send(Message(MT.RESTART_ACKNOWLEDGE, 0, True, again.ies))
+            await until(lambda: ev.count(codes.EV_HW_IN_SERVICE) == 30)
+            assert clock.now() - t0 < 121 and span.stats["restarts_sent"] == 2
+        finally:
+            await span.stop()
+            net.link.stop()
+            await net.tr.close()
+
+        span, net, ev = await _raw_span(clock)  # a network that never answers RESTART
+        try:
+            await net.expect(MT.RESTART)
+            await net.expect(MT.RESTART, 200)
+            t0 = clock.now()
+            await until(lambda: ev.count(codes.EV_HW_IN_SERVICE) == 30, 200)
+            assert clock.now() - t0 == pytest.approx(120, abs=1)
+        finally:
+            await span.stop()
+            net.link.stop()
+            await net.tr.close()
+    run_virtual(main, wall0=1_764_000_000.0)
 
 
 async def test_our_restart_and_maintenance_blocking(raw):

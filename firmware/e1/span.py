@@ -51,6 +51,7 @@ class SpanConfig:
     t308: float = 4.0
     t310: float = 10.0
     t313: float = 4.0
+    t316: float = 120.0  # RESTART unacknowledged (sent twice, then the channels are used anyway)
     ring_timeout_s: float = 60.0
     bridge_delay_s: float = 0.2
     calling_number: str | None = None
@@ -75,6 +76,7 @@ class Call:
     timer: asyncio.TimerHandle | None = None
     ring_timer: asyncio.TimerHandle | None = None
     ring_timeout_s: float | None = None  # this call's, when longer than the span's (the law)
+    yielded: bool = False  # lost a glare: off its channel, waiting for the network's clearing
 
     def stop_timers(self) -> None:
         for h in (self.timer, self.ring_timer):
@@ -122,7 +124,9 @@ class E1Span:
         self._voices: dict[int, FdAudio] = {}  # timeslot -> the call's audio being carried
         self.closers: list[Callable[[], Awaitable[None]]] = []  # run by stop()
         self.stats = {"outbound": 0, "inbound": 0, "glare": 0, "protocol_errors": 0,
-                      "restarts": 0, "link_losses": 0, "bad_messages": 0}
+                      "restarts": 0, "link_losses": 0, "bad_messages": 0, "restarts_sent": 0}
+        self._restarting: asyncio.TimerHandle | None = None  # our RESTART awaits its ACK
+        self._restart_tries = 0
 
     # -- Driver -------------------------------------------------------------------------------
     def channel_names(self) -> list[str]:
@@ -153,6 +157,9 @@ class E1Span:
         for h in self._timers:
             h.cancel()
         self._timers.clear()
+        if self._restarting is not None:
+            self._restarting.cancel()
+            self._restarting = None
         for call in list(self.calls.values()):
             call.stop_timers()
         for ts in list(self._voices):
@@ -320,12 +327,45 @@ class E1Span:
             self._capture(raw, outgoing)
 
     def _link_up(self) -> None:
+        """The D-channel is up, after a start of the box or a loss in which our calls were
+        dropped: RESTART all interfaces (Q.931 5.5, class 7) so the network clears whatever it
+        still holds, and use the channels once it acknowledges."""
+        self._restart_tries = 0
+        self._send_restart()
+
+    def _send_restart(self) -> None:
+        self._restart_tries += 1
+        self.stats["restarts_sent"] += 1
+        log.info("e1.restart_sent", span=self.name, attempt=self._restart_tries)
+        self._send(Message(MT.RESTART, 0, False, [RestartIndicator(7)]))
+        if self._restarting is not None:
+            self._restarting.cancel()
+        self._restarting = asyncio.get_running_loop().call_later(
+            self.clock.real(self.config.t316), self._t316)
+
+    def _t316(self) -> None:
+        self._restarting = None
+        if self._restart_tries < 2:
+            self._send_restart()
+            return
+        log.warning("e1.restart_unacknowledged", span=self.name)
+        self._restarted()  # a network that ignores RESTART: its channels are usable all the same
+
+    def _restarted(self) -> None:
+        if self._restarting is not None:
+            self._restarting.cancel()
+            self._restarting = None
+        if not self.link.is_up:
+            return
         for i, ts in enumerate(self.config.timeslots):
             if ts not in self.blocked:
                 self._emit(i, codes.EV_HW_IN_SERVICE)
 
     def _link_down(self, reason: str) -> None:
         self.stats["link_losses"] += 1
+        if self._restarting is not None:
+            self._restarting.cancel()
+            self._restarting = None
         for call in list(self.calls.values()):
             self._drop(call, CAUSE_LINK_LOST, f"D-channel lost: {reason}")
         for i, ts in enumerate(self.config.timeslots):
@@ -345,6 +385,9 @@ class E1Span:
         call = self.calls.get((msg.cref, msg.flag))
         if call is None:
             self._unknown_cref(msg)
+            return
+        if call.yielded:
+            self._rx_yielded(call, msg)
             return
         handler = getattr(self, f"_rx_{msg.name.lower()}", None)
         if handler is None:
@@ -388,6 +431,8 @@ class E1Span:
 
     def _unknown_cref(self, msg: Message) -> None:
         if msg.type is MT.SETUP and not msg.flag:
+            if self._restarting is not None:
+                self._restarted()  # the network offers calls: it is done restarting
             self._inbound(msg)
         elif msg.type is MT.RELEASE_COMPLETE:
             pass
@@ -405,6 +450,9 @@ class E1Span:
             return
         chan: ChannelId = msg.get(ChannelId)
         ts = chan.channel
+        held = self.by_slot.get(ts) if ts is not None else None
+        if held is not None and held.ours and held.state == 1:
+            self._yield(held)  # our SETUP crossed the network's for this channel
         free = [t for t in self.config.timeslots if t not in self.by_slot and t not in self.blocked]
         if ts is None or (ts not in free and not chan.exclusive):
             ts = free[-1] if free else None  # the network allocates from the top, we from below
@@ -425,6 +473,41 @@ class E1Span:
         self._emit(self._index(ts), codes.EV_HW_INBOUND, caller=call.caller,
                    info={"called": called.digits if called else None, "cref": call.cref})
 
+    def _yield(self, call: Call) -> None:
+        """Glare: the network's SETUP for the channel our own SETUP just asked for. The network
+        side wins (Q.931 5.1.2, as libpri and the switches do): it refuses our SETUP with cause
+        44, and its call takes the channel. Our call ends at once with cause 44 as a line fault
+        (not the debtor's doing), so the controller dials the lead again on another line."""
+        self.stats["glare"] += 1
+        call.stop_timers()
+        call.yielded = call.release_reported = True
+        del self.by_slot[call.timeslot]
+        idx = self._index(call.timeslot)
+        reason = (f"glare: the network's incoming call took timeslot {call.timeslot} as we "
+                  "dialed on it")
+        log.info("e1.glare", span=self.name, timeslot=call.timeslot, cref=call.cref)
+        self._emit(idx, codes.EV_HW_RELEASE, cause=44, reason=reason, info={"line_fault": True})
+        self._emit(idx, codes.EV_HW_RELEASED, cause=44)
+        # The network's RELEASE COMPLETE ends our call reference; if it never comes, we do.
+        call.timer = self._later(self.config.t303, self._forget_yielded, call)
+
+    def _forget_yielded(self, call: Call) -> None:
+        self._send(Message(MT.RELEASE_COMPLETE, call.cref, False, [Cause(44)]))
+        self.calls.pop((call.cref, call.ours), None)
+
+    def _rx_yielded(self, call: Call, msg: Message) -> None:
+        """A message about a call that lost a glare: only its clearing matters now."""
+        if msg.type is MT.RELEASE:
+            self._send(Message(MT.RELEASE_COMPLETE, call.cref, False))
+        elif msg.type is MT.DISCONNECT:
+            self._send(Message(MT.RELEASE, call.cref, False, [Cause(44)]))
+            return
+        elif msg.type is not MT.RELEASE_COMPLETE:  # a network that took it after all
+            self._send(Message(MT.RELEASE, call.cref, False, [Cause(44)]))
+            return
+        call.stop_timers()
+        self.calls.pop((call.cref, call.ours), None)
+
     def _global(self, msg: Message) -> None:
         if msg.type is MT.RESTART and not msg.flag:
             ind = msg.get(RestartIndicator)
@@ -440,6 +523,13 @@ class E1Span:
             self._send(Message(MT.RESTART_ACKNOWLEDGE, 0, True, msg.ies))
         elif msg.type is MT.RESTART_ACKNOWLEDGE:
             log.info("e1.restart_acknowledged", span=self.name)
+            if self._restarting is not None:
+                self._restarted()
+        elif msg.type is MT.STATUS and self._restarting is not None:
+            cause = msg.get(Cause)  # the network cannot do our RESTART (e.g. 96, 100)
+            log.warning("e1.restart_refused", span=self.name,
+                        cause=cause.value if cause else None)
+            self._restarted()
 
     # Each handler gets a call known to be ours or theirs and the message already checked.
     def _rx_setup(self, call: Call, msg: Message) -> None:
@@ -565,6 +655,10 @@ class E1Span:
 
     def _drop(self, call: Call, cause: int, reason: str) -> None:
         """Forget a call without signalling (link lost, RESTART): report and free the channel."""
+        if call.yielded:  # off its channel already, reported already
+            call.stop_timers()
+            self.calls.pop((call.cref, call.ours), None)
+            return
         self._report_release(call, cause, reason, fault=True)  # ours or the network's
         self._free(call, cause)
 

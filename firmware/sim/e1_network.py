@@ -85,6 +85,8 @@ class NetworkSide:
         self.link.on_frame = capture or (lambda raw, outgoing: None)
         self.records: list[CallRecord] = []
         self.restart_acks = 0
+        self.restarts_received: list[int] = []  # restart classes of the box's RESTARTs
+        self.t309_s = 6.0  # active calls outlive a D-channel loss this long (libpri's T309)
         self.congested = False
         self._calls: dict[tuple[int, bool], _NtCall] = {}
         self._slots: dict[int, _NtCall] = {}
@@ -240,13 +242,25 @@ class NetworkSide:
 
     def _transport_lost(self, reason: str) -> None:
         self.link.stop()
-        self._clear_all(41, "link")
+        self._link_lost()
         lost, self._transport = self._transport, None
         if lost is not None:  # let its socket go now, not when it is collected
             self._spawn(lost.close())
 
     def _link_down(self, reason: str) -> None:
-        self._clear_all(41, "link")
+        self._link_lost()
+
+    def _link_lost(self) -> None:
+        """Q.931 5.8.9: calls not yet active are cleared; active ones are held for T309, so a
+        box that comes back within it finds the switch still holding them (until RESTART)."""
+        for call in list(self._calls.values()):
+            if call.state != "active" or self.t309_s <= 0:
+                self._end(call, 41, "link")
+                continue
+            call.cancel()  # the debtor's script stops with the signalling
+            self._voice_off(call)
+            call.state = "held"
+            self._after(call, self.t309_s, lambda c=call: self._end(c, 41, "link"))
 
     # -- Q.931 ---------------------------------------------------------------------------------
     def _on_message(self, info: bytes) -> None:
@@ -259,6 +273,16 @@ class NetworkSide:
             if msg.type is MT.RESTART_ACKNOWLEDGE:
                 self.restart_acks += 1
             elif msg.type is MT.RESTART:
+                # The box restarts channels (all of them after its own restart): whatever the
+                # network still holds there is cleared, then acknowledged.
+                ind = msg.get(RestartIndicator)
+                self.restarts_received.append(ind.restart_class if ind else -1)
+                chans = [c.channel for c in msg.all(ChannelId) if c.channel is not None]
+                slots = chans if ind is not None and ind.restart_class == 0 else \
+                    list(self._slots)
+                for ts in slots:
+                    if ts in self._slots:
+                        self._end(self._slots[ts], 41, "restart")
                 self.link.send_message(Message(MT.RESTART_ACKNOWLEDGE, 0, True, msg.ies).encode())
             return
         call = self._calls.get((msg.cref, msg.flag))
