@@ -308,3 +308,26 @@ async def test_a_dead_worker_fails_its_recordings_and_the_next_call_gets_a_new_o
     finally:
         await rec.close()
         await plane.stop()
+
+
+async def test_calls_released_as_the_box_stops_are_finished_not_failed(tmp_path):
+    """The box stops: the lines hang up (each recording is stopped) and then the recorder closes.
+    Every file is finished, checksummed and reported, not written off as a dead worker."""
+    need_ffmpeg()
+    clock = Clock()
+    plane = MediaPlane(clock, jitter_prefill=1)
+    rec = Recorder(plane, tmp_path / "recordings", clock)
+    await plane.start()
+    try:
+        lines = [plane.add_leg(f"gsm{i}", "line") for i in range(3)]
+        for i, ln in enumerate(lines):
+            rec.start(f"c{i}", ln.name)
+        await _talk(plane, [(ln, tone(500 + 400 * i)) for i, ln in enumerate(lines)], 0.6)
+        released = [rec.stop(f"c{i}") for i in range(3)]  # the line manager hung up all...
+        assert await rec.close() == []  # ...and the box closes the recorder at once
+    finally:
+        await plane.stop()
+    results = [f.result() for f in released]
+    for r in results:
+        assert not r.error and r.sha256 == file_sha256(r.path), r
+        assert probe(r.path)["streams"][0]["channels"] == 2

@@ -224,13 +224,17 @@ class Recorder:
         futs = [self.stop(cid) for cid in list(self.active)]
         if self._starting is not None:
             await asyncio.gather(self._starting, return_exceptions=True)
-        results = []
-        if futs:
-            done, _ = await asyncio.wait(futs, timeout=30)
-            results = [f.result() for f in done if f.result() is not None]
-        proc, self._proc = self._proc, None
+        # Also the recordings stopped just before (the calls the stopping box hung up): their
+        # files are finished by the worker like these, not written off.
+        closing = [fut for _rec, fut in self._closing.values()]
+        if closing:
+            self._flush()  # (with no worker left, this answers them with the reason)
+            await asyncio.wait(closing, timeout=30)
+        results = [f.result() for f in futs if f.done() and f.result() is not None]
+        proc = self._proc
         if proc is not None:
             self._flush()
+            self._proc = None
             if proc.stdin is not None and not proc.stdin.transport.is_closing():
                 proc.stdin.write(HEADER.pack(b"Q", 0, 0))
                 proc.stdin.close()
