@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from firmware.clock import run_virtual
+from firmware.clock import Clock, run_virtual
 from firmware.e1.profile import spans_from_profile
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.driver import GsmModule
@@ -127,8 +127,8 @@ def test_an_e1_d_channel_loss_under_a_call_is_a_line_fault():
     assert ev.outcome not in (Outcome.NO_ANSWER, Outcome.UNREACHABLE, Outcome.CONGESTION)
 
 
-async def _sim_removed_under_a_ringing_call(clock, dialect: str):
-    """The real driver on the pty simulator: the SIM is pulled while the debtor's phone rings.
+async def _sim_removed_under_a_ringing_call(clock, dialect: str, transport: str):
+    """The real driver on the simulator: the SIM is pulled while the debtor's phone rings.
 
     As real modules do, ``NO CARRIER`` (or Huawei's ``^CEND``) comes first, with a stale or
     meaningless cause from ``AT+CEER``; the SIM-state report follows seconds later (Sierra's
@@ -137,24 +137,34 @@ async def _sim_removed_under_a_ringing_call(clock, dialect: str):
     sim = SimModem("m0", DIALECTS[dialect], population("no_answer", ring_mean_s=1.0,
                                                        no_answer_timeout_s=30.0), clock, seed=3)
     sim.sim_urc_delay_s = 5.0
-    path = await sim.start()  # a pty, as /dev/ttyUSBn
-    drv = GsmModule("gsm0", path, profile_for(dialect, health_interval_s=5), clock)
+    path = await (sim.start() if transport == "pty" else sim.start_tcp())
+    drv = GsmModule("gsm0", path, profile_for(dialect, health_interval_s=5,
+                                              command_timeout_s=3.0), clock)
     lines, events = await _ringing([drv], clock, "gsm0")
     try:
         sim.inject("sim_removed")
         released = await events.wait(_released)
         status = await events.wait(lambda ev: isinstance(ev, LineStatus) and not ev.in_service)
-        return released, status, clock.now()
+        return released, status
     finally:
         await lines.stop()
         await sim.stop()
 
 
-@pytest.mark.parametrize("dialect", ["sim800", "sim7600", "huawei"])
-def test_a_sim_removed_under_a_ringing_call_is_a_line_fault_not_the_debtors(dialect):
-    released, status, _ = run_virtual(
-        lambda c: _sim_removed_under_a_ringing_call(c, dialect), wall0=WALL0)
+def _assert_a_line_fault(released, status) -> None:
     assert released.line_fault, released
     assert released.outcome == Outcome.FAILED, released
     assert "SIM" in released.reason, released
     assert "SIM" in status.reason, status
+
+
+@pytest.mark.parametrize("dialect", ["sim800", "sim7600", "huawei"])
+def test_a_sim_removed_under_a_ringing_call_is_a_line_fault_not_the_debtors(dialect):
+    # A ser2net-style TCP port: delivered at once, so virtual time is exact.
+    _assert_a_line_fault(*run_virtual(
+        lambda c: _sim_removed_under_a_ringing_call(c, dialect, "tcp"), wall0=WALL0))
+
+
+async def test_the_same_on_a_pty_as_a_usb_modem_in_scaled_time():
+    # A pty's line discipline delivers on a kernel work queue, not at once: scaled real time.
+    _assert_a_line_fault(*await _sim_removed_under_a_ringing_call(Clock(5.0), "sim800", "pty"))
