@@ -36,6 +36,7 @@ from firmware.media import prompts as media_prompts
 from firmware.media.recorder import Recorder
 from dialbox.recording import DiskPolicy, RecordingService
 from firmware.lineapi import CallReleased, InboundCall, LineEvent
+from firmware.sim.modem import NETWORKS as SIM_NETWORKS
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
 from firmware.sim.voice import PositionVoice
@@ -271,7 +272,8 @@ class Appliance(BackendMixin):
                 seed = None if s.seed is None else s.seed + seed_base + i
                 pop = Population.from_dict(dict(profile.population, seed=seed))
                 sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
-                               seed=None if seed is None else seed + 100)
+                               seed=None if seed is None else seed + 100,
+                               network=SIM_NETWORKS[i % len(SIM_NETWORKS)])
                 port = await (sim.start_tcp() if s.sim_transport == "tcp" else sim.start())
                 self.sims.append(sim)
             elif port.startswith("sim://"):

@@ -679,15 +679,34 @@ class BackendMixin:
             if action == "test_sms":
                 return await self._test_sms(line, str(kw.get("number", "")),
                                             str(kw.get("text", "")), progress=kw.get("progress"))
+            if action == "reset":
+                return await self._reset_line(line, str(kw.get("reason") or "asked on the web"))
             if action == "check_balance":
                 ch = self.lines.channels[self.lines._index(line)]
                 check = getattr(ch.driver, "check_balance", None)
                 if check is None:
                     raise UserError("line {line} has no balance to check", line=line)
+                if not ch.driver.balance_code():
+                    raise UserError("{line}: the profile has no balance USSD code for this "
+                                    "SIM's operator ({operator})", line=line,
+                                    operator=ch.driver.info.get("operator") or "?")
                 return await check()
         except LineError as exc:
             raise UserError("the line refused: {reason}", reason=str(exc)) from None
         raise UserError("unknown action {action}", action=action)
+
+    async def _reset_line(self, line: str, reason: str) -> dict:
+        """A GSM line's module re-initialised (its own recovery ladder), an E1 channel RESTARTed;
+        a call up on the line ends. {"reset": "module" | "channel", "state": before}."""
+        ch = self.lines.channels[self.lines._index(line)]
+        before = self.lines.state(line)
+        if hasattr(ch.driver, "reset"):
+            await ch.driver.reset(ch.local, reason=reason)
+            return {"reset": "module", "state": before}
+        if hasattr(ch.driver, "restart"):
+            ch.driver.restart(ch.local)
+            return {"reset": "channel", "state": before}
+        raise UserError("line {line} cannot be reset", line=line)
 
     async def _test_sms(self, line: str, number: str, text: str, *, progress=None) -> dict:
         from controller.phones import dialable
@@ -755,10 +774,57 @@ class BackendMixin:
                 # what the recorder applies: the campaigns' compliance profiles may want longer
                 "retention_days": round(getattr(getattr(self, "recording", None),
                                                 "retention_days", s.recording_retention_days)),
+                "retention_setting_days": round(s.recording_retention_days),
                 "disk_warn_free_mb": s.disk_warn_free_mb, "disk_stop_free_mb": s.disk_stop_free_mb,
                 "backup": backup if isinstance(backup, dict) else None,
                 "languages": ["ru", "en"], "default_language": "ru",
                 "https": bool(getattr(s, "https", None))}
+
+    async def settings_change(self, changes: dict) -> dict:
+        wanted = _checked_settings(changes, self.settings_view())
+        cfg = getattr(getattr(self, "runtime", None), "config", None)
+        path = getattr(cfg, "source", None)
+        if path and wanted:  # kept for the next start: the config file, as the console does
+            from dialbox import config as config_mod
+            doc = await asyncio.to_thread(config_mod.raw, path)
+            out: dict = {}
+            if "time_zone" in wanted:
+                out["timezone"] = wanted["time_zone"]
+            if "retention_days" in wanted:
+                out["retention"] = {**(doc.get("retention") or {}),
+                                    "recordings_days": wanted["retention_days"]}
+            disk = {k: wanted[f"disk_{k}"] for k in ("warn_free_mb", "stop_free_mb")
+                    if f"disk_{k}" in wanted}
+            if disk:
+                out["disk"] = {**(doc.get("disk") or {}), **disk}
+            try:
+                await asyncio.to_thread(config_mod.update, path, out)
+            except UserError as exc:
+                raise UserError("the configuration file refused the change: {why}",
+                                why=str(exc)) from None
+            for key, value in (("timezone", "time_zone"), ("recordings_days", "retention_days"),
+                               ("disk_warn_free_mb", "disk_warn_free_mb"),
+                               ("disk_stop_free_mb", "disk_stop_free_mb")):
+                if value in wanted:
+                    setattr(cfg, key, wanted[value])
+        s = self.settings
+        if "time_zone" in wanted:  # local times on the pages and in the log from now on
+            import os
+            import time as time_mod
+            os.environ["TZ"] = wanted["time_zone"]
+            time_mod.tzset()
+        if "retention_days" in wanted:
+            s.recording_retention_days = wanted["retention_days"]
+        for key in ("disk_warn_free_mb", "disk_stop_free_mb"):
+            if key in wanted:
+                setattr(s, key, wanted[key])
+        recording = getattr(self, "recording", None)
+        if recording is not None:  # the recorder's purge and disk check use them at once
+            recording.retention_days = self._retention_days()
+            recording.policy.warn_free_mb = s.disk_warn_free_mb
+            recording.policy.stop_free_mb = s.disk_stop_free_mb
+            recording.check_disk()
+        return {"changed": sorted(wanted), "kept": bool(path), "view": self.settings_view()}
 
     def users(self) -> list[dict]:
         staff = self.store.campaign_configs()
@@ -781,6 +847,43 @@ class BackendMixin:
 
     def user_password(self, username: str, password: str) -> None:
         users_mod.set_password(self.store, username, password)
+
+
+def _checked_settings(changes: dict, now: dict) -> dict:
+    """The settings a person changed, checked: {key: value} of those that differ from `now`."""
+    from zoneinfo import available_timezones
+    out: dict[str, Any] = {}
+    zone = str(changes.get("time_zone", now["time_zone"])).strip()
+    if zone != now["time_zone"]:
+        if zone not in available_timezones():
+            raise InputError("time zone: {zone} is not a time zone; write it as "
+                             "Region/City, e.g. Europe/Moscow or Asia/Yekaterinburg", zone=zone)
+        out["time_zone"] = zone
+    if "retention_days" in changes:
+        try:
+            days = int(str(changes["retention_days"]).strip())
+        except ValueError:
+            raise InputError("recordings: write a whole number of days, e.g. 1096") from None
+        if not 1 <= days <= 36500:
+            raise InputError("recordings: keep them between 1 and 36500 days")
+        if days != now.get("retention_setting_days", now["retention_days"]):
+            out["retention_days"] = days
+    disk = {}
+    for key in ("disk_warn_free_mb", "disk_stop_free_mb"):
+        if key in changes:
+            try:
+                disk[key] = float(str(changes[key]).strip().replace(",", "."))
+            except ValueError:
+                raise InputError("disk: write a number of megabytes, e.g. 2048") from None
+            if not 0 < disk[key] < 10 ** 9:
+                raise InputError("disk: more than 0 megabytes")
+    warn = disk.get("disk_warn_free_mb", now["disk_warn_free_mb"])
+    stop = disk.get("disk_stop_free_mb", now["disk_stop_free_mb"])
+    if not stop < warn:
+        raise InputError("disk: dialing must stop at less free space than the warning "
+                         "comes at ({warn} MB)", warn=round(warn))
+    out.update({k: v for k, v in disk.items() if v != now[k]})
+    return out
 
 
 def _system_zone() -> str:

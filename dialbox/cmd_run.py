@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
                         calllist=args.calllist, seed=args.seed, compliance=args.compliance,
                         mode=args.mode, demo=args.demo, reserve_inbound=args.reserve_inbound,
                         abandon_message=args.abandon_message,
-                        recording_retention_days=cfg.recordings_days)
+                        recording_retention_days=cfg.recordings_days,
+                        disk_warn_free_mb=cfg.disk_warn_free_mb,
+                        disk_stop_free_mb=cfg.disk_stop_free_mb)
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     from dialbox.service import serve

@@ -22,12 +22,13 @@ NUM = (int, float)
 # key -> expected type; nested mappings have their own table below.
 _TOP = {"data": str, "listen": (str, list), "profiles": list, "simulate": bool,
         "console": (str, dict, type(None)), "timezone": str, "clock": dict, "backup": dict,
-        "retention": dict, "metrics": dict, "supervisor": dict, "network": dict}
+        "retention": dict, "metrics": dict, "supervisor": dict, "network": dict, "disk": dict}
 _SECTIONS = {
     "console": {"device": str, "baud": int, "lockout_s": NUM, "max_wrong_pins": int},
     "clock": {"require_sync": bool, "check_interval_s": NUM},
     "backup": {"nightly": bool, "at": str, "keep": int, "dir": str},
     "retention": {"recordings_days": int, "backups_days": int, "log_lines": int},
+    "disk": {"warn_free_mb": NUM, "stop_free_mb": NUM},
     "metrics": {"allow": list, "token": (str, type(None))},
     "supervisor": {"line_max_failures": int, "restart_backoff_s": NUM,
                    "restart_backoff_max_s": NUM, "watchdog": bool},
@@ -64,6 +65,8 @@ class ApplianceConfig:
     backup_keep: int = 7
     backup_dir: str = "backups"
     recordings_days: int = 3 * 365 + 1  # 3 years (a leap day included): what ru-230fz asks
+    disk_warn_free_mb: float = 2048.0  # free space below which the dashboard warns
+    disk_stop_free_mb: float = 512.0  # free space below which automatic dialing pauses
     log_lines: int = 1000  # kept in memory for ``show log``
     metrics_allow: list[str] = field(default_factory=list)
     metrics_token: str | None = None
@@ -266,7 +269,7 @@ def _check_values(src: Source, doc: dict, problems: list[Problem]) -> None:
         problems.append(src.problem(("backup", "at"), f"backup time {at!r}: expected HH:MM, "
                                                       "e.g. \"03:00\" (quoted)"))
     positive = [(("backup", "keep"), backup.get("keep"))]
-    for section in ("retention", "clock", "supervisor"):
+    for section in ("retention", "clock", "supervisor", "disk"):
         sec = doc.get(section) if isinstance(doc.get(section), dict) else {}
         positive += [((section, k), v) for k, v in sec.items() if k not in ("require_sync",
                                                                                "watchdog")]
@@ -284,6 +287,11 @@ def _check_values(src: Source, doc: dict, problems: list[Problem]) -> None:
     for path, value in positive:
         if isinstance(value, NUM) and not isinstance(value, bool) and value <= 0:
             problems.append(src.problem(path, f"{path[-1]} must be positive, got {value}"))
+    disk = doc.get("disk") if isinstance(doc.get("disk"), dict) else {}
+    warn, stop = disk.get("warn_free_mb", 2048.0), disk.get("stop_free_mb", 512.0)
+    if isinstance(warn, NUM) and isinstance(stop, NUM) and not stop < warn:
+        problems.append(src.problem(("disk",), f"stop_free_mb ({stop}) must be below "
+                                               f"warn_free_mb ({warn}): the warning comes first"))
     metrics = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
     for i, net in enumerate(metrics.get("allow") or []
                             if isinstance(metrics.get("allow"), list) else []):
@@ -345,6 +353,9 @@ def _build(src: Source) -> ApplianceConfig:
     ret = doc.get("retention") or {}
     cfg.recordings_days = ret.get("recordings_days", cfg.recordings_days)
     cfg.log_lines = ret.get("log_lines", cfg.log_lines)
+    disk = doc.get("disk") or {}
+    cfg.disk_warn_free_mb = float(disk.get("warn_free_mb", cfg.disk_warn_free_mb))
+    cfg.disk_stop_free_mb = float(disk.get("stop_free_mb", cfg.disk_stop_free_mb))
     metrics = doc.get("metrics") or {}
     cfg.metrics_allow = [str(n) for n in metrics.get("allow") or []]
     cfg.metrics_token = metrics.get("token")

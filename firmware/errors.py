@@ -29,6 +29,31 @@ class UserErrors(tuple):
         return "; ".join(str(e) for e in self)
 
 
+class Msg(str):
+    """A message with its values: the English text wherever it is used as a string, and the
+    template and values for a page that shows it in its own language (`i18n.message_of`).
+
+    `Msg("unknown key '{key}'{hint}", key=k, hint=...)`: a value may be another Msg (translated
+    too); extracted into the catalogues like UserError.
+    """
+
+    message: str
+    params: dict[str, Any]
+
+    def __new__(cls, message: str, /, **params: Any) -> "Msg":
+        self = super().__new__(cls, message.format(**params) if params else message)
+        self.message = message
+        self.params = params
+        return self
+
+    def __reduce__(self):
+        return (_msg, (self.message, self.params))
+
+
+def _msg(message: str, params: dict[str, Any]) -> Msg:
+    return Msg(message, **params)
+
+
 def N_(message: str) -> str:
     """Marks a message for the translation catalogues; it is translated where it is shown."""
     return message

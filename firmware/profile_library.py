@@ -14,7 +14,7 @@ from pathlib import Path
 
 import hw_profiles
 from firmware import profiles
-from firmware.errors import UserError
+from firmware.errors import N_, UserError
 from firmware.yamlsrc import ConfigError, Problem, Source
 
 MAX_BYTES = 256 * 1024
@@ -53,7 +53,7 @@ class ProfileLibrary:
         """Every problem of ``text`` as the profile ``name``, each with its line."""
         _check_name(name)
         if len(text.encode("utf-8")) > MAX_BYTES:
-            return [Problem(f"{name}.yaml", 1, "the profile is too large")]
+            return [Problem(f"{name}.yaml", 1, N_("the profile is too large"))]
         try:
             return profiles.check(Source(text, f"{name}.yaml"))
         except ConfigError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from firmware.errors import UserError
+from firmware.errors import Msg, UserError
 
 Path_ = tuple  # a path of keys and indexes into the document
 
@@ -42,9 +42,11 @@ class Source:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
-            raise ConfigError([Problem(filename, line, f"not valid YAML: {exc.problem}")]) from None
+            raise ConfigError([Problem(filename, line, Msg("not valid YAML: {problem}",
+                                                           problem=str(exc.problem)))]) from None
         except yaml.YAMLError as exc:
-            raise ConfigError([Problem(filename, 1, f"not valid YAML: {exc}")]) from None
+            raise ConfigError([Problem(filename, 1, Msg("not valid YAML: {problem}",
+                                                        problem=str(exc)))]) from None
         if node is not None:
             self._index(node, ())
 
@@ -54,13 +56,13 @@ class Source:
         try:
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise UserError(f"{p}: file not found") from None
+            raise UserError("{file}: file not found", file=p) from None
         except IsADirectoryError:
-            raise UserError(f"{p}: is a directory, expected a YAML file") from None
+            raise UserError("{file}: is a directory, expected a YAML file", file=p) from None
         except UnicodeDecodeError as exc:
-            raise UserError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+            raise UserError("{file}: not UTF-8 text (byte {n})", file=p, n=exc.start) from None
         except OSError as exc:
-            raise UserError(f"{p}: cannot read: {exc.strerror}") from None
+            raise UserError("{file}: cannot read: {why}", file=p, why=exc.strerror) from None
         return cls(text, str(p))
 
     def _index(self, node: yaml.Node, path: Path_) -> None:
@@ -91,6 +93,6 @@ class Source:
 
 
 def suggest(word: str, choices) -> str:
-    """`` (did you mean 'x'?)`` when a close match exists."""
+    """`` (did you mean 'x'?)`` when a close match exists (a Msg: pages translate it)."""
     match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    return Msg(" (did you mean '{match}'?)", match=match[0]) if match else ""

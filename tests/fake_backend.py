@@ -70,6 +70,11 @@ class FakeBackend:
                      "at": 1764000000.0}]
         self.balance = "152.40 RUB"
         self.profiles_dir = (report_dir or Path(".")) / "profiles"
+        self.settings = {"time_zone": "Europe/Moscow", "retention_days": 1096,
+                         "retention_setting_days": 1096, "disk_warn_free_mb": 2048,
+                         "disk_stop_free_mb": 512}
+        self.law_retention_days = 0  # what the campaigns' compliance profiles keep at least
+        self.settings_kept = True  # the box has a config file the change is written to
         self.test_stage_s = 0.0  # how long each stage of a test call or SMS takes here
         self.refusal_list: list[dict] = []
         self.sms_conf = {"creditor_name": "ООО «Кредит»", "contact_phone": "+74950000000",
@@ -579,6 +584,10 @@ class FakeBackend:
             ln.update(state="blocked", in_service=False, reason="blocked by a technician")
         elif action == "unblock":
             ln.update(state="idle", in_service=True, reason="")
+        elif action == "reset":
+            before = ln["state"]
+            ln.update(state="out_of_service", in_service=False, reason="re-initialising")
+            return {"reset": "module" if ln["kind"] == "gsm" else "channel", "state": before}
         elif action in ("test_call", "test_sms"):
             try:
                 normalize_phone(kw["number"])
@@ -605,10 +614,20 @@ class FakeBackend:
 
     # --- admin ----------------------------------------------------------------------------------
     def settings_view(self):
-        return {"time_zone": "Europe/Moscow", "addresses": ["127.0.0.1", "192.168.1.20"],
-                "retention_days": 1096, "disk_warn_free_mb": 2048, "disk_stop_free_mb": 512,
-                "backup": None, "languages": ["ru", "en"], "default_language": "ru",
-                "https": False}
+        return {"addresses": ["127.0.0.1", "192.168.1.20"], "backup": None,
+                "languages": ["ru", "en"], "default_language": "ru", "https": False,
+                **self.settings}
+
+    async def settings_change(self, changes):
+        from dialbox.backend import _checked_settings  # the box's own checks
+        wanted = _checked_settings(changes, self.settings_view())
+        self.calls.append(("settings_change", wanted))
+        changed = sorted(wanted)
+        if "retention_days" in wanted:
+            wanted["retention_setting_days"] = wanted["retention_days"]
+            wanted["retention_days"] = max(wanted["retention_days"], self.law_retention_days)
+        self.settings.update(wanted)
+        return {"changed": changed, "kept": self.settings_kept, "view": self.settings_view()}
 
     def users(self):
         rows = self.store.db.execute("SELECT username, role, disabled, created_at, team FROM "

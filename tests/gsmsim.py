@@ -66,9 +66,11 @@ class Recorder:
 
 @asynccontextmanager
 async def modem_and_driver(dialect: str = "sim800", kind: str = "answer", *, scale: float = 10.0,
-                           start_driver: bool = True, **profile_kw):
+                           start_driver: bool = True, network: tuple[str, str] | None = None,
+                           **profile_kw):
     clock = Clock(scale)
-    sim = SimModem("m0", DIALECTS[dialect], population(kind), clock, seed=3)
+    sim = SimModem("m0", DIALECTS[dialect], population(kind), clock, seed=3,
+                   **({"network": network} if network else {}))
     path = await sim.start()
     drv = GsmModule("gsm0", path, profile_for(dialect, **profile_kw), clock)
     rec = Recorder()

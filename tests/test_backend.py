@@ -218,3 +218,86 @@ async def test_a_debtor_calling_back_in_national_format_pops_his_card(app):
     await _wait(lambda: (app.desk("olga")["call"] or {}).get("inbound"), 40)
     call = app.desk("olga")["call"]
     assert call["account"] is not None and call["account"]["account_id"] == row["account_id"]
+
+
+async def test_reset_re_initialises_a_gsm_module_and_restarts_an_e1_channel(app):
+    from structlog.testing import capture_logs
+    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await app.campaign_action(app.campaigns()[0]["name"], "pause")  # nothing dials meanwhile
+    sim = app.sims[1]
+    inits = sim.commands.count("ATE0")
+    done = await app.line_action("gsm1", "reset")
+    assert done["reset"] == "module" and done["state"] in ("idle", "dialing", "alerting",
+                                                            "answered", "bridged", "releasing")
+    await _wait(lambda: sim.commands.count("ATE0") > inits)  # the module heard the re-init
+    await _wait(lambda: app.lines.state("gsm1") == "idle")
+    e1 = next(ch for ch in app.lines.channels if hasattr(ch.driver, "restart"))
+    with capture_logs() as logs:
+        done = await app.line_action(e1.name, "reset")
+        assert done["reset"] == "channel"
+        await _wait(lambda: any(e["event"] == "e1.restart_acknowledged" for e in logs))
+    await _wait(lambda: app.lines.state(e1.name) == "idle")
+    with pytest.raises(UserError, match="the line refused"):
+        await app.line_action("gsm9", "reset")
+
+
+async def test_each_simulated_sim_reports_its_balance_by_its_own_operators_code(app):
+    from firmware.sim.modem import BALANCE_CODES
+    await _wait(lambda: all(ln.get("balance") == 123.45 for ln in app.lines_detail()
+                            if ln["kind"] == "gsm"), 40)
+    gsm = {ln["name"]: ln for ln in app.lines_detail() if ln["kind"] == "gsm"}
+    assert [gsm[s.name]["operator"] for s in app.sims] == ["MegaFon", "MTS RUS", "Beeline",
+                                                           "Tele2"]
+    for sim in app.sims:  # asked once by the health check, with the code its network answers
+        assert sim.ussd_requests[:1] == [BALANCE_CODES[sim.mcc_mnc]], sim.name
+    app.sims[2].balance_text = "Ваш баланс 87,10 руб."
+    assert (await app.line_action("gsm2", "check_balance"))["balance"] == 87.1
+    assert app.sims[2].ussd_requests[-1] == "*102#"
+
+
+@pytest.fixture
+def local_zone():
+    """The process's time zone back as it was after a test that changes it."""
+    import os
+    import time
+    was = os.environ.get("TZ")
+    yield
+    if was is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = was
+    time.tzset()
+
+
+async def test_settings_are_applied_at_once_and_kept_in_the_config_file(app, tmp_path,
+                                                                        local_zone):
+    import time
+    from types import SimpleNamespace
+
+    from dialbox import config
+    from firmware.errors import InputError
+    conf = tmp_path / "dialbox.yaml"
+    conf.write_text("# the shop's box\ntimezone: Europe/Moscow\nretention:\n  log_lines: 500\n")
+    app.runtime = SimpleNamespace(config=config.load(conf))
+    app.recording.check_disk()
+    free = app.recording.disk["free_mb"]
+    done = await app.settings_change({"time_zone": "Asia/Vladivostok", "retention_days": "90",
+                                      "disk_warn_free_mb": str(free * 4),
+                                      "disk_stop_free_mb": str(free * 2)})
+    assert done["kept"] and done["changed"] == ["disk_stop_free_mb", "disk_warn_free_mb",
+                                                "retention_days", "time_zone"]
+    assert time.strftime("%Z") == "+10" and done["view"]["time_zone"] == "Asia/Vladivostok"
+    # the recorder sees them now: the disk counts as full and dialing is held, no restart
+    assert app.recording.policy.stop_free_mb == free * 2 and app.recording.disk["level"] == "full"
+    assert app.runner.hold_reason and "recordings disk nearly full" in app.runner.hold_reason
+    assert app.recording.retention_days == 90  # compliance "none": the box's own setting
+    saved = config.load(conf)
+    assert (saved.timezone, saved.recordings_days, saved.log_lines) == ("Asia/Vladivostok", 90, 500)
+    assert (saved.disk_warn_free_mb, saved.disk_stop_free_mb) == (free * 4, free * 2)
+    assert conf.read_text().startswith("# the shop's box\n")
+    assert "Europe/Moscow" in conf.with_name("dialbox.yaml.prev").read_text()
+    await app.settings_change({"disk_warn_free_mb": "2", "disk_stop_free_mb": "1"})
+    assert app.runner.hold_reason is None  # room again: dialing resumes
+    with pytest.raises(InputError, match="disk: dialing must stop at less free space"):
+        await app.settings_change({"disk_stop_free_mb": "5"})
+    assert config.load(conf).disk_stop_free_mb == 1

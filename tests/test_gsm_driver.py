@@ -131,6 +131,32 @@ async def test_ussd_balance(dialect):
         assert drv.health()["balance"] == -12.5
 
 
+@pytest.mark.parametrize("dialect", ["sim800", "huawei"])
+async def test_the_balance_is_asked_with_the_code_of_each_sims_operator(dialect):
+    from firmware.errors import UserError
+    from firmware.gsm.ussd import UssdError
+    codes = {"25002": "*100#", "Beeline": "*102#"}  # MegaFon by MCC+MNC, Beeline by its name
+    async with modem_and_driver(dialect, health_interval_s=60, ussd_balance=codes) as (
+            megafon, drv_m, rec_m), modem_and_driver(
+            dialect, health_interval_s=60, ussd_balance=codes,
+            network=("25099", "Beeline")) as (beeline, drv_b, rec_b):
+        await rec_m.wait_for(C.EV_HW_IN_SERVICE)
+        await rec_b.wait_for(C.EV_HW_IN_SERVICE)
+        assert (drv_b.info["operator"], drv_b.info["imsi"][:5]) == ("Beeline", "25099")
+        beeline.balance_text = "Ваш баланс 87,10 руб."
+        assert (await drv_m.check_balance())["balance"] == 123.45
+        assert (await drv_b.check_balance())["balance"] == 87.1
+        assert megafon.ussd_requests == ["*100#"] and beeline.ussd_requests == ["*102#"]
+        drv_b.profile.ussd_balance = {"25099": "*100#"}  # MegaFon's code on a Beeline SIM
+        with pytest.raises(UssdError, match="did not answer \\*100#: operation not supported"):
+            await drv_b.check_balance()
+        drv_b.profile.ussd_balance = {"25002": "*100#"}  # nothing for Beeline, no default
+        with pytest.raises(UserError, match="no ussd_balance code for this SIM's operator "
+                                            "\\(Beeline\\)"):
+            await drv_b.check_balance()
+        assert drv_b.balance_code() is None and beeline.ussd_requests == ["*102#", "*100#"]
+
+
 async def test_a_call_over_the_profiles_max_length_is_ended_by_the_box():
     async with modem_and_driver("sim800", "answer") as (sim, drv, rec):
         sim.population = population("answer", talk_mean_s=600)

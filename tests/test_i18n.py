@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE_MODULES = sorted({*ROOT.joinpath("web_admin").glob("*.py"), ROOT / "dialbox/backend.py",
                        *(ROOT / "controller" / f"{m}.py" for m in (
                            "users", "importer", "calllist", "store_outcomes", "store_lists",
-                           "kpi", "segments"))})
-MESSAGE_CALLS = {"UserError", "InputError", "t", "N_", "_"}
+                           "kpi", "segments")),
+                       *(ROOT / "firmware" / f"{m}.py" for m in (
+                           "profiles", "profile_library", "yamlsrc", "e1/profile"))})
+MESSAGE_CALLS = {"UserError", "InputError", "Msg", "problem", "t", "N_", "_"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,8 @@ def test_every_message_in_the_code_is_translated_to_russian(extracted):
     have = {_key(m): m for m in ru if m.id}
     missing = sorted(str(k) for k in ids - have.keys())
     untranslated = sorted(str(k) for k in ids & have.keys()
-                          if not have[k].string or have[k].fuzzy)
+                          if not have[k].string or have[k].fuzzy
+                          or (isinstance(have[k].string, tuple) and not all(have[k].string)))
     stale = sorted(str(k) for k in have.keys() - ids)
     hint = "run `python -m web_admin.i18n` and translate the empty msgstr in " \
            "web_admin/locales/ru/LC_MESSAGES/messages.po"
@@ -55,10 +58,12 @@ def test_translations_keep_every_placeholder():
     with i18n.po_path("ru").open("rb") as f:
         ru = read_po(f, locale="ru")
     wrong = []
+    fields = lambda s: sorted(re.findall(r"(?<!\{)\{(\w*)\}(?!\})", s))  # noqa: E731
     for m in ru:
         if m.id and m.string:
-            fields = lambda s: sorted(re.findall(r"(?<!\{)\{(\w*)\}(?!\})", s))  # noqa: E731
-            if fields(m.id) != fields(m.string):
+            ids = m.id if isinstance(m.id, tuple) else (m.id,)
+            strings = m.string if isinstance(m.string, tuple) else (m.string,)
+            if any(fields(ids[-1]) != fields(s) for s in strings if s):
                 wrong.append(m.id)
     assert not wrong
 
@@ -71,7 +76,7 @@ def _message_problems(path: Path, root: Path = ROOT) -> list[str]:
         name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
         if name not in MESSAGE_CALLS:
             continue
-        arg = node.args[1] if name == "t" and len(node.args) > 1 else node.args[0]
+        arg = node.args[1] if name in ("t", "problem") and len(node.args) > 1 else node.args[0]
         if isinstance(arg, ast.JoinedStr) or (isinstance(arg, ast.Call)
                                               and getattr(arg.func, "id", "") == "str"):
             problems.append(f"{path.relative_to(root)}:{node.lineno}: {name}() of a formatted "
@@ -143,3 +148,39 @@ def test_money_numbers_and_dates_in_the_locale():
     assert i18n.day("2026-12-05", "ru") == "05.12.2026"
     assert i18n.day("2026-12-05", "en") == "12/5/26"
     assert i18n.when("2026-12-05T14:30", "ru") == "05.12.2026, 14:30"
+
+
+def russian_only(ru_text: str, locations: tuple[str, ...]) -> set[str]:
+    """The English words of the messages written in `locations` found in `ru_text` (a page in
+    Russian): words a translation keeps (key names, AT commands) are not counted."""
+    with i18n.po_path("ru").open("rb") as f:
+        ru = read_po(f, locale="ru")
+    english: set[str] = set()
+    kept: set[str] = set()
+
+    def words(texts) -> set[str]:
+        return {w for s in texts for w in re.findall(r"[A-Za-z_]+", re.sub(r"\{\w*\}", " ", s))}
+    for m in ru:
+        if not m.id or not any(loc.startswith(locations) for loc, _ in m.locations):
+            continue
+        english |= {w for w in words(m.id if isinstance(m.id, tuple) else (m.id,)) if len(w) > 1}
+        kept |= words(m.string if isinstance(m.string, tuple) else (m.string,))
+    return (english - kept) & set(re.findall(r"[A-Za-z_]+", ru_text))
+
+
+def test_every_compliance_window_has_its_russian_words():
+    from controller.compliance import profiles
+    from web_admin.labels import window
+    limits = [lim for p in (profiles.RU_230FZ, profiles.RU_230FZ_CALENDAR, profiles.US_REGF)
+              for rules in (p.voice, p.sms) for lim in rules.limits]
+    names = {lim.window_name() for lim in limits} | {"5 consecutive days", "any 1 hours"}
+    assert {"any 24 hours", "any 7 days", "any 31 days", "a calendar month"} <= names
+    for name in names:
+        ru = window("ru", name)
+        assert ru and not re.search(r"[A-Za-z]", ru), (name, ru)
+        assert window("en", name) == name.replace("any 1 hours", "any 1 hour")
+    assert window("ru", "any 24 hours") == "любые 24 часа"
+    assert window("ru", "any 31 days") == "любой 31 день"
+    assert window("ru", "any 7 days") == "любые 7 дней"
+    assert window("ru", "a calendar week") == "календарная неделя"
+    assert window("ru", "something else") == "something else"  # never hidden

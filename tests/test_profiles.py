@@ -115,3 +115,33 @@ def test_line_audio_is_named_by_the_profile(tmp_path):
                  "modules:\n  - port: /dev/ttyUSB0\n")
     with pytest.raises(ConfigError, match="needs the module's 'seat'"):
         profiles.load(str(f))
+
+
+def test_the_balance_ussd_is_chosen_by_the_sims_operator(tmp_path):
+    from firmware.yamlsrc import Source
+    text = ("name: t\ndriver: gsm\nmodules: [{port: /dev/ttyUSB0}]\n"
+            'ussd_balance:\n  25001: "*100#"\n  "250020": "*111#"\n  Beeline: "*102#"\n'
+            '  default: "#100#"\n')
+    f = tmp_path / "t.yaml"
+    f.write_text(text)
+    p = profiles.load(str(f))
+    assert p.balance_code("250011234567890", "MTS RUS") == "*100#"  # YAML's int key read as text
+    assert p.balance_code("250020123456789", "MegaFon") == "*111#"  # a 3-digit MNC first
+    assert p.balance_code("250991234567890", "Beeline") == "*102#"  # by the network's name
+    assert p.balance_code(None, "BEELINE") == "*102#"
+    assert p.balance_code("250201234567890", "Tele2") == "#100#"  # anyone else: the default
+    one = profiles.Profile(name="x", driver="gsm", source="-", ussd_balance="*100#")
+    assert one.balance_code("250991234567890", "Beeline") == "*100#"
+    assert profiles.Profile(name="x", driver="gsm", source="-").balance_code("2500", "x") is None
+    assert profiles.check(Source(text.replace('"*102#"', "'*102'").replace("25001:", "2501:")
+                                 .replace('"#100#"', "[1]"), "t.yaml")) == [
+        profiles.Problem("t.yaml", 5, "operator 2501: write its MCC and MNC (5 or 6 digits, e.g. "
+                         "25001), its name as the network shows it (e.g. MegaFon), or default"),
+        profiles.Problem("t.yaml", 7, "balance code '*102' is not a USSD request like \"*100#\" "
+                         "(quote it: a bare * starts a YAML alias)"),
+        profiles.Problem("t.yaml", 8, "balance code [1] is not a USSD request like \"*100#\" "
+                         "(quote it: a bare * starts a YAML alias)")]
+    assert profiles.check(Source(text.replace('"*100#"', '"100"'), "t.yaml"))[0].line == 5
+    assert "'ussd_balance' must be a USSD code or a mapping of operators to codes, got a whole " \
+        "number 7" in str(profiles.check(Source(
+        "name: t\ndriver: gsm\nmodules: [{port: /dev/ttyUSB0}]\nussd_balance: 7\n", "t.yaml")))

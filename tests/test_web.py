@@ -890,3 +890,157 @@ async def test_admin_puts_a_user_in_a_team_and_sees_the_campaigns_they_work(clie
     audit = store.db.execute("SELECT action, key, after FROM audit_log WHERE action='team'"
                              ).fetchall()
     assert [(a[0], a[1]) for a in audit] == [("team", "olga")] and "Мягкий" in audit[0][2]
+
+
+# --- Russian words for the box's own messages ---------------------------------------------------
+async def test_a_profile_with_mistakes_is_explained_in_russian_next_to_each_line(client, store,
+                                                                                    fake):
+    from tests.test_i18n import russian_only
+    csrf = as_role(client, store, "technician")
+    text = (await (await client.get("/hardware/profiles/sim800")).text())
+    bad = "\n".join([
+        "name: sim800", "driver: gsm", "dialect: sim80", "baud: 12345", "audio: analog-seat",
+        "modules:", "  - {port: /dev/ttyUSB0, seat: pos1, number: '8916'}",
+        "  - {port: /dev/ttyUSB0, seat: pos2}", "  - {seat: pos3, audio_port: /dev/ttyUSB9}",
+        'init: ["AT+CLIR=1", "ATZ", "CLIP=1"]', "hangup: ATA", "reset: hook",
+        "limits: {ring_timout_s: 40, max_call_s: -1, calls_per_sim_per_day: many}",
+        "max_failures: 0", "health_interval_s: yes", "ussd_balance: 100"])
+    r = await client.post("/hardware/profiles/sim800", data={"csrf": csrf, "text": bad})
+    page = await r.text()
+    assert r.status == 400 and "Не сохранено" in page and text
+    problems = " ".join(re.findall(r'<span class="problem">(.*?)</span>', page, re.S))
+    assert len(re.findall(r'<span class="problem">', page)) >= 14
+    assert "неизвестный ключ «ring_timout_s» (может быть, «ring_timeout_s»?)" in problems
+    assert "неизвестный диалект «sim80»" in problems and "(может быть, «sim800»?)" in problems
+    assert "порт «/dev/ttyUSB0» уже занят модулем 1" in problems
+    assert "«calls_per_sim_per_day» должно быть: целое число; сейчас: текст &#39;many&#39;" in problems
+    assert "скрыла бы номер звонящего" in problems
+    leftover = russian_only(problems, ("firmware/",))
+    assert not leftover, leftover
+    english = await (await client.post("/hardware/profiles/sim800?lang=en",
+                                       data={"csrf": csrf, "text": bad})).text()
+    assert "unknown key &#39;ring_timout_s&#39; (did you mean &#39;ring_timeout_s&#39;?)" in english
+    assert not (fake.profiles_dir / "sim800.yaml").exists()
+
+
+async def test_an_e1_profile_with_mistakes_is_explained_in_russian(client, store, fake):
+    from tests.test_i18n import russian_only
+    csrf = as_role(client, store, "technician")
+    bad = "\n".join([
+        "name: e1-test", "driver: e1", "spans:",
+        "  - {name: e1-0, transport: tcp, address: nowhere, channels: '1-16', swich: x}",
+        "  - {name: e1-0, transport: dahdi, calling_number: abc, audio: /dev/x,",
+        "     ring_timeout_s: 0, timers: {t303: 0, k: 200, n200: 2.5}}",
+        "  - {transport: carrier-pigeon, blocked: '40'}"])
+    r = await client.post("/hardware/profiles/e1-test", data={"csrf": csrf, "text": bad})
+    page = await r.text()
+    problems = " ".join(re.findall(r'<span class="problem">(.*?)</span>', page, re.S))
+    assert r.status == 400 and "тайм-слот 16 — не B-канал" in problems
+    assert "имя потока «e1-0» встречается дважды" in problems
+    leftover = russian_only(problems, ("firmware/",))
+    assert not leftover, leftover
+    r = await client.post("/hardware/profiles/e1-test",
+                          data={"csrf": csrf, "text": "name: [unclosed\ndriver: e1\n"})
+    assert "это не YAML" in await r.text()
+
+
+async def test_the_card_names_the_law_s_windows_in_russian(client, store, fake):
+    from controller.calllist import AccountWriter
+    from controller.compliance.profiles import RU_230FZ
+    from tests.test_i18n import russian_only
+    cid = store.campaign("Банк", create=True)
+    w = AccountWriter(store, cid)
+    w.add({"account_id": "A-1", "debtor_name": "Иванов Иван"}, [("+79123456789", "mobile")])
+    w.finish()
+    pk = store.db.execute("SELECT id FROM accounts WHERE account_id='A-1'").fetchone()[0]
+    limits = RU_230FZ.voice.limits  # the engine's own words for its windows, as evidence keeps
+    real = fake.compliance_evidence
+
+    def evidence(account_id):
+        out = real(account_id)
+        out["calls"][0]["evidence"]["counters"] = [
+            {"limit": lim.code, "window": lim.window_name(), "scope": "person", "count": 0,
+             "maximum": lim.maximum} for lim in limits]
+        return out
+    fake.compliance_evidence = evidence
+    as_role(client, store, "supervisor")
+    page = await (await client.get(f"/debtors/{pk}")).text()
+    table = re.search(r'<table class="grid" id="debtor-evidence">.*?</table>', page, re.S)[0]
+    counts = re.sub(r"<[^>]+>", " ", table)
+    for ru in ("любые 24 часа", "любые 7 дней", "любой 31 день"):
+        assert ru in counts
+    assert not russian_only(counts, ("web_admin/labels.py",))
+    assert not re.search(r"\bany\b|\bhours\b|\bdays\b", counts)
+    english = await (await client.get(f"/debtors/{pk}?lang=en")).text()
+    assert "(any 24 hours)" in english and "(any 31 days)" in english
+
+
+async def test_a_technician_resets_a_line_from_the_page_and_it_is_audited(client, store, fake):
+    from controller import audit
+    csrf = as_role(client, store, "technician")
+    page = await (await client.get("/lines")).text()
+    assert 'value="reset"' in page and "Сбросить" in page
+    r = await client.post("/lines/action", data={"line": "gsm0", "action": "reset"})
+    assert r.status == 403 and fake.calls == []  # no CSRF token, no reset
+    r = await client.post("/lines/action", data={"csrf": csrf, "line": "gsm0",
+                                                 "action": "reset"})
+    page = await r.text()
+    assert r.status == 200 and "gsm0: модуль перезапускается" in page
+    assert fake.calls[-1] == ("line_action", "gsm0", "reset", {})
+    entry = audit.entries(store, obj="line")[0]
+    assert (entry["action"], entry["key"], entry["who"]) == ("reset", "gsm0", "ted")
+    assert entry["before"] == {"state": "alerting"} and entry["after"] == {"reset": "module"}
+    r = await client.post("/lines/action", data={"csrf": csrf, "line": "gsm9",
+                                                 "action": "reset"})
+    assert r.status == 400 and "линия отказала: gsm9" in await r.text()
+    as_role(client, store, "supervisor")
+    r = await client.post("/lines/action", data={"csrf": csrf, "line": "gsm0",
+                                                 "action": "reset"})
+    assert r.status == 403
+
+
+async def test_the_admin_changes_the_time_zone_retention_and_disk_limits(client, store, fake):
+    from controller import audit
+    csrf = as_role(client, store, "admin")
+    page = await (await client.get("/settings")).text()
+    assert 'name="time_zone"' in page and "<option selected>Europe/Moscow</option>" in page
+    form = {"csrf": csrf, "time_zone": "Asia/Yekaterinburg", "retention_days": "400",
+            "disk_warn_free_mb": "4096", "disk_stop_free_mb": "1024"}
+    r = await client.post("/settings", data={k: v for k, v in form.items() if k != "csrf"})
+    assert r.status == 403 and fake.settings["time_zone"] == "Europe/Moscow"  # no CSRF token
+    page = await (await client.post("/settings", data=form)).text()
+    assert "Сохранено и применено; перезапуск не понадобился." in page
+    assert fake.settings["time_zone"] == "Asia/Yekaterinburg"
+    assert fake.settings["retention_days"] == 400 and fake.settings["disk_stop_free_mb"] == 1024
+    assert "<option selected>Asia/Yekaterinburg</option>" in page and "400 дн." in page
+    entry = audit.entries(store, obj="setting")[0]
+    assert entry["who"] == "root" and entry["action"] == "change"
+    assert entry["before"]["time_zone"] == "Europe/Moscow"
+    assert entry["after"] == {"time_zone": "Asia/Yekaterinburg", "retention_days": 400,
+                              "disk_warn_free_mb": 4096.0, "disk_stop_free_mb": 1024.0}
+    page = await (await client.post("/settings", data=form)).text()
+    assert "Ничего не изменилось." in page and len(audit.entries(store, obj="setting")) == 1
+    fake.law_retention_days, fake.settings_kept = 1096, False
+    page = await (await client.post("/settings", data=dict(form, retention_days="30"))).text()
+    assert "до его следующего запуска" in page and "1096 дн." in page
+    assert "Закон запущенных кампаний хранит записи 1096 дн." in page
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("time_zone", "Moscow", "Moscow — не часовой пояс"),
+    ("time_zone", "../../etc/passwd", "не часовой пояс"),
+    ("retention_days", "три года", "целым числом дней"),
+    ("retention_days", "0", "от 1 до 36500 дней"),
+    ("disk_warn_free_mb", "много", "числом мегабайт"),
+    ("disk_stop_free_mb", "4096", "остатке свободного места, чем предупреждение (2048 МБ)"),
+    ("disk_stop_free_mb", "-5", "больше 0 мегабайт")])
+async def test_settings_that_cannot_be_are_refused_with_the_reason(client, store, fake, field,
+                                                                   value, message):
+    from controller import audit
+    csrf = as_role(client, store, "admin")
+    r = await client.post("/settings", data={"csrf": csrf, field: value})
+    page = await r.text()
+    assert r.status == 400 and message in page and 'id="settings-error"' in page
+    assert fake.settings["time_zone"] == "Europe/Moscow" and fake.settings["retention_days"] == 1096
+    assert not audit.entries(store, obj="setting")
+    assert f'value="{value}"' in page or f"<option selected>{value}</option>" in page

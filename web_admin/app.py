@@ -75,6 +75,7 @@ ROUTES = (
     ("GET", "/hardware/profiles/{name}", hardware.profile, "hardware_profile", TECH),
     ("POST", "/hardware/profiles/{name}", hardware.save, "hardware_profile_save", TECH),
     ("GET", "/settings", settings_page.page, "settings", ADMIN),
+    ("POST", "/settings", settings_page.save, "settings_save", ADMIN),
     ("GET", "/users", admin.page, "users", ADMIN),
     ("POST", "/users/add", admin.add, "user_add", ADMIN),
     ("POST", "/users/disable", admin.disable, "user_disable", ADMIN),

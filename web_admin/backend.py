@@ -30,7 +30,7 @@ MONITOR_MODES = ("listen", "whisper", "barge", "stop")
 KPI_BY = ("campaign", "segment", "operator", "line", "day")
 KPI_COLUMNS = ("attempts", "contact_rate", "rpc_rate", "ptp_rate", "kept_ptp_rate", "promised",
                "collected", "abandon_rate", "aht_s", "occupancy")
-LINE_ACTIONS = ("block", "unblock", "test_call", "test_sms", "check_balance")
+LINE_ACTIONS = ("block", "unblock", "reset", "test_call", "test_sms", "check_balance")
 REFUSAL_KINDS = ("debtor", "third_party")
 REFUSAL_CHANNELS = ("desk", "card", "import")
 REFUSAL_EXCEPTIONS = ("enforcement_document", "representative")
@@ -276,7 +276,9 @@ class Backend(Protocol):
         "sms_today","sms_cap" (caps None when the profile sets none); E1: "span","link"}]."""
 
     async def line_action(self, line: str, action: str, **kw: Any) -> dict | None:
-        """block | unblock -> None; test_call(number=...) -> {"result", ...};
+        """block | unblock -> None; reset(reason=...) -> {"reset": "module" | "channel",
+        "state": the state before} (a GSM module re-initialised, an E1 channel RESTARTed; a call
+        up on the line ends); test_call(number=...) -> {"result", ...};
         check_balance -> {"balance", ...}. UserError for an unknown line or a bad number."""
 
     def profile_library(self) -> Any:
@@ -289,9 +291,18 @@ class Backend(Protocol):
 
     # --- admin -----------------------------------------------------------------------------------
     def settings_view(self) -> dict:
-        """What /settings shows: {"time_zone", "addresses": [str], "retention_days",
-        "disk_warn_free_mb", "disk_stop_free_mb", "backup": {"nightly": bool, "dir"} | None,
-        "languages": [str], "default_language", "https": bool}."""
+        """What /settings shows: {"time_zone", "addresses": [str], "retention_days" (what the
+        recorder keeps: the longer of the box's setting and its campaigns' law),
+        "retention_setting_days", "disk_warn_free_mb", "disk_stop_free_mb",
+        "backup": {"nightly": bool, "dir"} | None, "languages": [str], "default_language",
+        "https": bool}."""
+
+    async def settings_change(self, changes: dict) -> dict:
+        """Change any of {"time_zone", "retention_days", "disk_warn_free_mb",
+        "disk_stop_free_mb"} (text as typed): checked (InputError "field: ..."), applied at once
+        (no restart), and written to the box's configuration file when it runs with one.
+        {"changed": [keys that differed], "kept": bool (False: until the next start),
+        "view": settings_view() after}."""
 
     def users(self) -> list[dict]:
         """[{"username","role","disabled","created_at","team" (or None),"campaigns": [names of

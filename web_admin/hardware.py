@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller import audit
-from web_admin.render import backend, call, render, t, user
+from web_admin.render import backend, call, message_of, render, t, user
 
 
 async def page(request: web.Request) -> web.Response:
@@ -20,7 +20,8 @@ async def profile(request: web.Request, *, text: str | None = None, problems=Non
         text = lib.text(name)
     by_line: dict[int, list[str]] = {}
     for p in problems or []:
-        by_line.setdefault(p.line, []).append(p.message)
+        # a problem's message is English with its values (a Msg): shown in the page's language
+        by_line.setdefault(p.line, []).append(message_of(request, p.message))
     lines = [{"n": i, "text": ln, "problems": by_line.pop(i, [])}
              for i, ln in enumerate(text.split("\n"), start=1)]
     return render("hardware_profile.html", request, {

@@ -25,7 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import NumberFormatError, format_currency, format_decimal, parse_decimal
 
-from firmware.errors import N_
+from firmware.errors import N_, Msg
 
 __all__ = ["N_", "NP_", "LANGS", "gettext", "pgettext", "message_of", "money", "parse_amount"]
 
@@ -39,8 +39,10 @@ ROOT = HERE.parent
 # Where messages a page can show are written: pybabel extracts from these (see babel.cfg).
 # A module whose UserErrors reach a page belongs here (the CLI's own messages stay English).
 KEYWORDS = ("_", "N_", "gettext", "ngettext:1,2", "pgettext:1c,2", "NP_:1c,2", "UserError",
-            "InputError", "t:2")
-SOURCES = ("web_admin", "controller", "dialbox/backend.py")
+            "InputError", "Msg", "t:2")
+# The hardware profiles' checks reach the hardware page (their problems are Msg or N_).
+SOURCES = ("web_admin", "controller", "dialbox/backend.py", "firmware/profiles.py",
+           "firmware/yamlsrc.py", "firmware/profile_library.py", "firmware/e1/profile.py")
 
 
 def NP_(context: str, message: str) -> tuple[str, str]:
@@ -98,7 +100,8 @@ def message_of(lang: str, exc: BaseException) -> str:
 
 def _param(lang: str, value: Any) -> Any:
     """A message inside a message is translated too; a path shows as its file name only."""
-    if isinstance(value, BaseException) and isinstance(getattr(value, "message", None), str):
+    if isinstance(value, (BaseException, Msg)) and isinstance(getattr(value, "message", None),
+                                                              str):
         return message_of(lang, value)
     if isinstance(value, tuple) and value and all(isinstance(v, BaseException) for v in value):
         return "; ".join(message_of(lang, v) for v in value)

@@ -1,7 +1,8 @@
 """The names people read for the internal keys of states, outcomes, roles and columns."""
 from __future__ import annotations
 
-from web_admin.i18n import NP_, pgettext
+from controller.compliance.profiles import window_parts
+from web_admin.i18n import NP_, pgettext, translations
 
 # family -> key -> (context, English); the context keeps apart words that differ in Russian.
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -272,6 +273,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "la": {
         "block": NP_("line action", "Block"),
         "unblock": NP_("line action", "Unblock"),
+        "reset": NP_("line action", "Reset"),
         "test_call": NP_("line action", "Test call"),
         "check_balance": NP_("line action", "Check the balance"),
     },
@@ -308,3 +310,24 @@ def labels(lang: str) -> dict[str, dict[str, str]]:
     """Every family translated, for the pages' JavaScript."""
     return {family: {key: pgettext(lang, *found) for key, found in names.items()}
             for family, names in LABELS.items()}
+
+
+def window(lang: str, name: object) -> str:
+    """A compliance limit's window as the engine words it ('any 24 hours'), in `lang`."""
+    parts = window_parts(str(name))
+    if parts is None:
+        return "" if name is None else str(name)
+    kind, n = parts
+    tr = translations(lang)
+    if kind == "hours":
+        return tr.ngettext("any {n} hour", "any {n} hours", n).format(n=n)
+    if kind == "days":
+        return tr.ngettext("any {n} day", "any {n} days", n).format(n=n)
+    if kind == "consecutive":
+        return tr.ngettext("{n} consecutive day", "{n} consecutive days", n).format(n=n)
+    return pgettext(lang, *_CALENDAR[kind])
+
+
+_CALENDAR = {"calendar day": NP_("limit window", "a calendar day"),
+             "calendar week": NP_("limit window", "a calendar week"),
+             "calendar month": NP_("limit window", "a calendar month")}

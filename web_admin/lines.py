@@ -1,9 +1,11 @@
-"""The technician's page: every line with SIM and network health, block/unblock, test call, balance."""
+"""The technician's page: every line with SIM and network health, block/unblock, reset, test call,
+balance. Block, unblock and reset are audited (the test call and SMS in line_tests)."""
 from __future__ import annotations
 
 import structlog
 from aiohttp import web
 
+from controller import audit
 from firmware.errors import UserError
 from web_admin.backend import LINE_ACTIONS
 from web_admin.render import backend, call, message_of, render, t, user
@@ -12,12 +14,13 @@ log = structlog.get_logger(__name__)
 
 
 async def page(request: web.Request, *, result: dict | None = None, error: str | None = None,
-               status: int = 200) -> web.Response:
+               notice: str | None = None, status: int = 200) -> web.Response:
     every = await call(backend(request).lines_detail)
     problems = request.query.get("problems") == "1"
     shown = [ln for ln in every if not ln.get("in_service")] if problems else every
     return render("lines.html", request, {"lines": shown, "every": every, "problems": problems,
-                                          "result": result, "error": error}, status=status)
+                                          "result": result, "error": error, "notice": notice},
+                  status=status)
 
 
 async def action(request: web.Request) -> web.Response:
@@ -40,7 +43,21 @@ async def action(request: web.Request) -> web.Response:
     except (UserError, ValueError) as exc:
         return await page(request, error=message_of(request, exc), result={"line": line, "action": act},
                           status=400)
-    log.info("line_action", user=user(request)["username"], line=line, action=act)
+    who = user(request)["username"]
+    log.info("line_action", user=who, line=line, action=act)
+    if act in ("block", "unblock", "reset"):
+        done = out or {}
+        audit.record(backend(request).store, who=who, action=act, obj="line", key=line,
+                     before={"state": done["state"]} if "state" in done else None,
+                     after={"block": {"state": "blocked"}, "unblock": {"state": "idle"},
+                            "reset": {"reset": done.get("reset")}}[act],
+                     source=request.remote or "")
+    if act == "reset":
+        notice = (t(request, "{line}: the module is re-initialising; its state below follows it.",
+                    line=line) if (out or {}).get("reset") == "module" else
+                  t(request, "{line}: the channel was restarted (RESTART sent to the network).",
+                    line=line))
+        return await page(request, notice=notice)
     if act in ("block", "unblock"):
         raise web.HTTPSeeOther("/lines")
     return await page(request, result={"line": line, "action": act, "data": out or {}})

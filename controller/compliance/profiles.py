@@ -1,6 +1,7 @@
 """Compliance profiles as data: a named set of limits the shop picks per campaign."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 
@@ -62,6 +63,24 @@ class CountLimit:
     def reading(self) -> str:
         """'rolling' for windows that slide with time, 'calendar' for calendar periods."""
         return "rolling" if self.period in (SLIDING, ROLLING) else "calendar"
+
+
+_WINDOW_WORDS = re.compile(r"any (?P<n>\d+) (?P<unit>hours|days)|(?P<c>\d+) consecutive days"
+                           r"|a calendar (?P<cal>day|week|month)")
+
+
+def window_parts(name: str) -> tuple[str, int] | None:
+    """``window_name()``'s words read back, for a page in another language (stored evidence
+    keeps the words): ('hours', 24), ('days', 7), ('consecutive', 5), ('calendar day', 1) ...;
+    None for words it never writes."""
+    m = _WINDOW_WORDS.fullmatch(str(name))
+    if m is None:
+        return None
+    if m["unit"]:
+        return m["unit"], int(m["n"])
+    if m["c"]:
+        return "consecutive", int(m["c"])
+    return f"calendar {m['cal']}", 1
 
 
 def _span_words(span: timedelta | None) -> str:

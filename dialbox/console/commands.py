@@ -226,18 +226,12 @@ async def test_sms(con, args) -> None:
 
 async def reset_line(con, args) -> None:
     line = _line_name(con, args)
-    lines = con.app.lines
-    ch = lines.channels[lines._index(line)]
-    before = lines.state(line)
-    con.audit(action="reset", obj="line", key=line, before={"state": before})
-    if hasattr(ch.driver, "reset"):
-        await ch.driver.reset(ch.local, reason="asked at the console")
+    con.audit(action="reset", obj="line", key=line, before={"state": con.app.lines.state(line)})
+    done = await con.app.line_action(line, "reset", reason="asked at the console")  # as the web
+    if done["reset"] == "module":
         con.say(f"{line}: module re-initialising; 'show line {line}' follows it")
-    elif hasattr(ch.driver, "restart"):
-        ch.driver.restart(ch.local)
-        con.say(f"{line}: channel restarted (RESTART sent)")
     else:
-        raise UserError(f"line {line} cannot be reset")
+        con.say(f"{line}: channel restarted (RESTART sent)")
 
 
 async def block_line(con, args) -> None:

@@ -7,6 +7,7 @@ import socket
 from typing import Any
 
 from firmware.clock import Clock
+from firmware.errors import N_, Msg
 from firmware.e1.lapd import LinkTimers
 from firmware.e1.span import E1_TIMESLOTS, E1Span, SpanConfig
 from firmware.e1.transports import FdFrameTransport, FrameTransport, StreamFrameTransport
@@ -32,16 +33,17 @@ def parse_channels(value: Any, *, allow_empty: bool = False) -> tuple[int, ...]:
         try:
             first, last = int(lo), int(hi or lo)
         except ValueError:
-            raise ValueError(f"{text!r} is not a timeslot or a range like 1-15") from None
+            raise ValueError(Msg("{text} is not a timeslot or a range like 1-15",
+                                 text=repr(text))) from None
         for ts in range(first, last + 1):
             if ts not in E1_TIMESLOTS:
-                raise ValueError(f"timeslot {ts} is not a B-channel (1-15, 17-31; 16 is the "
-                                 "D-channel)")
+                raise ValueError(Msg("timeslot {ts} is not a B-channel (1-15, 17-31; 16 is "
+                                     "the D-channel)", ts=ts))
             if ts in slots:
-                raise ValueError(f"timeslot {ts} is listed twice")
+                raise ValueError(Msg("timeslot {ts} is listed twice", ts=ts))
             slots.append(ts)
     if not slots:
-        raise ValueError("no timeslots listed")
+        raise ValueError(N_("no timeslots listed"))
     return tuple(slots)
 
 
@@ -54,8 +56,8 @@ def _unknown(keys, known, path) -> list[Problem]:
     for key in keys:
         if key not in known:
             hint = difflib.get_close_matches(str(key), known, n=1)
-            out.append((path + (key,), f"unknown key {key!r}"
-                        + (f", did you mean {hint[0]!r}?" if hint else "")))
+            out.append((path + (key,), Msg("unknown key '{key}'{hint}", key=key, hint=Msg(
+                " (did you mean '{match}'?)", match=hint[0]) if hint else "")))
     return out
 
 
@@ -63,71 +65,81 @@ def check(doc: dict) -> list[Problem]:
     """Every problem of an E1 profile as (path of keys and indexes, message); empty when fine."""
     problems: list[Problem] = []
     if doc.get("driver") != "e1":
-        problems.append((("driver",), f"driver must be 'e1', got {doc.get('driver')!r}"))
+        problems.append((("driver",), Msg("driver must be 'e1', got {value}",
+                                          value=repr(doc.get("driver")))))
     spans = doc.get("spans")
     if not isinstance(spans, list) or not spans:
-        return problems + [(("spans",), "spans must be a non-empty list of spans")]
+        return problems + [(("spans",), N_("spans must be a non-empty list of spans"))]
     names: set[str] = set()
     for i, span in enumerate(spans):
         path = ("spans", i)
         if not isinstance(span, dict):
-            problems.append((path, "each span must be a mapping"))
+            problems.append((path, N_("each span must be a mapping")))
             continue
         problems += _unknown(span, SPAN_KEYS, path)
         name = span.get("name")
         if not isinstance(name, str) or not name:
-            problems.append((path + ("name",), "name is required (e.g. e1-0)"))
+            problems.append((path + ("name",), N_("name is required (e.g. e1-0)")))
         elif name in names:
-            problems.append((path + ("name",), f"span name {name!r} is used twice"))
+            problems.append((path + ("name",), Msg("span name '{name}' is used twice",
+                                                   name=name)))
         else:
             names.add(name)
         kind = span.get("transport")
         if kind not in TRANSPORTS:
-            problems.append((path + ("transport",),
-                             f"transport must be one of {', '.join(TRANSPORTS)}, got {kind!r}"))
+            problems.append((path + ("transport",), Msg(
+                "transport must be one of {choices}, got {value}",
+                choices=", ".join(TRANSPORTS), value=repr(kind))))
         elif kind == "tcp":
             host, _, port = str(span.get("address", "")).rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                problems.append((path + ("address",), "tcp needs address: host:port "
-                                 "(e.g. 127.0.0.1:4016)"))
+                problems.append((path + ("address",), N_("tcp needs address: host:port "
+                                                         "(e.g. 127.0.0.1:4016)")))
         elif not isinstance(span.get("device"), str) or not span.get("device"):
-            problems.append((path + ("device",), f"{kind} needs device: a path "
-                             "(/dev/dahdi/..., a socket path, /dev/serial/by-id/...)"))
+            problems.append((path + ("device",), Msg(
+                "{transport} needs device: a path (/dev/dahdi/..., a socket path, "
+                "/dev/serial/by-id/...)", transport=kind)))
         for key in ("channels", "blocked"):
             if key in span:
                 try:
                     parse_channels(span[key], allow_empty=key == "blocked")
                 except ValueError as exc:
-                    problems.append((path + (key,), str(exc)))
+                    problems.append((path + (key,), exc.args[0]))
         if span.get("switch", "euroisdn_e1") not in SWITCH_TYPES:
-            problems.append((path + ("switch",), f"switch must be one of "
-                             f"{', '.join(SWITCH_TYPES)}, got {span.get('switch')!r}"))
+            problems.append((path + ("switch",), Msg(
+                "switch must be one of {choices}, got {value}",
+                choices=", ".join(SWITCH_TYPES), value=repr(span.get("switch")))))
         number = span.get("calling_number")
         if number is not None and not (isinstance(number, str)
                                        and re.fullmatch(r"\+?[0-9]{3,20}", number)):
-            problems.append((path + ("calling_number",), "calling_number must be the span's "
-                             "official number (DDI), in E.164 like +74951234567"))
+            problems.append((path + ("calling_number",), N_(
+                "calling_number must be the span's official number (DDI), in E.164 like "
+                "+74951234567")))
         audio = span.get("audio")
         if audio is not None and (not isinstance(audio, str) or "{ts" not in audio):
-            problems.append((path + ("audio",), "audio must be the B-channels' DAHDI channel "
-                             "files with {ts} for the timeslot, e.g. /dev/dahdi/chan/001/{ts:03d}"))
+            problems.append((path + ("audio",), N_(
+                "audio must be the B-channels' DAHDI channel files with a timeslot template, "
+                "e.g. /dev/dahdi/chan/001/{ts:03d}")))
         if "ring_timeout_s" in span and not _positive(span["ring_timeout_s"]):
-            problems.append((path + ("ring_timeout_s",), "ring_timeout_s must be a number > 0"))
+            problems.append((path + ("ring_timeout_s",),
+                             N_("ring_timeout_s must be a number > 0")))
         if "baudrate" in span and not (isinstance(span["baudrate"], int)
                                        and span["baudrate"] > 0):
-            problems.append((path + ("baudrate",), "baudrate must be a positive integer"))
+            problems.append((path + ("baudrate",), N_("baudrate must be a positive integer")))
         timers = span.get("timers", {})
         if not isinstance(timers, dict):
-            problems.append((path + ("timers",), "timers must be a mapping"))
+            problems.append((path + ("timers",), N_("timers must be a mapping")))
             continue
         problems += _unknown(timers, Q931_TIMERS + Q921_TIMERS, path + ("timers",))
         for key, value in timers.items():
             if key in Q931_TIMERS + Q921_TIMERS and not _positive(value):
-                problems.append((path + ("timers", key), f"{key} must be a number > 0"))
+                problems.append((path + ("timers", key), Msg("{key} must be a number > 0",
+                                                             key=key)))
             elif key in ("n200", "k") and not isinstance(value, int):
-                problems.append((path + ("timers", key), f"{key} must be a whole number"))
+                problems.append((path + ("timers", key), Msg("{key} must be a whole number",
+                                                             key=key)))
         if isinstance(timers.get("k"), int) and timers["k"] > 127:
-            problems.append((path + ("timers", "k"), "k must be at most 127 (modulo 128)"))
+            problems.append((path + ("timers", "k"), N_("k must be at most 127 (modulo 128)")))
     return problems
 
 

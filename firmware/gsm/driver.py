@@ -270,10 +270,13 @@ class GsmModule:
                 "mode": "text"}
 
     async def check_balance(self) -> dict:
-        """Ask the operator's USSD balance code of the profile; the answer comes as +CUSD."""
-        code = self.profile.ussd_balance
+        """Ask the balance by the USSD code of the SIM's operator (from the profile); the
+        answer comes as +CUSD."""
+        code = self.balance_code()
         if not code:
-            raise UserError(f"{self.name}: the profile has no ussd_balance code")
+            raise UserError("{line}: the profile has no ussd_balance code for this SIM's "
+                            "operator ({operator})", line=self.name,
+                            operator=self.info.get("operator") or "?")
         e = self._require_engine()
         packed = self.dialect.call_progress == "huawei"  # Huawei firmware wants packed GSM7
         self._ussd = asyncio.get_running_loop().create_future()
@@ -283,10 +286,17 @@ class GsmModule:
         finally:
             self._ussd = None
         reply = ussd.parse_cusd(line)
+        if reply.failed:
+            raise ussd.UssdError(f"{self.name}: the network did not answer {code}: "
+                                 f"{ussd.STATUS_NAMES[reply.status]}")
         balance = ussd.parse_balance(reply.text)
         self.info["balance"] = float(balance) if balance is not None else None
         self.info["balance_text"] = reply.text
         return {"balance": self.info["balance"], "text": reply.text}
+
+    def balance_code(self) -> str | None:
+        """The balance USSD code for this SIM's operator (None: the profile has none)."""
+        return self.profile.balance_code(self.info.get("imsi"), self.info.get("operator"))
 
     def _sms_event(self, ev) -> None:
         if self.on_sms is not None:
@@ -539,7 +549,7 @@ class GsmModule:
                 continue  # the port is busy with ATD; poll after the call
             try:
                 await self._poll()
-                if self.profile.ussd_balance and \
+                if self.balance_code() and \
                         self.clock.now() - self._balance_checked > self.profile.balance_interval_s:
                     self._balance_checked = self.clock.now()
                     try:

@@ -84,19 +84,28 @@ class _State:
     clir: int = 0  # +CLIR <n>: 0 by subscription, 1 invoke (hide), 2 suppress (show)
 
 
+# Russian networks a simulated SIM can belong to (MCC+MNC, the name AT+COPS gives), and the
+# USSD code each answers with the balance.
+NETWORKS = (("25002", "MegaFon"), ("25001", "MTS RUS"), ("25099", "Beeline"), ("25020", "Tele2"))
+BALANCE_CODES = {"25002": "*100#", "25001": "*100#", "25099": "*102#", "25020": "*105#"}
+
+
 class SimModem:
     """One simulated module; ``start()`` returns the pty path the driver opens."""
 
     def __init__(self, name: str, dialect: Dialect, population: Population, clock: Clock, *,
                  imei: str | None = None, seed: int | None = None, msisdn: str | None = "",
-                 clir_mode: int = 4) -> None:
+                 clir_mode: int = 4, network: tuple[str, str] = NETWORKS[0]) -> None:
         self.name = name
+        # The SIM's home network (MCC+MNC, name): its IMSI starts with it, AT+COPS names it, and
+        # it answers only its own balance USSD code (BALANCE_CODES), as a real network does.
+        self.mcc_mnc, self.network_name = network
         self.dialect = dialect
         self.population = population
         self.clock = clock
         self._rng = random.Random(seed)
         self.imei = imei or "86" + "".join(str(self._rng.randrange(10)) for _ in range(13))
-        self.imsi = "25002" + "".join(str(self._rng.randrange(10)) for _ in range(10))
+        self.imsi = self.mcc_mnc + "".join(str(self._rng.randrange(10)) for _ in range(10))
         self.iccid = "897010" + "".join(str(self._rng.randrange(10)) for _ in range(13))
         # The SIM's own number as AT+CNUM reads it ("": made up from the seed; None: not
         # written on the SIM, as with many operators).
@@ -452,7 +461,7 @@ class SimModem:
     def _cops(self, arg: str) -> None:
         if arg == "?":
             fmt = self.st.cops_format
-            name = ("MegaFon", "MegaFon", "25002")[fmt]
+            name = (self.network_name, self.network_name, self.mcc_mnc)[fmt]
             act = ",7" if self.dialect.voice in ("sim7600-cpcmreg", "ec25-qpcmv") else ""
             self._line(f'+COPS: 0,{fmt},"{name}"{act}' if self.registered else "+COPS: 0")
             self._ok()
@@ -656,6 +665,9 @@ class SimModem:
                 return
         self.ussd_requests.append(request)
         self._ok()
+        if request != BALANCE_CODES.get(self.mcc_mnc, "*100#"):
+            self._spawn(self._later(0.3, "+CUSD: 4"))  # operation not supported
+            return
         reply = self.balance_text.encode("utf-16-be").hex().upper()
         self._spawn(self._later(0.3, f'+CUSD: 0,"{reply}",72'))
 
