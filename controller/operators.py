@@ -44,6 +44,9 @@ class Operator:
     pending: str | None = None  # break reason or DESK_GONE, taking effect after this call
     outcome_saved: str | None = None  # the call whose outcome was saved during the conversation
     counted_to: float = 0.0  # time in the current state is counted up to here (occupancy)
+    # What the time since counted_to is counted as: the state, or DESK_GONE for a not-ready
+    # operator whose desk closed (not logged in: the reports leave that time out).
+    counted_as: str | None = None
 
     @property
     def human(self) -> bool:
@@ -237,7 +240,7 @@ class OperatorPool:
         out = dict(self._time)
         for op in self.ops:
             if now > op.counted_to:
-                key = (op.position, op.state)
+                key = (op.position, op.counted_as or op.state)
                 out[key] = out.get(key, 0.0) + now - op.counted_to
                 if not keep:
                     op.counted_to = now
@@ -250,10 +253,11 @@ class OperatorPool:
         if op.state == TALKING:
             op.talk_s += now - op.since
         if now > op.counted_to:
-            key = (op.position, op.state)
+            key = (op.position, op.counted_as or op.state)
             self._time[key] = self._time.get(key, 0.0) + now - op.counted_to
         op.counted_to = now
         op.state, op.call_id, op.since = state, call_id, now
+        op.counted_as = DESK_GONE if state == NOT_READY and op.reason == DESK_GONE else state
         if state == TALKING:
             op.calls += 1
         self._notify()

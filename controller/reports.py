@@ -7,9 +7,11 @@ names), never ids.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from controller import compliance, kpi
+from controller.occupancy import HANDLING, ON_FLOOR
+from controller.operators import BREAK, DESK_GONE
 
 REPORTS = ("funnel", "heatmap", "lines", "abandons", "operators")
 _CONTACT = "a.outcome='answered' AND a.abandoned=0 AND COALESCE(a.talk_s, 0) > 0"
@@ -97,8 +99,10 @@ def abandons(store, *, until: float, days: int = 30) -> list[dict]:
 
 
 def operators(store, *, since: float, until: float) -> list[dict]:
-    """Per operator: calls, talk and wrap-up time (totals and means), handle time, and the
-    calls whose wrap-up time ran out before an outcome was chosen."""
+    """Per operator: calls, talk and wrap-up time (totals and means), handle time, the calls
+    whose wrap-up time ran out before an outcome was chosen, and from the time kept per state
+    (controller.occupancy): logged-in time, time on the floor, breaks and occupancy."""
+    time = _time_by_state(store, since, until)
     rows = store.db.execute(
         f"SELECT a.operator, COUNT(*) AS calls, SUM(COALESCE(a.talk_s, 0)) AS talk_s, "
         f"SUM(COALESCE(a.wrap_s, 0)) AS wrap_s, AVG(a.talk_s) AS avg_talk_s, "
@@ -115,5 +119,33 @@ def operators(store, *, since: float, until: float) -> list[dict]:
                     "avg_talk_s": round(r["avg_talk_s"] or 0, 1),
                     "avg_wrap_s": round(r["avg_wrap_s"] or 0, 1),
                     "handle_s": round(busy, 1), "no_outcome": r["no_outcome"] or 0,
-                    "talk_share": round((r["talk_s"] or 0) / busy, 4) if busy else None})
+                    "talk_share": round((r["talk_s"] or 0) / busy, 4) if busy else None,
+                    **_presence(time.pop(r["operator"], {}))})
+    for position, by in sorted(time.items()):  # logged in, and took no call
+        out.append({"operator": operator_name(position), "calls": 0, "talk_s": 0.0,
+                    "wrap_s": 0.0, "avg_talk_s": 0.0, "avg_wrap_s": 0.0, "handle_s": 0.0,
+                    "no_outcome": 0, "talk_share": None, **_presence(by)})
     return out
+
+
+def _time_by_state(store, since: float, until: float) -> dict[str, dict[str, float]]:
+    """position -> state -> seconds over the UTC days (the store keeps days) whose noon lies in
+    [since, until): a local day of the shop's range, for zones within 12 h of UTC."""
+    first = datetime.fromtimestamp(since - 43200, timezone.utc).date() + timedelta(days=1)
+    last = datetime.fromtimestamp(until - 43200 - 1e-3, timezone.utc).date()
+    out: dict[str, dict[str, float]] = {}
+    for pos, state, seconds in store.db.execute(
+            "SELECT position, state, SUM(seconds) FROM operator_time WHERE day >= ? AND day <= ? "
+            "GROUP BY position, state", (first.isoformat(), last.isoformat())):
+        out.setdefault(pos, {})[state] = seconds
+    return out
+
+
+def _presence(by: dict[str, float]) -> dict:
+    """Logged in (every state but a closed desk), on the floor, on breaks, and occupancy:
+    handling (talk and wrap-up) over time on the floor."""
+    floor = sum(by.get(s, 0.0) for s in ON_FLOOR)
+    return {"logged_in_s": round(sum(v for k, v in by.items() if k != DESK_GONE), 1),
+            "floor_s": round(floor, 1), "break_s": round(by.get(BREAK, 0.0), 1),
+            "occupancy": round(sum(by.get(s, 0.0) for s in HANDLING) / floor, 4)
+            if floor > 0 else None}

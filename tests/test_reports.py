@@ -112,3 +112,46 @@ def test_charts_are_well_formed_svg_with_escaped_text():
     assert len(root.findall(".//{http://www.w3.org/2000/svg}rect")) == 2
     grid = charts.heatmap({(0, 10): 0.5}, rows=["Пн", "Вт"], title="x")
     assert len(ElementTree.fromstring(grid).findall(".//{http://www.w3.org/2000/svg}rect")) == 48
+
+
+def test_operators_report_shows_logged_in_time_on_the_floor_and_occupancy(tmp_path):
+    from controller import occupancy
+    from controller.operators import OperatorPool
+    from tests.test_dialer import FakeClock
+    clock = FakeClock(MON_10)
+    store = Store(tmp_path / "occ.sqlite3", clock)
+    pool = OperatorPool(0, clock)  # type: ignore[arg-type]
+    olga, anna = pool.login("olga"), pool.login("anna")
+    pool.set_ready(anna, True)
+    clock.set(MON_10 + 60)  # olga: 60 s at the desk, not ready
+    pool.set_ready(olga, True)
+    clock.set(MON_10 + 100)  # free 40 s; anna free 100 s
+    pool.take_break(anna, "lunch")
+    assert pool.reserve("c1") is olga
+    pool.talking(olga)
+    clock.set(MON_10 + 250)  # talking 150 s
+    pool.release(olga, talked=True)
+    clock.set(MON_10 + 280)  # wrap-up 30 s
+    pool.finish_wrap(olga)
+    clock.set(MON_10 + 300)  # free 20 s, then her desk closes and she goes home
+    pool.desk_gone(olga)
+    pool.set_ready(anna, True)
+    clock.set(MON_10 + 350)  # anna: 200 s of lunch, then 50 s free again, and home too
+    pool.desk_gone(anna)
+    occupancy.flush(store, pool)
+    clock.set(MON_10 + 300 + 3 * 3600)  # three hours with olga's desk closed
+    occupancy.flush(store, pool)
+    _calls(store, "Банк", "ru-230fz", [(100, "gsm0", "desk-olga", "answered", 150.0, 30.0,
+                                        False)])
+    by = {r["operator"]: r for r in reports.operators(store, since=MON_10 - 1,
+                                                     until=MON_10 + 86400)}
+    olga_row, anna_row = by["olga"], by["anna"]
+    assert olga_row["calls"] == 1 and olga_row["logged_in_s"] == 300.0  # not the 3 h gone
+    assert (olga_row["floor_s"], olga_row["occupancy"]) == (240.0, 0.75)
+    assert anna_row["calls"] == 0 and anna_row["break_s"] == 200.0  # logged in, took no call
+    assert (anna_row["logged_in_s"], anna_row["floor_s"], anna_row["occupancy"]) == (
+        350.0, 150.0, 0.0)
+    assert occupancy.seconds_by_state(store, None)["desk-olga"]["desk_gone"] == 3 * 3600
+    later = reports.operators(store, since=MON_10 + 2 * 86400, until=MON_10 + 3 * 86400)
+    assert later == []  # another day: no time, no calls
+    store.close()

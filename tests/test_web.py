@@ -1044,3 +1044,28 @@ async def test_settings_that_cannot_be_are_refused_with_the_reason(client, store
     assert fake.settings["time_zone"] == "Europe/Moscow" and fake.settings["retention_days"] == 1096
     assert not audit.entries(store, obj="setting")
     assert f'value="{value}"' in page or f"<option selected>{value}</option>" in page
+
+
+async def test_the_operators_report_shows_logged_in_time_and_occupancy(client, store, fake):
+    from datetime import datetime, timezone
+    today = datetime.fromtimestamp(store.clock.wall(), timezone.utc).date().isoformat()
+    store.db.executemany("INSERT INTO operator_time (day, position, state, seconds) VALUES "
+                         "(?,?,?,?)", [(today, "desk-anna", s, v) for s, v in (
+                             ("not_ready", 600), ("free", 1800), ("talking", 3600),
+                             ("wrap_up", 1800), ("break", 900), ("desk_gone", 40000))])
+    store.db.commit()
+    as_role(client, store, "supervisor")
+    page = await (await client.get("/reports?report=operators")).text()
+    for header in ("В системе", "На линии", "Перерывы", "Занятость"):
+        assert f"<th>{header}</th>" in page or header in page, header
+    row = re.search(r"<tr>\s*<td>anna</td>.*?</tr>", page, re.S)[0]
+    assert "75,0\u00a0%" in row  # 5400 s handling of 7200 s on the floor
+    assert "<td class=\"num\">120:00</td>" in row or "120:00" in row  # on the floor: 2 h
+    assert "<svg" in page and "Занятость" in page.split("<svg", 1)[1]
+    csv_text = (await (await client.get("/reports/export?report=operators")).read()
+                ).decode("utf-8-sig")
+    head, anna = csv_text.splitlines()[0].split(";"), next(
+        ln for ln in csv_text.splitlines() if ln.startswith("anna;")).split(";")
+    got = dict(zip(head, anna))
+    assert got["В системе"] == "8700.0" and got["На линии"] == "7200.0"
+    assert got["Занятость"] == "0.75" and got["Перерывы"] == "900.0"

@@ -76,7 +76,10 @@ COLUMNS = {
                   ("avg_talk_s", N_("Mean talk"), "duration"),
                   ("avg_wrap_s", N_("Mean wrap-up"), "duration"),
                   ("talk_share", N_("Talk share"), "pct"),
-                  ("no_outcome", N_("No outcome chosen"), "int")],
+                  ("no_outcome", N_("No outcome chosen"), "int"),
+                  ("logged_in_s", N_("Logged in"), "duration"),
+                  ("floor_s", N_("On the floor"), "duration"), ("break_s", N_("Breaks"), "duration"),
+                  ("occupancy", N_("Occupancy"), "pct")],
 }
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
@@ -108,6 +111,10 @@ def _chart(request: web.Request, data: dict) -> str:
     if kind == "lines":
         return charts.bars([(r["line"], (r["asr"] or 0) * 100, f"{(r['asr'] or 0) * 100:.0f} %")
                             for r in rows], title="ASR")
+    if any(r.get("occupancy") is not None for r in rows):  # who was busy while logged in
+        return charts.bars([(r["operator"] or "—", (r["occupancy"] or 0) * 100,
+                             f"{(r['occupancy'] or 0) * 100:.0f} %") for r in rows],
+                           title=t(request, "Occupancy"))
     return charts.bars([(r["operator"] or "—", r["talk_s"], t(request, "{n} min", n=f"{r['talk_s'] / 60:.0f}"))
                         for r in rows], title=t(request, "Talk time"))
 
