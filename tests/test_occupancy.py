@@ -43,8 +43,9 @@ def test_occupancy_is_handling_time_over_time_on_the_floor(tmp_path):
 
 
 async def _a_shift_then_a_restart(clock, data):
+    # Modems over ser2net-style TCP: delivered at once, as virtual time needs (a pty is not).
     settings = dict(simulate=True, operators=4, data=data, seed=5, wrap_mean_s=8.0,
-                    compliance="none")
+                    compliance="none", sim_transport="tcp")
     app = Appliance(Settings(**settings), clock=clock)
     await app.start()
     try:
