@@ -467,6 +467,28 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE campaigns SET abandon_target = json_extract(settings, '$.abandon_target')
         WHERE json_valid(settings) AND json_extract(settings, '$.abandon_target') > 0;
     """,
+    # SMS the box receives: kept once (uid), matched to an account by number, a reply that
+    # reads like a refusal flagged for a person to decide
+    """
+    CREATE TABLE sms_inbox (
+        id INTEGER PRIMARY KEY,
+        uid TEXT UNIQUE,                        -- line, sender, SMSC time stamp, text
+        line TEXT NOT NULL,
+        sender TEXT NOT NULL,                   -- as the network gave it
+        e164 TEXT,
+        account_pk INTEGER,                     -- the newest account with that number
+        campaign_id INTEGER,
+        text TEXT NOT NULL,
+        sent_at REAL,                           -- the service centre's time stamp
+        received_at REAL NOT NULL,
+        stop_word TEXT,                         -- why it is flagged ("стоп"), NULL: not
+        decision TEXT,                          -- refusal_recorded, not_a_refusal
+        decided_by TEXT,
+        decided_at REAL
+    );
+    CREATE INDEX sms_inbox_account ON sms_inbox (account_pk, received_at);
+    CREATE INDEX sms_inbox_received ON sms_inbox (received_at);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

@@ -23,6 +23,7 @@ from dialbox.backend import BackendMixin
 from dialbox.boot import box_status
 from controller.dialer import Dialer
 from controller.operators import OperatorPool
+from controller.sms_inbox import SmsInbox
 from controller.store_campaigns import CampaignConfig
 from controller.store import Store
 from firmware import profiles
@@ -142,6 +143,10 @@ class Appliance(BackendMixin):
         self.lines = LineManager(drivers, self.clock, release_guard_s=15.0, plane=self.media)
         self.lines.prompt_for = self._prompt_for
         self.lines.subscribe(self._on_line_event)
+        # Received SMS: kept, then deleted from the SIM; listening before the lines start, as
+        # what was left on a SIM comes up right after the module's init.
+        self.sms_inbox = SmsInbox(self.store, self.lines)
+        self.lines.subscribe(self.sms_inbox.on_line_event)
         await self.lines.start()
         if s.simulate and s.demo and not self.store.campaigns():
             self._load_demo()
@@ -377,6 +382,8 @@ class Appliance(BackendMixin):
                 await asyncio.gather(task, return_exceptions=True)
         if hasattr(self, "runner"):
             await self.runner.stop()
+        if hasattr(self, "sms_inbox"):
+            await self.sms_inbox.stop()
         if hasattr(self, "lines"):
             await self.lines.stop()
         if hasattr(self, "recording"):

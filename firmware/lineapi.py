@@ -129,10 +129,15 @@ class SmsStatus:
 
 @dataclass(frozen=True, slots=True)
 class InboundSms:
+    """A received message. It stays on the SIM until the box calls ``sms_stored(line, uid)``;
+    the same message handed up twice (after a restart) has the same ``uid``."""
+
     line: str
     sender: str
     text: str
     at: float
+    sent_at: float | None = None  # the service centre's time stamp (wall seconds)
+    uid: str = ""
 
 
 LineEvent = LineStatus | CallProgress | CallReleased | InboundCall | SmsStatus | InboundSms
@@ -177,3 +182,6 @@ class LineAPI(Protocol):
     async def answer(self, call_id: str) -> None: ...
 
     async def send_sms(self, line: str, number: str, text: str, *, sms_id: str) -> None: ...
+
+    async def sms_stored(self, line: str, uid: str) -> None:
+        """The box keeps the received message ``uid``: the line may now forget it."""

@@ -207,6 +207,13 @@ class LineManager:
             raise LineError(f"line {line} ({ch.driver.kind}) cannot send SMS")
         return await send(ch.local, number, text, sms_id=sms_id)
 
+    async def sms_stored(self, line: str, uid: str) -> None:
+        """The received message is kept by the box: off the SIM with it."""
+        ch = self.channels[self._index(line)]
+        stored = getattr(ch.driver, "sms_stored", None)
+        if stored is not None:
+            await stored(uid)
+
     def block(self, line: str) -> None:
         self._feed(self._index(line), C.EV_CTL_BLOCK, 0)
 

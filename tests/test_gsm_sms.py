@@ -52,7 +52,7 @@ async def test_no_network_gives_a_classified_failure():
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-async def test_inbound_long_sms_is_read_deleted_and_joined(dialect):
+async def test_inbound_long_sms_is_joined_and_leaves_the_sim_only_once_stored(dialect):
     async with modem_and_driver(dialect) as (sim, drv, rec):
         events = []
         drv.on_sms = events.append
@@ -60,8 +60,46 @@ async def test_inbound_long_sms_is_read_deleted_and_joined(dialect):
         assert sim.receive_sms("+79001112233", LONG_RU) == 2
         await until(lambda: any(isinstance(e, InboundSms) for e in events))
         msg = next(e for e in events if isinstance(e, InboundSms))
-        assert msg.sender == "+79001112233" and msg.text == LONG_RU
-        await until(lambda: not sim._inbox)  # deleted from the SIM after reading
+        assert msg.sender == "+79001112233" and msg.text == LONG_RU and msg.uid
+        assert msg.sent_at is not None
+        assert len(sim._inbox) == 2  # both parts wait on the SIM until the box has them
+        await drv.sms_stored("some other message")  # not ours: nothing is deleted
+        assert len(sim._inbox) == 2
+        await drv.sms_stored(msg.uid)
+        assert not sim._inbox and "AT+CMGD=1" in sim.commands and "AT+CMGD=2" in sim.commands
+        await drv.sms_stored(msg.uid)  # told twice: the second time deletes nothing
+        assert sum(c.startswith("AT+CMGD") for c in sim.commands) == 2
+
+
+async def test_messages_left_on_the_sim_are_handed_up_again_after_a_restart():
+    """A crash between the box keeping a message and deleting it: the next start lists the SIM
+    and hands the message up again, with the same uid; one that arrived while the box was away
+    comes up too."""
+    async with modem_and_driver("sim800") as (sim, drv, rec):
+        first = []
+        drv.on_sms = first.append
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        sim.receive_sms("+79001112233", "СТОП")
+        await until(lambda: any(isinstance(e, InboundSms) for e in first))
+        await drv.stop()  # the box dies before it says "stored"
+        sim.receive_sms("+79004445566", LONG_RU)  # nobody listening: kept on the SIM
+        from firmware.gsm.driver import GsmModule
+        from tests.gsmsim import Recorder
+        again = GsmModule("gsm0", drv.port, drv.profile, drv.clock)
+        events, rec2 = [], Recorder()
+        again.on_sms = events.append
+        await again.start(rec2)
+        try:
+            await until(lambda: len([e for e in events if isinstance(e, InboundSms)]) == 2)
+            by_text = {e.text: e for e in events if isinstance(e, InboundSms)}
+            assert by_text["СТОП"].uid == first[0].uid  # the same message: the store keeps one
+            assert by_text[LONG_RU].sender == "+79004445566"
+            assert len(sim._inbox) == 3
+            for e in by_text.values():
+                await again.sms_stored(e.uid)
+            assert not sim._inbox
+        finally:
+            await again.stop()
 
 
 @pytest.mark.parametrize("text", ["Payment due 30.11, thanks! @home", "Оплатите долг до 30.11"])

@@ -16,10 +16,10 @@ from firmware.gsm import errors as gsm_errors
 from firmware.gsm import pdu as smspdu
 from firmware.gsm import ussd
 from firmware.gsm.alphabet import gsm7_septets, text_mode_fits, ucs2_hex
-from firmware.gsm.concat import Reassembler
 from firmware.gsm.dialects import DIALECTS, SERIAL_VOICE
 from firmware.gsm.engine import ATEngine, ATError, ATTimeout, LinkLost, Response
-from firmware.lineapi import InboundSms, LineError, SmsStatus
+from firmware.gsm.inbox import SimInbox
+from firmware.lineapi import LineError, SmsStatus
 from firmware.lineaudio import LineAudio
 from firmware.profiles import Profile
 from firmware.seriallink import open_link
@@ -103,7 +103,7 @@ class GsmModule:
         self.on_sms = None  # callable(SmsStatus | InboundSms), set by the line manager
         self._sms_sent: dict[tuple[int, str], tuple[str, int]] = {}  # (mr, number) -> (id, part)
         self._sms_ref = 0
-        self._reassembler = Reassembler(timeout=600.0)
+        self._inbox = SimInbox(name, clock, self.log, self._sms_event)
         self._ussd: asyncio.Future | None = None
         self._balance_checked = -1e9
 
@@ -318,22 +318,28 @@ class GsmModule:
         self._sms_event(SmsStatus(self.name, found[0], rep.sms_status,
                                   f"part {found[1]}: {rep.status_name}", self.clock.now()))
 
-    async def _read_inbound_sms(self, index: str) -> None:
+    async def _inbound_sms(self, index: int | None) -> None:
+        """Read a new part (a +CMTI's index), or list the whole storage (None, after init)."""
         e = self._engine
         if e is None:
             return
         try:
-            r = await e.command(f"AT+CMGR={index}", timeout=10)
-            body = [ln for ln in r.lines if not ln.startswith("+CMGR:")]
-            if body:
-                msg = smspdu.decode_deliver(body[0])
-                whole = self._reassembler.add(msg, self.clock.now())
-                if whole is not None:
-                    self._sms_event(InboundSms(self.name, whole.sender, whole.text,
-                                               self.clock.now()))
-            await e.command(f"AT+CMGD={index}", timeout=10)
-        except (ATError, ATTimeout, LinkLost, smspdu.PduError) as exc:
+            if index is None:
+                await self._inbox.scan(e)
+            else:
+                await self._inbox.read(e, index)
+        except (ATError, ATTimeout, LinkLost) as exc:  # still on the SIM: listed next init
             self.log.warning("gsm_inbound_sms_failed", error=str(exc))
+
+    async def sms_stored(self, uid: str) -> None:
+        """The box keeps the received message: delete it from the SIM (if it is still ours)."""
+        e = self._engine
+        if e is None:
+            return  # still on the SIM: listed and confirmed again after the next init
+        try:
+            await self._inbox.stored(e, uid)
+        except (ATError, ATTimeout, LinkLost) as exc:
+            self.log.warning("gsm_sms_delete_failed", error=str(exc))
 
     def health(self, channel: int = 0) -> dict:
         return dict(self.info, in_service=self.in_service, reason=self.reason,
@@ -471,6 +477,7 @@ class GsmModule:
                 self._failures = 0
                 backoff = 1.0
                 self._set_service(True, "")
+                self._spawn(self._inbound_sms(None))  # what arrived while the box was away
                 await self._serve()
             except asyncio.CancelledError:
                 raise
@@ -807,7 +814,7 @@ class GsmModule:
         elif line.startswith("+CMTI:"):
             index = line.rsplit(",", 1)[-1].strip()
             if index.isdigit():
-                self._spawn(self._read_inbound_sms(index))
+                self._spawn(self._inbound_sms(int(index)))
         elif line.startswith("+CLCC:"):
             self._on_clcc(line)
         elif line.startswith("^ORIG"):

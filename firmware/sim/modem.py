@@ -647,6 +647,15 @@ class SimModem:
         self._send_raw(pdu_hex.encode("ascii") + b"\r\n")
         self._ok()
 
+    def _cmgl(self, arg: str) -> None:
+        """PDU mode listing; every stored message is listed whatever the stat asked (4: all)."""
+        for index in sorted(self._inbox):
+            pdu_hex = self._inbox[index]
+            smsc_len = int(pdu_hex[:2], 16)
+            self._line(f"+CMGL: {index},1,,{len(pdu_hex) // 2 - 1 - smsc_len}")
+            self._send_raw(pdu_hex.encode("ascii") + b"\r\n")
+        self._ok()
+
     def _cusd(self, arg: str) -> None:
         m = re.match(r'=\s*1\s*,\s*"([^"]*)"', arg)
         if not m:
@@ -1023,6 +1032,7 @@ _TEST_FORMS = {
     "+CSCS": '+CSCS: ("IRA","GSM","UCS2")', "+CUSD": "+CUSD: (0-2)",
     "+CNMI": "+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)", "+CMGD": "+CMGD: (1-50),(0-4)",
     "+CLCC": None, "+CHUP": None, "+CPIN": None, "+CSCA": None, "+CMGS": None, "+CMGR": None,
+    "+CMGL": "+CMGL: (0-4)",
     "+CSMP": None, "+CEER": None, "+CGMI": None, "+CGMM": None, "+CGMR": None, "+CGSN": None,
     "+CIMI": None, "+CNUM": None, "+CVHU": "+CVHU: (0,1)", "+CGATT": "+CGATT: (0,1)",
     "+COPS": '+COPS: (2,"MegaFon","MegaFon","25002"),(3,"MTS RUS","MTS","25001"),,(0-4),(0-2)',
@@ -1065,6 +1075,7 @@ _PREFIX = (
     ("+CFUN", SimModem._cfun),
     ("+CMGS", SimModem._cmgs),
     ("+CMGR", SimModem._cmgr),
+    ("+CMGL", SimModem._cmgl),
     ("+CMGD", SimModem._cmgd),
     ("+CUSD", SimModem._cusd),
     ("D", SimModem._atd),

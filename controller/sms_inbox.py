@@ -1,0 +1,144 @@
+"""SMS the box receives: kept, matched to the debtor's account by number, shown, and only then
+let go by the line (the SIM deletes it once the store has committed it).
+
+A message is kept once however often the line hands it up (its ``uid``), matched through the
+phones' E.164 index (controller.callers), and a reply that reads like a refusal ("СТОП",
+"STOP", "отказ") is flagged for a person to decide: it is never taken as a refusal by itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import structlog
+
+from controller import audit
+from controller.callers import accounts_of_caller, caller_e164
+from firmware.errors import UserError
+from firmware.lineapi import InboundSms, LineEvent
+
+log = structlog.get_logger(__name__)
+
+# Words (lower case, ё as е) that make a reply look like a refusal of contact.
+STOP_WORDS = ("стоп", "stop", "отказ", "отказываюсь", "отписаться", "отписка", "unsubscribe",
+              "хватит")
+STOP_PHRASES = ("не звоните", "не звонить", "не пишите", "не писать", "больше не")
+DECISIONS = ("refusal_recorded", "not_a_refusal")  # what the person decided about a flag
+
+
+def stop_word(text: str) -> str | None:
+    """The word or phrase that makes ``text`` look like a refusal of contact, or None."""
+    low = text.lower().replace("ё", "е")
+    words = set(re.findall(r"\w+", low))
+    for w in STOP_WORDS:
+        if w in words:
+            return w
+    flat = " ".join(re.findall(r"\w+", low))
+    return next((p for p in STOP_PHRASES if p in flat), None)
+
+
+def keep(store, ev: InboundSms) -> tuple[int, bool, bool]:
+    """Store one received message (once per uid); (its id, whether it is new, whether it was
+    matched to an account)."""
+    now = store.clock.wall()
+    e164 = caller_e164(ev.sender)
+    found = accounts_of_caller(store, ev.sender)
+    account_pk, campaign_id = found[0] if found else (None, None)
+    flag = stop_word(ev.text)
+    with store.tx():
+        cur = store.db.execute(
+            "INSERT INTO sms_inbox (uid, line, sender, e164, account_pk, campaign_id, text, "
+            "sent_at, received_at, stop_word) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (uid) DO NOTHING",
+            (ev.uid or None, ev.line, ev.sender, e164, account_pk, campaign_id, ev.text,
+             ev.sent_at, now, flag))
+        if cur.rowcount:
+            return int(cur.lastrowid), True, account_pk is not None
+        row = store.db.execute("SELECT id, account_pk FROM sms_inbox WHERE uid=?",
+                               (ev.uid,)).fetchone()
+        return int(row[0]), False, row[1] is not None
+
+
+def received(store, *, since: float | None = None, flagged: bool = False,
+             limit: int = 200) -> list[dict]:
+    """The newest received messages first, with the debtor they were matched to."""
+    where, args = ["1=1"], []
+    if since is not None:
+        where.append("m.received_at >= ?")
+        args.append(since)
+    if flagged:
+        where.append("m.stop_word IS NOT NULL AND m.decision IS NULL")
+    rows = store.db.execute(
+        "SELECT m.id, m.line, m.sender, m.e164, m.text, m.sent_at, m.received_at, m.stop_word, "
+        "m.decision, m.decided_by, m.decided_at, m.account_pk, a.account_id, a.debtor_name, "
+        "c.name AS campaign FROM sms_inbox m LEFT JOIN accounts a ON a.id = m.account_pk "
+        "LEFT JOIN campaigns c ON c.id = m.campaign_id WHERE " + " AND ".join(where) +
+        " ORDER BY m.received_at DESC, m.id DESC LIMIT ?", (*args, limit)).fetchall()
+    return [dict(r) for r in rows]
+
+
+def of_account(store, account_pk: int) -> list[dict]:
+    """What this debtor wrote to the box (the card), newest first."""
+    return [dict(r) for r in store.db.execute(
+        "SELECT id, line, sender, text, sent_at, received_at, stop_word, decision, decided_by "
+        "FROM sms_inbox WHERE account_pk=? ORDER BY received_at DESC, id DESC",
+        (account_pk,))]
+
+
+def decide(store, message_id: int, decision: str, *, who: str, source: str) -> dict:
+    """A person's word on a flagged reply (the refusal itself is recorded on the debtor's card,
+    with its exceptions); audited."""
+    if decision not in DECISIONS:
+        raise UserError("decision {decision}: one of {decisions}", decision=decision,
+                        decisions=", ".join(DECISIONS))
+    now = store.clock.wall()
+    with store.tx():
+        row = store.db.execute("SELECT stop_word, decision, account_pk FROM sms_inbox WHERE "
+                               "id=?", (message_id,)).fetchone()
+        if row is None:
+            raise UserError("no received SMS #{id}", id=message_id)
+        if row["stop_word"] is None:
+            raise UserError("received SMS #{id} is not flagged: there is nothing to decide",
+                            id=message_id)
+        store.db.execute("UPDATE sms_inbox SET decision=?, decided_by=?, decided_at=? "
+                         "WHERE id=?", (decision, who, now, message_id))
+        audit.record(store, who=who, action="sms_decided", obj="refusal", key=str(message_id),
+                     before={"decision": row["decision"]},
+                     after={"decision": decision, "account": row["account_pk"]}, source=source)
+    return {"id": message_id, "decision": decision, "decided_by": who, "decided_at": now}
+
+
+class SmsInbox:
+    """Listens to the lines: keeps each received SMS, then lets the line delete it."""
+
+    def __init__(self, store, lines) -> None:
+        self.store, self.lines = store, lines
+        self.kept = 0  # messages new to the store, this run
+        self._tasks: set[asyncio.Task] = set()
+
+    def on_line_event(self, ev: LineEvent) -> None:
+        if isinstance(ev, InboundSms):
+            task = asyncio.get_running_loop().create_task(self.take(ev))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def take(self, ev: InboundSms) -> None:
+        """Committed first (on the store's writer), deleted from the SIM after."""
+        try:
+            msg_id, new, matched = await self.store.run(keep, ev)
+        except Exception:
+            log.exception("sms_inbox_store_failed", line=ev.line)
+            return  # still on the SIM: handed up again after the line's next start
+        if new:
+            self.kept += 1
+            log.info("sms_received", line=ev.line, sms=msg_id, matched=matched,
+                     flagged=stop_word(ev.text) is not None)
+        if ev.uid:
+            await self.lines.sms_stored(ev.line, ev.uid)
+
+    async def stop(self) -> None:
+        """Stop at once: a message cut off here is still on its SIM, handed up again after the
+        next start, and kept once."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
