@@ -5,9 +5,13 @@ GSM ports) for ``--seconds`` (default 60) on the wall clock: every call is a lin
 operator position connected full duplex, each fed one 20 ms frame per tick by simulated hardware
 (a different tone per leg; E1 B-channels carry A-law, decoded on the way in and encoded on the
 way out, GSM ports s16 PCM), each output written to a sink, each call recorded in two channels
-(Ogg/Opus through PyAV, in the recorder's worker process) into a temporary directory. It
-measures CPU seconds per wall second of the box's process and its recorder worker together
-(``cpu_cores``; each apart too) and frames delivered more than 20 ms late. The other implementation runs the same in a child process
+(Ogg/Opus through PyAV, two mono streams, in the recorder's worker process) into a temporary
+directory. It measures CPU seconds per wall second of the box's process and its recorder worker
+together (``cpu_cores``; each apart too) and frames delivered more than 20 ms late
+(``late_frames``: every leg's frame of a tick that ran over 20 ms late or was skipped), with how
+late the ticks ran (``lateness_ms_*``: a histogram, its p50 and p99 as bucket bounds) and the
+machine's 1-minute load average before and after (a loaded machine makes ticks late that an idle
+one would not). The other implementation runs the same in a child process
 (``DIALBOX_NO_EXTENSIONS=1`` selects the twin at import); the last line printed is one JSON
 object: ``calls``, ``cpu_cores``, ``late_frames``, ``implementation``, ``other`` (the same for
 the other implementation) and ``ratio`` (the twin's plane CPU over the compiled plane's; the
@@ -44,6 +48,17 @@ def _proc_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _quantile(hist: list[int], q: float) -> float | None:
+    """The upper bound (ms) of the lateness bucket holding quantile ``q`` of the ticks."""
+    from firmware.media.plane import LATENESS_MS
+    total, seen = sum(hist), 0
+    for bound, n in zip(list(LATENESS_MS) + [math.inf], hist):
+        seen += n
+        if total and seen >= q * total:
+            return bound
+    return None
+
+
 def _tone(hz: float) -> list[bytes]:
     """One second of a tone as 50 frames (whole cycles: it loops without a click)."""
     pcm = struct.pack(f"<{RATE}h", *(int(6000 * math.sin(2 * math.pi * hz * i / RATE))
@@ -53,7 +68,7 @@ def _tone(hz: float) -> list[bytes]:
 
 async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict:
     from firmware.clock import Clock
-    from firmware.media.plane import MediaPlane
+    from firmware.media.plane import MediaPlane, lateness_table
     from firmware.media.recorder import Recorder
     from cext.media import alaw_decode, alaw_encode
 
@@ -100,12 +115,17 @@ async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict
     feeder = asyncio.get_running_loop().create_task(hardware())
     await clock.sleep(2.0)  # settle: buffers primed, the recorder's worker process running
     worker = recorder.worker_pid if recorder is not None else None
-    late0, ticks0 = plane.late_frames, plane.ticks
+    late0, ticks0, lticks0, skip0 = (plane.late_frames, plane.ticks, plane.late_ticks,
+                                     plane.skipped_ticks)
+    hist0 = list(plane.lateness_hist)
+    load0 = os.getloadavg()[0]
     cpu0, wcpu0, wall0 = time.process_time(), _proc_cpu(worker), time.perf_counter()
     await clock.sleep(seconds)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     wcpu = _proc_cpu(worker) - wcpu0
     late, ticks = plane.late_frames - late0, plane.ticks - ticks0
+    hist = [b - a for a, b in zip(hist0, plane.lateness_hist)]
+    load1 = os.getloadavg()[0]
     feeder.cancel()
     await asyncio.gather(feeder, return_exceptions=True)
     results = await recorder.close() if recorder is not None else []
@@ -113,7 +133,11 @@ async def run(calls: int, seconds: float, record: bool, directory: Path) -> dict
     return {"implementation": plane.implementation, "calls": calls,
             "cpu_cores": round((cpu + wcpu) / wall, 3), "late_frames": late, "ticks": ticks,
             "plane_cpu_cores": round(cpu / wall, 3), "recorder_cpu_cores": round(wcpu / wall, 3),
+            "late_ticks": plane.late_ticks - lticks0, "skipped_ticks": plane.skipped_ticks - skip0,
+            "lateness_ms_p50": _quantile(hist, 0.5), "lateness_ms_p99": _quantile(hist, 0.99),
+            "lateness_ms_hist": lateness_table(hist),
             "max_lateness_ms": round(plane.max_lateness_s * 1000, 1),
+            "load_avg_1m": [round(load0, 2), round(load1, 2)], "cpu_count": os.cpu_count(),
             "seconds": round(wall, 1), "recording": record,
             "recorded_ok": sum(1 for r in results if r.sha256 and not r.error),
             "recorder_dropped_bytes": recorder.dropped_bytes if recorder is not None else 0,
@@ -147,11 +171,14 @@ def main(argv: list[str] | None = None) -> int:
                "--calls", str(args.calls), "--seconds", str(args.seconds)]
         if args.no_record:
             cmd.append("--no-record")
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        other = json.loads(out.stdout.strip().splitlines()[-1])
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        try:
+            other = json.loads(out.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):  # say why, and still print this implementation's line
+            other = {"error": f"exit {out.returncode}: {out.stderr.strip()[-500:]}"}
         mine["other"] = other
         cy, py = (mine, other) if mine["implementation"] == "cython" else (other, mine)
-        if cy["implementation"] == "cython" and cy["plane_cpu_cores"]:
+        if cy.get("implementation") == "cython" and cy["plane_cpu_cores"] and "error" not in py:
             # the plane is where the two differ (the recorder's libopus is the same C code)
             mine["ratio"] = round(py["plane_cpu_cores"] / cy["plane_cpu_cores"], 2)
     if not args.json:

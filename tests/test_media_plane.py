@@ -264,6 +264,7 @@ async def test_the_loop_ticks_every_20_ms_at_real_time():
     await plane.stop()
     assert 0 <= at - t0 < 0.5  # the first frame's tick (generous: a shared, loaded machine)
     assert abs(plane.ticks + plane.skipped_ticks - elapsed / 0.02) <= 3  # one tick per 20 ms
+    assert sum(plane.lateness_hist) == plane.ticks  # how late each tick ran, for a technician
     spoken = [value(f) for f in got if f != SILENCE]
     assert spoken == sorted(spoken) and len(spoken) >= 20  # in order, nothing repeated
 

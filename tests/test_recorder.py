@@ -39,12 +39,17 @@ async def _talk(plane, legs, seconds):
         await clock.sleep(0.02)
 
 
-async def test_a_call_is_recorded_in_two_channels_while_it_goes_on(tmp_path):
+async def _started(tmp_path) -> tuple[MediaPlane, Recorder]:
+    """A running plane (real time) and a recorder writing under ``tmp_path``."""
     need_ffmpeg()
     clock = Clock()
     plane = MediaPlane(clock, jitter_prefill=1)
-    rec = Recorder(plane, tmp_path / "recordings", clock)
     await plane.start()
+    return plane, Recorder(plane, tmp_path / "recordings", clock)
+
+
+async def test_a_call_is_recorded_in_two_channels_while_it_goes_on(tmp_path):
+    plane, rec = await _started(tmp_path)
     await rec.launch()  # the box starts its worker before the first call (RecordingService)
     try:
         lines = [plane.add_leg(f"gsm{i}", "line") for i in range(2)]
@@ -85,12 +90,9 @@ async def test_each_channel_holds_its_speaker_alone_and_in_step(tmp_path):
     whether the operator spoke or not, and the operator's channel is silent when he was. Each
     voice is in its channel, the other's absent, and their syllables stay within 20 ms. (A coupled
     stereo stream bled each side into the other and smeared this pair of voices by 140 ms.)"""
-    need_ffmpeg()
-    clock = Clock()
-    plane = MediaPlane(clock, jitter_prefill=1)
-    rec = Recorder(plane, tmp_path / "recordings", clock)
+    plane, rec = await _started(tmp_path)
+    clock = plane.clock
     debtor, operator = Speaker(Signal(1800, 2700)), Speaker(Signal(400, 1100))
-    await plane.start()
     await rec.launch()
     try:
         lines = [plane.add_leg(f"gsm{i}", "line") for i in range(2)]
@@ -286,11 +288,7 @@ async def test_a_killed_box_leaves_the_worker_to_finish_every_file(tmp_path):
 
 
 async def test_a_dead_worker_fails_its_recordings_and_the_next_call_gets_a_new_one(tmp_path):
-    need_ffmpeg()
-    clock = Clock()
-    plane = MediaPlane(clock, jitter_prefill=1)
-    rec = Recorder(plane, tmp_path / "recordings", clock)
-    await plane.start()
+    plane, rec = await _started(tmp_path)
     try:
         line = plane.add_leg("gsm0", "line")
         rec.start("c1", "gsm0")
@@ -313,11 +311,7 @@ async def test_a_dead_worker_fails_its_recordings_and_the_next_call_gets_a_new_o
 async def test_calls_released_as_the_box_stops_are_finished_not_failed(tmp_path):
     """The box stops: the lines hang up (each recording is stopped) and then the recorder closes.
     Every file is finished, checksummed and reported, not written off as a dead worker."""
-    need_ffmpeg()
-    clock = Clock()
-    plane = MediaPlane(clock, jitter_prefill=1)
-    rec = Recorder(plane, tmp_path / "recordings", clock)
-    await plane.start()
+    plane, rec = await _started(tmp_path)
     try:
         lines = [plane.add_leg(f"gsm{i}", "line") for i in range(3)]
         for i, ln in enumerate(lines):

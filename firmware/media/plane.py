@@ -22,6 +22,7 @@ The per-frame work happens in ``cext.media.FrameSwitch`` (Cython, or its pure-Py
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import deque
 from typing import Callable, Iterable
 
@@ -43,6 +44,12 @@ MAX_CATCH_UP_TICKS = 5  # further behind than this, the plane skips ahead instea
 # What stayed in the buffer for a whole window (its minimum fill above the prefill's) is latency
 # no jitter needed: it is dropped at the window's end.
 DRAIN_WINDOW_TICKS = 50
+LATENESS_MS = (1, 2, 5, 10, 20, 50, 100)  # upper bounds of the tick lateness histogram
+
+
+def lateness_table(hist: list[int]) -> dict[str, int]:
+    """A tick lateness histogram with its buckets named: {"<=1": n, ..., ">100": n}."""
+    return dict(zip([f"<={b}" for b in LATENESS_MS] + [f">{LATENESS_MS[-1]}"], hist))
 
 
 class MediaError(Exception):
@@ -204,6 +211,8 @@ class MediaPlane:
         self.late_frames = 0  # the legs' frames of those ticks (and of ticks skipped)
         self.skipped_ticks = 0  # ticks given up to catch up after a long stall
         self.max_lateness_s = 0.0
+        # How late each tick ran, counted per bucket: up to 1, 2, 5, ... 100 ms, then over 100.
+        self.lateness_hist = [0] * (len(LATENESS_MS) + 1)
 
     # --- life cycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -236,6 +245,7 @@ class MediaPlane:
                 self.late_frames += len(self.legs)
             if late > self.max_lateness_s:
                 self.max_lateness_s = late
+            self.lateness_hist[bisect_left(LATENESS_MS, late * 1000.0)] += 1
             try:
                 self.tick()
             except Exception:  # one bad frame or sink must not stop every call's audio
@@ -495,6 +505,7 @@ class MediaPlane:
             "implementation": self.implementation,
             "ticks": self.ticks, "late_ticks": self.late_ticks,
             "skipped_ticks": self.skipped_ticks,
+            "lateness_ms": lateness_table(self.lateness_hist),
             "legs": {name: {"kind": leg.kind, "peer": self._peer.get(name),
                             "level_in_dbfs": round(leg.level_in_dbfs, 1),
                             "level_out_dbfs": round(leg.level_out_dbfs, 1),
