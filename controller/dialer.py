@@ -751,8 +751,7 @@ def ask_the_law(store: Store, profile, lead, campaign_id: int) -> tuple[bool, di
     texts = "; ".join(r.text for r in d.reasons)
     until = d.next_allowed_at.timestamp() if d.next_allowed_at else None
     store.hold(lead.account_pk, codes, texts, campaign_id=campaign_id, until=until,
-               evidence=d.evidence())
-    log.debug("lead_held", campaign_id=campaign_id, codes=codes)
+               evidence=d.evidence())  # the decision is the record: no log line per lead
     return False, None
 
 
