@@ -110,6 +110,8 @@ def card(store, pk: int) -> dict:
     out["sms"] = [dict(r) for r in db.execute(
         "SELECT created_at, number, rule, text, state, detail FROM sms_messages WHERE "
         "account_pk=? ORDER BY created_at DESC LIMIT 200", (pk,))]
+    from controller.sms_inbox import of_account
+    out["sms_received"] = of_account(store, pk)  # what the debtor wrote to the box
     out["promises"] = [dict(r) for r in db.execute(
         "SELECT amount, due_date, state, paid, operator, created_at FROM promises WHERE "
         "account_pk=? ORDER BY created_at DESC", (pk,))]

@@ -152,3 +152,23 @@ async def test_a_store_that_fails_leaves_the_message_on_the_sim(box):
     finally:
         await inbox.stop()
         await lines.stop()
+
+
+@pytest.mark.slow
+async def test_on_the_simulated_box_a_debtors_reply_reaches_the_store_and_leaves_the_sim(tmp_path):
+    from dialbox.appliance import Appliance, Settings
+    app = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
+                             seed=5, compliance="none"))
+    await app.start()
+    try:
+        pk, e164 = app.store.db.execute("SELECT account_pk, e164 FROM phones ORDER BY id LIMIT 1"
+                                        ).fetchone()
+        sim = app.sims[0]
+        await until(lambda: any(c.startswith("AT+CMGL") for c in sim.commands))
+        sim.receive_sms("8" + e164[2:], "Отказ. Не звоните больше")
+        await until(lambda: not sim._inbox and sms_inbox.of_account(app.store, pk))
+        [msg] = sms_inbox.of_account(app.store, pk)
+        assert (msg["text"], msg["stop_word"]) == ("Отказ. Не звоните больше", "отказ")
+        assert msg["line"] == app.lines.channels[0].name
+    finally:
+        await app.stop()

@@ -788,6 +788,40 @@ async def test_sms_page_shows_senders_rules_templates_a_preview_and_the_messages
     assert fake.calls[-1][:3] == ("sms_settings_save", "Тест", "anna")
 
 
+async def test_received_sms_are_listed_for_supervisors_and_on_the_debtors_card(client, store,
+                                                                             fake):
+    from controller import audit, sms_inbox
+    from firmware.lineapi import InboundSms
+    cid = store.campaign("Банк", create=True)
+    store.upsert_account(cid, {"account_id": "КД-7", "debtor_name": "Петров Пётр"},
+                         [("+79001112233", "mobile")])
+    stop, _, _ = sms_inbox.keep(store, InboundSms("gsm1", "+79001112233", "СТОП!!! Не звоните",
+                                                  0.0, uid="u1"))
+    sms_inbox.keep(store, InboundSms("gsm0", "+79995550000", "Кто это?", 0.0, uid="u2"))
+    pk = store.db.execute("SELECT id FROM accounts WHERE account_id='КД-7'").fetchone()[0]
+    csrf = as_role(client, store, "supervisor")
+    page = await (await client.get("/sms?campaign=Тест")).text()
+    section = re.search(r'id="sms-received">(.*?)</section>', page, re.S).group(1)
+    assert f'<a href="/debtors/{pk}">Петров Пётр</a> (КД-7)' in section
+    assert "Похоже на отказ: «стоп»" in section and "неизвестный номер" in section
+    assert "Кто это?" in section and "СТОП!!! Не звоните" in section
+    flagged = await (await client.get("/sms?flagged=1")).text()
+    assert "СТОП!!!" in flagged and "Кто это?" not in flagged
+    card = await (await client.get(f"/debtors/{pk}")).text()
+    received = re.search(r'id="debtor-sms-received">(.*?)</table>', card, re.S).group(1)
+    assert "СТОП!!! Не звоните" in received and "Похоже на отказ" in received
+    r = await client.post("/sms/received/decide", allow_redirects=False, data={
+        "csrf": csrf, "id": str(stop), "decision": "refusal_recorded", "flagged": "1"})
+    assert r.status == 303 and r.headers["Location"] == "/sms?flagged=1#sms-received"
+    [entry] = audit.entries(store, obj="refusal", key=str(stop))
+    assert (entry["who"], entry["after"]["decision"]) == ("anna", "refusal_recorded")
+    card = await (await client.get(f"/debtors/{pk}")).text()
+    assert "отказ оформлен (anna)" in card
+    r = await client.post("/sms/received/decide", data={"csrf": csrf, "id": str(stop + 1),
+                                                         "decision": "not_a_refusal"})
+    assert r.status == 400 and "не отмечено: решать нечего" in await r.text()
+
+
 async def test_a_campaign_is_created_edited_started_stopped_and_archived_in_the_browser(
         client, store, fake):
     csrf = as_role(client, store, "supervisor")

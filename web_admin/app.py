@@ -52,6 +52,7 @@ ROUTES = (
     ("GET", "/sms", sms_page.page, "sms", STAFF),
     ("POST", "/sms/settings", sms_page.save_settings, "sms_settings", STAFF),
     ("POST", "/sms/template", sms_page.template, "sms_template", STAFF),
+    ("POST", "/sms/received/decide", sms_page.decide, "sms_decide", STAFF),
     ("POST", "/campaigns/create", supervisor.campaign_create, "campaign_create", STAFF),
     ("GET", "/campaign/{name}", supervisor.campaign_page, "campaign", STAFF),
     ("GET", "/campaign/{name}/segments", segments_page.page, "campaign_segments", STAFF),

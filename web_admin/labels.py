@@ -92,6 +92,10 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "done": NP_("call result", "finished"),
         "line_fault": NP_("call result", "line fault (not counted)"),
     },
+    "sms_decision": {  # a person's word on a received SMS that reads like a refusal
+        "refusal_recorded": NP_("SMS decision", "refusal recorded"),
+        "not_a_refusal": NP_("SMS decision", "not a refusal"),
+    },
     "sms_state": {
         "skipped": NP_("SMS state", "not sent"),
         "queued": NP_("SMS state", "queued"),

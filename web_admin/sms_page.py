@@ -1,5 +1,6 @@
 """The SMS page: who a campaign's messages come from, its rules and templates with a preview
-rendered for a real debtor, and the messages sent with their status."""
+rendered for a real debtor, the messages sent with their status, and the messages received
+(replies that read like a refusal flagged for a person to decide)."""
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -7,6 +8,7 @@ from urllib.parse import quote
 import structlog
 from aiohttp import web
 
+from controller import sms_inbox
 from firmware.errors import UserError
 from web_admin.render import backend, call, message_of, render, t, user
 
@@ -19,8 +21,11 @@ async def page(request: web.Request, *, campaign: str | None = None, error: str 
     names = [c["name"] for c in await call(backend(request).campaigns)
              if c.get("status") != "archived"]
     campaign = campaign or request.query.get("campaign") or (names[0] if names else None)
+    flagged = request.query.get("flagged") == "1"
     ctx = {"names": names, "campaign": campaign, "error": error, "preview": preview,
-           "draft": draft or {}, "done": done, "settings": None, "overview": None}
+           "draft": draft or {}, "done": done, "settings": None, "overview": None,
+           "flagged": flagged, "decisions": sms_inbox.DECISIONS,
+           "received": sms_inbox.received(backend(request).store, flagged=flagged, limit=100)}
     if campaign is not None:
         try:
             ctx["settings"] = await call(backend(request).sms_settings, campaign)
@@ -63,3 +68,21 @@ async def template(request: web.Request) -> web.Response:
                           error=message_of(request, exc))
     log.info("sms_template_saved", user=user(request)["username"], campaign=campaign, rule=rule)
     return await page(request, campaign=campaign, done=t(request, "The template is saved."))
+
+
+async def decide(request: web.Request) -> web.Response:
+    """A person's word on a received reply that reads like a refusal (audited)."""
+    form = await request.post()
+    who = user(request)["username"]
+    try:
+        msg_id = int(str(form.get("id", "")))
+    except ValueError:
+        raise web.HTTPBadRequest() from None
+    try:
+        await backend(request).store.run(sms_inbox.decide, msg_id, str(form.get("decision", "")),
+                                         who=who, source=request.remote or "")
+    except UserError as exc:
+        return await page(request, error=message_of(request, exc), status=400)
+    log.info("sms_reply_decided", user=who, sms=msg_id)
+    raise web.HTTPSeeOther("/sms?flagged=1#sms-received" if form.get("flagged") == "1"
+                           else "/sms#sms-received")
