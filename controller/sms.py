@@ -7,7 +7,8 @@ Rules (names used in a segment strategy's ``sms_rules``):
 - ``due_reminder``: once a week for an account past due that nobody has spoken to yet.
 Each message is decided once (a unique key per rule and occasion), checked against the
 compliance profile's SMS hours and limits and the do-not-call list, and sent on a GSM line whose
-SIM still has room in its daily SMS limit. Its status (queued, sent, delivered, failed) is kept.
+SIM still has room in its daily SMS limit, at the SIM's pace (controller.sms_pacing). Its status
+(queued, sent, delivered, failed) is kept.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal, get_currency_symbol
 
 from controller import compliance, sms_templates
+from controller.sms_pacing import SimPacer, hours_left_s
 from controller.store import Store
 from firmware.clock import Clock
 from firmware.lineapi import LineAPI, LineError, SmsStatus
@@ -41,6 +43,7 @@ TEMPLATES = {
                     "{currency}. {creditor}, тел. {contact_phone}",
 }
 NOT_REACHED = ("no_answer", "busy", "unreachable")
+SPREAD = ("promise_reminder", "not_reached", "due_reminder")  # spread over the day's hours
 SMS_LOCALE = "ru"  # the debtors' language: money as 146 400,13 ₽, dates as 05.12.2026
 
 
@@ -49,7 +52,8 @@ class SmsReminders:
 
     def __init__(self, store: Store, lines: LineAPI, clock: Clock, *, campaign_id: int,
                  compliance_profile: str, per_sim_per_day: int = 100,
-                 templates: dict[str, str] | None = None, interval_s: float = 60.0) -> None:
+                 templates: dict[str, str] | None = None, interval_s: float = 60.0,
+                 pacer: SimPacer | None = None) -> None:
         self.store = store
         self.lines = lines
         self.clock = clock
@@ -60,6 +64,8 @@ class SmsReminders:
             sms_templates.check(text)
         self.templates = dict(TEMPLATES, **(templates or {}))
         self.interval_s = interval_s
+        self.pacer = pacer or SimPacer(clock)  # the box's one pacer, shared by the campaigns
+        self._pending: list[dict] = []  # due at the last look, not yet decided
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._sending: set[asyncio.Task] = set()
@@ -80,11 +86,18 @@ class SmsReminders:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            look_again = self.clock.now() + self.interval_s
             try:
                 await self.run_once()
+                # What is due goes out as SIMs become ready, until the next look.
+                while self._pending and not self._stopping and self.clock.now() < look_again:
+                    wait = self.pacer.wait_s(self._sms_lines())
+                    await self.clock.sleep(min(look_again - self.clock.now(),
+                                               max(1.0, self.interval_s if wait is None else wait)))
+                    await self.send_due()
             except Exception:
                 log.exception("sms_cycle_failed")
-            await self.clock.sleep(self.interval_s)
+            await self.clock.sleep(max(0.0, look_again - self.clock.now()))
 
     # --- deciding ---------------------------------------------------------------------------
     def due(self, now: float | None = None) -> list[dict]:
@@ -142,15 +155,27 @@ class SmsReminders:
                 "contact_phone": sender["contact_phone"] or ""}
 
     async def run_once(self, now: float | None = None) -> int:
-        """Decide and send what is due; returns how many were sent."""
+        """Look for what is due and send what the SIMs' pace allows now; how many were sent."""
+        now = self.clock.wall() if now is None else now
+        due = self.due(now)
+        keys = {item["key"] for item in due}  # holds of messages no longer due are forgotten
+        self._held = {k: v for k, v in self._held.items() if k in keys}
+        self._pending = due
+        self.pacer.plan(self.campaign_id, sum(i["rule"] in SPREAD for i in due),
+                        hours_left_s(self.compliance, now))
+        return await self.send_due(now)
+
+    async def send_due(self, now: float | None = None) -> int:
+        """Send what is due while a SIM may send; returns how many were sent."""
         now = self.clock.wall() if now is None else now
         sent = 0
         conf = sms_templates.settings(self.store, self.campaign_id)
         templates = dict(self.templates, **conf["templates"])
-        due = self.due(now)
-        keys = {item["key"] for item in due}  # holds of messages no longer due are forgotten
-        self._held = {k: v for k, v in self._held.items() if k in keys}
-        for item in due:
+        while self._pending:
+            spread = self._pending[0]["rule"] in SPREAD  # a confirmation goes at once
+            if self._pick_line(now, spread=spread) is None:
+                return sent  # every SIM busy, resting, at its pace or its daily limit
+            item = self._pending.pop(0)
             phone = self.store.db.execute(
                 "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
                 "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
@@ -162,9 +187,7 @@ class SmsReminders:
             if code is not None:
                 self._refuse(item, number, code, why, evidence, temporary=temporary)
                 continue
-            line = self._pick_line(now)
-            if line is None:
-                return sent  # every SIM busy or at its daily limit: try next round
+            line = self._pick_line(now, spread=spread)
             try:
                 text = sms_templates.render(templates[item["rule"]], item["fields"],
                                             max_parts=conf["max_parts"])
@@ -177,10 +200,18 @@ class SmsReminders:
             sms_id = self._record(item, number, "queued", "", line=line, text=text,
                                   evidence=evidence)
             try:
-                await self.lines.send_sms(line, number, text, sms_id=sms_id)
-                sent += 1
+                result = await self.lines.send_sms(line, number, text, sms_id=sms_id) or {}
             except (LineError, Exception) as exc:  # a line problem must not stop the others
-                self._update(sms_id, "failed", f"{type(exc).__name__}: {exc}")
+                result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                self._update(sms_id, "failed", result["error"])
+            if result.get("status") != "failed":
+                sent += 1
+                self.pacer.sent(line)
+                continue
+            self.pacer.failed(line, result.get("error") or "failed",
+                              blocked=bool(result.get("sender_blocked")))
+            if result.get("action") not in ("never", "rejected"):
+                self._retry_later(sms_id)  # our SIM or its network failed, not number or text
         return sent
 
     def _judge(self, item: dict, number: str, now: float) -> tuple[str | None, str, bool, dict]:
@@ -211,14 +242,18 @@ class SmsReminders:
         if not temporary:
             self._record(item, number, "skipped", why, evidence=evidence)
 
-    def _pick_line(self, now: float) -> str | None:
+    def _sms_lines(self) -> list[str]:
+        return [ln.name for ln in self.lines.lines() if ln.kind == "gsm" and ln.in_service]
+
+    def _pick_line(self, now: float, *, spread: bool = True) -> str | None:
         day_start = now - (now % 86400)
         counts = dict(self.store.db.execute(
             "SELECT line, COUNT(*) FROM sms_messages WHERE line IS NOT NULL AND created_at>=? "
             "AND state != 'skipped' GROUP BY line", (day_start,)).fetchall())
-        gsm = {ln.name for ln in self.lines.lines() if ln.kind == "gsm" and ln.in_service}
-        candidates = [ln for ln in self.lines.free_lines() if ln in gsm
-                      and counts.get(ln, 0) < self.per_sim_per_day]
+        gsm = set(self._sms_lines())
+        candidates = self.pacer.ready((ln for ln in self.lines.free_lines() if ln in gsm
+                                       and counts.get(ln, 0) < self.per_sim_per_day),
+                                      spread=spread)
         # Spread over the SIMs: the one that sent least today.
         return min(candidates, key=lambda ln: counts.get(ln, 0)) if candidates else None
 
@@ -245,6 +280,13 @@ class SmsReminders:
             self.store.db.execute(
                 "UPDATE sms_messages SET state=?, detail=?, updated_at=? WHERE sms_id=? AND "
                 "state NOT IN ('delivered', 'failed')", (state, detail, self.clock.wall(), sms_id))
+
+    def _retry_later(self, sms_id: str) -> None:
+        """The message failed on our side: it stays on record as failed, and its occasion is
+        free to be decided again (on another SIM, at the next look)."""
+        with self.store.tx():
+            self.store.db.execute("UPDATE sms_messages SET key = key || ':failed:' || sms_id "
+                                  "WHERE sms_id=?", (sms_id,))
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, SmsStatus) and ev.sms_id.startswith("sms-"):

@@ -17,6 +17,7 @@ import structlog
 
 import cext
 from controller import campaigns, compliance, occupancy, prompts, sms_templates, users
+from controller.sms_pacing import SimPacer
 from controller.calllist import import_csv
 from controller.campaign_runner import CampaignRunner
 from dialbox.backend import BackendMixin
@@ -175,6 +176,9 @@ class Appliance(BackendMixin):
         self.lines.subscribe(self.recording.on_line_event)
         await self.recording.start()
         self._sms_per_sim = self._sms_limit(loaded)
+        # One pace per SIM for every campaign's messages; a profile may set its own interval.
+        self.sms_pacer = SimPacer(self.clock, seed=s.seed,
+                                  interval_of=lambda ln: self._limits_of(ln).get("sms_interval_s"))
         self.runner = CampaignRunner(self.store, self.lines, self.operators, self.clock,
                                      reserve_inbound=s.reserve_inbound, sms=self._sms_for)
         self.runner.hold_reason = self.recording.pause_reason()
@@ -222,7 +226,7 @@ class Appliance(BackendMixin):
         return SmsReminders(self.store, self.lines, self.clock, campaign_id=cfg.id,
                             compliance_profile=cfg.compliance,
                             per_sim_per_day=self._sms_per_sim,
-                            interval_s=self.settings.sms_interval_s)
+                            interval_s=self.settings.sms_interval_s, pacer=self.sms_pacer)
 
     def campaigns_line(self) -> str:
         """One line for the console: what dials now, or how to make it dial."""

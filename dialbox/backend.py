@@ -641,6 +641,10 @@ class BackendMixin:
                 d.update(calls_today=calls.get(ln.name, 0), sms_today=sms.get(ln.name, 0),
                          calls_cap=limits.get("calls_per_sim_per_day"),
                          sms_cap=limits.get("sms_per_sim_per_day", 100))  # as the SMS pacer
+                pacer = getattr(self, "sms_pacer", None)
+                rest = pacer.rests.get(ln.name) if pacer is not None else None
+                if rest is not None and rest.until > pacer.clock.now():
+                    d["sms_rest"] = {"until": rest.until_wall, "reason": rest.reason}
             out.append(d)
         return out
 

@@ -8,6 +8,7 @@ import pytest
 
 from controller import campaigns
 from controller.segments import Segment, Strategy
+from controller.sms_pacing import SimPacer
 from dialbox.appliance import DEMO_CAMPAIGN, Appliance, Settings
 
 
@@ -100,6 +101,8 @@ async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app):
 @pytest.mark.slow
 async def test_per_sim_daily_limit_spreads_and_stops(app):
     sms(app).per_sim_per_day = 1
+    # The daily cap alone: no spacing over the day, no interval (tests/test_sms_pacing.py).
+    sms(app).pacer = SimPacer(app.clock, interval_s=0.0, spread=False)
     for i in range(1, 7):  # six accounts nobody reached twice
         acc = f"DEMO-{i:04d}"
         _attempt(app, acc, "no_answer")
@@ -109,6 +112,21 @@ async def test_per_sim_daily_limit_spreads_and_stops(app):
     lines = [r[0] for r in app.store.db.execute("SELECT line FROM sms_messages WHERE "
                                                 "state != 'skipped'")]
     assert sorted(lines) == ["gsm0", "gsm1", "gsm2", "gsm3"]
+
+
+@pytest.mark.slow
+async def test_a_sim_the_operator_refuses_rests_and_the_lines_page_says_so(app):
+    for sim in app.sims:  # every operator's anti-spam filter says "network out of order"
+        sim.sms_refusal = 38
+    _attempt(app, "DEMO-0001", "no_answer")
+    _attempt(app, "DEMO-0001", "busy")
+    assert await sms(app).run_once() == 0
+    row = app.store.db.execute("SELECT line, state FROM sms_messages").fetchone()
+    assert row["state"] == "failed"
+    rested = [ln for ln in app.lines_detail() if ln.get("sms_rest")]
+    assert [ln["name"] for ln in rested] == [row["line"]]
+    assert "38" in rested[0]["sms_rest"]["reason"]
+    assert rested[0]["sms_rest"]["until"] > app.clock.wall()
 
 
 @pytest.mark.slow

@@ -506,6 +506,17 @@ async def test_lines_page_shows_sim_health_and_reason(client, store):
     assert 'data-line="gsm1"' in page and 'data-line="gsm0"' not in page and "1/2" in page
 
 
+async def test_lines_page_says_which_sim_rests_from_sms_and_why(client, store, fake):
+    as_role(client, store, "technician")
+    fake.lines[0]["sms_rest"] = {"until": 1764097200.0,
+                                 "reason": "+CMS ERROR 38: network out of order"}
+    page = await (await client.get("/lines")).text()
+    row = re.search(r'<tr data-line="gsm0".*?</tr>', page, re.S).group(0)
+    assert "SMS приостановлены до" in row and "+CMS ERROR 38: network out of order" in row
+    page = await (await client.get("/lines?lang=en")).text()
+    assert "SMS paused until" in page and "приостановлены" not in page
+
+
 async def test_line_block_unblock_test_call_balance(client, store, fake):
     csrf = as_role(client, store, "technician")
     r = await client.post("/lines/action", data={"csrf": csrf, "line": "gsm0", "action": "block"},

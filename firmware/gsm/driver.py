@@ -229,7 +229,8 @@ class GsmModule:
                                           self.clock.now()))
                 return {"sms_id": sms_id, "status": "failed", "parts": len(parts),
                         "sent_parts": len(refs), "references": refs, "error": detail,
-                        "action": err.action.value if err else None}
+                        "action": err.action.value if err else None,
+                        "sender_blocked": gsm_errors.sender_blocked(err)}
             mr = int(r.first("+CMGS:") or -1)
             refs.append(mr)
             self._sms_sent[(mr, _digits(number))] = (sms_id, part.part)
@@ -257,7 +258,8 @@ class GsmModule:
             self._sms_event(SmsStatus(self.name, sms_id, "failed", detail, self.clock.now()))
             return {"sms_id": sms_id, "status": "failed", "parts": 1, "sent_parts": 0,
                     "references": [], "error": detail,
-                    "action": err.action.value if err else None}
+                    "action": err.action.value if err else None,
+                    "sender_blocked": gsm_errors.sender_blocked(err)}
         finally:
             try:  # back to PDU mode: inbound SMS and reports are read as PDUs
                 await e.command("AT+CMGF=0", timeout=5)

@@ -120,6 +120,14 @@ del R, P, F, O, RL, OS, NV, RJ
 
 # A person must fix the port (SIM missing, locked or dead) before it sends again.
 CMS_NEEDS_PERSON = frozenset({310, 311, 312, 313, 315, 316})
+# The operator refuses this SIM's messages (its anti-spam filter answers a burst with 21, 38 or
+# 42; 8 and 10 are barring): the SIM must rest, whatever the code's usual meaning.
+CMS_SENDER_BLOCKED = frozenset({8, 10, 21, 38, 42})
+
+
+def sender_blocked(err: ModemError | None) -> bool:
+    """Does this error say the operator refuses the SIM's messages (rest the SIM)?"""
+    return err is not None and err.kind == "cms" and err.code in CMS_SENDER_BLOCKED
 
 # Text forms seen from modems that differ from the spec names; (CME code, CMS code).
 _ALIASES: dict[str, tuple[int, int]] = {

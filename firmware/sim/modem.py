@@ -126,6 +126,9 @@ class SimModem:
         self.sms_sent: list[smspdu.Submit] = []  # what the driver sent, decoded
         self.sms_text_sent: list[tuple[str, str]] = []  # text mode: (number, text)
         self.sms_undeliverable: set[str] = set()  # numbers whose reports say "failed"
+        # The operator refuses this SIM's messages with this cause (+CMS ERROR), as an
+        # anti-spam filter does after a burst; None: it takes them.
+        self.sms_refusal: int | None = None
         self.sms_report_delay_s = 2.0
         self._inbox: dict[int, str] = {}  # SIM storage index -> DELIVER PDU hex
         self.balance_text = "Баланс: 123,45 р."
@@ -557,6 +560,9 @@ class SimModem:
         length, self._sms_len = self._sms_len, None
         if not self.registered:
             self._line("+CMS ERROR: 331")
+            return
+        if self.sms_refusal is not None:
+            self._line(f"+CMS ERROR: {self.sms_refusal}")
             return
         if length == -1:
             self._text_mode_sms(body)

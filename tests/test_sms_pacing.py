@@ -1,0 +1,165 @@
+"""SMS at the pace each SIM's operator tolerates, through the real GSM driver and the simulated
+modem, in virtual time: 32 SIMs never send faster than their interval, the day's reminders are
+spread over the hours the law has left, and a SIM the operator refuses (+CMS ERROR 38) rests.
+
+The modems are reached over TCP (as a gateway's ``socket://`` ports are): a pty delivers its
+bytes from a kernel work queue, which a virtual-time loop cannot wait for.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from controller import sms_templates
+from controller.segments import Segment, Strategy
+from controller.sms import SmsReminders
+from controller.sms_pacing import SimPacer, hours_left_s
+from controller.compliance import get_profile
+from controller.store import Store
+from firmware.clock import run_virtual
+from firmware.gsm.dialects import DIALECTS
+from firmware.gsm.driver import GsmModule
+from firmware.linemanager import LineManager
+from firmware.sim.modem import SimModem
+from tests.gsmsim import population, profile_for
+
+
+def _at(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+class Box:
+    """A store with reminders due, SIMs on simulated modems, the line manager, the reminders."""
+
+    def __init__(self, clock, path, sims: int, reminders: int) -> None:
+        self.clock, self.path, self.n_sims, self.n_due = clock, path, sims, reminders
+        self.sent_at: dict[str, list[float]] = {}  # line -> clock time of each message taken
+        self.offered: dict[str, list[float]] = {}
+
+    async def __aenter__(self) -> "Box":
+        self.store = store = Store(self.path, self.clock)
+        self.cid = cid = store.campaign("c", create=True)
+        store.set_segments(cid, [Segment("all", {}, Strategy(sms_rules=("due_reminder",)))])
+        with store.tx():
+            for i in range(self.n_due):
+                store.upsert_account(cid, {"account_id": f"A{i}", "tz": "Europe/Moscow",
+                                           "dpd": 10, "debt_amount": 1000.0,
+                                           "debtor_name": f"Иванов Иван {i}"},
+                                     [(f"+7916{i:07d}", "mobile")])
+        sms_templates.save(store, cid, by="test", creditor_name="ООО «Тест»",
+                           contact_phone="+74950000000")
+        self.sims, drivers = [], []
+        for i in range(self.n_sims):
+            sim = SimModem(f"m{i}", DIALECTS["sim800"], population("no_answer"), self.clock,
+                           seed=i)
+            self._watch(sim, f"gsm{i}")
+            drivers.append(GsmModule(f"gsm{i}", await sim.start_tcp(),
+                                     profile_for("sim800", health_interval_s=900), self.clock))
+            self.sims.append(sim)
+        self.lines = LineManager(drivers, self.clock)
+        await self.lines.start()
+        for _ in range(600):
+            if len(self.lines.free_lines()) == self.n_sims:
+                break
+            await asyncio.sleep(0.1)
+        assert len(self.lines.free_lines()) == self.n_sims
+        self.pacer = SimPacer(self.clock, seed=1)
+        self.sms = SmsReminders(store, self.lines, self.clock, campaign_id=cid,
+                                compliance_profile="ru-230fz", pacer=self.pacer)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.sms.stop()
+        await self.lines.stop()
+        for sim in self.sims:
+            await sim.stop()
+        self.store.close()
+
+    def _watch(self, sim: SimModem, line: str) -> None:
+        """Note when the modem takes each message (its first part: long ones have several)."""
+        times = self.sent_at[line] = []
+        clock = self.clock
+
+        class Taken(list):
+            def append(self, submit) -> None:
+                if submit.concat is None or submit.concat.part == 1:
+                    times.append(clock.now())
+                super().append(submit)
+        sim.sms_sent = Taken()
+        offers = self.offered[line] = []  # every AT+CMGS, taken or refused
+        real = sim._command
+
+        def command(text: str) -> None:
+            if text.upper().startswith("AT+CMGS="):
+                offers.append(clock.now())
+            real(text)
+        sim._command = command
+
+
+def test_32_sims_keep_their_pace_and_spread_the_reminders_over_the_hour_left(tmp_path):
+    # 21:00 on a Wednesday in Moscow: the law allows messages until 22:00. 128 reminders on 32
+    # SIMs: at 30 s a SIM they would all be out in two minutes; spread, they take the hour.
+    async def main(clock):
+        async with Box(clock, tmp_path / "p.sqlite3", sims=32, reminders=128) as box:
+            t0 = clock.now()
+            await box.sms.start()
+            await clock.sleep(600)
+            first_ten_minutes = sum(len(t) for t in box.sent_at.values())
+            await clock.sleep(3000)
+            return box, t0, first_ten_minutes
+
+    box, t0, early = run_virtual(main, wall0=_at("2026-11-25T21:00:00+03:00"))
+    every = sorted(t for times in box.sent_at.values() for t in times)
+    assert len(every) >= 120, len(every)  # the hour was enough for (nearly) all of them
+    assert early <= 48, early  # not a burst: about a sixth in the first ten minutes
+    assert every[-1] - t0 >= 3000, every[-1] - t0  # the last ones went out late in the hour
+    gaps = [b - a for times in box.sent_at.values() for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 30.0, min(gaps)  # and no SIM ever faster than its interval
+    assert max(len(t) for t in box.sent_at.values()) <= 6
+
+
+def test_32_sims_never_exceed_their_interval_when_more_is_due_than_they_may_send(tmp_path):
+    # 21:55: five minutes left and 640 reminders on 32 SIMs. The spacing alone would send one
+    # every half second; each SIM still waits its 30 s (and jitter) between two messages.
+    async def main(clock):
+        async with Box(clock, tmp_path / "q.sqlite3", sims=32, reminders=640) as box:
+            await box.sms.start()
+            await clock.sleep(330)
+            return box
+
+    box = run_virtual(main, wall0=_at("2026-11-25T21:55:00+03:00"))
+    gaps = [b - a for times in box.sent_at.values() for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 30.0, min(gaps)
+    per_sim = [len(t) for t in box.sent_at.values()]
+    assert max(per_sim) <= 11 and min(per_sim) >= 6, per_sim  # 300 s / (30..45 s) each
+
+
+def test_a_sim_the_operator_refuses_rests_and_its_message_goes_by_another(tmp_path):
+    # Six reminders at 21:00, one every ten minutes or so; gsm1's operator answers its message
+    # with +CMS ERROR 38 (its anti-spam filter). Forty minutes on: gsm1 rests and was offered
+    # nothing more; the refused occasion went out on another SIM.
+    async def main(clock):
+        async with Box(clock, tmp_path / "r.sqlite3", sims=4, reminders=6) as box:
+            box.sims[1].sms_refusal = 38
+            await box.sms.start()
+            await clock.sleep(2400)
+            rows = box.store.db.execute("SELECT line, state, key FROM sms_messages").fetchall()
+            return box, box.pacer.rests.get("gsm1"), rows
+
+    box, rest, rows = run_virtual(main, wall0=_at("2026-11-25T21:00:00+03:00"))
+    assert rest is not None and "38" in rest.reason, rest
+    assert len(box.offered["gsm1"]) == 1 and not box.sent_at["gsm1"]
+    failed = [r for r in rows if r["state"] == "failed"]
+    assert [r["line"] for r in failed] == ["gsm1"]
+    occasion = failed[0]["key"].split(":failed:")[0]
+    again = [r for r in rows if r["key"] == occasion]
+    assert again and again[0]["line"] != "gsm1" and again[0]["state"] in ("sent", "delivered")
+
+
+def test_hours_left_follow_the_law_and_the_day():
+    ru = get_profile("ru-230fz")
+    assert hours_left_s(ru, _at("2026-11-25T21:00:00+03:00")) == 3600  # Wednesday: to 22:00
+    assert hours_left_s(ru, _at("2026-11-28T19:30:00+03:00")) == 1800  # Saturday: to 20:00
+    assert hours_left_s(ru, _at("2026-11-25T06:00:00+03:00")) == 14 * 3600  # from 08:00
+    assert hours_left_s(ru, _at("2026-11-25T23:00:00+03:00")) == 0
+    assert hours_left_s(get_profile("none"), _at("2026-11-25T23:00:00+03:00")) == 3600
