@@ -61,13 +61,15 @@ def recover(store, data: Path, probe, now: float) -> int:
     for r in rows:
         path = Path(data) / r["path"]
         duration, sha, size, error = 0.0, None, 0, "interrupted: the box stopped mid-call"
-        if path.exists():
+        if not path.exists():  # the power went before the writer opened it
+            error = "interrupted: nothing was written before the box stopped"
+        else:
             size = path.stat().st_size
             try:
                 duration = round(probe(path), 3)
                 sha = file_sha256(path)
-            except Exception as exc:  # an empty or headerless file: nothing to play
-                error = f"interrupted, unreadable: {exc}"
+            except Exception:  # noqa: BLE001 - an empty or headerless file: nothing to play
+                error = "interrupted: nothing was written before the box stopped"
         with store.tx():
             store.db.execute(
                 "UPDATE recordings SET duration_s=?, sha256=?, bytes=?, error=?, finished_at=?, "

@@ -56,6 +56,10 @@ DEFAULT_SIMULATED = ("sim-gsm-4", "e1-1span")
 @dataclass
 class Settings:
     simulate: bool = False
+    # With ``simulate``: the profiles' hardware too (True), or only the floor (simulated
+    # operators and the demo) with the profiles' ports opened as they are (``--simulate floor``:
+    # real modems, or simulators running outside the box).
+    simulate_hardware: bool = True
     profiles: tuple[str, ...] = ()  # hardware profiles of this box; empty: the simulated default
     operators: int = 3
     data: Path = Path("dialbox-data")
@@ -277,7 +281,7 @@ class Appliance(BackendMixin):
         drivers = []
         for i, mod in enumerate(profile.modules):
             port = mod.port
-            if s.simulate:
+            if s.simulate and s.simulate_hardware:
                 seed = None if s.seed is None else s.seed + seed_base + i
                 pop = Population.from_dict(dict(profile.population, seed=seed))
                 sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
@@ -288,7 +292,7 @@ class Appliance(BackendMixin):
             elif port.startswith("sim://"):
                 raise UserError(f"{profile.source}: port {port} is simulated; run with "
                                 "--simulate, or give a profile with real ports")
-            audio_port = sim.audio_path if s.simulate else mod.audio_port
+            audio_port = sim.audio_path if s.simulate and s.simulate_hardware else mod.audio_port
             drivers.append(GsmModule(mod.name, port, profile, self.clock, baud=mod.baud,
                                      number=mod.number, audio_port=audio_port, seat=mod.seat))
         return drivers
@@ -299,7 +303,8 @@ class Appliance(BackendMixin):
         s = self.settings
         pop = (lambda i: Population.from_dict(dict(
             self._default_population(), seed=None if s.seed is None else s.seed + seed_base + i)))
-        spans = spans_from_profile(profile.raw, simulate=s.simulate, clock=self.clock,
+        spans = spans_from_profile(profile.raw, simulate=s.simulate and s.simulate_hardware,
+                                   clock=self.clock,
                                    population=pop, seed=s.seed, audio=True)
         self.e1_spans.extend(spans)
         return spans

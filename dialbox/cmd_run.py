@@ -18,8 +18,11 @@ def add_parser(sub) -> None:
                                    "the hardware of the profile is simulated (no modems needed).")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="appliance config (YAML; default $DIALBOX_CONFIG); flags override it")
-    p.add_argument("--simulate", action="store_true", default=None,
-                   help="simulate the profile's hardware (modems on pseudo-terminals)")
+    p.add_argument("--simulate", nargs="?", const="all", default=None, choices=("all", "floor"),
+                   help="simulate the profile's hardware (modems on pseudo-terminals), the "
+                        "operators and the demo; 'floor': only the operators and the demo, the "
+                        "profile's ports are opened as they are (real modems, or simulators "
+                        "outside the box)")
     p.add_argument("--profile", metavar="FILE", action="append", default=None,
                    help="hardware profile: a YAML file or a bundled name; repeat it for each "
                         "device of the box (default with --simulate: sim-gsm-4 and e1-1span)")
@@ -133,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                         calllist=args.calllist, seed=args.seed, compliance=args.compliance,
                         mode=args.mode, demo=args.demo, reserve_inbound=args.reserve_inbound,
                         abandon_message=args.abandon_message,
+                        simulate_hardware=args.simulate != "floor",
                         recording_retention_days=cfg.recordings_days,
                         disk_warn_free_mb=cfg.disk_warn_free_mb,
                         disk_stop_free_mb=cfg.disk_stop_free_mb)

@@ -325,3 +325,19 @@ async def test_calls_released_as_the_box_stops_are_finished_not_failed(tmp_path)
     for r in results:
         assert not r.error and r.sha256 == file_sha256(r.path), r
         assert probe(r.path)["streams"][0]["channels"] == 2
+
+
+def test_a_recording_cut_before_its_first_page_says_so_without_a_server_path(tmp_path):
+    store = Store(tmp_path / "dialbox.sqlite3")
+    try:
+        path = tmp_path / "recordings" / "c0.opus"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"OggS\x00\x02" + bytes(20))  # the power went before any audio page
+        recordings.started(store, data=tmp_path, call_id="c0", line="gsm0", path=path,
+                           started_at=time.time(), channels=2, operator=None)
+        assert recordings.recover(store, tmp_path, probe_duration, now=time.time()) == 1
+        row = store.db.execute("SELECT * FROM recordings WHERE call_id='c0'").fetchone()
+        assert row["state"] == "interrupted" and row["sha256"] is None
+        assert row["error"] == "interrupted: nothing was written before the box stopped"
+    finally:
+        store.close()

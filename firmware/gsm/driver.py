@@ -638,8 +638,26 @@ class GsmModule:
                 self.info[key] = _bare(r).split(":")[-1].strip()
             except ATError:
                 self.info[key] = None
+        await self._end_leftover_call(e, t)
         await self._show_number(e, t)
         await self._poll()
+
+    async def _end_leftover_call(self, e: ATEngine, t: float) -> None:
+        """A call the module still holds from before (the box restarted, or lost the port,
+        under it) is hung up: nothing here follows it, and it would refuse the next dial."""
+        try:
+            r = await e.command("AT+CLCC", timeout=t)
+        except ATError:
+            return
+        calls = [m for m in (re.match(r"\+CLCC:\s*\d+,(\d),(\d)", line) for line in r.lines)
+                 if m and m.group(2) != "6"]
+        # A debtor calling in (incoming, stat 4) is offered as usual, by its RING.
+        if any(not (m.group(1) == "1" and m.group(2) in ("4", "5")) for m in calls):
+            self.log.warning("gsm_leftover_call_hung_up", calls=len(calls))
+            try:
+                await e.command(self.profile.hangup, timeout=t)
+            except ATError as exc:
+                self.log.warning("hangup_refused", final=exc.final)
 
     async def _show_number(self, e: ATEngine, t: float) -> None:
         """Caller ID on for good (137-FZ: the number is never hidden), and which number it is.

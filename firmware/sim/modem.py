@@ -63,6 +63,8 @@ class CallRecord:
     dialed: str = ""  # the ATD argument as received, e.g. "+79161234567i;"
     presentation: str = "allowed"  # the caller ID the network gave the called party
     caller: str | None = None  # the number shown to him (None when restricted)
+    at: float = 0.0  # wall clock: when the ATD arrived
+    ended_at: float | None = None  # wall clock: when the call ended (None: still going)
 
 
 @dataclass
@@ -726,7 +728,7 @@ class SimModem:
         shown = self._presentation(clir)
         self._call = SimCall(number, fate, presentation=shown)
         self.records.append(CallRecord(number, fate.kind, 0.0, 0.0, dialed=asked.strip(),
-                                       presentation=shown,
+                                       presentation=shown, at=self.clock.wall(),
                                        caller=self.msisdn if shown == "allowed" else None))
         self._call.record = self.records[-1]
         forget_old_voices(self.records)
@@ -847,6 +849,8 @@ class SimModem:
             return
         answered = c.answered_at is not None
         c.ended = True
+        if c.record is not None:
+            c.record.ended_at = self.clock.wall()
         self._last_cause = cause
         if self.records and by == "box" and c.direction == 0:
             self.records[-1].ended_by = "box"
