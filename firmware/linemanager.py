@@ -348,6 +348,9 @@ class LineManager:
             reset = getattr(ch.driver, "reset", None)
             ch.reason = "the hardware did not confirm a request in time; resetting"
             log.warning("line_reset", line=ch.name, call_id=cid)
+            if call is not None:  # whatever the timer concluded, the line cannot be believed
+                call.line_fault = True
+                call.reason = call.reason or ch.reason
             if reset is not None:
                 self._spawn(reset(ch.local))
         elif action == C.ACT_REJECTED:
