@@ -601,6 +601,7 @@ class Dialer:
         if ev.stage == CallStage.ANSWERED:
             if out is not None and out.answered is None:
                 out.answered = ev.at
+                self.store.submit(Store.mark_answered, ev.call_id, self.clock.wall())
                 self.pacer.observe_answered(ev.at - out.launched, self.clock.now(),
                                             out.segment)
             if op is not None:

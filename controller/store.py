@@ -489,6 +489,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX sms_inbox_account ON sms_inbox (account_pk, received_at);
     CREATE INDEX sms_inbox_received ON sms_inbox (received_at);
     """,
+    # when a call was answered, as it happened (the dashboard counts conversations going on)
+    """
+    ALTER TABLE attempts ADD COLUMN answered_at REAL;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -1026,6 +1030,12 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
             self._zones[name] = z
         return z
 
+    def mark_answered(self, call_id: str, at: float) -> None:
+        """The call was answered (a person or a machine): the conversation is going on."""
+        with self.tx():
+            self.db.execute("UPDATE attempts SET answered_at=? WHERE call_id=? AND "
+                            "answered_at IS NULL", (at, call_id))
+
     def assign_operator(self, call_id: str, operator: str) -> None:
         """A predictive call's live answer went to this operator's position."""
         with self.tx():
@@ -1081,16 +1091,21 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
                                 "AND status='preview'", (self.clock.wall(), account_pk))
 
     def counters(self, campaign_id: int) -> dict:
+        """The dashboard's tiles for a campaign, over its whole run; what each one counts is
+        said in one sentence to the people who read them (web_admin/labels.py, counter_help).
+        "answered" includes the conversations going on now."""
         rows = self.db.execute(
-            "SELECT outcome, abandoned, state, COUNT(*) FROM attempts WHERE campaign_id=? "
-            "AND state != 'line_fault' GROUP BY outcome, abandoned, state",
+            "SELECT outcome, abandoned, state, answered_at IS NOT NULL, COUNT(*) FROM attempts "
+            "WHERE campaign_id=? AND state != 'line_fault' "
+            "GROUP BY outcome, abandoned, state, answered_at IS NOT NULL",
             (campaign_id,)).fetchall()
         c = {"attempts": 0, "answered": 0, "busy": 0, "no_answer": 0, "failed": 0,
              "abandoned": 0, "in_progress": 0}
-        for outcome, abandoned, state, n in rows:
+        for outcome, abandoned, state, talking, n in rows:
             c["attempts"] += n
             if state == "dialing":
                 c["in_progress"] += n
+                c["answered"] += n if talking else 0
             elif outcome == "answered":
                 c["answered"] += n
                 c["abandoned"] += n if abandoned else 0

@@ -299,6 +299,26 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "leads_left": NP_("counter", "Leads left"),
         "held": NP_("counter", "Held by law"),
     },
+    # What each dashboard tile counts, in one sentence (its tooltip); over the campaign's run.
+    "counter_help": {
+        "attempts": NP_("counter help", "Calls placed: ringing, talking or ended (our own "
+                                        "line faults are not counted)."),
+        "answered": NP_("counter help", "Calls a debtor answered, those still going on "
+                                        "included."),
+        "busy": NP_("counter help", "Calls that ended with the debtor's line busy."),
+        "no_answer": NP_("counter help", "Calls that rang out with nobody answering."),
+        "failed": NP_("counter help", "Calls that ended otherwise: unreachable, rejected, a bad "
+                                      "number or a network failure."),
+        "abandoned": NP_("counter help", "Answered calls no operator took within 2 seconds "
+                                         "(the debtor heard the abandon message)."),
+        "in_progress": NP_("counter help", "Calls placed and not ended yet: dialing, ringing "
+                                           "or in conversation."),
+        "leads_left": NP_("counter help", "Debtors still to be worked: due now, due later or "
+                                          "being called."),
+        "held": NP_("counter help", "Debtors the law does not allow to be called now (outside "
+                                    "their hours, over a contact limit, a refusal), as the box "
+                                    "found them; each waits for the time the law gives."),
+    },
 }
 
 
