@@ -72,6 +72,7 @@ class LineAudio(asyncio.Protocol):
         """Stop carrying audio (not a loss); ``closed`` is set when the port is let go."""
         self._closing = True
         self._remove_output()
+        self.leg.flush()  # the call is over: what it said last is not played after it
         if self._transport is not None:
             self._transport.close()
         else:

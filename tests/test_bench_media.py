@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.media_signals import need_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,10 +18,11 @@ def test_a_short_media_benchmark_reports_cpu_lateness_and_recordings():
     out = subprocess.run([sys.executable, "-m", "benchmarks.media", "--json", "--only",
                           "--calls", "4", "--seconds", "1"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
-    got = json.loads(out.strip().splitlines()[-1])
+    got = json.loads(out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
     assert got["calls"] == 4 and got["implementation"] in ("cython", "python")
     assert abs(got["cpu_cores"] - got["plane_cpu_cores"] - got["recorder_cpu_cores"]) <= 0.002
     assert got["recorder_cpu_cores"] > 0  # the worker process is counted
     assert sum(got["lateness_ms_hist"].values()) == got["ticks"] > 0  # every tick is placed
+    assert 0 < got["lateness_ms_p50"] <= got["lateness_ms_p99"] <= max(100, got["max_lateness_ms"])
     assert got["late_frames"] >= 0 and len(got["load_avg_1m"]) == 2
     assert got["recorded_ok"] == 4 and got["recorder_dropped_bytes"] == 0

@@ -151,19 +151,38 @@ async def e1_span(talk_s: float = 30.0):
     [span] = spans_from_profile(doc, simulate=True, clock=clock, sim_transport="socketpair",
                                 population=population("answer", ring_mean_s=0.3,
                                                       talk_mean_s=talk_s), audio=True)
+    try:
+        async with running_span(plane, span, 30) as (rec, ops):
+            yield plane, span, rec, ops
+    finally:
+        await plane.stop()
+
+
+@asynccontextmanager
+async def running_span(plane, span, channels: int):
+    """Start ``span`` with its audio in ``plane`` and two simulated operators (call1, call2)."""
     span.attach_media(plane)
     rec = Recorder()
-    ops = [PositionVoice(plane.add_leg(f"pos{i}", "position"), clock, f"op{i}",
+    ops = [PositionVoice(plane.add_leg(f"pos{i}", "position"), plane.clock, f"op{i}",
                          call_of=lambda i=i: f"call{i}") for i in (1, 2)]
     try:
         await span.start(rec)
-        await until(lambda: rec.events().count(C.EV_HW_IN_SERVICE) == 30, timeout=10)
-        yield plane, span, rec, ops
+        await until(lambda: rec.events().count(C.EV_HW_IN_SERVICE) == channels, timeout=10)
+        yield rec, ops
     finally:
         for op in ops:
             op.close()
         await span.stop()
-        await plane.stop()
+
+
+def assert_each_heard_only_the_other(a, b, op1, op2) -> None:
+    """Debtor ``a`` talked with operator 1 (call1), ``b`` with operator 2 (call2), nobody else."""
+    assert a.ear.presence(op1.signal) > 0.5 and a.ear.presence(op2.signal) == 0
+    assert b.ear.presence(op2.signal) > 0.5 and b.ear.presence(op1.signal) == 0
+    assert op1.ears["call1"].presence(a.signal) > 0.5
+    assert op1.ears["call1"].presence(b.signal) == 0
+    assert op2.ears["call2"].presence(b.signal) > 0.5
+    assert op2.ears["call2"].presence(a.signal) == 0
 
 
 async def test_e1_b_channels_carry_each_call_to_its_operator_only():
@@ -177,12 +196,7 @@ async def test_e1_b_channels_carry_each_call_to_its_operator_only():
         await asyncio.sleep(2.0)
         debtor = {r.timeslot: r.voice for r in span.simulator.records}
         a, b = debtor[3], debtor[20]
-        assert a.ear.presence(op1.signal) > 0.5 and a.ear.presence(op2.signal) == 0
-        assert b.ear.presence(op2.signal) > 0.5 and b.ear.presence(op1.signal) == 0
-        assert op1.ears["call1"].presence(a.signal) > 0.5
-        assert op1.ears["call1"].presence(b.signal) == 0
-        assert op2.ears["call2"].presence(b.signal) > 0.5
-        assert op2.ears["call2"].presence(a.signal) == 0
+        assert_each_heard_only_the_other(a, b, op1, op2)
         assert a.ear.frames <= a.sent + 1, "written at the pace read"
 
 

@@ -97,7 +97,7 @@ class NetworkSide:
         self._cut = False
         self._cut_handle: asyncio.TimerHandle | None = None
         self.audio = audio
-        self._bports: dict[int, tuple[AudioPort, socket.socket]] = {}
+        self._bports: dict[int, tuple[AudioPort, socket.socket | None]] = {}  # None: a pty
         self._tasks: set[asyncio.Task] = set()
 
     # -- wiring -------------------------------------------------------------------------------
@@ -132,6 +132,8 @@ class NetworkSide:
     def bchannel(self, timeslot: int) -> socket.socket:
         """The box's end of B-channel ``timeslot`` (A-law frames, DAHDI channel semantics)."""
         entry = self._bports.get(timeslot)
+        if entry is not None and entry[1] is None:
+            raise OSError(f"B-channel {timeslot} is a device: open {entry[0].path}")
         if entry is not None and entry[1].fileno() < 0:  # the box closed it: a new pair
             self._spawn(entry[0].close())
             entry = None
@@ -145,6 +147,18 @@ class NetworkSide:
                 self._voice_on(call)
         return entry[1]
 
+    async def bchannel_device(self, timeslot: int) -> str:
+        """B-channel ``timeslot`` as a character device (a raw pseudo-terminal standing in for
+        /dev/dahdi/chan/SPAN/TS): the box opens the returned path as it opens a DAHDI channel
+        file; the debtor speaks A-law into it and hears what the box writes."""
+        port = AudioPort()
+        path = await port.open_pty()
+        self._bports[timeslot] = (port, None)
+        call = self._slots.get(timeslot)
+        if call is not None and call.state == "active":
+            self._voice_on(call)
+        return path
+
     async def close(self) -> None:
         for call in list(self._calls.values()):
             call.cancel()
@@ -152,7 +166,8 @@ class NetworkSide:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for port, box in self._bports.values():
             await port.close()
-            box.close()  # a box still holding it sees the channel go
+            if box is not None:
+                box.close()  # a box still holding it sees the channel go
         self._bports.clear()
         if self._cut_handle:
             self._cut_handle.cancel()
