@@ -43,6 +43,7 @@ class Operator:
     reason: str = ""  # why not ready or on break (the break reason a person gave)
     pending: str | None = None  # break reason or DESK_GONE, taking effect after this call
     outcome_saved: str | None = None  # the call whose outcome was saved during the conversation
+    outcome_kind: str | None = None  # and that outcome (the desk shows it, offers no second)
     counted_to: float = 0.0  # time in the current state is counted up to here (occupancy)
     # What the time since counted_to is counted as: the state, or DESK_GONE for a not-ready
     # operator whose desk closed (not logged in: the reports leave that time out).
@@ -219,6 +220,7 @@ class OperatorPool:
     def _after_call(self, op: Operator) -> None:
         """Free again, or into the break / not-ready asked for during the call."""
         pending, op.pending, op.campaign, op.outcome_saved = op.pending, None, None, None
+        op.outcome_kind = None
         if pending is None:
             self._set(op, FREE, None)
         elif pending in (DESK_GONE, WRAP_LIMIT, MISSED):

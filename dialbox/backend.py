@@ -108,7 +108,8 @@ class BackendMixin:
             return out
         call = {"call_id": op.call_id, "line": None, "stage": "ended", "inbound": False,
                 "account": None,
-                "offered": dialer is not None and dialer.ringing.get(op.call_id) is op}
+                "offered": dialer is not None and dialer.ringing.get(op.call_id) is op,
+                "outcome": op.outcome_kind if op.outcome_saved == op.call_id else None}
         for ln in self.lines.lines():
             if ln.call_id == op.call_id:
                 call["line"] = ln.name
@@ -343,7 +344,7 @@ class BackendMixin:
             self.operators.finish_wrap(op)
             self.store.record_wrap(call_id, self.clock.now() - wrap_started)
         else:  # chosen during the conversation: it is the call's outcome, no wrap-up after
-            op.outcome_saved = call_id
+            op.outcome_saved, op.outcome_kind = call_id, kind
 
     def _wrap_timed_out(self, op: Operator, call_id: str, wrap_s: float) -> None:
         """The campaign's wrap-up limit passed with no outcome: "no outcome" is the call's one

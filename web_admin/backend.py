@@ -71,7 +71,8 @@ class Backend(Protocol):
         "last_outcome","flags": [str],"promises": [{"amount","date","status"}],
         "history": [{"at","outcome","operator","disposition","note"}],
         "script": the segment's script or None},"offered": true while an inbound call rings on
-        this desk, waiting to be taken}}.
+        this desk, waiting to be taken,"outcome": the kind in DISPOSITIONS already saved for
+        this call (one outcome per call), or None}}.
         Raises UserError when the user is not seated at an operator position."""
 
     async def desk_ready(self, username: str, ready: bool) -> None:

@@ -122,7 +122,11 @@
     $("skip").hidden = !previewing;
     $("hangup").hidden = previewing || offered;
     $("hangup").disabled = !call || call.stage === "ended";
-    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call || previewing || offered; });
+    // One outcome per call: once saved (during the call) it is shown and no second is offered.
+    const saved = call ? call.outcome : null;
+    document.querySelectorAll("button.outcome").forEach((b) => { b.disabled = !call || previewing || offered || !!saved; });
+    $("outcome-saved").textContent = saved ? _("Outcome saved") + ": " + label("out", saved) : "";
+    $("outcome-saved").hidden = !saved;
     $("card").hidden = !call;
     $("no-card").hidden = !!call;
     if (!call) { closeFields(); return; }
