@@ -92,6 +92,10 @@ class Appliance(BackendMixin):
     operators: OperatorPool = field(init=False)
     runner: CampaignRunner = field(init=False)
     sims: list[SimModem] = field(default_factory=list)
+    _sim_ports: dict[str, str] = field(default_factory=dict)  # simulated module -> its port
+    devices: dict[str, list] = field(default_factory=dict)  # profile name -> its drivers
+    _applying: dict = field(default_factory=dict)  # profile name -> swap waiting for calls
+    _profile_names: list = field(default_factory=list)
     e1_spans: list = field(default_factory=list)
     started_at: float = 0.0
     initial_password: str | None = None
@@ -115,9 +119,9 @@ class Appliance(BackendMixin):
         if not names:
             raise UserError("no hardware profile: give --profile FILE (repeat it for several "
                             "devices), or --simulate to run on the simulated hardware")
-        own = Path(s.data) / "profiles"  # the shop's edited profiles win over the bundled ones
-        loaded = [profiles.load(str(own / f"{n}.yaml") if (own / f"{n}.yaml").is_file() else n)
+        loaded = [profiles.load(self._profile_source(n))
                   for n in names]  # every profile checked before anything opens
+        self._profile_names = list(names)
         self.store = Store(Path(s.data) / "dialbox.sqlite3", self.clock)
         self.store.start_writer()  # the dialer's SQLite work runs off the event loop
         try:
@@ -135,9 +139,11 @@ class Appliance(BackendMixin):
         drivers: list = []
         for k, profile in enumerate(loaded):
             if profile.driver == "gsm":
-                drivers += await self._gsm_drivers(profile, seed_base=1000 * k)
+                devices = await self._gsm_drivers(profile, seed_base=1000 * k)
             else:
-                drivers += self._e1_drivers(profile, seed_base=1000 * k)
+                devices = self._e1_drivers(profile, seed_base=1000 * k)
+            self.devices[self._profile_names[k]] = devices  # what applying the profile swaps
+            drivers += devices
         # One media plane carries every line's and position's audio. Audio is real time: with a
         # scaled or virtual clock the plane stays off and drivers confirm bridges themselves.
         self.media = MediaPlane(self.clock)
@@ -275,13 +281,23 @@ class Appliance(BackendMixin):
                   if p.driver == "gsm"]
         return min(limits) if limits else 100
 
+    def _profile_source(self, name: str) -> str:
+        """The shop's edited copy of a profile (DATA/profiles/NAME.yaml) wins over the bundled."""
+        own = Path(self.settings.data) / "profiles" / f"{name}.yaml"
+        return str(own) if own.is_file() else name
+
     async def _gsm_drivers(self, profile: profiles.Profile, *, seed_base: int) -> list:
-        """One driver per module; with --simulate each module is a simulated modem on a pty."""
+        """One driver per module; with --simulate each module is a simulated modem on a pty
+        (a module simulated already keeps its modem: a new profile talks to the same one)."""
         s = self.settings
         drivers = []
+        running = {sim.name: sim for sim in self.sims}
         for i, mod in enumerate(profile.modules):
             port = mod.port
-            if s.simulate and s.simulate_hardware:
+            if s.simulate and s.simulate_hardware and mod.name in running:
+                sim = running[mod.name]
+                port = self._sim_ports[mod.name]
+            elif s.simulate and s.simulate_hardware:
                 seed = None if s.seed is None else s.seed + seed_base + i
                 pop = Population.from_dict(dict(profile.population, seed=seed))
                 sim = SimModem(mod.name, DIALECTS[profile.dialect], pop, self.clock,
@@ -289,6 +305,7 @@ class Appliance(BackendMixin):
                                network=SIM_NETWORKS[i % len(SIM_NETWORKS)])
                 port = await (sim.start_tcp() if s.sim_transport == "tcp" else sim.start())
                 self.sims.append(sim)
+                self._sim_ports[mod.name] = port
             elif port.startswith("sim://"):
                 raise UserError(f"{profile.source}: port {port} is simulated; run with "
                                 "--simulate, or give a profile with real ports")
@@ -384,6 +401,10 @@ class Appliance(BackendMixin):
 
     async def stop(self) -> None:
         """Stop dialing, hang up every call, close the database, release the ptys."""
+        pending = list(self._applying.values())  # profiles waiting for calls to end
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for name in ("_housekeeping_task", "_occupancy_task"):
             task = getattr(self, name, None)
             if task is not None:

@@ -762,10 +762,49 @@ class BackendMixin:
         from firmware.profile_library import ProfileLibrary
         return ProfileLibrary(Path(self.settings.data) / "profiles")
 
-    async def apply_profile(self, name: str) -> bool:
-        # Drivers are not swapped under a running line manager yet: the saved profile is the
-        # one the box loads at its next start (see Appliance.start), never half-applied now.
-        return False
+    async def apply_profile(self, name: str) -> dict:
+        from firmware import profiles
+        pending = self._applying.pop(name, None)
+        if pending is not None:
+            if self.lines.waiting_to_replace([n for d in self.devices[name]
+                                              for n in d.channel_names()]):
+                pending.cancel()  # a newer save wins over one still waiting for calls to end
+            await asyncio.gather(pending, return_exceptions=True)  # else it is switching: let it
+        old = self.devices.get(name)
+        if not old:
+            return {"when": "not_running", "lines": [], "busy": []}
+        lines = [n for d in old for n in d.channel_names()]
+        profile = profiles.load(self._profile_source(name))
+        if _lines_of(profile) != lines:
+            return {"when": "next_start", "lines": lines, "busy": []}
+        k = self._profile_names.index(name)
+        new = (await self._gsm_drivers(profile, seed_base=1000 * k) if profile.driver == "gsm"
+               else self._e1_drivers(profile, seed_base=1000 * k))
+        busy = [li.name for li in self.lines.lines() if li.name in lines and li.call_id]
+        task = self._applying[name] = asyncio.get_running_loop().create_task(
+            self._swap_devices(name, old, new))
+        await asyncio.wait([task], timeout=10)  # idle lines switch at once
+        if task.done():
+            task.result()
+            return {"when": "now", "lines": lines, "busy": []}
+        busy = busy or [li.name for li in self.lines.lines() if li.name in lines and li.call_id]
+        return {"when": "after_calls", "lines": lines, "busy": busy}
+
+    async def _swap_devices(self, name: str, old: list, new: list) -> None:
+        try:
+            await self.lines.replace_drivers(old, new)
+        except BaseException:
+            for drv in new:  # never started, or half: nothing of them stays open
+                await drv.stop()
+            self.e1_spans[:] = [sp for sp in self.e1_spans if all(sp is not d for d in new)]
+            if self._applying.get(name) is asyncio.current_task():
+                del self._applying[name]
+            raise
+        self.devices[name] = new
+        self.e1_spans[:] = [sp for sp in self.e1_spans if all(sp is not d for d in old)]
+        if self._applying.get(name) is asyncio.current_task():
+            del self._applying[name]
+        log.info("profile_applied", profile=name, lines=len(new))
 
     # --- admin ------------------------------------------------------------------------------
     def settings_view(self) -> dict:
@@ -852,6 +891,15 @@ class BackendMixin:
 
     def user_password(self, username: str, password: str) -> None:
         users_mod.set_password(self.store, username, password)
+
+
+def _lines_of(profile) -> list[str]:
+    """The line names a profile's drivers will carry (before any is made)."""
+    if profile.driver == "gsm":
+        return [m.name for m in profile.modules]
+    from firmware.e1.profile import parse_channels
+    return [f"{span['name']}/{ts}" for span in profile.raw.get("spans") or []
+            for ts in parse_channels(span.get("channels", "1-15,17-31"))]
 
 
 def _checked_settings(changes: dict, now: dict) -> dict:

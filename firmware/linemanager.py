@@ -59,6 +59,7 @@ class LineManager:
                  watchdog_s: float = 30.0, plane: MediaPlane | None = None,
                  abandon_lead_s: float = 0.2) -> None:
         self.clock = clock
+        self.ring_timeout_s_default = ring_timeout_s
         self.bridge_timeout_s = bridge_timeout_s
         # With line audio the 2-second rule is kept at the debtor's ear: the box gives up on an
         # operator abandon_lead_s early, so that the abandon message reaches him in time.
@@ -93,24 +94,83 @@ class LineManager:
         self._sleeping_until = -1  # the core deadline (ms) the timer task sleeps until
         self._inbound_seq = 0
         self._glare: dict[int, _Call] = {}  # channel -> inbound call waiting for ours to end
+        # Channels whose driver is being replaced (replace_drivers): no new call, and the swap
+        # waits for their calls to end (told by _drained).
+        self._draining: set[int] = set()
+        self._waiting: set[int] = set()  # of those, the ones still waiting for their calls
+        self._drained = asyncio.Event()
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
         base = 0
         for drv in self.drivers:
-            if hasattr(drv, "on_sms"):
-                drv.on_sms = self._emit  # type: ignore[attr-defined]
-            n = len(drv.channel_names())
-            attach = getattr(drv, "attach_media", None)
-            if self.plane is not None and attach is not None:
-                attach(self.plane)  # the driver adds a line leg per channel it carries audio of
-            await drv.start(self._reporter(base))
-            base += n
+            await self._start_driver(drv, base)
+            base += len(drv.channel_names())
         if self.plane is not None and self.plane.running and any(
                 leg.kind == "line" for leg in self.plane.legs.values()):
             self.core.set_timeout(C.TIMER_BRIDGE, int(
                 1000 * max(0.5, self.bridge_timeout_s - self.abandon_lead_s)))
         self._timer_task = asyncio.get_running_loop().create_task(self._timers())
+
+    async def _start_driver(self, drv: Driver, base: int) -> None:
+        if hasattr(drv, "on_sms"):
+            drv.on_sms = self._emit  # type: ignore[attr-defined]
+        attach = getattr(drv, "attach_media", None)
+        if self.plane is not None and attach is not None:
+            attach(self.plane)  # the driver adds a line leg per channel it carries audio of
+        await drv.start(self._reporter(base, drv))
+
+    async def replace_drivers(self, old: list[Driver], new: list[Driver]) -> list[str]:
+        """Put ``new`` drivers (a device's new hardware profile) in place of ``old`` ones that
+        carry the same lines, leaving every other line and its calls alone. The old drivers'
+        lines take no new call from now on; once their calls have ended they go out of
+        service, the old drivers stop and the new ones start (their lines come back in service
+        as the hardware reports; a blocked line stays blocked). Returns the lines; LineError
+        when the new drivers' lines are not the same."""
+        idx = [ch.index for ch in self.channels if any(ch.driver is d for d in old)]
+        names = [self.channels[i].name for i in idx]
+        slots = [(d, local, name) for d in new for local, name in enumerate(d.channel_names())]
+        if [name for _, _, name in slots] != names:
+            raise LineError(f"the new drivers carry lines {[n for _, _, n in slots]}, not "
+                            f"{names}: adding or removing lines needs a restart")
+        self._draining.update(idx)
+        self._waiting.update(idx)
+        try:
+            while any(i in self._on_channel or i in self._glare for i in idx):
+                self._drained.clear()
+                await self._drained.wait()
+            self._waiting.difference_update(idx)
+            for i in idx:  # no await from the last call's end to here: nothing new slips in
+                if self.core.state(i) != C.BLOCKED:
+                    self.channels[i].reason = "applying the hardware profile"
+                    self._feed(i, C.EV_HW_OUT_OF_SERVICE, 0)
+            for drv in old:
+                await drv.stop()
+            for name in names:  # the new drivers add their own audio legs
+                leg = self.plane.legs.get(name) if self.plane is not None else None
+                if leg is not None and leg.kind == "line":
+                    self.plane.remove_leg(leg)
+            for (drv, local, _), i in zip(slots, idx):
+                ch = self.channels[i]
+                ch.driver, ch.local = drv, local
+                ch.ring_s = float(getattr(drv, "ring_timeout_s", None)
+                                  or self.ring_timeout_s_default)
+            at = min(k for k, d in enumerate(self.drivers) if any(d is o for o in old))
+            self.drivers = [d for d in self.drivers if not any(d is o for o in old)]
+            self.drivers[at:at] = new
+            for drv in new:
+                first = next(ch.index for ch in self.channels if ch.driver is drv)
+                await self._start_driver(drv, first)
+        finally:
+            self._draining.difference_update(idx)
+            self._waiting.difference_update(idx)
+        log.info("drivers_replaced", lines=len(names))
+        return names
+
+    def waiting_to_replace(self, lines: list[str]) -> bool:
+        """True while a replace_drivers of these lines still waits for their calls to end
+        (cancelling it then leaves the old drivers as they were)."""
+        return any(self._by_name.get(n) in self._waiting for n in lines)
 
     async def stop(self) -> None:
         """Hang up every call, stop the drivers."""
@@ -152,7 +212,8 @@ class LineManager:
 
     def free_lines(self) -> list[str]:
         return [ch.name for ch in self.channels
-                if self.core.state(ch.index) == C.IDLE and ch.index not in self._on_channel]
+                if self.core.state(ch.index) == C.IDLE and ch.index not in self._on_channel
+                and ch.index not in self._draining]
 
     def state(self, line: str) -> str:
         return C.STATE_NAMES[self.core.state(self._index(line))]
@@ -173,6 +234,8 @@ class LineManager:
         idx = self._index(line)
         if self.core.state(idx) != C.IDLE or idx in self._on_channel:
             raise LineError(f"line {line} is not free ({self.state(line)})")
+        if idx in self._draining:
+            raise LineError(f"line {line} is switching to its new hardware profile")
         if call_id in self._calls:
             raise LineError(f"call id {call_id} is already in use")
         call = _Call(call_id, idx, number, self.clock.now(),
@@ -221,10 +284,12 @@ class LineManager:
         self._feed(self._index(line), C.EV_CTL_UNBLOCK, 0)
 
     # --- the core ---------------------------------------------------------------------------
-    def _reporter(self, base: int):
+    def _reporter(self, base: int, drv: Driver | None = None):
         def report(r: HwReport) -> None:
             idx = base + r.channel
             ch = self.channels[idx]
+            if drv is not None and ch.driver is not drv:
+                return  # a replaced driver's last words: its lines are another driver's now
             if r.event == C.EV_HW_OUT_OF_SERVICE:
                 ch.reason = r.reason or "out of service"
             elif r.event == C.EV_HW_IN_SERVICE:
@@ -433,6 +498,8 @@ class LineManager:
         self._calls.pop(call.call_id, None)
         if self._on_channel.get(ch.index) is call:
             del self._on_channel[ch.index]
+        if ch.index in self._draining:
+            self._drained.set()  # replace_drivers waits for this line's calls to end
         answered = call.answered_at is not None
         q850 = cause or None
         outcome = classify_cause(q850, alerted=call.alerted_at is not None, answered=answered)

@@ -75,6 +75,7 @@ class FakeBackend:
                          "disk_stop_free_mb": 512}
         self.law_retention_days = 0  # what the campaigns' compliance profiles keep at least
         self.settings_kept = True  # the box has a config file the change is written to
+        self.applied = {"when": "now", "lines": ["gsm0"], "busy": []}  # apply_profile's answer
         self.test_stage_s = 0.0  # how long each stage of a test call or SMS takes here
         self.refusal_list: list[dict] = []
         self.sms_conf = {"creditor_name": "ООО «Кредит»", "contact_phone": "+74950000000",
@@ -610,7 +611,7 @@ class FakeBackend:
 
     async def apply_profile(self, name):
         self.calls.append(("apply_profile", name))
-        return True
+        return dict(self.applied)
 
     # --- admin ----------------------------------------------------------------------------------
     def settings_view(self):

@@ -1114,3 +1114,23 @@ async def test_the_operators_report_shows_logged_in_time_and_occupancy(client, s
     got = dict(zip(head, anna))
     assert got["В системе"] == "8700.0" and got["На линии"] == "7200.0"
     assert got["Занятость"] == "0.75" and got["Перерывы"] == "900.0"
+
+
+@pytest.mark.parametrize("applied,says", [
+    ({"when": "now", "lines": ["gsm0", "gsm1"], "busy": []},
+     "Сохранён и применён: gsm0, gsm1 перезапущены с ним; остальные устройства работали"),
+    ({"when": "after_calls", "lines": ["gsm0", "gsm1"], "busy": ["gsm1"]},
+     "На gsm1 идёт разговор: линии этого устройства не берут новых звонков"),
+    ({"when": "next_start", "lines": ["gsm0"], "busy": []}, "со следующего запуска"),
+    ({"when": "not_running", "lines": [], "busy": []}, "не работает с этим профилем")])
+async def test_saving_a_profile_says_when_it_takes_effect(client, store, fake, applied, says):
+    csrf = as_role(client, store, "technician")
+    fake.applied = applied
+    text = await (await client.get("/hardware/profiles/sim800")).text()
+    original = re.search(r'<textarea[^>]*>(.*?)</textarea>', text, re.S)[1]
+    import html
+    r = await client.post("/hardware/profiles/sim800",
+                          data={"csrf": csrf, "text": html.unescape(original) + "# shop\n"})
+    page = await r.text()
+    assert r.status == 200 and says in page and 'id="profile-saved"' in page
+    assert fake.calls[-1] == ("apply_profile", "sim800")

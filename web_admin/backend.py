@@ -286,9 +286,12 @@ class Backend(Protocol):
         """The box's hardware profiles, bundled and the shop's own
         (firmware.profile_library.ProfileLibrary)."""
 
-    async def apply_profile(self, name: str) -> bool:
-        """Put the saved profile `name` to use: True when applied now without touching the other
-        devices; False when it takes effect at the next start."""
+    async def apply_profile(self, name: str) -> dict:
+        """Put the saved profile `name` to use without touching the other devices (their lines
+        and calls go on): {"when", "lines": its lines, "busy": those with a call up}. when:
+        "now" (its lines restarted with it), "after_calls" (a call is up: its lines take no new
+        call and switch when their calls end), "next_start" (it adds or removes lines),
+        "not_running" (the box does not run it)."""
 
     # --- admin -----------------------------------------------------------------------------------
     def settings_view(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller import audit
+from firmware.errors import UserError
 from web_admin.render import backend, call, message_of, render, t, user
 
 
@@ -44,7 +45,21 @@ async def save(request: web.Request) -> web.Response:
         return await profile(request, text=text, problems=problems, status=400)
     audit.record(b.store, who=user(request)["username"], action="edit", obj="profile",
                  key=name, before=before, after=text, source=request.remote or "")
-    applied = await call(b.apply_profile, name)
-    saved = (t(request, "Saved and applied; the other devices kept working.") if applied else
-             t(request, "Saved. The box uses it from its next start."))
+    try:
+        done = await call(b.apply_profile, name)
+    except (UserError, ValueError) as exc:
+        return await profile(request, text=text, saved=t(
+            request, "Saved, but not applied: {why}. The box uses it from its next start.",
+            why=message_of(request, exc)))
+    lines, busy = ", ".join(done["lines"]), ", ".join(done["busy"])
+    saved = {
+        "now": t(request, "Saved and applied: {lines} restarted with it; the other devices "
+                          "kept working.", lines=lines),
+        "after_calls": t(request, "Saved. A call is up on {busy}: the lines of this device "
+                                  "take no new calls and switch to it when their calls end; "
+                                  "the other devices keep working.", busy=busy),
+        "next_start": t(request, "Saved. It adds or removes lines, so the box uses it from its "
+                                 "next start."),
+        "not_running": t(request, "Saved. The box does not run this profile now."),
+    }[done["when"]]
     return await profile(request, text=text, saved=saved)
