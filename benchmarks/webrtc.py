@@ -1,11 +1,14 @@
 """WebRTC desks at scale: ``python -m benchmarks.webrtc --json``.
 
-N operator sessions as real WebRTC peers (aiortc, DTLS-SRTP over loopback, in a child process that
-plays the browsers) against the box's media plane in this process, each with a call bridged
-(a debtor line saying a tone) and recorded (Ogg/Opus, 2 channels). Measured in the box only:
+N operator sessions as real WebRTC peers (aiortc, DTLS-SRTP over loopback, in child processes
+that play the browsers, ``--desks-per-process`` each) against the box's media plane in this
+process, each with a call bridged (a debtor line saying a tone) and recorded (Ogg/Opus). The
+browsers are made cheap (G.711 frames counted, not decoded; the microphone a precomputed tone)
+so that they do not starve the box they measure. Measured:
 
-- cpu_cores: this process's CPU seconds per wall second over the window (the browsers' process
-  is not counted: it stands for the office PCs);
+- cpu_cores: the box's CPU seconds per wall second over the window: this process and its
+  recorder worker process; desks_cpu_cores: the browsers' processes (they stand for the office
+  PCs: not the box's cost, shown so a run can be judged);
 - added_latency_p99_ms: from a debtor frame pushed into its line leg to the RTP packet carrying it
   leaving the box for the operator (each frame's first sample carries its sequence number);
 - lost_frames: debtor frames that did not reach the operator's browser: jitter-buffer drops and
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import struct
 import sys
@@ -30,6 +34,7 @@ import structlog
 
 RATE = 8000
 WARMUP_S = 3.0
+DESKS_PER_PROCESS = 15
 
 
 def _quiet() -> None:
@@ -66,7 +71,8 @@ async def browsers(n: int) -> None:
                         if s.type == "inbound-rtp":
                             lost += max(0, s.packetsLost)
                             received += s.packetsReceived
-            out({"lost": lost, "received": received})
+            out({"lost": lost, "received": received,
+                 "undecoded": all(p.counted is not None for p in peers.values())})
             break
         peer = peers[msg["i"]] = BrowserPeer(ToneTrack(1050.0), listen=False)
         sdp = await peer.answer(msg)
@@ -80,7 +86,8 @@ async def browsers(n: int) -> None:
 
 
 # --- the box ------------------------------------------------------------------------------------
-async def box(n: int, seconds: float) -> dict:
+async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
+              line_prefill: int | None = None) -> dict:
     import av  # noqa: F401 (fail early when PyAV is missing)
 
     from firmware.clock import Clock
@@ -99,14 +106,17 @@ async def box(n: int, seconds: float) -> dict:
     rtc_latencies: list[float] = []
     measuring = False
 
-    child = await asyncio.create_subprocess_exec(
+    children = [await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.webrtc", "--browsers", str(n),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        limit=1 << 22)
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 22)
+        for _ in range(max(1, math.ceil(n / per_process)))]
     desks, lines = [], []
+    load0 = os.getloadavg()[0]
     try:
         for i in range(n):
-            pos, line = plane.add_leg(f"op{i}", "position"), plane.add_leg(f"b{i}", "line")
+            child = children[i % len(children)]
+            pos = plane.add_leg(f"op{i}", "position")
+            line = plane.add_leg(f"b{i}", "line", prefill=line_prefill)
             desk = DeskMedia(f"op{i}", pos, MediaNetworks.parse(["127.0.0.1/8"]),
                              notify=lambda up, why: None)
             offer = await desk.offer()
@@ -129,30 +139,40 @@ async def box(n: int, seconds: float) -> dict:
         feeder = asyncio.get_running_loop().create_task(_debtors(lines, clock, push_at))
         await asyncio.sleep(WARMUP_S)
         base = _losses(plane, lines, desks)
-        t0, cpu0 = clock.now(), _cpu()
+        box_pids = [recorder.worker_pid]
+        t0, cpu0 = clock.now(), _cpu() + sum(_proc_cpu(p) for p in box_pids)
+        desks0 = sum(_proc_cpu(c.pid) for c in children)
         measuring = True
         await asyncio.sleep(seconds)
         measuring = False
-        wall, cpu = clock.now() - t0, _cpu() - cpu0
-        box_lost = _losses(plane, lines, desks) - base
-        child.stdin.write(b'{"end": true}\n')
-        await child.stdin.drain()
-        seen = json.loads(await child.stdout.readline())
+        wall = clock.now() - t0
+        cpu = _cpu() + sum(_proc_cpu(p) for p in box_pids) - cpu0
+        desks_cpu = sum(_proc_cpu(c.pid) for c in children) - desks0
+        box_lost = {k: v - base[k] for k, v in _losses(plane, lines, desks).items()}
+        connected = sum(1 for d in desks if d.up)  # before the browsers are told to end
+        seen = {"lost": 0, "received": 0, "undecoded": True}
+        for child in children:
+            child.stdin.write(b'{"end": true}\n')
+            await child.stdin.drain()
+            got = json.loads(await child.stdout.readline())
+            seen = {"lost": seen["lost"] + got["lost"],
+                    "received": seen["received"] + got["received"],
+                    "undecoded": seen["undecoded"] and got["undecoded"]}
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
-        connected = sum(1 for d in desks if d.up)
     finally:
         for d in desks:
             await d.close()
         await recorder.close()
         await plane.stop()
-        if child.returncode is None:
-            child.stdin.close()
-            try:
-                await asyncio.wait_for(child.wait(), 10)
-            except asyncio.TimeoutError:
-                child.kill()
-                await child.wait()
+        for child in children:
+            if child.returncode is None:
+                child.stdin.close()
+                try:
+                    await asyncio.wait_for(child.wait(), 10)
+                except asyncio.TimeoutError:
+                    child.kill()
+                    await child.wait()
         tmp.cleanup()
     latencies.sort()
     rtc_latencies.sort()
@@ -162,12 +182,18 @@ async def box(n: int, seconds: float) -> dict:
     return {"operators": n, "connected": connected, "seconds": round(wall, 1),
             "codec": desks[0].codec if desks else None,
             "cpu_cores": round(cpu / wall, 3),
+            "desks_cpu_cores": round(desks_cpu / wall, 3), "desk_processes": len(children),
+            "desks_decode": not seen["undecoded"],
             "added_latency_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2)
             if latencies else None,
             "added_latency_p99_ms": round(p99, 2) if p99 is not None else None,
             "tick_to_packet_p99_ms": round(rtc_p99, 2) if rtc_p99 is not None else None,
-            "load_average": round(os.getloadavg()[0], 1),
-            "lost_frames": box_lost + seen["lost"], "packets_received": seen["received"],
+            "load_average_before": round(load0, 1),
+            "load_average": round(os.getloadavg()[0], 1), "machine_cores": os.cpu_count(),
+            "lost_frames": sum(box_lost.values()) + seen["lost"],
+            "lost_where": dict(box_lost, rtp_gaps=seen["lost"]),
+            "packets_received": seen["received"],
+            "line_prefill_frames": lines[0].prefill if lines else None,
             "core": plane.implementation}
 
 
@@ -215,9 +241,12 @@ async def _debtors(lines, clock, push_at) -> None:
         await clock.sleep(due - clock.now())
 
 
-def _losses(plane, lines, desks) -> int:
-    return (sum(ln.dropped + ln.underruns for ln in lines) + plane.skipped_ticks
-            + sum(d._track.dropped for d in desks if d._track is not None))
+def _losses(plane, lines, desks) -> dict[str, int]:
+    """Frames lost in the box so far, by where."""
+    return {"jitter_dropped": sum(ln.dropped for ln in lines),
+            "jitter_underruns": sum(ln.underruns for ln in lines),
+            "ticks_skipped": plane.skipped_ticks,
+            "track_dropped": sum(d._track.dropped for d in desks if d._track is not None)}
 
 
 def _cpu() -> float:
@@ -225,11 +254,24 @@ def _cpu() -> float:
     return t.user + t.system
 
 
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) of another process so far (Linux /proc); 0 when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.webrtc", description=__doc__.split(
         "\n")[0])
     p.add_argument("--operators", type=int, default=60)
     p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--desks-per-process", type=int, default=DESKS_PER_PROCESS,
+                   help="browsers (aiortc peers) per child process (default %(default)s)")
+    p.add_argument("--line-prefill", type=int, metavar="FRAMES",
+                   help="the debtor lines' jitter-buffer prefill (default: the plane's)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--browsers", type=int, help=argparse.SUPPRESS)  # the child process
     args = p.parse_args(argv)
@@ -237,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.browsers is not None:
         asyncio.run(browsers(args.browsers))
         return 0
-    result = asyncio.run(box(args.operators, args.seconds))
+    result = asyncio.run(box(args.operators, args.seconds, args.desks_per_process,
+                             args.line_prefill))
     if args.json:
         print(json.dumps(result))
     else:

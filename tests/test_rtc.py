@@ -10,7 +10,7 @@ import pytest
 from firmware.clock import Clock
 from firmware.media.plane import MediaPlane
 from tests.media_signals import dominant, tone
-from web_admin.rtc import SILENT_S, DeskMedia, MediaNetworks
+from web_admin.rtc import SILENT_S, DeskMedia, InlineG711, MediaNetworks
 from web_admin.rtc_peer import BrowserPeer, ToneTrack
 
 LOOPBACK = MediaNetworks.parse(["127.0.0.1/8"])
@@ -81,6 +81,9 @@ async def test_both_directions_through_the_plane(plane, codecs, codec):
         said = samples(debtor_heard[-3200:])
         assert max(said) > 2000 and dominant(said, (DEBTOR_HZ, OPERATOR_HZ)) == OPERATOR_HZ
         assert desk.pc is pc and pc.connectionState == "connected"
+        # G.711 from the browser is decoded on the loop by the media core, not on a thread
+        inline = pc.getTransceivers()[0].receiver._RTCRtpReceiver__decoder_queue
+        assert isinstance(inline, InlineG711) == (codec != "opus")
         # The browser goes away (closed tab, cable out): down at once, with the reason.
         await browser.close()
         t0 = plane.clock.now()
@@ -157,3 +160,17 @@ async def test_headset_check_plays_a_tone_then_the_microphone_back_through_the_b
     finally:
         await browser.close()
         await desk.close()
+
+
+@pytest.mark.slow
+async def test_the_webrtc_benchmark_measures_the_box_apart_from_its_browsers():
+    """``python -m benchmarks.webrtc`` in small: desks in two browser processes that decode
+    nothing, every desk connected and heard, the box's CPU (with its recorder process) and the
+    browsers' counted apart."""
+    from benchmarks.webrtc import box
+    r = await box(3, 1.0, per_process=2)
+    assert (r["operators"], r["connected"], r["desk_processes"], r["codec"]) == (3, 3, 2, "PCMA")
+    assert r["desks_decode"] is False and r["packets_received"] > 3 * 40
+    assert 0 < r["cpu_cores"] < 2 and 0 < r["desks_cpu_cores"] < 2
+    assert r["added_latency_p99_ms"] is not None and set(r["lost_where"]) == {
+        "jitter_dropped", "jitter_underruns", "ticks_skipped", "track_dropped", "rtp_gaps"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import queue
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Awaitable, Callable, Iterable
@@ -160,6 +161,45 @@ def _to_plane(frame: av.AudioFrame, resampler: av.AudioResampler | None) -> byte
 Notify = Callable[[bool, str], Awaitable[None] | None]
 
 
+class InlineG711:
+    """Stands in for an aiortc receiver's decoder queue when G.711 was negotiated: each frame
+    out of its jitter buffer is decoded here, on the loop, by the media core and handed on at
+    once. aiortc would decode it on a thread and post it back to the loop (a thread hop and an
+    av.AudioFrame per 20 ms per desk: the most of a desk's cost at 60 desks). The receiver's
+    idle decoder thread waits on :meth:`get` until the receiver stops (``put(None)``)."""
+
+    def __init__(self, on_pcm: Callable[[bytes], None] | None,
+                 decode: Callable[[bytes], bytes]) -> None:
+        self._end: queue.Queue = queue.Queue()
+        self.on_pcm = on_pcm  # None: the frames are only counted (the benchmark's browsers)
+        self.decode = decode
+        self.frames = 0
+
+    def put(self, item) -> None:
+        if item is None:
+            self._end.put(None)
+            return
+        self.frames += 1
+        if self.on_pcm is not None:
+            self.on_pcm(self.decode(item[1].data))
+
+    def get(self):
+        return self._end.get()
+
+    @staticmethod
+    def install(receiver, on_pcm: Callable[[bytes], None] | None, codec: str | None
+                ) -> "InlineG711 | None":
+        """Put one on ``receiver`` (before its ``receive()``: right after the remote
+        description is set) when ``codec`` is PCMA or PCMU; None otherwise."""
+        from cext import media as core
+        decode = {"PCMA": core.alaw_decode, "PCMU": core.ulaw_decode}.get(codec or "")
+        if decode is None or getattr(receiver, "_RTCRtpReceiver__decoder_thread", 1) is not None:
+            return None
+        inline = InlineG711(on_pcm, decode)
+        receiver._RTCRtpReceiver__decoder_queue = inline
+        return inline
+
+
 @dataclass
 class DeskMedia:
     """One operator's headset: the peer connection of the shift, bound to the position leg."""
@@ -179,6 +219,7 @@ class DeskMedia:
     _last_in: float = 0.0
     _generation: int = 0
     _capture: bytearray | None = None  # the headset check records the microphone here
+    _buf: bytearray = field(default_factory=bytearray)  # browser audio short of a whole frame
     owner: object = None  # the socket of the page that holds this desk's audio now
 
     @property
@@ -190,6 +231,7 @@ class DeskMedia:
         await self._close_pc("replaced", notify=False)
         self._generation += 1
         gen = self._generation
+        self._buf.clear()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc = pc
         self._track = PlaneTrack(self.leg)
@@ -222,8 +264,10 @@ class DeskMedia:
         if dropped:
             log.info("rtc_candidates_dropped", user=self.username, dropped=dropped)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        codecs = self.pc.getTransceivers()[0]._codecs
+        transceiver = self.pc.getTransceivers()[0]
+        codecs = transceiver._codecs
         self.codec = codecs[0].mimeType.split("/")[1] if codecs else None
+        InlineG711.install(transceiver.receiver, self._heard, self.codec)
         if self._track is not None:
             from cext import media as core
             self._track.g711 = {"PCMA": core.alaw_encode, "PCMU": core.ulaw_encode}.get(
@@ -270,30 +314,38 @@ class DeskMedia:
 
     # --- inside ---------------------------------------------------------------------------
     async def _read(self, track, gen: int) -> None:
+        """Frames the track decoded (Opus; G.711 comes through :class:`InlineG711` instead:
+        then this only waits for the track's end)."""
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        buf = bytearray()
-        push = self.leg.push
         try:
             while gen == self._generation:
-                frame = await track.recv()
-                self._last_in = self.clock.now()
-                if not self.up and gen == self._generation:
-                    self.up = True
-                    self.reason = ""
-                    log.info("desk_audio_up", user=self.username, codec=self.codec)
-                    await _maybe(self.notify(True, ""))
-                    await self._tell(self.state())
-                buf += _to_plane(frame, resampler)
-                while len(buf) >= FRAME_BYTES:
-                    pcm = bytes(buf[:FRAME_BYTES])
-                    del buf[:FRAME_BYTES]
-                    push(pcm)
-                    self.frames_in += 1
-                    if self._capture is not None:
-                        self._capture += pcm
+                self._heard(_to_plane(await track.recv(), resampler))
         except MediaStreamError:
             if gen == self._generation:
                 await self._down("network")
+
+    def _heard(self, pcm: bytes) -> None:
+        """Audio from the browser, into the position leg a 20 ms frame at a time."""
+        self._last_in = self.clock.now()
+        if not self.up:
+            self.up = True
+            self.reason = ""
+            log.info("desk_audio_up", user=self.username, codec=self.codec)
+            self._spawn(self._announce_up(self._generation))
+        buf = self._buf
+        buf += pcm
+        while len(buf) >= FRAME_BYTES:
+            frame = bytes(buf[:FRAME_BYTES])
+            del buf[:FRAME_BYTES]
+            self.leg.push(frame)
+            self.frames_in += 1
+            if self._capture is not None:
+                self._capture += frame
+
+    async def _announce_up(self, gen: int) -> None:
+        if gen == self._generation and self.up:
+            await _maybe(self.notify(True, ""))
+            await self._tell(self.state())
 
     async def _watch(self, gen: int) -> None:
         """Silence from the browser for SILENT_S: down at once, long before ICE gives up."""

@@ -58,6 +58,7 @@ class BrowserPeer:
         self._keep = int(keep_s * RATE) * 2
         self._reader: asyncio.Task | None = None
         self.on_frame = None  # optional callback(pcm bytes) per received frame
+        self.counted = None  # listen=False with G.711: the frames arrived, counted, not decoded
 
         @self.pc.on("track")
         def on_track(track) -> None:
@@ -73,6 +74,11 @@ class BrowserPeer:
         if not self.codecs:
             self.pc.addTrack(self.mic)  # takes the offered transceiver: sendrecv
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if not self.listen:  # G.711 frames only counted, never decoded: a cheap browser
+            from web_admin.rtc import InlineG711
+            transceiver = self.pc.getTransceivers()[0]
+            codec = transceiver._codecs[0].mimeType.split("/")[1] if transceiver._codecs else None
+            self.counted = InlineG711.install(transceiver.receiver, None, codec)
         return self.pc.localDescription.sdp
 
     async def _read(self, track) -> None:
