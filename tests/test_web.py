@@ -1001,23 +1001,41 @@ async def test_the_card_names_the_law_s_windows_in_russian(client, store, fake):
     limits = RU_230FZ.voice.limits  # the engine's own words for its windows, as evidence keeps
     real = fake.compliance_evidence
 
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from controller.compliance import InMemoryContactHistory, LeadContext, check
+    msk = ZoneInfo("Europe/Moscow")
+    lead = LeadContext("person-1", phone="+79161234567", tz="Europe/Moscow")
+    past = InMemoryContactHistory()
+    for day in (27, 28):
+        past.record_call(lead.debtor_id, datetime(2026, 9, day, 10, tzinfo=msk),
+                         conversation=True, phone=lead.phone)
+    refused = check("ru-230fz", lead, at=datetime(2026, 9, 29, 10, tzinfo=msk), history=past)
+    assert not refused.allowed  # the engine's own refusal, as the dialer stores it
+
     def evidence(account_id):
         out = real(account_id)
         out["calls"][0]["evidence"]["counters"] = [
             {"limit": lim.code, "window": lim.window_name(), "scope": "person", "count": 0,
              "maximum": lim.maximum} for lim in limits]
+        out["not_called"][0].update(code=refused.reasons[0].code,
+                                    detail=refused.reasons[0].text,
+                                    evidence=refused.evidence())
         return out
     fake.compliance_evidence = evidence
     as_role(client, store, "supervisor")
     page = await (await client.get(f"/debtors/{pk}")).text()
     table = re.search(r'<table class="grid" id="debtor-evidence">.*?</table>', page, re.S)[0]
     counts = re.sub(r"<[^>]+>", " ", table)
-    for ru in ("любые 24 часа", "любые 7 дней", "любой 31 день"):
-        assert ru in counts
+    for ru in ("любые 24 часа", "любые 7 дней", "любой 31 день",
+               "2 разговора с этим человеком за любые 7 дней, не больше 2"):
+        assert ru in counts, ru
     assert not russian_only(counts, ("web_admin/labels.py",))
     assert not re.search(r"\bany\b|\bhours\b|\bdays\b", counts)
     english = await (await client.get(f"/debtors/{pk}?lang=en")).text()
     assert "(any 24 hours)" in english and "(any 31 days)" in english
+    assert "2 conversations already with this person in the 7 days" in english
 
 
 async def test_a_technician_resets_a_line_from_the_page_and_it_is_audited(client, store, fake):

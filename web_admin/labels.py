@@ -355,3 +355,30 @@ def window(lang: str, name: object) -> str:
 _CALENDAR = {"calendar day": NP_("limit window", "a calendar day"),
              "calendar week": NP_("limit window", "a calendar week"),
              "calendar month": NP_("limit window", "a calendar month")}
+
+
+# Whose contacts a limit counts, in the words of a refusal (controller.compliance).
+_SCOPE = {"person": NP_("contacts counted", "with this person"),
+          "phone": NP_("contacts counted", "on this phone number"),
+          "debt": NP_("contacts counted", "about this debt")}
+
+
+def limit_words(lang: str, refused: dict | None) -> str:
+    """A refusal by a count limit from its stored window, in `lang`: "2 conversations with this
+    person in any 7 days, at most 2"; "" when the reason has no window (its label says it)."""
+    if not isinstance(refused, dict):
+        return ""
+    tr, n = translations(lang), int(refused.get("count") or 0)
+    kind = refused.get("counts")
+    if kind == "conversation":
+        counted = tr.ngettext("{n} conversation", "{n} conversations", n)
+    elif kind == "attempt":
+        counted = tr.ngettext("{n} call attempt", "{n} call attempts", n)
+    elif kind == "sms":
+        counted = tr.ngettext("{n} SMS", "{n} SMS", n)
+    else:
+        return ""
+    scope = _SCOPE.get(str(refused.get("scope")))
+    return tr.gettext("{counted} {scope} in {window}, at most {maximum}").format(
+        counted=counted.format(n=n), scope=pgettext(lang, *scope) if scope else "",
+        window=window(lang, refused.get("window")), maximum=refused.get("maximum"))
