@@ -44,6 +44,7 @@ TEMPLATES = {
 }
 NOT_REACHED = ("no_answer", "busy", "unreachable")
 SPREAD = ("promise_reminder", "not_reached", "due_reminder")  # spread over the day's hours
+PENDING_MAX = 512  # messages taken from one look at the list (the rest wait for the next)
 SMS_LOCALE = "ru"  # the debtors' language: money as 146 400,13 ₽, dates as 05.12.2026
 
 
@@ -69,7 +70,7 @@ class SmsReminders:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._sending: set[asyncio.Task] = set()
-        self._held: dict[str, str] = {}  # message key -> the refusal last recorded for it
+        self._held: dict[str, tuple[str, float]] = {}  # key -> (refusal recorded, held until)
         lines.subscribe(self._on_event)
 
     async def start(self) -> None:
@@ -101,14 +102,38 @@ class SmsReminders:
 
     # --- deciding ---------------------------------------------------------------------------
     def due(self, now: float | None = None) -> list[dict]:
-        """Messages due now: {key, rule, account_pk, fields} (not yet decided)."""
+        """Messages due now: {key, rule, account_pk, row, fields} (not yet decided)."""
         now = self.clock.wall() if now is None else now
-        db = self.store.db
-        sender = sms_templates.settings(self.store, self.campaign_id)
-        out = []
+        return self._scan(self.store, now, None, {})[0]
+
+    def _scan(self, store: Store, now: float, limit: int | None, held: dict
+              ) -> tuple[list[dict], int, set[str]]:
+        """(the first ``limit`` messages due now and not held by the law until later, how many
+        of the day's spread are due, every key due). Runs on the store's reader thread."""
+        db = store.db
+        sender = sms_templates.settings(store, self.campaign_id)
         rules_of = {seg.name: set(seg.strategy.sms_rules)
-                    for seg in self.store.segments(self.campaign_id)}
+                    for seg in store.segments(self.campaign_id)}
         today = datetime.fromtimestamp(now, timezone.utc).date()
+        week = today.isocalendar()
+        decided = {r[0] for r in db.execute("SELECT key FROM sms_messages WHERE campaign_id=?",
+                                            (self.campaign_id,))}
+        out: list[dict] = []
+        keys: set[str] = set()
+        spread = 0
+
+        def take(row, pk: int, key: str, rule: str, amount, day: str) -> None:
+            nonlocal spread
+            if key in decided:
+                return
+            keys.add(key)
+            if held.get(key, (None, 0.0))[1] > now:
+                return  # the law holds it until later: not looked at again before then
+            spread += rule in SPREAD
+            if limit is None or len(out) < limit:  # the fields only for what is taken now
+                out.append({"key": key, "rule": rule, "account_pk": pk, "row": row,
+                            "fields": self._fields(row, sender, amount=amount, date=day)})
+
         for p in db.execute(
                 "SELECT p.id AS promise_id, p.account_pk, p.amount, p.due_date, a.account_id, "
                 "a.debtor_name, a.currency, a.region, a.tz, a.segment, a.person_key, a.creditor "
@@ -116,29 +141,30 @@ class SmsReminders:
                 "JOIN accounts a ON a.id = p.account_pk WHERE p.campaign_id=? AND "
                 "p.state='open'", (self.campaign_id,)):
             rules = rules_of.get(p["segment"], set())
-            item = {"account_pk": p["account_pk"], "row": p,
-                    "fields": self._fields(p, sender, amount=p["amount"], date=p["due_date"])}
             if "promise_confirmation" in rules:
-                out.append(dict(item, key=f"pc:{p['promise_id']}", rule="promise_confirmation"))
+                take(p, p["account_pk"], f"pc:{p['promise_id']}", "promise_confirmation",
+                     p["amount"], p["due_date"])
             due_day = date.fromisoformat(p["due_date"])
             if "promise_reminder" in rules and due_day - timedelta(days=1) <= today < due_day:
-                out.append(dict(item, key=f"pr:{p['promise_id']}", rule="promise_reminder"))
+                take(p, p["account_pk"], f"pr:{p['promise_id']}", "promise_reminder",
+                     p["amount"], p["due_date"])
+        # Only the accounts a rule can make due: a list of 200,000 is not walked in Python.
+        segs = [name for name, rules in rules_of.items() if rules & {"not_reached", "due_reminder"}]
+        if not segs:
+            return out, spread, keys
         for a in db.execute(
-                "SELECT * FROM accounts WHERE campaign_id=? AND status NOT IN ('done','stopped')",
-                (self.campaign_id,)):
+                "SELECT * FROM accounts WHERE campaign_id=? AND status NOT IN ('done','stopped') "
+                f"AND segment IN ({','.join('?' * len(segs))}) AND ((attempts >= 2 AND "
+                "last_outcome IN ('no_answer', 'busy', 'unreachable')) OR "
+                "(attempts = 0 AND dpd > 0))", (self.campaign_id, *segs)):
             rules = rules_of.get(a["segment"], set())
-            item = {"account_pk": a["id"], "row": a,
-                    "fields": self._fields(a, sender, amount=a["debt_amount"], date="")}
             if "not_reached" in rules and a["last_outcome"] in NOT_REACHED and a["attempts"] >= 2:
-                out.append(dict(item, key=f"nr:{a['id']}:{today.isoformat()}",
-                                rule="not_reached"))
+                take(a, a["id"], f"nr:{a['id']}:{today.isoformat()}", "not_reached",
+                     a["debt_amount"], "")
             if "due_reminder" in rules and (a["dpd"] or 0) > 0 and a["attempts"] == 0:
-                week = today.isocalendar()
-                out.append(dict(item, key=f"dr:{a['id']}:{week.year}-{week.week}",
-                                rule="due_reminder"))
-        decided = {r[0] for r in db.execute("SELECT key FROM sms_messages WHERE campaign_id=?",
-                                            (self.campaign_id,))}
-        return [i for i in out if i["key"] not in decided]
+                take(a, a["id"], f"dr:{a['id']}:{week.year}-{week.week}", "due_reminder",
+                     a["debt_amount"], "")
+        return out, spread, keys
 
     @staticmethod
     def _fields(row, sender: dict, *, amount, date) -> dict:
@@ -155,15 +181,22 @@ class SmsReminders:
                 "contact_phone": sender["contact_phone"] or ""}
 
     async def run_once(self, now: float | None = None) -> int:
-        """Look for what is due and send what the SIMs' pace allows now; how many were sent."""
+        """Look for what is due and send what the SIMs' pace allows now; how many were sent.
+
+        The look runs on the store's reader thread and takes at most ``PENDING_MAX`` messages
+        (the rest wait for the next look); messages the law holds until later are not looked
+        at again before then.
+        """
         now = self.clock.wall() if now is None else now
-        due = self.due(now)
-        keys = {item["key"] for item in due}  # holds of messages no longer due are forgotten
-        self._held = {k: v for k, v in self._held.items() if k in keys}
+        due, spread, keys, left = await self.store.read(self._look, now, dict(self._held))
+        self._held = {k: v for k, v in self._held.items() if k in keys}  # forget the gone
         self._pending = due
-        self.pacer.plan(self.campaign_id, sum(i["rule"] in SPREAD for i in due),
-                        hours_left_s(self.compliance, now))
+        self.pacer.plan(self.campaign_id, spread, left)
         return await self.send_due(now)
+
+    def _look(self, store: Store, now: float, held: dict) -> tuple[list, int, set, float]:
+        # the hours left too: the law's calendars load on first use, never on the loop
+        return (*self._scan(store, now, PENDING_MAX, held), hours_left_s(self.compliance, now))
 
     async def send_due(self, now: float | None = None) -> int:
         """Send what is due while a SIM may send; returns how many were sent."""
@@ -171,85 +204,101 @@ class SmsReminders:
         sent = 0
         conf = sms_templates.settings(self.store, self.campaign_id)
         templates = dict(self.templates, **conf["templates"])
-        while self._pending:
-            spread = self._pending[0]["rule"] in SPREAD  # a confirmation goes at once
-            if self._pick_line(now, spread=spread) is None:
-                return sent  # every SIM busy, resting, at its pace or its daily limit
-            item = self._pending.pop(0)
-            phone = self.store.db.execute(
-                "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
-                "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
-            if phone is None:
-                self._refuse(item, None, "no_phone", "no mobile phone to send to", {})
-                continue
-            number = phone[0]
-            code, why, temporary, evidence = self._judge(item, number, now)
-            if code is not None:
-                self._refuse(item, number, code, why, evidence, temporary=temporary)
-                continue
-            line = self._pick_line(now, spread=spread)
-            try:
-                text = sms_templates.render(templates[item["rule"]], item["fields"],
-                                            max_parts=conf["max_parts"])
-            except sms_templates.Refused as exc:
-                self._refuse(item, number, "sms_sender", str(exc), evidence)
-                continue
-            info = next((ln for ln in self.lines.lines() if ln.name == line), None)
-            evidence["line"] = {"name": line,
-                                "number": info.details.get("number") if info else None}
-            sms_id = self._record(item, number, "queued", "", line=line, text=text,
-                                  evidence=evidence)
-            try:
-                result = await self.lines.send_sms(line, number, text, sms_id=sms_id) or {}
-            except (LineError, Exception) as exc:  # a line problem must not stop the others
-                result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                self._update(sms_id, "failed", result["error"])
-            if result.get("status") != "failed":
-                sent += 1
-                self.pacer.sent(line)
-                continue
-            self.pacer.failed(line, result.get("error") or "failed",
-                              blocked=bool(result.get("sender_blocked")))
-            if result.get("action") not in ("never", "rejected"):
-                self._retry_later(sms_id)  # our SIM or its network failed, not number or text
-        return sent
+        counts = self._sent_today(now)
+        try:
+            while self._pending:
+                spread = self._pending[0]["rule"] in SPREAD  # a confirmation goes at once
+                if self._pick_line(counts, spread=spread) is None:
+                    return sent  # every SIM busy, resting, at its pace or its daily limit
+                item = self._pending.pop(0)
+                number, code, why, until, evidence = await self.store.read(self._judge, item,
+                                                                            now)
+                if code is not None:
+                    self._refuse(item, number, code, why, evidence, until=until)
+                    continue
+                line = self._pick_line(counts, spread=spread)
+                if line is None:  # taken while the law was asked
+                    self._pending.insert(0, item)
+                    return sent
+                try:
+                    text = sms_templates.render(templates[item["rule"]], item["fields"],
+                                                max_parts=conf["max_parts"])
+                except sms_templates.Refused as exc:
+                    self._refuse(item, number, "sms_sender", str(exc), evidence)
+                    continue
+                info = next((ln for ln in self.lines.lines() if ln.name == line), None)
+                evidence["line"] = {"name": line,
+                                    "number": info.details.get("number") if info else None}
+                # On disk before it is sent: the law counts it, a power cut never resends it.
+                sms_id = await self.store.run(self._record, item, number, "queued", "",
+                                              line=line, text=text, evidence=evidence)
+                counts[line] = counts.get(line, 0) + 1
+                try:
+                    result = await self.lines.send_sms(line, number, text, sms_id=sms_id) or {}
+                except (LineError, Exception) as exc:  # a line problem must not stop the others
+                    result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                    self._update(sms_id, "failed", result["error"])
+                if result.get("status") != "failed":
+                    sent += 1
+                    self.pacer.sent(line)
+                    continue
+                self.pacer.failed(line, result.get("error") or "failed",
+                                  blocked=bool(result.get("sender_blocked")))
+                if result.get("action") not in ("never", "rejected"):
+                    # our SIM or its network failed, not the number or the text
+                    self.store.submit(_free_occasion, sms_id)
+            return sent
+        finally:
+            await self.store.flush()  # the next look sees every decision taken here
 
-    def _judge(self, item: dict, number: str, now: float) -> tuple[str | None, str, bool, dict]:
-        """(codes, reason, temporary, evidence); codes None when the law allows it now."""
-        if self.store.is_dnc(number):
-            return "dnc", "the number is on the do-not-call list", False, {}
+    def _judge(self, store: Store, item: dict, now: float
+               ) -> tuple[str | None, str | None, str, float | None, dict]:
+        """(number, codes, reason, held until, evidence); codes None when the law allows it
+        now. Runs on the store's reader thread."""
+        phone = store.db.execute(
+            "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
+            "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
+        if phone is None:
+            return None, "no_phone", "no mobile phone to send to", None, {}
+        number = phone[0]
+        if store.is_dnc(number):
+            return number, "dnc", "the number is on the do-not-call list", None, {}
         row = item["row"]
-        person = row["person_key"] or self.store.person_of(item["account_pk"])
+        person = row["person_key"] or store.person_of(item["account_pk"])
         ctx = compliance.LeadContext(person, phone=number,
                                      region=row["region"], tz=row["tz"])
         d = compliance.check(self.compliance, ctx, channel="sms",
-                             at=datetime.fromtimestamp(now, timezone.utc), history=self.store)
+                             at=datetime.fromtimestamp(now, timezone.utc), history=store)
         if d.allowed:
-            return None, "", False, d.evidence()
-        return (",".join(r.code for r in d.reasons), "; ".join(r.text for r in d.reasons),
-                d.next_allowed_at is not None, d.evidence())
+            return number, None, "", None, d.evidence()
+        until = d.next_allowed_at.timestamp() if d.next_allowed_at is not None else None
+        return (number, ",".join(r.code for r in d.reasons),
+                "; ".join(r.text for r in d.reasons), until, d.evidence())
 
     def _refuse(self, item: dict, number: str | None, code: str, why: str, evidence: dict, *,
-                temporary: bool = False) -> None:
-        """A decision not to send, recorded like one not to call; a hold that will pass is
-        recorded once (and decided again later), a final one closes the message."""
-        if temporary and self._held.get(item["key"]) == code:
+                until: float | None = None) -> None:
+        """A decision not to send, recorded like one not to call; a hold that will pass (until
+        ``until``) is recorded once (and decided again then), a final one closes the message."""
+        if until is not None and self._held.get(item["key"], (None,))[0] == code:
+            self._held[item["key"]] = (code, until)
             return
-        self._held[item["key"]] = code
-        self.store.note_decision(item["account_pk"], code, why, campaign_id=self.campaign_id,
-                                 channel="sms", evidence=dict(evidence, rule=item["rule"],
-                                                              key=item["key"]))
-        if not temporary:
-            self._record(item, number, "skipped", why, evidence=evidence)
+        self._held[item["key"]] = (code, until or 0.0)
+        self.store.submit(Store.note_decision, item["account_pk"], code, why,
+                          campaign_id=self.campaign_id, channel="sms",
+                          evidence=dict(evidence, rule=item["rule"], key=item["key"]))
+        if until is None:
+            self.store.submit(self._record, item, number, "skipped", why, evidence=evidence)
 
     def _sms_lines(self) -> list[str]:
         return [ln.name for ln in self.lines.lines() if ln.kind == "gsm" and ln.in_service]
 
-    def _pick_line(self, now: float, *, spread: bool = True) -> str | None:
+    def _sent_today(self, now: float) -> dict[str, int]:
         day_start = now - (now % 86400)
-        counts = dict(self.store.db.execute(
+        return dict(self.store.db.execute(
             "SELECT line, COUNT(*) FROM sms_messages WHERE line IS NOT NULL AND created_at>=? "
             "AND state != 'skipped' GROUP BY line", (day_start,)).fetchall())
+
+    def _pick_line(self, counts: dict[str, int], *, spread: bool = True) -> str | None:
         gsm = set(self._sms_lines())
         candidates = self.pacer.ready((ln for ln in self.lines.free_lines() if ln in gsm
                                        and counts.get(ln, 0) < self.per_sim_per_day),
@@ -258,39 +307,44 @@ class SmsReminders:
         return min(candidates, key=lambda ln: counts.get(ln, 0)) if candidates else None
 
     # --- records ----------------------------------------------------------------------------
-    def _record(self, item: dict, number: str | None, state: str, detail: str, *,
-                line: str | None = None, text: str | None = None,
+    def _record(self, store: Store, item: dict, number: str | None, state: str, detail: str,
+                *, line: str | None = None, text: str | None = None,
                 evidence: dict | None = None) -> str:
         sms_id = f"sms-{uuid.uuid4().hex[:12]}"
-        with self.store.tx():
-            self.store.db.execute(
+        with store.tx():
+            store.db.execute(
                 "INSERT INTO sms_messages (sms_id, key, campaign_id, account_pk, rule, number, "
                 "line, text, state, detail, created_at, updated_at, evidence) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (sms_id, item["key"], self.campaign_id, item["account_pk"], item["rule"], number,
-                 line, text, state, detail, self.clock.wall(), self.clock.wall(),
+                 line, text, state, detail, store.clock.wall(), store.clock.wall(),
                  json.dumps(evidence, ensure_ascii=False, separators=(",", ":"))
                  if evidence else None))
         log.info("sms_decided", sms_id=sms_id, rule=item["rule"], state=state, line=line)
         return sms_id
 
     def _update(self, sms_id: str, state: str, detail: str) -> None:
-        # A delivery report never takes a message back to "sent".
-        with self.store.tx():
-            self.store.db.execute(
-                "UPDATE sms_messages SET state=?, detail=?, updated_at=? WHERE sms_id=? AND "
-                "state NOT IN ('delivered', 'failed')", (state, detail, self.clock.wall(), sms_id))
-
-    def _retry_later(self, sms_id: str) -> None:
-        """The message failed on our side: it stays on record as failed, and its occasion is
-        free to be decided again (on another SIM, at the next look)."""
-        with self.store.tx():
-            self.store.db.execute("UPDATE sms_messages SET key = key || ':failed:' || sms_id "
-                                  "WHERE sms_id=?", (sms_id,))
+        self.store.submit(_set_state, sms_id, state, detail)
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, SmsStatus) and ev.sms_id.startswith("sms-"):
             self._update(ev.sms_id, ev.status, ev.detail)
+
+
+def _set_state(store: Store, sms_id: str, state: str, detail: str) -> None:
+    # A delivery report never takes a message back to "sent".
+    with store.tx():
+        store.db.execute(
+            "UPDATE sms_messages SET state=?, detail=?, updated_at=? WHERE sms_id=? AND "
+            "state NOT IN ('delivered', 'failed')", (state, detail, store.clock.wall(), sms_id))
+
+
+def _free_occasion(store: Store, sms_id: str) -> None:
+    """The message failed on our side: it stays on record as failed, and its occasion is free
+    to be decided again (on another SIM, at the next look)."""
+    with store.tx():
+        store.db.execute("UPDATE sms_messages SET key = key || ':failed:' || sms_id "
+                         "WHERE sms_id=?", (sms_id,))
 
 
 def _ru_date(iso: str) -> str:

@@ -17,7 +17,7 @@ from controller.segments import DEFAULT_RETRY_S, DEFAULT_SEGMENTS, Segment, Stra
 from controller.store_campaigns import CampaignsMixin
 from controller.store_lists import ListsMixin
 from controller.store_outcomes import CALLBACK_GRACE_S, OutcomesMixin
-from controller.store_writer import StoreWriter, log_failure
+from controller.store_writer import StoreReader, StoreWriter, log_failure
 from firmware.clock import Clock
 from firmware.errors import UserError
 
@@ -531,6 +531,7 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
         self.path = Path(path)
         self.clock = clock or Clock()  # stamps every record: the one clock the box runs on
         self.writer: StoreWriter | None = None  # the box's writer thread, once started
+        self.reader: StoreReader | None = None  # and its reader thread
         self.db = self.connect()
         self._segments: dict[int, tuple[Segment, ...]] = {}
         self._zones: dict[str, ZoneInfo] = {}
@@ -556,6 +557,7 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
         """From now on ``run``/``submit`` work happens on a writer thread (the running box)."""
         if self.writer is None:
             self.writer = StoreWriter(self, asyncio.get_running_loop())
+            self.reader = StoreReader(self, asyncio.get_running_loop())
         return self.writer
 
     async def run(self, fn: Callable[..., T], *args, **kw) -> T:
@@ -564,6 +566,18 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
         if self.writer is None:
             return fn(self, *args, **kw)
         return await self.writer.submit(fn, *args, **kw)
+
+    async def read(self, fn: Callable[..., T], *args, **kw) -> T:
+        """``fn(store, ...)`` reading off the event loop (on the reader thread, which sees what
+        is committed, not what waits in the writer's queue); here and now without threads."""
+        if self.reader is None:
+            return fn(self, *args, **kw)
+        return await self.reader.call(fn, *args, **kw)
+
+    async def flush(self) -> None:
+        """Everything given to the writer so far is committed."""
+        if self.writer is not None:
+            await self.writer.drain()
 
     def submit(self, fn: Callable[..., object], *args, **kw) -> None:
         """Write later, in order with all other work given to the writer (here and now when
@@ -577,6 +591,9 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
         if self.writer is not None:
             self.writer.close()  # what was given to it is written first
             self.writer = None
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
         self.db.close()
 
     def _migrate(self) -> None:

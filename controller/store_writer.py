@@ -4,15 +4,19 @@ One thread with its own connection runs the jobs it is given in the order they w
 jobs that queued up while the previous commit was being fsynced run in one transaction, each in
 its own savepoint (one failing job undoes only itself), and share one commit: group commit. A
 job's future resolves on the event loop after that commit, so awaiting it means "durable".
-Reads given to the writer see every write given before them.
+Reads given to the writer see every write given before them. Long reads that need no such order
+(the SMS reminders' look over a whole list) go to the reader: another thread, its own
+connection, which WAL never makes wait for the writer.
 """
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import queue
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import structlog
@@ -28,11 +32,7 @@ class StoreWriter:
 
     def __init__(self, store, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.view = copy.copy(store)
-        self.view.db = store.connect()
-        self.view.writer = None  # store work inside a job runs right there
-        self.view._segments = {}
-        self.view._data_version = -1
+        self.view = _view(store)
         self.commits = 0  # for tests and benchmarks: commits done, jobs run
         self.jobs = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -133,6 +133,35 @@ class StoreWriter:
             fut.set_result(value)
         else:
             fut.set_exception(value)
+
+
+class StoreReader:
+    """Runs ``fn(store_view, ...)`` on a thread of its own, on a read-only connection."""
+
+    def __init__(self, store, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.view = _view(store)
+        self.view.db.execute("PRAGMA query_only=1")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="store-reader")
+
+    async def call(self, fn: Callable[..., Any], *args, **kw) -> Any:
+        # run_in_executor: a virtual-time loop waits for it before its clock moves on
+        return await self.loop.run_in_executor(self._pool,
+                                               functools.partial(fn, self.view, *args, **kw))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.view.db.close()
+
+
+def _view(store):
+    """The store on a connection of its own (for another thread)."""
+    view = copy.copy(store)
+    view.db = store.connect()
+    view.writer = view.reader = None  # store work inside a job runs right there
+    view._segments = {}
+    view._data_version = -1
+    return view
 
 
 def _nothing(_store) -> None:

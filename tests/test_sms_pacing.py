@@ -163,3 +163,48 @@ def test_hours_left_follow_the_law_and_the_day():
     assert hours_left_s(ru, _at("2026-11-25T06:00:00+03:00")) == 14 * 3600  # from 08:00
     assert hours_left_s(ru, _at("2026-11-25T23:00:00+03:00")) == 0
     assert hours_left_s(get_profile("none"), _at("2026-11-25T23:00:00+03:00")) == 3600
+
+
+async def test_a_long_list_at_night_never_stalls_the_loop(tmp_path):
+    # 40,000 debtors due a reminder at 03:30: the look over the list and the law's refusals
+    # run off the event loop; one look takes a bounded number of them, and those the law holds
+    # until the morning are not looked at again before then. (On the loop, the look alone
+    # took 10 s of CPU for 200,000.) The loop thread's own CPU time is the measure: a loaded
+    # machine's scheduling does not change it.
+    import time
+
+    from controller import sms as sms_mod
+    from controller.store import AccountWriter
+    from dialbox import sdnotify
+    from tests.test_dialer import FakeClock
+    from tests.test_sms_templates import SmsLines
+    store = Store(tmp_path / "n.sqlite3", FakeClock(_at("2026-11-25T03:30:00+03:00")))
+    cid = store.campaign("c", create=True)  # the default segments: dpd 1-30 get due reminders
+    w = AccountWriter(store, cid)
+    for i in range(40_000):
+        w.add({"account_id": f"N{i}", "tz": "Europe/Moscow", "dpd": 10, "debt_amount": 100.0,
+               "debtor_name": "Иванов Иван Иванович"}, [(f"+7916{i:07d}", "mobile")])
+    w.finish()
+    sms_templates.save(store, cid, by="test", creditor_name="ООО «Тест»",
+                       contact_phone="+74950000000")
+    store.start_writer()
+    reminders = SmsReminders(store, SmsLines(), store.clock, campaign_id=cid,  # type: ignore
+                             compliance_profile="ru-230fz")
+    lag = sdnotify.LoopLag()
+    monitor = asyncio.get_running_loop().create_task(sdnotify.heartbeat(lag, period_s=0.02))
+    try:
+        await asyncio.sleep(0.1)
+        cpu = time.thread_time()
+        assert await reminders.run_once() == 0
+        assert await reminders.run_once() == 0
+        cpu = time.thread_time() - cpu
+        await asyncio.sleep(0.1)
+    finally:
+        monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
+        held = store.db.execute("SELECT COUNT(*) FROM decisions WHERE channel='sms' AND "
+                                "code='outside_hours'").fetchone()[0]
+        store.close()
+    assert cpu < 0.5, f"the loop thread worked {cpu:.2f} s through the look"
+    assert lag.worst < 1.0, f"the loop stalled {lag.worst * 1000:.0f} ms"
+    assert held == 2 * sms_mod.PENDING_MAX  # two looks, each at the next ones

@@ -110,7 +110,7 @@ async def test_slow_fsync_never_lags_the_loop_and_attempts_are_on_disk_before_at
                 break
             await asyncio.sleep(0.05)
         assert len(lines.free_lines()) == 4
-        writer = store.start_writer()
+        store.start_writer()
         dialer = Dialer(store, lines, ops, clock, campaign_id=cid, campaign_name="c",
                         mode="progressive", compliance_profile="ru-230fz")
         await asyncio.sleep(0.2)
@@ -140,8 +140,6 @@ async def test_slow_fsync_never_lags_the_loop_and_attempts_are_on_disk_before_at
     assert lag.worst < LAG_S, f"the loop stalled {lag.worst * 1000:.0f} ms behind a commit"
     # Each number was dialed only once its attempt was committed to the file.
     assert len(dialed) >= 4 and all(n == 1 for _, n in dialed), dialed
-    # The writes that queued up behind a slow commit shared the next one.
-    assert writer.jobs > writer.commits
 
 
 async def test_writes_behind_a_slow_commit_share_one_commit_in_order_each_on_its_own(
