@@ -102,6 +102,7 @@ class Dialer:
         self._op_segment: dict[str, str] = {}  # operator -> segment of the call he wraps up
         self._waiting: list[str] = []  # answered calls with no operator yet (oldest first)
         self._inbound: list[str] = []  # inbound calls offered, waiting for an operator
+        self._inbound_line: dict[str, str] = {}  # inbound call -> its line, while it lasts
         self.ringing: dict[str, Operator] = {}  # inbound call -> the desk it rings on, not taken
         self.take_s = TAKE_S
         self.previews: dict[str, tuple] = {}  # preview id -> (lead, operator) shown, not dialed
@@ -430,13 +431,20 @@ class Dialer:
         log.info("call_placed", line=line, call_id=call_id, campaign=self.campaign_name)
         try:
             await self.lines.dial(line, lead.number, call_id=call_id,
-                                  min_ring_s=self.pacer.config.min_ring_s)
+                                  min_ring_s=self.pacer.config.min_ring_s,
+                                  tags={"campaign": self.campaign_name})
         except LineError as exc:
             log.warning("dial_refused", line=line, call_id=call_id,
                         campaign=self.campaign_name, error=str(exc))
             self._finish(CallReleased(line, call_id, Outcome.FAILED, None, str(exc), 0, 0,
                                       self.clock.now(), line_fault=True))
         return True
+
+    def _log(self, call_id: str):
+        """The logger for lines about ``call_id``: its line (when known) and this campaign."""
+        out = self._out.get(call_id)
+        line = out.line if out is not None else self._inbound_line.get(call_id)
+        return log.bind(line=line, call_id=call_id, campaign=self.campaign_name)
 
     def _track(self, call_id: str, line: str, lead) -> _Out:
         if line not in self._ring_s:
@@ -479,6 +487,7 @@ class Dialer:
             call_id = self._waiting.pop(0)  # taken off before reserving: no one else hands it
             op = self.operators.reserve(call_id)
             self.store.submit(Store.assign_operator, call_id, op.position)
+            self._log(call_id).info("call_handed_off", position=op.position, waited=True)
             self._spawn(self._bridge(call_id, op))
 
     async def _bridge(self, call_id: str, op: Operator) -> None:
@@ -489,7 +498,7 @@ class Dialer:
                 await self.operators.pool.show_card(op, call_id)
             await self.lines.bridge(call_id, op.position)
         except LineError as exc:
-            log.warning("bridge_failed", call_id=call_id, error=str(exc))
+            self._log(call_id).warning("bridge_failed", error=str(exc))
 
     async def _serve_inbound(self) -> None:
         """Callers to free operators: a person's desk rings until he takes the call; a
@@ -499,7 +508,7 @@ class Dialer:
             op = self.operators.reserve(call_id)
             if op.human:
                 self.ringing[call_id] = op
-                log.info("inbound_offered", call_id=call_id, position=op.position)
+                self._log(call_id).info("inbound_offered", position=op.position)
                 self._spawn(self._ring_out(call_id, op))
                 continue
             await self._answer(call_id, op)
@@ -510,7 +519,7 @@ class Dialer:
         if self.ringing.get(call_id) is not op or op.call_id != call_id:
             raise LineError("this call is no longer ringing for you")
         del self.ringing[call_id]
-        log.info("inbound_taken", call_id=call_id, position=op.position)
+        self._log(call_id).info("inbound_taken", position=op.position)
         if not await self._answer(call_id, op):
             raise LineError("the caller hung up")
 
@@ -519,7 +528,7 @@ class Dialer:
             await self.lines.answer(call_id)
             return True
         except LineError as exc:  # the caller gave up
-            log.info("inbound_gone", call_id=call_id, error=str(exc))
+            self._log(call_id).info("inbound_gone", error=str(exc))
             if op.call_id == call_id:
                 self.operators.release(op, talked=False)
             return False
@@ -534,7 +543,7 @@ class Dialer:
     def _reoffer(self, call_id: str, op: Operator, *, missed: bool) -> None:
         """The call ringing on ``op``'s desk goes back to the head of the queue."""
         del self.ringing[call_id]
-        log.info("inbound_not_taken", call_id=call_id, position=op.position,
+        self._log(call_id).info("inbound_not_taken", position=op.position,
                  reason="rang out" if missed else "desk gone")
         if op.call_id == call_id:
             if missed:
@@ -605,6 +614,8 @@ class Dialer:
                 self.pacer.observe_answered(ev.at - out.launched, self.clock.now(),
                                             out.segment)
             if op is not None:
+                self._log(ev.call_id).info("call_handed_off", position=op.position,
+                                           waited=False)
                 self._spawn(self._bridge(ev.call_id, op))
             elif out is not None:
                 self._waiting.append(ev.call_id)
@@ -613,11 +624,13 @@ class Dialer:
             self.operators.talking(op)
 
     def _offered(self, ev: InboundCall) -> None:
+        self._inbound_line[ev.call_id] = ev.line
+        self.lines.tag(ev.call_id, campaign=self.campaign_name)
         if self.store.is_blocked(ev.caller):
-            log.info("inbound_blocked", line=ev.line, call_id=ev.call_id)
+            self._log(ev.call_id).info("inbound_blocked")
             self._spawn(self._reject(ev.call_id))
             return
-        log.info("inbound_call", line=ev.line, call_id=ev.call_id)
+        self._log(ev.call_id).info("inbound_call")
         self._inbound.append(ev.call_id)
         self._wake.set()
 
@@ -629,6 +642,7 @@ class Dialer:
 
     def _finish(self, ev: CallReleased) -> None:
         out = self._out.pop(ev.call_id, None)
+        self._inbound_line.pop(ev.call_id, None)
         if ev.call_id in self._waiting:
             self._waiting.remove(ev.call_id)
         if ev.call_id in self._inbound:

@@ -172,8 +172,12 @@ class LineAPI(Protocol):
 
     def ring_timeout_s(self, line: str) -> float: ...
 
-    async def dial(self, line: str, number: str, *, call_id: str, min_ring_s: float = 0.0
-                   ) -> None: ...
+    async def dial(self, line: str, number: str, *, call_id: str, min_ring_s: float = 0.0,
+                   tags: dict | None = None) -> None:
+        """Place a call; ``tags`` (e.g. the campaign) go on every log line about it."""
+
+    def tag(self, call_id: str, **fields) -> None:
+        """Fields every later log line about this call carries (an inbound call's campaign)."""
 
     async def hangup(self, call_id: str, cause: int = 16) -> None: ...
 

@@ -49,6 +49,7 @@ class _Call:
     reason: str = ""
     info: dict = field(default_factory=dict)
     bridged_at: float | None = None  # the first debtor frame reached the operator (media plane)
+    tags: dict = field(default_factory=dict)  # log fields of the layer above (the campaign)
 
 
 class LineManager:
@@ -179,8 +180,7 @@ class LineManager:
             try:
                 await asyncio.wait_for(ch.driver.hangup(ch.local, C.CAUSE_NORMAL), 3)
             except Exception as exc:  # stopping must go on whatever one line does
-                log.warning("hangup_on_stop_failed", line=ch.name, call_id=call.call_id,
-                            error=str(exc))
+                self._log(call).warning("hangup_on_stop_failed", error=str(exc))
         # All at once: one by one, 60 calls on slow lines took minutes (past systemd's stop
         # timeout, which then kills the box mid-write).
         await asyncio.gather(*(hang(c) for c in list(self._calls.values())))
@@ -228,9 +228,10 @@ class LineManager:
         """How long an unanswered call on ``line`` rings before the box gives up."""
         return self.channels[self._index(line)].ring_s
 
-    async def dial(self, line: str, number: str, *, call_id: str, min_ring_s: float = 0.0
-                   ) -> None:
-        """Place a call; it rings the line's time-out, at least ``min_ring_s`` (the law's)."""
+    async def dial(self, line: str, number: str, *, call_id: str, min_ring_s: float = 0.0,
+                   tags: dict | None = None) -> None:
+        """Place a call; it rings the line's time-out, at least ``min_ring_s`` (the law's);
+        ``tags`` (the campaign, say) go on every log line about it, the driver's included."""
         idx = self._index(line)
         if self.core.state(idx) != C.IDLE or idx in self._on_channel:
             raise LineError(f"line {line} is not free ({self.state(line)})")
@@ -242,8 +243,28 @@ class LineManager:
                      ring_s=max(self.channels[idx].ring_s, min_ring_s))
         self._calls[call_id] = call
         self._on_channel[idx] = call
-        log.debug("dial", line=line, call_id=call_id)
+        call.tags = dict(tags or {})
+        self._tag_driver(call)
+        self._log(call).debug("dial")
         self._feed(idx, C.EV_CTL_DIAL, 0)
+
+    def tag(self, call_id: str, **fields) -> None:
+        """Fields every later log line about this call carries (an inbound call's campaign)."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.tags.update(fields)
+            self._tag_driver(call)
+
+    def _log(self, call: _Call):
+        """The logger for lines about ``call``: its line, call id and the tags given."""
+        return log.bind(line=self.channels[call.channel].name, call_id=call.call_id,
+                        **call.tags)
+
+    def _tag_driver(self, call: _Call) -> None:
+        ch = self.channels[call.channel]
+        tag = getattr(ch.driver, "tag_call", None)
+        if tag is not None:
+            tag(ch.local, {"call_id": call.call_id, **call.tags})
 
     async def hangup(self, call_id: str, cause: int = C.CAUSE_NORMAL) -> None:
         call = self._calls.get(call_id)
@@ -322,6 +343,7 @@ class LineManager:
         call = _Call(f"in-{ch.name}-{self._inbound_seq}", idx, caller or "", self.clock.now(),
                      inbound=True, ring_s=ch.ring_s)
         self._calls[call.call_id] = call
+        self._tag_driver(call)
         return call
 
     def _now_ms(self) -> int:
@@ -366,7 +388,6 @@ class LineManager:
         ch = self.channels[idx]
         call = self._on_channel.get(idx)
         now = self.clock.now()
-        cid = call.call_id if call else None
         if action == C.ACT_DIAL and call is not None:
             # A longer ring than the line's own (the law's minimum) goes down to the driver.
             longer = {"ring_timeout_s": call.ring_s} if call.ring_s > ch.ring_s else {}
@@ -391,13 +412,13 @@ class LineManager:
             call.answered_at = now
             if call.alerted_at is None:
                 call.alerted_at = now
-            log.info("call_answered", line=ch.name, call_id=cid)
+            self._log(call).info("call_answered")
             self._emit(CallProgress(ch.name, call.call_id, CallStage.ANSWERED, now))
         elif action == C.ACT_NOTIFY_BRIDGED and call is not None:
             self._emit(CallProgress(ch.name, call.call_id, CallStage.BRIDGED, now))
         elif action == C.ACT_NOTIFY_ABANDONED and call is not None:
             call.abandoned = True
-            log.warning("call_abandoned", line=ch.name, call_id=cid)
+            self._log(call).warning("call_abandoned")
         elif action == C.ACT_NOTIFY_RELEASED and call is not None:
             self._release(ch, call, arg, now)
         elif action == C.ACT_NOTIFY_OUT_OF_SERVICE:
@@ -412,16 +433,18 @@ class LineManager:
         elif action == C.ACT_RESET:
             reset = getattr(ch.driver, "reset", None)
             ch.reason = "the hardware did not confirm a request in time; resetting"
-            log.warning("line_reset", line=ch.name, call_id=cid)
+            (self._log(call) if call is not None else log.bind(line=ch.name)).warning(
+                "line_reset")
             if call is not None:  # whatever the timer concluded, the line cannot be believed
                 call.line_fault = True
                 call.reason = call.reason or ch.reason
             if reset is not None:
                 self._spawn(reset(ch.local))
         elif action == C.ACT_REJECTED:
-            log.warning("line_event_rejected", line=ch.name, call_id=cid,
-                        rejected=C.EVENT_NAMES[arg] if 0 <= arg < len(C.EVENT_NAMES) else arg,
-                        state=C.STATE_NAMES[self.core.state(idx)])
+            (self._log(call) if call is not None else log.bind(line=ch.name)).warning(
+                "line_event_rejected",
+                rejected=C.EVENT_NAMES[arg] if 0 <= arg < len(C.EVENT_NAMES) else arg,
+                state=C.STATE_NAMES[self.core.state(idx)])
 
     # --- the media plane ----------------------------------------------------------------------
     def media_leg(self, line: str):
@@ -443,8 +466,7 @@ class LineManager:
         try:
             confirmed = self.plane.connect(leg, pos)
         except MediaError as exc:
-            log.warning("media_bridge_refused", line=ch.name, call_id=call.call_id,
-                        error=str(exc))
+            self._log(call).warning("media_bridge_refused", error=str(exc))
             return True  # not bridged: the core's bridge timer decides (abandon)
 
         def done(fut) -> None:
@@ -465,7 +487,7 @@ class LineManager:
         try:
             return self.prompt_for(call.call_id, kind)
         except Exception:  # a missing file must not cost the call
-            log.exception("prompt_lookup_failed", call_id=call.call_id, kind=kind)
+            self._log(call).exception("prompt_lookup_failed", kind=kind)
             return None
 
     def _abandon_message(self, ch: _Channel, call: _Call, cause: int) -> bool:
@@ -477,8 +499,7 @@ class LineManager:
             return False
         self.plane.disconnect(leg)
         played = self.plane.play(leg, pcm)
-        log.info("abandon_message", line=ch.name, call_id=call.call_id,
-                 seconds=round(len(pcm) / 16000, 1))
+        self._log(call).info("abandon_message", seconds=round(len(pcm) / 16000, 1))
 
         async def then_hang_up() -> None:
             try:
@@ -514,8 +535,7 @@ class LineManager:
             outcome = Outcome.FAILED  # our line's failure says nothing about the debtor
         talk_s = now - call.answered_at if answered else 0.0
         reason = call.reason or cause_name(q850)
-        log.info("call_released", line=ch.name, call_id=call.call_id, outcome=outcome.value,
-                 cause=q850)
+        self._log(call).info("call_released", outcome=outcome.value, cause=q850)
         self._emit(CallReleased(ch.name, call.call_id, outcome, q850, reason, round(ring_s, 3),
                                 round(talk_s, 3), now, call.abandoned, call.inbound,
                                 call.line_fault))
@@ -532,8 +552,8 @@ class LineManager:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("driver_request_failed", line=ch.name,
-                        call_id=call.call_id if call else None, error=str(exc))
+            (self._log(call) if call is not None else log.bind(line=ch.name)).warning(
+                "driver_request_failed", error=str(exc))
             if call is not None:
                 call.reason = str(exc)
                 call.line_fault = True

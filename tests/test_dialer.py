@@ -45,6 +45,10 @@ class FakeLines:
         self.unnumbered: set[str] = set()
         self.ring_s = 40.0  # GSM lines
         self.min_ring: list[float] = []
+        self.tags: dict[str, dict] = {}  # call id -> log fields given
+
+    def tag(self, call_id, **fields):
+        self.tags.setdefault(call_id, {}).update(fields)
 
     def subscribe(self, sink):
         self.sinks.append(sink)
@@ -60,7 +64,8 @@ class FakeLines:
     def ring_timeout_s(self, line):
         return self.ring_s
 
-    async def dial(self, line, number, *, call_id, min_ring_s=0.0):
+    async def dial(self, line, number, *, call_id, min_ring_s=0.0, tags=None):
+        self.tags[call_id] = dict(tags or {})
         self.busy[line] = call_id
         self.dials.append((line, number, call_id))
         self.min_ring.append(min_ring_s)

@@ -123,6 +123,7 @@ class E1Span:
         self._bfiles: dict[int, int | object] = {}  # timeslot -> channel file, open for the span
         self._voices: dict[int, FdAudio] = {}  # timeslot -> the call's audio being carried
         self.closers: list[Callable[[], Awaitable[None]]] = []  # run by stop()
+        self._tags: dict[int, dict] = {}  # timeslot -> its call's log fields (id, campaign)
         self.stats = {"outbound": 0, "inbound": 0, "glare": 0, "protocol_errors": 0,
                       "restarts": 0, "link_losses": 0, "bad_messages": 0, "restarts_sent": 0}
         self._restarting: asyncio.TimerHandle | None = None  # our RESTART awaits its ACK
@@ -131,6 +132,15 @@ class E1Span:
     # -- Driver -------------------------------------------------------------------------------
     def channel_names(self) -> list[str]:
         return [f"{self.name}/{ts}" for ts in self.config.timeslots]
+
+    def tag_call(self, channel: int, tags: dict) -> None:
+        """The line manager names the call on this channel (its id, the campaign)."""
+        self._tags[self._slot(channel)] = tags
+
+    def _log(self, ts: int):
+        """The logger for lines about the call on timeslot ``ts``."""
+        return log.bind(span=self.name, line=f"{self.name}/{ts}", timeslot=ts,
+                        **self._tags.get(ts, {}))
 
     def attach_media(self, plane) -> None:
         """Every B-channel gets a line leg when the span's channels can be opened."""
@@ -209,7 +219,7 @@ class E1Span:
         call.setup = Message(MT.SETUP, cref, False, ies)
         self._send(call.setup)
         self._arm(call, self.config.t303, self._t303)
-        log.debug("e1.dial", span=self.name, timeslot=ts, cref=cref, number=number)
+        self._log(ts).debug("e1.dial", cref=cref)
         self._emit(channel, codes.EV_HW_DIALING)
 
     async def hangup(self, channel: int, cause: int = 16) -> None:
@@ -485,7 +495,7 @@ class E1Span:
         idx = self._index(call.timeslot)
         reason = (f"glare: the network's incoming call took timeslot {call.timeslot} as we "
                   "dialed on it")
-        log.info("e1.glare", span=self.name, timeslot=call.timeslot, cref=call.cref)
+        self._log(call.timeslot).info("e1.glare", cref=call.cref)
         self._emit(idx, codes.EV_HW_RELEASE, cause=44, reason=reason, info={"line_fault": True})
         self._emit(idx, codes.EV_HW_RELEASED, cause=44)
         # The network's RELEASE COMPLETE ends our call reference; if it never comes, we do.
@@ -632,7 +642,7 @@ class E1Span:
             self._send(Message(MT.RELEASE, call.cref, not call.ours, [Cause(call.cause)]))
             self._arm(call, self.config.t308, self._t308)
             return
-        log.warning("e1.release_unanswered", span=self.name, timeslot=call.timeslot)
+        self._log(call.timeslot).warning("e1.release_unanswered")
         self._free(call, 102)
 
     def _ring_timeout(self, call: Call) -> None:
@@ -759,7 +769,7 @@ class E1Span:
 
     def _voice_fault(self, call: Call, reason: str) -> None:
         """No audio path: the call is cleared as a line fault (not the debtor's doing)."""
-        log.warning("e1.audio_fault", span=self.name, timeslot=call.timeslot, reason=reason)
+        self._log(call.timeslot).warning("e1.audio_fault", reason=reason)
         call.release_reported = True
         self._emit(self._index(call.timeslot), codes.EV_HW_RELEASE, cause=41, reason=reason,
                    info={"line_fault": True})

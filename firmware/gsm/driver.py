@@ -92,6 +92,7 @@ class GsmModule:
         self._call_up = False  # a call is placed or offered on this module
         self._answered = False
         self._offered = False
+        self._outbound = False  # the call up is ours (a waiting caller is not offered over it)
         self._dial_task: asyncio.Task | None = None
         self._call_seq = 0  # which call a max-length timer belongs to
         self._tasks: set[asyncio.Task] = set()
@@ -100,6 +101,7 @@ class GsmModule:
         self._port_lost = False  # the port went away (unplugged): not the module's silence
         self._revive = asyncio.Event()
         self.log = log.bind(line=name)
+        self.call_log = self.log  # lines about the current call: its id and campaign too
         self.on_sms = None  # callable(SmsStatus | InboundSms), set by the line manager
         self._sms_sent: dict[tuple[int, str], tuple[str, int]] = {}  # (mr, number) -> (id, part)
         self._sms_ref = 0
@@ -110,6 +112,11 @@ class GsmModule:
     # --- Driver protocol --------------------------------------------------------------------
     def channel_names(self) -> list[str]:
         return [self.name]
+
+    def tag_call(self, channel: int, tags: dict) -> None:
+        """The line manager names the call on this module (its id, the campaign): every log
+        line about it carries them, URC-driven ones included."""
+        self.call_log = self.log.bind(**tags)
 
     def attach_media(self, plane) -> None:
         """A module with an audio serial port carries its calls' audio in the plane."""
@@ -153,7 +160,7 @@ class GsmModule:
                    ) -> None:
         if not re.fullmatch(r"\+?[0-9]{3,20}", number):
             raise UserError(f"{self.name}: cannot dial {number!r}: not a phone number")
-        self._call_up, self._answered = True, False
+        self._call_up, self._answered, self._outbound = True, False, True
         self._call_seq += 1
         self._dial_task = self._spawn(self._dial(number, ring_timeout_s))
 
@@ -168,11 +175,11 @@ class GsmModule:
         except (ATTimeout, LinkLost) as exc:
             # Not confirmed: the call may still be up. Re-initialising the module ends it;
             # going out of service tells the line core the call is over.
-            self.log.warning("hangup_failed", error=str(exc))
+            self.call_log.warning("hangup_failed", error=str(exc))
             self._flag_trouble(f"no answer to {self.profile.hangup}: {exc}")
             return
         except ATError as exc:
-            self.log.info("hangup_refused", final=exc.final)  # no call left to hang up
+            self.call_log.info("hangup_refused", final=exc.final)  # no call left to hang up
         self._released(0)
 
     async def reset(self, channel: int = 0, *,
@@ -391,7 +398,7 @@ class GsmModule:
             await engine.command(command, timeout=self.profile.command_timeout_s)
             return True
         except (ATError, ATTimeout, LinkLost) as exc:
-            self.log.warning("gsm_voice_command_failed", command=command, error=str(exc))
+            self.call_log.warning("gsm_voice_command_failed", command=command, error=str(exc))
             return False
 
     def _voice_down(self) -> None:
@@ -416,7 +423,7 @@ class GsmModule:
         up and the module re-initialised (its audio port checked) before it dials again."""
         if not self._call_up:
             return
-        self.log.warning("gsm_audio_fault", reason=reason)
+        self.call_log.warning("gsm_audio_fault", reason=reason)
         self._emit(C.EV_HW_RELEASE, 41, reason=reason, info=_FAULT)
         self._spawn(self._fault_hangup(reason))
 
@@ -452,7 +459,7 @@ class GsmModule:
     async def _limit_call(self, max_s: float, seq: int) -> None:
         await self.clock.sleep(max_s)
         if self._call_up and self._answered and seq == self._call_seq:
-            self.log.warning("call_over_max_length", max_call_s=max_s)
+            self.call_log.warning("call_over_max_length", max_call_s=max_s)
             await self.hangup(0)
 
     async def probe(self) -> dict:
@@ -495,7 +502,7 @@ class GsmModule:
             if self._stopping:
                 break
             self._failures += 1
-            self._call_up = self._answered = self._offered = False  # the core releases the call
+            self._call_up = self._answered = self._offered = self._outbound = False  # released
             self._voice_down()
             # A module that opens but does not answer waits for a person after max_failures;
             # a port that is gone (unplugged) is retried for as long as it takes.
@@ -727,11 +734,13 @@ class GsmModule:
             r = await e.command(f"ATD{number}{self.dialect.show_number};", timeout=timeout,
                                 check=False)
         except (ATTimeout, LinkLost) as exc:
+            self.call_log.warning("gsm_dial_failed", error=str(exc))
             self._emit(C.EV_HW_RELEASE, 41, reason=f"dial failed: {exc}", info=_FAULT)
             self._released(0)
             self._flag_trouble(f"no answer to ATD: {exc}")
             return
         if r.final.startswith(("+CME ERROR", "ERROR", "COMMAND NOT SUPPORT")):
+            self.call_log.warning("gsm_dial_refused", final=r.final)
             self._emit(C.EV_HW_RELEASE, 41 if "ERROR" in r.final else 47,
                        reason=f"dial refused by the module: {r.final}", info=_FAULT)
             self._released(0)
@@ -763,6 +772,7 @@ class GsmModule:
                 cause = None
         fault = None if self._answered else await self._fault_under_call()
         if fault:  # the SIM or the network went away under the call: not the debtor's doing
+            self.call_log.warning("gsm_line_fault_under_call", reason=fault)
             self._emit(C.EV_HW_RELEASE, 0, reason=fault, info=_FAULT)
             self._flag_trouble(fault)
         elif cause == 38:  # NO DIALTONE: our SIM has no network, the debtor was never called
@@ -776,7 +786,7 @@ class GsmModule:
                        info=_NO_CAUSE)
         self._emit(C.EV_HW_RELEASED)
         self._answered = False
-        self._offered = False
+        self._offered = self._outbound = False
 
     async def _fault_under_call(self) -> str | None:
         """Why our line, not the debtor, ended an unanswered call; None when it did not.
@@ -814,7 +824,7 @@ class GsmModule:
         self._call_up = False
         self._voice_down()
         self._answered = False
-        self._offered = False
+        self._offered = self._outbound = False
         if cause and was_up:
             self._emit(C.EV_HW_RELEASE, cause)
         self._emit(C.EV_HW_RELEASED)
@@ -894,8 +904,8 @@ class GsmModule:
         self._offer(None)
 
     def _offer(self, caller: str | None) -> None:
-        if self._offered:
-            return
+        if self._offered or self._outbound:
+            return  # offered already, or a caller waiting behind our own call (+CLIP/+CCWA)
         self._offered = True
         self._call_seq += 1
         self._call_up = True
