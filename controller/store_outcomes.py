@@ -162,6 +162,29 @@ class OutcomesMixin:
                                 "wrap_s": round(wrap_s, 1)}, source="wrap_limit", at=now)
         return True
 
+    def close_outcomes_after_restart(self) -> int:
+        """At start: every call a person talked on before it and left with no outcome (the box
+        stopped during the call or its wrap-up) gets "no outcome chosen", audited; how many."""
+        from controller import audit
+        now = self.clock.wall()
+        with self.tx():
+            rows = self.db.execute(
+                "SELECT a.call_id, a.campaign_id, a.account_pk, a.operator FROM attempts a "
+                "WHERE a.operator LIKE 'desk-%' AND a.state != 'dialing' AND a.abandoned = 0 "
+                "AND (a.answered_at IS NOT NULL OR a.outcome = 'answered') AND NOT EXISTS "
+                "(SELECT 1 FROM dispositions d WHERE d.call_id = a.call_id)").fetchall()
+            for r in rows:
+                self.db.execute(
+                    "INSERT INTO dispositions (call_id, campaign_id, account_pk, kind, details, "
+                    "operator, at) VALUES (?,?,?,?,?,?,?)",
+                    (r["call_id"], r["campaign_id"], r["account_pk"], NO_OUTCOME,
+                     json.dumps({"why": "restart"}), r["operator"], now))
+                audit.record(self, who="dialbox", action=NO_OUTCOME, obj="call",
+                             key=r["call_id"], after={"outcome": NO_OUTCOME,
+                                                      "operator": r["operator"]},
+                             source="restart", at=now)
+        return len(rows)
+
     def _has_outcome(self, call_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM dispositions WHERE call_id=? LIMIT 1",
                                (call_id,)).fetchone() is not None

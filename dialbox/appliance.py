@@ -135,6 +135,9 @@ class Appliance(BackendMixin):
         recovered = self.recovered = self.store.recover_interrupted()
         if recovered:
             log.warning("attempts_interrupted_by_restart", count=recovered)
+        closed = self.store.close_outcomes_after_restart()  # one outcome per call, always
+        if closed:
+            log.warning("calls_left_without_outcome", count=closed)
         self.initial_password = self._bootstrap_admin()
         drivers: list = []
         for k, profile in enumerate(loaded):

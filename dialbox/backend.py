@@ -58,6 +58,17 @@ def _promise(details: dict, today: date) -> dict:
     return {"amount": str(amount), "date": day.isoformat()}
 
 
+def _record_outcome(store: Store, call_id: str, kind: str, username: str, note: str,
+                    details: dict) -> None:
+    """The operator's outcome and note on a call the box placed (an inbound call that matched
+    no account has no record to hold them)."""
+    if store.db.execute("SELECT 1 FROM attempts WHERE call_id=?", (call_id,)).fetchone() is None:
+        return
+    if note.strip():
+        store.note_call(call_id, note)
+    store.record_disposition(call_id, kind, by=username, **details)
+
+
 def _no_outcome(store: Store, call_id: str, wrap_s: float, who: str, position: str,
                 now: float) -> None:
     if store.record_no_outcome(call_id, wrap_s, who=who, now=now):
@@ -330,19 +341,16 @@ class BackendMixin:
             except ValueError:
                 raise InputError("callback: give the date and time to call back") from None
         note = str(d.pop("note", "") or "")
-        is_call = self.store.db.execute("SELECT 1 FROM attempts WHERE call_id=?",
-                                        (call_id,)).fetchone()
-        if is_call and note.strip():
-            self.store.note_call(call_id, note)
-        if is_call:
-            try:
-                self.store.record_disposition(call_id, kind, by=username, **d)
-            except UserError as exc:
-                raise InputError(exc.message, **exc.params) from None
+        try:  # on the store's writer, in order with the call's own records
+            await self.store.run(_record_outcome, call_id, kind, username, note, d)
+        except UserError as exc:
+            raise InputError(exc.message, **exc.params) from None
+        if op.call_id != call_id:
+            return  # saved; meanwhile the wrap-up limit ended his part in this call
         if op.state == "wrap_up":
-            wrap_started = op.since
+            wrap_s = self.clock.now() - op.since
             self.operators.finish_wrap(op)
-            self.store.record_wrap(call_id, self.clock.now() - wrap_started)
+            self.store.submit(Store.record_wrap, call_id, wrap_s)
         else:  # chosen during the conversation: it is the call's outcome, no wrap-up after
             op.outcome_saved, op.outcome_kind = call_id, kind
 

@@ -87,6 +87,10 @@ async def test_a_break_asked_while_talking_comes_after_the_call_and_its_wrap_up(
     assert _calls_of(app, op) == calls
     assert [r[0] for r in app.store.db.execute(
         "SELECT kind FROM dispositions WHERE call_id=?", (call_id,))] == ["rpc"]
+    await app.store.writer.drain()
+    wrap_s = app.store.db.execute("SELECT wrap_s FROM attempts WHERE call_id=?",
+                                  (call_id,)).fetchone()[0]
+    assert wrap_s >= 30  # her wrap-up, in box seconds, for the handle-time figures
     assert page.errors == []
     await ctx.close()
 

@@ -213,3 +213,26 @@ def test_payments_cli_and_a_file_that_is_not_payments(tmp_path, monkeypatch, cap
     f.write_text("name;phone\nIvan;+79120000001\n", encoding="utf-8")
     assert _cli(monkeypatch, ["payments", "import", "--data", str(data), str(f)]) == 1
     assert "not a payments file" in capsys.readouterr().err
+
+
+def test_calls_a_person_left_without_outcome_get_no_outcome_at_the_next_start(store, history):
+    cid = history
+    for i, aid in enumerate(("A2", "A4", "A6", "A9")):
+        store.upsert_account(cid, {"account_id": f"P{aid}"}, [(f"+7913000000{i}", "mobile")])
+    talked = call(store, cid, "PA2", at=DAY2, line="gsm0", op="desk-olga", talk=30)
+    chosen = call(store, cid, "PA4", at=DAY2, line="gsm0", op="desk-olga", talk=30,
+                  dispositions=[("rpc", {})])
+    call(store, cid, "PA6", at=DAY2, line="gsm0", op="desk-olga", outcome="no_answer")
+    lead = lead_of(store, "PA9")  # the box stopped in the middle of this conversation
+    store.begin_attempt(cid, lead, "gsm1", "call-PA9", "desk-ivan", now=DAY2)
+    store.db.execute("UPDATE attempts SET answered_at=? WHERE call_id='call-PA9'", (DAY2 + 5,))
+    assert store.recover_interrupted() == 1
+    assert store.close_outcomes_after_restart() == 2  # simulated operators' calls are not theirs
+    assert [d["kind"] for d in store.dispositions(talked)] == ["no_outcome"]
+    assert [d["kind"] for d in store.dispositions("call-PA9")] == ["no_outcome"]
+    assert [d["kind"] for d in store.dispositions(chosen)] == ["rpc"]
+    assert store.dispositions("call-PA6") == [] and store.dispositions("call-A2") == []
+    assert store.close_outcomes_after_restart() == 0
+    from controller import audit
+    assert {e["key"] for e in audit.entries(store, obj="call", text="no_outcome")} == \
+        {talked, "call-PA9"}
