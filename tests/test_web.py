@@ -1152,3 +1152,40 @@ async def test_saving_a_profile_says_when_it_takes_effect(client, store, fake, a
     page = await r.text()
     assert r.status == 200 and says in page and 'id="profile-saved"' in page
     assert fake.calls[-1] == ("apply_profile", "sim800")
+
+
+@pytest.fixture
+def shop_zone():
+    """Sets the process's time zone for a test (as /settings does), and puts it back after."""
+    import os
+    import time
+    was = os.environ.get("TZ")
+
+    def set_zone(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+    yield set_zone
+    if was is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = was
+    time.tzset()
+
+
+async def test_reports_count_days_and_hours_in_the_shops_time_zone(client, store, shop_zone):
+    from tests.test_reports import _calls  # a call at Monday 23 Nov 2026, 07:00 UTC
+    _calls(store, "Банк", "ru-230fz", [(0, "gsm0", "desk-olga", "answered", 60.0, 5.0, False)])
+    as_role(client, store, "supervisor")
+    hours = {}
+    for zone in ("Europe/Moscow", "Asia/Vladivostok", "America/New_York"):
+        shop_zone(zone)
+        body = await (await client.get("/reports/export?report=heatmap&from=2026-11-23"
+                                       "&to=2026-11-23")).read()
+        rows = [ln.split(";") for ln in body.decode("utf-8-sig").splitlines()]
+        hours[zone] = [int(r[1]) for r in rows[1:]]
+    # 10:00 in Moscow, 17:00 in Vladivostok; in New York it was 02:00 on the 23rd too
+    assert hours == {"Europe/Moscow": [10], "Asia/Vladivostok": [17], "America/New_York": [2]}
+    shop_zone("Pacific/Kiritimati")  # UTC+14: it was already the 23rd's evening, 21:00
+    body = await (await client.get("/reports/export?report=heatmap&from=2026-11-24"
+                                   "&to=2026-11-24")).read()
+    assert len(body.decode("utf-8-sig").splitlines()) == 1  # nothing on the 24th there

@@ -13,13 +13,18 @@ from web_admin import charts
 from web_admin.render import backend, render, secure, t
 
 FUNNEL_BY = ("campaign", "segment", "operator", "line", "day")
-UTC_OFFSET_S = 3 * 3600  # the shop's local day (Moscow) until the box's own zone is configured
+def utc_offset_s(at: float) -> int:
+    """The shop's offset from UTC at ``at``: the box's time zone (set at boot from the config,
+    and on /settings), so that reports' days and hours are the shop's."""
+    offset = datetime.fromtimestamp(at, timezone.utc).astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
-def _range(request: web.Request) -> tuple[date, date, float, float]:
+def _range(request: web.Request) -> tuple[date, date, float, float, int]:
     q = request.query
     now = backend(request).store.clock.wall()
-    today = datetime.fromtimestamp(now + UTC_OFFSET_S, timezone.utc).date()
+    offset = utc_offset_s(now)
+    today = datetime.fromtimestamp(now + offset, timezone.utc).date()
     try:
         until_d = date.fromisoformat(q["to"]) if q.get("to") else today
         since_d = date.fromisoformat(q["from"]) if q.get("from") else until_d - timedelta(days=6)
@@ -28,9 +33,9 @@ def _range(request: web.Request) -> tuple[date, date, float, float]:
     if since_d > until_d:
         raise ValueError("the start date is after the end date")
     since = datetime(since_d.year, since_d.month, since_d.day, tzinfo=timezone.utc
-                     ).timestamp() - UTC_OFFSET_S
+                     ).timestamp() - offset
     until = since + ((until_d - since_d).days + 1) * 86400
-    return since_d, until_d, since, until
+    return since_d, until_d, since, until, offset
 
 
 def _data(request: web.Request) -> dict:
@@ -39,12 +44,12 @@ def _data(request: web.Request) -> dict:
     if kind not in reports.REPORTS:
         kind = "funnel"
     by = q.get("by", "campaign") if q.get("by") in FUNNEL_BY else "campaign"
-    since_d, until_d, since, until = _range(request)
+    since_d, until_d, since, until, offset = _range(request)
     store = backend(request).store
     if kind == "funnel":
-        rows = reports.funnel(store, by=by, since=since, until=until, utc_offset_s=UTC_OFFSET_S)
+        rows = reports.funnel(store, by=by, since=since, until=until, utc_offset_s=offset)
     elif kind == "heatmap":
-        rows = reports.heatmap(store, since=since, until=until, utc_offset_s=UTC_OFFSET_S)
+        rows = reports.heatmap(store, since=since, until=until, utc_offset_s=offset)
     elif kind == "lines":
         rows = reports.lines(store, since=since, until=until)
     elif kind == "abandons":
