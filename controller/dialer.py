@@ -267,13 +267,13 @@ class Dialer:
         launched: dict[str, int] = {}
         try:
             while self.running and (limit is None or placed < limit):
-                free_lines = self._usable(self.lines.free_lines())
                 op = self.operators.next_free()
                 spare_op = op is not None and len(self.operators.free()) > self.reserve_inbound
-                if not free_lines and not spare_op:
-                    return placed
                 if not spare_op and not self._dials_predictively():
                     return placed  # every lead waits for an operator: none is free
+                free_lines = self._usable(self.lines.free_lines())
+                if not free_lines and not spare_op:
+                    return placed
                 # A callback is kept for the operator who promised it: say who takes the call.
                 lead = await self._next_allowed_lead(op if spare_op else None)
                 if lead is None:
@@ -715,6 +715,8 @@ class Dialer:
         """
         now = self.clock.now()
         lines = [ln for ln in lines if self._quarantine.get(ln, 0.0) <= now and self.line_ok(ln)]
+        if not lines:
+            return lines
         infos = self.lines.lines()
         if self.compliance.caller_number_required:
             numbered = {ln.name for ln in infos if ln.details.get("number")}
