@@ -122,3 +122,27 @@ async def test_text_mode_long_message_falls_back_to_pdu_parts():
         res = await drv.send_sms(0, "+79123456789", LONG_RU, sms_id="t2")
         assert res["parts"] == 2 and "mode" not in res
         assert sim.sms_text_sent == [] and len(sim.sms_sent) == 2
+
+
+async def test_a_long_sms_missing_a_part_goes_up_with_the_gap_marked_and_leaves_the_sim():
+    from datetime import datetime, timezone
+    from firmware.gsm import pdu as smspdu
+    from firmware.gsm.concat import GAP
+    text = LONG_RU * 2  # four UCS2 parts
+    parts = smspdu.encode_deliver("+79001112233", text,
+                                  timestamp=datetime(2026, 11, 30, 12, tzinfo=timezone.utc))
+    assert len(parts) == 4
+    async with modem_and_driver("sim800", start_driver=False) as (sim, drv, rec):
+        events = []
+        drv.on_sms = events.append
+        drv._inbox.part_timeout_s = 5.0  # box seconds (10 minutes on a real box)
+        await drv.start(rec)
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        for index, part in ((1, parts[0]), (2, parts[2]), (3, parts[3])):  # no second part
+            sim._inbox[index] = part.hex
+            sim._urc(f'+CMTI: "SM",{index}')
+        await until(lambda: any(isinstance(e, InboundSms) for e in events))
+        [msg] = [e for e in events if isinstance(e, InboundSms)]
+        assert GAP in msg.text and msg.text.startswith(text[:30])
+        await drv.sms_stored(msg.uid)
+        assert not sim._inbox

@@ -36,8 +36,12 @@ class Reassembler:
 
     def expire(self, now: float) -> list[Deliver]:
         """Give up on messages whose first part came ``timeout`` ago; return what arrived, gaps marked."""
+        return [whole for _, whole in self.expired(now)]
+
+    def expired(self, now: float) -> list[tuple[tuple[str, int, int], Deliver]]:
+        """As :meth:`expire`, each with its key (sender, reference, parts)."""
         done = [key for key, p in self._pending.items() if now - p.first_seen >= self.timeout]
-        return [_join(self._pending.pop(key).parts, key[2]) for key in done]
+        return [(key, _join(self._pending.pop(key).parts, key[2])) for key in done]
 
     @property
     def waiting(self) -> int:

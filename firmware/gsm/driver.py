@@ -563,6 +563,7 @@ class GsmModule:
                 pass
             if self._call_up and self.dialect.call_progress == "final":
                 continue  # the port is busy with ATD; poll after the call
+            self._inbox.expire()  # long SMS whose missing parts never came
             try:
                 await self._poll()
                 if self.balance_code() and \

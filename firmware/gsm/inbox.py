@@ -23,7 +23,8 @@ class SimInbox:
 
     def __init__(self, line: str, clock, log, emit: Callable[[InboundSms], None]) -> None:
         self.line, self.clock, self.log, self.emit = line, clock, log, emit
-        self._reassembler = Reassembler(timeout=600.0)
+        self.part_timeout_s = 600.0  # a long message missing a part goes up without it then
+        self._reassembler = Reassembler(timeout=self.part_timeout_s)
         self._parts: dict[tuple, dict[int, int]] = {}  # (sender, ref, count) -> part -> index
         self._kept: dict[str, list[int]] = {}  # uid -> storage indices: handed up, not stored
         self._seen: set[int] = set()  # indices read since the last listing
@@ -42,7 +43,7 @@ class SimInbox:
         r = await engine.command("AT+CMGL=4", timeout=20)
         self._seen.clear()
         self._parts.clear()
-        self._reassembler = Reassembler(timeout=600.0)
+        self._reassembler = Reassembler(timeout=self.part_timeout_s)
         listed, index = 0, None
         for ln in r.lines:
             if ln.startswith("+CMGL:"):
@@ -52,6 +53,12 @@ class SimInbox:
                 self._part(index, ln.strip())
                 listed, index = listed + 1, None
         return listed
+
+    def expire(self) -> None:
+        """Long messages still missing parts after ``part_timeout_s``: what arrived goes up,
+        the gap marked, so it is kept (and then leaves the SIM) rather than waiting forever."""
+        for key, whole in self._reassembler.expired(self.clock.now()):
+            self._hand_up(whole, sorted(self._parts.pop(key, {}).values()))
 
     async def stored(self, engine, uid: str) -> bool:
         """The box has the message: its parts leave the SIM. False when it is not ours now."""
@@ -75,9 +82,10 @@ class SimInbox:
             key = (msg.sender, msg.concat.reference, msg.concat.parts)
             self._parts.setdefault(key, {}).setdefault(msg.concat.part, index)
         whole = self._reassembler.add(msg, self.clock.now())
-        if whole is None:
-            return
-        indices = sorted(self._parts.pop(key).values()) if key else [index]
+        if whole is not None:
+            self._hand_up(whole, sorted(self._parts.pop(key).values()) if key else [index])
+
+    def _hand_up(self, whole, indices: list[int]) -> None:
         sent_at = whole.timestamp.timestamp() if whole.timestamp is not None else None
         uid = hashlib.sha256(f"{self.line}|{whole.sender}|{sent_at}|{whole.text}".encode()
                              ).hexdigest()[:24]
