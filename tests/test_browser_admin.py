@@ -158,6 +158,21 @@ async def test_settings_show_what_the_box_runs_with(open_page, served):
     await expect(box).to_contain_text("192.168.1.20")
     await expect(box).to_contain_text("1096 дн")
     await page.screenshot(path=str(_shots() / "settings.png"))
+    form = page.locator("#settings-form")
+    await form.locator("select[name=time_zone]").select_option("Asia/Yekaterinburg")
+    await form.locator("input[name=retention_days]").fill("1200")
+    await form.locator("input[name=disk_stop_free_mb]").fill("4096")  # above the warning
+    await form.get_by_role("button", name="Сохранить и применить").click()
+    await expect(page.locator("#settings-error")).to_contain_text("2048 МБ")
+    assert fake.settings["time_zone"] == "Europe/Moscow"  # nothing half-applied
+    await form.locator("input[name=disk_stop_free_mb]").fill("1024")
+    await form.get_by_role("button", name="Сохранить и применить").click()
+    await expect(page.locator("#settings-saved")).to_contain_text("перезапуск не понадобился")
+    await expect(box).to_contain_text("Asia/Yekaterinburg")
+    await expect(box).to_contain_text("1200 дн")
+    from controller import audit
+    entry = audit.entries(fake.store, obj="setting")[0]
+    assert entry["after"]["time_zone"] == "Asia/Yekaterinburg" and entry["who"] == "root"
 
 
 def test_the_appliance_reports_its_real_settings(tmp_path):
