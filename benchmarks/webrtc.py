@@ -139,14 +139,15 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         feeder = asyncio.get_running_loop().create_task(_debtors(lines, clock, push_at))
         await asyncio.sleep(WARMUP_S)
         base = _losses(plane, lines, desks)
-        box_pids = [recorder.worker_pid]
-        t0, cpu0 = clock.now(), _cpu() + sum(_proc_cpu(p) for p in box_pids)
+        rec0 = _proc_cpu(recorder.worker_pid)
+        t0, cpu0 = clock.now(), _cpu() + rec0
         desks0 = sum(_proc_cpu(c.pid) for c in children)
         measuring = True
         await asyncio.sleep(seconds)
         measuring = False
         wall = clock.now() - t0
-        cpu = _cpu() + sum(_proc_cpu(p) for p in box_pids) - cpu0
+        rec = _proc_cpu(recorder.worker_pid) - rec0
+        cpu = _cpu() + rec + rec0 - cpu0
         desks_cpu = sum(_proc_cpu(c.pid) for c in children) - desks0
         box_lost = {k: v - base[k] for k, v in _losses(plane, lines, desks).items()}
         connected = sum(1 for d in desks if d.up)  # before the browsers are told to end
@@ -181,7 +182,7 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
                if rtc_latencies else None)
     return {"operators": n, "connected": connected, "seconds": round(wall, 1),
             "codec": desks[0].codec if desks else None,
-            "cpu_cores": round(cpu / wall, 3),
+            "cpu_cores": round(cpu / wall, 3), "recorder_cpu_cores": round(rec / wall, 3),
             "desks_cpu_cores": round(desks_cpu / wall, 3), "desk_processes": len(children),
             "desks_decode": not seen["undecoded"],
             "added_latency_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2)
