@@ -732,10 +732,7 @@ class Dialer:
         limits = {ln: self._day_limits[ln] for ln in lines if ln in self._day_limits}
         if not limits:
             return lines
-        wall = self.clock.wall()
-        made = dict(self.store.db.execute(
-            "SELECT line, COUNT(*) FROM attempts WHERE created_at >= ? AND state != 'line_fault' "
-            "GROUP BY line", (wall - wall % 86400,)).fetchall())
+        made = self.store.calls_today(limits)  # an index seek per line with a cap
         return [ln for ln in lines if ln not in limits or made.get(ln, 0) < limits[ln]]
 
     def _spawn(self, coro) -> None:

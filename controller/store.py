@@ -493,6 +493,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE attempts ADD COLUMN answered_at REAL;
     """,
+    # calls per line today (a SIM's daily cap), an index seek per line: without it every call
+    # placed scanned the whole attempts table (66 ms at 500,000 attempts)
+    """
+    CREATE INDEX attempts_line_day ON attempts (line, created_at, state);
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).
@@ -1106,6 +1111,19 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
             else:
                 self.db.execute("UPDATE accounts SET status='active', updated_at=? WHERE id=? "
                                 "AND status='preview'", (self.clock.wall(), account_pk))
+
+    def calls_today(self, lines: Iterable[str], now: float | None = None) -> dict[str, int]:
+        """Calls placed on each of ``lines`` since the box's local midnight (not line faults)."""
+        lines = list(lines)
+        if not lines:
+            return {}
+        now = self.clock.wall() if now is None else now
+        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                                       microsecond=0).timestamp()
+        return dict(self.db.execute(
+            f"SELECT line, COUNT(*) FROM attempts WHERE line IN ({','.join('?' * len(lines))}) "
+            "AND created_at >= ? AND state != 'line_fault' GROUP BY line",
+            (*lines, midnight)).fetchall())
 
     def counters(self, campaign_id: int) -> dict:
         """The dashboard's tiles for a campaign, over its whole run; what each one counts is

@@ -662,9 +662,7 @@ class BackendMixin:
         now = self.store.clock.wall()
         midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
                                                        microsecond=0).timestamp()
-        calls = dict(self.store.db.execute(
-            "SELECT line, COUNT(*) FROM attempts WHERE created_at >= ? AND state != 'line_fault' "
-            "GROUP BY line", (midnight,)).fetchall())
+        calls = self.store.calls_today((ln.name for ln in self.lines.lines()), now)
         sms = dict(self.store.db.execute(
             "SELECT line, COUNT(*) FROM sms_messages WHERE created_at >= ? AND line IS NOT NULL "
             "AND state IN ('sent', 'delivered', 'failed') GROUP BY line", (midnight,)).fetchall())

@@ -62,3 +62,19 @@ def test_counters(tmp_path):
     c = s.counters(cid)
     assert (c["attempts"], c["answered"], c["busy"], c["no_answer"], c["failed"]) == (4, 1, 1, 1, 1)
     s.close()
+
+
+def test_calls_today_per_line_seek_the_index_and_skip_line_faults(tmp_path):
+    s = Store(tmp_path / "d.sqlite3")
+    cid, lead = _one_lead(s)
+    s.begin_attempt(cid, lead, "gsm0", "c1", None)
+    s.begin_attempt(cid, lead, "gsm1", "c2", None)
+    s.requeue_attempt("c2", "the module rebooted")  # our fault: not a call of the SIM's day
+    statements: list[str] = []
+    s.db.set_trace_callback(statements.append)
+    assert s.calls_today(["gsm0", "gsm1", "gsm2"]) == {"gsm0": 1}
+    s.db.set_trace_callback(None)
+    # Every call placed asks this: an index seek per line, never a scan of all attempts.
+    plan = " ".join(r[3] for r in s.db.execute("EXPLAIN QUERY PLAN " + statements[-1]))
+    assert "USING COVERING INDEX attempts_line_day" in plan, plan
+    s.close()
