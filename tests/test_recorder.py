@@ -341,3 +341,37 @@ def test_a_recording_cut_before_its_first_page_says_so_without_a_server_path(tmp
         assert row["error"] == "interrupted: nothing was written before the box stopped"
     finally:
         store.close()
+
+
+async def test_audio_a_stalled_worker_could_not_take_is_counted_per_recording(tmp_path):
+    """The worker stops (no CPU for it): once its backlog passes the cap the box drops audio
+    rather than grow without bound. Each recording says how much it lost, and its duration is
+    what its file holds, so the index never claims audio that is not there."""
+    plane, rec = await _started(tmp_path)
+    rec.max_backlog_bytes = 64 << 10
+    await rec.launch()
+    try:
+        lines = [plane.add_leg(f"gsm{i}", "line") for i in range(20)]
+        for i, ln in enumerate(lines):
+            rec.start(f"c{i}", ln.name)
+        voices = [(ln, tone(500 + 100 * (i % 10))) for i, ln in enumerate(lines)]
+        os.kill(rec.worker_pid, signal.SIGSTOP)
+        try:
+            for _ in range(100):  # until the pipe is full and the box has dropped a second
+                await _talk(plane, voices, 0.2)
+                if rec.dropped_bytes >= 20 * 640 * 50:
+                    break
+        finally:
+            os.kill(rec.worker_pid, signal.SIGCONT)
+        await _talk(plane, voices, 0.4)
+        results = await asyncio.gather(*[rec.stop(f"c{i}") for i in range(20)])
+    finally:
+        await rec.close()
+        await plane.stop()
+    assert rec.dropped_bytes >= 20 * 640 * 50
+    # (the byte count includes the records' 9-byte headers: one per 3 frames)
+    assert sum(r.dropped_s for r in results) == pytest.approx(rec.dropped_bytes / 640 * 0.02,
+                                                              rel=0.01)
+    for r in results:
+        assert not r.error and r.dropped_s > 0, r
+        assert probe_duration(r.path) == pytest.approx(r.duration_s, abs=0.15), r

@@ -35,6 +35,7 @@ from firmware.media.recorder_worker import file_sha256 as _sha256
 log = structlog.get_logger(__name__)
 
 RATE = 8000
+FRAME_SAMPLES = int(RATE * FRAME_S)
 CHANNELS = ("debtor", "operator")
 SUFFIX = ".opus"  # Ogg/Opus (RFC 7845); browsers play it as audio/ogg
 
@@ -52,6 +53,7 @@ class RecordingResult:
     sha256: str | None  # None when the file could not be finished (the reason in ``error``)
     bytes: int = 0
     error: str = ""
+    dropped_s: float = 0.0  # audio the stalled worker could not take: missing from the file
 
 
 @dataclass
@@ -62,6 +64,7 @@ class _Rec:
     started_at: float
     seq: int = 0  # the worker's number for it
     frames: int = 0  # ticks recorded
+    dropped: int = 0  # ticks dropped on the way to the worker (it was stalled)
     pending: list = field(default_factory=list)
     untap: Callable[[], None] | None = None
 
@@ -190,6 +193,12 @@ class Recorder:
             lost = sum(len(r) for op, r in records if op == b"D")
             self.dropped_bytes += lost
             log.error("recorder_backlog_dropped", bytes=lost)
+            by_seq = {rec.seq: rec for rec in self.active.values()}
+            by_seq.update((seq, rec) for seq, (rec, _fut) in self._closing.items())
+            for op, r in records:
+                rec = by_seq.get(HEADER.unpack_from(r)[1]) if op == b"D" else None
+                if rec is not None:
+                    rec.dropped += (len(r) - HEADER.size) // (4 * FRAME_SAMPLES)
             records = [(op, r) for op, r in records if op != b"D"]
         proc.stdin.write(b"".join(r for _op, r in records))
 
@@ -272,8 +281,13 @@ class Recorder:
 
     def _result(self, rec: _Rec, sha: str | None, error: str = "",
                 size: int = 0) -> RecordingResult:
+        if rec.dropped:
+            log.warning("recording_audio_dropped", call_id=rec.call_id, line=rec.line,
+                        seconds=round(rec.dropped * FRAME_S, 2))
+        # The duration is what the file holds: a stalled worker's dropped audio is not in it.
         return RecordingResult(rec.call_id, rec.line, rec.path, rec.started_at,
-                               round(rec.frames * FRAME_S, 3), len(CHANNELS),
-                               sha if not error else None, size, error)
+                               round((rec.frames - rec.dropped) * FRAME_S, 3), len(CHANNELS),
+                               sha if not error else None, size, error,
+                               round(rec.dropped * FRAME_S, 3))
 
 
