@@ -19,7 +19,7 @@ from controller import evidence as evidence_mod
 from controller import kpi as kpi_mod
 from controller import occupancy as occupancy_mod
 from controller import refusals as refusals_mod
-from controller import sms_templates
+from controller import sms_inbox, sms_templates
 from controller.sms import RULES as SMS_RULES
 from controller.sms import TEMPLATES as SMS_TEMPLATES
 from controller.sms import SmsReminders
@@ -159,11 +159,15 @@ class BackendMixin:
             "SELECT r.call_id, r.started_at, r.operator, r.duration_s FROM recordings r JOIN "
             "attempts a ON a.call_id = r.call_id WHERE a.account_pk=? AND r.state IN "
             "('done', 'interrupted') ORDER BY r.started_at DESC LIMIT 20", (account_pk,))]
+        sms = [{"at": m["received_at"], "text": m["text"],
+                "flagged": bool(m["stop_word"] and not m["decision"])}
+               for m in sms_inbox.of_account(self.store, account_pk)[:5]]
         return {"account_id": a["account_id"], "debtor_name": a["debtor_name"],
                 "debt_amount": a["debt_amount"], "currency": a["currency"], "dpd": a["dpd"],
                 "region": a["region"], "segment": a["segment"], "phones": phones,
                 "last_outcome": a["last_outcome"], "flags": flags, "promises": promises,
-                "history": history, "script": script or None, "recordings": recordings}
+                "history": history, "script": script or None, "recordings": recordings,
+                "sms_received": sms}
 
     async def recording_file(self, username: str, call_id: str, source: str,
                              playback: bool) -> Path:

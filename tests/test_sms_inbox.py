@@ -170,5 +170,12 @@ async def test_on_the_simulated_box_a_debtors_reply_reaches_the_store_and_leaves
         [msg] = sms_inbox.of_account(app.store, pk)
         assert (msg["text"], msg["stop_word"]) == ("Отказ. Не звоните больше", "отказ")
         assert msg["line"] == app.lines.channels[0].name
+        # The operator who talks to this debtor sees it on the desk's card, flagged.
+        from web_admin.desk import readable
+        card = app._card(pk)
+        assert [(m["text"], m["flagged"]) for m in card["sms_received"]] == \
+            [("Отказ. Не звоните больше", True)]
+        shown = readable({"call": {"account": card}}, "ru")["call"]["account"]
+        assert shown["sms_received"][0]["at_text"][2] == "."  # a local date, not a time stamp
     finally:
         await app.stop()

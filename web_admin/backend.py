@@ -70,7 +70,8 @@ class Backend(Protocol):
         "debt_amount","currency","dpd","region","segment","phones": [{"e164","kind"}],
         "last_outcome","flags": [str],"promises": [{"amount","date","status"}],
         "history": [{"at","outcome","operator","disposition","note"}],
-        "script": the segment's script or None},"offered": true while an inbound call rings on
+        "script": the segment's script or None,"sms_received": [{"at","text","flagged": reads
+        like a refusal and nobody decided yet}] (the newest five)},"offered": true while an inbound call rings on
         this desk, waiting to be taken,"outcome": the kind in DISPOSITIONS already saved for
         this call (one outcome per call), or None}}.
         Raises UserError when the user is not seated at an operator position."""

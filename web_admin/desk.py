@@ -39,6 +39,8 @@ def readable(snapshot: object, lang: str) -> object:
                           date_text=i18n.day(p.get("date"), lang))
                      for p in a.get("promises") or ()]
     a["history"] = [dict(h, at_text=i18n.when(h.get("at"), lang)) for h in a.get("history") or ()]
+    a["sms_received"] = [dict(m, at_text=i18n.when(m.get("at"), lang))
+                         for m in a.get("sms_received") or ()]
     return dict(snapshot, call=dict(snapshot["call"], account=a))
 
 

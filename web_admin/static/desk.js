@@ -150,6 +150,11 @@
       row([p.date_text, p.amount_text, label("ptp", p.status)])));
     $("history").replaceChildren(...(a.history || []).map((h) =>
       row([h.at_text, outcomeName(h.outcome), h.operator, outcomeName(h.disposition), h.note])));
+    $("sms-received").replaceChildren(...(a.sms_received || []).map((m) => {
+      const tr = row([m.at_text, m.text, m.flagged ? _("Reads like a refusal") : ""]);
+      if (m.flagged) tr.className = "warn";
+      return tr;
+    }));
     showRecordings(a.recordings || []);
     $("script").hidden = !a.script;
     text($("script-text"), a.script);
