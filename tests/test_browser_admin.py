@@ -2,6 +2,7 @@
 the audit entry it made; a report's chart, and its XLSX export read back with openpyxl."""
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from pathlib import Path
@@ -114,6 +115,32 @@ async def test_a_test_call_shows_its_progress_and_never_blocks_the_page(open_pag
     await form.get_by_role("button", name="Тестовый звонок").click()
     await expect(progress).to_have_attribute("data-state", "failed", timeout=5000)
     await expect(progress).to_contain_text("не номер телефона")
+
+
+async def test_a_line_with_a_call_up_is_reset_only_when_the_technician_confirms(open_page,
+                                                                                  served):
+    base, fake = served
+    page = await open_page("technician")
+    await page.goto(base + "/lines")
+    asked: list[str] = []
+
+    async def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+    page.once("dialog", lambda d: asyncio.ensure_future(answer(d, False)))
+    row = page.locator('#lines-detail tr[data-line="gsm0"]')  # ringing: a call is up
+    await row.get_by_role("button", name="Сбросить").click()
+    await expect(page.locator("#page-notice")).to_have_count(0)
+    assert asked == ["На линии идёт разговор: сброс его прервёт. Сбросить линию?"]
+    assert not [c for c in fake.calls if c[:3] == ("line_action", "gsm0", "reset")]
+    page.once("dialog", lambda d: asyncio.ensure_future(answer(d, True)))
+    await row.get_by_role("button", name="Сбросить").click()
+    await expect(page.locator("#page-notice")).to_contain_text("gsm0: модуль перезапускается")
+    assert len(asked) == 2 and ("line_action", "gsm0", "reset", {}) in fake.calls
+    idle = page.locator('#lines-detail tr[data-line="gsm1"]')  # out of service: no question
+    await idle.get_by_role("button", name="Сбросить").click()
+    await expect(page.locator("#page-notice")).to_contain_text("gsm1: модуль перезапускается")
+    assert len(asked) == 2
 
 
 async def test_a_profile_edited_with_a_mistake_shows_it_beside_the_line(open_page, served):

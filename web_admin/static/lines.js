@@ -31,6 +31,17 @@
     }
   }
 
+  // A reset ends the call on its line: ask first when one is up (the row's state says so).
+  for (const button of document.querySelectorAll("button[value=reset]")) {
+    button.addEventListener("click", (ev) => {
+      const row = button.closest("tr");
+      const busy = row && !/\bst-(idle|out_of_service|blocked)\b/.test(row.className);
+      if (busy && !window.confirm(_("A call is up on this line: a reset ends it. Reset the line?"))) {
+        ev.preventDefault();
+      }
+    });
+  }
+
   for (const form of document.querySelectorAll("form.line-test")) {
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
