@@ -83,13 +83,14 @@ class RecordingService:
         if isinstance(ev, CallProgress):
             if ev.stage == CallStage.ANSWERED and self.lines.media_leg(ev.line) is not None:
                 path = self.recorder.start(ev.call_id, ev.line)
-                recordings.started(self.store, data=self.data, call_id=ev.call_id, line=ev.line,
-                                   path=path, started_at=self.clock.wall(),
-                                   channels=len(CHANNELS), operator=self.operator_of(ev.call_id))
+                # On the store's writer thread: the answer's 2-second bridge never waits for it.
+                self.store.submit(recordings.started, data=self.data, call_id=ev.call_id,
+                                  line=ev.line, path=path, started_at=self.clock.wall(),
+                                  channels=len(CHANNELS), operator=self.operator_of(ev.call_id))
             elif ev.stage == CallStage.BRIDGED and ev.call_id in self.recorder.active:
                 op = self.operator_of(ev.call_id)
                 if op:
-                    recordings.set_operator(self.store, ev.call_id, op)
+                    self.store.submit(recordings.set_operator, ev.call_id, op)
         elif isinstance(ev, CallReleased) and ev.call_id in self.recorder.active:
             fut = self.recorder.stop(ev.call_id)
             self._pending.add(fut)
@@ -102,9 +103,9 @@ class RecordingService:
 
     def _finished(self, r: RecordingResult) -> None:
         try:
-            recordings.finished(self.store, call_id=r.call_id, duration_s=r.duration_s,
-                                sha256=r.sha256, size=r.bytes, error=r.error,
-                                now=self.clock.wall())
+            self.store.submit(recordings.finished, call_id=r.call_id, duration_s=r.duration_s,
+                              sha256=r.sha256, size=r.bytes, error=r.error,
+                              now=self.clock.wall())
         except Exception:  # the store closing under us must not lose the others
             log.exception("recording_index_failed", call_id=r.call_id, line=r.line)
         if r.error:
