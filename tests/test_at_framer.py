@@ -170,6 +170,24 @@ async def test_call_end_codes_without_command_are_urcs_and_lost_link_fails_pendi
     assert lost == [None]
 
 
+async def test_a_call_ending_while_a_poll_is_in_flight_is_the_calls_end_not_the_polls():
+    e, urcs, _ = make_engine()
+    task = asyncio.create_task(e.command("AT+CSQ", timeout=5))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\nNO CARRIER\r\n\r\n+CSQ: 20,0\r\n\r\nOK\r\n")
+    assert (await task).lines == ["+CSQ: 20,0"]
+    assert urcs == [("NO CARRIER", None)]
+    dial = asyncio.create_task(e.command("ATD+79161234567;", timeout=5))
+    await asyncio.sleep(0)
+    e.data_received(b"\r\nBUSY\r\n")  # a module that answers ATD only at the call's end
+    try:
+        await dial
+    except ATError as exc:
+        assert exc.final == "BUSY"
+    else:
+        raise AssertionError("ATError expected")
+
+
 async def test_refusal_instead_of_the_prompt_ends_the_command_at_once():
     e, _, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB", timeout=30))

@@ -217,6 +217,10 @@ class ATEngine(asyncio.Protocol):
             else:
                 self._on_urc(line, None)
             return
+        if line in CALL_END_CODES and p is not None and \
+                not p.command.upper().startswith(("ATD", "ATA", "ATO")):
+            self._on_urc(line, None)  # a call's end crossing another command: not its answer
+            return
         if is_final(line):
             if p is not None and not p.future.done():
                 p.future.set_result(line)
