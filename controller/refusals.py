@@ -17,7 +17,7 @@ from controller.phones import normalize_phone
 from firmware.errors import UserError
 
 KINDS = ("debtor", "third_party")            # a debtor's refusal; a third party's withdrawal
-CHANNELS = ("desk", "card", "import")        # where it was received
+CHANNELS = ("desk", "card", "import", "sms")  # where it was received (sms: a reply a person read)
 EXCEPTIONS = ("enforcement_document", "representative")
 # A refusal dated by a calendar day counts from the first moment of that day anywhere in Russia.
 _EARLIEST = ZoneInfo("Asia/Kamchatka")

@@ -86,26 +86,42 @@ def of_account(store, account_pk: int) -> list[dict]:
 
 
 def decide(store, message_id: int, decision: str, *, who: str, source: str) -> dict:
-    """A person's word on a flagged reply (the refusal itself is recorded on the debtor's card,
-    with its exceptions); audited."""
+    """A person's word on a flagged reply, audited: a refusal of interaction recorded from it
+    (in force from when the SMS came: every call and message to the debtor stops; the card
+    takes the law's exceptions), or "not a refusal"."""
+    from controller import refusals
     if decision not in DECISIONS:
         raise UserError("decision {decision}: one of {decisions}", decision=decision,
                         decisions=", ".join(DECISIONS))
     now = store.clock.wall()
     with store.tx():
-        row = store.db.execute("SELECT stop_word, decision, account_pk FROM sms_inbox WHERE "
-                               "id=?", (message_id,)).fetchone()
+        row = store.db.execute(
+            "SELECT m.stop_word, m.decision, m.account_pk, m.text, m.received_at, a.person_key "
+            "FROM sms_inbox m LEFT JOIN accounts a ON a.id = m.account_pk WHERE m.id=?",
+            (message_id,)).fetchone()
         if row is None:
             raise UserError("no received SMS #{id}", id=message_id)
         if row["stop_word"] is None:
             raise UserError("received SMS #{id} is not flagged: there is nothing to decide",
                             id=message_id)
-        store.db.execute("UPDATE sms_inbox SET decision=?, decided_by=?, decided_at=? "
-                         "WHERE id=?", (decision, who, now, message_id))
-        audit.record(store, who=who, action="sms_decided", obj="refusal", key=str(message_id),
-                     before={"decision": row["decision"]},
-                     after={"decision": decision, "account": row["account_pk"]}, source=source)
-    return {"id": message_id, "decision": decision, "decided_by": who, "decided_at": now}
+        if row["decision"] is not None:
+            raise UserError("received SMS #{id} is decided already", id=message_id)
+        refusal = None
+        if decision == "refusal_recorded":
+            if row["person_key"] is None:
+                raise UserError("received SMS #{id} came from a number on no account: find the "
+                                "debtor and record the refusal on the card", id=message_id)
+            refusal = refusals.record(store, kind="debtor", channel="sms", by=who,
+                                      at=row["received_at"], person_key=row["person_key"],
+                                      account_pk=row["account_pk"],
+                                      note=f"SMS: {row['text'][:200]}", source=source)
+        store.db.execute("UPDATE sms_inbox SET decision=?, decided_by=?, decided_at=?, "
+                         "refusal_id=? WHERE id=?", (decision, who, now, refusal, message_id))
+        audit.record(store, who=who, action="sms_decided", obj="refusal", key=f"sms:{message_id}",
+                     after={"decision": decision, "account": row["account_pk"],
+                            "refusal": refusal}, source=source)
+    return {"id": message_id, "decision": decision, "decided_by": who, "decided_at": now,
+            "refusal": refusal}
 
 
 class SmsInbox:

@@ -489,6 +489,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX sms_inbox_account ON sms_inbox (account_pk, received_at);
     CREATE INDEX sms_inbox_received ON sms_inbox (received_at);
     """,
+    # the refusal of interaction a person recorded from a received SMS
+    """
+    ALTER TABLE sms_inbox ADD COLUMN refusal_id INTEGER;
+    """,
     # when a call was answered, as it happened (the dashboard counts conversations going on)
     """
     ALTER TABLE attempts ADD COLUMN answered_at REAL;

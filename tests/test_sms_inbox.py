@@ -95,10 +95,13 @@ async def test_a_debtors_reply_is_kept_matched_flagged_and_only_then_deleted_fro
             ("A-1", "Иванов Иван", "Банк")
         sms_inbox.decide(store, msg["id"], "not_a_refusal", who="anna", source="test")
         assert sms_inbox.received(store, flagged=True) == []
-        [entry] = audit.entries(store, obj="refusal", key=str(msg["id"]))
+        [entry] = audit.entries(store, obj="refusal", key=f"sms:{msg['id']}")
         assert (entry["who"], entry["after"]["decision"]) == ("anna", "not_a_refusal")
         with pytest.raises(UserError, match="one of"):
             sms_inbox.decide(store, msg["id"], "whatever", who="anna", source="test")
+        with pytest.raises(UserError, match="decided already"):
+            sms_inbox.decide(store, msg["id"], "refusal_recorded", who="anna", source="test")
+        assert store.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0] == 0
         # A stranger's message is kept too, matched to nobody.
         sim.receive_sms("+79995550000", "Кто это?")
         await until(lambda: len(sms_inbox.received(store)) == 2 and not sim._inbox)
@@ -106,6 +109,11 @@ async def test_a_debtors_reply_is_kept_matched_flagged_and_only_then_deleted_fro
         assert (stranger["account_pk"], stranger["stop_word"]) == (None, None)
         assert [m["text"] for m in sms_inbox.of_account(store, account_pk)] == \
             ["СТОП. Не пишите мне"]
+        sim.receive_sms("+79995551111", "STOP")  # a refusal from a number on no account
+        await until(lambda: len(sms_inbox.received(store, flagged=True)) == 1)
+        [unknown] = sms_inbox.received(store, flagged=True)
+        with pytest.raises(UserError, match="on no account"):
+            sms_inbox.decide(store, unknown["id"], "refusal_recorded", who="anna", source="t")
     finally:
         await inbox.stop()
         await lines.stop()

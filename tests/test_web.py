@@ -821,13 +821,22 @@ async def test_received_sms_are_listed_for_supervisors_and_on_the_debtors_card(c
     card = await (await client.get(f"/debtors/{pk}")).text()
     received = re.search(r'id="debtor-sms-received">(.*?)</table>', card, re.S).group(1)
     assert "СТОП!!! Не звоните" in received and "Похоже на отказ" in received
+    assert "Оформить отказ" in section and "Не отказ" in section  # the person decides
     r = await client.post("/sms/received/decide", allow_redirects=False, data={
         "csrf": csrf, "id": str(stop), "decision": "refusal_recorded", "flagged": "1"})
     assert r.status == 303 and r.headers["Location"] == "/sms?flagged=1#sms-received"
-    [entry] = audit.entries(store, obj="refusal", key=str(stop))
+    [entry] = audit.entries(store, obj="refusal", key=f"sms:{stop}")
     assert (entry["who"], entry["after"]["decision"]) == ("anna", "refusal_recorded")
+    from controller import refusals
+    person = store.db.execute("SELECT person_key FROM accounts WHERE id=?", (pk,)).fetchone()[0]
+    [refusal] = refusals.of_person(store, person)  # every call and message to him stops
+    assert (refusal["kind"], refusal["channel"], refusal["by"]) == ("debtor", "sms", "anna")
+    assert refusal["note"] == "SMS: СТОП!!! Не звоните"
     card = await (await client.get(f"/debtors/{pk}")).text()
     assert "отказ оформлен (anna)" in card
+    r = await client.post("/sms/received/decide", data={"csrf": csrf, "id": str(stop),
+                                                         "decision": "not_a_refusal"})
+    assert r.status == 400 and "уже решено" in await r.text()
     r = await client.post("/sms/received/decide", data={"csrf": csrf, "id": str(stop + 1),
                                                          "decision": "not_a_refusal"})
     assert r.status == 400 and "не отмечено: решать нечего" in await r.text()

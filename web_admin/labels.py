@@ -96,6 +96,10 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "refusal_recorded": NP_("SMS decision", "refusal recorded"),
         "not_a_refusal": NP_("SMS decision", "not a refusal"),
     },
+    "sms_decide": {  # the buttons that give it
+        "refusal_recorded": NP_("SMS decision", "Record the refusal"),
+        "not_a_refusal": NP_("SMS decision", "Not a refusal"),
+    },
     "sms_state": {
         "skipped": NP_("SMS state", "not sent"),
         "queued": NP_("SMS state", "queued"),
@@ -137,6 +141,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "desk": NP_("refusal taken", "on a call"),
         "card": NP_("refusal taken", "on the card"),
         "import": NP_("refusal taken", "from an imported list"),
+        "sms": NP_("refusal taken", "in a reply SMS"),
     },
     "refusal_exception": {
         "enforcement_document": NP_("refusal exception", "enforcement document (2 months)"),
