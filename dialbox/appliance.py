@@ -385,17 +385,17 @@ class Appliance(BackendMixin):
             return
         talk = self._talk.conversation()
         self.conversations[call_id] = talk
-        try:
+        try:  # on the store's writer thread, after the call's own result
             if not talk.rpc:
-                self.store.record_disposition(call_id, "third_party")
+                await self.store.run(Store.record_disposition, call_id, "third_party")
             elif talk.promise_share > 0:
                 from datetime import datetime, timedelta
                 amount = round((row["debt_amount"] or 1000.0) * talk.promise_share, 2)
                 today = datetime.fromtimestamp(self.clock.wall()).date()
-                self.store.record_disposition(call_id, "promise", amount=amount,
-                                              date=today + timedelta(days=7))
+                await self.store.run(Store.record_disposition, call_id, "promise",
+                                     amount=amount, date=today + timedelta(days=7))
             else:
-                self.store.record_disposition(call_id, "rpc")
+                await self.store.run(Store.record_disposition, call_id, "rpc")
         except UserError as exc:
             log.warning("sim_disposition_refused", call_id=call_id, error=str(exc))
 
