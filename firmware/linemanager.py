@@ -205,8 +205,10 @@ class LineManager:
             st = self.core.state(ch.index)
             call = self._on_channel.get(ch.index)
             health = dict(ch.driver.health(ch.local), ring_timeout_s=ch.ring_s)
+            reason = ("takes no new call: switches to its new hardware profile when the call "
+                      "ends" if ch.index in self._waiting else ch.reason)
             out.append(LineInfo(ch.name, ch.driver.kind, C.STATE_NAMES[st],
-                                st not in (C.OUT_OF_SERVICE, C.BLOCKED), ch.reason,
+                                st not in (C.OUT_OF_SERVICE, C.BLOCKED), reason,
                                 call.call_id if call else None, health))
         return out
 

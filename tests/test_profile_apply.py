@@ -88,6 +88,8 @@ async def test_a_call_on_one_modem_goes_on_while_the_other_modems_profile_is_app
     assert done == {"when": "after_calls", "lines": ["gsma"], "busy": ["gsma"]}
     assert app.devices["dev-a"][0] is driver_a and app.lines.state("gsma") == "bridged"
     assert "gsma" not in app.lines.free_lines()
+    (info,) = [li for li in app.lines.lines() if li.name == "gsma"]
+    assert "switches to its new hardware profile when the call ends" in info.reason
     _save(app, "dev-a", 35, "gsma")  # saved again while waiting: the newer one is applied
     assert (await app.apply_profile("dev-a"))["when"] == "after_calls"
     assert len(app._applying) == 1 and app.devices["dev-a"][0] is driver_a
