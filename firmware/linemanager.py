@@ -146,7 +146,10 @@ class LineManager:
                     self.channels[i].reason = "applying the hardware profile"
                     self._feed(i, C.EV_HW_OUT_OF_SERVICE, 0)
             for drv in old:
-                await drv.stop()
+                try:
+                    await drv.stop()
+                except Exception:  # the swap goes on: the new driver opens the port anew
+                    log.exception("driver_stop_failed", lines=len(names))
             for name in names:  # the new drivers add their own audio legs
                 leg = self.plane.legs.get(name) if self.plane is not None else None
                 if leg is not None and leg.kind == "line":
@@ -161,7 +164,13 @@ class LineManager:
             self.drivers[at:at] = new
             for drv in new:
                 first = next(ch.index for ch in self.channels if ch.driver is drv)
-                await self._start_driver(drv, first)
+                try:
+                    await self._start_driver(drv, first)
+                except Exception as exc:  # its lines stay out of service, saying why
+                    log.exception("driver_start_failed", lines=len(names))
+                    for ch in self.channels:
+                        if ch.driver is drv:
+                            ch.reason = f"the new hardware profile did not start: {exc}"
         finally:
             self._draining.difference_update(idx)
             self._waiting.difference_update(idx)
