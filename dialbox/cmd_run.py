@@ -107,16 +107,21 @@ def merged_config(args: argparse.Namespace) -> config.ApplianceConfig:
         cfg.simulate = True
     if args.console:
         cfg.console.device = args.console
+    if args.https:
+        cfg.https_listen = args.https
+    if args.tls_cert is not None or args.tls_key is not None:
+        cfg.https_cert, cfg.https_key = args.tls_cert, args.tls_key
     return cfg
 
 
-def web_tls(cfg: config.ApplianceConfig, args: argparse.Namespace):
+def web_tls(cfg: config.ApplianceConfig):
     """HTTPS for the web admin: (Https for make_app, (host, port, ssl context) or None)."""
     from web_admin.https import Https
-    secure_at = https_bind(parse_http(cfg.listen[0]), args.https)
+    secure_at = https_bind(parse_http(cfg.listen[0]), cfg.https_listen)
     if secure_at is None:
-        if args.tls_cert is not None:
-            raise UserError("--tls-cert needs --https HOST:PORT (or a LAN address in --http)")
+        if cfg.https_cert is not None:
+            raise UserError("--tls-cert (https: cert) needs --https HOST:PORT (https: listen), "
+                            "or a LAN address in --http (listen)")
         return Https(), None
     from dialbox import tls
     from firmware.clock import Clock
@@ -124,7 +129,7 @@ def web_tls(cfg: config.ApplianceConfig, args: argparse.Namespace):
     if tls.is_ip(secure_at[0]) and not ipaddress.ip_address(secure_at[0]).is_unspecified:
         addresses = sorted({*addresses, secure_at[0]})
     files = tls.ensure(cfg.data, now=Clock().wall(), names=names, addresses=addresses,
-                       shop_cert=args.tls_cert, shop_key=args.tls_key)
+                       shop_cert=cfg.https_cert, shop_key=cfg.https_key)
     return Https(port=secure_at[1], ca=files.ca), (*secure_at, files.server_context())
 
 
@@ -143,6 +148,6 @@ def run(args: argparse.Namespace) -> int:
     if settings.time_scale <= 0:
         raise UserError(f"--time-scale must be positive, got {settings.time_scale}")
     from dialbox.service import serve
-    code = asyncio.run(serve(cfg, settings, tls=web_tls(cfg, args)))
+    code = asyncio.run(serve(cfg, settings, tls=web_tls(cfg)))
     print("dialbox stopped", file=sys.stderr)
     return code

@@ -22,7 +22,8 @@ NUM = (int, float)
 # key -> expected type; nested mappings have their own table below.
 _TOP = {"data": str, "listen": (str, list), "profiles": list, "simulate": bool,
         "console": (str, dict, type(None)), "timezone": str, "clock": dict, "backup": dict,
-        "retention": dict, "metrics": dict, "supervisor": dict, "network": dict, "disk": dict}
+        "retention": dict, "metrics": dict, "supervisor": dict, "network": dict, "disk": dict,
+        "https": dict}
 _SECTIONS = {
     "console": {"device": str, "baud": int, "lockout_s": NUM, "max_wrong_pins": int},
     "clock": {"require_sync": bool, "check_interval_s": NUM},
@@ -34,6 +35,9 @@ _SECTIONS = {
                    "restart_backoff_max_s": NUM, "watchdog": bool},
     "network": {"interface": str, "address": str, "gateway": (str, type(None)),
                 "dns": list, "apply": bool},
+    # HTTPS for the web admin (the desk's headset needs it off loopback): where, and the shop's
+    # own certificate instead of the box's CA.
+    "https": {"listen": (str, type(None)), "cert": (str, type(None)), "key": (str, type(None))},
 }
 _PROFILE_KEYS = {"file": str, "enabled": bool}
 
@@ -75,6 +79,9 @@ class ApplianceConfig:
     restart_backoff_max_s: float = 60.0
     watchdog: bool = True
     network: dict = field(default_factory=dict)
+    https_listen: str | None = None  # None: beside a non-loopback HTTP address, port 8443
+    https_cert: Path | None = None  # the shop's certificate (chain), PEM
+    https_key: Path | None = None
 
     @property
     def backup_path(self) -> Path:
@@ -304,6 +311,7 @@ def _check_values(src: Source, doc: dict, problems: list[Problem]) -> None:
     if isinstance(token, str) and len(token) < 16:
         problems.append(src.problem(("metrics", "token"), "the scrape token must have at least "
                                                           "16 characters"))
+    _check_https(src, doc, problems)
     net = doc.get("network") if isinstance(doc.get("network"), dict) else {}
     if isinstance(net.get("address"), str):
         try:
@@ -317,6 +325,29 @@ def _check_values(src: Source, doc: dict, problems: list[Problem]) -> None:
         except ValueError:
             problems.append(src.problem(("network", "gateway"), f"{net['gateway']!r} is not "
                                                                 "an address"))
+
+
+def _check_https(src: Source, doc: dict, problems: list[Problem]) -> None:
+    tls = doc.get("https") if isinstance(doc.get("https"), dict) else {}
+    if isinstance(tls.get("listen"), str) and parse_listen(tls["listen"]) is None:
+        problems.append(src.problem(("https", "listen"), f"HTTPS address {tls['listen']!r}: "
+                                    "expected HOST:PORT, e.g. 192.168.1.10:8443"))
+    if bool(tls.get("cert")) != bool(tls.get("key")):
+        have, need = ("cert", "key") if tls.get("cert") else ("key", "cert")
+        problems.append(src.problem(("https", have), f"'{have}' needs '{need}' beside it: the "
+                                    "shop's certificate and its private key go together"))
+    base = Path(src.filename).parent
+    for key in ("cert", "key"):
+        name = tls.get(key)
+        if isinstance(name, str) and name and not _relative(name, base).is_file():
+            problems.append(src.problem(("https", key), f"{key} file {name!r} not found "
+                                        "(a PEM file; a relative path is taken from the "
+                                        "config's directory)"))
+
+
+def _relative(name: str, base: Path) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else base / p
 
 
 def _build(src: Source) -> ApplianceConfig:
@@ -366,6 +397,10 @@ def _build(src: Source) -> ApplianceConfig:
                                               cfg.restart_backoff_max_s))
     cfg.watchdog = sup.get("watchdog", True)
     cfg.network = dict(doc.get("network") or {})
+    tls = doc.get("https") or {}
+    cfg.https_listen = tls.get("listen")
+    cfg.https_cert = _relative(tls["cert"], base) if tls.get("cert") else None
+    cfg.https_key = _relative(tls["key"], base) if tls.get("key") else None
     return cfg
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,30 @@ def test_every_problem_is_reported_with_file_and_line(tmp_path, capsys):
     with pytest.raises(ConfigError) as err:
         config.load(f)
     assert len(err.value.problems) >= 6  # all of them, not only the first
+
+
+def test_https_settings_are_checked_with_file_and_line(tmp_path, capsys):
+    (tmp_path / "shop.key").write_text("-----BEGIN PRIVATE KEY-----\n", encoding="utf-8")
+    f = tmp_path / "dialbox.yaml"
+    f.write_text(
+        "listen: 0.0.0.0:8080\n"        # 1
+        "https:\n"                      # 2
+        "  listen: box.lan\n"           # 3
+        "  cert: missing.crt\n"         # 4
+        "  kye: shop.key\n",            # 5
+        encoding="utf-8")
+    assert cli(["config", "check", str(f)]) == 1
+    out = "\n".join(capsys.readouterr().out.splitlines())
+    for line, words in ((3, "HOST:PORT"), (4, "'cert' needs 'key'"), (4, "not found"),
+                        (5, "did you mean 'key'")):
+        assert re.search(rf"^{re.escape(str(f))}:{line}:.*{re.escape(words)}", out, re.M), out
+    f.write_text("https:\n  listen: 192.168.1.10:8443\n  key: shop.key\n  cert: null\n",
+                 encoding="utf-8")
+    assert cli(["config", "check", str(f)]) == 1
+    assert f"{f}:3: 'key' needs 'cert'" in capsys.readouterr().out
+    f.write_text("https:\n  listen: 192.168.1.10:8443\n", encoding="utf-8")
+    cfg = config.load(f)
+    assert cfg.https_listen == "192.168.1.10:8443" and cfg.https_cert is None
 
 
 def test_broken_yaml_names_the_line(tmp_path):

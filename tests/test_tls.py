@@ -111,6 +111,41 @@ async def test_the_shops_own_certificate_is_served_instead(tmp_path):
                    shop_cert=shop.cert)
 
 
+async def test_https_from_the_config_file_serves_the_shops_certificate(tmp_path):
+    """``https:`` in the appliance config: where, and the shop's certificate (paths relative to
+    the config); ``--https`` on the command line overrides the address."""
+    from dialbox.cli import build_parser
+    from dialbox.cmd_run import merged_config, web_tls
+    from tests.runbox import free_port
+    shop = tls.ensure(tmp_path / "shop", now=NOW, names=["crm.shop.lan", "localhost"],
+                      addresses=["127.0.0.1"])
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "shop.crt").write_bytes(shop.cert.read_bytes())
+    (etc / "shop.key").write_bytes(shop.key.read_bytes())
+    port = free_port()
+    f = etc / "dialbox.yaml"
+    f.write_text(f"data: {tmp_path / 'd'}\nlisten: 127.0.0.1:{free_port()}\nhttps:\n"
+                 f"  listen: 127.0.0.1:{port}\n  cert: shop.crt\n  key: shop.key\n",
+                 encoding="utf-8")
+    cfg = merged_config(build_parser().parse_args(["run", "--config", str(f)]))
+    https, (host, sport, ctx) = web_tls(cfg)
+    assert (host, sport) == ("127.0.0.1", port) and https.port == port
+    runner = web.AppRunner(web.Application(), handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, sport, ssl_context=ctx).start()
+    try:
+        peer = await asyncio.to_thread(
+            handshake, sport, ssl.create_default_context(cafile=str(shop.ca)), "localhost")
+        assert ("DNS", "crm.shop.lan") in peer["subjectAltName"]
+    finally:
+        await runner.cleanup()
+    other = free_port()
+    cfg = merged_config(build_parser().parse_args(["run", "--config", str(f), "--https",
+                                                   f"127.0.0.1:{other}"]))
+    assert cfg.https_listen == f"127.0.0.1:{other}" and cfg.https_cert == etc / "shop.crt"
+
+
 @pytest.fixture
 async def lan_sites(tmp_path):
     """The web admin on plain HTTP (the LAN address and loopback) and on HTTPS (the LAN
