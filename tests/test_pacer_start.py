@@ -81,3 +81,23 @@ async def test_the_abandon_rate_window_is_replayed_after_a_restart(store):  # no
     d2._replay_abandon_window()
     assert d2.pacer.window.rate(d2.clock.now()) == pytest.approx(stored)
     await ops2.stop()
+
+
+def _fast_failures_floor(seed: int) -> Scenario:
+    # The simulated E1 network and real switches answer "busy" or "unreachable" within a
+    # tenth of a second, long before anybody picks up: the first outcomes a cold pacer sees
+    # are all failures (the live run with four spans and a 32-port gateway).
+    return Scenario(name="fast-failures", operators=60, lines=152, duration_s=120.0,
+                    answer_prob=0.35, busy_prob=0.15, unreachable_prob=0.12,
+                    time_to_answer_s=Duration(8.0, 4.0), no_answer_timeout_s=30.0,
+                    talk_s=Duration(60.0, 30.0), wrap_s=Duration(10.0, 4.0),
+                    abandon_target=0.01, compliance="ru-230fz", seed=seed,
+                    busy_s=Duration(0.1, 0.02), unreachable_s=Duration(0.1, 0.02))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_quick_failures_at_start_do_not_pass_for_a_low_answer_rate(seed):
+    """Calls still ringing may all be answered: the warm-up counts them as possible answers."""
+    run = FloorSimulation(_fast_failures_floor(seed), Pacer(PacerConfig())).run()
+    assert run.abandoned <= 2, run
+    assert run.live_answers >= 40  # and the floor still works at once

@@ -109,12 +109,18 @@ class SegmentEstimates:
         self.seen = 0  # calls resolved (answered or not) actually observed, not the priors
         self.seen_answered = 0
 
-    def answer_upper(self, z: float = 2.0) -> float:
-        """Upper Wilson bound of the answer rate from what was observed (1 with nothing)."""
-        n = self.seen
+    def answer_upper(self, z: float = 2.0, pending: int = 0) -> float:
+        """Upper Wilson bound of the answer rate from what was observed (1 with nothing).
+
+        ``pending``: calls launched and not resolved yet, counted as answers. Failures come
+        back first (a switch says "busy" in a tenth of a second, a debtor answers after
+        seconds), so the outcomes seen early are not a fair sample: until the calls in flight
+        resolve, any of them may still be answered.
+        """
+        n = self.seen + pending
         if n == 0:
             return 1.0
-        p = self.seen_answered / n
+        p = (self.seen_answered + pending) / n
         centre = p + z * z / (2 * n)
         spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
         return min(1.0, (centre + spread) / (1 + z * z / n))

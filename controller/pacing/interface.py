@@ -61,8 +61,12 @@ class PacerConfig:
     abandon_cap: float | None = None
     min_ring_s: float = 0.0  # an unanswered call rings at least this long (FCC/TSR: 15 s)
     # Cold start: until a segment has this many outcomes, calls in flight stay under what
-    # the free operators could take even at the highest answer rate the data allows.
-    warmup_outcomes: int = 100
+    # the free operators could take even at the highest answer rate the data allows (calls
+    # still in flight counted as answers). Failures come back in a tenth of a second and
+    # answers after seconds, so the first hundred outcomes are mostly failures and the first
+    # talks and wrap-ups to end are the short ones: 200 lets the estimates settle (the live
+    # run with 152 lines and 60 operators abandoned a tenth of its first minute at 100).
+    warmup_outcomes: int = 200
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

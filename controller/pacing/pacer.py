@@ -118,7 +118,7 @@ class Pacer(PacerBase):
             # No burst at start or resume: the priors are guesses, so the floor's free
             # operators must cover every call in flight even at the answer rate's upper
             # bound (1 before the first outcome: progressive). The cap lifts as data come.
-            upper = est.answer_upper()
+            upper = est.answer_upper(pending=floor.ringing)
             cap = max(0, math.floor(max(0, free) / upper) - floor.ringing - floor.waiting)
             if n > cap:
                 n = cap
