@@ -82,14 +82,12 @@ def write_call_list(path: Path, n: int, regions: list[str]) -> None:
 
 
 def write_profiles(folder: Path) -> list[Path]:
-    """The bundled e1-4span and gw32-ec25 profiles, with the official numbers the law wants
-    shown (a real shop declares them too)."""
+    """The bundled e1-4span and gw32-ec25 profiles; the spans with the official numbers the law
+    wants shown (a real shop declares them; the gateway's SIMs tell theirs with AT+CNUM)."""
     e1 = yaml.safe_load((ROOT / "hw_profiles" / "e1-4span.yaml").read_text(encoding="utf-8"))
     for i, span in enumerate(e1["spans"]):
         span["calling_number"] = f"+7495100{i:04d}"
     gw = yaml.safe_load((ROOT / "hw_profiles" / "gw32-ec25.yaml").read_text(encoding="utf-8"))
-    for i, mod in enumerate(gw["modules"]):
-        mod["number"] = f"+7916200{i:04d}"
     out = []
     for name, doc in (("e1-4span", e1), ("gw32-ec25", gw)):
         p = folder / f"{name}.yaml"
@@ -129,7 +127,7 @@ def minute_figures(db: Path, t0: float, t1: float) -> dict:
     try:
         cid = con.execute("SELECT id FROM campaigns WHERE name=?", (CAMPAIGN,)).fetchone()[0]
         q = ("SELECT COUNT(*), SUM(outcome='answered'), SUM(abandoned) FROM attempts WHERE "
-             "campaign_id=? AND state='done' AND created_at >= ? AND created_at < ?")
+             "campaign_id=? AND state != 'line_fault' AND created_at >= ? AND created_at < ?")
         dialed, answered, abandoned = con.execute(q, (cid, t0, t1)).fetchone()
         _, answered_all, abandoned_all = con.execute(q, (cid, 0, t1)).fetchone()
     finally:
@@ -199,7 +197,7 @@ def run(minutes: float, operators: int, leads: int, keep: Path | None) -> dict:
     started = time.monotonic()
     db = data / "dialbox.sqlite3"
     samples: list[dict] = []
-    minutes_out: list[dict] = []
+    bounds: list[tuple[float, float]] = []  # wall-clock minutes of the run
     try:
         while True:  # up when /healthz answers
             if box.poll() is not None:
@@ -228,10 +226,10 @@ def run(minutes: float, operators: int, leads: int, keep: Path | None) -> dict:
                 samples.append({"health_s": None, "error": str(exc)})
             if time.monotonic() >= next_minute:
                 t = time.time()
-                minutes_out.append(minute_figures(db, minute_start, t))
+                bounds.append((minute_start, t))
+                m = minute_figures(db, minute_start, t)
                 minute_start, next_minute = t, next_minute + 60
-                m = minutes_out[-1]
-                print(f"minute {len(minutes_out)}: dialed {m['dialed']} answered "
+                print(f"minute {len(bounds)}: dialed {m['dialed']} answered "
                       f"{m['answered']} abandoned {m['abandoned']} abandon rate so far "
                       f"{m['abandon_rate_so_far']:.2%}", file=sys.stderr, flush=True)
         cpu = _cpu_s(box.pid) - cpu0
@@ -243,6 +241,8 @@ def run(minutes: float, operators: int, leads: int, keep: Path | None) -> dict:
             box.kill()
         log.close()
     elapsed = minutes * 60
+    # Each minute's calls as they ended (a call answered in minute 3 may end in minute 5).
+    minutes_out = [minute_figures(db, t0, t1) for t0, t1 in bounds]
     floor = floor_figures(db)
     sim = predicted(operators, floor["lines_used"], elapsed, floor["abandon_target"])
     health = sorted(s["health_s"] for s in samples if s.get("health_s") is not None)

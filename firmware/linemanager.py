@@ -576,7 +576,7 @@ class LineManager:
             try:
                 sink(ev)
             except Exception:
-                log.exception("line_event_sink_failed", event=type(ev).__name__)
+                log.exception("line_event_sink_failed", kind=type(ev).__name__)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

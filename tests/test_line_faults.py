@@ -168,3 +168,24 @@ def test_a_sim_removed_under_a_ringing_call_is_a_line_fault_not_the_debtors(dial
 async def test_the_same_on_a_pty_as_a_usb_modem_in_scaled_time():
     # A pty's line discipline delivers on a kernel work queue, not at once: scaled real time.
     _assert_a_line_fault(*await _sim_removed_under_a_ringing_call(Clock(5.0), "sim800", "pty"))
+
+
+def test_a_failing_event_sink_is_logged_and_the_others_still_hear_the_event():
+    """One subscriber's bug (a recorder whose database is busy, say) must not take the call
+    event from the dialer, nor break the line manager's own bookkeeping."""
+    from structlog.testing import capture_logs
+
+    lm = LineManager([], Clock())
+    heard = Events()
+
+    def broken(ev) -> None:
+        raise RuntimeError("database is locked")
+
+    lm.subscribe(broken)
+    lm.subscribe(heard)
+    ev = CallProgress("e1-0/1", "c1", CallStage.BRIDGED, 0.0)
+    with capture_logs() as logs:
+        lm._emit(ev)
+    assert heard.items == [ev]
+    failed = [e for e in logs if e["event"] == "line_event_sink_failed"]
+    assert failed and failed[0]["kind"] == "CallProgress" and failed[0]["log_level"] == "error"
