@@ -16,13 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_short_media_benchmark_reports_cpu_lateness_and_recordings():
     need_ffmpeg()
     out = subprocess.run([sys.executable, "-m", "benchmarks.media", "--json", "--only",
-                          "--calls", "4", "--seconds", "1"], cwd=ROOT, capture_output=True,
+                          "--calls", "8", "--seconds", "2"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
     got = json.loads(out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
-    assert got["calls"] == 4 and got["implementation"] in ("cython", "python")
-    assert abs(got["cpu_cores"] - got["plane_cpu_cores"] - got["recorder_cpu_cores"]) <= 0.002
-    assert got["recorder_cpu_cores"] > 0  # the worker process is counted
+    assert got["calls"] == 8 and got["implementation"] in ("cython", "python")
+    assert abs(got["cpu_cores"] - got["plane_cpu_cores"] - got["recorder_cpu_cores"]) <= 0.002, got
+    assert got["recorder_cpu_cores"] > 0, got  # the worker process is counted
     assert sum(got["lateness_ms_hist"].values()) == got["ticks"] > 0  # every tick is placed
-    assert 0 < got["lateness_ms_p50"] <= got["lateness_ms_p99"] <= max(100, got["max_lateness_ms"])
+    worst = max(100, got["max_lateness_ms"])
+    assert 0 < got["lateness_ms_p50"] <= got["lateness_ms_p99"] <= worst, got
     assert got["late_frames"] >= 0 and len(got["load_avg_1m"]) == 2
-    assert got["recorded_ok"] == 4 and got["recorder_dropped_bytes"] == 0
+    assert got["recorded_ok"] == 8 and got["recorder_dropped_bytes"] == 0, got

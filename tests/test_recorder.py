@@ -345,8 +345,8 @@ def test_a_recording_cut_before_its_first_page_says_so_without_a_server_path(tmp
 
 async def test_audio_a_stalled_worker_could_not_take_is_counted_per_recording(tmp_path):
     """The worker stops (no CPU for it): once its backlog passes the cap the box drops audio
-    rather than grow without bound. Each recording says how much it lost, and its duration is
-    what its file holds, so the index never claims audio that is not there."""
+    rather than grow without bound. Each recording says how much it lost, and keeps its time:
+    silence stands where the dropped audio was, so the file lasts as long as the call."""
     plane, rec = await _started(tmp_path)
     rec.max_backlog_bytes = 64 << 10
     await rec.launch()
@@ -374,4 +374,10 @@ async def test_audio_a_stalled_worker_could_not_take_is_counted_per_recording(tm
                                                               rel=0.01)
     for r in results:
         assert not r.error and r.dropped_s > 0, r
-        assert probe_duration(r.path) == pytest.approx(r.duration_s, abs=0.15), r
+        assert probe_duration(r.path) == pytest.approx(r.duration_s, abs=0.1), r
+        left, _right = decode_stereo(r.path)
+        quiet = "".join("q" if sum(x * x for x in left[i:i + 160]) < 160 * 100 ** 2 else "v"
+                        for i in range(0, len(left) - 160, 160))
+        gap = max(quiet.split("v"), key=len)  # the longest silence: where the audio was lost
+        assert abs(len(gap) * 0.02 - r.dropped_s) <= 0.1, (r, quiet)
+        assert quiet.rstrip("q").endswith("v" * 5), quiet  # the call's voice after the gap

@@ -29,7 +29,7 @@ import structlog
 
 from firmware.clock import Clock
 from firmware.media.plane import FRAME_S, MediaPlane
-from firmware.media.recorder_worker import HEADER
+from firmware.media.recorder_worker import GAP, HEADER
 from firmware.media.recorder_worker import file_sha256 as _sha256
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ class RecordingResult:
     sha256: str | None  # None when the file could not be finished (the reason in ``error``)
     bytes: int = 0
     error: str = ""
-    dropped_s: float = 0.0  # audio the stalled worker could not take: missing from the file
+    dropped_s: float = 0.0  # audio the stalled worker could not take: silence in the file
 
 
 @dataclass
@@ -193,13 +193,19 @@ class Recorder:
             lost = sum(len(r) for op, r in records if op == b"D")
             self.dropped_bytes += lost
             log.error("recorder_backlog_dropped", bytes=lost)
+            # Each recording keeps its time: the worker puts silence where its audio was.
             by_seq = {rec.seq: rec for rec in self.active.values()}
             by_seq.update((seq, rec) for seq, (rec, _fut) in self._closing.items())
+            kept = []
             for op, r in records:
-                rec = by_seq.get(HEADER.unpack_from(r)[1]) if op == b"D" else None
-                if rec is not None:
-                    rec.dropped += (len(r) - HEADER.size) // (4 * FRAME_SAMPLES)
-            records = [(op, r) for op, r in records if op != b"D"]
+                if op == b"D":
+                    seq, n = HEADER.unpack_from(r)[1:]
+                    samples = n // 4
+                    if seq in by_seq:
+                        by_seq[seq].dropped += samples // FRAME_SAMPLES
+                    op, r = b"G", HEADER.pack(b"G", seq, 4) + GAP.pack(samples)
+                kept.append((op, r))
+            records = kept
         proc.stdin.write(b"".join(r for _op, r in records))
 
     def _lost(self, why: str) -> None:
@@ -284,9 +290,8 @@ class Recorder:
         if rec.dropped:
             log.warning("recording_audio_dropped", call_id=rec.call_id, line=rec.line,
                         seconds=round(rec.dropped * FRAME_S, 2))
-        # The duration is what the file holds: a stalled worker's dropped audio is not in it.
         return RecordingResult(rec.call_id, rec.line, rec.path, rec.started_at,
-                               round((rec.frames - rec.dropped) * FRAME_S, 3), len(CHANNELS),
+                               round(rec.frames * FRAME_S, 3), len(CHANNELS),
                                sha if not error else None, size, error,
                                round(rec.dropped * FRAME_S, 3))
 

@@ -6,6 +6,8 @@ A record is a 9-byte header, ``op`` (1 byte), ``rec`` (uint32 LE: the recording'
 
 - ``O`` open: the payload is JSON {path, title, bitrate, complexity, page_s, fsync_s}
 - ``D`` data: stereo s16le at 8 kHz (left: the debtor; right: what the debtor heard)
+- ``G`` gap: the payload is uint32 LE samples of silence (audio the box dropped because this
+  process was stalled): the recording keeps its time
 - ``C`` close: the encoder is flushed, the file closed, fsynced and checksummed; the answer is one
   JSON line {rec, path, sha256, bytes, error}
 - ``Q`` quit
@@ -25,6 +27,7 @@ import sys
 import time
 
 HEADER = struct.Struct("<cII")
+GAP = struct.Struct("<I")  # the payload of a gap record: samples of silence
 RATE = 8000
 # Two uncoupled mono Opus streams in one file (RFC 7845 channel mapping family 255: libopus's
 # surround encoder then gives each channel a stream of its own), so the debtor's channel is
@@ -33,6 +36,7 @@ RATE = 8000
 # steady voices smeared by up to 150 ms. CELT only ("lowdelay"): SILK drops steady tones in
 # stretches and costs twice the CPU. ffmpeg and Chromium decode the file as two channels.
 OPUS_OPTIONS = {"application": "lowdelay", "frame_duration": "60", "mapping_family": "255"}
+PACKET = 480  # samples in one 60 ms packet
 
 
 def file_sha256(path: str) -> str:
@@ -62,6 +66,9 @@ class _Rec:
         st.codec_context.format = "s16"
         self.stream = st
         self.container.metadata["title"] = str(spec.get("title", ""))
+        self.muxed_to: int | None = None  # where the last packet muxed ends (file's samples)
+        self.shift = 0  # samples of silence muxed as packets: the encoder's packets come later
+        self._silence: bytes | None = None  # one packet of silence, encoded once when needed
 
     def write(self, data: bytes) -> None:
         import av
@@ -71,16 +78,63 @@ class _Rec:
         frame.planes[0].update(data)
         frame.pts = self.pts
         self.pts += n
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        self._mux(self.stream.encode(frame))
         if self.fsync_s and time.monotonic() - self.synced >= self.fsync_s:
             os.fsync(self.file.fileno())
             self.synced = time.monotonic()
 
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            if self.shift:
+                packet.pts += self.shift
+                packet.dts += self.shift
+            self.muxed_to = packet.pts + packet.duration
+            self.container.mux(packet)
+
+    def gap(self, n: int) -> None:
+        """``n`` samples of silence (audio the box could not send): whole packets of silence
+        muxed as they are, not encoded (a stalled worker has no CPU to spare); only the part
+        that does not fill a packet goes through the encoder."""
+        import av
+        # The encoder takes whole packets of input: fill the one it holds part of, so that
+        # everything before the gap is muxed, then the silence, then what comes after.
+        fill = n if self.muxed_to is None else min(n, (PACKET - self.pts % PACKET) % PACKET)
+        if fill:  # (before the first packet is out, the gap all goes through the encoder)
+            self.write(bytes(4 * fill))
+        whole, rest = divmod(n - fill, PACKET)
+        if whole:
+            data = self._silence_packet()
+            for _ in range(whole):
+                packet = av.Packet(data)
+                packet.pts = packet.dts = self.muxed_to
+                packet.duration = PACKET
+                packet.time_base = self.stream.codec_context.time_base
+                packet.stream = self.stream
+                self.container.mux(packet)
+                self.muxed_to += PACKET
+            self.shift += whole * PACKET
+        if rest:
+            self.write(bytes(4 * rest))
+
+    def _silence_packet(self) -> bytes:
+        if self._silence is None:
+            import av
+            cc = av.CodecContext.create("libopus", "w")
+            cc.sample_rate, cc.layout, cc.format = RATE, "stereo", "s16"
+            cc.bit_rate = self.stream.bit_rate
+            cc.options = dict(OPUS_OPTIONS, compression_level="0")
+            packets = []
+            for k in range(4):
+                frame = av.AudioFrame(format="s16", layout="stereo", samples=PACKET)
+                frame.sample_rate, frame.pts = RATE, k * PACKET
+                frame.planes[0].update(bytes(4 * PACKET))
+                packets += [bytes(p) for p in cc.encode(frame)]
+            self._silence = packets[-1]
+        return self._silence
+
     def close(self) -> None:
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            self._mux(self.stream.encode(None))
             self.container.close()
             os.fsync(self.file.fileno())
         finally:
@@ -112,6 +166,13 @@ def serve(inp, out) -> None:
             out.flush()
         except (BrokenPipeError, ValueError):  # the box is gone: finish the files all the same
             pass
+
+    def stop(rec_id: int, rec: _Rec, exc: Exception) -> None:
+        try:
+            rec.file.close()
+        except OSError:
+            pass
+        recs[rec_id] = f"{rec.path}\0writing stopped: {exc}"
 
     def close(rec_id: int) -> None:
         rec = recs.pop(rec_id, None)
@@ -148,12 +209,14 @@ def serve(inp, out) -> None:
                 try:
                     rec.write(payload)
                 except Exception as exc:  # noqa: BLE001 - keep what is written, stop here
-                    path = rec.path
-                    try:
-                        rec.file.close()
-                    except OSError:
-                        pass
-                    recs[rec_id] = f"{path}\0writing stopped: {exc}"
+                    stop(rec_id, rec, exc)
+        elif op == b"G":
+            rec = recs.get(rec_id)
+            if isinstance(rec, _Rec):
+                try:
+                    rec.gap(GAP.unpack(payload)[0])
+                except Exception as exc:  # noqa: BLE001 - keep what is written, stop here
+                    stop(rec_id, rec, exc)
         elif op == b"C":
             close(rec_id)
         elif op == b"Q":
