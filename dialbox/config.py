@@ -34,7 +34,7 @@ _SECTIONS = {
     "supervisor": {"line_max_failures": int, "restart_backoff_s": NUM,
                    "restart_backoff_max_s": NUM, "watchdog": bool},
     "network": {"interface": str, "address": str, "gateway": (str, type(None)),
-                "dns": list, "apply": bool},
+                "dns": list, "apply": bool, "apply_with": str, "networkd_dir": str},
     # HTTPS for the web admin (the desk's headset needs it off loopback): where, and the shop's
     # own certificate instead of the box's CA.
     "https": {"listen": (str, type(None)), "cert": (str, type(None)), "key": (str, type(None))},
@@ -166,8 +166,8 @@ def update(path: str | Path, changes: dict[str, Any]) -> Path:
         raise ConfigError(problems)
     prev = p.with_name(p.name + ".prev")
     if p.exists():
-        _write_atomic(prev, old)
-    _write_atomic(p, new)
+        write_atomic(prev, old)
+    write_atomic(p, new)
     return prev
 
 
@@ -185,10 +185,11 @@ def raw(path: str | Path) -> dict:
 
 
 # --- internals ----------------------------------------------------------------------------------
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename, fsync the directory: never half a file."""
+def write_atomic(path: Path, text: str, *, mode: int = 0o640) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory: never half a file.
+    A file that exists keeps its permissions; a new one gets ``mode``."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
+    mode = path.stat().st_mode & 0o777 if path.exists() else mode
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -319,6 +320,15 @@ def _check_values(src: Source, doc: dict, problems: list[Problem]) -> None:
         except ValueError:
             problems.append(src.problem(("network", "address"), f"{net['address']!r} is not an "
                                         "address with a prefix, e.g. 192.168.1.10/24"))
+    if isinstance(net.get("apply_with"), str) and net["apply_with"] not in ("networkd", "ip"):
+        problems.append(src.problem(("network", "apply_with"), f"apply_with must be networkd or "
+                                    f"ip, got {net['apply_with']!r}"))
+    for i, server in enumerate(net.get("dns") if isinstance(net.get("dns"), list) else []):
+        try:
+            ipaddress.ip_address(str(server))
+        except ValueError:
+            problems.append(src.problem(("network", "dns", i), f"DNS server {server!r} is not "
+                                                               "an address"))
     if isinstance(net.get("gateway"), str):
         try:
             ipaddress.ip_address(net["gateway"])

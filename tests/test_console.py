@@ -9,6 +9,7 @@ import stat
 import termios
 import tty
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from controller import audit, users
 from dialbox import config
 from dialbox.appliance import Settings
 from dialbox.console.lineedit import CTRL_C, LineEditor
+from firmware.errors import UserError
 from tests.gsmsim import until
 from tests.runbox import cli, free_port, running
 
@@ -355,3 +357,58 @@ async def test_dialbox_run_with_console_flag_serves_the_console_and_its_log(tmp_
             await proc.wait()
         term.close()
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def _fake_tools(tmp_path, monkeypatch, *, fail: str = "") -> Path:
+    """``ip`` and ``networkctl`` stand-ins first on PATH: each logs its arguments (one call a
+    line) to tools.log; ``fail`` names one that then exits 2 with an iproute2-like message."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "tools.log"
+    for tool in ("ip", "networkctl"):
+        script = bin_dir / tool
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n' + (
+            'echo "RTNETLINK answers: Operation not permitted" >&2\nexit 2\n'
+            if tool == fail else ""), encoding="utf-8")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+async def test_set_ip_applies_the_address_through_networkd(tmp_path, monkeypatch):
+    log = _fake_tools(tmp_path, monkeypatch)
+    netdir = tmp_path / "systemd-network"
+    cfg_text = ("network:\n  interface: enp1s0\n  address: 192.168.1.10/24\n  apply: true\n"
+                f"  networkd_dir: {netdir}\n")
+    async with box(tmp_path, cfg_text=cfg_text) as (app, term, _task):
+        await first_login(app, term)
+        out = await term.command("set ip 10.20.30.40/24 gw 10.20.30.1 dns 10.20.30.2")
+        assert "applied to enp1s0 with systemd-networkd" in out, out
+        unit = (netdir / "10-dialbox.network").read_text(encoding="utf-8")
+        assert "[Match]\nName=enp1s0\n" in unit
+        assert "Address=10.20.30.40/24\nGateway=10.20.30.1\nDNS=10.20.30.2\n" in unit
+        assert log.read_text().splitlines() == ["networkctl reload",
+                                                "networkctl reconfigure enp1s0"]
+        out = await term.command("set ip 10.20.30.40/24 dns box.lan")
+        assert "not an address" in out  # refused before anything is written or applied
+        assert (netdir / "10-dialbox.network").read_text(encoding="utf-8") == unit
+        assert len(log.read_text().splitlines()) == 2
+
+
+async def test_set_ip_with_iproute2_and_its_failure_said(tmp_path, monkeypatch):
+    from dialbox import netapply
+    log = _fake_tools(tmp_path, monkeypatch)
+    net = {"interface": "eth1", "address": "10.1.2.3/16", "gateway": "10.1.0.1",
+           "dns": ["10.1.0.2"], "apply_with": "ip"}
+    said = await netapply.apply(net)
+    assert log.read_text().splitlines() == [
+        "ip address flush dev eth1", "ip address add 10.1.2.3/16 dev eth1",
+        "ip route replace default via 10.1.0.1 dev eth1"]
+    assert "until the next boot" in said[0] and "DNS" in said[1]
+    _fake_tools(tmp_path, monkeypatch, fail="ip")
+    with pytest.raises(UserError, match="ip address flush dev eth1 failed: RTNETLINK answers: "
+                                        "Operation not permitted"):
+        await netapply.apply(net)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="networkctl is not available here"):
+        await netapply.apply(dict(net, apply_with="networkd", networkd_dir=str(tmp_path / "n")))

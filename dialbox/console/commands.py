@@ -279,30 +279,21 @@ async def set_ip(con, args) -> None:
             raise UserError(f"gateway {opts['gw']!r} is not an address") from None
         after["gateway"] = opts["gw"]
     if "dns" in opts:
+        try:
+            ipaddress.ip_address(opts["dns"])
+        except ValueError:
+            raise UserError(f"DNS server {opts['dns']!r} is not an address") from None
         after["dns"] = [opts["dns"]]
     await asyncio.to_thread(config.update, cfg.source, {"network": after})
     cfg.network = after
     con.audit(action="set_ip", obj="setting", key="network", before=before, after=after)
     con.say(f"saved to {cfg.source} (the previous version kept as {Path(cfg.source).name}.prev)")
     if after.get("apply"):
-        await _apply_ip(con, after)
+        from dialbox import netapply
+        for line in await netapply.apply(after):
+            con.say(line)
     else:
         con.say("not applied now (network.apply is off): the system's network setup reads it")
-
-
-async def _apply_ip(con, net: dict) -> None:
-    dev = net.get("interface", "eth0")
-    steps = [["ip", "address", "flush", "dev", dev], ["ip", "address", "add", net["address"],
-                                                     "dev", dev]]
-    if net.get("gateway"):
-        steps.append(["ip", "route", "replace", "default", "via", net["gateway"]])
-    for argv in steps:
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT)
-        out, _ = await proc.communicate()
-        if proc.returncode:
-            raise UserError(f"{' '.join(argv)} failed: {out.decode(errors='replace').strip()}")
-    con.say(f"applied to {dev}")
 
 
 async def set_admin_password(con, args) -> None:
