@@ -162,17 +162,20 @@ class OutcomesMixin:
                                 "wrap_s": round(wrap_s, 1)}, source="wrap_limit", at=now)
         return True
 
-    def close_outcomes_after_restart(self) -> int:
-        """At start: every call a person talked on before it and left with no outcome (the box
-        stopped during the call or its wrap-up) gets "no outcome chosen", audited; how many."""
+    def close_outcomes_after_restart(self, before: float, *, days: float = 2.0) -> int:
+        """At start: every call a person talked on in the ``days`` before ``before`` (the start)
+        and left with no outcome (the box stopped during the call or its wrap-up) gets "no
+        outcome chosen", audited; how many."""
         from controller import audit
         now = self.clock.wall()
         with self.tx():
             rows = self.db.execute(
                 "SELECT a.call_id, a.campaign_id, a.account_pk, a.operator FROM attempts a "
-                "WHERE a.operator LIKE 'desk-%' AND a.state != 'dialing' AND a.abandoned = 0 "
+                "WHERE a.created_at >= ? AND a.created_at < ? AND a.operator LIKE 'desk-%' "
+                "AND a.state != 'dialing' AND a.abandoned = 0 "
                 "AND (a.answered_at IS NOT NULL OR a.outcome = 'answered') AND NOT EXISTS "
-                "(SELECT 1 FROM dispositions d WHERE d.call_id = a.call_id)").fetchall()
+                "(SELECT 1 FROM dispositions d WHERE d.call_id = a.call_id)",
+                (before - days * 86400, before)).fetchall()
             for r in rows:
                 self.db.execute(
                     "INSERT INTO dispositions (call_id, campaign_id, account_pk, kind, details, "

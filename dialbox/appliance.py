@@ -82,6 +82,12 @@ class Settings:
     sim_transport: str = "pty"  # simulated modems on ptys, or "tcp" (a ser2net-style bridge)
 
 
+def _close_outcomes(store: Store, started: float) -> None:
+    closed = store.close_outcomes_after_restart(started)
+    if closed:
+        log.warning("calls_left_without_outcome", count=closed)
+
+
 @dataclass
 class Appliance(BackendMixin):
     settings: Settings
@@ -135,9 +141,9 @@ class Appliance(BackendMixin):
         recovered = self.recovered = self.store.recover_interrupted()
         if recovered:
             log.warning("attempts_interrupted_by_restart", count=recovered)
-        closed = self.store.close_outcomes_after_restart()  # one outcome per call, always
-        if closed:
-            log.warning("calls_left_without_outcome", count=closed)
+        # One outcome per call, always: calls left without one when the box stopped get "no
+        # outcome chosen" (on the writer: it is a scan, and it must not hold up the start).
+        self.store.submit(_close_outcomes, self.clock.wall())
         self.initial_password = self._bootstrap_admin()
         drivers: list = []
         for k, profile in enumerate(loaded):

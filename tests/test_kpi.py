@@ -217,7 +217,7 @@ def test_payments_cli_and_a_file_that_is_not_payments(tmp_path, monkeypatch, cap
 
 def test_calls_a_person_left_without_outcome_get_no_outcome_at_the_next_start(store, history):
     cid = history
-    for i, aid in enumerate(("A2", "A4", "A6", "A9")):
+    for i, aid in enumerate(("A2", "A4", "A6", "A9", "B1")):
         store.upsert_account(cid, {"account_id": f"P{aid}"}, [(f"+7913000000{i}", "mobile")])
     talked = call(store, cid, "PA2", at=DAY2, line="gsm0", op="desk-olga", talk=30)
     chosen = call(store, cid, "PA4", at=DAY2, line="gsm0", op="desk-olga", talk=30,
@@ -227,12 +227,16 @@ def test_calls_a_person_left_without_outcome_get_no_outcome_at_the_next_start(st
     store.begin_attempt(cid, lead, "gsm1", "call-PA9", "desk-ivan", now=DAY2)
     store.db.execute("UPDATE attempts SET answered_at=? WHERE call_id='call-PA9'", (DAY2 + 5,))
     assert store.recover_interrupted() == 1
-    assert store.close_outcomes_after_restart() == 2  # simulated operators' calls are not theirs
+    started = DAY2 + 3600
+    assert store.close_outcomes_after_restart(started) == 2  # not simulated operators' calls
     assert [d["kind"] for d in store.dispositions(talked)] == ["no_outcome"]
     assert [d["kind"] for d in store.dispositions("call-PA9")] == ["no_outcome"]
     assert [d["kind"] for d in store.dispositions(chosen)] == ["rpc"]
     assert store.dispositions("call-PA6") == [] and store.dispositions("call-A2") == []
-    assert store.close_outcomes_after_restart() == 0
+    assert store.close_outcomes_after_restart(started) == 0
+    late = call(store, cid, "PB1", at=started + 5, line="gsm0", op="desk-olga", talk=30)
+    assert store.close_outcomes_after_restart(started) == 0  # a call since the start is live
+    assert store.dispositions(late) == []
     from controller import audit
     assert {e["key"] for e in audit.entries(store, obj="call", text="no_outcome")} == \
         {talked, "call-PA9"}
