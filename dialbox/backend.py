@@ -793,7 +793,8 @@ class BackendMixin:
         busy = [li.name for li in self.lines.lines() if li.name in lines and li.call_id]
         task = self._applying[name] = asyncio.get_running_loop().create_task(
             self._swap_devices(name, old, new))
-        await asyncio.wait([task], timeout=10)  # idle lines switch at once
+        # Idle lines switch at once; with a call up the page answers soon and says it waits.
+        await asyncio.wait([task], timeout=2 if busy else 10)
         if task.done():
             task.result()
             return {"when": "now", "lines": lines, "busy": []}

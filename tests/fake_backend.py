@@ -599,7 +599,8 @@ class FakeBackend:
                           else ("sending",)):
                 progress(stage)
                 await asyncio.sleep(self.test_stage_s)
-            return ({"result": "answered", "setup_s": 4.2} if action == "test_call"
+            return ({"result": "answered", "cause": 16, "reason": "normal call clearing",
+                     "ring_s": 4.2, "talk_s": 0.4} if action == "test_call"
                     else {"status": "sent", "parts": 1})
         else:
             return {"balance": self.balance}

@@ -1198,3 +1198,16 @@ async def test_reports_count_days_and_hours_in_the_shops_time_zone(client, store
     body = await (await client.get("/reports/export?report=heatmap&from=2026-11-24"
                                    "&to=2026-11-24")).read()
     assert len(body.decode("utf-8-sig").splitlines()) == 1  # nothing on the 24th there
+
+
+async def test_a_line_actions_answer_is_shown_in_words_not_keys(client, store, fake):
+    csrf = as_role(client, store, "technician")
+    r = await client.post("/lines/action", data={"csrf": csrf, "line": "gsm0",
+                                                 "action": "test_call", "number": "+79123456789"})
+    panel = re.search(r'<section class="panel result" id="action-result">.*?</section>',
+                      await r.text(), re.S)[0]
+    assert "<dt>результат</dt><dd>ответили</dd>" in panel and "<dt>гудки, с</dt><dd>4.2</dd>" in panel
+    assert not re.search(r"<dt>[a-z_]+</dt>", panel), panel  # no internal key
+    r = await client.post("/lines/action", data={"csrf": csrf, "line": "gsm0",
+                                                 "action": "check_balance"})
+    assert "<dt>баланс</dt><dd>152.40 RUB</dd>" in await r.text()
