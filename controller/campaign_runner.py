@@ -17,6 +17,7 @@ import structlog
 
 from controller.callers import accounts_of_caller
 from controller.dialer import CAUSE_BUSY, Dialer
+from controller.holds import DialingHolds
 from controller.operators import CampaignFloor, Operator, OperatorPool
 from controller.store import Store
 from controller.store_campaigns import CampaignConfig
@@ -48,11 +49,15 @@ class CampaignRunner:
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
         self._closing = False  # loops end on it too: 3.11's wait_for can swallow a cancel
-        self.hold_reason: str | None = None  # set: no campaign places calls (a full disk)
-        self.holds: dict[str, str] = {}  # more reasons, by who set them (e.g. "clock")
+        self.holds = DialingHolds()  # any reason set: no campaign places calls
         lines.subscribe(self._on_line_event)
         operators.watch(self._wake.set)
         operators.wrap_limit = self._wrap_limit
+
+    @property
+    def hold_reason(self) -> str | None:
+        """Why no campaign places calls now (every reason), or None."""
+        return self.holds.reason
 
     async def start(self) -> None:
         await self.reconcile()
@@ -100,7 +105,7 @@ class CampaignRunner:
                                self.clock, campaign_id=cfg.id, campaign_name=cfg.name,
                                mode=cfg.mode, compliance_profile=cfg.compliance,
                                reserve_inbound=self.reserve_inbound, managed=True,
-                               wake=self._wake)
+                               wake=self._wake, holds=self.holds)
                     self._apply(d, cfg)
                     self.dialers[cfg.id] = d
                     await d.start()
@@ -182,7 +187,7 @@ class CampaignRunner:
     async def _turns(self) -> None:
         """One call at a time to the campaign with the least in hand per weight that can dial."""
         while True:
-            if self.hold_reason or self.holds:
+            if self.holds:
                 return
             order = sorted((d for d in self.dialers.values() if d.running),
                            key=lambda d: (d.load() / d.weight, -d.weight, d.campaign_id))

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 import structlog
 
 from controller import compliance
+from controller.holds import DialingHolds
 from controller.operators import (AWAY, FREE, RESERVED, TALKING, WRAP, CampaignFloor, Operator,
                                   OperatorPool)
 from controller.pacing import FloorSnapshot, Pacer
@@ -63,8 +64,8 @@ class Dialer:
                  mode: str = "progressive",
                  compliance_profile: str = compliance.DEFAULT_PROFILE,
                  reserve_inbound: int = 0, managed: bool = False,
-                 wake: asyncio.Event | None = None, abandon_target: float | None = None
-                 ) -> None:
+                 wake: asyncio.Event | None = None, abandon_target: float | None = None,
+                 holds: DialingHolds | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"dialing mode {mode!r}: one of {', '.join(MODES)}")
         self.store = store
@@ -91,10 +92,10 @@ class Dialer:
         self._unnumbered: set[str] = set()  # lines already reported as having no number
         self.held = 0  # decisions not to dial, this run
         self.running = False
-        # Set by the box when it must not place calls (the recordings disk is full, ...): calls
-        # up and inbound calls go on, no new call is placed; the reason is shown.
-        self.hold_reason: str | None = None
-        self.holds: dict[str, str] = {}  # more holds by who set them (e.g. "clock"), same effect
+        # Set by the box when it must not place calls (the recordings disk is full, the clock
+        # is not synchronised): calls up and inbound calls go on, no new call is placed. The
+        # campaign runner gives every dialer its one set of reasons.
+        self.holds = holds if holds is not None else DialingHolds()
         self._stopping = False
         self._task: asyncio.Task | None = None
         self._wake = wake or asyncio.Event()
@@ -228,7 +229,7 @@ class Dialer:
         await self.serve()
         if self._inbound or not self.running:
             return  # people calling in go first
-        if self.hold_reason or self.holds:
+        if self.holds:
             return  # the recordings disk is full, the clock is not synchronised, ...
         await self._place()
 
@@ -239,9 +240,13 @@ class Dialer:
 
     async def place_one(self) -> bool:
         """Place at most one call (or show one card); True when it did (the runner's turn)."""
-        if not self.running or self._inbound or self.hold_reason or self.holds:
+        if not self.running or self._inbound or self.holds:
             return False
         return await self._place(limit=1) > 0
+
+    @property
+    def hold_reason(self) -> str | None:
+        return self.holds.reason
 
     def _dials_predictively(self) -> bool:
         """The campaign or one of its segments dials without reserving an operator."""

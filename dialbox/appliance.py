@@ -200,7 +200,7 @@ class Appliance(BackendMixin):
                                   interval_of=lambda ln: self._limits_of(ln).get("sms_interval_s"))
         self.runner = CampaignRunner(self.store, self.lines, self.operators, self.clock,
                                      reserve_inbound=s.reserve_inbound, sms=self._sms_for)
-        self.runner.hold_reason = self.recording.pause_reason()
+        self.runner.holds.set("disk", self.recording.pause_reason())
         self.runner.holds.update(s.holds)  # e.g. the clock, read before anything dials
         await self.runner.start()
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
@@ -378,7 +378,7 @@ class Appliance(BackendMixin):
     def _on_disk(self, reason: str | None) -> None:
         """The recordings disk filled up (reason) or has room again (None)."""
         if hasattr(self, "runner"):
-            self.runner.hold_reason = reason
+            self.runner.holds.set("disk", reason)
         if reason:
             log.error("dialing_paused", reason=reason)
 

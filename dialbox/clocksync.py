@@ -105,11 +105,7 @@ class ClockWatch:
                 log.warning("clock_not_synchronized", detail=state.text,
                             holds_dialing=self.require_sync)
         for dialer in dialers(self.app):
-            holds = dialer.holds
-            if self.holding:
-                holds[HOLD] = HOLD_TEXT
-            else:
-                holds.pop(HOLD, None)
+            dialer.holds.set(HOLD, HOLD_TEXT if self.holding else None)
         return state
 
     async def run(self) -> None:

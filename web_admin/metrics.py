@@ -227,7 +227,9 @@ class _Collector:
             held.add_metric(["clock"], 1 if clock.holding else 0)
             runner = getattr(self.b, "runner", None)
             if runner is not None:
-                held.add_metric(["other"], 1 if runner.hold_reason else 0)
+                held.add_metric(["disk"], 1 if "disk" in runner.holds else 0)
+                others = [w for w in runner.holds.as_dict() if w not in ("clock", "disk")]
+                held.add_metric(["other"], 1 if others else 0)
             yield held
             if clock.state.max_error_ms is not None:
                 err = GaugeMetricFamily("dialbox_clock_max_error_seconds", "The kernel's maximum "
