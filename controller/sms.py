@@ -93,8 +93,8 @@ class SmsReminders:
                 # What is due goes out as SIMs become ready, until the next look.
                 while self._pending and not self._stopping and self.clock.now() < look_again:
                     wait = self.pacer.wait_s(self._sms_lines())
-                    await self.clock.sleep(min(look_again - self.clock.now(),
-                                               max(1.0, self.interval_s if wait is None else wait)))
+                    wait = self.interval_s if wait is None else max(1.0, wait)
+                    await self.clock.sleep(min(look_again - self.clock.now(), wait))
                     await self.send_due()
             except Exception:
                 log.exception("sms_cycle_failed")
@@ -149,7 +149,8 @@ class SmsReminders:
                 take(p, p["account_pk"], f"pr:{p['promise_id']}", "promise_reminder",
                      p["amount"], p["due_date"])
         # Only the accounts a rule can make due: a list of 200,000 is not walked in Python.
-        segs = [name for name, rules in rules_of.items() if rules & {"not_reached", "due_reminder"}]
+        segs = [name for name, rules in rules_of.items()
+                if rules & {"not_reached", "due_reminder"}]
         if not segs:
             return out, spread, keys
         for a in db.execute(
@@ -211,8 +212,10 @@ class SmsReminders:
                 if self._pick_line(counts, spread=spread) is None:
                     return sent  # every SIM busy, resting, at its pace or its daily limit
                 item = self._pending.pop(0)
-                number, code, why, until, evidence = await self.store.read(self._judge, item,
-                                                                            now)
+                judged = await self.store.read(self._judge, item, now)
+                if judged is None:
+                    continue  # no longer due: its segment's rules changed since the look
+                number, code, why, until, evidence = judged
                 if code is not None:
                     self._refuse(item, number, code, why, evidence, until=until)
                     continue
@@ -252,9 +255,15 @@ class SmsReminders:
             await self.store.flush()  # the next look sees every decision taken here
 
     def _judge(self, store: Store, item: dict, now: float
-               ) -> tuple[str | None, str | None, str, float | None, dict]:
+               ) -> tuple[str | None, str | None, str, float | None, dict] | None:
         """(number, codes, reason, held until, evidence); codes None when the law allows it
-        now. Runs on the store's reader thread."""
+        now; None when the account's segment no longer sends this rule. Runs on the store's
+        reader thread."""
+        seg = store.db.execute("SELECT segment FROM accounts WHERE id=?",
+                               (item["account_pk"],)).fetchone()
+        if seg is None or item["rule"] not in store.strategy(self.campaign_id,
+                                                             seg[0]).sms_rules:
+            return None
         phone = store.db.execute(
             "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
             "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()

@@ -1,8 +1,8 @@
 """The pace of SMS per SIM: operators block SIMs that send in bursts.
 
 One pacer for the box, shared by every campaign's reminders. Each SIM sends at most one message
-per interval (default 30 s, from the hardware profile's ``sms_interval_s``), each gap longer by a
-random jitter so the gaps are never regular; the daily cap is the reminders' own. The day's
+per interval (default 30 s, or the hardware profile's ``sms_min_interval_s``), each gap longer
+by a random jitter so the gaps are never regular; the daily cap is the reminders' own. The day's
 reminders are spread over the hours the law still allows today: the box spaces its messages by
 the hours left over the messages due (3,200 due at 09:00 with 13 hours left: one every 15 s,
 each SIM of 32 about every 8 minutes), not 100 a SIM in the first hour. A SIM the operator
@@ -109,8 +109,10 @@ class SimPacer:
 
     # --- what happened ----------------------------------------------------------------------
     def sent(self, line: str) -> None:
-        """A message went out on ``line``."""
+        """A message went out on ``line`` (its next rest, if any, is the first again)."""
         self._failures.pop(line, None)
+        self._rested.pop(line, None)
+        self.rests.pop(line, None)
         self._spend(line)
 
     def failed(self, line: str, reason: str, *, blocked: bool) -> None:

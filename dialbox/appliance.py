@@ -196,8 +196,9 @@ class Appliance(BackendMixin):
         await self.recording.start()
         self._sms_per_sim = self._sms_limit(loaded)
         # One pace per SIM for every campaign's messages; a profile may set its own interval.
-        self.sms_pacer = SimPacer(self.clock, seed=s.seed,
-                                  interval_of=lambda ln: self._limits_of(ln).get("sms_interval_s"))
+        self.sms_pacer = SimPacer(
+            self.clock, seed=s.seed,
+            interval_of=lambda ln: self._limits_of(ln).get("sms_min_interval_s"))
         self.runner = CampaignRunner(self.store, self.lines, self.operators, self.clock,
                                      reserve_inbound=s.reserve_inbound, sms=self._sms_for)
         self.runner.holds.set("disk", self.recording.pause_reason())

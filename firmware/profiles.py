@@ -24,7 +24,7 @@ _GSM_KEYS = {
 _MODULE_KEYS = {"port": str, "name": str, "baud": int, "sim": dict, "number": str,
                 "audio_port": str, "seat": str}
 _LIMIT_KEYS = {"max_call_s": (int, float), "calls_per_sim_per_day": int,
-               "sms_per_sim_per_day": int, "sms_interval_s": (int, float),
+               "sms_per_sim_per_day": int, "sms_min_interval_s": (int, float),
                "ring_timeout_s": (int, float)}
 _SIM_KEYS = {"population": dict, "bridge_delay_s": (int, float), "operators": int}
 # What a value must be, in the words of a problem.

@@ -208,3 +208,24 @@ async def test_a_long_list_at_night_never_stalls_the_loop(tmp_path):
     assert cpu < 0.5, f"the loop thread worked {cpu:.2f} s through the look"
     assert lag.worst < 1.0, f"the loop stalled {lag.worst * 1000:.0f} ms"
     assert held == 2 * sms_mod.PENDING_MAX  # two looks, each at the next ones
+
+
+def test_rests_grow_while_a_sim_keeps_being_refused_and_three_failures_rest_it_too():
+    from tests.test_dialer import FakeClock
+    clock = FakeClock(_at("2026-11-25T12:00:00+03:00"))
+    pacer = SimPacer(clock, rest_s=600, seed=1)  # type: ignore[arg-type]
+    t0 = clock.now()
+    pacer.failed("gsm0", "+CMS ERROR 21: short message transfer rejected", blocked=True)
+    assert pacer.rests["gsm0"].until - t0 == 600 and pacer.ready(["gsm0"]) == []
+    clock.set(clock.wall() + 601)
+    assert pacer.ready(["gsm0"]) == ["gsm0"] and "gsm0" not in pacer.rests
+    pacer.failed("gsm0", "+CMS ERROR 38: network out of order", blocked=True)
+    assert pacer.rests["gsm0"].until - clock.now() == 1200  # refused again at once: twice as long
+    clock.set(clock.wall() + 1201)
+    pacer.sent("gsm0")  # it sends again: the next rest is the first one again
+    for n in range(3):  # failures that say nothing of a block rest it after three in a row
+        assert "gsm0" not in pacer.rests
+        clock.set(clock.wall() + 60)
+        pacer.failed("gsm0", "+CMS ERROR 500: unknown error", blocked=False)
+    rest = pacer.rests["gsm0"]
+    assert rest.until - clock.now() == 600 and rest.reason.startswith("3 failures in a row")

@@ -30,12 +30,14 @@ async def app(tmp_path):
     a = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
                            seed=4, compliance="none", sms_interval_s=3600))
     await a.start()
+    # The rules first: the campaign's SMS run from the start (the demo's own segments send due
+    # reminders), and a message no longer due by its segment's rules is never sent.
+    a.store.set_segments(a.store.campaign(DEMO_CAMPAIGN), [Segment("all", {}, Strategy(sms_rules=(
+        "promise_confirmation", "promise_reminder", "not_reached")))])
     # These tests drive the SMS side alone: the campaign runs, but may dial on no line.
     campaigns.update(a.store, DEMO_CAMPAIGN, who="test", source="test", line_group=["none"])
     await a.runner.reconcile()
     await _wait(lambda: all(ln.in_service for ln in a.lines.lines()))
-    a.store.set_segments(a.store.campaign(DEMO_CAMPAIGN), [Segment("all", {}, Strategy(sms_rules=(
-        "promise_confirmation", "promise_reminder", "not_reached")))])
     yield a
     await a.stop()
 
