@@ -133,6 +133,7 @@ class BackendMixin:
         else:
             call["inbound"] = True
             caller = self._inbound_callers.get(op.call_id)
+            call["caller"] = caller  # the number calling (None: hidden), for the person
             pk = self._account_by_phone(caller, op.call_id) if caller else None
             call["account"] = self._card(pk) if pk else None
         out["call"] = call

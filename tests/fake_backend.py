@@ -141,7 +141,7 @@ class FakeBackend:
     def ring_call(self, username: str, *, call_id: str = "in-1") -> dict:
         """An inbound call rings on this operator's desk, not taken yet (test helper)."""
         call = self.put_call(username, call_id=call_id, stage="ringing")
-        call.update(inbound=True, offered=True, line="gsm0")
+        call.update(inbound=True, offered=True, line="gsm0", caller="+79123456789")
         self.operators[username]["state"] = "reserved"
         self.push_desk(username)
         return call
@@ -158,7 +158,7 @@ class FakeBackend:
     async def desk_take(self, username, call_id):
         self.calls.append(("desk_take", username, call_id))
         call = self._call(username, call_id, "this call is no longer ringing for you")
-        if not call.get("offered"):
+        if not call.get("offered") or getattr(self, "caller_gone", False):
             raise UserError("this call is no longer ringing for you")
         call.update(offered=False, stage="answered")
         self.push_desk(username)

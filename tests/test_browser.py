@@ -211,6 +211,26 @@ async def test_desk_keyboard_hangup_wrap_up_and_outcome(open_page, served):
     assert fake.calls[-1][3:] == ("wrong_number", {})
 
 
+async def test_an_inbound_call_rings_until_taken_and_one_gone_says_so(open_page, served):
+    _, fake = served
+    fake.operators["olga"]["state"] = "free"
+    page = await open_page("operator")
+    fake.ring_call("olga", call_id="in-1")
+    await expect(page.locator("#desk-state-text")).to_have_text("Входящий звонок: примите его")
+    await expect(page.locator("#call-meta")).to_contain_text("+79123456789")
+    await expect(page.locator("#hangup")).to_be_hidden()
+    await expect(page.locator("button.outcome").first).to_be_disabled()  # not before it is taken
+    await page.click("#take")
+    await _wait_for(lambda: ("desk_take", "olga", "in-1") in fake.calls, page)
+    await expect(page.locator("#take")).to_be_hidden()
+    fake.ring_call("olga", call_id="in-2")
+    await expect(page.locator("#take")).to_be_visible()
+    fake.caller_gone = True  # he hangs up as she presses Enter
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#desk-error")).to_have_text(
+        "этот звонок уже не ждёт вас (абонент положил трубку или звонок ушёл другому оператору)")
+
+
 async def test_dashboard_updates_live_without_reload(open_page, served):
     _, fake = served
     page = await open_page("supervisor")

@@ -63,6 +63,7 @@ async def test_a_call_back_rings_on_the_desk_and_is_heard_once_taken(launch, box
         await expect(page.locator("#desk-state-text")).to_have_text(
             "Входящий звонок: примите его")
         await expect(page.locator("#debtor-name")).to_have_text("Петров Пётр")  # his card
+        await expect(page.locator("#call-meta")).to_contain_text(CALLER)
         await expect(page.locator("#take")).to_be_visible()
         assert await page.evaluate(RING_JS, 3200) > -60  # the desk rings (a 425 Hz tone)
         # Ringing: the line is not answered and nothing is heard from the box.

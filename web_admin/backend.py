@@ -58,9 +58,9 @@ class Backend(Protocol):
         "weight","demo","pacing": None | {"mode","reason","fallback","abandon_rate"},
         "counters": {as above},"operators": {state: count of its operators}}] (not archived),
         "operators": [{"name","position","state" in OPERATOR_STATES,"calls","human",
-        "since_s" (seconds in this state),"reason" (break reason, "desk_gone" or "wrap_limit"
-        when not ready/break),"pending" (break asked for during a call),"campaign" (of the call
-        held, or None),"campaigns" (running campaigns he works),"team"}],
+        "since_s" (seconds in this state),"reason" (break reason, "desk_gone", "wrap_limit" or
+        "missed_call" when not ready/break),"pending" (break asked for during a call),"campaign"
+        (of the call held, or None),"campaigns" (running campaigns he works),"team"}],
         "health": health()}."""
 
     # --- agent desk (operator; supervisors and admins may open it) -----------------------------
@@ -71,8 +71,9 @@ class Backend(Protocol):
         "last_outcome","flags": [str],"promises": [{"amount","date","status"}],
         "history": [{"at","outcome","operator","disposition","note"}],
         "script": the segment's script or None,"sms_received": [{"at","text","flagged": reads
-        like a refusal and nobody decided yet}] (the newest five)},"offered": true while an inbound call rings on
-        this desk, waiting to be taken,"outcome": the kind in DISPOSITIONS already saved for
+        like a refusal and nobody decided yet}] (the newest five)},"offered": true while an
+        inbound call rings on this desk, waiting to be taken,"caller": the number calling in
+        (inbound; None: hidden),"outcome": the kind in DISPOSITIONS already saved for
         this call (one outcome per call), or None}}.
         Raises UserError when the user is not seated at an operator position."""
 

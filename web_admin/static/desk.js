@@ -132,7 +132,7 @@
     if (!call) { closeFields(); return; }
     const a = call.account || {};
     text($("debtor-name"), a.debtor_name);
-    text($("call-meta"), (call.inbound ? _("inbound") : _("outbound")) + " · " + call.line
+    text($("call-meta"), (call.inbound ? _("inbound") + (call.caller ? " " + call.caller : "") : _("outbound")) + " · " + call.line
       + " · " + label("stage", call.stage));
     text($("debt"), a.debt_text);
     text($("dpd"), a.dpd);
