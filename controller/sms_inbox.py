@@ -77,6 +77,12 @@ def received(store, *, since: float | None = None, flagged: bool = False,
     return [dict(r) for r in rows]
 
 
+def waiting(store) -> int:
+    """Received replies that read like a refusal and nobody decided yet."""
+    return store.db.execute("SELECT COUNT(*) FROM sms_inbox WHERE stop_word IS NOT NULL AND "
+                            "decision IS NULL").fetchone()[0]
+
+
 def of_account(store, account_pk: int) -> list[dict]:
     """What this debtor wrote to the box (the card), newest first."""
     return [dict(r) for r in store.db.execute(

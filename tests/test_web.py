@@ -816,6 +816,9 @@ async def test_received_sms_are_listed_for_supervisors_and_on_the_debtors_card(c
     assert f'<a href="/debtors/{pk}">Петров Пётр</a> (КД-7)' in section
     assert "Похоже на отказ: «стоп»" in section and "неизвестный номер" in section
     assert "Кто это?" in section and "СТОП!!! Не звоните" in section
+    home = await (await client.get("/")).text()  # the supervisor's first page says so
+    assert re.search(r'<a href="/sms\?flagged=1#sms-received">Полученные SMS, похожие на '
+                     r'отказ, ждут решения человека: 1</a>', home)
     flagged = await (await client.get("/sms?flagged=1")).text()
     assert "СТОП!!!" in flagged and "Кто это?" not in flagged
     card = await (await client.get(f"/debtors/{pk}")).text()
@@ -834,6 +837,7 @@ async def test_received_sms_are_listed_for_supervisors_and_on_the_debtors_card(c
     assert refusal["note"] == "SMS: СТОП!!! Не звоните"
     card = await (await client.get(f"/debtors/{pk}")).text()
     assert "отказ оформлен (anna)" in card
+    assert 'id="flagged-sms"' not in await (await client.get("/")).text()
     r = await client.post("/sms/received/decide", data={"csrf": csrf, "id": str(stop),
                                                          "decision": "not_a_refusal"})
     assert r.status == 400 and "уже решено" in await r.text()

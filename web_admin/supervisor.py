@@ -7,6 +7,7 @@ from urllib.parse import quote
 import structlog
 from aiohttp import web
 
+from controller import sms_inbox
 from firmware.errors import UserError
 from web_admin.backend import (CAMPAIGN_ACTIONS, CAMPAIGN_MODES, KPI_BY, KPI_COLUMNS,
                                MONITOR_MODES, OPERATOR_STATES, WRAP_AFTER)
@@ -24,7 +25,9 @@ LINE_GROUPS = (("idle", ("idle",)), ("dialing", ("seized", "dialing", "proceedin
 async def dashboard(request: web.Request) -> web.Response:
     return render("dashboard.html", request, {"status": backend(request).status(),
                                               "line_groups": LINE_GROUPS,
-                                              "op_states": OPERATOR_STATES})
+                                              "op_states": OPERATOR_STATES,
+                                              "flagged_sms": sms_inbox.waiting(
+                                                  backend(request).store)})
 
 async def api_status(request: web.Request) -> web.Response:
     return secure(web.json_response(backend(request).status()))
