@@ -162,6 +162,9 @@ def test_the_shipped_unit_file_is_valid():
     unit = Path(__file__).parent.parent / "packaging" / "dialbox.service"
     text = unit.read_text(encoding="utf-8")
     assert "Type=notify" in text and "WatchdogSec=" in text and "NotifyAccess=main" in text
+    # the CPU and the disk first for the box (the media ticks), but no real-time policy
+    assert "\nNice=-10\n" in text and "\nCPUWeight=1000\n" in text
+    assert "\nIOSchedulingClass=best-effort\n" in text and "CPUSchedulingPolicy" not in text
     r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
                        capture_output=True, text=True)
     # verify checks syntax and known directives; the binary path is not on this machine
