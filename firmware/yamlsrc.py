@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from firmware.errors import Msg, UserError
+from firmware.errors import N_, Msg, UserError
 
 Path_ = tuple  # a path of keys and indexes into the document
 
@@ -43,7 +43,7 @@ class Source:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
             raise ConfigError([Problem(filename, line, Msg("not valid YAML: {problem}",
-                                                           problem=str(exc.problem)))]) from None
+                                                           problem=_explained(exc)))]) from None
         except yaml.YAMLError as exc:
             raise ConfigError([Problem(filename, 1, Msg("not valid YAML: {problem}",
                                                         problem=str(exc)))]) from None
@@ -90,6 +90,29 @@ class Source:
 
     def problem(self, path: Path_, message: str) -> Problem:
         return Problem(self.filename, self.line(path), message)
+
+
+# What the parser's most common complaints mean for a person typing YAML (the rest as it says).
+_PARSER_WORDS = (
+    ("mapping values are not allowed", N_("a colon where a value goes (quote a value that "
+                                          "contains ': ')")),
+    ("found character '\\t'", N_("a tab: indent with spaces")),
+    ("expected <block end>", N_("this line's indentation does not match the lines above")),
+    ("expected ',' or ", N_("a list or mapping in brackets is not closed")),
+    ("found unexpected end of stream", N_("a quote is not closed")),
+    ("while scanning an alias", N_("a value that starts with * is read as a YAML alias: put it "
+                                   "in quotes, e.g. \"*100#\"")),
+    ("found undefined alias", N_("a value that starts with * is read as a YAML alias: put it "
+                                 "in quotes, e.g. \"*100#\"")),
+)
+
+
+def _explained(exc: yaml.MarkedYAMLError) -> str:
+    said = f"{exc.context or ''} {exc.problem or ''}"
+    for words, meaning in _PARSER_WORDS:
+        if words in said:
+            return Msg(meaning)
+    return str(exc.problem)
 
 
 def suggest(word: str, choices) -> str:

@@ -997,9 +997,16 @@ async def test_an_e1_profile_with_mistakes_is_explained_in_russian(client, store
     assert "имя потока «e1-0» встречается дважды" in problems
     leftover = russian_only(problems, ("firmware/",))
     assert not leftover, leftover
-    r = await client.post("/hardware/profiles/e1-test",
-                          data={"csrf": csrf, "text": "name: [unclosed\ndriver: e1\n"})
-    assert "это не YAML" in await r.text()
+    for text, line, says in (
+            ("name: [unclosed\ndriver: e1\n", 2, "не закрыта скобка списка или словаря"),
+            ("name: x\ndriver: gsm\nmodules:\n\t- {port: sim://0}\n", 4, "делайте отступы"),
+            ("name: x\nussd_balance: *100#\n", 2, "возьмите его в кавычки")):
+        r = await client.post("/hardware/profiles/e1-test", data={"csrf": csrf, "text": text})
+        page = await r.text()
+        assert r.status == 400 and f'data-line="{line}"' in page
+        problem = re.search(r'<span class="problem">(.*?)</span>', page, re.S)[1]
+        assert "это не YAML: " in problem and says in problem, problem
+        assert not russian_only(problem, ("firmware/",)), problem
 
 
 async def test_the_card_names_the_law_s_windows_in_russian(client, store, fake):
