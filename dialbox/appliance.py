@@ -472,14 +472,7 @@ class Appliance(BackendMixin):
         return {"mode": d.mode, "reason": d.reason, "fallback": d.fallback,
                 "abandon_rate": round(w.rate(self.clock.now()), 4)}
 
-    def _held(self, campaign_id: int) -> int:
-        """Leads not dialable now by the law (held or waiting for their allowed time)."""
-        return int(self.store.db.execute(
-            "SELECT COUNT(*) FROM accounts WHERE campaign_id=? AND hold_reason IS NOT NULL AND "
-            "(status='held' OR (status='active' AND next_due_at > ?))",
-            (campaign_id, self.clock.wall())).fetchone()[0])
-
-    def _campaign_status(self, cfg: CampaignConfig) -> dict:
+    def _campaign_status(self, cfg: CampaignConfig, counts: dict | None = None) -> dict:
         d = self.runner.dialers.get(cfg.id)
         staffed = [o for o in self.operators.ops
                    if cfg.staffs(o.username, o.position, team=o.team)]
@@ -491,7 +484,8 @@ class Appliance(BackendMixin):
                 "compliance": cfg.compliance, "mode": cfg.mode, "weight": cfg.weight,
                 "demo": cfg.demo, "pacing": self._pacing(d),
                 "hold_reason": self.runner.hold_reason,
-                "counters": dict(self.store.counters(cfg.id), held=self._held(cfg.id)),
+                "counters": counts if counts is not None else
+                _campaign_counts(self.store, [cfg.id], self.clock.wall())[cfg.id],
                 "operators": states}
 
     def health(self) -> dict:
@@ -513,8 +507,16 @@ class Appliance(BackendMixin):
                 "core": cext.IMPLEMENTATION,
                 "uptime_s": round(self.clock.real(self.clock.now() - self.started_at), 1)}
 
-    def status(self) -> dict:
-        shown = [self._campaign_status(c) for c in self.store.campaign_configs()
+    async def status_live(self) -> dict:
+        """status(), its campaigns' counts read on the store's reader thread: the dashboard's
+        feed asks 4 times a second, and over a list of 200,000 they take about 100 ms."""
+        ids = [c.id for c in self.store.campaign_configs() if c.status != "archived"]
+        return self.status(counts=await self.store.read(_campaign_counts, ids,
+                                                        self.clock.wall()))
+
+    def status(self, counts: dict[int, dict] | None = None) -> dict:
+        counts = counts or {}
+        shown = [self._campaign_status(c, counts.get(c.id)) for c in self.store.campaign_configs()
                  if c.status != "archived"]
         return {
             "lines": [{"name": ln.name, "kind": ln.kind, "state": ln.state,
@@ -548,6 +550,11 @@ class Appliance(BackendMixin):
             row["campaigns"] = [c.name for c in cfgs
                                 if c.staffs(op.username, op.position, team=op.team)]
         return out
+
+
+def _campaign_counts(store: Store, ids: list[int], now: float) -> dict[int, dict]:
+    """The dashboard tiles of these campaigns (any thread's store)."""
+    return {cid: dict(store.counters(cid), held=store.held_count(cid, now)) for cid in ids}
 
 
 async def run_forever(app: Appliance) -> None:
