@@ -1,6 +1,7 @@
 """The event loop under a list nobody may be called from: loop lag and /healthz latency.
 
 Run: python3 -m benchmarks.loop_bench [--leads 200000] [--seconds 20] [--repeat 3] [--inline]
+                                      [--dashboards N]
 
 200,000 leads in Moscow time at 03:30 local (ru-230fz: nobody may be called before 08:00), so
 every lead the dialer looks at is refused by the law and the refusal written with its reason.
@@ -10,6 +11,8 @@ aiohttp server answering /healthz, asked every 100 ms from another thread. Repor
 time from the dialer's start to the first /healthz answer, loop lag p50/p99/max, /healthz
 p50/p99, and how many refusals were written meanwhile. The store's work runs on its writer
 thread, as in the box; ``--inline`` runs it on the event loop (as before the writer).
+``--dashboards N``: N supervisors' dashboards open, their tiles counted 4 times a second (on the
+reader thread, or on the loop with ``--inline``).
 """
 from __future__ import annotations
 
@@ -104,12 +107,14 @@ def _healthz_client(port: int, stop: threading.Event, out: list, first: list, t0
         time.sleep(0.1)
 
 
-async def run_once(path: Path, seconds: float, inline: bool = False) -> dict:
+async def run_once(path: Path, seconds: float, inline: bool = False, dashboards: int = 0
+                   ) -> dict:
     from aiohttp import web
 
     from controller.dialer import Dialer
     from controller.operators import OperatorPool
     from controller.store import Store
+    from dialbox.appliance import _campaign_counts  # imported before the clock starts
     clock = NightClock()
     store = Store(path, clock)  # type: ignore[arg-type]
     store.db.execute("UPDATE accounts SET next_due_at=0, status='active', hold_reason=NULL")
@@ -145,7 +150,13 @@ async def run_once(path: Path, seconds: float, inline: bool = False) -> dict:
     stop = threading.Event()
     t0 = time.perf_counter()
     client = threading.Thread(target=_healthz_client, args=(port, stop, health, first, t0))
+    async def dashboard() -> None:  # a supervisor's page: its tiles 4 times a second
+        while not stop_tick:
+            await store.read(_campaign_counts, [1], clock.wall())
+            await asyncio.sleep(0.25)
+
     tick = asyncio.get_running_loop().create_task(ticker())
+    pages = [asyncio.get_running_loop().create_task(dashboard()) for _ in range(dashboards)]
     await dialer.start()
     client.start()
     await asyncio.sleep(seconds)
@@ -155,6 +166,7 @@ async def run_once(path: Path, seconds: float, inline: bool = False) -> dict:
         await store.writer.drain()
     stop_tick = True
     await tick
+    await asyncio.gather(*pages)
     await asyncio.get_running_loop().run_in_executor(None, client.join)
     await runner.cleanup()
     refused = store.db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
@@ -177,6 +189,8 @@ def main() -> None:
     ap.add_argument("--leads", type=int, default=200_000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dashboards", type=int, default=0,
+                    help="supervisors' dashboards open (their tiles counted 4 times a second)")
     ap.add_argument("--inline", action="store_true",
                     help="store work on the event loop, as before the writer thread")
     args = ap.parse_args()
@@ -189,7 +203,8 @@ def main() -> None:
         t = time.perf_counter()
         build(path, args.leads)
         print(f"built {args.leads} leads in {time.perf_counter() - t:.1f} s")
-    runs = [asyncio.run(run_once(path, args.seconds, args.inline)) for _ in range(args.repeat)]
+    runs = [asyncio.run(run_once(path, args.seconds, args.inline, args.dashboards))
+            for _ in range(args.repeat)]
     for r in runs:
         print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in r.items()))
