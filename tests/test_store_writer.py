@@ -260,5 +260,10 @@ async def test_the_dashboard_feed_counts_on_the_reader_thread(tmp_path, monkeypa
         assert shown.keys() == again.keys() and all(
             shown[k]["leads_left"] == again[k]["leads_left"] and "held" in shown[k]
             for k in shown)
+        # Three pages asking at once share one count on the reader.
+        counted_on.clear()
+        await asyncio.sleep(0.25)  # the last count is old enough to be taken again
+        await asyncio.gather(*(app.status_live() for _ in range(3)))
+        assert len(counted_on) == len(shown)
     finally:
         await app.stop()
