@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from cext import linestate_codes as C
+from firmware.clock import run_virtual
 from tests.gsmsim import modem_and_driver, population, until
 
 DIALECTS = ["sim800", "sim7600", "ec25", "huawei", "generic"]
@@ -95,16 +96,21 @@ async def test_port_that_vanishes_takes_the_line_out_of_service_with_reason():
 @pytest.mark.parametrize("fault,words", [("sim_removed", "SIM"), ("network_lost", "regist"),
                                          ("silent", "response"), ("garbage", "noise"),
                                          ("cme_error", "CME ERROR")])
-async def test_fault_takes_line_out_and_back(fault, words):
-    async with modem_and_driver("sim800", health_interval_s=0.3) as (sim, drv, rec):
-        await rec.wait_for(C.EV_HW_IN_SERVICE)
-        n = len(rec.reports)
-        sim.inject(fault)
-        oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n, timeout=10)
-        assert words.lower() in oos.reason.lower()
-        n = len(rec.reports)
-        sim.clear(fault)
-        await rec.wait_for(C.EV_HW_IN_SERVICE, after=n, timeout=30)
+def test_fault_takes_line_out_and_back(fault, words):
+    """In virtual time: the module's 1 s command time-out is 1 s whatever the machine's load
+    (on scaled wall time it was 0.1 s, and a loaded machine took modules for dead)."""
+    async def main(clock):
+        async with modem_and_driver("sim800", health_interval_s=0.3, clock=clock) as (
+                sim, drv, rec):
+            await rec.wait_for(C.EV_HW_IN_SERVICE)
+            n = len(rec.reports)
+            sim.inject(fault)
+            oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n, timeout=10)
+            assert words.lower() in oos.reason.lower()
+            n = len(rec.reports)
+            sim.clear(fault)
+            await rec.wait_for(C.EV_HW_IN_SERVICE, after=n, timeout=30)
+    run_virtual(main, wall0=1_764_000_000.0)
 
 
 async def test_reboot_is_detected_and_module_reinitialised():
