@@ -211,6 +211,8 @@ async def test_a_debtor_calling_back_in_national_format_pops_his_card(app):
     await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
     app.store.db.execute("UPDATE accounts SET status='done'")  # nobody to dial out
     app.store.db.commit()
+    # A call placed before is let finish: a caller would wait behind it (call waiting).
+    await _wait(lambda: not any(ln.call_id for ln in app.lines.lines()), 40)
     row = app.store.db.execute("SELECT a.account_id, p.e164 FROM accounts a JOIN phones p ON "
                                "p.account_pk = a.id ORDER BY a.id DESC LIMIT 1").fetchone()
     await app.desk_ready("olga", True)

@@ -11,7 +11,8 @@ from firmware.clock import Clock, run_virtual
 from firmware.e1.profile import spans_from_profile
 from firmware.gsm.dialects import DIALECTS
 from firmware.gsm.driver import GsmModule
-from firmware.lineapi import CallProgress, CallReleased, CallStage, LineStatus, Outcome
+from firmware.lineapi import (CallProgress, CallReleased, CallStage, InboundCall, LineStatus,
+                              Outcome)
 from firmware.linemanager import LineManager
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
@@ -189,3 +190,26 @@ def test_a_failing_event_sink_is_logged_and_the_others_still_hear_the_event():
     assert heard.items == [ev]
     failed = [e for e in logs if e["event"] == "line_event_sink_failed"]
     assert failed and failed[0]["kind"] == "CallProgress" and failed[0]["log_level"] == "error"
+
+
+async def _a_caller_waits_behind_our_call(clock):
+    sim = SimModem("m0", DIALECTS["sim800"], population("no_answer", ring_mean_s=1.0,
+                                                       no_answer_timeout_s=60.0), clock, seed=3)
+    path = await sim.start_tcp()
+    drv = GsmModule("gsm0", path, profile_for("sim800", health_interval_s=5,
+                                              command_timeout_s=3.0), clock)
+    lines, events = await _ringing([drv], clock, "gsm0")
+    try:
+        sim.ring_inbound("89161234567")  # a debtor calls the SIM while it rings out
+        released = await events.wait(_released)
+        return released, [ev for ev in events.items if isinstance(ev, InboundCall)], sim
+    finally:
+        await lines.stop()
+        await sim.stop()
+
+
+def test_a_caller_waiting_behind_our_call_is_not_offered_and_our_call_goes_on():
+    released, offered, sim = run_virtual(_a_caller_waits_behind_our_call, wall0=WALL0)
+    assert offered == []  # not offered on a line that is busy with our own call
+    assert released.call_id == "c1" and released.outcome == Outcome.NO_ANSWER, released
+    assert not released.line_fault and [r.fate for r in sim.inbound_records] == ["waiting"]

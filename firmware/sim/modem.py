@@ -241,7 +241,23 @@ class SimModem:
                 self._urc("+CREG: 1")
 
     def ring_inbound(self, caller: str) -> None:
-        """An inbound call from ``caller`` (a debtor calling back)."""
+        """An inbound call from ``caller`` (a debtor calling back). While a call is up it waits
+        behind it, as on a real module: no RING and no +CLIP, only the +CLCC list shows it
+        (call 2, stat 5 "waiting"); the caller gives up after 20 s."""
+        if self._call is not None and not self._call.ended:
+            record = CallRecord(caller, "waiting", 0.0, 0.0, direction="inbound",
+                                ended_by="debtor")
+            self.inbound_records.append(record)
+            kind = 145 if caller.startswith("+") else 129
+            if self.dialect.call_progress == "clcc" and self.st.clcc:
+                self._urc(f'+CLCC: 2,1,5,0,0,"{caller}",{kind}')
+
+            async def gives_up() -> None:
+                await self.clock.sleep(20.0)
+                if self.dialect.call_progress == "clcc" and self.st.clcc:
+                    self._urc(f'+CLCC: 2,1,6,0,0,"{caller}",{kind}')
+            self._spawn(gives_up())
+            return
         fate = Fate("answer", 0.0, self.population.fate().talk_s or 30.0)
         self._call = SimCall(caller, fate, direction=1, stat=4)
         self._call.record = CallRecord(caller, "inbound", 0.0, 0.0, direction="inbound")
