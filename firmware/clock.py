@@ -38,7 +38,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     Simulated minutes and hours of a campaign run as fast as the work in them, and the same
     way on a loaded machine as on an idle one. Local sockets and socketpairs deliver at once,
-    so an idle loop never skips over data in flight; work handed to a thread
+    so an idle loop never skips over data in flight. A pty does not (its line discipline
+    delivers on a kernel work queue): simulated modems go over TCP here. Work handed to a thread
     (``run_in_executor``) is waited for in real time before the clock moves on.
     """
 
