@@ -1,6 +1,8 @@
 """SMS through the real driver and the simulated modem: Russian text, long messages, reports."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from firmware.lineapi import InboundSms, SmsStatus
@@ -146,3 +148,27 @@ async def test_a_long_sms_missing_a_part_goes_up_with_the_gap_marked_and_leaves_
         assert GAP in msg.text and msg.text.startswith(text[:30])
         await drv.sms_stored(msg.uid)
         assert not sim._inbox
+
+
+async def test_a_part_that_does_not_decode_is_read_again_then_left_on_the_sim():
+    """A module that answers +CMGR in text mode while an SMS goes out that way: the part is read
+    again on the next health checks (three tries), never lost, never deleted unread."""
+    async with modem_and_driver("sim800") as (sim, drv, rec):
+        events = []
+        drv.on_sms = events.append
+        await rec.wait_for(C.EV_HW_IN_SERVICE)
+        sim.receive_sms("+79001112233", "Оплачу завтра")
+        good = sim._inbox[1]
+        sim._inbox[1] = "0004"  # what the PDU reader makes of a text-mode answer
+        sim._urc('+CMTI: "SM",1')
+        await until(lambda: sum(c == "AT+CMGR=1" for c in sim.commands) >= 2)
+        sim._inbox[1] = good  # the module answers in PDU mode again
+        await until(lambda: any(isinstance(e, InboundSms) for e in events))
+        [msg] = [e for e in events if isinstance(e, InboundSms)]
+        assert msg.text == "Оплачу завтра" and len(sim._inbox) == 1
+        sim.receive_sms("+79004445566", "x")
+        sim._inbox[2] = "0004"  # never readable: three tries, then it stays for a person
+        await until(lambda: sum(c == "AT+CMGR=2" for c in sim.commands) >= 3)
+        await asyncio.sleep(1.5)  # three health checks more
+        assert sum(c == "AT+CMGR=2" for c in sim.commands) == 3 and 2 in sim._inbox
+        assert drv.in_service

@@ -328,13 +328,16 @@ class GsmModule:
                                   f"part {found[1]}: {rep.status_name}", self.clock.now()))
 
     async def _inbound_sms(self, index: int | None) -> None:
-        """Read a new part (a +CMTI's index), or list the whole storage (None, after init)."""
+        """Read a new part (a +CMTI's index), list the whole storage (None, after init), or
+        read again what did not decode (-1, from the health loop)."""
         e = self._engine
         if e is None:
             return
         try:
             if index is None:
                 await self._inbox.scan(e)
+            elif index < 0:
+                await self._inbox.retry(e)
             else:
                 await self._inbox.read(e, index)
         except (ATError, ATTimeout, LinkLost) as exc:  # still on the SIM: listed next init
@@ -483,10 +486,10 @@ class GsmModule:
                 await self._open()
                 opened = True
                 await self._init()
+                await self._inbound_sms(None)  # what arrived while the box was away, first
                 self._failures = 0
                 backoff = 1.0
                 self._set_service(True, "")
-                self._spawn(self._inbound_sms(None))  # what arrived while the box was away
                 await self._serve()
             except asyncio.CancelledError:
                 raise
@@ -564,6 +567,7 @@ class GsmModule:
             if self._call_up and self.dialect.call_progress == "final":
                 continue  # the port is busy with ATD; poll after the call
             self._inbox.expire()  # long SMS whose missing parts never came
+            await self._inbound_sms(-1)  # parts that did not decode the first time
             try:
                 await self._poll()
                 if self.balance_code() and \

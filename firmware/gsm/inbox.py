@@ -17,6 +17,8 @@ from firmware.gsm import pdu as smspdu
 from firmware.gsm.concat import Reassembler
 from firmware.lineapi import InboundSms
 
+RETRIES = 3  # reads of a part that does not decode
+
 
 class SimInbox:
     """One module's SIM storage of received messages."""
@@ -28,6 +30,7 @@ class SimInbox:
         self._parts: dict[tuple, dict[int, int]] = {}  # (sender, ref, count) -> part -> index
         self._kept: dict[str, list[int]] = {}  # uid -> storage indices: handed up, not stored
         self._seen: set[int] = set()  # indices read since the last listing
+        self._unread: dict[int, int] = {}  # index -> failed reads (a text-mode answer, noise)
 
     async def read(self, engine, index: int) -> None:
         """A +CMTI: read the part at ``index`` (once, whether listed or announced first)."""
@@ -42,6 +45,7 @@ class SimInbox:
         """Everything in storage, as after a restart; returns how many parts were listed."""
         r = await engine.command("AT+CMGL=4", timeout=20)
         self._seen.clear()
+        self._unread.clear()
         self._parts.clear()
         self._reassembler = Reassembler(timeout=self.part_timeout_s)
         listed, index = 0, None
@@ -60,6 +64,13 @@ class SimInbox:
         for key, whole in self._reassembler.expired(self.clock.now()):
             self._hand_up(whole, sorted(self._parts.pop(key, {}).values()))
 
+    async def retry(self, engine) -> None:
+        """Read again what could not be decoded (the module answered in text mode while an SMS
+        went out in it, say); three tries each, then it stays on the SIM for a person."""
+        for index, tries in list(self._unread.items()):
+            if tries < RETRIES:
+                await self.read(engine, index)
+
     async def stored(self, engine, uid: str) -> bool:
         """The box has the message: its parts leave the SIM. False when it is not ours now."""
         indices = self._kept.pop(uid, None)
@@ -71,12 +82,15 @@ class SimInbox:
         return True
 
     def _part(self, index: int, pdu_hex: str) -> None:
-        self._seen.add(index)
         try:
             msg = smspdu.decode_deliver(pdu_hex)
-        except smspdu.PduError as exc:  # kept on the SIM: a person can read it there
-            self.log.warning("gsm_inbound_sms_unreadable", index=index, error=str(exc))
+        except smspdu.PduError as exc:  # still on the SIM: read again, then left for a person
+            self._unread[index] = tries = self._unread.get(index, 0) + 1
+            self.log.warning("gsm_inbound_sms_unreadable", index=index, tries=tries,
+                             error=str(exc))
             return
+        self._unread.pop(index, None)
+        self._seen.add(index)
         key = None
         if msg.concat is not None and msg.concat.parts > 1:
             key = (msg.sender, msg.concat.reference, msg.concat.parts)
