@@ -56,10 +56,22 @@ def finished(store, *, call_id: str, duration_s: float, sha256: str | None, size
 
 def recover(store, data: Path, probe, now: float) -> int:
     """After a crash: recordings left open are measured and checksummed as they stand."""
-    rows = store.db.execute("SELECT call_id, path FROM recordings WHERE state='recording'"
-                            ).fetchall()
-    for r in rows:
-        path = Path(data) / r["path"]
+    found = measure_open(data, open_recordings(store), probe)
+    mark_interrupted(store, found, now)
+    return len(found)
+
+
+def open_recordings(store) -> list[tuple[str, str]]:
+    """(call id, path) of the recordings a crash left open."""
+    return [(r["call_id"], r["path"]) for r in store.db.execute(
+        "SELECT call_id, path FROM recordings WHERE state='recording'")]
+
+
+def measure_open(data: Path, rows: list[tuple[str, str]], probe) -> list[tuple]:
+    """Measure and checksum them as they stand (files only: any thread)."""
+    out = []
+    for call_id, rel in rows:
+        path = Path(data) / rel
         duration, sha, size, error = 0.0, None, 0, "interrupted: the box stopped mid-call"
         if not path.exists():  # the power went before the writer opened it
             error = "interrupted: nothing was written before the box stopped"
@@ -70,14 +82,20 @@ def recover(store, data: Path, probe, now: float) -> int:
                 sha = file_sha256(path)
             except Exception:  # noqa: BLE001 - an empty or headerless file: nothing to play
                 error = "interrupted: nothing was written before the box stopped"
-        with store.tx():
-            store.db.execute(
-                "UPDATE recordings SET duration_s=?, sha256=?, bytes=?, error=?, finished_at=?, "
-                "state='interrupted' WHERE call_id=?", (duration, sha, size, error, now,
-                                                       r["call_id"]))
-    if rows:
-        log.warning("recordings_recovered_after_restart", count=len(rows))
-    return len(rows)
+        out.append((call_id, duration, sha, size, error))
+    return out
+
+
+def mark_interrupted(store, found: list[tuple], now: float) -> None:
+    with store.tx():
+        store.db.executemany(
+            "UPDATE recordings SET duration_s=?, sha256=?, bytes=?, error=?, finished_at=?, "
+            "state='interrupted' WHERE call_id=?",
+            [(duration, sha, size, error, now, call_id)
+             for call_id, duration, sha, size, error in found])
+    if found:
+        log.warning("recordings_recovered_after_restart", count=len(found))
+
 
 
 def listing(store, data: Path, call_id: str | None = None) -> list[dict]:
@@ -138,24 +156,38 @@ class PurgeResult:
 
 def purge(store, data: Path, *, now: float, retention_days: float) -> PurgeResult:
     """Delete recordings older than the retention; their rows stay, marked purged."""
-    cutoff = now - retention_days * DAY_S
-    rows = store.db.execute(
-        "SELECT call_id, path, bytes FROM recordings WHERE state != 'purged' AND state != "
-        "'recording' AND started_at < ? ORDER BY started_at", (cutoff,)).fetchall()
+    result = remove_files(data, expired(store, now=now, retention_days=retention_days))
+    mark_purged(store, result, now=now, retention_days=retention_days)
+    return result
+
+
+def expired(store, *, now: float, retention_days: float) -> list[tuple[str, str]]:
+    """(call id, path) of the recordings the retention expired."""
+    return [(r["call_id"], r["path"]) for r in store.db.execute(
+        "SELECT call_id, path FROM recordings WHERE state != 'purged' AND state != "
+        "'recording' AND started_at < ? ORDER BY started_at", (now - retention_days * DAY_S,))]
+
+
+def remove_files(data: Path, rows: list[tuple[str, str]]) -> PurgeResult:
+    """Delete their files (files only: any thread)."""
     removed, missing, freed = [], [], 0
-    for r in rows:
-        path = Path(data) / r["path"]
+    for call_id, rel in rows:
+        path = Path(data) / rel
         try:
             size = path.stat().st_size
             path.unlink()
             freed += size
-            removed.append(r["call_id"])
+            removed.append(call_id)
         except FileNotFoundError:
-            missing.append(r["call_id"])
-        with store.tx():
-            store.db.execute("UPDATE recordings SET state='purged', purged_at=? WHERE call_id=?",
-                             (now, r["call_id"]))
-    if rows:
-        log.info("recordings_purged", removed=len(removed), missing=len(missing),
-                 freed_bytes=freed, retention_days=retention_days, call_ids=removed + missing)
+            missing.append(call_id)
     return PurgeResult(removed, missing, freed)
+
+
+def mark_purged(store, result: PurgeResult, *, now: float, retention_days: float) -> None:
+    with store.tx():
+        store.db.executemany("UPDATE recordings SET state='purged', purged_at=? WHERE call_id=?",
+                             [(now, c) for c in result.removed + result.missing])
+    if result.removed or result.missing:
+        log.info("recordings_purged", removed=len(result.removed), missing=len(result.missing),
+                 freed_bytes=result.freed_bytes, retention_days=retention_days,
+                 call_ids=result.removed + result.missing)

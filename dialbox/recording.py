@@ -59,10 +59,14 @@ class RecordingService:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        n = await loop.run_in_executor(None, lambda: recordings.recover(
-            self.store, self.data, probe_duration, now=self.clock.wall()))
-        if n:
-            log.warning("recordings_interrupted_by_restart", count=n)
+        # The store on its own threads, the files on another: the loop's connection is never
+        # shared with a thread (a transaction there would swallow the loop's writes).
+        left = await self.store.read(recordings.open_recordings)
+        found = await loop.run_in_executor(None, recordings.measure_open, self.data, left,
+                                           probe_duration)
+        await self.store.run(recordings.mark_interrupted, found, self.clock.wall())
+        if found:
+            log.warning("recordings_interrupted_by_restart", count=len(found))
         self.check_disk()
         if any(leg.kind == "line" for leg in self.recorder.plane.legs.values()):
             await self.recorder.launch()  # warm before the first call is answered
@@ -134,10 +138,12 @@ class RecordingService:
         return await self.purge()
 
     async def purge(self) -> recordings.PurgeResult:
-        now = self.clock.wall()
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: recordings.purge(self.store, self.data, now=now,
-                                           retention_days=self.retention_days))
+        now, days = self.clock.wall(), self.retention_days
+        rows = await self.store.read(recordings.expired, now=now, retention_days=days)
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, recordings.remove_files, self.data, rows)
+        await self.store.run(recordings.mark_purged, result, now=now, retention_days=days)
+        return result
 
     def check_disk(self) -> dict:
         """Free space where recordings go: ok, low (warn) or full (dialing pauses)."""

@@ -267,3 +267,40 @@ async def test_the_dashboard_feed_counts_on_the_reader_thread(tmp_path, monkeypa
         assert len(counted_on) == len(shown)
     finally:
         await app.stop()
+
+
+async def test_the_nightly_purge_never_uses_the_loops_connection_from_a_thread(tmp_path):
+    # A thread writing on the loop's connection shares its transactions: a purge in a pool
+    # thread could commit or roll back what the loop wrote meanwhile. The store's own threads
+    # do its SQL; the pool only deletes files.
+    import threading
+
+    from controller import recordings
+    from dialbox.recording import RecordingService
+    from firmware.media.plane import MediaPlane
+    from firmware.media.recorder import Recorder
+    from tests.test_dialer import FakeClock
+    clock = FakeClock(NOON)
+    store = Store(tmp_path / "dialbox.sqlite3", clock)  # type: ignore[arg-type]
+    for i in range(5):
+        old = tmp_path / "recordings" / f"old{i}.opus"
+        old.parent.mkdir(parents=True, exist_ok=True)
+        old.write_bytes(b"OggS old")
+        recordings.started(store, data=tmp_path, call_id=f"old{i}", line="gsm0", path=old,
+                           started_at=NOON - 1200 * 86400, channels=2)
+        recordings.finished(store, call_id=f"old{i}", duration_s=3.0, sha256="x" * 64, size=8,
+                            now=NOON)
+    store.start_writer()
+    used_by: set[str] = set()
+    store.db.set_trace_callback(lambda _sql: used_by.add(threading.current_thread().name))
+    svc = RecordingService(store, None, Recorder(MediaPlane(clock), tmp_path / "recordings",
+                                                 clock), tmp_path, clock,
+                           operator_of=lambda c: None, retention_days=3 * 365 + 1)
+    try:
+        result = await svc.purge()
+        assert sorted(result.removed) == [f"old{i}" for i in range(5)]
+        assert used_by <= {threading.main_thread().name}, used_by
+        assert store.db.execute("SELECT COUNT(*) FROM recordings WHERE state='purged'"
+                                ).fetchone()[0] == 5
+    finally:
+        store.close()
