@@ -168,7 +168,7 @@ def test_a_sim_removed_under_a_ringing_call_is_a_line_fault_not_the_debtors(dial
 
 async def test_the_same_on_a_pty_as_a_usb_modem_in_scaled_time():
     # A pty's line discipline delivers on a kernel work queue, not at once: scaled real time.
-    _assert_a_line_fault(*await _sim_removed_under_a_ringing_call(Clock(5.0), "sim800", "pty"))
+    _assert_a_line_fault(*await _sim_removed_under_a_ringing_call(Clock(2.0), "sim800", "pty"))
 
 
 def test_a_failing_event_sink_is_logged_and_the_others_still_hear_the_event():
