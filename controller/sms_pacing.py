@@ -46,8 +46,9 @@ class SimPacer:
     def __init__(self, clock: Clock, *, interval_s: float = INTERVAL_S, jitter: float = JITTER,
                  rest_s: float = REST_S, failures_to_rest: int = FAILURES_TO_REST,
                  interval_of: Callable[[str], float | None] | None = None,
-                 spread: bool = True, seed: int | None = None) -> None:
+                 spread: bool = True, seed: int | None = None, store=None) -> None:
         self.clock = clock
+        self.store = store  # where rests are kept over a restart (None: in memory only)
         self.spread = spread  # False: no spacing over the day (per-SIM pace and rests only)
         self.interval_s = interval_s
         self.jitter = jitter
@@ -62,6 +63,13 @@ class SimPacer:
         self._backlog: dict[int, tuple[int, float]] = {}  # campaign -> (due, seconds left)
         self._last = float("-inf")  # the box's last message (clock seconds)
         self._stretch = 1.0  # this gap's jitter on the box's spacing
+        if store is not None:  # a SIM refused before a restart still rests after it
+            now, wall = clock.now(), clock.wall()
+            for line, until_wall, reason, times in store.db.execute(
+                    "SELECT line, until_wall, reason, times FROM sim_rests WHERE until_wall > ?",
+                    (wall,)):
+                self.rests[line] = Rest(now + until_wall - wall, until_wall, reason)
+                self._rested[line] = times
 
     def interval(self, line: str) -> float:
         own = self.interval_of(line)
@@ -111,7 +119,8 @@ class SimPacer:
     def sent(self, line: str) -> None:
         """A message went out on ``line`` (its next rest, if any, is the first again)."""
         self._failures.pop(line, None)
-        self._rested.pop(line, None)
+        if self._rested.pop(line, None) is not None and self.store is not None:
+            self.store.submit(_forget_rest, line)
         self.rests.pop(line, None)
         self._spend(line)
 
@@ -127,6 +136,8 @@ class SimPacer:
         rest_s = min(self.rest_s * 2 ** (times - 1), 86400.0)
         now = self.clock.now()
         r = self.rests[line] = Rest(now + rest_s, self.clock.wall() + rest_s, reason)
+        if self.store is not None:
+            self.store.submit(_keep_rest, line, r.until_wall, reason, times)
         self._failures.pop(line, None)
         log.warning("sms_sim_rested", line=line, rest_s=rest_s, reason=reason)
         return r
@@ -140,6 +151,19 @@ class SimPacer:
     def _box_next(self) -> float:
         # Read at each use: a backlog that shrank, or hours running out, tighten the spacing.
         return self._last + self.spacing_s() * self._stretch
+
+
+def _keep_rest(store, line: str, until_wall: float, reason: str, times: int) -> None:
+    with store.tx():
+        store.db.execute("INSERT INTO sim_rests (line, until_wall, reason, times) VALUES "
+                         "(?,?,?,?) ON CONFLICT (line) DO UPDATE SET until_wall=excluded."
+                         "until_wall, reason=excluded.reason, times=excluded.times",
+                         (line, until_wall, reason, times))
+
+
+def _forget_rest(store, line: str) -> None:
+    with store.tx():
+        store.db.execute("DELETE FROM sim_rests WHERE line=?", (line,))
 
 
 def hours_left_s(profile, wall: float, tz: str | None = None) -> float:

@@ -507,6 +507,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX accounts_held ON accounts (campaign_id, status, next_due_at)
         WHERE hold_reason IS NOT NULL;
     """,
+    # SIMs resting from SMS after their operator refused them (controller/sms_pacing.py): a
+    # restart does not send on them again before the rest is over
+    """
+    CREATE TABLE sim_rests (
+        line TEXT PRIMARY KEY,
+        until_wall REAL NOT NULL,
+        reason TEXT NOT NULL,
+        times INTEGER NOT NULL                  -- rests in a row (each twice as long)
+    ) WITHOUT ROWID;
+    """,
 )
 
 # Seconds until the next attempt after an outcome (simulated time is scaled by the caller).

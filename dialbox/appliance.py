@@ -197,7 +197,7 @@ class Appliance(BackendMixin):
         self._sms_per_sim = self._sms_limit(loaded)
         # One pace per SIM for every campaign's messages; a profile may set its own interval.
         self.sms_pacer = SimPacer(
-            self.clock, seed=s.seed,
+            self.clock, seed=s.seed, store=self.store,
             interval_of=lambda ln: self._limits_of(ln).get("sms_min_interval_s"))
         self.runner = CampaignRunner(self.store, self.lines, self.operators, self.clock,
                                      reserve_inbound=s.reserve_inbound, sms=self._sms_for)

@@ -229,3 +229,29 @@ def test_rests_grow_while_a_sim_keeps_being_refused_and_three_failures_rest_it_t
         pacer.failed("gsm0", "+CMS ERROR 500: unknown error", blocked=False)
     rest = pacer.rests["gsm0"]
     assert rest.until - clock.now() == 600 and rest.reason.startswith("3 failures in a row")
+
+
+def test_a_rest_outlives_a_restart_of_the_box(tmp_path):
+    # The technician restarts the box to "fix" the SIM the operator just refused: it still
+    # rests, on the lines page too, and its next refusal rests it twice as long.
+    from tests.test_dialer import FakeClock
+    clock = FakeClock(_at("2026-11-25T12:00:00+03:00"))
+    store = Store(tmp_path / "r.sqlite3", clock)  # type: ignore[arg-type]
+    SimPacer(clock, rest_s=600, store=store).failed(  # type: ignore[arg-type]
+        "gsm1", "+CMS ERROR 38: network out of order", blocked=True)
+    store.close()
+    clock.set(clock.wall() + 120)  # two minutes later the box is back
+    store = Store(tmp_path / "r.sqlite3", clock)  # type: ignore[arg-type]
+    pacer = SimPacer(clock, rest_s=600, store=store)  # type: ignore[arg-type]
+    assert pacer.ready(["gsm0", "gsm1"]) == ["gsm0"]
+    assert pacer.rests["gsm1"].until_wall == _at("2026-11-25T12:10:00+03:00")
+    assert "38" in pacer.rests["gsm1"].reason
+    clock.set(clock.wall() + 481)
+    assert pacer.ready(["gsm1"]) == ["gsm1"]
+    pacer.failed("gsm1", "+CMS ERROR 38: network out of order", blocked=True)
+    assert pacer.rests["gsm1"].until - clock.now() == 1200
+    pacer.sent("gsm1")  # it sends again: nothing is kept for the next start
+    store.close()
+    store = Store(tmp_path / "r.sqlite3", clock)  # type: ignore[arg-type]
+    assert SimPacer(clock, store=store).rests == {}  # type: ignore[arg-type]
+    store.close()
