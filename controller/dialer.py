@@ -161,7 +161,10 @@ class Dialer:
     async def start(self) -> None:
         self.running = True
         self._stopping = False
-        self._replay_abandon_window()
+        # A month of answers is read on the store's reader thread, not on the loop.
+        since = self.clock.wall() - self.pacer.config.window_s / self.clock.scale
+        self._replay_abandon_window(await self.store.read(_answered_since, self.campaign_id,
+                                                          since))
         if not self.managed:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
@@ -203,13 +206,14 @@ class Dialer:
                     self.previews or any(
             o.campaign == self.campaign_id and o.call_id for o in self.operators.pool.ops))
 
-    def _replay_abandon_window(self) -> None:
-        """The pacer's window survives restarts: stored live answers and abandons go back in."""
+    def _replay_abandon_window(self, rows: list | None = None) -> None:
+        """The pacer's window survives restarts: stored live answers and abandons go back in
+        (``rows``: read already, else read here)."""
         wall, now = self.clock.wall(), self.clock.now()
-        since = wall - self.pacer.config.window_s / self.clock.scale
-        for created, abandoned in self.store.db.execute(
-                "SELECT created_at, abandoned FROM attempts WHERE campaign_id=? AND "
-                "outcome='answered' AND created_at >= ? ORDER BY created_at", (self.campaign_id, since)):
+        if rows is None:
+            since = wall - self.pacer.config.window_s / self.clock.scale
+            rows = _answered_since(self.store, self.campaign_id, since)
+        for created, abandoned in rows:
             t = now - (wall - created) * self.clock.scale
             self.pacer.window.record(t, live=1, abandoned=int(abandoned))
 
@@ -747,6 +751,13 @@ class Dialer:
 
     def counters(self) -> dict:
         return self.store.counters(self.campaign_id)
+
+
+def _answered_since(store: Store, campaign_id: int, since: float) -> list[tuple[float, int]]:
+    """(when, abandoned) of the campaign's live answers since ``since``, oldest first."""
+    return [(r[0], r[1]) for r in store.db.execute(
+        "SELECT created_at, abandoned FROM attempts WHERE campaign_id=? AND "
+        "outcome='answered' AND created_at >= ? ORDER BY created_at", (campaign_id, since))]
 
 
 # --- the law and the next lead, run on the store's writer thread ---------------------------

@@ -304,3 +304,34 @@ async def test_the_nightly_purge_never_uses_the_loops_connection_from_a_thread(t
                                 ).fetchone()[0] == 5
     finally:
         store.close()
+
+
+async def test_a_campaign_starting_reads_its_month_of_answers_off_the_loop(tmp_path, monkeypatch):
+    # The pacer's window is refilled from the stored answers of the last 30 days (a busy
+    # campaign's hundreds of thousands of attempts) on the reader thread, then replayed.
+    import threading
+
+    from controller import dialer as dialer_mod
+    from tests.test_dialer import FakeClock, FakeLines
+    store = Store(tmp_path / "a.sqlite3", FakeClock(NOON))  # type: ignore[arg-type]
+    cid = _fill(store, 2)
+    lead = store.next_lead(cid, NOON)
+    store.begin_attempt(cid, lead, "l0", "c1", None, now=NOON - 3600)
+    store.finish_attempt("c1", outcome="answered", q850=16, reason="", ring_s=3, talk_s=0,
+                         abandoned=True, now=NOON - 3500)
+    store.start_writer()
+    read_on: list[str] = []
+    real = dialer_mod._answered_since
+    monkeypatch.setattr(dialer_mod, "_answered_since", lambda *a: (
+        read_on.append(threading.current_thread().name), real(*a))[1])
+    ops = OperatorPool(1, store.clock)  # type: ignore[arg-type]
+    d = Dialer(store, FakeLines(["l0"]), ops, store.clock, campaign_id=cid,  # type: ignore
+               campaign_name="c", managed=True, compliance_profile="ru-230fz")
+    try:
+        await d.start()
+        assert read_on and read_on[0].startswith("store-reader")
+        assert d.pacer.window.live == 1 and d.pacer.window.abandoned == 1
+    finally:
+        await d.stop()
+        await ops.stop()
+        store.close()
