@@ -54,6 +54,18 @@ def _msg(message: str, params: dict[str, Any]) -> Msg:
     return Msg(message, **params)
 
 
+def reason_of(exc: BaseException) -> str:
+    """What an exception says, as a Msg when it carries one (its first argument, or a
+    UserError's message and values) so a page can translate it; else its English text.
+    (``str(exc)`` would lose the template: a reason is taken with this, never with str.)"""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    if isinstance(first, Msg):
+        return first
+    if isinstance(exc, UserError) and exc.message:
+        return Msg(exc.message, **exc.params)
+    return str(exc)
+
+
 def N_(message: str) -> str:
     """Marks a message for the translation catalogues; it is translated where it is shown."""
     return message

@@ -11,6 +11,7 @@ from cext import linestate_codes as C
 from cext.linestate import LineCore
 from firmware.clock import Clock
 from firmware.driverapi import Driver, HwReport
+from firmware.errors import Msg, reason_of
 from firmware.lineapi import (CallProgress, CallReleased, CallStage, EventSink, InboundCall,
                               LineError, LineEvent, LineInfo, LineStatus, Outcome,
                               cause_name, classify_cause)
@@ -29,7 +30,7 @@ class _Channel:
     driver: Driver
     local: int
     ring_s: float  # the line's ring time-out, from its hardware profile
-    reason: str = "starting"
+    reason: str = Msg("starting")
 
 
 @dataclass
@@ -143,7 +144,7 @@ class LineManager:
             self._waiting.difference_update(idx)
             for i in idx:  # no await from the last call's end to here: nothing new slips in
                 if self.core.state(i) != C.BLOCKED:
-                    self.channels[i].reason = "applying the hardware profile"
+                    self.channels[i].reason = Msg("applying the hardware profile")
                     self._feed(i, C.EV_HW_OUT_OF_SERVICE, 0)
             for drv in old:
                 try:
@@ -170,7 +171,8 @@ class LineManager:
                     log.exception("driver_start_failed", lines=len(names))
                     for ch in self.channels:
                         if ch.driver is drv:
-                            ch.reason = f"the new hardware profile did not start: {exc}"
+                            ch.reason = Msg("the new hardware profile did not start: {problem}",
+                                         problem=reason_of(exc))
         finally:
             self._draining.difference_update(idx)
             self._waiting.difference_update(idx)
@@ -214,8 +216,8 @@ class LineManager:
             st = self.core.state(ch.index)
             call = self._on_channel.get(ch.index)
             health = dict(ch.driver.health(ch.local), ring_timeout_s=ch.ring_s)
-            reason = ("takes no new call: switches to its new hardware profile when the call "
-                      "ends" if ch.index in self._waiting else ch.reason)
+            reason = (Msg("takes no new call: switches to its new hardware profile when the "
+                          "call ends") if ch.index in self._waiting else ch.reason)
             out.append(LineInfo(ch.name, ch.driver.kind, C.STATE_NAMES[st],
                                 st not in (C.OUT_OF_SERVICE, C.BLOCKED), reason,
                                 call.call_id if call else None, health))
@@ -323,7 +325,7 @@ class LineManager:
             if drv is not None and ch.driver is not drv:
                 return  # a replaced driver's last words: its lines are another driver's now
             if r.event == C.EV_HW_OUT_OF_SERVICE:
-                ch.reason = r.reason or "out of service"
+                ch.reason = r.reason or Msg("out of service")
             elif r.event == C.EV_HW_IN_SERVICE:
                 ch.reason = ""
             call = self._on_channel.get(idx)
@@ -443,7 +445,7 @@ class LineManager:
             self._emit(InboundCall(ch.name, call.call_id, call.number or None, now))
         elif action == C.ACT_RESET:
             reset = getattr(ch.driver, "reset", None)
-            ch.reason = "the hardware did not confirm a request in time; resetting"
+            ch.reason = Msg("the hardware did not confirm a request in time; resetting")
             (self._log(call) if call is not None else log.bind(line=ch.name)).warning(
                 "line_reset")
             if call is not None:  # whatever the timer concluded, the line cannot be believed

@@ -303,3 +303,37 @@ async def test_settings_are_applied_at_once_and_kept_in_the_config_file(app, tmp
     with pytest.raises(InputError, match="disk: dialing must stop at less free space"):
         await app.settings_change({"disk_stop_free_mb": "5"})
     assert config.load(conf).disk_stop_free_mb == 1
+
+
+async def test_the_lines_page_says_in_russian_why_a_line_is_out_of_service(app, aiohttp_client):
+    """A module whose SIM is gone and a span whose D-channel is cut: the reasons the drivers
+    give are shown in the page's language (a Msg: template and values), English in English."""
+    from tests.test_i18n import russian_only
+    from web_admin.app import make_app
+    from web_admin.render import SESSION_COOKIE
+    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await app.campaign_action(app.campaigns()[0]["name"], "pause")  # nothing dials meanwhile
+    app.sims[0].inject("sim_removed")
+    await app.line_action("gsm0", "reset")  # re-initialised: AT+CPIN? answers +CME ERROR: 10
+    span = app.e1_spans[0]
+    span.simulator.fault_link_down(3600)
+    e1_line = next(ch.name for ch in app.lines.channels if ch.driver is span)
+
+    def reason(name):
+        return next(ln["reason"] for ln in app.lines_detail() if ln["name"] == name)
+    await _wait(lambda: "no SIM card" in reason("gsm0") and "D-channel down" in reason(e1_line))
+    users.add(app.store, "tim", "tim-password-1", role="technician")
+    uid = app.store.db.execute("SELECT id FROM users WHERE username='tim'").fetchone()[0]
+    client = await aiohttp_client(make_app(app))
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: users.open_session(app.store,
+                                                                                 uid)[0]})
+    ru = await (await client.get("/lines?lang=ru")).text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(
+        r'data-line="([^"]+)".*?<td class="reason">(.*?)</td>', ru, re.S)}
+    assert "нет SIM-карты (+CME ERROR: 10)" in rows["gsm0"], rows["gsm0"]
+    assert "D-канал упал: другая сторона перестала отвечать (T200 × N200)" in rows[e1_line]
+    for line in ("gsm0", e1_line):
+        assert not russian_only(rows[line], ("firmware/",)), rows[line]
+    en = await (await client.get("/lines?lang=en")).text()
+    assert "no SIM card (+CME ERROR: 10)" in en
+    assert "D-channel down: peer stopped answering (T200 x N200)" in en

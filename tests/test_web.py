@@ -297,7 +297,7 @@ async def test_desk_for_someone_without_a_position_says_so(client, store):
 async def test_dashboard_in_russian_and_english(client, store):
     as_role(client, store, "supervisor")
     page = await (await client.get("/")).text()
-    assert "Попытки" in page and "гудки" in page and "no SIM card" in page
+    assert "Попытки" in page and "гудки" in page and "нет SIM-карты" in page
     assert 'data-counter="attempts">7<' in page and 'data-counter="held">5<' in page
     assert 'class="tile st-out_of_service" data-line="gsm1"' in page
     assert re.search(r'data-group="dialing" data-states="[^"]*alerting[^"]*">1<', page)
@@ -500,7 +500,7 @@ async def test_dnc_validation(client, store, fake, number, reason, message):
 async def test_lines_page_shows_sim_health_and_reason(client, store):
     as_role(client, store, "technician")
     page = await (await client.get("/lines")).text()
-    assert "8970102123456789012" in page and "no SIM card" in page and "-77" in page
+    assert "8970102123456789012" in page and "нет SIM-карты" in page and "-77" in page
     assert "Тестовый звонок" in page and "1/2" in page
     page = await (await client.get("/lines?problems=1")).text()
     assert 'data-line="gsm1"' in page and 'data-line="gsm0"' not in page and "1/2" in page

@@ -42,7 +42,10 @@ KEYWORDS = ("_", "N_", "gettext", "ngettext:1,2", "pgettext:1c,2", "NP_:1c,2", "
             "InputError", "Msg", "t:2")
 # The hardware profiles' checks reach the hardware page (their problems are Msg or N_).
 SOURCES = ("web_admin", "controller", "dialbox/backend.py", "firmware/profiles.py",
-           "firmware/yamlsrc.py", "firmware/profile_library.py", "firmware/e1/profile.py")
+           "firmware/yamlsrc.py", "firmware/profile_library.py", "firmware/e1/profile.py",
+           # why a line is out of service (the lines page): drivers and the line manager
+           "firmware/gsm/driver.py", "firmware/linemanager.py", "firmware/e1/span.py",
+           "firmware/e1/lapd.py", "firmware/e1/transports.py")
 
 
 def NP_(context: str, message: str) -> tuple[str, str]:
@@ -83,8 +86,8 @@ def pgettext(lang: str, context: str, message: str) -> str:
     return translations(lang).pgettext(context, message)
 
 
-def message_of(lang: str, exc: BaseException) -> str:
-    """What an error says, in `lang`: a UserError's message and params, or its text translated."""
+def message_of(lang: str, exc: Any) -> str:
+    """What an error (or a Msg) says, in `lang`: its message and params, or its text translated."""
     message = getattr(exc, "message", None)
     params = getattr(exc, "params", None) or {}
     if not isinstance(message, str):

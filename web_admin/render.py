@@ -185,5 +185,13 @@ def day(ctx: Any, value: Any) -> str:
     return i18n.day(value, ctx.get("lang", i18n.DEFAULT))
 
 
-FILTERS = {"pct": pct, "money": money, "number": number, "duration": duration, "when": when,
+@jinja2.pass_context
+def msg(ctx: Any, value: Any) -> str:
+    """A message from below (a line's reason: a Msg, or plain text) in the page's language."""
+    if value in (None, ""):
+        return ""
+    return i18n.message_of(ctx.get("lang", i18n.DEFAULT), value)  # a Msg: template and values
+
+
+FILTERS = {"msg": msg, "pct": pct, "money": money, "number": number, "duration": duration, "when": when,
            "day": day}

@@ -10,6 +10,7 @@ from typing import Callable
 import structlog
 
 from firmware.clock import Clock
+from firmware.errors import Msg
 from firmware.e1.q931 import DecodeError
 
 log = structlog.get_logger(__name__)
@@ -206,7 +207,7 @@ class DataLink:
         if self.state is LinkState.AWAITING_ESTABLISHMENT:
             if self._rc >= self.timers.n200:
                 self.counters["failures"] += 1
-                self._go_down("no answer to SABME (T200 x N200)")
+                self._go_down(Msg("no answer to SABME (T200 x N200)"))
                 return
             self._rc += 1
             self._tx("SABME", True, pf=1)
@@ -217,7 +218,7 @@ class DataLink:
         elif self.state is LinkState.TIMER_RECOVERY:
             if self._rc >= self.timers.n200:
                 self.counters["failures"] += 1
-                self._link_lost("peer stopped answering (T200 x N200)")
+                self._link_lost(Msg("peer stopped answering (T200 x N200)"))
                 return
             self._enquire()
 
@@ -290,7 +291,7 @@ class DataLink:
         self._queue.clear()
         if was_up:
             log.info("lapd.reset_by_peer", link=self.name)
-            self.on_down("data link reset by peer")
+            self.on_down(Msg("data link reset by peer"))
         if self.state is LinkState.AWAITING_ESTABLISHMENT:
             return  # our own SABME crossed the peer's; its UA completes establishment
         self._established()
@@ -304,19 +305,19 @@ class DataLink:
             return
         if self.is_up:
             self._tx("UA", False, pf=f.pf)
-            self._go_down("peer released the link")
+            self._go_down(Msg("peer released the link"))
         else:
             self._tx("DM", False, pf=f.pf)
 
     def _rx_dm(self, f: Frame, is_command: bool) -> None:
         if self.state is LinkState.AWAITING_ESTABLISHMENT and f.pf:
-            self._go_down("peer refused establishment (DM)")
+            self._go_down(Msg("peer refused establishment (DM)"))
         elif self.is_up and not f.pf:
-            self._link_lost("peer is in disconnected mode (DM)")
+            self._link_lost(Msg("peer is in disconnected mode (DM)"))
 
     def _rx_frmr(self, f: Frame, is_command: bool) -> None:
         if self.is_up:
-            self._link_lost("frame reject from peer")
+            self._link_lost(Msg("frame reject from peer"))
 
     def _rx_other(self, f: Frame, is_command: bool) -> None:
         if f.kind == "UI" and f.info:
@@ -336,7 +337,7 @@ class DataLink:
                 self._tx("DM", False, pf=1)
             return
         if not self._nr_valid(f.nr):
-            self._link_lost("N(R) sequence error")
+            self._link_lost(Msg("N(R) sequence error"))
             return
         accepted = f.ns == self._vr
         if accepted:
@@ -363,7 +364,7 @@ class DataLink:
         if is_command and f.pf:
             self._tx("RR", False, pf=1, nr=self._vr)
         if not self._nr_valid(f.nr):
-            self._link_lost("N(R) sequence error")
+            self._link_lost(Msg("N(R) sequence error"))
             return
         self._after_nr(f.nr, retransmit=f.kind == "REJ",
                        final=not is_command and bool(f.pf))

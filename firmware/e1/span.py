@@ -22,6 +22,7 @@ from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, Cal
                               ChannelId, Message, MessageType as MT, RestartIndicator,
                               SendingComplete)
 from firmware.e1.transports import FrameTransport
+from firmware.errors import Msg
 from firmware.lineapi import LineError
 from firmware.lineaudio import FdAudio, LineAudio
 
@@ -153,8 +154,8 @@ class E1Span:
         self._report, self._running = report, True
         for i, ts in enumerate(self.config.timeslots):
             self._emit(i, codes.EV_HW_OUT_OF_SERVICE,
-                       reason="blocked for maintenance" if ts in self.blocked
-                       else "D-channel not established yet")
+                       reason=Msg("blocked for maintenance") if ts in self.blocked
+                       else Msg("D-channel not established yet"))
         await self._connect()
 
     async def stop(self) -> None:
@@ -272,7 +273,8 @@ class E1Span:
         ts = self._slot(channel)
         self.blocked.add(ts)
         if ts not in self.by_slot:
-            self._emit(channel, codes.EV_HW_OUT_OF_SERVICE, reason="blocked for maintenance")
+            self._emit(channel, codes.EV_HW_OUT_OF_SERVICE,
+                       reason=Msg("blocked for maintenance"))
 
     def unblock(self, channel: int) -> None:
         ts = self._slot(channel)
@@ -379,7 +381,8 @@ class E1Span:
         for call in list(self.calls.values()):
             self._drop(call, CAUSE_LINK_LOST, f"D-channel lost: {reason}")
         for i, ts in enumerate(self.config.timeslots):
-            self._emit(i, codes.EV_HW_OUT_OF_SERVICE, reason=f"D-channel down: {reason}")
+            self._emit(i, codes.EV_HW_OUT_OF_SERVICE,
+                       reason=Msg("D-channel down: {reason}", reason=reason))
 
     # -- Q.931 in ----------------------------------------------------------------------------
     def _on_message(self, info: bytes) -> None:

@@ -10,6 +10,8 @@ from typing import Callable
 
 import structlog
 
+from firmware.errors import Msg
+
 log = structlog.get_logger(__name__)
 
 OnFrame = Callable[[bytes], None]
@@ -80,10 +82,10 @@ class FdFrameTransport(FrameTransport):
         except BlockingIOError:
             return
         except OSError as exc:
-            self._lost(f"read failed: {exc}")
+            self._lost(Msg("read failed: {error}", error=str(exc)))
             return
         if not data:
-            self._lost("peer closed the D-channel")
+            self._lost(Msg("peer closed the D-channel"))
             return
         if self._fcs:
             if len(data) < 3:
@@ -170,7 +172,8 @@ class _StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.owner._transport = None
         self.owner._closed.set()
-        self.owner.on_lost(f"connection lost: {exc}" if exc else "connection closed")
+        self.owner.on_lost(Msg("connection lost: {error}", error=str(exc)) if exc
+                           else Msg("connection closed"))
 
 
 class StreamFrameTransport(FrameTransport):

@@ -11,7 +11,7 @@ import structlog
 from cext import linestate_codes as C
 from firmware.clock import Clock
 from firmware.driverapi import HwReport, Report
-from firmware.errors import UserError
+from firmware.errors import Msg, UserError, reason_of
 from firmware.gsm import errors as gsm_errors
 from firmware.gsm import pdu as smspdu
 from firmware.gsm import ussd
@@ -40,12 +40,12 @@ CEER_CAUSES = {
 }
 _FINAL_CAUSE = {"BUSY": 17, "NO ANSWER": 19, "NO DIALTONE": 38}
 # CME errors that need a person at the box (SIM missing, PIN, PUK, SIM blocked).
-_NEEDS_PERSON = {10: "no SIM card", 11: "SIM PIN required", 12: "SIM PUK required",
-                 13: "SIM failure", 262: "SIM blocked"}
+_NEEDS_PERSON = {10: Msg("no SIM card"), 11: Msg("SIM PIN required"),
+                 12: Msg("SIM PUK required"), 13: Msg("SIM failure"), 262: Msg("SIM blocked")}
 
 
 class _Trouble(Exception):
-    """The module needs re-initialising; the message is the out-of-service reason."""
+    """The module needs re-initialising; its argument (a Msg) is the out-of-service reason."""
 
 
 def rssi_to_dbm(rssi: int) -> int | None:
@@ -82,7 +82,7 @@ class GsmModule:
                                      "number": number, "number_source": "profile" if number
                                      else None, "caller_id": "unknown"}
         self.in_service = False
-        self.reason = "starting"
+        self.reason = Msg("starting")
         self._report: Report | None = None
         self._engine: ATEngine | None = None
         self._task: asyncio.Task | None = None
@@ -176,27 +176,28 @@ class GsmModule:
             # Not confirmed: the call may still be up. Re-initialising the module ends it;
             # going out of service tells the line core the call is over.
             self.call_log.warning("hangup_failed", error=str(exc))
-            self._flag_trouble(f"no answer to {self.profile.hangup}: {exc}")
+            self._flag_trouble(Msg("no answer to {command}: {error}",
+                                   command=self.profile.hangup, error=str(exc)))
             return
         except ATError as exc:
             self.call_log.info("hangup_refused", final=exc.final)  # no call left to hang up
         self._released(0)
 
     async def reset(self, channel: int = 0, *,
-                    reason: str = "the module did not confirm a request in time") -> None:
+                    reason: str = Msg("the module did not confirm a request in time")) -> None:
         """Re-initialise the module (the line core saw no confirmation, or a person asked);
         a line taken out of service after too many failures starts again from the first step."""
         if self.parked:
             self._revive.set()
         else:
-            self._flag_trouble(f"reset requested: {reason}")
+            self._flag_trouble(Msg("reset requested: {reason}", reason=reason))
 
     async def answer(self, channel: int) -> None:
         engine = self._require_engine()
         try:
             await engine.command("ATA", timeout=10)
         except (ATError, ATTimeout, LinkLost) as exc:
-            self._emit(C.EV_HW_RELEASE, 41, reason=f"answer failed: {exc}")
+            self._emit(C.EV_HW_RELEASE, 41, reason=Msg("answer failed: {error}", error=str(exc)))
             self._released(0)
             return
         self._answered = True
@@ -271,7 +272,7 @@ class GsmModule:
             try:  # back to PDU mode: inbound SMS and reports are read as PDUs
                 await e.command("AT+CMGF=0", timeout=5)
             except (ATError, ATTimeout, LinkLost):
-                self._flag_trouble("could not return the module to SMS PDU mode")
+                self._flag_trouble(Msg("could not return the module to SMS PDU mode"))
         mr = int(r.first("+CMGS:") or -1)
         self._sms_sent[(mr, _digits(number))] = (sms_id, 1)
         self._sms_event(SmsStatus(self.name, sms_id, "sent", "", self.clock.now()))
@@ -419,7 +420,8 @@ class GsmModule:
     def _audio_lost(self, audio: LineAudio, exc: Exception | None) -> None:
         if audio is self._audio and not self._stopping:
             self._audio = None
-            self._audio_fault(f"audio port {self.audio_port} lost: {exc}")
+            self._audio_fault(Msg("audio port {port} lost: {error}", port=self.audio_port,
+                                  error=str(exc)))
 
     def _audio_fault(self, reason: str) -> None:
         """No audio path for the call: a line fault, not the debtor's doing. The call is hung
@@ -455,7 +457,7 @@ class GsmModule:
         try:
             transport, _ = await open_link(self.audio_port, _Probe, baud=self.baud)
         except UserError as exc:
-            raise _Trouble(f"audio port: {exc}") from None
+            raise _Trouble(Msg("audio port: {problem}", problem=reason_of(exc))) from None
         transport.close()
         await asyncio.wait_for(closed, 2)
 
@@ -494,14 +496,14 @@ class GsmModule:
             except asyncio.CancelledError:
                 raise
             except LinkLost as exc:
-                reason, self._port_lost = str(exc), True
+                reason, self._port_lost = reason_of(exc), True
             except (_Trouble, ATError, ATTimeout, UserError) as exc:
-                reason = str(exc)
+                reason = reason_of(exc)
             except Exception as exc:  # never let one module's bug stop the box
                 self.log.exception("gsm_module_failed")
-                reason = f"internal error: {exc}"
+                reason = Msg("internal error: {error}", error=str(exc))
             else:
-                reason = self._trouble_reason or "stopped"
+                reason = self._trouble_reason or Msg("stopped")
             if self._stopping:
                 break
             self._failures += 1
@@ -530,8 +532,9 @@ class GsmModule:
         self._revive.clear()
         await self._recover()  # the profile's reset method, one last time
         self.parked = True
-        self._set_service(False, f"taken out of service after {self._failures} failed "
-                                 f"recoveries ({reason}); reset the line to try again")
+        self._set_service(False, Msg("taken out of service after {failures} failed recoveries "
+                                     "({reason}); reset the line to try again",
+                                     failures=self._failures, reason=reason))
         await self._revive.wait()
         self.log.info("gsm_line_reset_by_request")
         self.parked = False
@@ -582,7 +585,8 @@ class GsmModule:
                 try:
                     await self._require_engine().command("AT", timeout=2)
                 except (ATTimeout, ATError):
-                    raise _Trouble(f"no response from the module ({exc})") from None
+                    raise _Trouble(Msg("no response from the module ({error})",
+                                       error=str(exc))) from None
 
     async def _open(self) -> None:
         self._close()
@@ -606,7 +610,7 @@ class GsmModule:
                 break
             except (ATTimeout, ATError):
                 if attempt == 2:
-                    raise _Trouble("no response to AT") from None
+                    raise _Trouble(Msg("no response to AT")) from None
         await e.command("ATE0", timeout=t)
         await e.command("AT+CMEE=1", timeout=t)
         try:  # PDU mode: the robust SMS path; text mode hangs some firmware in the prompt
@@ -631,7 +635,8 @@ class GsmModule:
         except ATError as exc:
             if exc.code in _NEEDS_PERSON:
                 self.info["sim"] = _NEEDS_PERSON[exc.code]
-                raise _Trouble(f"{_NEEDS_PERSON[exc.code]} (+CME ERROR: {exc.code})") from None
+                raise _Trouble(Msg("{problem} (+CME ERROR: {code})",
+                                   problem=_NEEDS_PERSON[exc.code], code=exc.code)) from None
             raise
         await self._check_audio_port()
         if self.voice == "sim7600-cpcmreg" and self.audio_port:
@@ -643,7 +648,7 @@ class GsmModule:
         sim = r.first("+CPIN:") or ""
         self.info["sim"] = sim
         if sim != "READY":
-            raise _Trouble(f"SIM not ready: {sim}")
+            raise _Trouble(Msg("SIM not ready: {state}", state=sim))
         for key, cmd in (("imsi", "AT+CIMI"), ("iccid", self.dialect.iccid)):
             try:
                 r = await e.command(cmd, timeout=t)
@@ -690,8 +695,9 @@ class GsmModule:
         else:
             if m == 1 or (n != 2 and m == 3) or n == 1:
                 self.info["caller_id"] = "restricted"
-                raise _Trouble(f"the SIM hides the caller's number (+CLIR: {n},{m}); the law "
-                               "forbids hidden numbers: ask the operator to allow caller ID")
+                raise _Trouble(Msg("the SIM hides the caller's number (+CLIR: {n},{m}); the law "
+                                   "forbids hidden numbers: ask the operator to allow caller ID",
+                                   n=n, m=m))
             self.info["caller_id"] = "shown"
         sim_number = None
         try:
@@ -717,18 +723,20 @@ class GsmModule:
         r = await e.command("AT+CREG?", timeout=t)
         fields = (r.first("+CREG:") or "").split(",")
         stat = int(fields[1]) if len(fields) > 1 and fields[1].strip().isdigit() else -1
-        self.info["registration"] = _REG.get(stat, f"unknown ({stat})")
+        self.info["registration"] = _REG.get(stat) or Msg("unknown ({stat})", stat=stat)
         r = await e.command("AT+COPS?", timeout=t)
         ops = (r.first("+COPS:") or "").split(",")
         self.info["operator"] = ops[2].strip('"') if len(ops) > 2 else None
         if stat not in (1, 5):
-            raise _Trouble(f"not registered on the network ({self.info['registration']})")
+            raise _Trouble(Msg("not registered on the network ({registration})",
+                               registration=self.info["registration"]))
 
     # --- calls ------------------------------------------------------------------------------
     async def _dial(self, number: str, ring_timeout_s: float | None = None) -> None:
         e = self._engine
         if e is None or e.lost:
-            self._emit(C.EV_HW_RELEASE, 27, reason="module out of service", info=_FAULT)
+            self._emit(C.EV_HW_RELEASE, 27, reason=Msg("module out of service"),
+                       info=_FAULT)
             self._released(0)
             return
         final_mode = self.dialect.call_progress == "final"
@@ -740,14 +748,16 @@ class GsmModule:
                                 check=False)
         except (ATTimeout, LinkLost) as exc:
             self.call_log.warning("gsm_dial_failed", error=str(exc))
-            self._emit(C.EV_HW_RELEASE, 41, reason=f"dial failed: {exc}", info=_FAULT)
+            self._emit(C.EV_HW_RELEASE, 41, reason=Msg("dial failed: {error}", error=str(exc)),
+                       info=_FAULT)
             self._released(0)
-            self._flag_trouble(f"no answer to ATD: {exc}")
+            self._flag_trouble(Msg("no answer to ATD: {error}", error=str(exc)))
             return
         if r.final.startswith(("+CME ERROR", "ERROR", "COMMAND NOT SUPPORT")):
             self.call_log.warning("gsm_dial_refused", final=r.final)
             self._emit(C.EV_HW_RELEASE, 41 if "ERROR" in r.final else 47,
-                       reason=f"dial refused by the module: {r.final}", info=_FAULT)
+                       reason=Msg("dial refused by the module: {final}", final=r.final),
+                       info=_FAULT)
             self._released(0)
             return
         if not final_mode:
@@ -781,13 +791,14 @@ class GsmModule:
             self._emit(C.EV_HW_RELEASE, 0, reason=fault, info=_FAULT)
             self._flag_trouble(fault)
         elif cause == 38:  # NO DIALTONE: our SIM has no network, the debtor was never called
-            self._emit(C.EV_HW_RELEASE, 38, reason="no network on this line", info=_FAULT)
+            self._emit(C.EV_HW_RELEASE, 38, reason=Msg("no network on this line"),
+                       info=_FAULT)
         elif cause:
             self._emit(C.EV_HW_RELEASE, cause)
         elif self._answered:
             self._emit(C.EV_HW_RELEASE, 16)
         else:  # NO CARRIER and nothing more: the outcome is not the debtor's to carry
-            self._emit(C.EV_HW_RELEASE, 0, reason="the module reported no cause",
+            self._emit(C.EV_HW_RELEASE, 0, reason=Msg("the module reported no cause"),
                        info=_NO_CAUSE)
         self._emit(C.EV_HW_RELEASED)
         self._answered = False
@@ -804,24 +815,26 @@ class GsmModule:
             return self._trouble_reason
         engine = self._engine
         if engine is None or engine.lost:
-            return "the module's port was lost under the call"
+            return Msg("the module's port was lost under the call")
         t = self.profile.command_timeout_s
         try:
             r = await engine.command("AT+CPIN?", timeout=t)
             sim = (r.first("+CPIN:") or "").strip()
             if sim != "READY":
-                return f"SIM not ready under the call (+CPIN: {sim or '?'})"
+                return Msg("SIM not ready under the call (+CPIN: {state})", state=sim or "?")
             r = await engine.command("AT+CREG?", timeout=t)
         except ATError as exc:
             if exc.code in _NEEDS_PERSON:
-                return f"{_NEEDS_PERSON[exc.code]} under the call (+CME ERROR: {exc.code})"
+                return Msg("{problem} under the call (+CME ERROR: {code})",
+                           problem=_NEEDS_PERSON[exc.code], code=exc.code)
             return None
         except (ATTimeout, LinkLost) as exc:
-            return f"the module stopped answering under the call ({exc})"
+            return Msg("the module stopped answering under the call ({error})", error=str(exc))
         fields = (r.first("+CREG:") or "").split(",")
         stat = fields[1].strip() if len(fields) > 1 else ""
         if stat.isdigit() and stat not in ("1", "5"):
-            return f"lost network registration under the call ({_REG.get(int(stat), stat)})"
+            return Msg("lost network registration under the call ({registration})",
+                       registration=_REG.get(int(stat), stat))
         return self._trouble_reason if self._trouble.is_set() else None
 
     def _released(self, cause: int) -> None:
@@ -837,7 +850,7 @@ class GsmModule:
     # --- URCs -------------------------------------------------------------------------------
     def _on_urc(self, line: str, payload: str | None) -> None:
         if line.startswith(self.dialect.boot_urcs) and not self._booting_expected():
-            self._flag_trouble(f"module rebooted ({line})")
+            self._flag_trouble(Msg("module rebooted ({urc})", urc=line))
             return
         if line.startswith(self.dialect.noise_urcs):
             return
@@ -874,16 +887,17 @@ class GsmModule:
             m = re.match(r'\+CLIP:\s*"([^"]*)"', line)
             self._offer(m.group(1) if m else None)
         elif line.startswith("+CPIN:") and line.split(":", 1)[1].strip() != "READY":
-            self._flag_trouble(f"SIM state changed: {line.split(':', 1)[1].strip()}")
+            self._flag_trouble(Msg("SIM state changed: {state}",
+                                   state=line.split(":", 1)[1].strip()))
         elif line.startswith("+SIMCARD:") and "NOT AVAILABLE" in line:
-            self._flag_trouble("SIM removed (+SIMCARD: NOT AVAILABLE)")
+            self._flag_trouble(Msg("SIM removed (+SIMCARD: NOT AVAILABLE)"))
         elif line.startswith("^SIMST:") and line.split(":", 1)[1].split(",")[0].strip() in \
                 ("0", "255"):
-            self._flag_trouble(f"SIM removed or invalid ({line})")
+            self._flag_trouble(Msg("SIM removed or invalid ({urc})", urc=line))
         elif line.startswith("+CREG:"):
             stat = line.split(":", 1)[1].split(",")[0].strip()
             if stat not in ("1", "5"):
-                self._flag_trouble(f"lost network registration (+CREG: {stat})")
+                self._flag_trouble(Msg("lost network registration (+CREG: {stat})", stat=stat))
         else:
             self.log.debug("gsm_urc_ignored", urc=line)
 
@@ -920,6 +934,7 @@ class GsmModule:
         return not self.in_service and self._failures > 0
 
     def _flag_trouble(self, reason: str) -> None:
+        """`reason` is a Msg (the lines page shows it in its own language)."""
         self._trouble_reason = reason
         self._trouble.set()
 
@@ -930,8 +945,9 @@ class GsmModule:
         if self._call_up:
             self._call_up = False
             self._voice_down()
-            self._emit(C.EV_HW_RELEASE, 27, reason="port lost", info=_FAULT)
-        self._flag_trouble(f"serial port lost{': ' + str(exc) if exc else ''}")
+            self._emit(C.EV_HW_RELEASE, 27, reason=Msg("port lost"), info=_FAULT)
+        self._flag_trouble(Msg("serial port lost: {error}", error=str(exc)) if exc
+                           else Msg("serial port lost"))
 
     # --- helpers ----------------------------------------------------------------------------
     def _set_service(self, up: bool, reason: str) -> None:
@@ -963,7 +979,8 @@ class GsmModule:
 
 _FAULT = {"line_fault": True}
 _NO_CAUSE = {"no_cause": True}
-_REG = {0: "not searching", 1: "home", 2: "searching", 3: "denied", 4: "unknown", 5: "roaming"}
+_REG = {0: Msg("not searching"), 1: Msg("home"), 2: Msg("searching"), 3: Msg("denied"),
+        4: Msg("unknown"), 5: Msg("roaming")}
 
 
 def parse_ceer(text: str) -> int | None:
