@@ -53,7 +53,14 @@ def keep(store, ev: InboundSms) -> tuple[int, bool, bool]:
             (ev.uid or None, ev.line, ev.sender, e164, account_pk, campaign_id, ev.text,
              ev.sent_at, now, flag))
         if cur.rowcount:
-            return int(cur.lastrowid), True, account_pk is not None
+            message_id = int(cur.lastrowid)
+            if flag is not None:
+                # Until a person decides, nobody dials or messages the debtor automatically:
+                # what he wrote may be his refusal of interaction.
+                for pk, _ in found:
+                    store.flag_account(pk, "sms_reply", f"reply SMS #{message_id}", None,
+                                       now=now)
+            return message_id, True, account_pk is not None
         row = store.db.execute("SELECT id, account_pk FROM sms_inbox WHERE uid=?",
                                (ev.uid,)).fetchone()
         return int(row[0]), False, row[1] is not None
@@ -123,11 +130,27 @@ def decide(store, message_id: int, decision: str, *, who: str, source: str) -> d
                                       note=f"SMS: {row['text'][:200]}", source=source)
         store.db.execute("UPDATE sms_inbox SET decision=?, decided_by=?, decided_at=?, "
                          "refusal_id=? WHERE id=?", (decision, who, now, refusal, message_id))
+        _release_hold(store, message_id, who, now)
         audit.record(store, who=who, action="sms_decided", obj="refusal", key=f"sms:{message_id}",
                      after={"decision": decision, "account": row["account_pk"],
                             "refusal": refusal}, source=source)
     return {"id": message_id, "decision": decision, "decided_by": who, "decided_at": now,
             "refusal": refusal}
+
+
+def _release_hold(store, message_id: int, who: str, now: float) -> None:
+    """The hold a flagged reply put on its debtor's accounts ends once no reply from that
+    number waits for a decision (a refusal recorded from it holds them by itself)."""
+    e164 = store.db.execute("SELECT e164 FROM sms_inbox WHERE id=?", (message_id,)).fetchone()[0]
+    if e164 and store.db.execute(
+            "SELECT 1 FROM sms_inbox WHERE e164=? AND stop_word IS NOT NULL AND decision IS NULL",
+            (e164,)).fetchone():
+        return
+    for (pk,) in store.db.execute(
+            "SELECT DISTINCT account_pk FROM flags WHERE kind='sms_reply' AND cleared_at IS NULL "
+            "AND text IN (SELECT 'reply SMS #' || id FROM sms_inbox WHERE e164 IS ? AND "
+            "decision IS NOT NULL)", (e164,)).fetchall():
+        store.clear_flag(pk, who, kind="sms_reply", now=now)
 
 
 class SmsInbox:

@@ -12,6 +12,9 @@ DISPOSITIONS = ("rpc", "third_party", "wrong_number", "promise", "refusal", "dis
                 "callback", "complaint", "no_contact", NO_OUTCOME)
 RPC_KINDS = ("rpc", "promise", "refusal", "dispute")  # the debtor himself was on the line
 FLAG_KINDS = ("complaint", "dispute")
+# A reply SMS that reads like a refusal holds the debtor's automatic dialing until a person
+# decides what it is (controller/sms_inbox.py); it is not an outcome an operator records.
+HOLD_KINDS = FLAG_KINDS + ("sms_reply",)
 _ALIASES = {"ptp": "promise", "promise_to_pay": "promise", "right_party": "rpc"}
 # Kinds that reschedule the account; recorded during a call they wait until it ends.
 _DEFERRED = ("wrong_number", "third_party", "refusal")
@@ -23,8 +26,8 @@ class OutcomesMixin:
     def flag_account(self, account_pk: int, kind: str, text: str | None, by: str | None, *,
                      now: float | None = None) -> int:
         """A complaint or dispute: no automatic dialing until a supervisor clears it."""
-        if kind not in FLAG_KINDS:
-            raise UserError("flag {kind}: one of {kinds}", kind=kind, kinds=", ".join(FLAG_KINDS))
+        if kind not in HOLD_KINDS:
+            raise UserError("flag {kind}: one of {kinds}", kind=kind, kinds=", ".join(HOLD_KINDS))
         now = self.clock.wall() if now is None else now
         with self.tx():
             acc = self.db.execute("SELECT status, campaign_id FROM accounts WHERE id=?",

@@ -88,13 +88,21 @@ async def test_a_debtors_reply_is_kept_matched_flagged_and_only_then_deleted_fro
         assert account_pk == store.db.execute("SELECT id FROM accounts WHERE account_id='A-1'"
                                               ).fetchone()[0]
         assert committed_at_delete and all(len(seen) == 1 for seen in committed_at_delete)
-        # Flagged for a person: nothing was refused by itself.
+        # Flagged for a person: nothing was refused by itself, but nobody dials or messages
+        # the debtor automatically until the person decides (it may be his refusal).
         assert store.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0] == 0
+        status = "SELECT status FROM accounts WHERE id=?"
+        assert store.db.execute(status, (account_pk,)).fetchone()[0] == "flagged"
+        assert [f["kind"] for f in store.open_flags(account_pk)] == ["sms_reply"]
+        cid = store.campaign("Банк")
+        assert store.next_lead(cid, store.clock.wall()) is None
         [msg] = sms_inbox.received(store, flagged=True)
         assert (msg["account_id"], msg["debtor_name"], msg["campaign"]) == \
             ("A-1", "Иванов Иван", "Банк")
         sms_inbox.decide(store, msg["id"], "not_a_refusal", who="anna", source="test")
         assert sms_inbox.received(store, flagged=True) == []
+        assert store.open_flags(account_pk) == []  # not a refusal: dialing may go on
+        assert store.db.execute(status, (account_pk,)).fetchone()[0] == "active"
         [entry] = audit.entries(store, obj="refusal", key=f"sms:{msg['id']}")
         assert (entry["who"], entry["after"]["decision"]) == ("anna", "not_a_refusal")
         with pytest.raises(UserError, match="one of"):

@@ -125,6 +125,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "no_phone": NP_("decision reason", "no usable phone"),
         "complaint": NP_("decision reason", "complaint"),
         "dispute": NP_("decision reason", "dispute"),
+        "sms_reply": NP_("decision reason", "a reply SMS reads like a refusal: waiting for a person"),
         "refusal": NP_("decision reason", "refused interaction"),
         "consent_withdrawn": NP_("decision reason", "third party withdrew consent"),
         "holiday_hours": NP_("decision reason", "outside the hours of a day off"),
@@ -202,6 +203,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "flag": {
         "complaint": NP_("debtor flag", "complaint"),
         "dispute": NP_("debtor flag", "dispute"),
+        "sms_reply": NP_("debtor flag", "reply SMS to decide"),
         "vulnerable": NP_("debtor flag", "vulnerable"),
         "bankrupt": NP_("debtor flag", "bankrupt"),
         "lawyer": NP_("debtor flag", "represented"),
