@@ -302,7 +302,9 @@ class SmsReminders:
         return [ln.name for ln in self.lines.lines() if ln.kind == "gsm" and ln.in_service]
 
     def _sent_today(self, now: float) -> dict[str, int]:
-        day_start = now - (now % 86400)
+        """Messages per SIM since the box's local midnight (as the lines page counts them)."""
+        day_start = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                                        microsecond=0).timestamp()
         return dict(self.store.db.execute(
             "SELECT line, COUNT(*) FROM sms_messages WHERE line IS NOT NULL AND created_at>=? "
             "AND state != 'skipped' GROUP BY line", (day_start,)).fetchall())
