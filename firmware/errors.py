@@ -54,6 +54,22 @@ def _msg(message: str, params: dict[str, Any]) -> Msg:
     return Msg(message, **params)
 
 
+def msg_json(value: Any) -> Any:
+    """A Msg as JSON keeps its template and values ({"message", "params"}), for a page that
+    reads it back later (msg_from_json) in its own language; other values as they are."""
+    if isinstance(value, Msg):
+        return {"message": value.message,
+                "params": {k: msg_json(v) for k, v in value.params.items()}}
+    return value
+
+
+def msg_from_json(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        return Msg(value["message"], **{k: msg_from_json(v)
+                                        for k, v in (value.get("params") or {}).items()})
+    return value
+
+
 def reason_of(exc: BaseException) -> str:
     """What an exception says, as a Msg when it carries one (its first argument, or a
     UserError's message and values) so a page can translate it; else its English text.

@@ -1058,6 +1058,55 @@ async def test_the_card_names_the_law_s_windows_in_russian(client, store, fake):
     assert "2 conversations already with this person in the 7 days" in english
 
 
+async def test_the_card_says_in_russian_why_hours_dnc_and_a_refusal_kept_him_uncalled(
+        client, store, fake):
+    """The engine's own refusals, kept in the store as the dialer keeps them: their details
+    (not only the label) are read back in the page's language."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from controller import evidence
+    from controller.calllist import AccountWriter
+    from controller.compliance import InMemoryContactHistory, LeadContext, Refusal, check
+    from tests.test_i18n import russian_only
+    cid = store.campaign("Банк", create=True)
+    w = AccountWriter(store, cid)
+    w.add({"account_id": "A-1", "debtor_name": "Иванов Иван"}, [("+79123456789", "mobile")])
+    w.finish()
+    pk = store.db.execute("SELECT id FROM accounts WHERE account_id='A-1'").fetchone()[0]
+    lead = LeadContext("person-1", phone="+79123456789", tz="Europe/Moscow")
+    saturday_night = datetime(2026, 10, 3, 23, 30, tzinfo=ZoneInfo("Europe/Moscow"))
+    noon = datetime(2026, 10, 5, 12, tzinfo=ZoneInfo("Europe/Moscow"))
+    refusal = Refusal("debtor", datetime(2026, 9, 1, 9, tzinfo=timezone.utc), channel="desk")
+    none = InMemoryContactHistory()
+    decisions = [check("ru-230fz", lead, at=saturday_night, history=none),
+                 check("ru-230fz", lead, at=noon, history=none, dnc="просил не звонить"),
+                 check("ru-230fz", lead, at=noon, history=none, refusals=[refusal])]
+    assert [d.reasons[0].code for d in decisions] == ["holiday_hours", "dnc", "refusal"]
+    with store.tx():
+        for i, d in enumerate(decisions):
+            store._decide(1764060000.0 + i, cid, pk, d.reasons[0].code, d.reasons[0].text,
+                          evidence=d.evidence())
+    fake.compliance_evidence = lambda account_id: evidence.of_person(store, store.person_of(pk))
+    as_role(client, store, "supervisor")
+    page = await (await client.get(f"/debtors/{pk}")).text()
+    table = re.search(r'<table class="grid" id="debtor-evidence">.*?</table>', page, re.S)[0]
+    rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r)).strip()
+            for r in re.findall(r'<tr class="muted not-done">(.*?)</tr>', table, re.S)]
+    assert len(rows) == 3, rows
+    refused, dnc, hours = rows  # newest first
+    assert ("местное время 2026-10-03 23:30 (Europe/Moscow) вне разрешённых часов "
+            "09:00–20:00 (день: выходной день (суббота))") in hours, hours
+    assert "номер в списке «не звонить»: просил не звонить" in dnc, dnc
+    assert ("должник отказался от взаимодействия 2026-09-01 09:00 UTC (в разговоре); "
+            "ни звонков, ни сообщений") in refused, refused
+    for row in rows:
+        assert not russian_only(row, ("controller/compliance/",)), row
+    english = await (await client.get(f"/debtors/{pk}?lang=en")).text()
+    assert "is outside 09:00-20:00, the hours allowed on a weekend day (Saturday)" in english
+    assert "the debtor refused interaction on 2026-09-01 09:00 UTC (desk)" in english
+
+
 async def test_a_technician_resets_a_line_from_the_page_and_it_is_audited(client, store, fake):
     from controller import audit
     csrf = as_role(client, store, "technician")

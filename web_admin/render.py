@@ -10,6 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from firmware.errors import Msg, msg_from_json
 from web_admin import i18n
 from web_admin.i18n import HERE, LANGS, N_  # noqa: F401 (HERE: app.py imports it from here)
 from web_admin.labels import label, labels, limit_words, window
@@ -193,5 +194,13 @@ def msg(ctx: Any, value: Any) -> str:
     return i18n.message_of(ctx.get("lang", i18n.DEFAULT), value)  # a Msg: template and values
 
 
-FILTERS = {"msg": msg, "pct": pct, "money": money, "number": number, "duration": duration, "when": when,
+@jinja2.pass_context
+def said(ctx: Any, value: Any) -> str:
+    """A message stored as JSON with its template and values (firmware.errors.msg_json), in the
+    page's language; "" when there is none."""
+    found = msg_from_json(value)
+    return msg(ctx, found) if isinstance(found, Msg) else ""
+
+
+FILTERS = {"msg": msg, "said": said, "pct": pct, "money": money, "number": number, "duration": duration, "when": when,
            "day": day}

@@ -12,6 +12,7 @@ from controller.compliance.profiles import (
     DAY, MONTH, ROLLING, SLIDING, WEEK, ChannelRules, CountLimit, Profile, get_profile)
 from controller.compliance.workdays import day_kind
 from controller.compliance.zones import resolve, zone
+from firmware.errors import Msg, msg_json
 
 UTC = timezone.utc
 # History older than this cannot matter: a calendar month window starts at most 31 days back.
@@ -37,6 +38,8 @@ class Reason:
     def to_json(self) -> dict:
         """Plain JSON-able form."""
         out = {"code": self.code, "text": self.text}
+        if isinstance(self.text, Msg):  # a page reads it back in its own language
+            out["said"] = msg_json(self.text)
         if self.window is not None:
             out["window"] = dict(self.window)
         return out
@@ -154,8 +157,9 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
     reasons: list[Reason] = []
     notes: list[str] = []
     if dnc:
-        why = f": {dnc}" if isinstance(dnc, str) else ""
-        reasons.append(Reason("dnc", f"the number is on the do-not-call list{why}"))
+        reasons.append(Reason("dnc", Msg("the number is on the do-not-call list: {reason}",
+                                         reason=dnc) if isinstance(dnc, str) and dnc else
+                              Msg("the number is on the do-not-call list")))
     if refusals is None:
         ask = getattr(history, "refusals", None)
         refusals = ask(lead.debtor_id, lead.phone) if ask is not None else []
@@ -220,11 +224,15 @@ def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime,
         since = r.at.astimezone(UTC)
         if at < since:
             continue
-        where = f" ({r.channel})" if r.channel else ""
+        when = f"{since:%Y-%m-%d %H:%M}"
+        channel = _CHANNEL_WORDS.get(r.channel, r.channel)
         if r.kind == "third_party":
             if r.phone and r.phone == lead.phone:
-                out.append(Reason("consent_withdrawn", f"the third party on this number withdrew "
-                                  f"consent to interaction on {since:%Y-%m-%d %H:%M} UTC{where}"))
+                out.append(Reason("consent_withdrawn", Msg(
+                    "the third party on this number withdrew consent to interaction on {when} "
+                    "UTC ({channel})", when=when, channel=channel) if channel else Msg(
+                    "the third party on this number withdrew consent to interaction on {when} "
+                    "UTC", when=when)))
             continue
         if lead.phone and lead.phone in r.representatives:
             notes.append(f"refusal #{r.ident} of {since:%Y-%m-%d}: this number is the debtor's "
@@ -235,8 +243,10 @@ def _refused(refusals: list[Refusal], lead: LeadContext, at: datetime,
             notes.append(f"refusal #{r.ident} of {since:%Y-%m-%d}: suspended by an enforcement "
                          f"document until {max(held):%Y-%m-%d %H:%M} UTC")
             continue
-        out.append(Reason("refusal", f"the debtor refused interaction on "
-                          f"{since:%Y-%m-%d %H:%M} UTC{where}; no calls or messages"))
+        out.append(Reason("refusal", Msg(
+            "the debtor refused interaction on {when} UTC ({channel}); no calls or messages",
+            when=when, channel=channel) if channel else Msg(
+            "the debtor refused interaction on {when} UTC; no calls or messages", when=when)))
     return out
 
 
@@ -312,10 +322,15 @@ def _hours_block(profile: Profile, rules: ChannelRules, name: str, local: dateti
     until = _at_local(today, start, name) if now < start else _at_local(
         today + timedelta(days=1), time(0), name)
     code = "holiday_hours" if kind.rest else "outside_hours"
-    text = (f"local time {local:%Y-%m-%d %H:%M} ({name}) is outside {start:%H:%M}-{end:%H:%M}, "
-            f"the hours allowed on {kind.why}")
+    text = Msg("local time {local} ({zone}) is outside {start}-{end}, the hours allowed on {day}",
+               local=f"{local:%Y-%m-%d %H:%M}", zone=name, start=f"{start:%H:%M}",
+               end=f"{end:%H:%M}", day=kind.why)
     return [_Block(code, text, name, until)]
 
+
+# Where a refusal was taken, in the words of its reason (a channel not named: as it is).
+_CHANNEL_WORDS = {"desk": Msg("desk"), "card": Msg("card"), "import": Msg("import"),
+                  "sms": Msg("sms"), "cli": Msg("cli")}
 
 # Whose contacts a limit counts, in the words of a refusal.
 _SCOPE_WORDS = {"person": "with this person", "phone": "on this phone number",
@@ -415,7 +430,8 @@ def _merge(blocks: list[_Block], nzones: int) -> list[Reason]:
     for (code, _scope), group in by_code.items():
         text = group[0].text
         if nzones > 1 and group[0].zoned:
-            text += (f" [the number may be in {nzones} zones; this applies in {len(group)}: "
-                     f"{', '.join(b.zone for b in group)}]")
+            text = Msg("{reason} [the number may be in {zones} zones; this applies in {count}: "
+                       "{names}]", reason=text, zones=nzones, count=len(group),
+                       names=", ".join(b.zone for b in group))
         reasons.append(Reason(code, text, group[0].window))
     return reasons

@@ -7,6 +7,8 @@ from datetime import date
 
 import holidays
 
+from firmware.errors import Msg
+
 
 @dataclass(frozen=True, slots=True)
 class DayKind:
@@ -14,6 +16,10 @@ class DayKind:
 
     rest: bool
     why: str
+
+
+_WEEKDAYS = (Msg("Monday"), Msg("Tuesday"), Msg("Wednesday"), Msg("Thursday"), Msg("Friday"),
+             Msg("Saturday"), Msg("Sunday"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -26,13 +32,13 @@ def _calendar(country: str) -> holidays.HolidayBase:
 def day_kind(country: str | None, day: date) -> DayKind:
     """Kind of ``day`` in ``country``; without a country every day is a working day."""
     if country is None:
-        return DayKind(False, "any day")
+        return DayKind(False, Msg("any day"))
     cal = _calendar(country)
     name = cal.get(day)
     if name:
-        return DayKind(True, f"a public holiday or day off: {name}")
+        return DayKind(True, Msg("a public holiday or day off: {name}", name=name))
     if day in cal.weekend_workdays:
-        return DayKind(False, "a working day moved to a weekend by decree")
+        return DayKind(False, Msg("a working day moved to a weekend by decree"))
     if cal.is_weekend(day):
-        return DayKind(True, f"a weekend day ({day.strftime('%A')})")
-    return DayKind(False, "a working day")
+        return DayKind(True, Msg("a weekend day ({weekday})", weekday=_WEEKDAYS[day.weekday()]))
+    return DayKind(False, Msg("a working day"))
