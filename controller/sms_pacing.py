@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from controller.compliance.workdays import day_kind
+from controller.shop import shop_zone
 from firmware.clock import Clock
 
 log = structlog.get_logger(__name__)
@@ -28,7 +29,6 @@ INTERVAL_S = 30.0  # between two messages of one SIM, at least
 JITTER = 0.5  # each gap is longer by up to this share of itself
 REST_S = 3600.0  # a SIM the operator refused rests this long, doubled each time, up to a day
 FAILURES_TO_REST = 3  # failures in a row that rest a SIM as a refusal does
-SHOP_TZ = "Europe/Moscow"  # whose day the spread covers when the law gives no hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +172,7 @@ def hours_left_s(profile, wall: float, tz: str | None = None) -> float:
     The spread is a pace, not a permission: each message is still checked against the law in
     its debtor's own zone before it goes.
     """
-    zone = ZoneInfo(tz or SHOP_TZ)
+    zone = ZoneInfo(tz or shop_zone())
     local = datetime.fromtimestamp(wall, zone)
     hours = profile.channel("sms").hours
     if hours is None:

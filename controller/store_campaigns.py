@@ -7,12 +7,12 @@ from datetime import datetime, time as dtime
 from fnmatch import fnmatchcase
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from controller.shop import shop_zone
 from firmware.errors import InputError, UserError
 
 STATUSES = ("draft", "running", "paused", "stopped", "archived")
 MODES = ("preview", "progressive", "predictive")
 WRAP_AFTER = ("ready", "paused")  # what an operator becomes when the wrap-up limit passes
-SHOP_TZ = "Europe/Moscow"  # the shop's time zone when a schedule names none
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -23,7 +23,7 @@ class Schedule:
     days: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7)  # ISO weekdays
     start: dtime = dtime(0, 0)
     end: dtime = dtime.max  # written 24:00
-    tz: str = SHOP_TZ
+    tz: str = field(default_factory=shop_zone)  # the shop's when a schedule names none
 
     def open_at(self, wall: float) -> bool:
         local = datetime.fromtimestamp(wall, ZoneInfo(self.tz))
@@ -35,7 +35,7 @@ class Schedule:
 
     @classmethod
     def from_json(cls, d: dict) -> Schedule:
-        return cls(tuple(d["days"]), _time(d["from"]), _time(d["to"]), d.get("tz") or SHOP_TZ)
+        return cls(tuple(d["days"]), _time(d["from"]), _time(d["to"]), d.get("tz") or shop_zone())
 
     @classmethod
     def parse(cls, days: str | None, hours: str | None, tz: str | None) -> Schedule:
@@ -53,7 +53,7 @@ class Schedule:
             if not sep or start >= end:
                 raise InputError("hours: the start must come before the end, as in "
                                  "09:00-20:00, not {hours}", hours=hours)
-        zone = tz or SHOP_TZ
+        zone = tz or shop_zone()
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):

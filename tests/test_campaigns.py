@@ -309,3 +309,13 @@ async def test_user_cli_disables_resets_teams_and_keeps_the_last_admin(tmp_path)
     s.close()
     assert log == [("disable", {"disabled": True}), ("team", {"team": "soft"}),
                    ("role", {"role": "supervisor"})]
+
+
+def test_a_schedule_without_a_zone_takes_the_shops(monkeypatch):
+    """The shop's zone is the box's (boot and /settings set TZ), not a built-in Moscow."""
+    from controller.store_campaigns import Schedule
+    monkeypatch.setenv("TZ", "Asia/Yekaterinburg")
+    assert Schedule.parse("mon-fri", "09:00-18:00", None).tz == "Asia/Yekaterinburg"
+    assert Schedule().tz == "Asia/Yekaterinburg"
+    monkeypatch.delenv("TZ")
+    assert Schedule.parse("mon-fri", "09:00-18:00", None).tz == "Europe/Moscow"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+
 from controller import sms_templates
 from controller.segments import Segment, Strategy
 from controller.sms import SmsReminders
@@ -255,3 +257,15 @@ def test_a_rest_outlives_a_restart_of_the_box(tmp_path):
     store = Store(tmp_path / "r.sqlite3", clock)  # type: ignore[arg-type]
     assert SimPacer(clock, store=store).rests == {}  # type: ignore[arg-type]
     store.close()
+
+
+def test_the_days_spread_follows_the_shops_time_zone(monkeypatch):
+    """The shop in Novosibirsk: its SMS day ends at 22:00 there, four hours before Moscow's."""
+    from zoneinfo import ZoneInfo
+
+    profile = get_profile("ru-230fz")
+    wall = datetime(2026, 11, 25, 20, 0, tzinfo=ZoneInfo("Asia/Novosibirsk")).timestamp()
+    monkeypatch.delenv("TZ", raising=False)
+    moscow = hours_left_s(profile, wall)  # 16:00 in Moscow, the default
+    monkeypatch.setenv("TZ", "Asia/Novosibirsk")  # as boot and /settings set it
+    assert hours_left_s(profile, wall) == pytest.approx(moscow - 4 * 3600)
