@@ -455,6 +455,23 @@ class Dialer:
         line = out.line if out is not None else self._inbound_line.get(call_id)
         return log.bind(line=line, call_id=call_id, campaign=self.campaign_name)
 
+    def _read_ring(self, line: str) -> None:
+        """A line back in service may carry a new hardware profile (applied while the campaign
+        runs): its ring time-out is read again, and the pacer's no-answer time-out follows."""
+        try:
+            ring = self.lines.ring_timeout_s(line)
+        except (KeyError, IndexError, LineError):
+            return
+        if self._ring_s.get(line) == ring:
+            return
+        self._ring_s[line] = ring
+        longest = campaign_config(self.compliance, self._ring_s.values()).no_answer_timeout_s
+        self.pacer.config.no_answer_timeout_s = longest
+        for est in self.pacer._segments.values():
+            est.no_answer_timeout_s = longest
+        log.info("line_ring_timeout_changed", line=line, ring_timeout_s=ring,
+                 campaign=self.campaign_name)
+
     def _track(self, call_id: str, line: str, lead) -> _Out:
         if line not in self._ring_s:
             self._ring_s[line] = self.lines.ring_timeout_s(line)
@@ -583,6 +600,8 @@ class Dialer:
         elif isinstance(ev, InboundCall):
             self._offered(ev)  # alone it takes every caller; the runner routes them
         elif isinstance(ev, LineStatus):
+            if ev.in_service:
+                self._read_ring(ev.line)
             self._wake.set()
         for listener in self.listeners:
             listener(ev)

@@ -144,3 +144,41 @@ async def test_an_e1_span_takes_its_new_profile_while_a_modem_keeps_its_call(tmp
         assert not [e for e in events if isinstance(e, CallReleased)]
     finally:
         await app.stop()
+
+
+async def test_a_running_campaign_rings_a_line_as_long_as_its_newly_applied_profile_says(tmp_path):
+    """The dialer read each line's ring time-out when the campaign started: a profile applied
+    while it runs is what its next call on that line rings for (and the pacer's no-answer
+    time-out follows the longest line)."""
+    own = tmp_path / "d" / "profiles"
+    own.mkdir(parents=True)
+    short = PROFILE.replace("talk_mean_s: 3000", "talk_mean_s: 1")
+    for name, line in (("dev-a", "gsma"), ("dev-b", "gsmb")):
+        (own / f"{name}.yaml").write_text(short.format(name=name, line=line, ring=40))
+    app = Appliance(Settings(simulate=True, profiles=("dev-a", "dev-b"), operators=2,
+                             data=tmp_path / "d", time_scale=10.0, seed=7, wrap_mean_s=0.5,
+                             compliance="none"))
+    await app.start()
+    try:
+        rings: dict[str, float] = {}  # call id -> how long the dialer lets it ring
+
+        def placed(ev) -> None:
+            if isinstance(ev, CallProgress) and ev.line == "gsmb" and ev.call_id not in rings:
+                dialer = app.runner.dialer_of(ev.call_id)
+                out = dialer._out.get(ev.call_id) if dialer is not None else None
+                if out is not None:
+                    rings[ev.call_id] = out.ring_s
+        app.runner.listeners.append(placed)
+        await _until(lambda: rings, 60)  # the demo campaign dials gsmb
+        (dialer,) = app.runner.dialers.values()
+        assert set(rings.values()) == {40.0} and dialer.pacer.config.no_answer_timeout_s == 40
+        assert app.profile_library().save("dev-b", short.format(name="dev-b", line="gsmb",
+                                                                ring=25)) == []
+        await app.apply_profile("dev-b")
+        await _until(lambda: app.lines.ring_timeout_s("gsmb") == 25, 60)
+        before = set(rings)
+        await _until(lambda: set(rings) - before, 60)  # its next call
+        assert {rings[c] for c in set(rings) - before} == {25.0}
+        assert dialer.pacer.config.no_answer_timeout_s == 40  # gsma still rings 40 s
+    finally:
+        await app.stop()
