@@ -869,6 +869,9 @@ class BackendMixin:
             import time as time_mod
             os.environ["TZ"] = wanted["time_zone"]
             time_mod.tzset()
+            nightly = (getattr(getattr(self, "runtime", None), "extras", None) or {}).get("backup")
+            if nightly is not None:  # its wait for backup.at was computed in the old zone
+                nightly.replan()
         if "retention_days" in wanted:
             s.recording_retention_days = wanted["retention_days"]
         for key in ("disk_warn_free_mb", "disk_stop_free_mb"):

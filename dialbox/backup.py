@@ -6,6 +6,7 @@ version, the database's SHA-256, and every recording's path, size and SHA-256).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -199,17 +200,35 @@ class Nightly:
         self.app = app
         self.cfg = cfg
         self.last: dict | None = None  # {"at", "file", "bytes", "ok", "error"}
+        self._replan = asyncio.Event()
+        self.due: float | None = None  # wall time of the next backup
+
+    def replan(self) -> None:
+        """The local time changed meaning (the shop's time zone was changed): the wait for
+        ``backup.at`` is computed again, in the new zone."""
+        self._replan.set()
 
     async def run(self) -> None:
         clock = self.app.clock
         while True:
+            self._replan.clear()
             now = datetime.fromtimestamp(clock.wall())
-            delay = (next_run(now, self.cfg.backup_at) - now).total_seconds()
-            await clock.sleep(delay * clock.scale)  # a time of day: wall seconds, not scaled
+            due = next_run(now, self.cfg.backup_at)
+            self.due = clock.wall() + (due - now).total_seconds()
+            # a time of day: wall seconds, not scaled
+            sleep = asyncio.ensure_future(clock.sleep((due - now).total_seconds() * clock.scale))
+            replan = asyncio.ensure_future(self._replan.wait())
+            try:
+                done, _ = await asyncio.wait((sleep, replan), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                replan.cancel()
+                sleep.cancel()
+            if sleep not in done:  # the zone changed before the time came
+                log.info("backup_rescheduled")
+                continue
             await self.once()
 
     async def once(self) -> dict:
-        import asyncio
         folder = self.cfg.backup_path
         at = self.app.clock.wall()
         dest = folder / f"dialbox-{datetime.fromtimestamp(at).strftime('%Y%m%d-%H%M%S')}{SUFFIX}"

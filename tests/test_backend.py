@@ -280,7 +280,9 @@ async def test_settings_are_applied_at_once_and_kept_in_the_config_file(app, tmp
     from firmware.errors import InputError
     conf = tmp_path / "dialbox.yaml"
     conf.write_text("# the shop's box\ntimezone: Europe/Moscow\nretention:\n  log_lines: 500\n")
-    app.runtime = SimpleNamespace(config=config.load(conf))
+    from dialbox.backup import Nightly
+    nightly = Nightly(app, config.load(conf))
+    app.runtime = SimpleNamespace(config=config.load(conf), extras={"backup": nightly})
     app.recording.check_disk()
     free = app.recording.disk["free_mb"]
     done = await app.settings_change({"time_zone": "Asia/Vladivostok", "retention_days": "90",
@@ -289,6 +291,7 @@ async def test_settings_are_applied_at_once_and_kept_in_the_config_file(app, tmp
     assert done["kept"] and done["changed"] == ["disk_stop_free_mb", "disk_warn_free_mb",
                                                 "retention_days", "time_zone"]
     assert time.strftime("%Z") == "+10" and done["view"]["time_zone"] == "Asia/Vladivostok"
+    assert nightly._replan.is_set()  # the nightly backup computes its wait again, in the new zone
     # the recorder sees them now: the disk counts as full and dialing is held, no restart
     assert app.recording.policy.stop_free_mb == free * 2 and app.recording.disk["level"] == "full"
     assert app.runner.hold_reason and "recordings disk nearly full" in app.runner.hold_reason

@@ -162,3 +162,51 @@ def test_recordings_indexed_in_the_store_are_referenced_by_their_stored_checksum
                                        "sha256": "aa11"}]
     missing, changed = backup.check_recordings(manifest, data)
     assert missing == ["recordings/c1.ogg"] and changed == []
+
+
+def test_the_nightly_backup_follows_a_time_zone_change_in_virtual_time(tmp_path):
+    """Waiting for 03:00 in UTC, the shop moves to Vladivostok (UTC+10) at 01:00 UTC: the
+    backup runs at 03:00 in Vladivostok (17:00 UTC), not at 03:00 UTC (13:00 there)."""
+    import os
+    import time
+    from datetime import timezone
+    from types import SimpleNamespace
+
+    from controller.store import Store
+    from firmware.clock import run_virtual
+
+    was = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    data = tmp_path / "d"
+    store = Store(data / "dialbox.sqlite3")
+    cfg = SimpleNamespace(backup_at="03:00", backup_path=tmp_path / "backups", backup_keep=5,
+                          data=data)
+    start = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc).timestamp()
+
+    async def main(clock):
+        nightly = backup.Nightly(SimpleNamespace(clock=clock, store=store), cfg)
+        task = asyncio.get_running_loop().create_task(nightly.run())
+        await clock.sleep(3600)  # 01:00 UTC
+        assert nightly.due == start + 3 * 3600 and nightly.last is None
+        os.environ["TZ"] = "Asia/Vladivostok"
+        time.tzset()
+        nightly.replan()
+        await clock.sleep(3 * 3600)  # 04:00 UTC: past 03:00 UTC, nothing was backed up
+        assert nightly.last is None and nightly.due == start + 17 * 3600
+        await clock.sleep(14 * 3600)  # 18:00 UTC
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return nightly.last
+
+    try:
+        last = run_virtual(main, wall0=start)
+    finally:
+        store.close()
+        if was is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = was
+        time.tzset()
+    assert last["ok"] and last["at"] == start + 17 * 3600
+    assert [p.name for p in cfg.backup_path.iterdir()] == ["dialbox-20260302-030000.dbx"]
