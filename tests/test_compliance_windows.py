@@ -158,7 +158,7 @@ def test_profiles_name_their_reading_and_version():
     assert get_profile(ROLLING).reading == "rolling" and get_profile(CALENDAR).reading == "calendar"
     assert get_profile(ROLLING).version == get_profile(CALENDAR).version
     assert [lim.describe() for lim in get_profile(ROLLING).voice.limits] == [
-        "at most 1 conversations in any 24 hours", "at most 2 conversations in any 7 days",
+        "at most 1 conversation in any 24 hours", "at most 2 conversations in any 7 days",
         "at most 8 conversations in any 31 days"]
     assert [lim.describe() for lim in get_profile(CALENDAR).sms.limits] == [
         "at most 2 SMS in a calendar day", "at most 4 SMS in a calendar week",

@@ -184,3 +184,27 @@ def test_every_compliance_window_has_its_russian_words():
     assert window("ru", "any 7 days") == "любые 7 дней"
     assert window("ru", "a calendar week") == "календарная неделя"
     assert window("ru", "something else") == "something else"  # never hidden
+
+
+def test_a_one_hour_or_one_day_window_is_singular_in_english_and_russian():
+    from datetime import timedelta
+
+    from controller.compliance.profiles import ATTEMPT, ROLLING, SLIDING, CountLimit
+    from web_admin.labels import window
+
+    def sliding(hours):
+        return CountLimit("x", ATTEMPT, SLIDING, 1, span=timedelta(hours=hours))
+    assert sliding(1).window_name() == "any 1 hour"
+    assert sliding(1).describe() == "at most 1 call attempt in any 1 hour"
+    assert CountLimit("x", ATTEMPT, ROLLING, 3, days=1).window_name() == "1 consecutive day"
+    assert CountLimit("x", ATTEMPT, ROLLING, 3, days=1).describe() == \
+        "at most 3 call attempts in 1 consecutive day"
+    said = {h: (window("en", sliding(h).window_name()), window("ru", sliding(h).window_name()))
+            for h in (1, 2, 5, 21)}
+    assert said == {1: ("any 1 hour", "любой 1 час"), 2: ("any 2 hours", "любые 2 часа"),
+                    5: ("any 5 hours", "любые 5 часов"), 21: ("any 21 hours", "любой 21 час")}
+    assert window("ru", "1 consecutive day") == "1 календарный день подряд"
+    # evidence stored before kept the plural: read back right all the same
+    assert window("en", "any 1 hours") == "any 1 hour" and window("ru", "any 1 hours") == \
+        "любой 1 час"
+    assert window("en", "1 consecutive days") == "1 consecutive day"

@@ -49,7 +49,9 @@ class CountLimit:
 
     def describe(self) -> str:
         """Short human wording, e.g. 'at most 2 conversations in a calendar week'."""
-        what = {CONVERSATION: "conversations", ATTEMPT: "call attempts", SMS: "SMS"}[self.counts]
+        one = self.maximum == 1
+        what = {CONVERSATION: "conversation" if one else "conversations",
+                ATTEMPT: "call attempt" if one else "call attempts", SMS: "SMS"}[self.counts]
         return f"at most {self.maximum} {what} in {self.window_name()}"
 
     def window_name(self) -> str:
@@ -57,7 +59,8 @@ class CountLimit:
         if self.period == SLIDING:
             return f"any {_span_words(self.span)}"
         return {DAY: "a calendar day", WEEK: "a calendar week", MONTH: "a calendar month",
-                ROLLING: f"{self.days} consecutive days"}[self.period]
+                ROLLING: f"{self.days} consecutive day{'' if self.days == 1 else 's'}"
+                }[self.period]
 
     @property
     def reading(self) -> str:
@@ -65,7 +68,8 @@ class CountLimit:
         return "rolling" if self.period in (SLIDING, ROLLING) else "calendar"
 
 
-_WINDOW_WORDS = re.compile(r"any (?P<n>\d+) (?P<unit>hours|days)|(?P<c>\d+) consecutive days"
+# "any 1 hours" and "1 consecutive days": how evidence stored before 2026-11 words them.
+_WINDOW_WORDS = re.compile(r"any (?P<n>\d+) (?P<unit>hour|day)s?|(?P<c>\d+) consecutive days?"
                            r"|a calendar (?P<cal>day|week|month)")
 
 
@@ -77,7 +81,7 @@ def window_parts(name: str) -> tuple[str, int] | None:
     if m is None:
         return None
     if m["unit"]:
-        return m["unit"], int(m["n"])
+        return m["unit"] + "s", int(m["n"])
     if m["c"]:
         return "consecutive", int(m["c"])
     return f"calendar {m['cal']}", 1
@@ -88,7 +92,8 @@ def _span_words(span: timedelta | None) -> str:
         raise ComplianceError("a sliding limit needs a positive span")
     if span % timedelta(days=1) == timedelta(0) and span > timedelta(days=1):
         return f"{span.days} days"
-    return f"{span // timedelta(hours=1)} hours"
+    hours = span // timedelta(hours=1)
+    return "1 hour" if hours == 1 else f"{hours} hours"
 
 
 @dataclass(frozen=True, slots=True)
