@@ -332,6 +332,7 @@ async def test_api_status_and_live_feed(client, store, fake):
     ws = await client.ws_connect("/ws")
     msg = await ws.receive_json(timeout=5)
     assert msg["lines"][0]["state"] == "alerting"
+    assert {ln["name"]: ln["reason"] for ln in msg["lines"]}["gsm1"] == "нет SIM-карты"
     fake.lines[0]["state"] = "bridged"
     msg = await ws.receive_json(timeout=5)
     assert msg["lines"][0]["state"] == "bridged"

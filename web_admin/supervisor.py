@@ -37,7 +37,15 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     username = user(request)["username"]
     b = backend(request)
     # The box reads the counts off its event loop (status_live); a backend without it: status.
-    return await headset_feed(request, getattr(b, "status_live", b.status),
+    source = getattr(b, "status_live", b.status)
+
+    async def snapshot() -> dict:  # why a line is down, in the page's language
+        status = await call(source)
+        if not isinstance(status, dict) or not status.get("lines"):
+            return status
+        return dict(status, lines=[dict(ln, reason=message_of(request, ln["reason"]))
+                                   if ln.get("reason") else ln for ln in status["lines"]])
+    return await headset_feed(request, snapshot,
                               leg=lambda: call(b.listen_audio, username),
                               notify=lambda up, why: None)
 
