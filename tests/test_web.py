@@ -1082,8 +1082,10 @@ async def test_the_card_says_in_russian_why_hours_dnc_and_a_refusal_kept_him_unc
     none = InMemoryContactHistory()
     decisions = [check("ru-230fz", lead, at=saturday_night, history=none),
                  check("ru-230fz", lead, at=noon, history=none, dnc="просил не звонить"),
-                 check("ru-230fz", lead, at=noon, history=none, refusals=[refusal])]
-    assert [d.reasons[0].code for d in decisions] == ["holiday_hours", "dnc", "refusal"]
+                 check("ru-230fz", lead, at=noon, history=none, refusals=[refusal]),
+                 check("ru-230fz", LeadContext("person-1"), at=noon, history=none)]
+    assert [d.reasons[0].code for d in decisions] == ["holiday_hours", "dnc", "refusal",
+                                                      "unknown_timezone"]
     with store.tx():
         for i, d in enumerate(decisions):
             store._decide(1764060000.0 + i, cid, pk, d.reasons[0].code, d.reasons[0].text,
@@ -1094,14 +1096,15 @@ async def test_the_card_says_in_russian_why_hours_dnc_and_a_refusal_kept_him_unc
     table = re.search(r'<table class="grid" id="debtor-evidence">.*?</table>', page, re.S)[0]
     rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r)).strip()
             for r in re.findall(r'<tr class="muted not-done">(.*?)</tr>', table, re.S)]
-    assert len(rows) == 3, rows
-    refused, dnc, hours = rows  # newest first
+    assert len(rows) == 4, rows
+    unknown, refused, dnc, hours = rows  # newest first
     assert ("местное время 2026-10-03 23:30 (Europe/Moscow) вне разрешённых часов "
             "09:00–20:00 (день: выходной день (суббота))") in hours, hours
     assert "номер в списке «не звонить»: просил не звонить" in dnc, dnc
     assert ("должник отказался от взаимодействия 2026-09-01 09:00 UTC (в разговоре); "
             "ни звонков, ни сообщений") in refused, refused
-    for row in rows:
+    assert "местное время должника неизвестно" in unknown, unknown
+    for row in rows[1:]:  # the unknown zone's own note (what the lead lacks) stays English
         assert not russian_only(row, ("controller/compliance/",)), row
     english = await (await client.get(f"/debtors/{pk}?lang=en")).text()
     assert "is outside 09:00-20:00, the hours allowed on a weekend day (Saturday)" in english

@@ -165,9 +165,9 @@ def check(profile: Profile | str, lead: LeadContext, *, at: datetime, history: C
         refusals = ask(lead.debtor_id, lead.phone) if ask is not None else []
     reasons.extend(_refused(refusals, lead, at, notes))
     if needs_zone and not zones:
-        reasons.append(Reason("unknown_timezone",
-                              f"the debtor's local time is unknown ({where.note}); held, "
-                              "never dialed at a guess: add a time zone or region to the lead"))
+        reasons.append(Reason("unknown_timezone", Msg(
+            "the debtor's local time is unknown ({why}); held, never dialed at a guess: add a "
+            "time zone or region to the lead", why=where.note)))
     decide = functools.partial(Decision, at=at, zones=zones, zone_source=where.source,
                                profile=profile.name, channel=channel, local_times=local_times,
                                version=profile.version)
