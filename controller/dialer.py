@@ -456,8 +456,9 @@ class Dialer:
         return log.bind(line=line, call_id=call_id, campaign=self.campaign_name)
 
     def _read_ring(self, line: str) -> None:
-        """A line back in service may carry a new hardware profile (applied while the campaign
-        runs): its ring time-out is read again, and the pacer's no-answer time-out follows."""
+        """A line back in service, or about to be dialed, may carry a new hardware profile
+        (applied while the campaign runs): its ring time-out is read again, and the pacer's
+        no-answer time-out follows the longest."""
         try:
             ring = self.lines.ring_timeout_s(line)
         except (KeyError, IndexError, LineError):
@@ -473,9 +474,9 @@ class Dialer:
                  campaign=self.campaign_name)
 
     def _track(self, call_id: str, line: str, lead) -> _Out:
-        if line not in self._ring_s:
-            self._ring_s[line] = self.lines.ring_timeout_s(line)
-        ring = max(self._ring_s[line], self.pacer.config.min_ring_s)
+        self._read_ring(line)  # a profile applied meanwhile (a line blocked then unblocked too)
+        ring = max(self._ring_s.get(line, self.pacer.config.no_answer_timeout_s),
+                   self.pacer.config.min_ring_s)
         return _Out(call_id, line, self.clock.now(), segment=lead.segment or "default",
                     ring_s=ring)
 

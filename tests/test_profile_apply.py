@@ -180,5 +180,23 @@ async def test_a_running_campaign_rings_a_line_as_long_as_its_newly_applied_prof
         await _until(lambda: set(rings) - before, 60)  # its next call
         assert {rings[c] for c in set(rings) - before} == {25.0}
         assert dialer.pacer.config.no_answer_timeout_s == 40  # gsma still rings 40 s
+        # A line blocked while its profile is applied takes it when unblocked (no in-service
+        # event then: the dialer reads the time-out again as it dials)
+
+        def blocked() -> bool:  # only an idle line can be blocked: tried until it is
+            if app.lines.state("gsmb") == "idle":
+                app.lines.block("gsmb")
+            return app.lines.state("gsmb") == "blocked"
+        await _until(blocked, 60)
+        assert app.profile_library().save("dev-b", short.format(name="dev-b", line="gsmb",
+                                                                ring=30)) == []
+        await app.apply_profile("dev-b")
+        await _until(lambda: app.lines.ring_timeout_s("gsmb") == 30, 60)
+        await _until(lambda: app.devices["dev-b"][0].in_service, 60)
+        assert app.lines.state("gsmb") == "blocked"
+        before = set(rings)
+        app.lines.unblock("gsmb")
+        await _until(lambda: set(rings) - before, 60)
+        assert {rings[c] for c in set(rings) - before} == {30.0}
     finally:
         await app.stop()
