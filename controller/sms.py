@@ -25,6 +25,7 @@ from controller import compliance, sms_templates
 from controller.sms_pacing import SimPacer, hours_left_s
 from controller.store import Store
 from firmware.clock import Clock
+from firmware.errors import Msg
 from firmware.lineapi import LineAPI, LineError, SmsStatus
 
 log = structlog.get_logger(__name__)
@@ -268,10 +269,10 @@ class SmsReminders:
             "SELECT e164 FROM phones WHERE account_pk=? AND kind='mobile' AND status NOT IN "
             "('bad', 'invalid') ORDER BY position LIMIT 1", (item["account_pk"],)).fetchone()
         if phone is None:
-            return None, "no_phone", "no mobile phone to send to", None, {}
+            return None, "no_phone", *_said("no_phone", Msg("no mobile phone to send to"))
         number = phone[0]
         if store.is_dnc(number):
-            return number, "dnc", "the number is on the do-not-call list", None, {}
+            return number, "dnc", *_said("dnc", Msg("the number is on the do-not-call list"))
         row = item["row"]
         person = row["person_key"] or store.person_of(item["account_pk"])
         ctx = compliance.LeadContext(person, phone=number,
@@ -363,3 +364,9 @@ def _ru_date(iso: str) -> str:
         return format_date(date.fromisoformat(iso), "short", locale=SMS_LOCALE)
     except (TypeError, ValueError):
         return iso or ""
+
+
+def _said(code: str, why: Msg) -> tuple[str, None, dict]:
+    """(reason, held until, evidence) of a refusal decided before the law's engine is asked:
+    the evidence keeps the reason as the engine's do (the pages say it in their language)."""
+    return why, None, {"reasons": [compliance.Reason(code, why).to_json()]}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import sqlite3
@@ -589,10 +590,10 @@ class BackendMixin:
         saved = sms_templates.settings(self.store, cid)["templates"]
         segments = [{"name": sg.name, "sms_rules": list(sg.strategy.sms_rules)}
                     for sg in self.store.segments(cid)]
-        messages = [dict(r) for r in self.store.db.execute(
-            "SELECT m.created_at, a.account_id, m.rule, m.number, m.text, m.state, m.detail "
-            "FROM sms_messages m JOIN accounts a ON a.id = m.account_pk WHERE m.campaign_id=? "
-            "ORDER BY m.id DESC LIMIT 50", (cid,))]
+        messages = [_said(dict(r)) for r in self.store.db.execute(
+            "SELECT m.created_at, a.account_id, m.rule, m.number, m.text, m.state, m.detail, "
+            "m.evidence FROM sms_messages m JOIN accounts a ON a.id = m.account_pk WHERE "
+            "m.campaign_id=? ORDER BY m.id DESC LIMIT 50", (cid,))]
         return {"rules": list(SMS_RULES), "templates": {r: saved.get(r) or SMS_TEMPLATES[r]
                                                         for r in SMS_RULES},
                 "saved": sorted(saved), "segments": segments, "messages": messages}
@@ -952,6 +953,18 @@ def _checked_settings(changes: dict, now: dict) -> dict:
                          "comes at ({warn} MB)", warn=round(warn))
     out.update({k: v for k, v in disk.items() if v != now[k]})
     return out
+
+
+def _said(message: dict) -> dict:
+    """A message kept back by the law: its reasons with their templates and values (the page
+    says them in its language), from the evidence stored with it."""
+    evidence = message.pop("evidence", None)
+    try:
+        reasons = (json.loads(evidence) or {}).get("reasons") or [] if evidence else []
+    except (ValueError, AttributeError):
+        reasons = []
+    message["said"] = [r["said"] for r in reasons if isinstance(r, dict) and r.get("said")]
+    return message
 
 
 def _system_zone() -> str:

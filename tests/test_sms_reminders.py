@@ -77,7 +77,7 @@ async def test_promise_confirmation_goes_out_once_and_is_delivered(app):
 
 
 @pytest.mark.slow
-async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app):
+async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app, aiohttp_client):
     sms(app).compliance = __import__("controller.compliance", fromlist=["x"]).get_profile(
         "ru-230fz")
     call_id = _attempt(app, "DEMO-0002", "answered", talk=30)
@@ -91,6 +91,23 @@ async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app):
     row = app.store.db.execute("SELECT state, detail FROM sms_messages").fetchone()
     assert row["state"] == "skipped" and "do-not-call" in row["detail"]
     assert all(not s.sms_sent for s in app.sims)
+    # the SMS page says why in its own language: the reason's template and values are kept
+    from firmware.errors import msg_from_json
+    from web_admin import i18n
+    (shown,) = [m for m in app.sms_overview(DEMO_CAMPAIGN)["messages"] if m["state"] == "skipped"]
+    assert not shown["text"] and [i18n.message_of("ru", msg_from_json(s))
+                                  for s in shown["said"]] == [
+        "номер в списке «не звонить»"]
+    from controller import users
+    from web_admin.app import make_app
+    from web_admin.render import SESSION_COOKIE
+    users.add(app.store, "sveta", "sveta-password-1", role="supervisor")
+    uid = app.store.db.execute("SELECT id FROM users WHERE username='sveta'").fetchone()[0]
+    client = await aiohttp_client(make_app(app))
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: users.open_session(app.store,
+                                                                                 uid)[0]})
+    page = await (await client.get("/sms", params={"campaign": DEMO_CAMPAIGN})).text()
+    assert "номер в списке «не звонить»" in page and "do-not-call" not in page
     # At 03:00 in Moscow the law holds an SMS back (kept for later, nothing recorded yet).
     night = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc).timestamp()
     app.store.dnc_remove(number, "anna")

@@ -260,7 +260,8 @@ class Backend(Protocol):
     def sms_overview(self, campaign: str) -> dict:
         """{"rules": [rule], "templates": {rule: the text in use}, "saved": [rules with a
         saved template], "segments": [{"name","sms_rules"}], "messages": [{"created_at",
-        "account_id","rule","number","text","state","detail"}] (the last 50, newest first)}."""
+        "account_id","rule","number","text","state","detail","said": [the law's reasons for
+        keeping it back, as firmware.errors.msg_json]}] (the last 50, newest first)}."""
 
     def sms_preview(self, campaign: str, rule: str, text: str) -> dict:
         """`text` rendered for a real debtor of the campaign (one with a promise if any):
