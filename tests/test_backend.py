@@ -340,3 +340,35 @@ async def test_the_lines_page_says_in_russian_why_a_line_is_out_of_service(app, 
     en = await (await client.get("/lines?lang=en")).text()
     assert "no SIM card (+CME ERROR: 10)" in en
     assert "D-channel down: peer stopped answering (T200 x N200)" in en
+
+
+async def test_a_test_call_says_in_russian_why_the_network_ended_it(app, aiohttp_client):
+    """A test call to a busy subscriber through the simulated modem: the release reason is shown
+    by its Q.850 cause in Russian on a Russian page, in the network's English on an English one."""
+    from tests.gsmsim import population
+    from tests.test_i18n import russian_only
+    from web_admin.app import make_app
+    from web_admin.render import SESSION_COOKIE
+    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await app.campaign_action(app.campaigns()[0]["name"], "pause")  # nothing dials meanwhile
+    await _wait(lambda: next(ln for ln in app.lines_detail() if ln["name"] == "gsm0")["state"]
+                == "idle")
+    app.sims[0].population = population("busy")
+    users.add(app.store, "tim", "tim-password-1", role="technician")
+    uid = app.store.db.execute("SELECT id FROM users WHERE username='tim'").fetchone()[0]
+    client = await aiohttp_client(make_app(app))
+    sid, csrf = users.open_session(app.store, uid)[:2]
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: sid})
+
+    async def test_call(lang):
+        r = await client.post(f"/lines/action?lang={lang}", data={
+            "csrf": csrf, "line": "gsm0", "action": "test_call", "number": "8 (912) 345-67-89"})
+        page = await r.text()
+        assert r.status == 200, page
+        return re.search(r'<section class="panel result" id="action-result">(.*?)</section>',
+                         page, re.S).group(1)
+    ru = await test_call("ru")
+    assert "абонент занят" in ru and "<dd>17</dd>" in ru, ru
+    assert not russian_only(ru, ("web_admin/labels.py", "firmware/")), ru
+    en = await test_call("en")
+    assert "busy" in en.lower() and "абонент" not in en, en

@@ -208,3 +208,19 @@ def test_a_one_hour_or_one_day_window_is_singular_in_english_and_russian():
     assert window("en", "any 1 hours") == "any 1 hour" and window("ru", "any 1 hours") == \
         "любой 1 час"
     assert window("en", "1 consecutive days") == "1 consecutive day"
+
+
+def test_every_q850_cause_has_its_russian_name():
+    """Each cause the line API names is labelled (a new one is not left in English); a cause
+    nobody named is shown by its outcome; a driver's Msg is translated; English stays English."""
+    from firmware.errors import Msg
+    from firmware.lineapi import Q850_NAMES, cause_name
+    from web_admin.labels import LABELS, release_reason
+    assert {int(k) for k in LABELS["q850"]} == set(Q850_NAMES)
+    for code, name in Q850_NAMES.items():
+        assert LABELS["q850"][str(code)][1] == name
+        ru = release_reason("ru", cause_name(code), code, "failed")
+        assert ru and not russian_only(ru, ("web_admin/labels.py",)), (code, ru)
+        assert release_reason("en", cause_name(code), code, "failed") == name
+    assert release_reason("ru", "cause 50", 50, "congestion") == "сеть перегружена"
+    assert release_reason("ru", Msg("out of service"), None, "failed") == "не в работе"

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from controller.compliance.profiles import window_parts
-from web_admin.i18n import NP_, pgettext, translations
+from firmware.errors import Msg
+from web_admin.i18n import NP_, message_of, pgettext, translations
 
 # family -> key -> (context, English); the context keeps apart words that differ in Russian.
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -91,6 +92,35 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "dialing": NP_("call result", "in progress"),
         "done": NP_("call result", "finished"),
         "line_fault": NP_("call result", "line fault (not counted)"),
+    },
+    "q850": {  # why the network ended a call: Q.850 cause values (firmware.lineapi.Q850_NAMES)
+        "1": NP_("release cause", "unallocated number"),
+        "3": NP_("release cause", "no route to destination"),
+        "16": NP_("release cause", "normal clearing"),
+        "17": NP_("release cause", "user busy"),
+        "18": NP_("release cause", "no user responding"),
+        "19": NP_("release cause", "no answer from user"),
+        "20": NP_("release cause", "subscriber absent"),
+        "21": NP_("release cause", "call rejected"),
+        "22": NP_("release cause", "number changed"),
+        "27": NP_("release cause", "destination out of order"),
+        "28": NP_("release cause", "invalid number format"),
+        "31": NP_("release cause", "normal, unspecified"),
+        "34": NP_("release cause", "no circuit available"),
+        "38": NP_("release cause", "network out of order"),
+        "41": NP_("release cause", "temporary failure"),
+        "42": NP_("release cause", "switching equipment congestion"),
+        "44": NP_("release cause", "requested channel not available"),
+        "47": NP_("release cause", "resource unavailable"),
+        "96": NP_("release cause", "mandatory information element missing"),
+        "97": NP_("release cause", "message type non-existent"),
+        "98": NP_("release cause", "message not compatible with call state"),
+        "99": NP_("release cause", "information element non-existent"),
+        "100": NP_("release cause", "invalid information element contents"),
+        "101": NP_("release cause", "message not compatible with call state"),
+        "102": NP_("release cause", "recovery on timer expiry"),
+        "111": NP_("release cause", "protocol error"),
+        "127": NP_("release cause", "interworking, unspecified"),
     },
     "sms_decision": {  # a person's word on a received SMS that reads like a refusal
         "refusal_recorded": NP_("SMS decision", "refusal recorded"),
@@ -349,6 +379,20 @@ def label(lang: str, family: str, key: object) -> str:
     if found is None:
         return "" if key is None else str(key)
     return pgettext(lang, *found)
+
+
+def release_reason(lang: str, reason: object, cause: object = None, outcome: object = None) -> str:
+    """Why a call ended, in `lang`: a Msg translated; else, on a page not in English, the name of
+    its Q.850 cause (or of its outcome) — the drivers' own English words stay on English pages."""
+    if isinstance(reason, Msg):
+        return message_of(lang, reason)
+    if lang == "en":
+        return "" if reason is None else str(reason)
+    if cause is not None and str(cause) in LABELS["q850"]:
+        return label(lang, "q850", cause)
+    if outcome:
+        return label(lang, "attempt", outcome)
+    return "" if not reason else label(lang, "attempt", "failed")
 
 
 def labels(lang: str) -> dict[str, dict[str, str]]:
