@@ -224,3 +224,19 @@ def test_every_q850_cause_has_its_russian_name():
         assert release_reason("en", cause_name(code), code, "failed") == name
     assert release_reason("ru", "cause 50", 50, "congestion") == "сеть перегружена"
     assert release_reason("ru", Msg("out of service"), None, "failed") == "не в работе"
+
+
+def test_a_sim_resting_from_sms_is_explained_in_russian():
+    """The pacer's reasons (the driver's +CMS ERROR words, or failures in a row) read in Russian,
+    the code kept; an unnamed code or another failure still reads in Russian; English as kept."""
+    from firmware.gsm.errors import CMS_SENDER_BLOCKED, cms_error
+    from web_admin.labels import sms_rest_reason
+    for code in CMS_SENDER_BLOCKED:
+        ru = sms_rest_reason("ru", cms_error(code).reason)
+        assert f"(+CMS ERROR {code})" in ru and not russian_only(ru, ("web_admin/",)), ru
+    many = sms_rest_reason("ru", "3 failures in a row; the last: +CMS ERROR 41: temporary failure")
+    assert many == "неудач подряд: 3; последняя: временный сбой (+CMS ERROR 41)"
+    assert sms_rest_reason("ru", "+CMS ERROR 98: message not compatible") == \
+        "сеть отклонила сообщение (+CMS ERROR 98)"
+    assert sms_rest_reason("ru", "LineError: gone") == "сообщение не отправлено"
+    assert sms_rest_reason("en", "+CMS ERROR 21: x") == "+CMS ERROR 21: x"

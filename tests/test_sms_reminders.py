@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -134,7 +135,7 @@ async def test_per_sim_daily_limit_spreads_and_stops(app):
 
 
 @pytest.mark.slow
-async def test_a_sim_the_operator_refuses_rests_and_the_lines_page_says_so(app):
+async def test_a_sim_the_operator_refuses_rests_and_the_lines_page_says_so(app, aiohttp_client):
     for sim in app.sims:  # every operator's anti-spam filter says "network out of order"
         sim.sms_refusal = 38
     _attempt(app, "DEMO-0001", "no_answer")
@@ -146,6 +147,26 @@ async def test_a_sim_the_operator_refuses_rests_and_the_lines_page_says_so(app):
     assert [ln["name"] for ln in rested] == [row["line"]]
     assert "38" in rested[0]["sms_rest"]["reason"]
     assert rested[0]["sms_rest"]["until"] > app.clock.wall()
+    # the lines page names the refusal in the reader's language, the code kept
+    from controller import users
+    from tests.test_i18n import russian_only
+    from web_admin.app import make_app
+    from web_admin.render import SESSION_COOKIE
+    users.add(app.store, "tim", "tim-password-1", role="technician")
+    uid = app.store.db.execute("SELECT id FROM users WHERE username='tim'").fetchone()[0]
+    client = await aiohttp_client(make_app(app))
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: users.open_session(app.store,
+                                                                                 uid)[0]})
+
+    def rest_of(page):
+        row = re.search(r'<tr data-line="%s".*?</tr>' % row_line, page, re.S).group(0)
+        return re.search(r'<p class="sms-rest bad">(.*?)</p>', row, re.S).group(1)
+    row_line = row["line"]
+    ru = rest_of(await (await client.get("/lines?lang=ru")).text())
+    assert "SMS приостановлены до" in ru and "сеть неисправна (+CMS ERROR 38)" in ru, ru
+    assert not russian_only(re.sub(r"<[^>]+>", " ", ru), ("web_admin/",)), ru
+    en = rest_of(await (await client.get("/lines?lang=en")).text())
+    assert "+CMS ERROR 38: network out of order" in en, en
 
 
 @pytest.mark.slow

@@ -513,9 +513,10 @@ async def test_lines_page_says_which_sim_rests_from_sms_and_why(client, store, f
                                  "reason": "+CMS ERROR 38: network out of order"}
     page = await (await client.get("/lines")).text()
     row = re.search(r'<tr data-line="gsm0".*?</tr>', page, re.S).group(0)
-    assert "SMS приостановлены до" in row and "+CMS ERROR 38: network out of order" in row
+    assert "SMS приостановлены до" in row and "сеть неисправна (+CMS ERROR 38)" in row
     page = await (await client.get("/lines?lang=en")).text()
     assert "SMS paused until" in page and "приостановлены" not in page
+    assert "+CMS ERROR 38: network out of order" in page
 
 
 async def test_line_block_unblock_test_call_balance(client, store, fake):

@@ -1,9 +1,11 @@
 """The names people read for the internal keys of states, outcomes, roles and columns."""
 from __future__ import annotations
 
+import re
+
 from controller.compliance.profiles import window_parts
 from firmware.errors import Msg
-from web_admin.i18n import NP_, message_of, pgettext, translations
+from web_admin.i18n import N_, NP_, message_of, pgettext, translations
 
 # family -> key -> (context, English); the context keeps apart words that differ in Russian.
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -121,6 +123,28 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "102": NP_("release cause", "recovery on timer expiry"),
         "111": NP_("release cause", "protocol error"),
         "127": NP_("release cause", "interworking, unspecified"),
+    },
+    "cms": {  # why the network refused an SMS: +CMS ERROR codes (firmware.gsm.errors.CMS)
+        "8": NP_("SMS error", "operator determined barring"),
+        "10": NP_("SMS error", "call barred"),
+        "21": NP_("SMS error", "short message transfer rejected"),
+        "27": NP_("SMS error", "destination out of service"),
+        "28": NP_("SMS error", "unidentified subscriber"),
+        "29": NP_("SMS error", "facility rejected"),
+        "30": NP_("SMS error", "unknown subscriber"),
+        "38": NP_("SMS error", "network out of order"),
+        "41": NP_("SMS error", "temporary failure"),
+        "42": NP_("SMS error", "congestion"),
+        "47": NP_("SMS error", "resources unavailable, unspecified"),
+        "50": NP_("SMS error", "requested facility not subscribed"),
+        "69": NP_("SMS error", "requested facility not implemented"),
+        "192": NP_("SMS error", "SC busy"),
+        "193": NP_("SMS error", "no SC subscription"),
+        "194": NP_("SMS error", "SC system failure"),
+        "330": NP_("SMS error", "SMSC address unknown"),
+        "331": NP_("SMS error", "no network service"),
+        "332": NP_("SMS error", "network timeout"),
+        "500": NP_("SMS error", "unknown error"),
     },
     "sms_decision": {  # a person's word on a received SMS that reads like a refusal
         "refusal_recorded": NP_("SMS decision", "refusal recorded"),
@@ -393,6 +417,30 @@ def release_reason(lang: str, reason: object, cause: object = None, outcome: obj
     if outcome:
         return label(lang, "attempt", outcome)
     return "" if not reason else label(lang, "attempt", "failed")
+
+
+_CMS = re.compile(r"\+CMS ERROR:? ?(\d+)")
+_FAILURES = re.compile(r"^(\d+) failures in a row; the last: (.*)$", re.S)
+
+
+def sms_rest_reason(lang: str, reason: object) -> str:
+    """Why a SIM rests from SMS (controller.sms_pacing keeps the driver's words, e.g. "+CMS ERROR
+    21: short message transfer rejected", or "3 failures in a row; the last: ..."), in `lang`:
+    the error named by its code, the code kept for the technician."""
+    text = "" if reason is None else str(reason)
+    if lang == "en" or not text:
+        return text
+    tr = translations(lang)
+    many = _FAILURES.match(text)
+    if many:
+        return tr.gettext(N_("{n} failures in a row; the last: {reason}")).format(
+            n=many.group(1), reason=sms_rest_reason(lang, many.group(2)))
+    code = _CMS.search(text)
+    if code is None:
+        return tr.gettext(N_("the SMS could not be sent"))
+    name = label(lang, "cms", code.group(1)) if code.group(1) in LABELS["cms"] else \
+        tr.gettext(N_("the network refused the SMS"))
+    return f"{name} (+CMS ERROR {code.group(1)})"
 
 
 def labels(lang: str) -> dict[str, dict[str, str]]:

@@ -13,7 +13,8 @@ from aiohttp import web
 from firmware.errors import Msg, msg_from_json
 from web_admin import i18n
 from web_admin.i18n import HERE, LANGS, N_  # noqa: F401 (HERE: app.py imports it from here)
-from web_admin.labels import label, labels, limit_words, release_reason, window
+from web_admin.labels import (label, labels, limit_words, release_reason, sms_rest_reason,
+                              window)
 
 SESSION_COOKIE = "dialbox_session"
 LANG_COOKIE = "dialbox_lang"
@@ -94,6 +95,7 @@ def _context(request: web.Request) -> dict:
             "window": lambda name: window(lang, name),
             "release_reason": lambda reason, cause=None, outcome=None: release_reason(
                 lang, reason, cause, outcome),
+            "sms_rest_reason": lambda reason: sms_rest_reason(lang, reason),
             "limit_words": lambda refused: limit_words(lang, refused),
             "other_lang": other, "lang_url": lang_url,
             "strings_json": json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"),
