@@ -31,6 +31,7 @@ class DialingHolds:
         return "; ".join(self._by.values()) or None
 
     def as_dict(self) -> dict[str, str]:
+        """Who holds dialing -> why (a Msg stays one, for a page in its own language)."""
         return dict(self._by)
 
     def __bool__(self) -> bool:

@@ -535,6 +535,7 @@ class Appliance(BackendMixin):
             "operators": self._operators(),
             "health": self.health(),
             "box": box_status(self),
+            "holds": self.runner.holds.as_dict(),
         }
 
 

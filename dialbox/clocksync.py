@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import structlog
 
+from firmware.errors import Msg
+
 log = structlog.get_logger(__name__)
 
 TIME_ERROR = 5
 STA_UNSYNC = 0x0040
 HOLD = "clock"  # the dialer's hold key
-HOLD_TEXT = "the clock is not synchronised: legal calling hours cannot be checked"
+HOLD_TEXT = Msg("the clock is not synchronised: legal calling hours cannot be checked")
 STATES = {0: "ok", 1: "leap second to insert", 2: "leap second to delete",
           3: "leap second in progress", 4: "leap second done", 5: "not synchronised"}
 

@@ -19,6 +19,7 @@ import structlog
 
 from controller import recordings
 from firmware.clock import Clock
+from firmware.errors import Msg
 from firmware.lineapi import CallProgress, CallReleased, CallStage, LineEvent
 from firmware.media.recorder import CHANNELS, Recorder, RecordingResult, probe_duration
 
@@ -164,5 +165,6 @@ class RecordingService:
     def pause_reason(self) -> str | None:
         if self.disk["level"] != "full":
             return None
-        return (f"recordings disk nearly full: {self.disk['free_mb']:.0f} MB free, below the "
-                f"{self.policy.stop_free_mb:.0f} MB limit; free space to resume dialing")
+        return Msg("recordings disk nearly full: {free} MB free, below the {limit} MB limit; free "
+                   "space to resume dialing", free=f"{self.disk['free_mb']:.0f}",
+                   limit=f"{self.policy.stop_free_mb:.0f}")

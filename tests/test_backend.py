@@ -372,3 +372,36 @@ async def test_a_test_call_says_in_russian_why_the_network_ended_it(app, aiohttp
     assert not russian_only(ru, ("web_admin/labels.py", "firmware/")), ru
     en = await test_call("en")
     assert "busy" in en.lower() and "абонент" not in en, en
+
+
+async def test_the_dashboard_says_in_russian_why_dialing_is_held(tmp_path, aiohttp_client):
+    """A box whose clock is not synchronised at boot holds dialing; with no runtime box on the
+    page to say so, the dashboard gives the hold's reason in the reader's language."""
+    from dialbox import clocksync
+    from tests.test_i18n import russian_only
+    from web_admin.app import make_app
+    from web_admin.render import SESSION_COOKIE
+    a = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=25.0,
+                           seed=21, compliance="none",
+                           holds={clocksync.HOLD: clocksync.HOLD_TEXT}))  # as read at boot
+    await a.start()
+    try:
+        assert a.runner.hold_reason == clocksync.HOLD_TEXT
+        users.add(a.store, "sveta", "sveta-password-1", role="supervisor")
+        uid = a.store.db.execute("SELECT id FROM users WHERE username='sveta'").fetchone()[0]
+        client = await aiohttp_client(make_app(a))
+        client.session.cookie_jar.update_cookies({SESSION_COOKIE: users.open_session(a.store,
+                                                                                     uid)[0]})
+
+        async def held(lang):
+            page = await (await client.get(f"/?lang={lang}")).text()
+            return re.search(r'<p class="error banner" id="dialing-held">(.*?)</p>', page,
+                             re.S).group(1)
+        ru = await held("ru")
+        assert "Автоматический обзвон остановлен: часы не синхронизированы" in ru, ru
+        assert not russian_only(ru, ("dialbox/", "web_admin/")), ru
+        en = await held("en")
+        assert en == ("Automatic dialing is held: the clock is not synchronised: legal calling "
+                      "hours cannot be checked"), en
+    finally:
+        await a.stop()

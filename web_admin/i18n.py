@@ -41,7 +41,8 @@ ROOT = HERE.parent
 KEYWORDS = ("_", "N_", "gettext", "ngettext:1,2", "pgettext:1c,2", "NP_:1c,2", "UserError",
             "InputError", "Msg", "t:2")
 # The hardware profiles' checks reach the hardware page (their problems are Msg or N_).
-SOURCES = ("web_admin", "controller", "dialbox/backend.py", "firmware/profiles.py",
+SOURCES = ("web_admin", "controller", "dialbox/backend.py", "dialbox/clocksync.py",
+           "dialbox/recording.py", "firmware/profiles.py",
            "firmware/yamlsrc.py", "firmware/profile_library.py", "firmware/e1/profile.py",
            # why a line is out of service (the lines page): drivers and the line manager
            "firmware/gsm/driver.py", "firmware/linemanager.py", "firmware/e1/span.py",
