@@ -342,11 +342,10 @@ async def test_the_lines_page_says_in_russian_why_a_line_is_out_of_service(app, 
     assert "D-channel down: peer stopped answering (T200 x N200)" in en
 
 
-async def test_a_test_call_says_in_russian_why_the_network_ended_it(app, aiohttp_client):
-    """A test call to a busy subscriber through the simulated modem: the release reason is shown
-    by its Q.850 cause in Russian on a Russian page, in the network's English on an English one."""
+async def _technician_with_busy_gsm0(app, aiohttp_client):
+    """A technician's web client (and CSRF token) on a box whose campaigns are paused and whose
+    gsm0 reaches only busy subscribers (the simulated network answers cause 17)."""
     from tests.gsmsim import population
-    from tests.test_i18n import russian_only
     from web_admin.app import make_app
     from web_admin.render import SESSION_COOKIE
     await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
@@ -357,8 +356,16 @@ async def test_a_test_call_says_in_russian_why_the_network_ended_it(app, aiohttp
     users.add(app.store, "tim", "tim-password-1", role="technician")
     uid = app.store.db.execute("SELECT id FROM users WHERE username='tim'").fetchone()[0]
     client = await aiohttp_client(make_app(app))
-    sid, csrf = users.open_session(app.store, uid)[:2]
+    sid, csrf = users.open_session(app.store, uid)
     client.session.cookie_jar.update_cookies({SESSION_COOKIE: sid})
+    return client, csrf
+
+
+async def test_a_test_call_says_in_russian_why_the_network_ended_it(app, aiohttp_client):
+    """A test call to a busy subscriber through the simulated modem: the release reason is shown
+    by its Q.850 cause in Russian on a Russian page, in the network's English on an English one."""
+    from tests.test_i18n import russian_only
+    client, csrf = await _technician_with_busy_gsm0(app, aiohttp_client)
 
     async def test_call(lang):
         r = await client.post(f"/lines/action?lang={lang}", data={
@@ -405,3 +412,27 @@ async def test_the_dashboard_says_in_russian_why_dialing_is_held(tmp_path, aioht
                       "hours cannot be checked"), en
     finally:
         await a.stop()
+
+
+async def test_a_test_call_in_progress_reports_its_end_in_the_pages_language(app, aiohttp_client):
+    """The lines page's script starts a test call and polls it: the finished job says why the
+    network ended the call in the language of the page that started it."""
+    from tests.test_i18n import russian_only
+    client, csrf = await _technician_with_busy_gsm0(app, aiohttp_client)
+
+    async def finished(lang):
+        r = await client.post(f"/lines/test?lang={lang}", data={
+            "line": "gsm0", "action": "test_call", "number": "+7 912 345-67-89"},
+            headers={"X-CSRF-Token": csrf, "Accept": "application/json"})
+        job = (await r.json())["job"]
+        for _ in range(400):
+            view = await (await client.get(f"/lines/test/{job}")).json()
+            if view["state"] != "running":
+                return view
+            await asyncio.sleep(0.05)
+        raise AssertionError("the test call did not finish")
+    ru = await finished("ru")
+    assert ru["state"] == "done" and ru["result"]["reason"] == "абонент занят", ru
+    assert not russian_only(ru["result"]["reason"], ("web_admin/",))
+    en = await finished("en")
+    assert en["result"]["reason"] == "user busy", en

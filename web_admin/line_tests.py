@@ -15,7 +15,8 @@ from aiohttp import web
 
 from controller import audit
 from firmware.errors import UserError
-from web_admin.render import BACKEND, backend, call, message_of, user
+from web_admin.labels import release_reason
+from web_admin.render import BACKEND, backend, call, lang_of, message_of, user
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +62,15 @@ async def start(request: web.Request) -> web.Response:
     kw = {"number": number, "progress": lambda stage: setattr(job, "stage", stage)}
     if action == "test_sms":
         kw["text"] = str(form.get("text", ""))
-    who = user(request)["username"]
+    who, lang = user(request)["username"], lang_of(request)
 
     async def run() -> None:
         try:
-            job.result = dict(await call(backend(request).line_action, line, action, **kw) or {})
+            out = dict(await call(backend(request).line_action, line, action, **kw) or {})
+            if "reason" in out:  # why the call ended, in the language of the page that asked
+                out["reason"] = release_reason(lang, out["reason"], out.get("cause"),
+                                               out.get("result"))
+            job.result = out
             job.state = "done"
         except (UserError, ValueError) as exc:
             job.state, job.error = "failed", message_of(request, exc)

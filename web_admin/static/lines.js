@@ -15,7 +15,8 @@
       out.textContent = view.line + ": " + view.error;
     } else {
       const r = view.result || {};
-      const what = r.result ? (label("attempt", r.result) || r.result) : (label("sms_state", r.status) || r.status || "");
+      const what = (r.result ? (label("attempt", r.result) || r.result) : (label("sms_state", r.status) || r.status || ""))
+        + (r.reason ? " · " + r.reason : "");  // why the call ended, already in the page's language
       out.textContent = view.line + ": " + _("finished") + " — " + what + " (" + view.elapsed_s + " " + _("s") + ")";
     }
   }
