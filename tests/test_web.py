@@ -670,6 +670,10 @@ DESK_CALL = st.fixed_dictionaries(
 DESK_BODY = st.one_of(JSON, DESK_CALL, DESK_CALL, DESK_CALL)  # mostly well-formed, oddly filled
 
 
+# Hypothesis warns when a recursive strategy's ``extend`` seems not to use its argument. JSON's
+# extend does use it, yet the warning came once in a whole-suite run (never alone, not
+# reproduced); it is a false alarm here, not a problem of the box's desk.
+@pytest.mark.filterwarnings("ignore:extend=.*can't actually recurse")
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(["/desk/ready", "/desk/hangup", "/desk/disposition"]),
