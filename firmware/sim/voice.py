@@ -126,12 +126,17 @@ class Ear:
         return hits / voiced if voiced else 0.0
 
 
+KEEP_EARS = 100  # the last calls whose heard audio a simulated operator keeps (for the tests)
+
+
 class PositionVoice:
     """A simulated operator at a position of the media plane: speaks his signal into the leg
     every tick and keeps what he hears, one ear per call (``call_of()`` names the call)."""
 
-    def __init__(self, leg, clock, owner: str, *, call_of=lambda: None, keep: int = 100) -> None:
-        self.leg, self.clock, self.call_of, self.keep = leg, clock, call_of, keep
+    def __init__(self, leg, clock, owner: str, *, call_of=lambda: None,
+                 keep: int | None = None) -> None:
+        self.leg, self.clock, self.call_of = leg, clock, call_of
+        self.keep = KEEP_EARS if keep is None else keep
         self.signal = BOOK.take(owner)
         self.speaker = Speaker(self.signal)
         self.ears: dict[str, Ear] = {}
