@@ -195,3 +195,20 @@ async def test_on_the_simulated_box_a_debtors_reply_reaches_the_store_and_leaves
         assert shown["sms_received"][0]["at_text"][2] == "."  # a local date, not a time stamp
     finally:
         await app.stop()
+
+
+async def test_a_received_sms_carries_the_networks_time_from_the_boxs_clock(box, monkeypatch):
+    """The simulated network stamps an SMS with the one clock: with the clock five years ahead
+    the message says so, whatever today's date is."""
+    store, sim, clock = box["store"], box["sim"], box["clock"]
+    real_wall = clock.wall
+    monkeypatch.setattr(clock, "wall", lambda: real_wall() + 5 * 365 * 86400.0)
+    lines, inbox = await _lines(box)
+    try:
+        sim.receive_sms("+79001112233", "Оплачу завтра")
+        await until(lambda: len(_rows(box["path"])) == 1 and not sim._inbox)
+        sent_at = store.db.execute("SELECT sent_at FROM sms_inbox").fetchone()[0]
+        assert abs(sent_at - sim.clock.wall()) < 120, (sent_at, sim.clock.wall())
+    finally:
+        await inbox.stop()
+        await lines.stop()

@@ -637,7 +637,7 @@ class SimModem:
     async def _status_report(self, mr: int, number: str) -> None:
         await self.clock.sleep(self.sms_report_delay_s)
         from datetime import datetime, timezone
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.fromtimestamp(int(self.clock.wall()), timezone.utc)  # the network's time
         status = 0x41 if number.lstrip("+") in {n.lstrip("+") for n in self.sms_undeliverable} \
             else 0x00
         rep = smspdu.encode_status_report(mr, number, status=status, sc_timestamp=now,
@@ -648,7 +648,7 @@ class SimModem:
     def receive_sms(self, sender: str, text: str) -> int:
         """An SMS arrives: stored on the SIM, announced with +CMTI; returns the parts' count."""
         from datetime import datetime, timezone
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.fromtimestamp(int(self.clock.wall()), timezone.utc)  # the network's time
         parts = smspdu.encode_deliver(sender, text, timestamp=now)
         for part in parts:
             index = max(self._inbox, default=0) + 1
