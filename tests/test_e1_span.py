@@ -367,6 +367,8 @@ async def test_t303_retransmits_setup_once_then_gives_up_with_102(raw):
     done = await net.expect(MT.RELEASE_COMPLETE)
     assert done.get(Cause).value == 102 and done.cref == first.cref
     assert ev.of(0) == [("dialing", 0), ("release", 102), ("released", 102)]
+    [rel] = [r for r in ev.all if r.channel == 0 and r.event == codes.EV_HW_RELEASE]
+    assert rel.info.get("line_fault")  # the network's silence, not the debtor's doing
 
 
 @virtual
@@ -382,6 +384,8 @@ async def test_t310_and_t305_t308_clear_a_call_the_network_forgets(raw):
     assert rel.cref == rel2.cref == setup.cref
     await until(lambda: ev.of(1)[-1:] == [("released", 102)], 5)
     assert ev.of(1)[:3] == [("dialing", 0), ("proceeding", 0), ("release", 102)]
+    [rel] = [r for r in ev.all if r.channel == 1 and r.event == codes.EV_HW_RELEASE]
+    assert rel.info.get("line_fault")
 
 
 @virtual

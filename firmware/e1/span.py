@@ -616,22 +616,25 @@ class E1Span:
         pass
 
     # -- timers --------------------------------------------------------------------------------
+    # A call timer that expires (cause 102) means the network did not answer our signalling: a
+    # link going down under the call, a switch that lost it. Nothing the debtor did: a line
+    # fault, never charged to him.
     def _t303(self, call: Call) -> None:
         if call.retries == 0:
             call.retries = 1
             self._send(call.setup)
             self._arm(call, self.config.t303, self._t303)
             return
-        self._report_release(call, 102)
+        self._report_release(call, 102, fault=True)
         self._send(Message(MT.RELEASE_COMPLETE, call.cref, False, [Cause(102)]))
         self._free(call, 102)
 
     def _t310(self, call: Call) -> None:
-        self._report_release(call, 102)
+        self._report_release(call, 102, fault=True)
         self._disconnect(call, 102)
 
     def _t313(self, call: Call) -> None:
-        self._report_release(call, 102)
+        self._report_release(call, 102, fault=True)
         self._disconnect(call, 102)
 
     def _t305(self, call: Call) -> None:
