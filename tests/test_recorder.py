@@ -121,7 +121,12 @@ async def test_each_channel_holds_its_speaker_alone_and_in_step(tmp_path):
         assert sum(has_signal(w, RATE, own) for w in voiced) / len(voiced) > 0.85
         assert not any(has_signal(w, RATE, other) for w in voiced)
         bleed = sum(_share(w, other) for w in voiced) / len(voiced)
-        assert bleed < 1e-3, bleed  # the other voice's tones: below -30 dB (codec noise alone)
+        # Codec noise, and the click of a frame the loaded machine delivered late, spread a
+        # little power over every frequency. Two tones no one speaks, each near one of the other
+        # voice's, measure that floor in the same windows: the other voice's tones must be at it,
+        # not above it.
+        floor = sum(_share(w, Signal(other.f1 + 150, other.f2 + 150)) for w in voiced) / len(voiced)
+        assert bleed < max(1e-3, 3 * floor), (bleed, floor)
     gap = alignment(key_edges(left, RATE, debtor.signal), key_edges(right, RATE, operator.signal))
     assert gap is not None and gap <= 0.020, gap
 
