@@ -51,6 +51,7 @@ _NO_COUNTERS = {"attempts": 0, "answered": 0, "busy": 0, "no_answer": 0, "failed
 
 
 DEFAULT_SIMULATED = ("sim-gsm-4", "e1-1span")
+KEEP_CONVERSATIONS = 10_000  # simulated: the last conversations whose debtor's mind is kept
 
 
 @dataclass
@@ -392,6 +393,8 @@ class Appliance(BackendMixin):
             return
         talk = self._talk.conversation()
         self.conversations[call_id] = talk
+        while len(self.conversations) > KEEP_CONVERSATIONS:  # a demo box that runs for days
+            del self.conversations[next(iter(self.conversations))]
         try:  # on the store's writer thread, after the call's own result
             if not talk.rpc:
                 await self.store.run(Store.record_disposition, call_id, "third_party")

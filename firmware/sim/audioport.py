@@ -125,14 +125,25 @@ class AudioPort:
 
 
 KEEP_HEARD = 100  # the last calls whose heard audio a simulator keeps (older: the signal only)
+KEEP_RECORDS = 2000  # the last calls a simulator remembers at all (per modem, per span)
 
 
-def forget_old_voices(records: list) -> None:
-    """Drop the heard audio of the record that just fell out of the last KEEP_HEARD."""
+def keep_window(records: list, keep: int | None = None) -> None:
+    """Bound a simulator's memory of its calls: the record that just fell out of the last
+    KEEP_HEARD forgets what its debtor heard, and records beyond the last ``keep`` (KEEP_RECORDS)
+    are dropped, a fifth of the window at a time so that appending stays cheap. A simulator that
+    runs for days (``dialbox run --simulate``) stays flat; a test sees every call it made."""
     if len(records) > KEEP_HEARD:
         old = records[-KEEP_HEARD - 1].voice
         if old is not None:
             old.ear.kept.clear()
+    trim(records, KEEP_RECORDS if keep is None else keep)
+
+
+def trim(items: list, keep: int) -> None:
+    """Drop the oldest items of ``items`` once it holds more than ``keep`` and a fifth."""
+    if len(items) > keep + keep // 5:
+        del items[:len(items) - keep]
 
 
 class CallVoice:

@@ -27,7 +27,7 @@ from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, Cal
                               RestartIndicator, SendingComplete)
 from firmware.e1.span import E1_TIMESLOTS
 from firmware.e1.transports import FrameTransport, StreamFrameTransport
-from firmware.sim.audioport import AudioPort, CallVoice, forget_old_voices
+from firmware.sim.audioport import AudioPort, CallVoice, keep_window
 from firmware.sim.population import Fate, Population
 
 log = structlog.get_logger(__name__)
@@ -192,6 +192,7 @@ class NetworkSide:
         self._calls[(cref, True)] = call
         self._slots.setdefault(timeslot, call)
         self.records.append(rec)
+        keep_window(self.records)
         call.talk_s = talk_s
         self._send(call, MT.SETUP, [BearerCapability(), ChannelId(timeslot, exclusive=True),
                                     CallingNumber(caller, 2, 1, 0, 3),
@@ -346,7 +347,7 @@ class NetworkSide:
         ts = chan.channel if chan else None
         rec = CallRecord(msg.cref, ts or 0, "outbound", number, "", started=self.clock.now())
         self.records.append(rec)
-        forget_old_voices(self.records)
+        keep_window(self.records)
         refuse = None
         if ts is None or ts not in E1_TIMESLOTS or ts in self._slots:
             rec.fate, refuse = "channel_unavailable", 44

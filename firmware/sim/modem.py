@@ -20,7 +20,8 @@ import structlog
 from firmware.clock import Clock
 from firmware.gsm import pdu as smspdu
 from firmware.gsm.dialects import SERIAL_VOICE, Dialect
-from firmware.sim.audioport import AudioPort, CallVoice, forget_old_voices
+from firmware.sim import audioport
+from firmware.sim.audioport import AudioPort, CallVoice, keep_window, trim
 from firmware.sim.population import Fate, Population
 
 log = structlog.get_logger(__name__)
@@ -31,6 +32,8 @@ FATE_CAUSE = {"answer": 16, "busy": 17, "no_answer": 19, "unreachable": 20, "rej
 CAUSE_TEXT = {16: "Normal call clearing", 17: "User busy", 19: "No answer",
               20: "Subscriber absent", 21: "Call rejected", 1: "Unassigned number",
               31: "Normal, unspecified"}
+KEEP_COMMANDS = 10_000  # the last AT command lines a module remembers (for tests)
+
 FAULTS = ("silent", "garbage", "reboot", "sim_removed", "network_lost", "cme_error", "vanish",
           "audio_vanish")
 
@@ -248,6 +251,7 @@ class SimModem:
             record = CallRecord(caller, "waiting", 0.0, 0.0, direction="inbound",
                                 ended_by="debtor")
             self.inbound_records.append(record)
+            keep_window(self.inbound_records)
             kind = 145 if caller.startswith("+") else 129
             if self.dialect.call_progress == "clcc" and self.st.clcc:
                 self._urc(f'+CLCC: 2,1,5,0,0,"{caller}",{kind}')
@@ -262,6 +266,7 @@ class SimModem:
         self._call = SimCall(caller, fate, direction=1, stat=4)
         self._call.record = CallRecord(caller, "inbound", 0.0, 0.0, direction="inbound")
         self.inbound_records.append(self._call.record)
+        keep_window(self.inbound_records)
         self._call.task = self._spawn(self._inbound(self._call))
 
     # --- byte I/O ---------------------------------------------------------------------------
@@ -397,6 +402,7 @@ class SimModem:
     # --- commands ---------------------------------------------------------------------------
     def _command(self, line: str) -> None:
         self.commands.append(line)
+        trim(self.commands, KEEP_COMMANDS)
         up = line.upper()
         if not up.startswith("AT"):
             self._line("ERROR")
@@ -591,6 +597,7 @@ class SimModem:
             self._line("+CMS ERROR: 304")
             return
         self.sms_sent.append(submit)
+        trim(self.sms_sent, audioport.KEEP_RECORDS)
         self._mr = (self._mr + 1) % 256
         self._line(f"+CMGS: {self._mr}")
         self._ok()
@@ -609,6 +616,7 @@ class SimModem:
             self._line("+CMS ERROR: 304")
             return
         self.sms_text_sent.append((number, text))
+        trim(self.sms_text_sent, audioport.KEEP_RECORDS)
         self._mr = (self._mr + 1) % 256
         self._line(f"+CMGS: {self._mr}")
         self._ok()
@@ -697,6 +705,7 @@ class SimModem:
                 self._line("+CME ERROR: 100")
                 return
         self.ussd_requests.append(request)
+        trim(self.ussd_requests, audioport.KEEP_RECORDS)
         self._ok()
         if request != BALANCE_CODES.get(self.mcc_mnc, "*100#"):
             self._spawn(self._later(0.3, "+CUSD: 4"))  # operation not supported
@@ -747,7 +756,7 @@ class SimModem:
                                        presentation=shown, at=self.clock.wall(),
                                        caller=self.msisdn if shown == "allowed" else None))
         self._call.record = self.records[-1]
-        forget_old_voices(self.records)
+        keep_window(self.records)
         if self.dialect.call_progress != "final":
             self._ok()
         self._call.task = self._spawn(self._outbound(self._call, self.records[-1]))
