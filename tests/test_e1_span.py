@@ -125,7 +125,7 @@ async def test_each_fate_gives_its_events_and_outcome(fate, sequence, cause):
                                  answered="answer" in sequence)
         assert outcome is EXPECTED[fate]
         [rec] = span.simulator.records
-        assert (rec.fate, rec.timeslot, rec.number, rec.cause) == (fate, 5, "74951234567",
+        assert (rec.fate, rec.timeslot, rec.number, rec.cause) == (fate, 5, "+74951234567",
                                                                    released_cause)
     finally:
         await span.stop()

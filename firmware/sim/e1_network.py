@@ -26,7 +26,7 @@ from firmware.e1.q931 import (BearerCapability, CalledNumber, CallingNumber, Cal
                               ChannelId, Message, MessageType as MT, ProgressIndicator,
                               RestartIndicator, SendingComplete)
 from firmware.e1.span import E1_TIMESLOTS
-from firmware.e1.transports import FrameTransport, StreamFrameTransport
+from firmware.e1.transports import FdFrameTransport, FrameTransport, StreamFrameTransport
 from firmware.sim.audioport import AudioPort, CallVoice, keep_window
 from firmware.sim.population import Fate, Population
 
@@ -93,7 +93,13 @@ class NetworkSide:
         self._crefs = itertools.cycle(range(1, 0x8000))
         self._transport: FrameTransport | None = None
         self._server: asyncio.base_events.Server | None = None
+        self._listener: socket.socket | None = None  # a SOCK_SEQPACKET D-channel listener
         self.port: int | None = None
+        # A lost D-channel connection is silence on layer 2, not a dead line: the card or relay
+        # behind it keeps the E1 up, so the network finds the box gone only by its own Q.921
+        # timers (T203, T200 x N200) and holds active calls for T309, as a telco does.
+        self.keeps_line = False
+        self._line_up = False
         self._cut = False
         self._cut_handle: asyncio.TimerHandle | None = None
         self.audio = audio
@@ -118,16 +124,49 @@ class NetworkSide:
 
         def protocol():
             tr = StreamFrameTransport("tcp")
-            tr.on_frame, tr.on_lost = self._receive_frame, self._transport_lost
-            if self._transport is not None:
-                loop.create_task(self._transport.close())
-            self._transport = tr
-            self.link.stop()
-            self.link.start()
+            self._connected(tr)
             return tr.protocol()
 
         self._server = await loop.create_server(protocol, host, port)
         return self._server.sockets[0].getsockname()[1]
+
+    async def serve_seqpacket(self, path: str) -> str:
+        """Listen for the box's D-channel on a Unix SOCK_SEQPACKET socket at ``path`` (one LAPD
+        frame per packet with 2 FCS bytes, a DAHDI D-channel's semantics); returns the path."""
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            srv.bind(path)
+            srv.listen(1)
+        except OSError:
+            srv.close()
+            raise
+        srv.setblocking(False)
+        self._listener = srv
+        asyncio.get_running_loop().add_reader(srv.fileno(), self._accept_seqpacket)
+        return path
+
+    def _accept_seqpacket(self) -> None:
+        try:
+            conn, _ = self._listener.accept()  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        tr = FdFrameTransport(sock=conn)
+        self._connected(tr)
+        self._spawn(tr.open())
+
+    def _connected(self, tr: FrameTransport) -> None:
+        """A new D-channel connection from the box replaces the last one."""
+        tr.on_frame = self._receive_frame
+        tr.on_lost = lambda reason, tr=tr: self._transport_lost(reason, tr)
+        old, self._transport = self._transport, tr
+        if old is not None:
+            old.on_lost = lambda reason: None
+            self._spawn(old.close())
+        if self.keeps_line and self._line_up:
+            return  # the line never went: the box's SABME resets the link it finds up
+        self._line_up = True
+        self.link.stop()
+        self.link.start()
 
     def bchannel(self, timeslot: int) -> socket.socket:
         """The box's end of B-channel ``timeslot`` (A-law frames, DAHDI channel semantics)."""
@@ -172,6 +211,10 @@ class NetworkSide:
         if self._cut_handle:
             self._cut_handle.cancel()
         self.link.stop()
+        if self._listener is not None:
+            asyncio.get_running_loop().remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -256,12 +299,17 @@ class NetworkSide:
         if not self._cut and self._transport is not None:
             self._transport.send(raw)
 
-    def _transport_lost(self, reason: str) -> None:
-        self.link.stop()
-        self._link_lost()
+    def _transport_lost(self, reason: str, tr: FrameTransport | None = None) -> None:
+        if tr is not None and tr is not self._transport:
+            return  # an older connection, already replaced
         lost, self._transport = self._transport, None
         if lost is not None:  # let its socket go now, not when it is collected
             self._spawn(lost.close())
+        if self.keeps_line:
+            return  # frames now go nowhere; T200/T203 find the box gone
+        self._line_up = False
+        self.link.stop()
+        self._link_lost()
 
     def _link_down(self, reason: str) -> None:
         self._link_lost()
@@ -343,7 +391,8 @@ class NetworkSide:
     def _setup(self, msg: Message) -> None:
         chan = msg.get(ChannelId)
         called = msg.get(CalledNumber)
-        number = called.digits if called else None
+        number = None if called is None else \
+            ("+" if called.type_of_number == 1 else "") + called.digits
         ts = chan.channel if chan else None
         rec = CallRecord(msg.cref, ts or 0, "outbound", number, "", started=self.clock.now())
         self.records.append(rec)
