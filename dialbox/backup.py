@@ -15,12 +15,12 @@ import tempfile
 import zipfile
 import zlib
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import structlog
 
 from firmware.clock import Clock
-from firmware.errors import UserError
+from firmware.errors import N_, Msg, UserError
 
 log = structlog.get_logger(__name__)
 
@@ -117,8 +117,8 @@ def restore(path: Path, data: Path, *, clock: Clock | None = None) -> dict:
     try:
         lock.acquire()
     except UserError:
-        raise UserError(f"{data}: the box is running on this data directory; stop it "
-                        "(systemctl stop dialbox) before restoring") from None
+        raise UserError("{data}: the box is running on this data directory; stop it "
+                        "(systemctl stop dialbox) before restoring", data=data) from None
     try:
         db = data / DB_NAME
         kept = None
@@ -247,12 +247,16 @@ class Nightly:
 async def start(app, runtime, report) -> None:
     cfg = runtime.config
     if not cfg.backup_nightly:
-        report.add("nightly backup", True, "off (backup.nightly: false)")
+        report.add(N_("nightly backup"), True, N_("off (backup.nightly: false)"))
         return
     nightly = runtime.extras["backup"] = Nightly(app, cfg)
-    runtime.supervisor.run("nightly backup", nightly.run)
-    report.add("nightly backup", True, f"at {cfg.backup_at} into {cfg.backup_path}, "
-                                       f"keeping {cfg.backup_keep}")
+    runtime.supervisor.run(N_("nightly backup"), nightly.run)
+    # the folder in full on the console and in the log (field service looks there); its name
+    # only on pages
+    report.add(N_("nightly backup"), True, Msg("at {at} into {folder}, keeping {keep}",
+                                               at=cfg.backup_at,
+                                               folder=PurePath(cfg.backup_path),
+                                               keep=cfg.backup_keep))
 
 
 # --- internals ----------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import fcntl
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import structlog
 
 from dialbox.config import ApplianceConfig
 from firmware import profiles
-from firmware.errors import UserError
+from firmware.errors import N_, Msg, UserError, reason_of
 from firmware.yamlsrc import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -26,9 +26,23 @@ LOCK_NAME = "dialbox.lock"
 
 @dataclass(frozen=True, slots=True)
 class BootItem:
-    what: str  # "profile sim800", "store", "web admin 127.0.0.1:8080", ...
+    """One part of the box. ``what`` and ``detail`` are Msg: English (file paths in full) on the
+    console and in the log, translated on pages (a path's file name only, i18n.message_of)."""
+
+    what: Msg  # "profile sim800", "store", "web admin 127.0.0.1:8080", ...
     ok: bool
-    detail: str = ""
+    detail: Msg = Msg("")
+
+
+def as_msg(text: str) -> Msg:
+    """A message a page can translate: a Msg as it is; other text (N_-marked) as its template."""
+    return text if isinstance(text, Msg) else Msg(text)
+
+
+def shown_path(name: str) -> str | PurePath:
+    """A profile or file named in the report: a path as a PurePath (pages show its file name
+    only), a bare name (a bundled profile) as it is."""
+    return PurePath(name) if "/" in str(name) else str(name)
 
 
 @dataclass
@@ -39,6 +53,8 @@ class BootReport:
     items: list[BootItem] = field(default_factory=list)
 
     def add(self, what: str, ok: bool, detail: str = "") -> None:
+        """``what`` and ``detail``: Msg built from a literal template, or N_-marked text."""
+        what, detail = as_msg(what), as_msg(detail)
         self.items.append(BootItem(what, ok, detail))
         if ok:
             log.info("boot_step", what=what, detail=detail)
@@ -66,19 +82,24 @@ def load_profiles(cfg: ApplianceConfig, report: BootReport) -> list[str]:
     """The enabled profiles that load cleanly; each bad one goes in the report with file:line."""
     good: list[str] = []
     for name in cfg.profiles:
+        what = Msg("profile {name}", name=shown_path(name))
         try:
             prof = profiles.load(name)
         except ConfigError as exc:
-            for problem in exc.problems:
-                report.add(f"profile {name}", False, f"{problem} (skipped)")
+            for p in exc.problems:
+                report.add(what, False, Msg("{file}:{line}: {problem} (skipped)",
+                                            file=PurePath(p.file), line=p.line,
+                                            problem=as_msg(p.message)))
             continue
         except UserError as exc:
-            report.add(f"profile {name}", False, f"{exc} (skipped)")
+            report.add(what, False, Msg("{reason} (skipped)", reason=as_msg(reason_of(exc))))
             continue
         good.append(name)
-        report.add(f"profile {name}", True, f"{prof.driver}, from {prof.source}")
+        report.add(what, True, Msg("{driver}, from {file}", driver=prof.driver.upper(),
+                                   file=PurePath(prof.source)))
     for name in cfg.disabled_profiles:
-        report.add(f"profile {name}", True, "disabled in the config, not started")
+        report.add(Msg("profile {name}", name=shown_path(name)), True,
+                   N_("disabled in the config, not started"))
     return good
 
 
@@ -96,8 +117,8 @@ class DataLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UserError(f"{self.path.parent}: another dialbox is running on this data "
-                            "directory (stop it first)") from None
+            raise UserError("{data}: another dialbox is running on this data directory (stop "
+                            "it first)", data=self.path.parent) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -130,7 +151,7 @@ def set_timezone(name: str | None, report: BootReport) -> None:
         return
     os.environ["TZ"] = name
     time.tzset()
-    report.add("time zone", True, name)
+    report.add(N_("time zone"), True, name)
 
 
 def box_status(app) -> dict | None:

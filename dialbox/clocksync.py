@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from firmware.errors import Msg
+from firmware.errors import N_, Msg
 
 log = structlog.get_logger(__name__)
 
@@ -52,12 +52,13 @@ class ClockState:
     error: str = ""
 
     @property
-    def text(self) -> str:
+    def text(self) -> Msg:
         if self.state < 0:
-            return f"unknown (cannot read the kernel's clock state: {self.error})"
+            return Msg("unknown (cannot read the kernel's clock state: {error})",
+                       error=self.error)
         if not self.synchronized:
-            return "NOT synchronised (no NTP keeps the clock right)"
-        return f"synchronised, max error {self.max_error_ms:g} ms"
+            return Msg("NOT synchronised (no NTP keeps the clock right)")
+        return Msg("synchronised, max error {ms} ms", ms=f"{self.max_error_ms:g}")
 
 
 _libc = None
@@ -152,8 +153,11 @@ async def start(app, runtime, report) -> None:
                        interval_s=cfg.clock_check_interval_s)
     runtime.extras["clock"] = watch
     state = watch.check()
-    report.add("clock", state.synchronized or not watch.require_sync,
-               state.text + ("; automatic dialing held until it is" if watch.holding else
-                             "" if state.synchronized else "; not required (clock.require_sync "
-                             "is off)"))
-    runtime.supervisor.run("clock check", watch.run)
+    if watch.holding:
+        detail = Msg("{state}; automatic dialing held until it is", state=state.text)
+    elif not state.synchronized:
+        detail = Msg("{state}; not required (clock.require_sync is off)", state=state.text)
+    else:
+        detail = state.text
+    report.add(N_("clock"), state.synchronized or not watch.require_sync, detail)
+    runtime.supervisor.run(N_("clock check"), watch.run)

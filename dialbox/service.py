@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import signal
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import structlog
 from aiohttp import web
@@ -13,7 +16,7 @@ from dialbox.appliance import Appliance, Settings
 from dialbox.boot import BootReport, DataLock, load_profiles, set_timezone
 from dialbox.config import ApplianceConfig, parse_listen
 from dialbox.supervise import Supervisor
-from firmware.errors import UserError
+from firmware.errors import N_, Msg, UserError, reason_of
 
 log = structlog.get_logger(__name__)
 
@@ -54,13 +57,14 @@ async def serve(cfg: ApplianceConfig, settings: Settings, *, announce=print,
 
 async def _serve(cfg: ApplianceConfig, settings: Settings, report: BootReport, announce,
                  ready, ring: logring.LogRing, tls) -> int:
-    report.add("config", True, cfg.source or "no config file: flags and defaults")
+    report.add(N_("config"), True, Msg("read from {file}", file=PurePath(cfg.source))
+               if cfg.source else N_("no config file: flags and defaults"))
     set_timezone(cfg.timezone, report)
     if cfg.profiles:
         good = load_profiles(cfg, report)
         if not good:
-            raise UserError("no hardware profile could be loaded:\n" + "\n".join(
-                f"  {i.what}: {i.detail}" for i in report.failed))
+            raise UserError("no hardware profile could be loaded:\n{problems}",
+                            problems="\n".join(f"  {i.what}: {i.detail}" for i in report.failed))
         settings.profiles = tuple(good)
     from dialbox import clocksync
     settings.holds.update(clocksync.hold_before_boot(cfg, settings.simulate))
@@ -70,7 +74,7 @@ async def _serve(cfg: ApplianceConfig, settings: Settings, report: BootReport, a
     try:
         await app.start()
     except Exception as exc:
-        report.add("appliance", False, str(exc))
+        report.add(N_("appliance"), False, reason_of(exc))
         raise
     _report_started(app, report)
     runner = await _start_web(app, cfg, report, tls)
@@ -79,9 +83,10 @@ async def _serve(cfg: ApplianceConfig, settings: Settings, report: BootReport, a
     try:
         watch_appliance(sup, app)
         watchdog_s = sdnotify.watchdog_interval_s() if cfg.watchdog else None
-        sup.run("heartbeat", lambda: sdnotify.heartbeat(runtime.lag, watchdog_s=watchdog_s))
-        report.add("watchdog", True, f"systemd watchdog every {watchdog_s / 2:g} s"
-                   if watchdog_s else "not run by systemd with WatchdogSec: off")
+        sup.run(N_("heartbeat"), lambda: sdnotify.heartbeat(runtime.lag, watchdog_s=watchdog_s))
+        report.add(N_("watchdog"), True, Msg("systemd watchdog every {seconds} s",
+                                             seconds=f"{watchdog_s / 2:g}")
+                   if watchdog_s else N_("not run by systemd with WatchdogSec: off"))
         for starter in RUNTIME_PARTS:
             await starter(app, runtime, report)
         for line in report.text():
@@ -152,51 +157,78 @@ def watch_appliance(sup: Supervisor, app: Appliance) -> None:
     loop = asyncio.get_running_loop()
     runner = getattr(app, "runner", None)
     if runner is not None:  # every campaign's dialing goes through the runner's two tasks
-        for i, (name, body) in enumerate((("campaigns poll", runner._poll),
-                                          ("campaigns turns", runner._drive))):
+        for i, (name, body) in enumerate(((N_("campaigns poll"), runner._poll),
+                                          (N_("campaigns turns"), runner._drive))):
             def restart(i=i, body=body):
                 runner._tasks[i] = loop.create_task(body())
             sup.watch(name, lambda i=i: runner._tasks[i] if len(runner._tasks) > i else None,
                       restart)
     dialer = getattr(app, "dialer", None)
     if dialer is not None:
-        sup.watch("dialer", lambda: dialer._task if dialer.running else None,
+        sup.watch(N_("dialer"), lambda: dialer._task if dialer.running else None,
                   lambda: setattr(dialer, "_task", loop.create_task(dialer._loop())))
     lines = app.lines
-    sup.watch("line timers", lambda: lines._timer_task,
+    sup.watch(N_("line timers"), lambda: lines._timer_task,
               lambda: setattr(lines, "_timer_task", loop.create_task(lines._timers())))
     for drv in lines.drivers:
         if hasattr(drv, "_supervise"):
-            sup.watch(f"driver {drv.name}", lambda d=drv: d._task,
+            sup.watch(Msg("driver {name}", name=drv.name), lambda d=drv: d._task,
                       lambda d=drv: setattr(d, "_task", loop.create_task(d._supervise())))
     sms = getattr(app, "sms", None)
     if sms is not None:
-        sup.watch("sms reminders", lambda: sms._task,
+        sup.watch(N_("sms reminders"), lambda: sms._task,
                   lambda: setattr(sms, "_task", loop.create_task(sms._loop())))
-    sup.watch("housekeeping", lambda: getattr(app, "_housekeeping_task", None),
+    sup.watch(N_("housekeeping"), lambda: getattr(app, "_housekeeping_task", None),
               lambda: setattr(app, "_housekeeping_task", loop.create_task(app._housekeeping())))
     media = getattr(app, "media", None)
     if media is not None and hasattr(media, "_task"):
         def restart_media():
             media._task = None  # start() makes a new tick task only when there is none
             return media.start()
-        sup.watch("media plane", lambda: media._task,
+        sup.watch(N_("media plane"), lambda: media._task,
                   restart_media)
+
+
+# A campaign's dialing mode in the report (the store keeps the key).
+MODES = {"predictive": N_("predictive"), "progressive": N_("progressive"),
+         "preview": N_("preview")}
 
 
 def _report_started(app: Appliance, report: BootReport) -> None:
     recovered = getattr(app, "recovered", 0)
-    report.add("store", True, f"{app.store.path}" + (
-        f": {recovered} calls cut by the last stop closed as interrupted" if recovered else ""))
+    try:
+        mb = -(-os.stat(app.store.path).st_size // 1_000_000)
+    except (OSError, TypeError, ValueError):
+        mb = 0
+    version = app.store.db.execute("PRAGMA user_version").fetchone()[0]
+    # What a technician needs (no path: the console's 'show status' and the log name the data
+    # directory); the calls a stop cut are closed, never left open.
+    report.add(N_("store"), True, Msg(
+        "open, {mb} MB, schema v{version}; calls cut by the last stop, closed as "
+        "interrupted: {recovered}", mb=mb, version=version, recovered=recovered)
+        if recovered else Msg("open, {mb} MB, schema v{version}", mb=mb, version=version))
     lines = app.lines.lines()
     kinds: dict[str, int] = {}
     for ln in lines:
         kinds[ln.kind] = kinds.get(ln.kind, 0) + 1
-    report.add("lines", bool(lines), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-               or "no lines")
+    report.add(N_("lines"), bool(lines), ", ".join(
+        f"{n} {k.upper()}" for k, n in sorted(kinds.items())) or N_("no lines"))
     for c in app.campaigns():
         if c["status"] == "running":
-            report.add(f"campaign {c['name']}", True, f"dialing ({c['mode']})")
+            mode = c["mode"]
+            report.add(Msg("campaign {name}", name=c["name"]), True,
+                       Msg("dialing ({mode})", mode=Msg(MODES[mode]) if mode in MODES else mode))
+
+
+def _listen_failure(exc: OSError) -> Msg:
+    """Why the web admin cannot listen on an address, in words a page can translate."""
+    known = {errno.EADDRINUSE: N_("the port is in use by another program"),
+             errno.EADDRNOTAVAIL: N_("this box has no such address"),
+             errno.EACCES: N_("permission denied (ports below 1024 need privileges)")}
+    if exc.errno in known:
+        return Msg("cannot listen: {reason}", reason=Msg(known[exc.errno]))
+    return Msg("cannot listen: {reason}", reason=errno.errorcode.get(exc.errno or 0, "")
+               or (exc.strerror or str(exc)))
 
 
 async def _start_web(app: Appliance, cfg: ApplianceConfig, report: BootReport,
@@ -211,23 +243,24 @@ async def _start_web(app: Appliance, cfg: ApplianceConfig, report: BootReport,
         sites.append((f"{host}:{port} (https)", (host, port), ctx))
     for addr, parsed, ctx in sites:
         if parsed is None:
-            report.add(f"web admin {addr}", False, "expected HOST:PORT")
+            report.add(Msg("web admin {address}", address=addr), False,
+                       N_("expected HOST:PORT"))
             continue
         host, port = parsed
         try:
             await web.TCPSite(runner, host, port, ssl_context=ctx).start()
         except OSError as exc:
-            report.add(f"web admin {addr}", False, f"cannot listen: {exc.strerror or exc}")
+            report.add(Msg("web admin {address}", address=addr), False, _listen_failure(exc))
             continue
         shown = f"[{host}]" if ":" in host else host
         app.runtime.web_urls.append(f"{'https' if ctx else 'http'}://{shown}:{port}/")
-        report.add(f"web admin {addr}", True, "listening")
+        report.add(Msg("web admin {address}", address=addr), True, N_("listening"))
     if not app.runtime.web_urls and not cfg.console.device:
         await runner.cleanup()
         await app.stop()
-        raise UserError("the web admin could not listen on any address (" + "; ".join(
-            i.detail for i in report.failed if i.what.startswith("web admin")) +
-            ") and no console is configured")
+        raise UserError("the web admin could not listen on any address ({why}) and no console "
+                        "is configured", why="; ".join(str(i.detail) for i in report.failed
+                                                       if i.what.startswith("web admin")))
     return runner
 
 

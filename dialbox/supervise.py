@@ -9,8 +9,12 @@ from typing import Awaitable, Callable
 import structlog
 
 from firmware.clock import Clock
+from firmware.errors import Msg, reason_of
 
 log = structlog.get_logger(__name__)
+
+ENDED = Msg("ended on its own")
+CANCELLED = Msg("cancelled")
 
 # A task that ran this long without failing starts again from the shortest backoff.
 HEALTHY_S = 60.0
@@ -20,11 +24,12 @@ HEALTHY_S = 60.0
 class Child:
     """One supervised task as the console and the dashboard show it."""
 
-    name: str
+    name: str  # a Msg or N_-marked text: pages show it translated
     state: str = "starting"  # running, restarting, stopped
     restarts: int = 0
     failures: int = 0
-    last_error: str = ""
+    last_error: str = ""  # in full, for the console and the log
+    last_reason: str = ""  # a Msg for pages: translated, without an exception's own words
     last_failure_at: float | None = None  # wall time
     started_at: float = 0.0  # clock time of the current run
     streak: int = 0  # failures in a row, for the backoff
@@ -59,7 +64,8 @@ class Supervisor:
     def snapshot(self) -> list[dict]:
         return [{"name": c.name, "state": c.state, "restarts": c.restarts,
                  "failures": c.failures, "last_error": c.last_error,
-                 "last_failure_at": c.last_failure_at} for c in self.children.values()]
+                 "last_reason": c.last_reason, "last_failure_at": c.last_failure_at}
+                for c in self.children.values()]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -75,12 +81,12 @@ class Supervisor:
             child.state, child.started_at = "running", self.clock.now()
             try:
                 await factory()
-                error = "ended on its own"
+                error = ENDED
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the point of a supervisor: one task's bug is contained
                 log.exception("task_failed", task=child.name)
-                error = f"{type(exc).__name__}: {exc}"
+                error = exc
             await self.clock.sleep(self._failed(child, error))
 
     async def _watch(self, child: Child, task_of, restart) -> None:
@@ -90,12 +96,11 @@ class Supervisor:
             if task is None or not task.done() or self._stopping:
                 continue
             if task.cancelled():
-                error = "cancelled"
+                error = CANCELLED
             elif task.exception() is not None:
-                exc = task.exception()
-                error = f"{type(exc).__name__}: {exc}"
+                error = task.exception()
             else:
-                error = "ended on its own"
+                error = ENDED
             await self.clock.sleep(self._failed(child, error))
             try:
                 result = restart()
@@ -105,9 +110,10 @@ class Supervisor:
                 log.info("task_restarted", task=child.name, restarts=child.restarts)
             except Exception as exc:
                 log.exception("task_restart_failed", task=child.name)
-                child.last_error = f"restart failed: {type(exc).__name__}: {exc}"
+                child.last_error = f"restart failed: {_text(exc)}"
+                child.last_reason = Msg("restart failed: {reason}", reason=_reason(exc))
 
-    def _failed(self, child: Child, error: str) -> float:
+    def _failed(self, child: Child, error: Msg | BaseException) -> float:
         """Count a failure; the clock seconds to wait before the restart (doubling in a row)."""
         if self.clock.now() - child.started_at >= HEALTHY_S:
             child.streak = 0
@@ -115,9 +121,25 @@ class Supervisor:
         backoff = min(self.backoff_s * 2 ** (child.streak - 1), self.backoff_max_s)
         child.failures += 1
         child.restarts += 1
-        child.last_error = error
+        died = isinstance(error, BaseException)
+        child.last_error = _text(error) if died else str(error)
+        child.last_reason = _reason(error) if died else error
         child.last_failure_at = self.clock.wall()
         child.state = "restarting"
-        log.warning("task_died", task=child.name, error=error, failures=child.failures,
+        log.warning("task_died", task=child.name, error=child.last_error, failures=child.failures,
                     restart_in_s=backoff)
         return backoff
+
+
+def _text(exc: BaseException) -> str:
+    """An exception in full, for the console and the log."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _reason(exc: BaseException) -> Msg:
+    """An exception for a page: its own Msg when it carries one; else what kind of error it was
+    (its words, maybe a path, stay in the log and on the console)."""
+    found = reason_of(exc)
+    if isinstance(found, Msg):
+        return found
+    return Msg("unexpected error ({kind}); the log has the details", kind=type(exc).__name__)

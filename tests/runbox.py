@@ -45,6 +45,11 @@ async def running(cfg, settings, *, announce=None):
 
 async def dashboard(app) -> str:
     """The dashboard as the admin sees it, over HTTP."""
+    return (await dashboards(app, None))[0]
+
+
+async def dashboards(app, *langs: str | None) -> list[str]:
+    """The dashboard in each of ``langs`` (None: the default, Russian), with one login."""
     base = app.runtime.web_urls[0]
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(base + "login") as r:
@@ -52,8 +57,11 @@ async def dashboard(app) -> str:
         async with http.post(base + "login", data={"username": "admin", "csrf": csrf,
                                                    "password": app.initial_password}) as r:
             assert r.status == 200
-        async with http.get(base) as r:
-            return await r.text()
+        pages = []
+        for lang in langs:
+            async with http.get(base + (f"?lang={lang}" if lang else "")) as r:
+                pages.append(await r.text())
+        return pages
 
 
 def cli(argv: list[str]) -> int:

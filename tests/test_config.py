@@ -3,6 +3,8 @@ bad profile and reports it."""
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import os
 import re
 from pathlib import Path
@@ -12,7 +14,8 @@ import pytest
 from dialbox import config
 from dialbox.cli import build_parser
 from firmware.yamlsrc import ConfigError
-from tests.runbox import cli, dashboard, free_port, running
+from tests.runbox import cli, dashboards, free_port, running
+from web_admin.supervisor import box_words
 
 GOOD = """\
 # the shop's box
@@ -173,28 +176,64 @@ def test_write_back_is_atomic_keeps_comments_and_the_previous_version(tmp_path):
     assert config.load(f).network["address"] == "192.168.7.2/24"
 
 
-async def test_boot_skips_a_bad_profile_reports_it_and_starts_the_rest(tmp_path):
+async def test_boot_skips_a_bad_profile_reports_it_and_starts_the_rest(tmp_path, monkeypatch):
+    """The boot report and the supervisor's restarts reach the dashboard in the page's language,
+    never with a server path: a bad profile, the clock unsynchronised, a task that keeps dying
+    with a path in its error. The console and the log keep the English text, paths in full."""
+    from dialbox import clocksync
     from dialbox.appliance import Settings
+    from dialbox.clocksync import ClockState
+    from tests.gsmsim import until
+    from tests.test_i18n import russian_only
+    reads = []
+
+    def kernel() -> ClockState:  # unsynchronised; from the third read on, adjtimex breaks
+        reads.append(1)
+        if len(reads) >= 3:
+            raise OSError(f"{tmp_path}/adjtimex: the kernel said no")
+        return ClockState(False, 5, 16000.0, 16000.0)
+    monkeypatch.setattr(clocksync, "READER", kernel)
     bad = tmp_path / "broken-gw.yaml"
     bad.write_text("name: gw\ndriver: gsm\ndialect: sim900\nmodules:\n  - port: sim://0\n",
                    encoding="utf-8")
     f = tmp_path / "dialbox.yaml"
     f.write_text(f"data: data\nlisten: [127.0.0.1:{free_port()}]\nsimulate: true\n"
-                 "profiles:\n  - sim-gsm-4\n  - broken-gw.yaml\n", encoding="utf-8")
+                 "profiles:\n  - sim-gsm-4\n  - broken-gw.yaml\n"
+                 "clock:\n  require_sync: true\n  check_interval_s: 5\n", encoding="utf-8")
     cfg = config.load(f)
     settings = Settings(simulate=True, profiles=tuple(cfg.profiles), data=cfg.data,
                         operators=0, compliance="none", time_scale=20)
     said: list[str] = []
     async with running(cfg, settings, announce=lambda *a, **k: said.append(a[0])) as (app, _):
-        page = await dashboard(app)
-    assert 'id="boot-failed"' in page and f"{bad}:3: unknown dialect" in page
+        await until(lambda: any(t["name"] == "clock check" and t["failures"]
+                                for t in app.runtime.supervisor.snapshot()), timeout=20)
+        ru, en = await dashboards(app, "ru", "en")
+        fed = json.dumps(box_words("ru", app.status()["box"]), ensure_ascii=False)
+    box_ru, box_en = (html.unescape(p.split('id="box-alerts">')[1].split("</details>")[0])
+                      for p in (ru, en))
+    # Russian: every word of the report and of the restarted task in Russian, no path at all
+    words = re.sub(r"<[^>]*>", " ", box_ru)  # what the page says, not its markup
+    assert not russian_only(words, ("dialbox/", "firmware/", "web_admin/templates/_box.html"))
+    assert "broken-gw.yaml:3:" in box_ru and "пропущен" in box_ru
+    assert "<b>профиль broken-gw.yaml</b>" in box_ru and "Не запустилось при загрузке" in box_ru
+    assert "<b>проверка часов</b>" in box_ru and "непредвиденная ошибка (OSError)" in box_ru
+    assert "<b>часы</b>: НЕ синхронизированы" in box_ru and "база данных</b>: открыта," in box_ru
+    # English: the same report in English, still without a path or the exception's own words
+    assert "<b>profile broken-gw.yaml</b>: broken-gw.yaml:3: unknown dialect 'sim900'" in box_en
+    assert "<b>clock check</b>" in box_en and "unexpected error (OSError)" in box_en
+    assert "<b>store</b>: open, " in box_en and "the kernel said no" not in box_en
+    assert "проверка часов" in fed and "непредвиденная ошибка (OSError)" in fed  # the live feed
+    for page in (ru, en, fed):
+        assert str(tmp_path) not in page and "/site-packages/" not in page
+    assert 'id="boot-failed"' in ru
     assert len(app.lines.lines()) == 4  # the good profile's four modules
     failed = app.runtime.boot.failed
-    assert len(failed) == 1 and failed[0].what == f"profile {bad}"
+    assert [i.what for i in failed] == [f"profile {bad}", "clock"]
     assert f"{bad}:3: unknown dialect 'sim900'" in failed[0].detail
-    text = "\n".join(app.runtime.boot.text())
-    assert "FAILED profile" in text and "ok     store" in text and "web admin" in text
-    assert any("1 part(s) failed" in s for s in said)
+    text = "\n".join(app.runtime.boot.text())  # the console's 'show boot': paths in full
+    assert "FAILED profile" in text and "ok     store: open, " in text and "web admin" in text
+    assert f"{bad}:3: unknown dialect" in text
+    assert any("2 part(s) failed" in s for s in said)
 
 
 async def test_a_second_box_on_the_same_data_directory_is_refused(tmp_path):

@@ -20,7 +20,11 @@ PAGE_MODULES = sorted({*ROOT.joinpath("web_admin").glob("*.py"), ROOT / "dialbox
                            "users", "importer", "calllist", "store_outcomes", "store_lists",
                            "kpi", "segments")),
                        *(ROOT / "firmware" / f"{m}.py" for m in (
-                           "profiles", "profile_library", "yamlsrc", "e1/profile"))})
+                           "profiles", "profile_library", "yamlsrc", "e1/profile")),
+                       # the boot report and the supervisor's restarted tasks (the dashboard;
+                       # backup.py's own errors are the CLI's: only its report line is shown)
+                       *(ROOT / "dialbox" / f"{m}.py" for m in (
+                           "boot", "service", "supervise", "clocksync", "console/__init__"))})
 MESSAGE_CALLS = {"UserError", "InputError", "Msg", "problem", "t", "N_", "_"}
 
 

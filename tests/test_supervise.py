@@ -16,7 +16,7 @@ from dialbox import sdnotify
 from dialbox.supervise import Supervisor
 from firmware.clock import Clock
 from tests.gsmsim import modem_and_driver, until
-from tests.runbox import dashboard, free_port, running
+from tests.runbox import dashboards, free_port, running
 
 
 async def test_a_task_that_dies_is_restarted_with_growing_backoff_and_counted():
@@ -213,8 +213,9 @@ async def test_dead_dialer_and_media_tasks_are_restarted_and_shown_on_the_dashbo
         turns = next(c for c in app.runtime.supervisor.snapshot()
                      if c["name"] == "campaigns turns")
         assert turns["failures"] == 1 and turns["state"] == "running"
-        page = await dashboard(app)
-        assert 'id="tasks-failing"' in page and "<b>campaigns turns</b>: 1 ×" in page
+        ru, en = await dashboards(app, "ru", "en")
+        assert 'id="tasks-failing"' in ru and "<b>очерёдность кампаний</b>: 1 × отменена" in ru
+        assert "<b>campaigns turns</b>: 1 × cancelled" in en
         tick = app.media._task
         await _kill(tick)  # the media plane's 20 ms tick dies too
         await until(lambda: app.media.running and app.media._task is not tick, timeout=10)

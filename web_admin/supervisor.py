@@ -9,9 +9,11 @@ from aiohttp import web
 
 from controller import sms_inbox
 from firmware.errors import UserError
+from web_admin import i18n
 from web_admin.backend import (CAMPAIGN_ACTIONS, CAMPAIGN_MODES, KPI_BY, KPI_COLUMNS,
                                MONITOR_MODES, OPERATOR_STATES, WRAP_AFTER)
-from web_admin.render import backend, call, json_error, message_of, render, secure, t, user
+from web_admin.render import (backend, call, json_error, lang_of, message_of, render, secure, t,
+                              user)
 from web_admin.rtc import headset_feed
 
 log = structlog.get_logger(__name__)
@@ -32,6 +34,26 @@ async def dashboard(request: web.Request) -> web.Response:
 async def api_status(request: web.Request) -> web.Response:
     return secure(web.json_response(backend(request).status()))
 
+def box_words(lang: str, box: dict | None) -> dict | None:
+    """The box's part of the status (boot report, restarted tasks) in the page's language, as
+    the dashboard shows it: no exception's own words, a path as its file name only."""
+    if not box:
+        return box
+
+    def words(value) -> str:
+        return i18n.message_of(lang, value) if value else ""
+
+    def item(i: dict) -> dict:
+        return dict(i, what=words(i["what"]), detail=words(i["detail"]))
+    tasks = [{k: v for k, v in dict(task, name=words(task["name"]),
+                                    last_reason=words(task["last_reason"])).items()
+              if k != "last_error"} for task in box.get("tasks_failing", [])]
+    clock = box.get("clock")
+    return dict(box, boot=dict(box["boot"], items=[item(i) for i in box["boot"]["items"]]),
+                boot_failed=[item(i) for i in box["boot_failed"]], tasks_failing=tasks,
+                clock=dict(clock, text=words(clock["text"])) if clock else clock)
+
+
 async def live_feed(request: web.Request) -> web.StreamResponse:
     """The status pushed live; the socket also carries the supervisor's headset (WebRTC)."""
     username = user(request)["username"]
@@ -44,7 +66,8 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
         if not isinstance(status, dict) or not status.get("lines"):
             return status
         return dict(status, lines=[dict(ln, reason=message_of(request, ln["reason"]))
-                                   if ln.get("reason") else ln for ln in status["lines"]])
+                                   if ln.get("reason") else ln for ln in status["lines"]],
+                    box=box_words(lang_of(request), status.get("box")))
     return await headset_feed(request, snapshot,
                               leg=lambda: call(b.listen_audio, username),
                               notify=lambda up, why: None)

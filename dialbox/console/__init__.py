@@ -7,7 +7,7 @@ appliance the web admin shows; every command that changes something is audited.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import structlog
 
@@ -15,7 +15,7 @@ from controller import audit
 from dialbox.config import ConsoleSettings
 from dialbox.console.lineedit import CTRL_C, LineEditor
 from dialbox.console.pin import PinStore
-from firmware.errors import UserError
+from firmware.errors import N_, Msg, UserError
 from firmware.seriallink import open_link
 
 log = structlog.get_logger(__name__)
@@ -245,10 +245,12 @@ async def start(app, runtime, report) -> None:
     if pin is not None:
         runtime.extras["initial_console_pin"] = data / "initial-console-pin"
     if not cfg.console.device:
-        report.add("console", True, "no console port configured")
+        report.add(N_("console"), True, N_("no console port configured"))
         return
     console = Console(app, cfg.console, data)
     runtime.extras["console"] = console
-    runtime.supervisor.run("console", console.serve)
-    report.add("console", True, f"{cfg.console.device} at {cfg.console.baud} 8N1"
-               + ("; one-time PIN in initial-console-pin" if pin else ""))
+    runtime.supervisor.run(N_("console"), console.serve)
+    port = PurePath(cfg.console.device)  # pages show the device's name (ttyS0)
+    report.add(N_("console"), True, Msg("{port} at {baud} 8N1; one-time PIN in "
+                                        "initial-console-pin", port=port, baud=cfg.console.baud)
+               if pin else Msg("{port} at {baud} 8N1", port=port, baud=cfg.console.baud))
