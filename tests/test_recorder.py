@@ -386,3 +386,58 @@ async def test_audio_a_stalled_worker_could_not_take_is_counted_per_recording(tm
         gap = max(quiet.split("v"), key=len)  # the longest silence: where the audio was lost
         assert abs(len(gap) * 0.02 - r.dropped_s) <= 0.1, (r, quiet)
         assert quiet.rstrip("q").endswith("v" * 5), quiet  # the call's voice after the gap
+
+
+def test_the_worker_fsyncs_after_every_fsync_s_of_audio_however_fast_it_comes(tmp_path,
+                                                                             monkeypatch):
+    """The audio paces the fsync, not a clock: 21 s of a call (6 s of it a gap the box could not
+    send), handed to the worker in one burst, are fsynced once 5 s of audio went in (5.04 s and
+    10.08 s: whole 60 ms batches), after the gap (18 s), and at close; what each fsync made
+    durable plays to within 0.56 s (two pages and a packet) of the audio handed over. So a power
+    cut loses at most fsync_s of audio plus 0.56 s. (A wall-clock pace fsyncs nothing until close
+    here: the burst takes well under a second.)"""
+    import io
+
+    from firmware.media import recorder_worker as worker
+    from firmware.media.recorder_worker import GAP, HEADER
+    path = tmp_path / "c0.opus"
+    spec = {"path": str(path), "title": "c0", "bitrate": 24000, "complexity": 0,
+            "page_s": 0.25, "fsync_s": 5.0}
+    chunks = [HEADER.pack(b"O", 1, len(json.dumps(spec))) + json.dumps(spec).encode()]
+    fed: list[tuple[int, int]] = []  # (input offset after a record, samples of audio so far)
+    samples = 0
+    mono = b"".join(tone(500, seconds=0.06))  # 60 ms, as the box batches it
+    stereo = b"".join(mono[i:i + 2] * 2 for i in range(0, len(mono), 2))  # left and right
+    offset = len(chunks[0])
+
+    def add(record: bytes, n: int) -> None:
+        nonlocal samples, offset
+        chunks.append(record)
+        samples, offset = samples + n, offset + len(record)
+        fed.append((offset, samples))
+    for _ in range(200):  # 12 s of voice
+        add(HEADER.pack(b"D", 1, len(stereo)) + stereo, len(stereo) // 4)
+    add(HEADER.pack(b"G", 1, GAP.size) + GAP.pack(6 * RATE), 6 * RATE)  # 6 s the box dropped
+    for _ in range(50):  # 3 s more
+        add(HEADER.pack(b"D", 1, len(stereo)) + stereo, len(stereo) // 4)
+    inp = io.BytesIO(b"".join(chunks) + HEADER.pack(b"C", 1, 0) + HEADER.pack(b"Q", 0, 0))
+    synced: list[tuple[float, bytes]] = []  # (seconds of audio handed over, bytes made durable)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # watch what each fsync makes durable, then do it
+        done = next((n for end, n in fed if end >= inp.tell()), samples)
+        synced.append((done / RATE, path.read_bytes()))
+        real_fsync(fd)
+    monkeypatch.setattr(worker.os, "fsync", fsync)
+    out = io.StringIO()
+    worker.serve(inp, out)
+    answer = json.loads(out.getvalue())
+    assert answer["error"] == "" and answer["sha256"] == file_sha256(path)
+    assert [round(s, 2) for s, _ in synced] == [5.04, 10.08, 18.0, 21.0]
+    assert probe_duration(path) == pytest.approx(21.0, abs=0.07)
+    for k, (fed_s, durable) in enumerate(synced[:-1]):
+        cut = tmp_path / f"cut{k}.opus"
+        cut.write_bytes(durable)  # the file as a power cut right after this fsync leaves it
+        # what the muxer still held: the page being filled and the one it keeps back (page_s
+        # each), and the encoder's packet (60 ms)
+        assert fed_s - (2 * 0.25 + 0.06) <= probe_duration(cut) <= fed_s, (fed_s, k)

@@ -9,9 +9,10 @@ bleeds into the other) and writes Ogg pages to disk as they fill: the event loop
 the encoder or the disk, nor shares its GIL with them.
 
 ``kill -9`` of the box leaves every file complete (the worker sees the pipe close and finishes
-them); a power cut, or killing both, leaves files that play up to about half a second before it:
-the Ogg muxer writes a page every ``page_s`` (keeping the last one back), each page goes straight
-to the file (unbuffered), and the file is fsynced every ``fsync_s``. When a recording ends the
+them); killing both leaves files that play up to about half a second before it: the Ogg muxer
+writes a page every ``page_s`` (keeping the last one back) and each page goes straight to the file
+(unbuffered, so the kernel keeps it). A power cut loses at most ``fsync_s`` seconds of audio more:
+the worker fsyncs each file after every ``fsync_s`` of its audio. When a recording ends the
 worker closes, fsyncs and checksums (SHA-256) the file, and the result comes back through the
 future ``stop`` returned.
 """

@@ -4,7 +4,8 @@
 A record is a 9-byte header, ``op`` (1 byte), ``rec`` (uint32 LE: the recording's number) and
 ``n`` (uint32 LE: payload length), then the payload:
 
-- ``O`` open: the payload is JSON {path, title, bitrate, complexity, page_s, fsync_s}
+- ``O`` open: the payload is JSON {path, title, bitrate, complexity, page_s, fsync_s}; the file
+  is fsynced after every ``fsync_s`` seconds of audio written (gaps included)
 - ``D`` data: stereo s16le at 8 kHz (left: the debtor; right: what the debtor heard)
 - ``G`` gap: the payload is uint32 LE samples of silence (audio the box dropped because this
   process was stalled): the recording keeps its time
@@ -15,7 +16,9 @@ A record is a 9-byte header, ``op`` (1 byte), ``rec`` (uint32 LE: the recording'
 It runs in its own process so that libopus and disk writes never hold the event loop (or its GIL).
 When the box dies (EOF on stdin) every open recording is closed properly, so even ``kill -9`` of
 the box loses nothing; when both die, the Ogg pages already written (every ``page_s``, straight to
-the file, fsynced every ``fsync_s``) still play.
+the file) still play, and a power cut keeps what was fsynced: all but at most ``fsync_s`` of
+audio plus the page being filled. The audio itself paces the fsync (8,000 samples a second,
+arriving as the calls go): this process reads no clock.
 """
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ import json
 import os
 import struct
 import sys
-import time
 
 HEADER = struct.Struct("<cII")
 GAP = struct.Struct("<I")  # the payload of a gap record: samples of silence
@@ -51,10 +53,11 @@ class _Rec:
     def __init__(self, spec: dict) -> None:
         import av
         self.path = spec["path"]
-        self.fsync_s = float(spec.get("fsync_s", 5.0))
+        # fsync after this many samples of audio (0: only at close); the audio is the pace
+        self.fsync_every = int(float(spec.get("fsync_s", 5.0)) * RATE)
+        self.unsynced = 0  # samples written (or muxed as silence) since the last fsync
         self.error = ""
         self.pts = 0
-        self.synced = time.monotonic()  # a pace for fsync in this process, not a timestamp
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.file = open(self.path, "wb", buffering=0)  # each Ogg page straight to the file
         self.container = av.open(self.file, "w", format="ogg", container_options={
@@ -79,9 +82,15 @@ class _Rec:
         frame.pts = self.pts
         self.pts += n
         self._mux(self.stream.encode(frame))
-        if self.fsync_s and time.monotonic() - self.synced >= self.fsync_s:
+        self._written(n)
+
+    def _written(self, n: int) -> None:
+        """``n`` more samples are in the file (or in the muxer's page): fsync when
+        ``fsync_s`` of audio went in since the last one."""
+        self.unsynced += n
+        if self.fsync_every and self.unsynced >= self.fsync_every:
             os.fsync(self.file.fileno())
-            self.synced = time.monotonic()
+            self.unsynced = 0
 
     def _mux(self, packets) -> None:
         for packet in packets:
@@ -113,6 +122,7 @@ class _Rec:
                 self.container.mux(packet)
                 self.muxed_to += PACKET
             self.shift += whole * PACKET
+            self._written(whole * PACKET)
         if rest:
             self.write(bytes(4 * rest))
 
