@@ -16,7 +16,7 @@ from typing import Callable
 import structlog
 
 from controller.callers import accounts_of_caller
-from controller.dialer import CAUSE_BUSY, Dialer
+from controller.dialer import CAUSE_BUSY, TAKE_S, Dialer
 from controller.holds import DialingHolds
 from controller.operators import CampaignFloor, Operator, OperatorPool
 from controller.store import Store
@@ -139,6 +139,7 @@ class CampaignRunner:
                                                            team=op.team)
         d.reconfigure(mode=cfg.mode, compliance_profile=cfg.compliance,
                       abandon_target=cfg.abandon_target)
+        d.take_s = cfg.take_s or TAKE_S  # a call ringing now keeps the time it was given
 
     async def _follow_sms(self, cfg: CampaignConfig) -> None:
         """A running campaign's SMS reminders run; one object per campaign for the box's life

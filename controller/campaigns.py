@@ -18,6 +18,9 @@ __all__ = ("ACTIONS", "DAY_NAMES", "MODES", "STATUSES", "WRAP_AFTER", "CampaignC
            "create", "update", "law_cap", "check_segments", "set_segment_target")
 
 # action -> (status it sets, statuses it may be taken from)
+# How long a call offered to a person may ring on his desk (the campaign's take_s).
+TAKE_MIN_S, TAKE_MAX_S = 5.0, 120.0
+
 ACTIONS = {
     "start": ("running", ("draft", "paused", "stopped", "running")),
     "pause": ("paused", ("running", "paused")),
@@ -73,8 +76,9 @@ def act(store, name: str, action: str, *, who: str, source: str,
 
 def update(store, name: str, *, who: str, source: str, **changes) -> CampaignConfig:
     """Change settings: creditor, mode, compliance, schedule (a Schedule or None), weight,
-    wrap_limit_s (None: no limit), wrap_after, abandon_target (the pacing target, a share of
-    live answers; None: the law's cap), line_group (patterns), operators, teams, name."""
+    wrap_limit_s (None: no limit), wrap_after, take_s (how long an offered call rings on a
+    desk; None: 15 s), abandon_target (the pacing target, a share of live answers; None: the
+    law's cap), line_group (patterns), operators, teams, name."""
     before = store.campaign_config(name)
     cols: dict = {}
     law = changes.get("compliance", before.compliance)
@@ -119,6 +123,12 @@ def update(store, name: str, *, who: str, source: str, **changes) -> CampaignCon
                 raise InputError("wrap_limit_s: the wrap-up limit is 5 to 3600 seconds, or "
                                  "none; not {value}", value=value)
             cols["wrap_limit_s"] = None if value is None else float(value)
+        elif key == "take_s":
+            if value is not None and not _number_in(value, TAKE_MIN_S, TAKE_MAX_S):
+                raise InputError("take_s: a call rings on an operator's desk 5 to 120 seconds "
+                                 "before it goes to the next one, or none (15 s); not {value}",
+                                 value=value)
+            cols["take_s"] = None if value is None else float(value)
         elif key == "wrap_after":
             if value not in WRAP_AFTER:
                 raise InputError("wrap_after: after the wrap-up limit the operator is made "
@@ -192,3 +202,10 @@ def set_segment_target(store, name: str, segment: str, target: float | None, *, 
 def _json(d: dict) -> str:
     import json
     return json.dumps(d, ensure_ascii=False, sort_keys=True)
+
+
+def _number_in(value, low: float, high: float) -> bool:
+    try:
+        return low <= float(value) <= high
+    except (TypeError, ValueError):
+        return False

@@ -498,4 +498,9 @@ MIGRATIONS: tuple[str, ...] = (
         times INTEGER NOT NULL                  -- rests in a row (each twice as long)
     ) WITHOUT ROWID;
     """,
+    # how long a call offered to a person rings on his desk before it goes to the next one
+    # (controller/dialer.py; None: TAKE_S, 15 s)
+    """
+    ALTER TABLE campaigns ADD COLUMN take_s REAL;
+    """,
 )

@@ -98,6 +98,7 @@ class CampaignConfig:
     weight: int = 1
     wrap_limit_s: float | None = None
     wrap_after: str = "ready"
+    take_s: float | None = None  # an offered call rings on a desk this long; None: TAKE_S
     abandon_target: float | None = None  # the pacing target; None: the law's cap
     line_group: tuple[str, ...] = ()  # line name patterns (gsm*, e1-0/1); empty: every line
     operators: tuple[str, ...] = ()  # user names or positions; with teams empty: everyone
@@ -120,7 +121,8 @@ class CampaignConfig:
                 "compliance": self.compliance, "status": self.status,
                 "schedule": self.schedule.to_json() if self.schedule else None,
                 "weight": self.weight, "wrap_limit_s": self.wrap_limit_s,
-                "wrap_after": self.wrap_after, "abandon_target": self.abandon_target,
+                "wrap_after": self.wrap_after, "take_s": self.take_s,
+                "abandon_target": self.abandon_target,
                 "line_group": list(self.line_group),
                 "operators": list(self.operators), "teams": list(self.teams),
                 "demo": self.demo}
@@ -165,7 +167,8 @@ class CampaignsMixin:
     def update_campaign(self, campaign_id: int, **changes) -> None:
         """Write checked settings (see controller.campaigns.update for the checks)."""
         cols = {"status", "creditor", "mode", "compliance_profile", "schedule", "weight",
-                "wrap_limit_s", "wrap_after", "line_group", "name", "abandon_target"}
+                "wrap_limit_s", "wrap_after", "line_group", "name", "abandon_target",
+                "take_s"}
         staff = {k: changes.pop(k) for k in ("operators", "teams") if k in changes}
         bad = set(changes) - cols
         if bad:
@@ -200,7 +203,7 @@ class CampaignsMixin:
             compliance=r["compliance_profile"], status=r["status"],
             schedule=Schedule.from_json(json.loads(r["schedule"])) if r["schedule"] else None,
             weight=r["weight"], wrap_limit_s=r["wrap_limit_s"], wrap_after=r["wrap_after"],
-            abandon_target=r["abandon_target"],
+            abandon_target=r["abandon_target"], take_s=r["take_s"],
             line_group=tuple(p for p in (r["line_group"] or "").split(",") if p),
             operators=staff[0], teams=staff[1], demo=bool(r["demo"]))
 

@@ -74,6 +74,9 @@ def add_parser(sub) -> None:
     s.add_argument("--no-schedule", action="store_true", help="dial any time the law allows")
     s.add_argument("--wrap-limit", metavar="SECONDS",
                    help="wrap-up time limit per call (5-3600 s), or 'none'")
+    s.add_argument("--take-time", metavar="SECONDS",
+                   help="how long a call offered to an operator rings on his desk before it "
+                        "goes to the next one (5-120 s), or 'none' (15 s)")
     s.add_argument("--after-wrap", choices=campaigns.WRAP_AFTER,
                    help="when the limit passes the operator is made ready, or paused")
     s.add_argument("--abandon-target", metavar="PERCENT",
@@ -182,6 +185,14 @@ def _percent(text: str) -> float | None:
                         ) from None
 
 
+def _seconds(text: str, flag: str) -> float | None:
+    t = text.strip().lower()
+    try:
+        return None if t == "none" else float(t)
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: seconds, or 'none'") from None
+
+
 def set_(args) -> int:
     if args.segment is not None:
         return _set_segment(args)
@@ -197,12 +208,9 @@ def set_(args) -> int:
         raise UserError("--no-schedule takes no --days, --hours or --tz")
     if args.no_schedule:
         changes["schedule"] = None
-    if args.wrap_limit is not None:
-        text = args.wrap_limit.strip().lower()
-        try:
-            changes["wrap_limit_s"] = None if text == "none" else float(text)
-        except ValueError:
-            raise UserError(f"--wrap-limit {args.wrap_limit!r}: seconds, or 'none'") from None
+    for flag, key in (("wrap_limit", "wrap_limit_s"), ("take_time", "take_s")):
+        if getattr(args, flag) is not None:
+            changes[key] = _seconds(getattr(args, flag), "--" + flag.replace("_", "-"))
     if args.after_wrap is not None:
         changes["wrap_after"] = args.after_wrap
     if args.lines is not None:

@@ -16,14 +16,15 @@ TODAY = dt.date(2026, 11, 25)  # the fake's "today": promises in the past are re
 
 
 _SETTINGS = ("name", "creditor", "mode", "compliance", "status", "schedule", "weight",
-             "wrap_limit_s", "wrap_after", "abandon_target", "line_group", "operators", "teams",
-             "demo")
+             "wrap_limit_s", "wrap_after", "take_s", "abandon_target", "line_group", "operators",
+             "teams", "demo")
 
 
 def _settings(name, creditor, mode, status, compliance="ru-230fz") -> dict:
     return {"name": name, "creditor": creditor, "mode": mode, "compliance": compliance,
             "status": status, "schedule": None, "weight": 1, "wrap_limit_s": None,
-            "wrap_after": "ready", "abandon_target": None, "line_group": [], "operators": [], "teams": [],
+            "wrap_after": "ready", "take_s": None, "abandon_target": None, "line_group": [],
+            "operators": [], "teams": [],
             "demo": False}
 
 

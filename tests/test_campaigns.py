@@ -226,8 +226,11 @@ async def test_campaign_cli_creates_lists_edits_and_starts(tmp_path):
                                    "--days", "mon-fri", "--hours", "10:00-19:00",
                                    "--lines", "gsm*", "--operators", "olga,pos1",
                                    "--teams", "soft", "--wrap-limit", "60",
-                                   "--after-wrap", "paused", "--data", data)
+                                   "--after-wrap", "paused", "--take-time", "25", "--data", data)
     assert code == 0, err
+    code, out, err = await run_cli("campaign", "set", "Банк-Ноябрь", "--take-time", "3",
+                                   "--data", data)
+    assert code == 1 and "take_s: a call rings on an operator's desk 5 to 120 seconds" in err
     code, out, err = await run_cli("campaign", "start", "Банк-Ноябрь", "--data", data)
     assert code == 1 and "refuses predictive mode until it has an abandon message" in err
     code, out, err = await run_cli("campaign", "set", "Банк-Ноябрь", "--mode", "progressive",
@@ -244,7 +247,7 @@ async def test_campaign_cli_creates_lists_edits_and_starts(tmp_path):
                              "tz": "Europe/Moscow"}
     assert (c["line_group"], c["operators"], c["teams"]) == (["gsm*"], ["olga", "pos1"],
                                                             ["soft"])
-    assert (c["wrap_limit_s"], c["wrap_after"]) == (60.0, "paused")
+    assert (c["wrap_limit_s"], c["wrap_after"], c["take_s"]) == (60.0, "paused", 25.0)
     code, out, err = await run_cli("campaign", "archive", "Банк-Ноябрь", "--data", data)
     assert code == 1 and "stop the campaign before archiving" in err
     assert "Traceback" not in err

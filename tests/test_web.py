@@ -870,14 +870,14 @@ async def test_a_campaign_is_created_edited_started_stopped_and_archived_in_the_
     form = {"csrf": csrf, "name": "Банк-Ноябрь", "creditor": "Банк", "mode": "preview",
             "compliance": "ru-230fz", "weight": "3", "line_group": "gsm0, gsm1",
             "operators": "olga", "teams": "", "wrap_limit_s": "90", "wrap_after": "paused",
-            "schedule_on": "1", "from": "09:00", "to": "19:00", "tz": "Europe/Moscow"}
+            "take_s": "30", "schedule_on": "1", "from": "09:00", "to": "19:00", "tz": "Europe/Moscow"}
     data = [(k, v) for k, v in form.items()] + [("day", str(d)) for d in range(1, 6)]
     r = await client.post("/campaign/Банк-Ноябрь/settings", data=data, allow_redirects=False)
     assert r.status == 303
     update = [c for c in fake.calls if c[0] == "campaign_update"][-1]
     assert update[3] == "anna" and update[2] == {  # only what changed is sent (and audited)
         "weight": 3, "line_group": ["gsm0", "gsm1"], "operators": ["olga"], "wrap_limit_s": 90,
-        "wrap_after": "paused", "schedule": {"days": [1, 2, 3, 4, 5], "from": "09:00",
+        "wrap_after": "paused", "take_s": 30, "schedule": {"days": [1, 2, 3, 4, 5], "from": "09:00",
                                              "to": "19:00", "tz": "Europe/Moscow"}}
     r = await client.post("/campaign/Банк-Ноябрь/settings", data=dict(form, weight="много"))
     assert r.status == 400 and "weight: нужно целое число" in await r.text()
@@ -890,7 +890,7 @@ async def test_a_campaign_is_created_edited_started_stopped_and_archived_in_the_
         "abandon_target": 0.008}
     page = await (await client.get("/campaign/Банк-Ноябрь")).text()
     assert 'name="abandon_target" type="number" min="0.1" max="100" step="0.1" value="0.8"' \
-        in page
+        in page and 'name="take_s" type="number" min="5" max="120" value="30"' in page
     r = await client.post("/campaign/Банк-Ноябрь/settings", data=[*data, ("abandon_target",
                                                                           "2")])
     assert r.status == 400 and "не более 1 %" in await r.text()

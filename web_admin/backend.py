@@ -167,7 +167,8 @@ class Backend(Protocol):
     def campaign_settings(self, name: str) -> dict:
         """{"name","creditor","mode","compliance","status","schedule": None | {"days": [ISO
         weekdays 1-7],"from": "HH:MM","to": "HH:MM" (24:00 allowed),"tz"},"weight" (1-100),
-        "wrap_limit_s" (None: no limit),"wrap_after" in WRAP_AFTER,"abandon_target" (the
+        "wrap_limit_s" (None: no limit),"wrap_after" in WRAP_AFTER,"take_s" (seconds an
+        offered call rings on a desk; None: 15),"abandon_target" (the
         pacing target, a share of live answers, at most the law's; None: the law's limit),
         "line_group": [line name
         patterns; empty: every line],"operators": [user names],"teams": [team names] (both

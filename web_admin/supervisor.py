@@ -163,6 +163,8 @@ async def campaign_settings(request: web.Request) -> web.Response:
         wanted["weight"] = _whole(request, form.get("weight"), "weight")
         limit = str(form.get("wrap_limit_s", "")).strip()
         wanted["wrap_limit_s"] = _whole(request, limit, "wrap_limit_s") if limit else None
+        take = str(form.get("take_s", "")).strip()
+        wanted["take_s"] = _whole(request, take, "take_s") if take else None
         wanted["abandon_target"] = percent(request, form.get("abandon_target"),
                                            t(request, "Pacing target"))
     except ValueError as exc:
