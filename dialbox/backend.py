@@ -826,14 +826,13 @@ class BackendMixin:
         addresses = sorted({ip.ip for a in ifaddr.get_adapters() for ip in a.ips
                             if isinstance(ip.ip, str)})
         zone = getattr(s, "time_zone", None) or _system_zone()
-        backup = getattr(s, "backup", None)
         return {"time_zone": zone, "addresses": addresses,
                 # what the recorder applies: the campaigns' compliance profiles may want longer
                 "retention_days": round(getattr(getattr(self, "recording", None),
                                                 "retention_days", s.recording_retention_days)),
                 "retention_setting_days": round(s.recording_retention_days),
                 "disk_warn_free_mb": s.disk_warn_free_mb, "disk_stop_free_mb": s.disk_stop_free_mb,
-                "backup": backup if isinstance(backup, dict) else None,
+                "backup": _backup_view(self),
                 "languages": ["ru", "en"], "default_language": "ru",
                 "https": bool(getattr(s, "https", None))}
 
@@ -965,6 +964,20 @@ def _said(message: dict) -> dict:
         reasons = []
     message["said"] = [r["said"] for r in reasons if isinstance(r, dict) and r.get("said")]
     return message
+
+
+def _backup_view(app) -> dict | None:
+    """The nightly backup as /settings shows it: when, how many are kept, how the last one
+    went (no folder or error text: the console and the log have those); None without the
+    runtime."""
+    runtime = getattr(app, "runtime", None)
+    cfg = getattr(runtime, "config", None)
+    if cfg is None:
+        return None
+    nightly = runtime.extras.get("backup")
+    last = nightly.last if nightly is not None else None
+    return {"nightly": cfg.backup_nightly, "at": cfg.backup_at, "keep": cfg.backup_keep,
+            "last": None if last is None else {"at": last["at"], "ok": last["ok"]}}
 
 
 def _system_zone() -> str:

@@ -50,6 +50,11 @@ async def dashboard(app) -> str:
 
 async def dashboards(app, *langs: str | None) -> list[str]:
     """The dashboard in each of ``langs`` (None: the default, Russian), with one login."""
+    return await admin_pages(app, *(f"?lang={lang}" if lang else "" for lang in langs))
+
+
+async def admin_pages(app, *paths: str) -> list[str]:
+    """Pages of the web admin (paths after the base URL) as the admin sees them, one login."""
     base = app.runtime.web_urls[0]
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(base + "login") as r:
@@ -58,8 +63,8 @@ async def dashboards(app, *langs: str | None) -> list[str]:
                                                    "password": app.initial_password}) as r:
             assert r.status == 200
         pages = []
-        for lang in langs:
-            async with http.get(base + (f"?lang={lang}" if lang else "")) as r:
+        for path in paths:
+            async with http.get(base + path) as r:
                 pages.append(await r.text())
         return pages
 

@@ -15,7 +15,7 @@ from dialbox import backup, config
 from dialbox.appliance import Settings
 from firmware.errors import UserError
 from tests.gsmsim import until
-from tests.runbox import cli, free_port, running
+from tests.runbox import admin_pages, cli, free_port, running
 
 
 def _attempts(db) -> int:
@@ -71,6 +71,22 @@ async def test_backup_while_dialing_then_restore_refused_while_running(tmp_path,
             await asyncio.sleep(1.05)  # names carry the second
         kept = sorted(cfg.backup_path.glob("dialbox-*.dbx"))
         assert len(kept) == 2 and backup.verify(kept[-1])["schema_version"] >= 1
+        # /settings says when it runs, how many it keeps and how the last one went; a failed
+        # one says so, its reason (a path in it) left to the log and the console
+        ru, en = await admin_pages(app, "settings?lang=ru", "settings?lang=en")
+        (tmp_path / "not-a-folder").write_text("x")
+        cfg.backup_dir = str(tmp_path / "not-a-folder")
+        assert not (await nightly.once())["ok"]
+        ru_failed, = await admin_pages(app, "settings?lang=ru")
+        shown = [p.split('id="nightly-backup">')[1].split("</dd>")[0]
+                 for p in (ru, en, ru_failed)]
+        assert shown[0].startswith("каждую ночь в 03:00, хранятся последние 2; последняя, ")
+        assert shown[0].endswith(": сделана")
+        assert shown[1].startswith("every night at 03:00, the last 2 kept; the last one, ")
+        assert shown[1].endswith(": made")
+        assert 'не удалась (причина в журнале)' in shown[2]
+        for page in (ru, en, ru_failed):
+            assert str(tmp_path) not in page
         # a running box's store is never overwritten
         before = (data / "dialbox.sqlite3").stat().st_ino
         with pytest.raises(UserError, match="running on this data directory"):

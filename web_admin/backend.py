@@ -302,7 +302,8 @@ class Backend(Protocol):
         """What /settings shows: {"time_zone", "addresses": [str], "retention_days" (what the
         recorder keeps: the longer of the box's setting and its campaigns' law),
         "retention_setting_days", "disk_warn_free_mb", "disk_stop_free_mb",
-        "backup": {"nightly": bool, "dir"} | None, "languages": [str], "default_language",
+        "backup": {"nightly": bool, "at": "HH:MM", "keep": int, "last": None | {"at", "ok"}}
+        | None, "languages": [str], "default_language",
         "https": bool}."""
 
     async def settings_change(self, changes: dict) -> dict:
