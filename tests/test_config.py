@@ -14,7 +14,7 @@ import pytest
 from dialbox import config
 from dialbox.cli import build_parser
 from firmware.yamlsrc import ConfigError
-from tests.runbox import cli, dashboards, free_port, running
+from tests.runbox import admin_pages, cli, free_port, running
 from web_admin.supervisor import box_words
 
 GOOD = """\
@@ -207,7 +207,7 @@ async def test_boot_skips_a_bad_profile_reports_it_and_starts_the_rest(tmp_path,
     async with running(cfg, settings, announce=lambda *a, **k: said.append(a[0])) as (app, _):
         await until(lambda: any(t["name"] == "clock check" and t["failures"]
                                 for t in app.runtime.supervisor.snapshot()), timeout=20)
-        ru, en = await dashboards(app, "ru", "en")
+        ru, en, api = await admin_pages(app, "?lang=ru", "?lang=en", "api/status")
         fed = json.dumps(box_words("ru", app.status()["box"]), ensure_ascii=False)
     box_ru, box_en = (html.unescape(p.split('id="box-alerts">')[1].split("</details>")[0])
                       for p in (ru, en))
@@ -223,7 +223,10 @@ async def test_boot_skips_a_bad_profile_reports_it_and_starts_the_rest(tmp_path,
     assert "<b>clock check</b>" in box_en and "unexpected error (OSError)" in box_en
     assert "<b>store</b>: open, " in box_en and "the kernel said no" not in box_en
     assert "проверка часов" in fed and "непредвиденная ошибка (OSError)" in fed  # the live feed
-    for page in (ru, en, fed):
+    box = json.loads(api)["box"]  # the API: English, the same words as the English page
+    assert box["boot_failed"][0]["what"] == "profile broken-gw.yaml"
+    assert box["tasks_failing"][0]["last_reason"].startswith("unexpected error (OSError)")
+    for page in (ru, en, fed, api):
         assert str(tmp_path) not in page and "/site-packages/" not in page
     assert 'id="boot-failed"' in ru
     assert len(app.lines.lines()) == 4  # the good profile's four modules

@@ -32,7 +32,11 @@ async def dashboard(request: web.Request) -> web.Response:
                                                   backend(request).store)})
 
 async def api_status(request: web.Request) -> web.Response:
-    return secure(web.json_response(backend(request).status()))
+    """The status for integrators: in English, the box's part without a server path."""
+    status = backend(request).status()
+    if isinstance(status, dict) and status.get("box"):
+        status = dict(status, box=box_words("en", status["box"]))
+    return secure(web.json_response(status))
 
 def box_words(lang: str, box: dict | None) -> dict | None:
     """The box's part of the status (boot report, restarted tasks) in the page's language, as
