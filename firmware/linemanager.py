@@ -101,6 +101,9 @@ class LineManager:
         self._draining: set[int] = set()
         self._waiting: set[int] = set()  # of those, the ones still waiting for their calls
         self._drained = asyncio.Event()
+        # When each channel last took a call (dialed or rang in): free lines are offered least
+        # recently used first, so the work spreads over every device and SIM.
+        self._last_used: dict[int, float] = {}
 
     # --- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -224,9 +227,16 @@ class LineManager:
         return out
 
     def free_lines(self) -> list[str]:
-        return [ch.name for ch in self.channels
+        """Lines that can take a call now, the least recently used first (never used: in
+        profile order). A dialer that takes the first spreads its calls over every device's
+        lines: each SIM carries its share, none is flagged by its network for a burst of
+        calls while others sit idle, and an E1 span and a gateway work side by side."""
+        last = self._last_used
+        free = [ch.index for ch in self.channels
                 if self.core.state(ch.index) == C.IDLE and ch.index not in self._on_channel
                 and ch.index not in self._draining]
+        free.sort(key=lambda i: (last.get(i, float("-inf")), i))
+        return [self.channels[i].name for i in free]
 
     def state(self, line: str) -> str:
         return C.STATE_NAMES[self.core.state(self._index(line))]
@@ -256,6 +266,7 @@ class LineManager:
                      ring_s=max(self.channels[idx].ring_s, min_ring_s))
         self._calls[call_id] = call
         self._on_channel[idx] = call
+        self._last_used[idx] = call.started
         call.tags = dict(tags or {})
         self._tag_driver(call)
         self._log(call).debug("dial")
@@ -356,6 +367,7 @@ class LineManager:
         call = _Call(f"in-{ch.name}-{self._inbound_seq}", idx, caller or "", self.clock.now(),
                      inbound=True, ring_s=ch.ring_s)
         self._calls[call.call_id] = call
+        self._last_used[idx] = call.started
         self._tag_driver(call)
         return call
 

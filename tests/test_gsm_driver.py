@@ -113,6 +113,27 @@ def test_fault_takes_line_out_and_back(fault, words):
     run_virtual(main, wall0=1_764_000_000.0)
 
 
+def test_a_reset_the_line_core_asks_for_does_not_wait_behind_a_balance_ussd():
+    """The network keeps the balance USSD unanswered (the driver waits 30 s for +CUSD): a
+    reset asked meanwhile (the line core saw a dial go unconfirmed) takes the line out of
+    service at once, and it comes back. Before, the reset waited for the USSD to time out."""
+    async def main(clock):
+        async with modem_and_driver("sim800", health_interval_s=1.0, clock=clock,
+                                    ussd_balance="*100#", balance_interval_s=3600) as (
+                sim, drv, rec):
+            await rec.wait_for(C.EV_HW_IN_SERVICE)
+            sim._later = lambda delay, urc: asyncio.sleep(0)  # +CUSD never comes
+            await until(lambda: sim.ussd_requests, timeout=10)  # the health round asks
+            n = len(rec.reports)
+            asked = clock.now()
+            await drv.reset(0)
+            oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n, timeout=60)
+            assert clock.now() - asked < 1.0, clock.now() - asked
+            assert "did not confirm" in oos.reason
+            await rec.wait_for(C.EV_HW_IN_SERVICE, after=n, timeout=30)
+    run_virtual(main, wall0=1_764_000_000.0)
+
+
 async def test_reboot_is_detected_and_module_reinitialised():
     async with modem_and_driver("sim800", health_interval_s=5) as (sim, drv, rec):
         await rec.wait_for(C.EV_HW_IN_SERVICE)

@@ -569,24 +569,45 @@ class GsmModule:
                 pass
             if self._call_up and self.dialect.call_progress == "final":
                 continue  # the port is busy with ATD; poll after the call
-            self._inbox.expire()  # long SMS whose missing parts never came
-            await self._inbound_sms(-1)  # parts that did not decode the first time
-            try:
-                await self._poll()
-                if self.balance_code() and \
-                        self.clock.now() - self._balance_checked > self.profile.balance_interval_s:
-                    self._balance_checked = self.clock.now()
-                    try:
-                        await self.check_balance()
-                    except (ATError, asyncio.TimeoutError, ussd.UssdError) as exc:
-                        self.log.warning("gsm_balance_check_failed", error=str(exc))
-            except ATTimeout as exc:
-                # One slow answer is not a dead module: a bare AT tells.
+            await self._unless_trouble(self._health())
+
+    async def _unless_trouble(self, coro) -> None:
+        """Run ``coro``, but give it up as soon as trouble is flagged: a reset the line core
+        asks for must not wait behind a balance USSD (up to 40 s) on a port that answers
+        garbage."""
+        step = asyncio.ensure_future(coro)
+        trouble = asyncio.ensure_future(self._trouble.wait())
+        try:
+            await asyncio.wait({step, trouble}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            trouble.cancel()
+            if not step.done():
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+        if step.cancelled():
+            raise _Trouble(self._trouble_reason)
+        step.result()
+
+    async def _health(self) -> None:
+        """One round of the health checks (and the SMS that wait for a second look)."""
+        self._inbox.expire()  # long SMS whose missing parts never came
+        await self._inbound_sms(-1)  # parts that did not decode the first time
+        try:
+            await self._poll()
+            if self.balance_code() and \
+                    self.clock.now() - self._balance_checked > self.profile.balance_interval_s:
+                self._balance_checked = self.clock.now()
                 try:
-                    await self._require_engine().command("AT", timeout=2)
-                except (ATTimeout, ATError):
-                    raise _Trouble(Msg("no response from the module ({error})",
-                                       error=str(exc))) from None
+                    await self.check_balance()
+                except (ATError, asyncio.TimeoutError, ussd.UssdError) as exc:
+                    self.log.warning("gsm_balance_check_failed", error=str(exc))
+        except ATTimeout as exc:
+            # One slow answer is not a dead module: a bare AT tells.
+            try:
+                await self._require_engine().command("AT", timeout=2)
+            except (ATTimeout, ATError):
+                raise _Trouble(Msg("no response from the module ({error})",
+                                   error=str(exc))) from None
 
     async def _open(self) -> None:
         self._close()
