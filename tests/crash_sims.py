@@ -20,11 +20,15 @@ from firmware.sim.population import Population
 DIALECT = "sim7600"  # voice on a second (audio) port, so answered calls are recorded
 
 
+# Short calls, every fate: a kill often falls inside a call. The E1 network's debtors are the
+# same people (firmware.sim.e1_serve --population).
+POPULATION = dict(answer_prob=0.5, busy_prob=0.15, unreachable_prob=0.1, rejected_prob=0.05,
+                  invalid_prob=0.0, ring_mean_s=2.0, ring_sd_s=1.0, no_answer_timeout_s=6.0,
+                  talk_mean_s=5.0, talk_sd_s=2.0)
+
+
 def population(seed: int) -> Population:
-    """Short calls, every fate: a kill often falls inside a call."""
-    return Population(answer_prob=0.5, busy_prob=0.15, unreachable_prob=0.1, rejected_prob=0.05,
-                      invalid_prob=0.0, ring_mean_s=2.0, ring_sd_s=1.0, no_answer_timeout_s=6.0,
-                      talk_mean_s=5.0, talk_sd_s=2.0, seed=seed)
+    return Population(**POPULATION, seed=seed)
 
 
 async def serve(modems: int, seed: int, out: str) -> None:

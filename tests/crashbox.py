@@ -1,11 +1,12 @@
 """The crash test's harness: ``dialbox run`` killed with SIGKILL at random instants, restarted.
 
 The box runs a predictive campaign (simulated operators, ``--simulate floor``) on simulated
-SIM7600 modules that live in another process (tests/crash_sims.py), so a call goes on at the
-"modem" while the box is dead, as it would on real hardware. Every kill is SIGKILL: of the box
+SIM7600 modules that live in another process (tests/crash_sims.py) and on an E1 span whose
+network side lives in a third (firmware.sim.e1_serve), so a call goes on at the "modem" and at
+the network while the box is dead, as it would on real hardware. Every kill is SIGKILL: of the box
 alone (its recorder worker finishes the files), or of its whole process group, as a power cut
 would. The last run is stopped with SIGTERM. Then :func:`problems` compares the store with what
-the modems saw. ``python -m tests.crashbox --kills 50`` is the full run (the suite runs fewer).
+the modems and the network saw. ``python -m tests.crashbox --kills 50`` is the full run (the suite runs fewer).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.crash_sims import POPULATION
 from tests.runbox import free_port
 
 BOOT_TIMEOUT_S = 120.0
@@ -36,7 +38,7 @@ RECORDING_LOSS_S = 1.5
 class CrashRun:
     data: Path
     kills: list[tuple[float, str]] = field(default_factory=list)  # (wall time, "box" | "group")
-    calls: list[dict] = field(default_factory=list)  # what the modems saw (crash_sims)
+    calls: list[dict] = field(default_factory=list)  # what the modems and the network saw
     boots: int = 0
     logs: list[Path] = field(default_factory=list)
     stopped_at: float = float("inf")  # the clean stop (SIGTERM) of the last run
@@ -64,28 +66,51 @@ command_timeout_s: 3
 """
 
 
-async def _start_sims(tmp: Path, modems: int, seed: int):
-    out = tmp / "modem-calls.json"
+E1_PROFILE = """name: crash-e1
+description: an E1 span whose network side is simulated in another process
+driver: e1
+spans: {spans}
+"""
+
+
+async def _start_sims(tmp: Path, modems: int, e1_channels: str, seed: int):
+    """The modems' process and the E1 network's; their outputs and the box's two profiles."""
+    out, e1_out = tmp / "modem-calls.json", tmp / "network-calls.json"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.crash_sims", "--modems", str(modems), "--seed", str(seed),
         "--out", str(out), stdout=asyncio.subprocess.PIPE, start_new_session=True)
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    ports = json.loads(line)
+    e1 = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firmware.sim.e1_serve", "--spans", "1", "--channels", e1_channels,
+        "--dir", str(tmp / "e1"), "--out", str(e1_out), "--seed", str(seed + 50),
+        "--population", json.dumps(POPULATION), stdout=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    try:
+        ports = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        spans = json.loads(await asyncio.wait_for(e1.stdout.readline(), 30))
+    except BaseException:
+        for p in (proc, e1):
+            if p.returncode is None:
+                p.kill()
+            await p.wait()
+        raise
     profile = tmp / "crash-sim7600.yaml"
     profile.write_text(PROFILE.format(modules="\n".join(
         f"  - {{name: {p['name']}, port: {p['port']}, audio_port: {p['audio']}}}"
         for p in ports)), encoding="utf-8")
-    return proc, out, profile
+    e1_profile = tmp / "crash-e1.yaml"
+    e1_profile.write_text(E1_PROFILE.format(spans=json.dumps(
+        [dict(span, ring_timeout_s=40) for span in spans])), encoding="utf-8")
+    return [proc, e1], [out, e1_out], [e1_profile, profile]
 
 
-async def _boot(tmp: Path, run: CrashRun, profile: Path, seed: int):
+async def _boot(tmp: Path, run: CrashRun, profiles: list[Path], seed: int):
     log = tmp / f"box-{run.boots}.log"
     run.logs.append(log)
     run.boots += 1
     with open(log, "wb") as err:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dialbox.cli", "run", "--simulate", "floor",
-            "--profile", str(profile), "--data", str(run.data),
+            *(a for p in profiles for a in ("--profile", str(p))), "--data", str(run.data),
             "--http", f"127.0.0.1:{free_port()}", "--mode", "predictive", "--compliance",
             "none", "--operators", "3", "--seed", str(seed), "--log-level", "WARNING",
             stdout=asyncio.subprocess.PIPE, stderr=err, start_new_session=True)
@@ -110,11 +135,12 @@ async def _drain(proc) -> None:
 
 
 async def crash_run(tmp: Path, *, kills: int, seed: int = 7, modems: int = 4,
-                    run_s: tuple[float, float] = (1.0, 8.0), final_s: float = 6.0) -> CrashRun:
+                    e1_channels: str = "1-2", run_s: tuple[float, float] = (1.0, 8.0),
+                    final_s: float = 6.0) -> CrashRun:
     """Kill the box ``kills`` times at random instants, restarting it; then stop it cleanly."""
     rng = random.Random(seed)
     run = CrashRun(tmp / "data")
-    sims, calls_file, profile = await _start_sims(tmp, modems, seed)
+    sims, calls_files, profile = await _start_sims(tmp, modems, e1_channels, seed)
     try:
         for k in range(kills + 1):
             proc = await _boot(tmp, run, profile, seed + k)
@@ -151,10 +177,14 @@ async def crash_run(tmp: Path, *, kills: int, seed: int = 7, modems: int = 4,
             if how == "box":  # its recorder worker finishes the files: let it, like init would
                 await asyncio.sleep(0.5)
     finally:
-        if sims.returncode is None:
-            sims.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(sims.wait(), 60)
-    run.calls = json.loads(calls_file.read_text(encoding="utf-8"))
+        for proc in sims:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in sims:
+            await asyncio.wait_for(proc.wait(), 60)
+    for f in calls_files:
+        run.calls += [c for c in json.loads(f.read_text(encoding="utf-8"))
+                      if c.get("direction", "outbound") == "outbound"]
     (tmp / "kills.json").write_text(json.dumps(run.kills), encoding="utf-8")
     return run
 
@@ -162,6 +192,7 @@ async def crash_run(tmp: Path, *, kills: int, seed: int = 7, modems: int = 4,
 # --- what must hold after the run ------------------------------------------------------------
 FATE_OUTCOME = {"answer": {"answered"}, "busy": {"busy"}, "no_answer": {"no_answer"},
                 "unreachable": {"unreachable"}, "rejected": {"rejected"}}
+DEBTOR_OUTCOMES = ("answered", "busy", "no_answer", "rejected")
 
 
 def _kill_between(run: CrashRun, start: float, end: float) -> float | None:
@@ -206,8 +237,12 @@ def _attempt_problems(run: CrashRun, attempts: list[dict]) -> list[str]:
     return out
 
 
+REFUSED = ("channel_unavailable", "congestion")  # the network refused the SETUP: no debtor rang
+
+
 def _dial_problems(run: CrashRun, attempts: list[dict]) -> list[str]:
-    """Each dial the modems saw is one attempt of the store, with the debtor's outcome."""
+    """Each dial the modems and the network saw is one attempt of the store, with the debtor's
+    outcome; no number was dialed more often than the plan allows."""
     out = []
     by_number: dict[str, list[dict]] = {}
     for a in attempts:
@@ -216,10 +251,11 @@ def _dial_problems(run: CrashRun, attempts: list[dict]) -> list[str]:
     max_attempts = max((a["max_attempts"] for a in attempts), default=0)
     dials: dict[str, int] = {}
     for call in sorted(run.calls, key=lambda c: c["at"]):
-        dials[call["number"]] = dials.get(call["number"], 0) + 1
-        if dials[call["number"]] == max_attempts + 1:
-            out.append(f"{call['number']}: dialed more than the plan's {max_attempts} times "
-                       "at the modems")
+        if call["fate"] not in REFUSED:
+            dials[call["number"]] = dials.get(call["number"], 0) + 1
+            if dials[call["number"]] == max_attempts + 1:
+                out.append(f"{call['number']}: dialed more than the plan's {max_attempts} times "
+                           "at the modems and the network")
         match = next((a for a in by_number.get(call["number"], [])
                       if a["call_id"] not in used and a["created_at"] <= call["at"] + 0.05
                       and (a["ended_at"] is None or call["at"] <= a["ended_at"] + 0.05)), None)
@@ -231,18 +267,28 @@ def _dial_problems(run: CrashRun, attempts: list[dict]) -> list[str]:
         if call["ended_at"] is None or call["ended_by"] == "box":
             continue  # the box hung up (ring time-out, abandon, its stop): its own outcome
         cut = _kill_between(run, call["at"], call["ended_at"] + RECORD_GRACE_S)
+        if call["ended_by"] in ("link", "restart"):
+            if cut is None:  # the network lost the box's D-channel, or was RESTARTed, in life
+                out.append(f"{match['call_id']}: the network cleared it ({call['ended_by']}) "
+                           f"with no kill during it")
+            continue
         if cut is not None or call["ended_at"] + RECORD_GRACE_S >= run.stopped_at:
             continue  # the outcome came while the box was down or about to die
         want = FATE_OUTCOME.get(call["fate"])
-        if match["state"] != "done" or (want and match["outcome"] not in want):
+        if call["fate"] in REFUSED:
+            if match["state"] == "done" and match["outcome"] in DEBTOR_OUTCOMES:
+                out.append(f"{match['call_id']}: the network refused the channel "
+                           f"({call['cause']}), the store says the debtor {match['outcome']}")
+        elif match["state"] != "done" or (want and match["outcome"] not in want):
             out.append(f"{match['call_id']}: the debtor's {call['fate']} was recorded as "
                        f"{match['state']}/{match['outcome']} ({match['reason']})")
     for a in attempts:
         # An attempt the network saw must be one of the modems' dials (not dialed twice, not
         # invented); attempts that never left the box (interrupted first) may have none.
         if a["call_id"] not in used and a["state"] == "done" and \
-                a["outcome"] in ("answered", "busy", "no_answer", "rejected"):
-            out.append(f"{a['call_id']}: {a['outcome']} in the store, never dialed at a modem")
+                a["outcome"] in DEBTOR_OUTCOMES:
+            out.append(f"{a['call_id']}: {a['outcome']} in the store, never dialed at a modem "
+                       "or the network")
     return out
 
 
@@ -296,7 +342,12 @@ def summary(run: CrashRun) -> dict:
         recs = dict(db.execute("SELECT state, COUNT(*) FROM recordings GROUP BY state"))
     finally:
         db.close()
-    return {"kills": len(run.kills), "boots": run.boots, "modem_dials": len(run.calls),
+    e1 = [c for c in run.calls if "timeslot" in c]
+    ended: dict[str, int] = {}
+    for c in e1:
+        ended[str(c["ended_by"])] = ended.get(str(c["ended_by"]), 0) + 1
+    return {"kills": len(run.kills), "boots": run.boots, "modem_dials": len(run.calls) - len(e1),
+            "network_dials": len(e1), "network_ended_by": ended,
             "attempts": states, "recordings": recs,
             "cut_recordings_s_in_played": [(round(a, 2), round(b, 2))
                                            for _c, a, b in run.cut_recordings]}

@@ -226,7 +226,9 @@ def _dahdi_channel(template: str):
     import os
 
     def open_channel(ts: int) -> int:
-        return os.open(template.format(ts=ts), os.O_RDWR | os.O_NONBLOCK)
+        # O_NOCTTY: a channel file that is a tty (a pty standing in for one) never becomes the
+        # controlling terminal of a box started in a session of its own.
+        return os.open(template.format(ts=ts), os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY)
     return open_channel
 
 

@@ -78,6 +78,7 @@ class Call:
     ring_timer: asyncio.TimerHandle | None = None
     ring_timeout_s: float | None = None  # this call's, when longer than the span's (the law)
     yielded: bool = False  # lost a glare: off its channel, waiting for the network's clearing
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # its channel is free again
 
     def stop_timers(self) -> None:
         for h in (self.timer, self.ring_timer):
@@ -173,6 +174,7 @@ class E1Span:
             self._restarting = None
         for call in list(self.calls.values()):
             call.stop_timers()
+            call.ended.set()  # a hangup still waiting for it returns: the span is gone
         for ts in list(self._voices):
             self._voice_down(ts)
         for f in self._bfiles.values():
@@ -224,15 +226,17 @@ class E1Span:
         self._emit(channel, codes.EV_HW_DIALING)
 
     async def hangup(self, channel: int, cause: int = 16) -> None:
+        """Clear the call on ``channel``; returns once it is over (the network's RELEASE, or
+        T305/T308), its release reported, as a module's hangup returns after its OK."""
         call = self.by_slot.get(self._slot(channel))
         if call is None:
             self._emit(channel, codes.EV_HW_RELEASED)
             return
         call.cleared_by_us = True
-        if call.state in (11, 12, 19, 0):
-            return
-        call.cause = cause
-        self._disconnect(call, cause)
+        if call.state not in (11, 12, 19, 0):
+            call.cause = cause
+            self._disconnect(call, cause)
+        await call.ended.wait()
 
     async def answer(self, channel: int) -> None:
         call = self.by_slot.get(self._slot(channel))
@@ -688,6 +692,7 @@ class E1Span:
         call.state = 0
         self._emit(self._index(call.timeslot), codes.EV_HW_RELEASED,
                    cause=call.release_cause or cause)
+        call.ended.set()
 
     def _report_proceeding(self, call: Call) -> None:
         if call.ours and not call.proceeding_reported:
