@@ -50,9 +50,14 @@ def verify(store, token: str) -> dict | None:
     if row is None:
         return None
     now = store.clock.wall()
-    if row["last_used_at"] is None or now - row["last_used_at"] > 60:
-        store.db.execute("UPDATE api_tokens SET last_used_at=? WHERE id=?", (now, row["id"]))
+    if row["last_used_at"] is None or now - row["last_used_at"] > 60:  # at most once a minute
+        store.submit(_used, row["id"], now)  # on the store's writer, never on the event loop
     return {"name": row["name"], "scopes": json.loads(row["scopes"])}
+
+
+def _used(store, token_id: int, now: float) -> None:
+    store.db.execute("UPDATE api_tokens SET last_used_at=MAX(COALESCE(last_used_at, 0), ?) "
+                     "WHERE id=?", (now, token_id))
 
 
 def revoke(store, name: str, *, by: str, source: str = "") -> None:

@@ -103,6 +103,18 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
             return fn(self, *args, **kw)
         return await self.reader.call(fn, *args, **kw)
 
+    async def apart(self, fn: Callable[..., T], *args, **kw) -> T:
+        """``fn(store, ...)`` on a worker thread, on a connection of its own: bulk work (an
+        import) that commits in batches of its own, so neither the event loop nor the writer's
+        queue (the dialer's attempts) waits for all of it."""
+        def work() -> T:
+            store = Store(self.path, self.clock)
+            try:
+                return fn(store, *args, **kw)
+            finally:
+                store.close()
+        return await asyncio.to_thread(work)
+
     async def flush(self) -> None:
         """Everything given to the writer so far is committed."""
         if self.writer is not None:

@@ -1,6 +1,7 @@
 """People who log in to the web admin: argon2 password hashes, roles, sessions."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -23,18 +24,44 @@ def count(store: Store) -> int:
 
 
 def add(store: Store, username: str, password: str, *, role: str = "supervisor") -> None:
+    check_new(username, role)
+    add_hashed(store, username, hash_password(password), role=role)
+
+
+async def new_user(store: Store, username: str, password: str, *,
+                   role: str = "supervisor") -> None:
+    """:func:`add` in a running box: the hash on a worker thread, the write on the store's
+    writer (never on the event loop)."""
+    check_new(username, role)
+    hashed = await asyncio.to_thread(hash_password, password)
+    await store.run(add_hashed, username, hashed, role=role)
+
+
+async def new_password(store: Store, username: str, password: str, *,
+                       keep_token: str | None = None) -> None:
+    """:func:`set_password` in a running box (the hash off the loop, the write on the writer)."""
+    hashed = await asyncio.to_thread(hash_password, password)
+    await store.run(set_password_hash, username, hashed, keep_token=keep_token)
+
+
+def check_new(username: str, role: str) -> None:
+    """UserError unless a user may be made with this name and role."""
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{2,64}", username):
         raise UserError("user name {username}: use 2-64 letters, digits, _ . @ -",
                         username=username)
     if role not in ROLES:
         raise UserError("role {role} is not one of {roles}", role=role, roles=", ".join(ROLES))
-    if len(password) < 10:
-        raise UserError("the password must have at least 10 characters")
+
+
+def add_hashed(store: Store, username: str, password_hash: str, *,
+               role: str = "supervisor") -> None:
+    """A new user with a password hashed already (:func:`hash_password`, slow: not here)."""
+    check_new(username, role)
     with store.tx():
         if store.db.execute("SELECT 1 FROM users WHERE username=?", (username,)).fetchone():
             raise UserError("user {username} already exists", username=username)
         store.db.execute("INSERT INTO users (username, password_hash, role, created_at) "
-                         "VALUES (?,?,?,?)", (username, _hasher.hash(password), role, store.clock.wall()))
+                         "VALUES (?,?,?,?)", (username, password_hash, role, store.clock.wall()))
 
 
 def verify(store: Store, username: str, password: str) -> dict | None:
@@ -68,8 +95,10 @@ def open_session(store: Store, user_id: int, *, remote: str | None = None,
     return token, csrf
 
 
-def session_user(store: Store, token: str) -> dict | None:
-    """The signed-in person of a live session (not expired, not idle too long, not disabled)."""
+def session_user(store: Store, token: str, *, touch: bool = True) -> dict | None:
+    """The signed-in person of a live session (not expired, not idle too long, not disabled).
+    ``touch=False``: only read; ``who["touch"]`` then says the session's last_seen is due a
+    write (:func:`touch_session`)."""
     now = store.clock.wall()
     row = store.db.execute(
         "SELECT u.id, u.username, u.role, s.csrf, s.last_seen FROM sessions s JOIN users u ON "
@@ -77,12 +106,21 @@ def session_user(store: Store, token: str) -> dict | None:
         "u.disabled = 0", (token, now, now - SESSION_IDLE_S)).fetchone()
     if row is None:
         return None
-    if now - row["last_seen"] > _TOUCH_S:
-        store.db.execute("UPDATE sessions SET last_seen=? WHERE token=?", (now, token))
+    stale = now - row["last_seen"] > _TOUCH_S
+    if stale and touch:
+        touch_session(store, token, now)
     who = dict(row)
     del who["last_seen"]
     who["session"] = session_id(token)
+    if not touch:
+        who["touch"] = stale
     return who
+
+
+def touch_session(store: Store, token: str, now: float) -> None:
+    """The session was used at ``now`` (its idle time starts again)."""
+    store.db.execute("UPDATE sessions SET last_seen=MAX(last_seen, ?) WHERE token=?",
+                     (now, token))
 
 
 def close_session(store: Store, token: str) -> None:
@@ -110,7 +148,8 @@ def sessions(store: Store) -> list[dict]:
 def revoke_session(store: Store, sid: str) -> str | None:
     """End the session with this id (as shown by :func:`sessions`); its user's name, or None."""
     for token, username in store.db.execute(
-            "SELECT s.token, u.username FROM sessions s JOIN users u ON u.id = s.user_id"):
+            "SELECT s.token, u.username FROM sessions s JOIN users u ON u.id = s.user_id"
+            ).fetchall():
         if secrets.compare_digest(session_id(token), sid):
             close_session(store, token)
             return username
@@ -144,28 +183,14 @@ def set_disabled(store: Store, username: str, disabled: bool) -> None:
                 raise UserError("{username} is the last admin: make another admin first",
                                 username=username)
         store.db.execute("UPDATE users SET disabled=? WHERE id=?", (int(disabled), uid))
-    if disabled:
-        end_sessions(store, uid)
+        if disabled:
+            end_sessions(store, uid)
 
 
 def set_password(store: Store, username: str, password: str, *,
                  keep_token: str | None = None) -> None:
     """A new password (an admin's reset, or the person's own change): other sessions end."""
-    if len(password) < 10:
-        raise UserError("the password must have at least 10 characters")
-    uid = _user_id(store, username)
-    with store.tx():
-        store.db.execute("UPDATE users SET password_hash=? WHERE id=?",
-                         (_hasher.hash(password), uid))
-    end_sessions(store, uid, keep_token=keep_token)
-
-
-def change_own_password(store: Store, username: str, old: str, new: str, *,
-                        keep_token: str | None = None) -> None:
-    """The person's own change: the old password first."""
-    if verify(store, username, old) is None:
-        raise UserError("the current password is wrong")
-    set_password(store, username, new, keep_token=keep_token)
+    set_password_hash(store, username, hash_password(password), keep_token=keep_token)
 
 
 def set_role(store: Store, username: str, role: str) -> str:
@@ -208,9 +233,10 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def set_password_hash(store: Store, username: str, password_hash: str) -> None:
-    """Store a new password (from :func:`hash_password`); the user's open sessions end."""
+def set_password_hash(store: Store, username: str, password_hash: str, *,
+                      keep_token: str | None = None) -> None:
+    """Store a new password (from :func:`hash_password`); the user's other sessions end."""
     uid = _user_id(store, username)
     with store.tx():
         store.db.execute("UPDATE users SET password_hash=? WHERE id=?", (password_hash, uid))
-    end_sessions(store, uid)
+        end_sessions(store, uid, keep_token=keep_token)

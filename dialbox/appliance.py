@@ -279,7 +279,7 @@ class Appliance(BackendMixin):
         while True:
             try:
                 today = datetime.fromtimestamp(self.clock.wall()).date()
-                kept, broken = settle_promises(self.store, today)
+                kept, broken = await self.store.run(settle_promises, today)
                 if kept or broken:
                     log.info("promises_settled", kept=kept, broken=broken)
             except Exception:

@@ -70,6 +70,18 @@ def _record_outcome(store: Store, call_id: str, kind: str, username: str, note: 
     store.record_disposition(call_id, kind, by=username, **details)
 
 
+def _set_segments(store: Store, name: str, segments: list, by: str) -> list[dict]:
+    """A campaign's new segments, checked, written and audited in one transaction."""
+    cid = store.campaign(name)
+    before = [sg.to_json() for sg in store.segments(cid)]
+    campaigns_mod.check_segments(store, cid, segments)
+    store.set_segments(cid, segments)
+    after = [sg.to_json() for sg in store.segments(cid)]
+    audit.record(store, who=by, action="segments", obj="campaign", key=name, before=before,
+                 after=after, source="web")
+    return after
+
+
 def _no_outcome(store: Store, call_id: str, wrap_s: float, who: str, position: str,
                 now: float) -> None:
     if store.record_no_outcome(call_id, wrap_s, who=who, now=now):
@@ -173,7 +185,6 @@ class BackendMixin:
 
     async def recording_file(self, username: str, call_id: str, source: str,
                              playback: bool) -> Path:
-        from controller import audit
         db = self.store.db
         rec = db.execute("SELECT r.path, a.account_pk FROM recordings r LEFT JOIN attempts a ON "
                          "a.call_id = r.call_id WHERE r.call_id=? AND r.state IN ('done', "
@@ -188,8 +199,8 @@ class BackendMixin:
                     self._account_of_call(op.call_id) != rec["account_pk"]:
                 raise PermissionError(call_id)
         if playback:
-            audit.record(self.store, who=username, action="play", obj="recording", key=call_id,
-                         source=source)
+            await self.store.run(audit.record, who=username, action="play", obj="recording",
+                                 key=call_id, source=source)
         return path
 
     def _account_of_call(self, call_id: str) -> int | None:
@@ -375,14 +386,13 @@ class BackendMixin:
         return plane.legs.get(name) or plane.add_leg(name, "position")
 
     async def monitor(self, username: str, position: str, mode: str, source: str) -> None:
-        from controller import audit
         from firmware.media.plane import MediaError
         sup = self.listen_audio(username)
         plane = self._plane()
         if mode == "stop":
             plane.unmonitor(sup)
-            audit.record(self.store, who=username, action="monitor_stop", obj="call",
-                         key=position, source=source)
+            await self.store.run(audit.record, who=username, action="monitor_stop", obj="call",
+                                 key=position, source=source)
             return
         op = next((o for o in self.operators.ops if o.position == position), None)
         if op is None or op.call_id is None or op.state != "talking":
@@ -391,9 +401,9 @@ class BackendMixin:
             plane.monitor(position, sup, mode)
         except MediaError as exc:
             raise UserError("the call cannot be listened to: {reason}", reason=str(exc)) from None
-        audit.record(self.store, who=username, action=f"monitor_{mode}", obj="call",
-                     key=op.call_id, after={"position": position, "operator": op.name,
-                                            "mode": mode}, source=source)
+        await self.store.run(audit.record, who=username, action=f"monitor_{mode}", obj="call",
+                             key=op.call_id, after={"position": position, "operator": op.name,
+                                                    "mode": mode}, source=source)
 
     def campaigns(self) -> list[dict]:
         out = []
@@ -406,14 +416,15 @@ class BackendMixin:
 
     async def campaign_action(self, name: str, action: str, by: str = "web",
                               source: str = "web") -> None:
-        campaigns_mod.act(self.store, name, action, who=by, source=source,
-                          data=Path(self.settings.data))
+        await self.store.run(campaigns_mod.act, name, action, who=by, source=source,
+                             data=Path(self.settings.data))
         await self.runner.reconcile()
 
     async def campaign_create(self, name: str, creditor: str | None, mode: str,
                               compliance: str, by: str = "web", source: str = "web") -> dict:
-        return campaigns_mod.create(self.store, name, creditor=creditor, mode=mode,
-                                    compliance=compliance, who=by, source=source).to_json()
+        cfg = await self.store.run(campaigns_mod.create, name, creditor=creditor, mode=mode,
+                                   compliance=compliance, who=by, source=source)
+        return cfg.to_json()
 
     def campaign_settings(self, name: str) -> dict:
         return self.store.campaign_config(name).to_json()
@@ -427,7 +438,7 @@ class BackendMixin:
             changes["schedule"] = campaigns_mod.Schedule.parse(
                 ",".join(campaigns_mod.DAY_NAMES[d - 1] for d in days) if isinstance(days, list)
                 else days, f"{sch.get('from', '00:00')}-{sch.get('to', '23:59')}", sch.get("tz"))
-        cfg = campaigns_mod.update(self.store, name, who=by, source=source, **changes)
+        cfg = await self.store.run(campaigns_mod.update, name, who=by, source=source, **changes)
         await self.runner.reconcile()
         return cfg.to_json()
 
@@ -465,16 +476,11 @@ class BackendMixin:
                 lang, UserError(message, **params))
         creditor = self._creditor_of(campaign)
 
-        def run() -> Any:  # its own connection, off the loop: the dialer keeps dialing
-            store = Store(self.store.path, self.clock)
-            try:
-                return import_file(store, campaign, named, creditor=creditor, mapping=mapping,
-                                   report_dir=Path(self.settings.data) / "reports",
-                                   progress=progress, translate=translate)
-            finally:
-                store.close()
-        try:
-            result = await asyncio.to_thread(run)
+        try:  # its own connection, off the loop: the dialer keeps dialing
+            result = await self.store.apart(
+                import_file, campaign, named, creditor=creditor, mapping=mapping,
+                report_dir=Path(self.settings.data) / "reports", progress=progress,
+                translate=translate)
         except UserError as exc:
             if "file" in exc.params:
                 exc.params["file"] = Path(filename).name
@@ -520,34 +526,34 @@ class BackendMixin:
         return sorted(({"e164": r["e164"], "reason": r["reason"], "by": r["added_by"],
                         "at": r["added_at"]} for r in rows), key=lambda r: -r["at"])
 
-    def dnc_add(self, number: str, reason: str, by: str) -> None:
-        self.store.dnc_add(number, reason, by)
+    async def dnc_add(self, number: str, reason: str, by: str) -> None:
+        await self.store.run(Store.dnc_add, number, reason, by)
 
-    def dnc_remove(self, number: str, by: str) -> None:
-        if not self.store.dnc_remove(number, by):
+    async def dnc_remove(self, number: str, by: str) -> None:
+        if not await self.store.run(Store.dnc_remove, number, by):
             raise UserError("{number} is not on the do-not-call list", number=number)
 
     # --- compliance: refusals -----------------------------------------------------------------
     def refusals(self, account_id: str) -> list[dict]:
         return refusals_mod.of_person(self.store, self._person(account_id)[1])
 
-    def refusal_record(self, account_id: str, kind: str, channel: str, by: str,
-                       phone: str = "", note: str = "") -> dict:
+    async def refusal_record(self, account_id: str, kind: str, channel: str, by: str,
+                             phone: str = "", note: str = "") -> dict:
         if channel not in ("desk", "card"):
             raise UserError("channel {channel}: a person records a refusal on the desk or "
                             "the debtor's card", channel=repr(channel))
         pk, person = self._person(account_id)
-        rid = refusals_mod.record(self.store, kind=kind, channel=channel, by=by,
-                                  person_key=person, account_pk=pk, phone=phone or None,
-                                  note=note, source="web")
+        rid = await self.store.run(refusals_mod.record, kind=kind, channel=channel, by=by,
+                                   person_key=person, account_pk=pk, phone=phone or None,
+                                   note=note, source="web")
         # Nothing new is dialed from now: the law is asked before every dial, preview ones too.
         return next(r for r in refusals_mod.of_person(self.store, person) if r["id"] == rid)
 
-    def refusal_exception(self, refusal_id: int, kind: str, reference: str, by: str,
-                          phone: str = "") -> dict:
-        xid = refusals_mod.add_exception(self.store, int(refusal_id), kind=kind,
-                                         reference=reference, by=by, phone=phone or None,
-                                         source="web")
+    async def refusal_exception(self, refusal_id: int, kind: str, reference: str, by: str,
+                                phone: str = "") -> dict:
+        xid = await self.store.run(refusals_mod.add_exception, int(refusal_id), kind=kind,
+                                   reference=reference, by=by, phone=phone or None,
+                                   source="web")
         person = self.store.db.execute("SELECT person_key FROM refusals WHERE id=?",
                                        (int(refusal_id),)).fetchone()[0]
         entry = next(r for r in refusals_mod.of_person(self.store, person)
@@ -576,14 +582,7 @@ class BackendMixin:
         return [sg.to_json() for sg in self.store.segments(self.store.campaign(name))]
 
     async def campaign_set_segments(self, name: str, segments: list, by: str) -> list[dict]:
-        cid = self.store.campaign(name)
-        before = self.campaign_segments(name)
-        campaigns_mod.check_segments(self.store, cid, segments)
-        self.store.set_segments(cid, segments)
-        after = self.campaign_segments(name)
-        audit.record(self.store, who=by, action="segments", obj="campaign", key=name,
-                     before=before, after=after, source="web")
-        return after
+        return await self.store.run(_set_segments, name, segments, by)
 
     def sms_overview(self, campaign: str) -> dict:
         cid = self.store.campaign(campaign)
@@ -618,7 +617,7 @@ class BackendMixin:
         return {"account_id": row["account_id"], "debtor_name": row["debtor_name"],
                 "text": message, "parts": count_parts(message)}
 
-    def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
+    async def sms_settings_save(self, campaign: str, by: str, changes: dict) -> dict:
         unknown = set(changes) - {"creditor_name", "contact_phone", "max_parts", "template"}
         if unknown:
             raise UserError("unknown SMS setting(s): {names}", names=", ".join(sorted(unknown)))
@@ -635,10 +634,11 @@ class BackendMixin:
         except (TypeError, ValueError):
             raise UserError("SMS parts per message: a whole number, got {parts}",
                             parts=repr(parts)) from None
-        return sms_templates.save(self.store, self.store.campaign(campaign), by=by,
-                                  source="web", template=template,
-                                  creditor_name=changes.get("creditor_name"),
-                                  contact_phone=changes.get("contact_phone"), max_parts=parts)
+        return await self.store.run(sms_templates.save, self.store.campaign(campaign), by=by,
+                                    source="web", template=template,
+                                    creditor_name=changes.get("creditor_name"),
+                                    contact_phone=changes.get("contact_phone"),
+                                    max_parts=parts)
 
     # --- technician -------------------------------------------------------------------------
     def lines_detail(self) -> list[dict]:
@@ -895,17 +895,17 @@ class BackendMixin:
             out.append(dict(r, campaigns=works))
         return out
 
-    def user_team(self, username: str, team: str | None) -> None:
-        users_mod.set_team(self.store, username, team)
+    async def user_team(self, username: str, team: str | None) -> None:
+        await self.store.run(users_mod.set_team, username, team)
 
-    def user_add(self, username: str, password: str, role: str) -> None:
-        users_mod.add(self.store, username, password, role=role)
+    async def user_add(self, username: str, password: str, role: str) -> None:
+        await users_mod.new_user(self.store, username, password, role=role)
 
-    def user_disable(self, username: str, disabled: bool) -> None:
-        users_mod.set_disabled(self.store, username, disabled)
+    async def user_disable(self, username: str, disabled: bool) -> None:
+        await self.store.run(users_mod.set_disabled, username, disabled)
 
-    def user_password(self, username: str, password: str) -> None:
-        users_mod.set_password(self.store, username, password)
+    async def user_password(self, username: str, password: str) -> None:
+        await users_mod.new_password(self.store, username, password)
 
 
 def _lines_of(profile) -> list[str]:

@@ -53,3 +53,29 @@ async def _no_leftover_tasks():
             t.cancel()
         await asyncio.gather(*leftover, return_exceptions=True)
         pytest.fail(f"test left tasks running: {[t.get_coro() for t in leftover]}")
+
+
+@pytest.fixture
+def loop_write_guard(monkeypatch):
+    """Notes every SQLite write the running box makes on the event loop's thread (see
+    tests/loop_writes.py); the test asserts on ``guard.writes``."""
+    from tests.loop_writes import LoopWriteGuard, install
+    guard = LoopWriteGuard()
+    install(monkeypatch, guard)
+    return guard
+
+
+@pytest.fixture(autouse=True)
+def _loop_writes_surveyed(request):
+    """DIALBOX_LOOP_WRITE_GUARD=FILE: every test that runs a box fails on a write on the loop
+    and appends what wrote to FILE (a survey of the writes left on the loop)."""
+    out = os.environ.get("DIALBOX_LOOP_WRITE_GUARD")
+    if not out:
+        yield
+        return
+    guard = request.getfixturevalue("loop_write_guard")
+    yield
+    if guard.writes:
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(f"== {request.node.nodeid}\n{guard.report()}\n")
+        pytest.fail(f"{len(guard.writes)} SQLite writes on the event loop:\n{guard.report()}")

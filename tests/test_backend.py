@@ -78,10 +78,10 @@ async def test_technician_and_supervisor_views(app):
     assert camps[0]["status"] == "running"
     await app.campaign_action(camps[0]["name"], "pause")
     assert app.campaigns()[0]["status"] == "paused"
-    app.dnc_add("+79161234567", "asked not to be called", "anna")
+    await app.dnc_add("+79161234567", "asked not to be called", "anna")
     assert app.dnc_list()[0]["e164"] == "+79161234567"
     with pytest.raises(UserError):
-        app.user_add("x", "short", "operator")
+        await app.user_add("x", "short", "operator")
 
 
 def test_the_appliance_keeps_the_web_admins_backend_contract():
@@ -149,12 +149,12 @@ async def test_a_list_is_previewed_then_imported_off_the_loop_with_progress_and_
 async def test_refusals_and_sms_senders_through_the_backend(app):
     aid = app.store.db.execute("SELECT account_id FROM accounts ORDER BY id LIMIT 1").fetchone()[0]
     assert app.refusals(aid) == []
-    entry = app.refusal_record(aid, "debtor", "card", "anna", note="письмо от 01.11")
+    entry = await app.refusal_record(aid, "debtor", "card", "anna", note="письмо от 01.11")
     assert (entry["kind"], entry["channel"], entry["by"]) == ("debtor", "card", "anna")
-    x = app.refusal_exception(entry["id"], "enforcement_document", "ФС № 1 от 01.11.2026",
-                              "boss")
+    x = await app.refusal_exception(entry["id"], "enforcement_document",
+                                    "ФС № 1 от 01.11.2026", "boss")
     assert x["until"] - x["from"] >= 59 * 86400
-    third = app.refusal_record(aid, "third_party", "desk", "anna", phone="8 916 555-44-33")
+    third = await app.refusal_record(aid, "third_party", "desk", "anna", phone="8 916 555-44-33")
     assert third["phone"] == "+79165554433"
     assert [r["id"] for r in app.refusals(aid)] == [entry["id"], third["id"]]
     for bad in (lambda: app.refusal_record(aid, "debtor", "import", "anna"),
@@ -162,12 +162,12 @@ async def test_refusals_and_sms_senders_through_the_backend(app):
                 lambda: app.refusal_exception(third["id"], "representative", "x", "b",
                                               phone="+79161234567")):
         with pytest.raises(UserError):
-            bad()
+            await bad()
     name = app.campaigns()[0]["name"]
     with pytest.raises(UserError, match="add {creditor}"):
-        app.sms_settings_save(name, "anna", {"template": {"rule": "not_reached",
-                                                          "text": "Звоните {contact_phone}"}})
-    saved = app.sms_settings_save(name, "anna", {"max_parts": "2", "template": {
+        await app.sms_settings_save(name, "anna", {"template": {
+            "rule": "not_reached", "text": "Звоните {contact_phone}"}})
+    saved = await app.sms_settings_save(name, "anna", {"max_parts": "2", "template": {
         "rule": "not_reached", "text": "{creditor}: звоните {contact_phone}"}})
     assert saved["max_parts"] == 2 and app.sms_settings(name) == saved
     assert saved["contact_phone"] == "+74950000000"  # the demo's, kept
@@ -178,8 +178,8 @@ async def test_sms_preview_renders_a_real_debtors_message_in_russian(app):
     over = app.sms_overview(camp)
     assert set(over["templates"]) == set(over["rules"]) and over["segments"]
     text = "{name}, долг {amount} {currency} до {date}. {creditor}, тел. {contact_phone}"
-    app.sms_settings_save(camp, "anna", {"creditor_name": "Банк", "contact_phone":
-                                         "8 495 000-00-00", "max_parts": "1"})
+    await app.sms_settings_save(camp, "anna", {"creditor_name": "Банк", "contact_phone":
+                                               "8 495 000-00-00", "max_parts": "1"})
     with pytest.raises(UserError, match="would not be sent"):  # 2 SMS, the campaign allows 1
         app.sms_preview(camp, "due_reminder", text + " " + "Пожалуйста, оплатите." * 5)
     shown = app.sms_preview(camp, "due_reminder", text)

@@ -1,6 +1,8 @@
 """The admin's page: who may log in, with which role; disable, reset; everyone's own password."""
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from aiohttp import web
 
@@ -20,9 +22,10 @@ async def page(request: web.Request, *, error: str | None = None, form: dict | N
                                           "done": done}, status=status)
 
 
-def _audit(request: web.Request, action: str, key: str, before=None, after=None) -> None:
-    audit.record(backend(request).store, who=user(request)["username"], action=action,
-                 obj="user", key=key, before=before, after=after, source=request.remote or "")
+async def _audit(request: web.Request, action: str, key: str, before=None, after=None) -> None:
+    await backend(request).store.run(
+        audit.record, who=user(request)["username"], action=action, obj="user", key=key,
+        before=before, after=after, source=request.remote or "")
 
 
 async def add(request: web.Request) -> web.Response:
@@ -33,7 +36,7 @@ async def add(request: web.Request) -> web.Response:
     except (UserError, ValueError) as exc:
         return await page(request, error=message_of(request, exc),
                           form={"username": username, "role": role}, status=400)
-    _audit(request, "add", username, after={"role": role})
+    await _audit(request, "add", username, after={"role": role})
     log.info("user_added", by=user(request)["username"], user=username, role=role)
     raise web.HTTPSeeOther("/users")
 
@@ -46,7 +49,7 @@ async def disable(request: web.Request) -> web.Response:
         await call(backend(request).user_disable, username, off)
     except (UserError, ValueError) as exc:
         return await page(request, error=message_of(request, exc), status=400)
-    _audit(request, "disable" if off else "enable", username, before={"disabled": not off},
+    await _audit(request, "disable" if off else "enable", username, before={"disabled": not off},
            after={"disabled": off})
     log.info("user_disabled" if off else "user_enabled", by=user(request)["username"],
              user=username)
@@ -63,7 +66,7 @@ async def set_team(request: web.Request) -> web.Response:
         await call(backend(request).user_team, username, team or None)
     except (UserError, ValueError) as exc:
         return await page(request, error=message_of(request, exc), status=400)
-    _audit(request, "team", username, before={"team": before}, after={"team": team or None})
+    await _audit(request, "team", username, before={"team": before}, after={"team": team or None})
     raise web.HTTPSeeOther("/users")
 
 
@@ -75,7 +78,7 @@ async def reset_password(request: web.Request) -> web.Response:
         await call(backend(request).user_password, username, str(form.get("password", "")))
     except (UserError, ValueError) as exc:
         return await page(request, error=message_of(request, exc), status=400)
-    _audit(request, "reset_password", username)  # never the password itself
+    await _audit(request, "reset_password", username)  # never the password itself
     log.info("user_password_reset", by=user(request)["username"], user=username)
     return await page(request, done=t(request, "The password of {username} was changed; their "
                                                "sessions ended.", username=username))
@@ -95,11 +98,15 @@ async def change_own_password(request: web.Request) -> web.Response:
         return await account(request, status=400,
                              error=t(request, "The two new passwords differ."))
     try:
-        users_mod.change_own_password(backend(request).store, who, str(form.get("old", "")), new,
-                                      keep_token=request.cookies.get(SESSION_COOKIE))
+        store = backend(request).store
+        if await asyncio.to_thread(users_mod.verify, store, who, str(form.get("old", ""))) \
+                is None:
+            raise UserError("the current password is wrong")
+        await users_mod.new_password(store, who, new,
+                                     keep_token=request.cookies.get(SESSION_COOKIE))
     except UserError as exc:
         return await account(request, error=message_of(request, exc), status=400)
-    _audit(request, "change_password", who)
+    await _audit(request, "change_password", who)
     log.info("own_password_changed", user=who)
     return await account(request, done=t(request, "Your password was changed; your other "
                                                   "sessions ended."))

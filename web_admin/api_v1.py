@@ -130,8 +130,9 @@ async def campaign_action(request: web.Request) -> web.Response:
     backend = request.app[BACKEND]
     await call(backend.campaign_action, name, action)
     from controller import audit
-    audit.record(backend.store, who=f"api:{request[INTEGRATION]['name']}", action=action,
-                 obj="campaign", key=name, source=request.remote or "")
+    await backend.store.run(audit.record, who=f"api:{request[INTEGRATION]['name']}",
+                            action=action, obj="campaign", key=name,
+                            source=request.remote or "")
     return web.json_response({"name": name, "action": action})
 
 
@@ -143,8 +144,8 @@ async def push_debts(request: web.Request) -> web.Response:
     creditor = body.get("creditor")
     if creditor is not None and not isinstance(creditor, str):
         raise ValueError("creditor is a string")
-    result = crm.import_debts(request.app[BACKEND].store, name, body["debts"],
-                              creditor=creditor)
+    result = await request.app[BACKEND].store.apart(crm.import_debts, name, body["debts"],
+                                                    creditor=creditor)  # off the loop
     log.info("api_debts", integration=request[INTEGRATION]["name"], imported=result["imported"],
              updated=result["updated"], rejected=len(result["rejected"]))
     return web.json_response(result)
@@ -154,7 +155,8 @@ async def push_payments(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body, dict) or not isinstance(body.get("payments"), list):
         raise ValueError('send {"payments": [...]}')
-    return web.json_response(crm.import_payments(request.app[BACKEND].store, body["payments"]))
+    return web.json_response(await request.app[BACKEND].store.apart(crm.import_payments,
+                                                                     body["payments"]))
 
 
 async def pull_outcomes(request: web.Request) -> web.Response:

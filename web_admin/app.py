@@ -179,7 +179,9 @@ async def auth_middleware(request: web.Request, handler):
         return await handler(request)  # /api/v1 has its own bearer-token check
     store = request.app[BACKEND].store
     token = request.cookies.get(SESSION_COOKIE)
-    who = users.session_user(store, token) if token else None
+    who = users.session_user(store, token, touch=False) if token else None
+    if who is not None and who.pop("touch"):  # written at most once a minute, on the writer
+        store.submit(users.touch_session, token, store.clock.wall())
     if who is None:
         if _wants_json(request):
             return json_error(t(request, "Sign in first."), 401)

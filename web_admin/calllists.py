@@ -169,13 +169,13 @@ async def _run(app: web.Application, up: Upload, mapping: dict, lang: str, store
     try:
         up.summary = await call(app[BACKEND].import_calllist, up.campaign, up.path,
                                 up.filename, mapping, lang, progress)
-        up.state = "done"
+        await store.run(audit.record, who=up.who, action="import", obj="calllist",
+                        key=up.campaign, after={"file": up.filename, "mapping": mapping, **{
+                            k: up.summary.get(k) for k in ("imported", "updated", "rejected",
+                                                           "duplicates", "derived_ids")}},
+                        source=source)
+        up.state = "done"  # once the import and its audit entry are both on disk
         up.done = up.total = max(up.total, up.done)
-        audit.record(store, who=up.who, action="import", obj="calllist", key=up.campaign,
-                     after={"file": up.filename, "mapping": mapping, **{
-                         k: up.summary.get(k) for k in ("imported", "updated", "rejected",
-                                                        "duplicates", "derived_ids")}},
-                     source=source)
         log.info("calllist_imported", user=up.who, campaign=up.campaign,
                  imported=up.summary.get("imported"), rejected=up.summary.get("rejected"))
     except (UserError, ValueError) as exc:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller import debtors
+from controller import audit, debtors
 from firmware.errors import UserError
 from web_admin.render import backend, call, message_of, render, user
 
@@ -68,11 +68,11 @@ async def phone(request: web.Request) -> web.Response:
     who, where = user(request)["username"], request.remote or ""
     try:
         if form.get("phone_id"):
-            debtors.set_phone_status(store, pk, _int(form.get("phone_id")),
-                                     str(form.get("status", "")), by=who, source=where)
+            await store.run(debtors.set_phone_status, pk, _int(form.get("phone_id")),
+                            str(form.get("status", "")), by=who, source=where)
         else:
-            debtors.add_phone(store, pk, str(form.get("number", "")),
-                              str(form.get("kind", "mobile")), by=who, source=where)
+            await store.run(debtors.add_phone, pk, str(form.get("number", "")),
+                            str(form.get("kind", "mobile")), by=who, source=where)
     except (UserError, ValueError) as exc:
         return await card(request, error=message_of(request, exc), status=400)
     raise web.HTTPSeeOther(f"/debtors/{pk}")
@@ -83,18 +83,27 @@ async def flag(request: web.Request) -> web.Response:
     form = await request.post()
     store = backend(request).store
     who = user(request)["username"]
-    from controller import audit
     if form.get("clear"):
-        store.clear_flag(pk, who)
-        audit.record(store, who=who, action="clear", obj="complaint", key=str(pk),
-                     source=request.remote or "")
+        await store.run(_clear_flag, pk, who, request.remote or "")
     else:
         kind = str(form.get("kind", "complaint"))
         text = str(form.get("text", "")).strip() or None
+        await store.run(_flag, pk, kind, text, who, request.remote or "")
+    raise web.HTTPSeeOther(f"/debtors/{pk}")
+
+
+def _clear_flag(store, pk: int, who: str, source: str) -> None:
+    """The flag is cleared and audited in one transaction (on the store's writer)."""
+    with store.tx():
+        store.clear_flag(pk, who)
+        audit.record(store, who=who, action="clear", obj="complaint", key=str(pk), source=source)
+
+
+def _flag(store, pk: int, kind: str, text: str | None, who: str, source: str) -> None:
+    with store.tx():
         store.flag_account(pk, kind, text, who)
         audit.record(store, who=who, action="flag", obj="complaint", key=str(pk),
-                     after={"kind": kind, "text": text}, source=request.remote or "")
-    raise web.HTTPSeeOther(f"/debtors/{pk}")
+                     after={"kind": kind, "text": text}, source=source)
 
 
 def _pk(request: web.Request) -> int:

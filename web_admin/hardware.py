@@ -43,8 +43,9 @@ async def save(request: web.Request) -> web.Response:
     problems = lib.save(name, text)
     if problems:
         return await profile(request, text=text, problems=problems, status=400)
-    audit.record(b.store, who=user(request)["username"], action="edit", obj="profile",
-                 key=name, before=before, after=text, source=request.remote or "")
+    await b.store.run(audit.record, who=user(request)["username"], action="edit",
+                      obj="profile", key=name, before=before, after=text,
+                      source=request.remote or "")
     try:
         done = await call(b.apply_profile, name)
     except (UserError, ValueError) as exc:

@@ -83,8 +83,9 @@ async def start(request: web.Request) -> web.Response:
     job_id = secrets.token_urlsafe(9)
     jobs[job_id] = job
     job.task = asyncio.get_running_loop().create_task(run())
-    audit.record(request.app[BACKEND].store, who=who, action=action, obj="line", key=line,
-                 after={"number": number}, source=request.remote or "")
+    await request.app[BACKEND].store.run(audit.record, who=who, action=action, obj="line",
+                                         key=line, after={"number": number},
+                                         source=request.remote or "")
     log.info("line_test_started", user=who, line=line, action=action)
     return web.json_response({"job": job_id, **job.view()})
 

@@ -47,11 +47,12 @@ async def action(request: web.Request) -> web.Response:
     log.info("line_action", user=who, line=line, action=act)
     if act in ("block", "unblock", "reset"):
         done = out or {}
-        audit.record(backend(request).store, who=who, action=act, obj="line", key=line,
-                     before={"state": done["state"]} if "state" in done else None,
-                     after={"block": {"state": "blocked"}, "unblock": {"state": "idle"},
-                            "reset": {"reset": done.get("reset")}}[act],
-                     source=request.remote or "")
+        await backend(request).store.run(
+            audit.record, who=who, action=act, obj="line", key=line,
+            before={"state": done["state"]} if "state" in done else None,
+            after={"block": {"state": "blocked"}, "unblock": {"state": "idle"},
+                   "reset": {"reset": done.get("reset")}}[act],
+            source=request.remote or "")
     if act == "reset":
         notice = (t(request, "{line}: the module is re-initialising; its state below follows it.",
                     line=line) if (out or {}).get("reset") == "module" else

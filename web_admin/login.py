@@ -50,8 +50,8 @@ async def login_submit(request: web.Request) -> web.Response:
         return await login_form(request, status=401,
                                 error=t(request, "Wrong user name or password."))
     throttle.succeeded(username, request.remote)
-    token, _ = users.open_session(store, who["id"], remote=request.remote,
-                                  agent=request.headers.get("User-Agent"))
+    token, _ = await store.run(users.open_session, who["id"], remote=request.remote,
+                               agent=request.headers.get("User-Agent"))
     log.info("login", user=who["username"], role=who["role"])
     resp = web.HTTPFound(HOME.get(who["role"], "/"))
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
@@ -61,7 +61,8 @@ async def login_submit(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    users.close_session(request.app[BACKEND].store, request.cookies.get(SESSION_COOKIE, ""))
+    await request.app[BACKEND].store.run(users.close_session,
+                                         request.cookies.get(SESSION_COOKIE, ""))
     resp = web.HTTPFound("/login")
     resp.del_cookie(SESSION_COOKIE)
     raise resp

@@ -17,8 +17,13 @@ async def revoke(request: web.Request) -> web.Response:
     form = await request.post()
     store = request.app[BACKEND].store
     sid = str(form.get("session", ""))
+    await store.run(_revoke, sid, request[USER]["username"], request.remote or "")
+    raise web.HTTPSeeOther("/sessions")
+
+
+def _revoke(store, sid: str, who: str, source: str) -> None:
+    """End a session and audit it, in one transaction."""
     username = users.revoke_session(store, sid)
     if username is not None:
-        audit.record(store, who=request[USER]["username"], action="revoke", obj="session",
-                     key=username, before={"session": sid}, source=request.remote or "")
-    raise web.HTTPSeeOther("/sessions")
+        audit.record(store, who=who, action="revoke", obj="session", key=username,
+                     before={"session": sid}, source=source)

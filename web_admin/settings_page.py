@@ -32,11 +32,11 @@ async def save(request: web.Request) -> web.Response:
         return await page(request, error=message_of(request, exc), form=changes, status=400)
     after = done["view"]
     if done["changed"]:
-        audit.record(b.store, who=user(request)["username"], action="change", obj="setting",
-                     key=",".join(done["changed"]),
-                     before={k: before.get(_shown(k)) for k in done["changed"]},
-                     after={k: after.get(_shown(k)) for k in done["changed"]},
-                     source=request.remote or "")
+        await b.store.run(audit.record, who=user(request)["username"], action="change",
+                          obj="setting", key=",".join(done["changed"]),
+                          before={k: before.get(_shown(k)) for k in done["changed"]},
+                          after={k: after.get(_shown(k)) for k in done["changed"]},
+                          source=request.remote or "")
     notes = [t(request, "Saved and applied; nothing needed a restart.") if done["changed"] else
              t(request, "Nothing changed.")]
     if done["changed"] and not done["kept"]:

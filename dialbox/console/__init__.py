@@ -109,9 +109,11 @@ class Console:
         if self._link is not None and self._link.transport is not None:
             self._link.transport.write(data)
 
-    def audit(self, *, action: str, obj: str, key: str = "", before=None, after=None) -> None:
-        audit.record(self.app.store, who=WHO, action=action, obj=obj, key=key, before=before,
-                     after=after, source=self.source)
+    async def audit(self, *, action: str, obj: str, key: str = "", before=None,
+                    after=None) -> None:
+        """One audit entry, committed on the store's writer (never on the event loop)."""
+        await self.app.store.run(audit.record, who=WHO, action=action, obj=obj, key=key,
+                                 before=before, after=after, source=self.source)
 
     # --- the session ------------------------------------------------------------------------
     async def _session(self, link: _Link) -> None:
@@ -190,7 +192,7 @@ class Console:
             self.wrong = 0
             self.logged_in = True
             self._active = clock.now()
-            self.audit(action="login", obj="console")
+            await self.audit(action="login", obj="console")
             log.info("console_login", device=self.device)
             if self.pins.one_time and not await self._replace_one_time_pin():
                 self.logged_in = False
@@ -200,12 +202,13 @@ class Console:
             self.write_raw(self.editor.start(PROMPT))
             return
         self.wrong += 1
-        self.audit(action="login_failed", obj="console", after={"wrong_in_a_row": self.wrong})
+        await self.audit(action="login_failed", obj="console",
+                         after={"wrong_in_a_row": self.wrong})
         if self.wrong >= self.settings.max_wrong_pins:
             self.locked_until = clock.now() + self.settings.lockout_s * clock.scale
             self.wrong = 0
-            self.audit(action="locked", obj="console",
-                       after={"seconds": self.settings.lockout_s})
+            await self.audit(action="locked", obj="console",
+                             after={"seconds": self.settings.lockout_s})
             log.warning("console_locked", device=self.device, seconds=self.settings.lockout_s)
             self.say(f"wrong PIN. The console is locked for {int(self.settings.lockout_s)} s.")
         else:
@@ -232,7 +235,7 @@ class Console:
             except UserError as exc:
                 self.say(f"error: {exc}")
                 continue
-            self.audit(action="pin_set", obj="console")
+            await self.audit(action="pin_set", obj="console")
             self.say("new PIN saved; the one-time PIN no longer works.")
             return True
 

@@ -200,7 +200,7 @@ async def test_call(con, args) -> None:
         raise UserError("usage: test call LINE NUMBER")
     line = _line_name(con, args[:1])
     con.say(f"calling {args[1]} on {line} (Ctrl-C stops waiting)...")
-    con.audit(action="test_call", obj="line", key=line, after={"number": args[1]})
+    await con.audit(action="test_call", obj="line", key=line, after={"number": args[1]})
     result = await con.app.line_action(line, "test_call", number=args[1])
     con.say(f"result      {result['result']}" + (f" (cause {result['cause']}: "
                                                   f"{result['reason']})" if result.get("cause")
@@ -213,7 +213,7 @@ async def test_sms(con, args) -> None:
         raise UserError("usage: test sms LINE NUMBER TEXT")
     line = _line_name(con, args[:1])
     text = " ".join(args[2:])
-    con.audit(action="test_sms", obj="line", key=line, after={"number": args[1]})
+    await con.audit(action="test_sms", obj="line", key=line, after={"number": args[1]})
     from firmware.lineapi import LineError
     try:
         result = await con.app.lines.send_sms(line, args[1], text,
@@ -226,7 +226,8 @@ async def test_sms(con, args) -> None:
 
 async def reset_line(con, args) -> None:
     line = _line_name(con, args)
-    con.audit(action="reset", obj="line", key=line, before={"state": con.app.lines.state(line)})
+    await con.audit(action="reset", obj="line", key=line,
+                    before={"state": con.app.lines.state(line)})
     done = await con.app.line_action(line, "reset", reason="asked at the console")  # as the web
     if done["reset"] == "module":
         con.say(f"{line}: module re-initialising; 'show line {line}' follows it")
@@ -238,8 +239,8 @@ async def block_line(con, args) -> None:
     line = _line_name(con, args)
     before = con.app.lines.state(line)
     await con.app.line_action(line, "block")
-    con.audit(action="block", obj="line", key=line, before={"state": before},
-              after={"state": "blocked"})
+    await con.audit(action="block", obj="line", key=line, before={"state": before},
+                    after={"state": "blocked"})
     con.say(f"{line} blocked")
 
 
@@ -247,7 +248,7 @@ async def unblock_line(con, args) -> None:
     line = _line_name(con, args)
     before = con.app.lines.state(line)
     await con.app.line_action(line, "unblock")
-    con.audit(action="unblock", obj="line", key=line, before={"state": before})
+    await con.audit(action="unblock", obj="line", key=line, before={"state": before})
     con.say(f"{line} unblocked")
 
 
@@ -286,7 +287,7 @@ async def set_ip(con, args) -> None:
         after["dns"] = [opts["dns"]]
     await asyncio.to_thread(config.update, cfg.source, {"network": after})
     cfg.network = after
-    con.audit(action="set_ip", obj="setting", key="network", before=before, after=after)
+    await con.audit(action="set_ip", obj="setting", key="network", before=before, after=after)
     con.say(f"saved to {cfg.source} (the previous version kept as {Path(cfg.source).name}.prev)")
     if after.get("apply"):
         from dialbox import netapply
@@ -308,8 +309,8 @@ async def set_admin_password(con, args) -> None:
     if first != again:
         raise UserError("the two passwords differ; nothing changed")
     hashed = await asyncio.to_thread(users.hash_password, first)
-    users.set_password_hash(con.app.store, "admin", hashed)
-    con.audit(action="password_set", obj="user", key="admin")
+    await con.app.store.run(users.set_password_hash, "admin", hashed)
+    await con.audit(action="password_set", obj="user", key="admin")
     con.say("the admin password is changed; admin's open sessions are closed")
 
 
@@ -329,8 +330,9 @@ async def _all_campaigns(con, args, action: str, status: str) -> None:
         if c["status"] != status:
             continue
         await _maybe(con.app.campaign_action(c["name"], action))
-        con.audit(action=action, obj="campaign", key=c["name"], before={"status": status},
-                  after={"status": "paused" if action == "pause" else "running"})
+        await con.audit(action=action, obj="campaign", key=c["name"],
+                        before={"status": status},
+                        after={"status": "paused" if action == "pause" else "running"})
         done.append(c["name"])
     verb = "paused" if action == "pause" else "resumed"
     con.say(f"{verb}: {', '.join(done)}" if done else f"nothing to {action}")
@@ -341,7 +343,7 @@ async def reboot(con, args) -> None:
     if (answer or "").strip().lower() != "yes":
         con.say("not restarted")
         return
-    con.audit(action="reboot", obj="console")
+    await con.audit(action="reboot", obj="console")
     con.say("restarting...")
     con.app.runtime.request_stop(exit_code=REBOOT_EXIT)
 
