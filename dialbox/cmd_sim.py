@@ -33,6 +33,23 @@ def add_parser(subparsers) -> None:
                    help="seconds an answering debtor talks before hanging up (default 30)")
     m.add_argument("--seed", type=int, help="seed of the simulated debtors")
     m.set_defaults(func=modem)
+    e = sub.add_parser(
+        "e1", help="a simulated E1 network: the telco's side of N ISDN PRI spans",
+        description="Serve simulated E1 spans as the network side (NT). Prints the path of a "
+                    "hardware profile of them (D-channels on SOCK_SEQPACKET sockets, B-channels "
+                    "as DAHDI-style channel files), then serves until stopped. Point "
+                    "`dialbox run --simulate floor --profile PATH` at it.")
+    e.add_argument("--spans", type=int, default=1, help="how many spans (default 1)")
+    e.add_argument("--dir", required=True, help="where the sockets, channel files and the "
+                   "profile are made")
+    e.add_argument("--channels", default="1-15,17-31", help="B-channels of each span")
+    e.add_argument("--fate", default="mixed", choices=FATES,
+                   help="what every dialed debtor does (default mixed)")
+    e.add_argument("--talk", type=float, default=30.0, metavar="S",
+                   help="seconds an answering debtor talks before hanging up (default 30)")
+    e.add_argument("--out", help="write every call the network saw to this JSON file at the stop")
+    e.add_argument("--seed", type=int, default=1, help="seed of the simulated debtors")
+    e.set_defaults(func=e1_network)
 
 
 def population(fate: str, *, talk_s: float, seed: int | None):
@@ -80,4 +97,32 @@ def modem(args: argparse.Namespace) -> int:
             await sim.stop()
 
     asyncio.run(serve())
+    return 0
+
+
+def e1_network(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from firmware.e1.profile import parse_channels
+    from firmware.sim.e1_serve import serve
+    if args.spans < 1 or args.talk <= 0:
+        raise UserError("--spans must be at least 1 and --talk positive")
+    try:
+        parse_channels(args.channels)
+    except ValueError as exc:
+        raise UserError(f"--channels: {exc}") from None
+    pop = population(args.fate, talk_s=args.talk, seed=None)
+    rates = {f.name: getattr(pop, f.name) for f in dataclasses.fields(pop)
+             if f.init and f.name != "seed"}
+    where = Path(args.dir)
+
+    def ready(_spans: str) -> None:
+        print(where / "profile.yaml", flush=True)
+    try:
+        asyncio.run(serve(args.spans, where, Path(args.out) if args.out else None, ready=ready,
+                          channels=args.channels, seed=args.seed, population=rates))
+    except OSError as exc:
+        raise UserError(f"cannot serve the simulated network: {exc.strerror or exc}") from None
     return 0

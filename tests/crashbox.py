@@ -6,7 +6,9 @@ network side lives in a third (firmware.sim.e1_serve), so a call goes on at the 
 the network while the box is dead, as it would on real hardware. Every kill is SIGKILL: of the box
 alone (its recorder worker finishes the files), or of its whole process group, as a power cut
 would. The last run is stopped with SIGTERM. Then :func:`problems` compares the store with what
-the modems and the network saw. ``python -m tests.crashbox --kills 50`` is the full run (the suite runs fewer).
+the modems and the network saw: every dial is one attempt, every debtor's outcome recorded once,
+no lead dialed more often or sooner than its plan allows, every recording playable.
+``python -m tests.crashbox --kills 50`` is the full run (the suite runs fewer).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.segments import DEFAULT_RETRY_S
 from tests.crash_sims import POPULATION
 from tests.runbox import free_port
 
@@ -193,6 +196,9 @@ async def crash_run(tmp: Path, *, kills: int, seed: int = 7, modems: int = 4,
 FATE_OUTCOME = {"answer": {"answered"}, "busy": {"busy"}, "no_answer": {"no_answer"},
                 "unreachable": {"unreachable"}, "rejected": {"rejected"}}
 DEBTOR_OUTCOMES = ("answered", "busy", "no_answer", "rejected")
+# The plan's shortest wait before a lead is dialed again (a line fault aside, which never reached
+# the debtor): the campaign's retry delays, and the 15 minutes after an attempt a kill cut.
+PLAN_RETRY_S = min(min(DEFAULT_RETRY_S.values()), 900)
 
 
 def _kill_between(run: CrashRun, start: float, end: float) -> float | None:
@@ -250,12 +256,19 @@ def _dial_problems(run: CrashRun, attempts: list[dict]) -> list[str]:
     used: set[str] = set()
     max_attempts = max((a["max_attempts"] for a in attempts), default=0)
     dials: dict[str, int] = {}
+    last: dict[str, tuple[float, dict]] = {}  # number -> its last dial that reached the debtor
     for call in sorted(run.calls, key=lambda c: c["at"]):
         if call["fate"] not in REFUSED:
             dials[call["number"]] = dials.get(call["number"], 0) + 1
             if dials[call["number"]] == max_attempts + 1:
                 out.append(f"{call['number']}: dialed more than the plan's {max_attempts} times "
                            "at the modems and the network")
+            before = last.get(call["number"])
+            if before is not None and call["at"] - before[0] < PLAN_RETRY_S and \
+                    before[1]["state"] != "line_fault":
+                out.append(f"{call['number']}: dialed again {call['at'] - before[0]:.1f} s after "
+                           f"its last dial ({before[1]['call_id']}, {before[1]['state']}/"
+                           f"{before[1]['outcome']}); the plan waits at least {PLAN_RETRY_S} s")
         match = next((a for a in by_number.get(call["number"], [])
                       if a["call_id"] not in used and a["created_at"] <= call["at"] + 0.05
                       and (a["ended_at"] is None or call["at"] <= a["ended_at"] + 0.05)), None)
@@ -264,6 +277,8 @@ def _dial_problems(run: CrashRun, attempts: list[dict]) -> list[str]:
                        "no attempt in the store")
             continue
         used.add(match["call_id"])
+        if call["fate"] not in REFUSED:
+            last[call["number"]] = (call["at"], match)
         if call["ended_at"] is None or call["ended_by"] == "box":
             continue  # the box hung up (ring time-out, abandon, its stop): its own outcome
         cut = _kill_between(run, call["at"], call["ended_at"] + RECORD_GRACE_S)

@@ -1,7 +1,7 @@
 """Power cuts that lose nothing: the box killed with SIGKILL at random instants and restarted,
 with its calls going on meanwhile at simulated modems and at a simulated E1 network.
 
-The suite runs 10 kills (about 70 s); ``python -m tests.crashbox --kills 50`` is the issue's full
+The suite runs 10 kills (about 50 s); ``python -m tests.crashbox --kills 50`` is the issue's full
 run, its result in benchmarks/RESULTS.md. See tests/crashbox.py for what is checked and how.
 """
 from __future__ import annotations

@@ -132,3 +132,27 @@ async def box(spans: list[dict], clock: Clock):
             yield span, rec
     finally:
         await plane.stop()
+
+
+async def test_dialbox_sim_e1_serves_spans_through_a_profile_the_box_loads_as_it_is(tmp_path):
+    """``dialbox sim e1`` prints the path of a hardware profile; the box's own loader takes it."""
+    from firmware import profiles
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialbox.cli", "sim", "e1", "--spans", "2", "--channels", "1-2",
+        "--fate", "busy", "--dir", str(tmp_path / "net"), "--out", str(tmp_path / "calls.json"),
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        path = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        profile = profiles.load(path)
+        clock = Clock()
+        spans = spans_from_profile(profile.raw, simulate=False, clock=clock)
+        assert [s.name for s in spans] == ["e1-0", "e1-1"]
+        async with box([dict(profile.raw["spans"][1])], clock) as (span, rec):
+            await span.dial(1, "+79161234567")
+            release = await rec.wait_for(C.EV_HW_RELEASE, timeout=10)
+            assert release.cause == 17
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    [call] = json.loads((tmp_path / "calls.json").read_text(encoding="utf-8"))
+    assert (call["span"], call["timeslot"], call["fate"]) == ("e1-1", 2, "busy")

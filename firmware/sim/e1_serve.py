@@ -5,7 +5,8 @@ D-channel on ``DIR/e1-K.sock`` (SOCK_SEQPACKET, a DAHDI D-channel's semantics; `
 tcp``: 127.0.0.1, a port of its own) and its B-channels as character devices named as DAHDI
 names them, ``DIR/chan/SSS/TTT`` (raw pseudo-terminals: the box opens them as DAHDI channel
 files, A-law both ways). The box's real E1 driver reaches both unchanged: the first line printed
-is JSON, one profile span (name, transport, device or address, audio, channels) per span.
+is JSON, one profile span (name, transport, device or address, audio, channels) per span, and
+``DIR/profile.yaml`` is a hardware profile of them (``dialbox sim e1`` prints its path).
 
 A lost D-channel connection is taken as silence on a line that stays up: the network notices the
 box is gone by its Q.921 timers and holds active calls for T309, until the box, back, resets
@@ -96,26 +97,39 @@ def _call_dict(span: str, r: CallRecord, shift: float, heard: bool) -> dict:
     return d
 
 
-async def serve(args: argparse.Namespace) -> None:
+PROFILE = """# Written by firmware.sim.e1_serve: its spans, for dialbox run --profile.
+name: sim-e1-network
+description: E1 spans whose network side is simulated in another process
+driver: e1
+spans: {spans}
+"""
+
+
+async def serve(spans: int, where: Path, out: Path | None, *, ready=print, heard: bool = False,
+                **options) -> None:
+    """Serve until SIGTERM or SIGINT; ``ready(line)`` gets the spans as JSON once they are up.
+
+    ``where/profile.yaml`` is a hardware profile of the spans for the box; at the stop, ``out``
+    (when given) gets every call the spans saw."""
     clock = Clock()
-    where = Path(args.dir)
     where.mkdir(parents=True, exist_ok=True)
-    population = json.loads(args.population) if args.population else None
-    nets, spans = await start_spans(args.spans, where, transport=args.transport,
-                                    channels=args.channels, population=population,
-                                    seed=args.seed, clock=clock)
-    print(json.dumps(spans), flush=True)
+    nets, made = await start_spans(spans, where, clock=clock, **options)
+    (where / "profile.yaml").write_text(PROFILE.format(spans=json.dumps(made)), encoding="utf-8")
+    ready(json.dumps(made))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    calls = call_dicts(nets, clock, heard=args.heard)
-    for net in nets:
-        await net.close()
-    tmp = Path(args.out + ".tmp")
-    tmp.write_text(json.dumps(calls), encoding="utf-8")
-    tmp.replace(args.out)
+    try:
+        await stop.wait()
+    finally:
+        calls = call_dicts(nets, clock, heard=heard)
+        for net in nets:
+            await net.close()
+    if out is not None:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(calls), encoding="utf-8")
+        tmp.replace(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         parse_slots(args.channels)
     except ValueError as exc:
         p.error(f"--channels: {exc}")
-    asyncio.run(serve(args))
+    ready = lambda line: print(line, flush=True)  # noqa: E731
+    asyncio.run(serve(args.spans, Path(args.dir), Path(args.out), ready=ready, heard=args.heard,
+                      transport=args.transport, channels=args.channels, seed=args.seed,
+                      population=json.loads(args.population) if args.population else None))
     return 0
 
 
