@@ -79,3 +79,34 @@ def test_without_the_restart_the_first_call_on_a_held_channel_is_lost():
         lambda c: _restart_with_calls_up(c, restart=False), wall0=1_764_000_000.0)
     assert held == 2 and restarts == [7]
     assert ("hw_answer", 0) not in got and got[-1][0] == "hw_released", got
+
+
+async def _box_gone_for_good(clock):
+    sim = NetworkSide(Population(**TALKING), clock=clock, name="switch")
+    sim.keeps_line = True  # the card or relay keeps the E1 up: a dead box is silence on layer 2
+    sim.t309_s = 90.0
+    box = _box_span(sim, clock)
+    ev = Events()
+    await box.start(ev)
+    await _in_service(box, ev)
+    await box.dial(0, "84950000000")
+    await until(lambda: sim.records and sim.records[0].connected, 30)
+    await box.stop()  # killed: nothing said on the wire
+    gone = clock.now()
+    await asyncio.sleep(9)
+    talking = sim.active_calls(), sim.link.is_up
+    await until(lambda: not sim.link.is_up, 30)
+    link_down = clock.now() - gone
+    await until(lambda: sim.active_calls() == 0, 200)
+    cleared = clock.now() - gone
+    await sim.close()
+    return talking, link_down, cleared, sim.records[0]
+
+
+def test_a_box_that_never_comes_back_is_found_gone_by_the_network_s_own_timers():
+    """The network of e1_serve: the call goes on; Q.921 finds the box gone (T203, then T200 x
+    N200: 13 s) and Q.931 holds the active call for T309 before clearing it."""
+    talking, link_down, cleared, rec = run_virtual(_box_gone_for_good, wall0=1_764_000_000.0)
+    assert talking == (1, True)
+    assert 12.5 <= link_down <= 14.0, link_down
+    assert abs(cleared - link_down - 90) < 0.5 and rec.cleared_by == "link", (cleared, rec)

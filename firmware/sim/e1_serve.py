@@ -52,6 +52,7 @@ async def start_spans(spans: int, where: Path, *, transport: str = "seqpacket",
         net = NetworkSide(pop, clock=clock, timers=timers, name=f"sim-{name}", seed=seed + i,
                           audio=True)
         net.keeps_line = True
+        net.t309_s = 90.0  # ETSI EN 300 403's T309, as a telco's switch holds active calls
         nets.append(net)
         span = {"name": name, "transport": transport, "channels": channels}
         if transport == "tcp":
