@@ -152,12 +152,14 @@ async def soak(minutes: float, operators: int, leads: int, warmup_min: float,
 
 
 def _census() -> dict[str, int]:
-    """Live objects the garbage collector tracks, by type."""
+    """Live objects the garbage collector tracks, by type, and the loop's tasks by coroutine."""
     import collections
     import gc
     gc.collect()
-    return dict(collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}"
-                                    for o in gc.get_objects()))
+    found = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}"
+                                for o in gc.get_objects())
+    found.update(f"task {t.get_coro().__qualname__}" for t in asyncio.all_tasks())
+    return dict(found)
 
 
 def _growth(before, after, top: int = 15) -> list[str]:

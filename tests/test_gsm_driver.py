@@ -194,3 +194,37 @@ async def test_a_call_over_the_profiles_max_length_is_ended_by_the_box():
         await rec.wait_for(C.EV_HW_RELEASED, timeout=5)
         assert sim.records[-1].ended_by == "box"
         assert 4.0 <= sim.records[-1].talk_s < 60
+
+
+def test_a_call_that_ends_leaves_no_max_length_timer_behind():
+    """Each answered call armed a max-length timer that slept on after the call for the whole
+    ``max_call_s`` (30 minutes by the profiles): a task per call of the last half hour, seen
+    growing in the soak. The call's end drops it; the next call gets its own, which still works."""
+    def timers() -> int:
+        return sum(1 for t in asyncio.all_tasks() if t.get_coro().__qualname__.endswith(
+            "_limit_call"))
+
+    async def main(clock):
+        async with modem_and_driver("sim800", "answer", health_interval_s=5, clock=clock) as (
+                sim, drv, rec):
+            sim.population = population("answer", talk_mean_s=20, talk_sd_s=0)
+            drv.profile.limits["max_call_s"] = 1800
+            await rec.wait_for(C.EV_HW_IN_SERVICE)
+            for i in range(3):
+                n = len(rec.reports)
+                await drv.dial(0, f"+7912345678{i}")
+                await rec.wait_for(C.EV_HW_ANSWER, after=n, timeout=30)
+                assert timers() == 1
+                await rec.wait_for(C.EV_HW_RELEASED, after=n, timeout=60)
+                assert timers() == 0  # the debtor hung up: the timer went with the call
+            sim.population = population("answer", talk_mean_s=5000, talk_sd_s=0)
+            drv.profile.limits["max_call_s"] = 30
+            n = len(rec.reports)
+            await drv.dial(0, "+79123456799")
+            await rec.wait_for(C.EV_HW_ANSWER, after=n, timeout=30)
+            t0 = clock.now()
+            await rec.wait_for(C.EV_HW_RELEASED, after=n, timeout=120)
+            assert 29 <= clock.now() - t0 < 40 and sim.records[-1].ended_by == "box"
+            assert timers() == 0
+
+    run_virtual(main, wall0=1_764_000_000.0)

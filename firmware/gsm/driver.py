@@ -95,6 +95,7 @@ class GsmModule:
         self._outbound = False  # the call up is ours (a waiting caller is not offered over it)
         self._dial_task: asyncio.Task | None = None
         self._call_seq = 0  # which call a max-length timer belongs to
+        self._limit_task: asyncio.Task | None = None  # the answered call's max-length timer
         self._tasks: set[asyncio.Task] = set()
         self._failures = 0
         self.parked = False  # out of service after max_failures: waits for a reset
@@ -363,7 +364,7 @@ class GsmModule:
         self._emit(C.EV_HW_ANSWER)
         max_s = self.profile.limits.get("max_call_s")
         if max_s:
-            self._spawn(self._limit_call(float(max_s), self._call_seq))
+            self._limit_task = self._spawn(self._limit_call(float(max_s), self._call_seq))
         if self._carries_audio() and self._voice_seq != self._call_seq:  # once a call
             self._voice_seq = self._call_seq
             self._spawn(self._voice_up(self._call_seq))
@@ -404,6 +405,15 @@ class GsmModule:
         except (ATError, ATTimeout, LinkLost) as exc:
             self.call_log.warning("gsm_voice_command_failed", command=command, error=str(exc))
             return False
+
+    def _call_down(self) -> None:
+        """The call is over: its audio stops and its max-length timer goes (a timer left
+        sleeping for ``max_call_s`` after every call was a task per call of the last half hour)."""
+        self._call_up = False
+        self._voice_down()
+        limit, self._limit_task = self._limit_task, None
+        if limit is not None:
+            limit.cancel()
 
     def _voice_down(self) -> None:
         """The call is over: stop carrying its audio (SIM7600: take PCM off the port)."""
@@ -463,6 +473,7 @@ class GsmModule:
 
     async def _limit_call(self, max_s: float, seq: int) -> None:
         await self.clock.sleep(max_s)
+        self._limit_task = None  # the hang-up below ends the call: not to be cancelled by it
         if self._call_up and self._answered and seq == self._call_seq:
             self.call_log.warning("call_over_max_length", max_call_s=max_s)
             await self.hangup(0)
@@ -798,8 +809,7 @@ class GsmModule:
     async def _call_ended(self, cause: int | None) -> None:
         if not self._call_up:
             return
-        self._call_up = False
-        self._voice_down()
+        self._call_down()
         if cause is None and self.dialect.ceer and self._engine and not self._engine.lost:
             try:
                 r = await self._engine.command("AT+CEER", timeout=3)
@@ -860,8 +870,7 @@ class GsmModule:
 
     def _released(self, cause: int) -> None:
         was_up = self._call_up
-        self._call_up = False
-        self._voice_down()
+        self._call_down()
         self._answered = False
         self._offered = self._outbound = False
         if cause and was_up:
@@ -964,8 +973,7 @@ class GsmModule:
             return
         self._port_lost = True
         if self._call_up:
-            self._call_up = False
-            self._voice_down()
+            self._call_down()
             self._emit(C.EV_HW_RELEASE, 27, reason=Msg("port lost"), info=_FAULT)
         self._flag_trouble(Msg("serial port lost: {error}", error=str(exc)) if exc
                            else Msg("serial port lost"))
