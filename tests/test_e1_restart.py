@@ -30,8 +30,9 @@ async def _in_service(span: E1Span, ev: Events) -> None:
     await until(lambda: ev.count(codes.EV_HW_IN_SERVICE) >= 30, 60)
 
 
-async def _restart_with_calls_up(clock, *, restart: bool):
+async def _restart_with_calls_up(clock, *, restart: bool, refuse_all: bool = False):
     sim = NetworkSide(Population(**TALKING), clock=clock, name="switch")
+    sim.refuse_restart_all = refuse_all
     sim.t309_s = 90.0  # ETSI's T309: the switch holds active calls 90 s over a D-channel loss
     before = _box_span(sim, clock)
     ev = Events()
@@ -70,6 +71,19 @@ def test_after_a_restart_the_span_restarts_all_interfaces_and_the_old_calls_are_
     old = [r for r in records if r.number in ("84950000000", "84950000001")]
     assert all(r.cleared_by == "restart" for r in old), old
     assert ("hw_answer", 0) in got, got  # the channel works at once
+
+
+def test_a_switch_that_refuses_to_restart_all_interfaces_has_each_channel_restarted():
+    """Class 7 refused (STATUS, cause 100): the span RESTARTs its channels one by one (class 0),
+    as chan_dahdi does, so the calls the dead box left are cleared there too."""
+    held, got, restarts, records = run_virtual(
+        lambda c: _restart_with_calls_up(c, restart=True, refuse_all=True),
+        wall0=1_764_000_000.0)
+    assert held == 2
+    assert restarts == ([7] + [0] * 30) * 2  # at each start: all refused, then each channel
+    old = [r for r in records if r.number in ("84950000000", "84950000001")]
+    assert all(r.cleared_by == "restart" for r in old), old
+    assert ("hw_answer", 0) in got, got
 
 
 def test_without_the_restart_the_first_call_on_a_held_channel_is_lost():

@@ -130,6 +130,7 @@ class E1Span:
                       "restarts": 0, "link_losses": 0, "bad_messages": 0, "restarts_sent": 0}
         self._restarting: asyncio.TimerHandle | None = None  # our RESTART awaits its ACK
         self._restart_tries = 0
+        self._to_restart: set[int] | None = None  # channels restarted one by one, not yet ACKed
 
     # -- Driver -------------------------------------------------------------------------------
     def channel_names(self) -> list[str]:
@@ -346,7 +347,7 @@ class E1Span:
         """The D-channel is up, after a start of the box or a loss in which our calls were
         dropped: RESTART all interfaces (Q.931 5.5, class 7) so the network clears whatever it
         still holds, and use the channels once it acknowledges."""
-        self._restart_tries = 0
+        self._restart_tries, self._to_restart = 0, None
         self._send_restart()
 
     def _send_restart(self) -> None:
@@ -359,8 +360,23 @@ class E1Span:
         self._restarting = asyncio.get_running_loop().call_later(
             self.clock.real(self.config.t316), self._t316)
 
+    def _restart_channels(self) -> None:
+        """The network refused to restart all interfaces: RESTART each channel (class 0), as
+        chan_dahdi resets channels one by one; each is used once its own ACK comes (T316)."""
+        self._to_restart = {ts for ts in self.config.timeslots if ts not in self.blocked}
+        for ts in sorted(self._to_restart):
+            self.stats["restarts_sent"] += 1
+            self._send(Message(MT.RESTART, 0, False, [RestartIndicator(0), ChannelId(ts)]))
+        self._restarting = asyncio.get_running_loop().call_later(
+            self.clock.real(self.config.t316), self._t316)
+
     def _t316(self) -> None:
         self._restarting = None
+        if self._to_restart is not None:
+            log.warning("e1.channel_restart_unacknowledged", span=self.name,
+                        timeslots=sorted(self._to_restart))
+            self._restarted()
+            return
         if self._restart_tries < 2:
             self._send_restart()
             return
@@ -371,10 +387,11 @@ class E1Span:
         if self._restarting is not None:
             self._restarting.cancel()
             self._restarting = None
+        left, self._to_restart = self._to_restart, None
         if not self.link.is_up:
             return
         for i, ts in enumerate(self.config.timeslots):
-            if ts not in self.blocked:
+            if ts not in self.blocked and (left is None or ts in left):
                 self._emit(i, codes.EV_HW_IN_SERVICE)
 
     def _link_down(self, reason: str) -> None:
@@ -382,6 +399,7 @@ class E1Span:
         if self._restarting is not None:
             self._restarting.cancel()
             self._restarting = None
+        self._to_restart = None
         for call in list(self.calls.values()):
             self._drop(call, CAUSE_LINK_LOST, f"D-channel lost: {reason}")
         for i, ts in enumerate(self.config.timeslots):
@@ -538,15 +556,26 @@ class E1Span:
                 if ts in self.by_slot:
                     self._drop(self.by_slot[ts], CAUSE_LINK_LOST, "RESTART from the network")
             self._send(Message(MT.RESTART_ACKNOWLEDGE, 0, True, msg.ies))
+        elif msg.type is MT.RESTART_ACKNOWLEDGE and self._to_restart is not None:
+            for chan in msg.all(ChannelId):  # one channel restarted: it is ours to use
+                if chan.channel in self._to_restart:
+                    self._to_restart.discard(chan.channel)
+                    self._emit(self._index(chan.channel), codes.EV_HW_IN_SERVICE)
+            if not self._to_restart:
+                log.info("e1.channels_restarted", span=self.name)
+                self._restarted()
         elif msg.type is MT.RESTART_ACKNOWLEDGE:
             log.info("e1.restart_acknowledged", span=self.name)
             if self._restarting is not None:
                 self._restarted()
         elif msg.type is MT.STATUS and self._restarting is not None:
             cause = msg.get(Cause)  # the network cannot do our RESTART (e.g. 96, 100)
-            log.warning("e1.restart_refused", span=self.name,
-                        cause=cause.value if cause else None)
-            self._restarted()
+            log.warning("e1.restart_refused", span=self.name, cause=cause.value if cause else None,
+                        each_channel=self._to_restart is not None)
+            if self._to_restart is None:
+                self._restart_channels()  # perhaps it restarts channels one at a time
+            else:
+                self._restarted()  # neither kind: its channels are usable all the same
 
     # Each handler gets a call known to be ours or theirs and the message already checked.
     def _rx_setup(self, call: Call, msg: Message) -> None:

@@ -88,6 +88,7 @@ class NetworkSide:
         self.restarts_received: list[int] = []  # restart classes of the box's RESTARTs
         self.t309_s = 6.0  # active calls outlive a D-channel loss this long (libpri's T309)
         self.congested = False
+        self.refuse_restart_all = False  # a switch that restarts only indicated channels
         self._calls: dict[tuple[int, bool], _NtCall] = {}
         self._slots: dict[int, _NtCall] = {}
         self._crefs = itertools.cycle(range(1, 0x8000))
@@ -341,6 +342,10 @@ class NetworkSide:
                 # network still holds there is cleared, then acknowledged.
                 ind = msg.get(RestartIndicator)
                 self.restarts_received.append(ind.restart_class if ind else -1)
+                if self.refuse_restart_all and ind is not None and ind.restart_class == 7:
+                    self.link.send_message(Message(MT.STATUS, 0, True, [Cause(100, 2),
+                                                                        CallState(0)]).encode())
+                    return
                 chans = [c.channel for c in msg.all(ChannelId) if c.channel is not None]
                 slots = chans if ind is not None and ind.restart_class == 0 else \
                     list(self._slots)
