@@ -103,4 +103,4 @@ def _add_list_figures(store: Store, campaign_id: int, by: str, out: list[dict], 
 
 
 def _rate(n: int | None, d: int | None) -> float | None:
-    return round(n / d, 4) if d else None
+    return round((n or 0) / d, 4) if d else None  # SUM over calls still going on is NULL

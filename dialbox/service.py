@@ -213,10 +213,10 @@ def _report_started(app: Appliance, report: BootReport) -> None:
         kinds[ln.kind] = kinds.get(ln.kind, 0) + 1
     report.add(N_("lines"), bool(lines), ", ".join(
         f"{n} {k.upper()}" for k, n in sorted(kinds.items())) or N_("no lines"))
-    for c in app.campaigns():
-        if c["status"] == "running":
-            mode = c["mode"]
-            report.add(Msg("campaign {name}", name=c["name"]), True,
+    for c in app.store.campaign_configs():
+        if c.status == "running":
+            mode = c.mode
+            report.add(Msg("campaign {name}", name=c.name), True,
                        Msg("dialing ({mode})", mode=Msg(MODES[mode]) if mode in MODES else mode))
 
 

@@ -66,16 +66,17 @@ def loop_write_guard(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _loop_writes_surveyed(request):
-    """DIALBOX_LOOP_WRITE_GUARD=FILE: every test that runs a box fails on a write on the loop
-    and appends what wrote to FILE (a survey of the writes left on the loop)."""
-    out = os.environ.get("DIALBOX_LOOP_WRITE_GUARD")
-    if not out:
-        yield
-        return
+def _no_loop_writes(request):
+    """Every test that runs a box fails when the box wrote to SQLite on its event loop (each
+    commit an fsync, each lock wait up to 5 s: the loop drives every protocol timer).
+    DIALBOX_LOOP_WRITE_GUARD=FILE also appends what wrote to FILE (a survey)."""
     guard = request.getfixturevalue("loop_write_guard")
     yield
-    if guard.writes:
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(f"== {request.node.nodeid}\n{guard.report()}\n")
-        pytest.fail(f"{len(guard.writes)} SQLite writes on the event loop:\n{guard.report()}")
+    found = guard.box_writes
+    if found:
+        out = os.environ.get("DIALBOX_LOOP_WRITE_GUARD")
+        if out:
+            with open(out, "a", encoding="utf-8") as f:
+                f.write(f"== {request.node.nodeid}\n{guard.report(found)}\n")
+        pytest.fail(f"{len(found)} SQLite writes on the event loop of a running box:\n"
+                    f"{guard.report(found)}")

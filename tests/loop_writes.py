@@ -39,10 +39,19 @@ def is_write(sql: str) -> bool:
 @dataclass
 class LoopWrite:
     sql: str
-    where: list[str]  # the box's frames that led to it, innermost last
+    where: list[str]  # the frames of this repository that led to it, innermost last
+
+    @property
+    def by_the_test(self) -> bool:
+        """The test itself called the store layer (its set-up, or a check): not the box."""
+        tests = [i for i, f in enumerate(self.where) if f.startswith("tests/")]
+        if not tests:
+            return False
+        inner = self.where[tests[-1] + 1:]  # what the test's innermost frame called
+        return not inner or inner[0].startswith("controller/")
 
     def __str__(self) -> str:
-        return f"{' '.join(self.sql.split())[:120]}\n      " + "\n      ".join(self.where)
+        return f"{' '.join(self.sql.split())[:120]}\n      " + "\n      ".join(self.where[-8:])
 
 
 @dataclass
@@ -65,8 +74,13 @@ class LoopWriteGuard:
         finally:
             self._paused -= 1
 
-    def report(self) -> str:
-        return "\n".join(f"  {w}" for w in self.writes)
+    @property
+    def box_writes(self) -> list[LoopWrite]:
+        """The writes the box made (not the test's own calls into the store layer)."""
+        return [w for w in self.writes if not w.by_the_test]
+
+    def report(self, writes: list[LoopWrite] | None = None) -> str:
+        return "\n".join(f"  {w}" for w in (self.writes if writes is None else writes))
 
     def _trace(self, sql: str) -> None:
         if not self.armed or self._paused or not is_write(sql):
@@ -77,7 +91,7 @@ class LoopWriteGuard:
                   for f in traceback.extract_stack()[:-1]
                   if Path(f.filename).is_absolute() and Path(f.filename).is_relative_to(ROOT)
                   and ".venv" not in f.filename and not f.filename.endswith("loop_writes.py")]
-        self.writes.append(LoopWrite(sql, frames[-12:]))
+        self.writes.append(LoopWrite(sql, frames))
 
 
 def install(monkeypatch, guard: LoopWriteGuard) -> None:

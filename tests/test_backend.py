@@ -55,7 +55,7 @@ async def test_person_at_the_desk_takes_a_call_and_records_a_promise(app):
                                 (call["call_id"],)).fetchone()[0]
     assert note == "после зарплаты" and card["history"] is not None
     assert app.desk("olga")["operator"]["state"] in ("free", "reserved", "talking")
-    kpi = app.kpi(None, "operator")
+    kpi = await app.kpi(None, "operator")
     assert any(r["key"] == "desk-olga" and r["attempts"] >= 1 for r in kpi)
 
 
@@ -74,10 +74,10 @@ async def test_technician_and_supervisor_views(app):
     await app.line_action("gsm0", "unblock")
     with pytest.raises(UserError):
         await app.line_action("nope", "block")
-    camps = app.campaigns()
+    camps = await app.campaigns()
     assert camps[0]["status"] == "running"
     await app.campaign_action(camps[0]["name"], "pause")
-    assert app.campaigns()[0]["status"] == "paused"
+    assert (await app.campaigns())[0]["status"] == "paused"
     await app.dnc_add("+79161234567", "asked not to be called", "anna")
     assert app.dnc_list()[0]["e164"] == "+79161234567"
     with pytest.raises(UserError):
@@ -124,7 +124,7 @@ async def test_a_list_is_previewed_then_imported_off_the_loop_with_progress_and_
     f = tmp_path / "list.csv"
     f.write_text("ФИО;Мобила;Сумма\nИванов Иван;8 912 345-67-89;15 000,50\n"
                  "Петров;12;10\n", encoding="utf-8")
-    camp = app.campaigns()[0]["name"]
+    camp = (await app.campaigns())[0]["name"]
     preview = app.calllist_preview(camp, f, "Банк.csv")
     assert preview["columns"] == ["ФИО", "Мобила", "Сумма"] and len(preview["rows"]) == 2
     assert preview["mapping"] == {"ФИО": "debtor_name", "Мобила": "custom",
@@ -163,7 +163,7 @@ async def test_refusals_and_sms_senders_through_the_backend(app):
                                               phone="+79161234567")):
         with pytest.raises(UserError):
             await bad()
-    name = app.campaigns()[0]["name"]
+    name = (await app.campaigns())[0]["name"]
     with pytest.raises(UserError, match="add {creditor}"):
         await app.sms_settings_save(name, "anna", {"template": {
             "rule": "not_reached", "text": "Звоните {contact_phone}"}})
@@ -174,7 +174,7 @@ async def test_refusals_and_sms_senders_through_the_backend(app):
 
 
 async def test_sms_preview_renders_a_real_debtors_message_in_russian(app):
-    camp = app.campaigns()[0]["name"]
+    camp = (await app.campaigns())[0]["name"]
     over = app.sms_overview(camp)
     assert set(over["templates"]) == set(over["rules"]) and over["segments"]
     text = "{name}, долг {amount} {currency} до {date}. {creditor}, тел. {contact_phone}"
@@ -189,7 +189,7 @@ async def test_sms_preview_renders_a_real_debtors_message_in_russian(app):
 
 
 async def test_a_segments_script_reaches_the_card_and_the_change_is_audited(app):
-    camp = app.campaigns()[0]["name"]
+    camp = (await app.campaigns())[0]["name"]
     segs = app.campaign_segments(camp)
     segs[0]["script"] = "Здравствуйте! Звоним по поводу платежа."
     after = await app.campaign_set_segments(camp, segs, "anna")
@@ -225,7 +225,7 @@ async def test_a_debtor_calling_back_in_national_format_pops_his_card(app):
 async def test_reset_re_initialises_a_gsm_module_and_restarts_an_e1_channel(app):
     from structlog.testing import capture_logs
     await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
-    await app.campaign_action(app.campaigns()[0]["name"], "pause")  # nothing dials meanwhile
+    await app.campaign_action((await app.campaigns())[0]["name"], "pause")  # nothing dials meanwhile
     sim = app.sims[1]
     inits = sim.commands.count("ATE0")
     done = await app.line_action("gsm1", "reset")
@@ -315,7 +315,7 @@ async def test_the_lines_page_says_in_russian_why_a_line_is_out_of_service(app, 
     from web_admin.app import make_app
     from web_admin.render import SESSION_COOKIE
     await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
-    await app.campaign_action(app.campaigns()[0]["name"], "pause")  # nothing dials meanwhile
+    await app.campaign_action((await app.campaigns())[0]["name"], "pause")  # nothing dials meanwhile
     app.sims[0].inject("sim_removed")
     await app.line_action("gsm0", "reset")  # re-initialised: AT+CPIN? answers +CME ERROR: 10
     span = app.e1_spans[0]
@@ -349,7 +349,7 @@ async def _technician_with_busy_gsm0(app, aiohttp_client):
     from web_admin.app import make_app
     from web_admin.render import SESSION_COOKIE
     await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
-    await app.campaign_action(app.campaigns()[0]["name"], "pause")  # nothing dials meanwhile
+    await app.campaign_action((await app.campaigns())[0]["name"], "pause")  # nothing dials meanwhile
     await _wait(lambda: next(ln for ln in app.lines_detail() if ln["name"] == "gsm0")["state"]
                 == "idle")
     app.sims[0].population = population("busy")

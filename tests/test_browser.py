@@ -445,7 +445,7 @@ async def box(tmp_path):
 
 async def test_a_campaign_made_and_loaded_in_the_browser_is_dialed(browser, box, tmp_path):
     base, a = box
-    assert a.campaigns() == []  # nothing dials on a box nobody set up
+    assert await a.campaigns() == []  # nothing dials on a box nobody set up
     ctx = await browser.new_context(locale="ru-RU")
     page = await ctx.new_page()
     errors: list[str] = []

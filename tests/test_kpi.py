@@ -190,6 +190,15 @@ def test_kpi_per_line_operator_segment_and_day(store, history):
         kpi.funnel(store, history, by="weather")
 
 
+def test_an_operator_whose_only_call_is_going_on_has_a_kpi_row(store, history):
+    # A call in progress has no outcome yet: its group's sums are NULL, not a crash (/kpi 500).
+    store.begin_attempt(history, lead_of(store, "A9"), "gsm0", "call-A9", "pos3",
+                        now=DAY2 + 400)
+    ops = {r["key"]: r for r in kpi.funnel(store, history, by="operator", now=DAY2 + 500)}
+    assert (ops["pos3"]["attempts"], ops["pos3"]["contact_rate"], ops["pos3"]["asr"]) == \
+        (1, 0.0, 0.0)
+
+
 def test_abandon_rate_for_pacing_over_30_days_or_a_window(store, history):
     assert store.abandon_rate(history, now=DAY2 + 86400) == pytest.approx(1 / 6)
     assert store.abandon_rate(history, now=DAY1 + 31 * 86400) == 0.0  # DAY1 left the window

@@ -146,3 +146,46 @@ async def test_the_web_admins_changes_and_a_received_sms_are_written_off_the_eve
         await app.stop()
     assert not loop_write_guard.writes, \
         f"SQLite writes on the event loop:\n{loop_write_guard.report()}"
+
+
+@pytest.mark.slow
+async def test_the_reports_and_kpi_pages_scan_the_calls_off_the_event_loop(tmp_path):
+    # A report reads months of calls; on the loop's connection that scan would stall the loop.
+    import threading
+    import traceback
+    app = Appliance(Settings(simulate=True, operators=3, data=tmp_path / "d", time_scale=25.0,
+                             seed=4, compliance="none"))
+    await app.start()
+    runner = web.AppRunner(make_app(app), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+    scans: list[str] = []
+    loop_thread = threading.get_ident()
+    try:
+        await until(lambda: app.store.db.execute(
+            "SELECT COUNT(*) FROM attempts WHERE state='done'").fetchone()[0] >= 3, timeout=60)
+        await app.store.flush()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as boss:
+            await _signed_in(boss, base, "admin", app.initial_password)
+
+            def seen(sql: str) -> None:  # a page's own scan of the calls, on the loop
+                if threading.get_ident() == loop_thread and \
+                        re.search(r"\bFROM\s+attempts\b", sql, re.I) and \
+                        any("/web_admin/" in f.filename for f in traceback.extract_stack()):
+                    scans.append(sql)
+            app.store.db.set_trace_callback(seen)
+            pages = []
+            for report in ("funnel", "heatmap", "lines", "abandons", "operators"):
+                async with boss.get(base + f"reports?report={report}") as r:
+                    assert r.status == 200
+                    pages.append(await r.text())
+            async with boss.get(base + "kpi?by=operator") as r:
+                assert r.status == 200
+            app.store.db.set_trace_callback(None)
+        assert scans == [], scans
+        assert "Демо-кампания" in pages[0] and "gsm" in pages[2]  # the rows are there
+    finally:
+        await runner.cleanup()
+        await app.stop()

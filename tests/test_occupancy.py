@@ -54,14 +54,14 @@ async def _a_shift_then_a_restart(clock, data):
             app.operators.take_break(op, "end of shift")
         while any(op.state != "break" for op in app.operators.ops):
             await clock.sleep(1)
-        before = app.kpi(None, "operator")
+        before = await app.kpi(None, "operator")
     finally:
         await app.stop()
     # The box comes back; nobody has pressed Ready yet.
     again = Appliance(Settings(**dict(settings, operators=0)), clock=clock)
     await again.start()
     try:
-        after = again.kpi(None, "operator")
+        after = await again.kpi(None, "operator")
         floor = occupancy.seconds_by_state(again.store, again.operators)
     finally:
         await again.stop()

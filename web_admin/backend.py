@@ -42,7 +42,9 @@ class Backend(Protocol):
     """What the web admin needs from the appliance."""
 
     store: Any
-    """Has `.db` (sqlite3 connection) for `controller.users`: users and sessions."""
+    """A `controller.store.Store`: pages read on `.db`; every write goes through `.run` (the
+    store's writer thread, never the event loop), long scans through `.read`, imports through
+    `.apart`."""
 
     # --- everyone ------------------------------------------------------------------------------
     def health(self) -> dict:
