@@ -18,13 +18,21 @@ MAX_RESULTS = 50
 _DIGITS = re.compile(r"\d")
 
 
-def search(store, query: str, *, limit: int = MAX_RESULTS) -> list[dict]:
-    """Accounts matching ``query``, best first: [{pk, account_id, debtor_name, campaign, ...}]."""
+def index_pending(store) -> None:
+    """Accounts and phones written by any path since the last batch become findable."""
+    with store.tx():
+        index_new_rows(store.db)
+
+
+def search(store, query: str, *, limit: int = MAX_RESULTS, fresh: bool = True) -> list[dict]:
+    """Accounts matching ``query``, best first: [{pk, account_id, debtor_name, campaign, ...}].
+    ``fresh=False``: the caller ran :func:`index_pending` already (a running box does it on
+    the store's writer, then searches on its reader): this only reads."""
     q = " ".join(query.split())
     if len(q) < 2:
         return []
-    with store.tx():  # rows written by any path since the last batch become findable
-        index_new_rows(store.db)
+    if fresh:
+        index_pending(store)
     pks: list[int] = []
     digits = "".join(_DIGITS.findall(q))
     looks_like_phone = digits and len(digits) >= 3 and re.fullmatch(r"[\d\s()+\-.]+", q)

@@ -100,6 +100,8 @@ async def test_the_web_admins_changes_and_a_received_sms_are_written_off_the_eve
                 await asyncio.sleep(0.05)
             else:
                 pytest.fail("the import did not finish")
+            async with boss.get(base + "debtors", params={"q": "Иванов Иван"}) as r:
+                assert r.status == 200 and "+79123456789" in await r.text()  # just imported
             # People: a team for olga, a new supervisor.
             async with boss.post(base + "users/team", data={"csrf": csrf, "username": "olga",
                                                             "team": "Утро"}) as r:

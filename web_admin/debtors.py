@@ -11,7 +11,10 @@ from web_admin.render import backend, call, message_of, render, user
 async def page(request: web.Request) -> web.Response:
     q = request.query.get("q", "").strip()
     store = backend(request).store
-    results = debtors.search(store, q) if q else []
+    results = []
+    if q:  # the new rows indexed on the store's writer, the search on its reader
+        await store.run(debtors.index_pending)
+        results = await store.read(debtors.search, q, fresh=False)
     return render("debtors.html", request, {"q": q, "results": results, "searched": bool(q)})
 
 
