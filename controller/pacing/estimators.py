@@ -148,6 +148,7 @@ class AbandonWindow:
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._buckets: deque = deque()  # [minute, live, abandoned]
+        self._peaks: deque = deque()  # [minute, abandoned]: decreasing, for the busiest minute
         self.live = 0
         self.abandoned = 0
 
@@ -161,6 +162,12 @@ class AbandonWindow:
             self._buckets.append([minute, live, abandoned])
         self.live += live
         self.abandoned += abandoned
+        if abandoned:
+            count = self._buckets[-1][2]
+            peaks = self._peaks
+            while peaks and peaks[-1][1] <= count:
+                peaks.pop()
+            peaks.append([self._buckets[-1][0], count])
 
     def counts(self, now_s: float) -> tuple:
         """(live answers, abandons) inside the window ending at ``now_s``."""
@@ -169,7 +176,14 @@ class AbandonWindow:
             _, live, abandoned = self._buckets.popleft()
             self.live -= live
             self.abandoned -= abandoned
+        while self._peaks and self._peaks[0][0] <= oldest:
+            self._peaks.popleft()
         return self.live, self.abandoned
+
+    def busiest_minute(self, now_s: float) -> int:
+        """The most abandons in one minute inside the window ending at ``now_s``."""
+        self.counts(now_s)
+        return self._peaks[0][1] if self._peaks else 0
 
     def rate(self, now_s: float) -> float:
         """Measured abandon rate over the window (0 with no live answer yet)."""
