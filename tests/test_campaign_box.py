@@ -57,7 +57,7 @@ async def test_fresh_box_on_real_hardware_has_no_campaign_and_dials_only_once_st
         await app.desk_audio_state("olga", True, "")  # her desk's headset is connected
         await app.desk_ready("olga", True)  # a person is ready: still nothing to dial
         await asyncio.sleep(3)
-        assert app.store.campaigns() == [] and app.campaigns() == []
+        assert app.store.campaigns() == [] and await app.campaigns() == []
         assert not [c for c in sim.commands if c.startswith("ATD")]
         assert "no campaigns yet" in app.campaigns_line()
 
