@@ -170,9 +170,10 @@ class Appliance(BackendMixin):
         self.lines.subscribe(self.sms_inbox.on_line_event)
         await self.lines.start()
         if s.simulate and s.demo and not self.store.campaigns():
-            self._load_demo()
+            # on a connection and thread of its own: the lines are up, their timers run
+            await self.store.apart(self._load_demo)
         elif s.abandon_message is not None:
-            self._demo_abandon_message()
+            await self.store.apart(self._demo_abandon_message)
         # Simulated operators only on simulated hardware; real calls go to people at the desk.
         self.operators = OperatorPool(s.operators if s.simulate else 0, self.clock,
                                       wrap_mean_s=s.wrap_mean_s, seed=s.seed)
@@ -212,33 +213,33 @@ class Appliance(BackendMixin):
         log.info("appliance_started", lines=len(self.lines.channels), operators=s.operators,
                  simulate=s.simulate, core=cext.IMPLEMENTATION)
 
-    def _load_demo(self) -> None:
+    def _load_demo(self, store: Store) -> None:
         """The demo campaign: made, loaded with the fictitious debtors, started (by the box)."""
         s = self.settings
-        cfg = campaigns.create(self.store, DEMO_CAMPAIGN, who="dialbox", source="demo",
+        cfg = campaigns.create(store, DEMO_CAMPAIGN, who="dialbox", source="demo",
                                creditor="Демо", mode=s.mode, compliance=s.compliance, demo=True)
         source = s.calllist or Path(str(files("controller").joinpath("data/demo-debtors.csv")))
-        result = import_csv(self.store, cfg.id, source, report_dir=Path(s.data) / "reports")
+        result = import_csv(store, cfg.id, source, report_dir=Path(s.data) / "reports")
         log.info("calllist_imported", campaign=DEMO_CAMPAIGN, **result.summary())
         # Who the demo's SMS say they are from (the law wants a creditor and a phone).
-        sms_templates.save(self.store, cfg.id, by="demo", source="demo",
+        sms_templates.save(store, cfg.id, by="demo", source="demo",
                            creditor_name="ООО «Демо-Кредит»", contact_phone="+74950000000")
-        self._demo_abandon_message()
-        campaigns.act(self.store, DEMO_CAMPAIGN, "start", who="dialbox", source="demo",
+        self._demo_abandon_message(store)
+        campaigns.act(store, DEMO_CAMPAIGN, "start", who="dialbox", source="demo",
                       data=Path(s.data))
 
-    def _demo_abandon_message(self) -> None:
+    def _demo_abandon_message(self, store: Store) -> None:
         """--abandon-message: the demo campaign's (us-regf predictive needs one)."""
         s = self.settings
         if s.abandon_message is None:
             return
         if not Path(s.abandon_message).is_file():
             raise UserError("{path}: abandon message file not found", path=str(s.abandon_message))
-        cfg = next((c for c in self.store.campaign_configs() if c.demo), None)
+        cfg = next((c for c in store.campaign_configs() if c.demo), None)
         if cfg is None:
             raise UserError("--abandon-message is for the demo campaign, and this data "
                             "directory has none: upload it with dialbox prompts upload")
-        prompts.upload(self.store, s.data, cfg.id, "abandon",
+        prompts.upload(store, s.data, cfg.id, "abandon",
                        Path(s.abandon_message).read_bytes(),
                        filename=Path(s.abandon_message).name, who="system", source="start")
 
