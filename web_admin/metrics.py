@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from web_admin.render import BACKEND
+from web_admin.render import BACKEND, current_status
 
 DISK_EVERY_S = 60.0
 
@@ -29,10 +29,14 @@ async def handler(request: web.Request) -> web.Response:
         return denied
     sampler = _sampler(request.app, backend)
     await sampler.refresh()
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(backend, sampler))
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = await asyncio.to_thread(encoder, registry)
+    lines = (await current_status(backend))["lines"]
+
+    def encode(store) -> bytes:  # counts over every call: on the store's reader connection,
+        registry = CollectorRegistry(auto_describe=False)  # never the event loop's
+        registry.register(_Collector(backend, sampler, store, lines))
+        return encoder(registry)
+    body = await backend.store.read(encode)
     return web.Response(body=body, headers={"Content-Type": content_type,
                                             "Cache-Control": "no-store"})
 
@@ -117,9 +121,11 @@ def _sampler(app: web.Application, backend) -> _Sampler:
 class _Collector:
     """Everything a scrape shows, read from the appliance as it is now."""
 
-    def __init__(self, backend, sampler: _Sampler) -> None:
+    def __init__(self, backend, sampler: _Sampler, store, lines: list[dict]) -> None:
         self.b = backend
         self.sampler = sampler
+        self.store = store  # the store on the thread that collects
+        self.lines = lines  # as the status showed them on the event loop
 
     def collect(self):
         yield from self._lines()
@@ -139,7 +145,7 @@ class _Collector:
             yield free
 
     def _lines(self):
-        lines = self.b.status()["lines"]
+        lines = self.lines
         by_state = GaugeMetricFamily("dialbox_lines", "Lines by state", labels=["state", "kind"])
         counts: dict[tuple[str, str], int] = {}
         for ln in lines:
@@ -162,18 +168,18 @@ class _Collector:
     def _calls(self):
         calls = CounterMetricFamily("dialbox_calls", "Finished call attempts by outcome",
                                     labels=["outcome"])
-        for outcome, n in self.b.store.db.execute(
+        for outcome, n in self.store.db.execute(
                 "SELECT COALESCE(outcome, 'unknown'), COUNT(*) FROM attempts WHERE "
                 "state != 'dialing' GROUP BY 1 ORDER BY 1"):
             calls.add_metric([outcome], n)
         yield calls
         active = GaugeMetricFamily("dialbox_calls_in_progress", "Calls placed and not ended")
-        active.add_metric([], self.b.store.db.execute(
+        active.add_metric([], self.store.db.execute(
             "SELECT COUNT(*) FROM attempts WHERE state='dialing'").fetchone()[0])
         yield active
 
     def _campaigns(self):
-        store = self.b.store
+        store = self.store
         rate = GaugeMetricFamily("dialbox_abandon_rate", "Abandoned share of live answers over "
                                  "the law's window, per campaign", labels=["campaign"])
         backlog = GaugeMetricFamily("dialbox_backlog_leads", "Leads due for a call now",

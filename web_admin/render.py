@@ -77,6 +77,12 @@ async def call(fn, *args, **kw) -> Any:
     return result
 
 
+async def current_status(b) -> dict:
+    """The box's status, its campaigns' counts read off the event loop (the box's status_live);
+    a backend without it: status."""
+    return await call(getattr(b, "status_live", b.status))
+
+
 def _context(request: web.Request) -> dict:
     lang = lang_of(request)
     who = request.get(USER)

@@ -12,8 +12,8 @@ from firmware.errors import UserError
 from web_admin import i18n
 from web_admin.backend import (CAMPAIGN_ACTIONS, CAMPAIGN_MODES, KPI_BY, KPI_COLUMNS,
                                MONITOR_MODES, OPERATOR_STATES, WRAP_AFTER)
-from web_admin.render import (backend, call, json_error, lang_of, message_of, render, secure, t,
-                              user)
+from web_admin.render import (backend, call, current_status, json_error, lang_of, message_of,
+                              render, secure, t, user)
 from web_admin.rtc import headset_feed
 
 log = structlog.get_logger(__name__)
@@ -25,7 +25,7 @@ LINE_GROUPS = (("idle", ("idle",)), ("dialing", ("seized", "dialing", "proceedin
                ("out_of_service", ("out_of_service",)), ("blocked", ("blocked",)))
 
 async def dashboard(request: web.Request) -> web.Response:
-    return render("dashboard.html", request, {"status": backend(request).status(),
+    return render("dashboard.html", request, {"status": await current_status(backend(request)),
                                               "line_groups": LINE_GROUPS,
                                               "op_states": OPERATOR_STATES,
                                               "flagged_sms": sms_inbox.waiting(
@@ -33,7 +33,7 @@ async def dashboard(request: web.Request) -> web.Response:
 
 async def api_status(request: web.Request) -> web.Response:
     """The status for integrators: in English, the box's part without a server path."""
-    status = backend(request).status()
+    status = await current_status(backend(request))
     if isinstance(status, dict) and status.get("box"):
         status = dict(status, box=box_words("en", status["box"]))
     return secure(web.json_response(status))
@@ -62,11 +62,9 @@ async def live_feed(request: web.Request) -> web.StreamResponse:
     """The status pushed live; the socket also carries the supervisor's headset (WebRTC)."""
     username = user(request)["username"]
     b = backend(request)
-    # The box reads the counts off its event loop (status_live); a backend without it: status.
-    source = getattr(b, "status_live", b.status)
 
     async def snapshot() -> dict:  # why a line is down, in the page's language
-        status = await call(source)
+        status = await current_status(b)
         if not isinstance(status, dict) or not status.get("lines"):
             return status
         return dict(status, lines=[dict(ln, reason=message_of(request, ln["reason"]))

@@ -67,7 +67,7 @@ async def run_command(con, line: str) -> bool:
 # --- show ---------------------------------------------------------------------------------------
 async def show_status(con, args) -> None:
     app = con.app
-    st = app.status()
+    st = await _maybe(getattr(app, "status_live", app.status)())  # counts off the loop
     h = st["health"]
     con.say(f"status      {h['status']}, up {_duration(h['uptime_s'])}, core {h['core']}")
     con.say(f"lines       {h['lines']['in_service']}/{h['lines']['total']} in service")
