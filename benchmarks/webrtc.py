@@ -267,12 +267,14 @@ def _proc_cpu(pid: int | None) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.webrtc", description=__doc__.split(
         "\n")[0])
+    from firmware.e1.span import E1_PREFILL_FRAMES
     p.add_argument("--operators", type=int, default=60)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--desks-per-process", type=int, default=DESKS_PER_PROCESS,
                    help="browsers (aiortc peers) per child process (default %(default)s)")
-    p.add_argument("--line-prefill", type=int, metavar="FRAMES",
-                   help="the debtor lines' jitter-buffer prefill (default: the plane's)")
+    p.add_argument("--line-prefill", type=int, metavar="FRAMES", default=E1_PREFILL_FRAMES,
+                   help="the debtor lines' jitter-buffer prefill (default %(default)s, an E1 "
+                        "B-channel's, clocked by its span; 2 for a GSM module's USB audio)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--browsers", type=int, help=argparse.SUPPRESS)  # the child process
     args = p.parse_args(argv)

@@ -26,6 +26,8 @@ from firmware.errors import Msg
 from firmware.lineapi import LineError
 from firmware.lineaudio import FdAudio, LineAudio
 
+E1_PREFILL_FRAMES = 1  # see attach_media
+
 log = structlog.get_logger(__name__)
 
 E1_TIMESLOTS = tuple(list(range(1, 16)) + list(range(17, 32)))
@@ -146,11 +148,14 @@ class E1Span:
                         **self._tags.get(ts, {}))
 
     def attach_media(self, plane) -> None:
-        """Every B-channel gets a line leg when the span's channels can be opened."""
+        """Every B-channel gets a line leg when the span's channels can be opened. A B-channel
+        is clocked by the span (DAHDI hands over one 20 ms block every 20 ms, as chan_dahdi
+        relies on with no jitter buffer), so one frame of prefill covers the phase between
+        the span and the plane's tick; a GSM module's USB audio keeps the plane's default."""
         if self.bchannel is None or self._legs:
             return
         for ts, name in zip(self.config.timeslots, self.channel_names()):
-            self._legs[ts] = plane.add_leg(name, "line")
+            self._legs[ts] = plane.add_leg(name, "line", prefill=E1_PREFILL_FRAMES)
 
     async def start(self, report: Report) -> None:
         self._report, self._running = report, True
