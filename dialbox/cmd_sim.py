@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from firmware.errors import UserError
@@ -70,6 +69,7 @@ def modem(args: argparse.Namespace) -> int:
     from firmware.clock import Clock
     from firmware.gsm.dialects import DIALECTS
     from firmware.sim.modem import SimModem
+    from firmware.sim import until_signalled
     if args.tcp is not None and not 0 < args.tcp < 65535:
         raise UserError(f"--tcp must be a port from 1 to 65534, got {args.tcp}")
     if args.talk <= 0:
@@ -87,12 +87,8 @@ def modem(args: argparse.Namespace) -> int:
         if sim.audio_path:
             print(sim.audio_path)
         sys.stdout.flush()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await until_signalled()
         finally:
             await sim.stop()
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 
 from firmware.clock import Clock
 from firmware.gsm.dialects import DIALECTS
+from firmware.sim import until_signalled
 from firmware.sim.modem import SimModem
 from firmware.sim.population import Population
 
@@ -40,11 +40,7 @@ async def serve(modems: int, seed: int, out: str) -> None:
         path = await sim.start()
         ports.append({"name": sim.name, "port": path, "audio": sim.audio_path})
     print(json.dumps(ports), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     calls = [{"modem": sim.name, "number": r.number, "fate": r.fate, "at": r.at,
               "ended_at": r.ended_at, "ended_by": r.ended_by, "talk_s": r.talk_s}
              for sim in sims for r in sim.records]

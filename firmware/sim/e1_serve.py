@@ -21,12 +21,12 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 from firmware.clock import Clock
 from firmware.e1.lapd import LinkTimers
+from firmware.sim import until_signalled
 from firmware.sim.e1_network import CallRecord, NetworkSide
 from firmware.sim.population import Population
 
@@ -117,12 +117,8 @@ async def serve(spans: int, where: Path, out: Path | None, *, ready=print, heard
     nets, made = await start_spans(spans, where, clock=clock, **options)
     (where / "profile.yaml").write_text(PROFILE.format(spans=json.dumps(made)), encoding="utf-8")
     ready(json.dumps(made))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         calls = call_dicts(nets, clock, heard=heard)
         for net in nets:
