@@ -80,11 +80,12 @@ class SmsReminders:
 
     async def stop(self) -> None:
         self._stopping = True  # the loop ends on it too: 3.11's wait_for can swallow a cancel
-        for t in [self._task, *self._sending]:
-            if t is not None:
-                t.cancel()
-        await asyncio.gather(*[t for t in [self._task, *self._sending] if t],
-                             return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        # A message a module is submitting is let finish (within the module's own time-out):
+        # cut off, it could go out unrecorded. Its outcome comes back as an SmsStatus event.
+        await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -237,8 +238,12 @@ class SmsReminders:
                 sms_id = await self.store.run(self._record, item, number, "queued", "",
                                               line=line, text=text, evidence=evidence)
                 counts[line] = counts.get(line, 0) + 1
-                try:
-                    result = await self.lines.send_sms(line, number, text, sms_id=sms_id) or {}
+                send = asyncio.ensure_future(self.lines.send_sms(line, number, text,
+                                                                 sms_id=sms_id))
+                self._sending.add(send)
+                send.add_done_callback(self._sending.discard)
+                try:  # a stop (a pause) stops the looking, not a message on the wire
+                    result = await asyncio.shield(send) or {}
                 except (LineError, Exception) as exc:  # a line problem must not stop the others
                     result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
                     self._update(sms_id, "failed", result["error"])

@@ -80,10 +80,19 @@ def make_engine():
     return e, urcs, lost
 
 
+async def written(e: ATEngine) -> None:
+    """The command in flight is on the wire (the engine writes it from its exchange task)."""
+    for _ in range(50):
+        if e._pending is not None:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the command was not written")
+
+
 async def test_urc_in_the_middle_of_a_response_goes_to_the_urc_handler():
     e, urcs, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CSQ"))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\n^RSSI:14\r\n\r\n+CSQ: 14,99\r\nRING\r\n\r\nOK\r\n")
     r = await task
     assert r.lines == ["+CSQ: 14,99"]
@@ -93,7 +102,7 @@ async def test_urc_in_the_middle_of_a_response_goes_to_the_urc_handler():
 async def test_creg_answers_the_read_command_but_is_a_urc_otherwise():
     e, urcs, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CREG?"))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\n+CREG: 0,1\r\n\r\nOK\r\n")
     assert (await task).first("+CREG:") == "0,1"
     e.data_received(b"\r\n+CREG: 2\r\n")
@@ -103,7 +112,7 @@ async def test_creg_answers_the_read_command_but_is_a_urc_otherwise():
 async def test_bare_text_answer_belongs_to_the_command_in_flight():
     e, _, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CGSN"))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"AT+CGSN\r\r\n861234567890123\r\n\r\nOK\r\n")  # with echo
     assert (await task).lines == ["861234567890123"]
 
@@ -111,7 +120,7 @@ async def test_bare_text_answer_belongs_to_the_command_in_flight():
 async def test_cme_error_is_raised_with_its_code():
     e, _, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CPIN?"))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\n+CME ERROR: 10\r\n")
     try:
         await task
@@ -145,7 +154,7 @@ async def test_stale_ok_after_timeout_is_not_taken_for_the_next_answer():
 async def test_sms_prompt_then_payload_then_result():
     e, _, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB"))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\n> ")
     for _ in range(10):
         await asyncio.sleep(0)
@@ -159,7 +168,7 @@ async def test_call_end_codes_without_command_are_urcs_and_lost_link_fails_pendi
     e.data_received(b"\r\nNO CARRIER\r\n")
     assert urcs == [("NO CARRIER", None)]
     task = asyncio.create_task(e.command("AT", timeout=5))
-    await asyncio.sleep(0)
+    await written(e)
     e._transport.close()  # type: ignore[union-attr]
     try:
         await task
@@ -173,12 +182,12 @@ async def test_call_end_codes_without_command_are_urcs_and_lost_link_fails_pendi
 async def test_a_call_ending_while_a_poll_is_in_flight_is_the_calls_end_not_the_polls():
     e, urcs, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CSQ", timeout=5))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\nNO CARRIER\r\n\r\n+CSQ: 20,0\r\n\r\nOK\r\n")
     assert (await task).lines == ["+CSQ: 20,0"]
     assert urcs == [("NO CARRIER", None)]
     dial = asyncio.create_task(e.command("ATD+79161234567;", timeout=5))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\nBUSY\r\n")  # a module that answers ATD only at the call's end
     try:
         await dial
@@ -191,7 +200,7 @@ async def test_a_call_ending_while_a_poll_is_in_flight_is_the_calls_end_not_the_
 async def test_refusal_instead_of_the_prompt_ends_the_command_at_once():
     e, _, _ = make_engine()
     task = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB", timeout=30))
-    await asyncio.sleep(0)
+    await written(e)
     e.data_received(b"\r\n+CMS ERROR: 331\r\n")
     try:
         await asyncio.wait_for(task, 1)
@@ -200,3 +209,71 @@ async def test_refusal_instead_of_the_prompt_ends_the_command_at_once():
     else:
         raise AssertionError("ATError expected")
     assert b"0011AABB" not in e._transport.written  # type: ignore[union-attr]
+
+
+async def test_an_sms_given_up_at_its_prompt_is_cancelled_and_nothing_is_written_into_it():
+    """The SMS sender is stopped while the module shows its "> " prompt: the payload is not
+    sent, ESC leaves the prompt, and the next command waits for the module's answer to that
+    (a dial written into the prompt would become the message's text)."""
+    e, _, _ = make_engine()
+    sms = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB", timeout=30))
+    await written(e)
+    dial = asyncio.create_task(e.command("ATD+79161234567;", timeout=30))
+    sms.cancel()
+    e.data_received(b"\r\n> ")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert e._transport.written == b"AT+CMGS=18\r\x1b"  # type: ignore[union-attr]
+    e.data_received(b"\r\nOK\r\n")  # the module left the prompt
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert e._transport.written.endswith(b"\x1bATD+79161234567;\r")  # type: ignore[union-attr]
+    e.data_received(b"\r\nOK\r\n")
+    assert (await dial).final == "OK"
+    assert sms.cancelled()
+
+
+async def test_a_command_given_up_keeps_the_wire_until_its_answer_so_the_next_gets_its_own():
+    e, _, _ = make_engine()
+    cops = asyncio.create_task(e.command("AT+COPS?", timeout=30))
+    await written(e)
+    csq = asyncio.create_task(e.command("AT+CSQ", timeout=30))
+    cops.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert e._transport.written == b"AT+COPS?\r"  # type: ignore[union-attr]
+    e.data_received(b'\r\n+COPS: 0,0,"MTS"\r\n\r\nOK\r\n')  # the answer of the one given up
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert e._transport.written.endswith(b"AT+CSQ\r")  # type: ignore[union-attr]
+    e.data_received(b"\r\n+CSQ: 20,0\r\n\r\nOK\r\n")
+    assert (await csq).lines == ["+CSQ: 20,0"]
+
+
+async def test_a_command_given_up_before_its_turn_is_never_written():
+    e, _, _ = make_engine()
+    first = asyncio.create_task(e.command("AT+CSQ", timeout=30))
+    await written(e)
+    second = asyncio.create_task(e.command("AT+CHUP", timeout=30))
+    await asyncio.sleep(0)
+    second.cancel()
+    e.data_received(b"\r\n+CSQ: 20,0\r\n\r\nOK\r\n")
+    await first
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert b"CHUP" not in e._transport.written  # type: ignore[union-attr]
+    assert e._pending is None
+
+
+async def test_interrupt_gives_up_the_exchange_for_a_reset():
+    e, _, _ = make_engine()
+    ussd = asyncio.create_task(e.command("AT+CMGS=18", payload=b"0011AABB", timeout=40))
+    await written(e)
+    e.interrupt()
+    try:
+        await asyncio.wait_for(ussd, 1)
+    except ATTimeout as exc:
+        assert "interrupted" in str(exc)
+    else:
+        raise AssertionError("ATTimeout expected")
+    assert e._transport.written == b"AT+CMGS=18\r\x1b"  # type: ignore[union-attr]

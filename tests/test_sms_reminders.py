@@ -179,3 +179,27 @@ async def test_due_reminder_for_soft_segment_accounts_nobody_spoke_to(app):
     due = sms(app).due()
     assert len(due) == soft and {d["rule"] for d in due} == {"due_reminder"}
     assert "просрочен платёж" in sms(app).templates["due_reminder"].format(**due[0]["fields"])
+
+
+async def test_an_sms_on_the_wire_when_its_sender_stops_is_finished_and_recorded(app):
+    """A pause stops the campaign's SMS sender while a module is submitting a message: the
+    message is let finish and recorded as sent, and the line's next command (a dial) is not
+    written into it: the module answers it, and the line stays in service."""
+    call_id = _attempt(app, "DEMO-0001", "answered", talk=30)
+    app.store.record_disposition(call_id, "promise", amount=5000,
+                                 date=date.today() + timedelta(days=10))
+    for s in app.sims:
+        s.sms_submit_s = 20.0  # the network takes its time to accept it
+    look = asyncio.create_task(sms(app).run_once())
+    await _wait(lambda: any(s.sms_sent for s in app.sims))
+    look.cancel()  # what SmsSender.stop does to its loop
+    await asyncio.gather(look, return_exceptions=True)
+    row = app.store.db.execute("SELECT id, line, text FROM sms_messages").fetchone()
+    sim = next(s for s in app.sims if s.name == row["line"])
+    await app.lines.dial(row["line"], "+79123456789", call_id="after-sms")
+    await _wait(lambda: app.store.db.execute("SELECT state FROM sms_messages").fetchone()[0]
+                in ("sent", "delivered"))
+    await _wait(lambda: any(c.number == "+79123456789" for c in sim.records))
+    assert "".join(p.text for p in sim.sms_sent) == row["text"]  # nothing else went into it
+    line = next(ln for ln in app.lines.lines() if ln.name == row["line"])
+    assert line.in_service

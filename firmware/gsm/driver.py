@@ -556,6 +556,7 @@ class GsmModule:
         engine = self._engine
         if self._failures == 2 and self.profile.reset == "cfun" and engine and not engine.lost:
             self.log.warning("gsm_soft_reset")
+            engine.interrupt()  # what was on the wire when the trouble came is given up
             try:
                 await engine.command("AT+CFUN=1,1", timeout=5)
             except (ATError, ATTimeout, LinkLost):

@@ -74,6 +74,7 @@ class _Pending:
     future: asyncio.Future
     prompt: asyncio.Future | None
     lines: list[str] = field(default_factory=list)
+    abandoned: bool = False  # the caller stopped waiting; the module is still in the exchange
 
 
 class ATEngine(asyncio.Protocol):
@@ -129,16 +130,39 @@ class ATEngine(asyncio.Protocol):
     # --- requests ---------------------------------------------------------------------------
     async def command(self, cmd: str, *, timeout: float = 5.0, payload: bytes | None = None,
                       check: bool = True) -> Response:
-        """Send ``cmd`` and wait for its final result; with ``payload`` answer the ``> `` prompt."""
+        """Send ``cmd`` and wait for its final result; with ``payload`` answer the ``> `` prompt.
+
+        A caller that is cancelled stops waiting, but the exchange on the wire runs to its end
+        (its final result, or its time-out) before the next command is written: a command
+        written into an SMS prompt would become the message's text, and a final result still
+        on its way would be taken for the next command's answer. A payload not yet written
+        when its caller gave up is never written: the prompt is cancelled with ESC."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(cmd, _expected_prefix(cmd), loop.create_future(),
+                           loop.create_future() if payload is not None else None)
+        exchange = loop.create_task(self._exchange(pending, timeout, payload))
+        exchange.add_done_callback(_retrieved)
+        try:
+            final = await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            pending.abandoned = True
+            raise
+        resp = Response(cmd, final, pending.lines)
+        if check and final != "OK" and not final.startswith("CONNECT"):
+            raise ATError(cmd, final, pending.lines)
+        return resp
+
+    async def _exchange(self, pending: _Pending, timeout: float, payload: bytes | None) -> str:
+        cmd = pending.command
         async with self._lock:
+            if pending.abandoned:  # given up while waiting its turn: never written
+                raise asyncio.CancelledError
             loop = asyncio.get_running_loop()
             wait = self._quiet_until - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             if self._transport is None or self.lost:
                 raise LinkLost(f"{self.name}: port is not open")
-            pending = _Pending(cmd, _expected_prefix(cmd), loop.create_future(),
-                               loop.create_future() if payload is not None else None)
             self._pending = pending
             try:
                 self._write(cmd.encode("ascii") + b"\r")
@@ -148,7 +172,8 @@ class ATEngine(asyncio.Protocol):
                                        return_when=asyncio.FIRST_COMPLETED)
                     if pending.prompt.done():
                         pending.prompt.result()  # raises LinkLost when the port went away
-                        self._write(payload + b"\x1a")
+                        # ESC: the module leaves the prompt without sending (27.005 3.5.1)
+                        self._write(b"\x1b" if pending.abandoned else payload + b"\x1a")
                     elif not pending.future.done():
                         self._write(b"\x1b")  # clear a stuck prompt
                         self._quiet_until = loop.time() + 0.5
@@ -163,10 +188,24 @@ class ATEngine(asyncio.Protocol):
                     raise ATTimeout(f"{cmd}: no answer in {timeout:g}s{junk}") from None
             finally:
                 self._pending = None
-            resp = Response(cmd, final, pending.lines)
-            if check and final != "OK" and not final.startswith("CONNECT"):
-                raise ATError(cmd, final, pending.lines)
-            return resp
+            return final
+
+    def interrupt(self, why: str = "interrupted for a reset") -> None:
+        """Give up the exchange on the wire now (a reset must not wait behind a 40 s USSD on a
+        module that answers garbage): it fails with ATTimeout, a prompt it left open is
+        cancelled with ESC, and answers still on their way are dropped."""
+        p = self._pending
+        if p is None or p.future.done():
+            return
+        err = ATTimeout(f"{p.command}: {why}")
+        if p.prompt is not None and not p.prompt.done():
+            p.prompt.set_exception(err)
+            p.prompt.exception()  # retrieved: the exchange reads the future's failure
+            if self._transport is not None:
+                self._write(b"\x1b")
+        p.future.set_exception(err)
+        p.future.exception()  # retrieved here; its exchange still raises it to its caller
+        self._quiet_until = asyncio.get_running_loop().time() + 0.5
 
     def abort_in_flight(self) -> None:
         """Any character aborts a dial in progress (V.250); used to hang up during ``ATD``."""
@@ -234,6 +273,12 @@ class ATEngine(asyncio.Protocol):
             p.lines.append(line)
         else:
             self._on_urc(line, None)
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """An exchange whose caller gave up ends unheard: its failure is not an unhandled one."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _expected_prefix(cmd: str) -> str | None:

@@ -135,6 +135,7 @@ class SimModem:
         # anti-spam filter does after a burst; None: it takes them.
         self.sms_refusal: int | None = None
         self.sms_report_delay_s = 2.0
+        self.sms_submit_s = 0.0  # how long the network takes to accept a submitted SMS
         self._inbox: dict[int, str] = {}  # SIM storage index -> DELIVER PDU hex
         self.balance_text = "Баланс: 123,45 р."
         self.smsc = "+79262000331"  # the SIM's SMS centre (MegaFon Moscow)
@@ -599,10 +600,20 @@ class SimModem:
         self.sms_sent.append(submit)
         trim(self.sms_sent, audioport.KEEP_RECORDS)
         self._mr = (self._mr + 1) % 256
-        self._line(f"+CMGS: {self._mr}")
+        if self.sms_submit_s > 0:
+            self._spawn(self._submitted(self._mr, submit))
+            return
+        self._accepted(self._mr, submit)
+
+    async def _submitted(self, mr: int, submit) -> None:
+        await self.clock.sleep(self.sms_submit_s)  # the module waits for the network's RP-ACK
+        self._accepted(mr, submit)
+
+    def _accepted(self, mr: int, submit) -> None:
+        self._line(f"+CMGS: {mr}")
         self._ok()
         if submit.status_report_requested:
-            self._spawn(self._status_report(self._mr, submit.number))
+            self._spawn(self._status_report(mr, submit.number))
 
     def _text_mode_sms(self, body: bytes) -> None:
         from firmware.gsm.alphabet import ucs2_from_hex
