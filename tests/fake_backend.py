@@ -208,7 +208,7 @@ class FakeBackend:
     def desk_audio(self, username):
         op = self._operator(username)
         if self.plane is None:
-            raise UserError("this box carries no audio")
+            raise UserError("this box carries no audio: its media plane is not running")
         return self.plane.legs.get(op["position"]) or self.plane.add_leg(op["position"],
                                                                         "position")
 
@@ -276,7 +276,7 @@ class FakeBackend:
     # --- supervisor -----------------------------------------------------------------------------
     def listen_audio(self, username):
         if self.plane is None:
-            raise UserError("this box carries no audio")
+            raise UserError("this box carries no audio: its media plane is not running")
         name = f"sup-{username}"
         return self.plane.legs.get(name) or self.plane.add_leg(name, "position")
 

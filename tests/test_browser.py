@@ -347,6 +347,33 @@ async def test_technician_test_call_and_block(open_page, served):
     assert fake.lines[0]["state"] == "blocked"
 
 
+async def test_an_answer_overtaken_by_a_push_does_not_take_the_call_off_the_desk(open_page, served):
+    """The box answers "ready" with the desk as it was; the dialer bridges a call and the live
+    push shows it before that answer arrives. The late answer is older than the card on screen
+    and must not hide it: the feed would not send the card again, and the debtor would be
+    talking to a desk that shows no one."""
+    import asyncio
+    base, fake = served
+    page = await open_page("operator")
+    state = page.locator("#desk-state-text")
+    await expect(state).to_have_text("Не готов")
+    answered = asyncio.get_running_loop().create_future()
+
+    async def late(route):
+        response = await route.fetch()  # the box's answer: the desk before the call came
+        fake.put_call("olga")  # ... and the push that overtakes it
+        await expect(page.locator("#debtor-name")).to_have_text("Иванов Иван Иванович")
+        await route.fulfill(response=response)
+        answered.set_result(None)
+    await page.route("**/desk/ready", late)
+    async with page.expect_request_finished(lambda r: r.url.endswith("/desk/ready")):
+        await page.click("#ready-toggle")
+    await answered
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 100))")  # the page took it
+    await expect(state).to_have_text("Разговор")
+    await expect(page.locator("#debtor-name")).to_be_visible()
+
+
 async def test_the_russian_pages_say_every_error_in_russian(open_page, served, tmp_path):
     """Each error path a person meets, on the Russian pages: the message is the catalogue's
     Russian, never an English message, an internal key or a server path."""

@@ -11,6 +11,7 @@ from web_admin import i18n
 from web_admin.backend import DISPOSITIONS
 from web_admin.render import (backend, call, json_error, lang_of, message_of, render, secure, t,
                               user)
+from web_admin.live import stamped
 from web_admin.rtc import headset_feed
 
 log = structlog.get_logger(__name__)
@@ -52,7 +53,7 @@ async def _desk(request: web.Request) -> object:
 async def page(request: web.Request) -> web.Response:
     error = None
     try:
-        snapshot = await _desk(request)
+        snapshot = stamped(await _desk(request))
     except (UserError, ValueError, LookupError) as exc:
         snapshot, error = None, message_of(request, exc)
     return render("desk.html", request, {
@@ -103,7 +104,7 @@ async def _body(request: web.Request) -> dict:
 
 async def _after(request: web.Request) -> web.Response:
     """Every desk action answers with the desk as it is now, so the page redraws at once."""
-    return secure(web.json_response({"ok": True, "desk": await _desk(request)}))
+    return secure(web.json_response({"ok": True, "desk": stamped(await _desk(request))}))
 
 
 async def ready(request: web.Request) -> web.Response:

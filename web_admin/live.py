@@ -3,6 +3,7 @@ where it can, else seen by polling)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
@@ -16,6 +17,14 @@ from web_admin.render import call, message_of, t
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.25
+_SEQ = itertools.count(1)
+
+
+def stamped(view: Any) -> Any:
+    """The view with its place (``seq``) in the order this box made views. A page keeps the
+    newest it was given: an action's answer that a live push overtook on the way must not
+    redraw the older state over the newer one (the feed would not send the newer again)."""
+    return dict(view, seq=next(_SEQ)) if isinstance(view, dict) else view
 
 
 OnMessage = Callable[[web.WebSocketResponse, dict], Awaitable[None]]
@@ -90,7 +99,7 @@ async def push_changes(request: web.Request, snapshot: Callable[[], Any], *,
                 break
             text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
             if text != last:
-                await ws.send_str(text)
+                await ws.send_str(json.dumps(stamped(data), ensure_ascii=False, default=str))
                 last = text
             pushes.done(asked)
             try:

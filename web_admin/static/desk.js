@@ -89,7 +89,15 @@
     el.hidden = !msg;
   }
 
+  // The newest view shown (the box numbers its views): an action's answer that a live push
+  // overtook on the way is older than what is on screen, and must not draw over it.
+  let shownSeq = 0;
+
   function render(d) {
+    if (d && typeof d.seq === "number") {
+      if (d.seq < shownSeq) return;
+      shownSeq = d.seq;
+    }
     desk = d;
     if (d && d.error) { showError(d.error); return; }
     const state = stateOf(d);
@@ -294,5 +302,6 @@
   const audio = window.dialboxAudio = window.dialboxDeskAudio();
   // The heartbeat tells the box this desk is still here; silence makes the operator not ready.
   window.dialboxLive("/desk/ws", render, feed,
-    { onOpen: audio.onOpen, onRtc: audio.onMessage, heartbeatMs: 5000 });
+    { onOpen: (ws) => { shownSeq = 0; audio.onOpen(ws); },  // a restarted box counts anew
+      onRtc: audio.onMessage, heartbeatMs: 5000 });
 })();
