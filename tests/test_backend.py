@@ -22,6 +22,18 @@ async def app(tmp_path):
     await a.stop()
 
 
+@pytest.fixture
+async def paced_app(tmp_path):
+    """A box whose clock runs 5 times real time, not 25: a test that waits on the hardware's
+    answer (a test call) gets 6 real seconds before the line's 30 s watchdog, which a loaded
+    machine's stalls of a second or two do not reach."""
+    a = Appliance(Settings(simulate=True, operators=0, data=tmp_path / "d", time_scale=5.0,
+                           seed=21, compliance="none"))
+    await a.start()
+    yield a
+    await a.stop()
+
+
 async def _wait(cond, timeout=20.0):
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -361,11 +373,11 @@ async def _technician_with_busy_gsm0(app, aiohttp_client):
     return client, csrf
 
 
-async def test_a_test_call_says_in_russian_why_the_network_ended_it(app, aiohttp_client):
+async def test_a_test_call_says_in_russian_why_the_network_ended_it(paced_app, aiohttp_client):
     """A test call to a busy subscriber through the simulated modem: the release reason is shown
     by its Q.850 cause in Russian on a Russian page, in the network's English on an English one."""
     from tests.test_i18n import russian_only
-    client, csrf = await _technician_with_busy_gsm0(app, aiohttp_client)
+    client, csrf = await _technician_with_busy_gsm0(paced_app, aiohttp_client)
 
     async def test_call(lang):
         r = await client.post(f"/lines/action?lang={lang}", data={
@@ -414,11 +426,12 @@ async def test_the_dashboard_says_in_russian_why_dialing_is_held(tmp_path, aioht
         await a.stop()
 
 
-async def test_a_test_call_in_progress_reports_its_end_in_the_pages_language(app, aiohttp_client):
+async def test_a_test_call_in_progress_reports_its_end_in_the_pages_language(paced_app,
+                                                                             aiohttp_client):
     """The lines page's script starts a test call and polls it: the finished job says why the
     network ended the call in the language of the page that started it."""
     from tests.test_i18n import russian_only
-    client, csrf = await _technician_with_busy_gsm0(app, aiohttp_client)
+    client, csrf = await _technician_with_busy_gsm0(paced_app, aiohttp_client)
 
     async def finished(lang):
         r = await client.post(f"/lines/test?lang={lang}", data={

@@ -83,13 +83,15 @@ def frames_of(data: bytes, size: int) -> list[bytes]:
 
 async def _speak_back(audio: AudioClient, speaker: Speaker, seconds: float, clock: Clock,
                       size: int = 320) -> None:
-    """The box's side: one frame written for each frame read, as a driver does."""
+    """The box's side: one frame written for each frame read, as a driver does; the voice is
+    continuous (frame after frame on the 20 ms grid), however late a stalled loop writes."""
     sent = 0
+    t0 = round(clock.now() / FRAME_S) * FRAME_S + 1e-6  # just past the grid: no float edge
     end = asyncio.get_running_loop().time() + seconds
     while asyncio.get_running_loop().time() < end:
         due = len(audio.data) // size
         while sent < due:
-            audio.write(speaker.frame(clock.now()))
+            audio.write(speaker.frame(t0 + sent * FRAME_S))
             sent += 1
         await asyncio.sleep(0.005)
 
