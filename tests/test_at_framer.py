@@ -277,3 +277,31 @@ async def test_interrupt_gives_up_the_exchange_for_a_reset():
     else:
         raise AssertionError("ATTimeout expected")
     assert e._transport.written == b"AT+CMGS=18\r\x1b"  # type: ignore[union-attr]
+
+
+async def test_an_error_about_a_dial_or_a_text_sms_never_names_the_number():
+    """The errors of a dial or an SMS reach logs at WARNING and the lines page: the debtor's
+    number is personal data and stays out of them."""
+    e, _, _ = make_engine()
+    try:
+        await e.command("ATD+79161234567i;", timeout=0.05)
+    except ATTimeout as exc:
+        timed_out = str(exc)
+    sms = asyncio.create_task(e.command('AT+CMGS="+79161234567"', payload=b"hi", timeout=5))
+    await asyncio.sleep(0.6)  # the engine waits out the quiet period after the time-out
+    await written(e)
+    e.data_received(b"\r\n+CMS ERROR: 331\r\n")
+    try:
+        await sms
+    except ATError as exc:
+        refused = str(exc)
+    dial = asyncio.create_task(e.command("ATD89161234567;", timeout=5))
+    await written(e)
+    e._transport.close()  # type: ignore[union-attr]
+    try:
+        await dial
+    except LinkLost as exc:
+        lost = str(exc)
+    assert timed_out == "ATD…i;: no answer in 0.05s"
+    assert refused == 'AT+CMGS="…": +CMS ERROR: 331'
+    assert lost == "t: port closed during ATD…;"

@@ -42,7 +42,7 @@ class ATError(Exception):
         code = m.group(2).strip() if m else ""
         self.code: int | None = int(code) if code.isdigit() else None
         self.text = code if m and not code.isdigit() else final
-        super().__init__(f"{command}: {final}")
+        super().__init__(f"{shown(command)}: {final}")
 
 
 class ATTimeout(Exception):
@@ -119,7 +119,7 @@ class ATEngine(asyncio.Protocol):
         self._transport = None
         p = self._pending
         if p is not None:
-            err = LinkLost(f"{self.name}: port closed during {p.command}"
+            err = LinkLost(f"{self.name}: port closed during {shown(p.command)}"
                            + (f": {exc}" if exc else ""))
             if not p.future.done():
                 p.future.set_exception(err)
@@ -177,7 +177,7 @@ class ATEngine(asyncio.Protocol):
                     elif not pending.future.done():
                         self._write(b"\x1b")  # clear a stuck prompt
                         self._quiet_until = loop.time() + 0.5
-                        raise ATTimeout(f"{cmd}: no '> ' prompt in {timeout:g}s")
+                        raise ATTimeout(f"{shown(cmd)}: no '> ' prompt in {timeout:g}s")
                 try:
                     final = await asyncio.wait_for(asyncio.shield(pending.future), timeout)
                 except asyncio.TimeoutError:
@@ -185,7 +185,7 @@ class ATEngine(asyncio.Protocol):
                     self._quiet_until = loop.time() + 0.5
                     junk = (f"; {len(pending.lines)} unrecognised line(s) instead, noise on the "
                             "line or a wrong baud rate?" if pending.lines else "")
-                    raise ATTimeout(f"{cmd}: no answer in {timeout:g}s{junk}") from None
+                    raise ATTimeout(f"{shown(cmd)}: no answer in {timeout:g}s{junk}") from None
             finally:
                 self._pending = None
             return final
@@ -197,7 +197,7 @@ class ATEngine(asyncio.Protocol):
         p = self._pending
         if p is None or p.future.done():
             return
-        err = ATTimeout(f"{p.command}: {why}")
+        err = ATTimeout(f"{shown(p.command)}: {why}")
         if p.prompt is not None and not p.prompt.done():
             p.prompt.set_exception(err)
             p.prompt.exception()  # retrieved: the exchange reads the future's failure
@@ -273,6 +273,15 @@ class ATEngine(asyncio.Protocol):
             p.lines.append(line)
         else:
             self._on_urc(line, None)
+
+
+_NUMBER_RE = re.compile(r'^(ATD)\+?[0-9*#]+|^(AT\+CMGS=")[^"]*', re.I)
+
+
+def shown(cmd: str) -> str:
+    """The command as an error message may name it: the number a dial or a text-mode SMS was
+    for is personal data (these messages reach logs and pages), so it is left out."""
+    return _NUMBER_RE.sub(lambda m: (m.group(1) or m.group(2)) + "…", cmd, count=1)
 
 
 def _retrieved(task: asyncio.Task) -> None:
