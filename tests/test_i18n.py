@@ -244,3 +244,24 @@ def test_a_sim_resting_from_sms_is_explained_in_russian():
         "сеть отклонила сообщение (+CMS ERROR 98)"
     assert sms_rest_reason("ru", "LineError: gone") == "сообщение не отправлено"
     assert sms_rest_reason("en", "+CMS ERROR 21: x") == "+CMS ERROR 21: x"
+
+
+async def test_why_a_gsm_dial_failed_is_told_in_russian_to_the_end():
+    """A dial the module never answered: the reason the lines page shows is Russian to the end,
+    the AT engine's own part too (it was English inside a Russian sentence), and it names no
+    number."""
+    import asyncio
+
+    from firmware.errors import Msg, reason_of
+    from firmware.gsm.engine import ATTimeout
+    from tests.test_at_framer import make_engine
+    e, _, _ = make_engine()
+    try:
+        await e.command("ATD+79161234567i;", timeout=0.05)
+    except ATTimeout as exc:
+        reason = Msg("dial failed: {error}", error=reason_of(exc))
+    await asyncio.sleep(0)
+    ru = i18n.message_of("ru", reason)
+    assert ru == "набор не удался: ATD…i;: нет ответа за 0.05 с", ru
+    assert not russian_only(ru, ("firmware/gsm/",))
+    assert i18n.message_of("en", reason) == str(reason) == "dial failed: ATD…i;: no answer in 0.05s"

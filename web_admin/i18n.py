@@ -45,7 +45,8 @@ SOURCES = ("web_admin", "controller", "dialbox/backend.py", "dialbox/clocksync.p
            "dialbox/recording.py", "firmware/profiles.py",
            "firmware/yamlsrc.py", "firmware/profile_library.py", "firmware/e1/profile.py",
            # why a line is out of service (the lines page): drivers and the line manager
-           "firmware/gsm/driver.py", "firmware/linemanager.py", "firmware/e1/span.py",
+           "firmware/gsm/driver.py", "firmware/gsm/engine.py", "firmware/linemanager.py",
+           "firmware/e1/span.py",
            "firmware/e1/lapd.py", "firmware/e1/transports.py",
            # the boot report and the supervisor's restarted tasks (the dashboard)
            "dialbox/boot.py", "dialbox/service.py", "dialbox/supervise.py", "dialbox/backup.py",

@@ -178,7 +178,7 @@ class GsmModule:
             # going out of service tells the line core the call is over.
             self.call_log.warning("hangup_failed", error=str(exc))
             self._flag_trouble(Msg("no answer to {command}: {error}",
-                                   command=self.profile.hangup, error=str(exc)))
+                                   command=self.profile.hangup, error=reason_of(exc)))
             return
         except ATError as exc:
             self.call_log.info("hangup_refused", final=exc.final)  # no call left to hang up
@@ -198,7 +198,8 @@ class GsmModule:
         try:
             await engine.command("ATA", timeout=10)
         except (ATError, ATTimeout, LinkLost) as exc:
-            self._emit(C.EV_HW_RELEASE, 41, reason=Msg("answer failed: {error}", error=str(exc)))
+            self._emit(C.EV_HW_RELEASE, 41,
+                       reason=Msg("answer failed: {error}", error=reason_of(exc)))
             self._released(0)
             return
         self._answered = True
@@ -619,7 +620,7 @@ class GsmModule:
                 await self._require_engine().command("AT", timeout=2)
             except (ATTimeout, ATError):
                 raise _Trouble(Msg("no response from the module ({error})",
-                                   error=str(exc))) from None
+                                   error=reason_of(exc))) from None
 
     async def _open(self) -> None:
         self._close()
@@ -781,10 +782,10 @@ class GsmModule:
                                 check=False)
         except (ATTimeout, LinkLost) as exc:
             self.call_log.warning("gsm_dial_failed", error=str(exc))
-            self._emit(C.EV_HW_RELEASE, 41, reason=Msg("dial failed: {error}", error=str(exc)),
+            self._emit(C.EV_HW_RELEASE, 41, reason=Msg("dial failed: {error}", error=reason_of(exc)),
                        info=_FAULT)
             self._released(0)
-            self._flag_trouble(Msg("no answer to ATD: {error}", error=str(exc)))
+            self._flag_trouble(Msg("no answer to ATD: {error}", error=reason_of(exc)))
             return
         if r.final.startswith(("+CME ERROR", "ERROR", "COMMAND NOT SUPPORT")):
             self.call_log.warning("gsm_dial_refused", final=r.final)
@@ -861,7 +862,8 @@ class GsmModule:
                            problem=_NEEDS_PERSON[exc.code], code=exc.code)
             return None
         except (ATTimeout, LinkLost) as exc:
-            return Msg("the module stopped answering under the call ({error})", error=str(exc))
+            return Msg("the module stopped answering under the call ({error})",
+                       error=reason_of(exc))
         fields = (r.first("+CREG:") or "").split(",")
         stat = fields[1].strip() if len(fields) > 1 else ""
         if stat.isdigit() and stat not in ("1", "5"):

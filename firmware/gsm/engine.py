@@ -9,6 +9,7 @@ from typing import Callable
 
 import structlog
 
+from firmware.errors import Msg
 from firmware.gsm.framer import PROMPT, ATFramer, is_final
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ class ATError(Exception):
         code = m.group(2).strip() if m else ""
         self.code: int | None = int(code) if code.isdigit() else None
         self.text = code if m and not code.isdigit() else final
-        super().__init__(f"{shown(command)}: {final}")
+        super().__init__(Msg("{command}: {final}", command=shown(command), final=final))
 
 
 class ATTimeout(Exception):
@@ -119,8 +120,8 @@ class ATEngine(asyncio.Protocol):
         self._transport = None
         p = self._pending
         if p is not None:
-            err = LinkLost(f"{self.name}: port closed during {shown(p.command)}"
-                           + (f": {exc}" if exc else ""))
+            err = LinkLost(Msg("{port}: port closed during {command}{error}", port=self.name,
+                               command=shown(p.command), error=f": {exc}" if exc else ""))
             if not p.future.done():
                 p.future.set_exception(err)
             if p.prompt and not p.prompt.done():
@@ -162,7 +163,7 @@ class ATEngine(asyncio.Protocol):
             if wait > 0:
                 await asyncio.sleep(wait)
             if self._transport is None or self.lost:
-                raise LinkLost(f"{self.name}: port is not open")
+                raise LinkLost(Msg("{port}: port is not open", port=self.name))
             self._pending = pending
             try:
                 self._write(cmd.encode("ascii") + b"\r")
@@ -177,27 +178,30 @@ class ATEngine(asyncio.Protocol):
                     elif not pending.future.done():
                         self._write(b"\x1b")  # clear a stuck prompt
                         self._quiet_until = loop.time() + 0.5
-                        raise ATTimeout(f"{shown(cmd)}: no '> ' prompt in {timeout:g}s")
+                        raise ATTimeout(Msg("{command}: no '> ' prompt in {seconds}s",
+                                               command=shown(cmd), seconds=f"{timeout:g}"))
                 try:
                     final = await asyncio.wait_for(asyncio.shield(pending.future), timeout)
                 except asyncio.TimeoutError:
                     # Its answer may still be on the way: let it arrive and be dropped.
                     self._quiet_until = loop.time() + 0.5
-                    junk = (f"; {len(pending.lines)} unrecognised line(s) instead, noise on the "
-                            "line or a wrong baud rate?" if pending.lines else "")
-                    raise ATTimeout(f"{shown(cmd)}: no answer in {timeout:g}s{junk}") from None
+                    junk = Msg("; {lines} unrecognised line(s) instead, noise on the line or a "
+                               "wrong baud rate?", lines=len(pending.lines)) if pending.lines else ""
+                    raise ATTimeout(Msg("{command}: no answer in {seconds}s{junk}",
+                                        command=shown(cmd), seconds=f"{timeout:g}",
+                                        junk=junk)) from None
             finally:
                 self._pending = None
             return final
 
-    def interrupt(self, why: str = "interrupted for a reset") -> None:
+    def interrupt(self) -> None:
         """Give up the exchange on the wire now (a reset must not wait behind a 40 s USSD on a
         module that answers garbage): it fails with ATTimeout, a prompt it left open is
         cancelled with ESC, and answers still on their way are dropped."""
         p = self._pending
         if p is None or p.future.done():
             return
-        err = ATTimeout(f"{shown(p.command)}: {why}")
+        err = ATTimeout(Msg("{command}: interrupted for a reset", command=shown(p.command)))
         if p.prompt is not None and not p.prompt.done():
             p.prompt.set_exception(err)
             p.prompt.exception()  # retrieved: the exchange reads the future's failure
@@ -227,7 +231,7 @@ class ATEngine(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         if self._transport is None:
-            raise LinkLost(f"{self.name}: port is not open")
+            raise LinkLost(Msg("{port}: port is not open", port=self.name))
         if _wire.isEnabledFor(TRACE):
             _wire.log(TRACE, "%s tx %r", self.name, data)
         self._transport.write(data)
