@@ -1,6 +1,7 @@
 """Errors a person can act on."""
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -80,6 +81,32 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, UserError) and exc.message:
         return Msg(exc.message, **exc.params)
     return str(exc)
+
+
+_OS_ERRORS = {
+    errno.ENOENT: Msg("the device is gone"),
+    errno.ENODEV: Msg("the device is gone"),
+    errno.ENXIO: Msg("the device is gone"),
+    errno.EIO: Msg("input/output error (a loose cable or a failing device?)"),
+    errno.EBUSY: Msg("the device is busy (another program holds it?)"),
+    errno.EACCES: Msg("permission denied"),
+    errno.EPERM: Msg("permission denied"),
+    errno.ECONNRESET: Msg("the connection was reset"),
+    errno.ECONNREFUSED: Msg("the connection was refused"),
+    errno.EPIPE: Msg("the other end closed the connection"),
+    errno.ETIMEDOUT: Msg("the connection timed out"),
+    errno.EHOSTUNREACH: Msg("the host is unreachable"),
+}
+
+
+def os_reason(exc: BaseException) -> str:
+    """What an operating-system error means, as a catalogue message a page shows in its own
+    language (the system's own text is English); other errors as ``reason_of``."""
+    if isinstance(exc, OSError) and exc.errno in _OS_ERRORS:
+        return _OS_ERRORS[exc.errno]
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return Msg("system error {code}", code=errno.errorcode.get(exc.errno, exc.errno))
+    return reason_of(exc)
 
 
 def N_(message: str) -> str:

@@ -265,3 +265,21 @@ async def test_why_a_gsm_dial_failed_is_told_in_russian_to_the_end():
     assert ru == "набор не удался: ATD…i;: нет ответа за 0.05 с", ru
     assert not russian_only(ru, ("firmware/gsm/",))
     assert i18n.message_of("en", reason) == str(reason) == "dial failed: ATD…i;: no answer in 0.05s"
+
+
+@pytest.mark.parametrize("code", ["EIO", "ENOENT", "EBUSY", "EACCES", "ECONNRESET", "EPIPE",
+                                  "EREMOTEIO"])
+def test_a_lost_port_is_told_in_russian_not_in_the_systems_english(code):
+    """A module's USB port that fails: the lines page's reason carries what the system error
+    means in the page's language, not the system's English text (a code with no wording of
+    its own shows its symbolic name)."""
+    import errno
+    import os
+
+    from firmware.errors import Msg, os_reason
+    exc = OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+    reason = Msg("serial port lost: {error}", error=os_reason(exc))
+    ru = i18n.message_of("ru", reason)
+    assert os.strerror(getattr(errno, code)) not in ru, ru
+    assert not re.search(r"[A-Za-z]{3,}", ru.replace(code, "")), ru
+    assert os.strerror(getattr(errno, code)) not in str(reason)  # the English is ours too

@@ -47,7 +47,7 @@ SOURCES = ("web_admin", "controller", "dialbox/backend.py", "dialbox/clocksync.p
            # why a line is out of service (the lines page): drivers and the line manager
            "firmware/gsm/driver.py", "firmware/gsm/engine.py", "firmware/linemanager.py",
            "firmware/e1/span.py",
-           "firmware/e1/lapd.py", "firmware/e1/transports.py",
+           "firmware/e1/lapd.py", "firmware/e1/transports.py", "firmware/errors.py",
            # the boot report and the supervisor's restarted tasks (the dashboard)
            "dialbox/boot.py", "dialbox/service.py", "dialbox/supervise.py", "dialbox/backup.py",
            "dialbox/console/__init__.py")

@@ -10,7 +10,7 @@ from typing import Callable
 
 import structlog
 
-from firmware.errors import Msg
+from firmware.errors import Msg, os_reason
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,7 @@ class FdFrameTransport(FrameTransport):
         except BlockingIOError:
             return
         except OSError as exc:
-            self._lost(Msg("read failed: {error}", error=str(exc)))
+            self._lost(Msg("read failed: {error}", error=os_reason(exc)))
             return
         if not data:
             self._lost(Msg("peer closed the D-channel"))
@@ -172,7 +172,7 @@ class _StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.owner._transport = None
         self.owner._closed.set()
-        self.owner.on_lost(Msg("connection lost: {error}", error=str(exc)) if exc
+        self.owner.on_lost(Msg("connection lost: {error}", error=os_reason(exc)) if exc
                            else Msg("connection closed"))
 
 

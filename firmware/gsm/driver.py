@@ -11,7 +11,7 @@ import structlog
 from cext import linestate_codes as C
 from firmware.clock import Clock
 from firmware.driverapi import HwReport, Report
-from firmware.errors import Msg, UserError, reason_of
+from firmware.errors import Msg, UserError, os_reason, reason_of
 from firmware.gsm import errors as gsm_errors
 from firmware.gsm import pdu as smspdu
 from firmware.gsm import ussd
@@ -432,7 +432,7 @@ class GsmModule:
         if audio is self._audio and not self._stopping:
             self._audio = None
             self._audio_fault(Msg("audio port {port} lost: {error}", port=self.audio_port,
-                                  error=str(exc)))
+                                  error=os_reason(exc)))
 
     def _audio_fault(self, reason: str) -> None:
         """No audio path for the call: a line fault, not the debtor's doing. The call is hung
@@ -978,7 +978,7 @@ class GsmModule:
         if self._call_up:
             self._call_down()
             self._emit(C.EV_HW_RELEASE, 27, reason=Msg("port lost"), info=_FAULT)
-        self._flag_trouble(Msg("serial port lost: {error}", error=str(exc)) if exc
+        self._flag_trouble(Msg("serial port lost: {error}", error=os_reason(exc)) if exc
                            else Msg("serial port lost"))
 
     # --- helpers ----------------------------------------------------------------------------
