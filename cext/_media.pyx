@@ -10,6 +10,7 @@ from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 import sys
+from collections import deque
 
 FRAME_SAMPLES = 160
 FRAME_BYTES = 320
@@ -18,6 +19,16 @@ DBFS_FLOOR = -96.0
 cdef double _FLOOR = -96.0
 MAX_GAIN = 16.0
 MAX_SOURCES = 8
+FRAME_S = 0.02
+JB_WINDOW = 50
+JB_CALM_WINDOWS = 5
+JB_CALM_MAX_WINDOWS = 60
+JB_GROW_MARGIN_MS = 10.0
+cdef double _FRAME_S = 0.02
+cdef int _JB_WINDOW = 50
+cdef int _JB_CALM = 5
+cdef int _JB_CALM_MAX = 60
+cdef double _JB_MARGIN_MS = 10.0
 
 cdef enum:
     NS = 160
@@ -404,3 +415,156 @@ cdef class FrameSwitch:
         if self._out_silent[slot]:
             return DBFS_FLOOR
         return _dbfs(_sumsq(self._out + slot * NS, NS), NS)
+
+
+cdef class JitterBuffer:
+    """One leg's jitter buffer: a fixed or adaptive target depth (see media_py's doc)."""
+
+    cdef readonly int depth, prefill, max_prefill, target
+    cdef readonly long long dropped, underruns, drained, grown, shrunk
+    cdef readonly double jitter_ms
+    cdef readonly int calm_needed
+    cdef object _buf
+    cdef bint _playing, _hold
+    cdef int _low, _window, _calm, _since_shrink, _k, _wide
+    cdef double _ref, _dmin, _dmax
+
+    def __init__(self, int depth, int prefill, int max_prefill=0):
+        if max_prefill < prefill:
+            max_prefill = prefill
+        if not 1 <= prefill <= max_prefill <= depth:
+            raise ValueError(f"jitter buffer: need 1 <= prefill <= max_prefill <= depth, got "
+                             f"{prefill}, {max_prefill}, {depth}")
+        self.depth = depth
+        self.prefill = prefill
+        self.max_prefill = max_prefill
+        self.target = prefill
+        self.dropped = self.underruns = self.drained = self.grown = self.shrunk = 0
+        self.jitter_ms = 0.0
+        self.calm_needed = _JB_CALM
+        self._buf = deque()
+        self._reset()
+
+    cdef void _reset(self):
+        self._playing = False
+        self._hold = False
+        self._low = self.depth
+        self._window = 0
+        self._calm = 0
+        self._since_shrink = -1
+        self._k = -1
+        self._wide = 0
+        self._ref = 0.0
+        self._dmin = 0.0
+        self._dmax = 0.0
+
+    @property
+    def adaptive(self):
+        return self.max_prefill > self.prefill
+
+    @property
+    def buffered(self):
+        return len(self._buf)
+
+    def __len__(self):
+        return len(self._buf)
+
+    def push(self, frame, double now):
+        """A frame that arrived at ``now`` (seconds)."""
+        cdef double d
+        buf = self._buf
+        if len(buf) >= self.depth:
+            buf.popleft()
+            self.dropped += 1
+        buf.append(frame)
+        if self._k < 0:
+            self._k = 0
+            self._ref = now
+            self._dmin = 0.0
+            self._dmax = 0.0
+            return
+        self._k += 1
+        d = now - self._ref - self._k * _FRAME_S
+        if d < self._dmin:
+            self._dmin = d
+        elif d > self._dmax:
+            self._dmax = d
+        if self._k >= _JB_WINDOW - 1:
+            self._k = -1
+            self.jitter_ms = (self._dmax - self._dmin) * 1000.0
+            if self.jitter_ms > self.target * _FRAME_S * 1000.0 + _JB_MARGIN_MS:
+                self._wide += 1
+            else:
+                self._wide = 0
+            if (self._wide >= 2 and self.max_prefill > self.prefill
+                    and self.target < self.max_prefill):
+                self._wide = 0
+                self._grow()
+                self._hold = self._playing
+
+    def take(self):
+        """This tick's frame, or None (silence: prefilling, an underrun, or a growth)."""
+        cdef Py_ssize_t n
+        buf = self._buf
+        n = len(buf)
+        if not self._playing:
+            if n < self.target:
+                return None
+            self._playing = True
+            self._low = self.depth
+            self._window = 0
+        if self._hold:
+            self._hold = False
+            return None
+        if n == 0:
+            self._playing = False
+            self.underruns += 1
+            if self.max_prefill > self.prefill:
+                self._grow()
+            return None
+        frame = buf.popleft()
+        if n - 1 < self._low:
+            self._low = n - 1
+        self._window += 1
+        if self._window >= _JB_WINDOW:
+            self._window_end()
+        return frame
+
+    def flush(self):
+        """Forget what waits (a new call): start again from ``prefill``."""
+        self._buf.clear()
+        self.target = self.prefill
+        self.calm_needed = _JB_CALM
+        self.jitter_ms = 0.0
+        self._reset()
+
+    cdef void _grow(self):
+        self._calm = 0
+        if 0 <= self._since_shrink < self.calm_needed:
+            self.calm_needed = min(2 * self.calm_needed, _JB_CALM_MAX)
+        self._since_shrink = -1
+        if self.target < self.max_prefill:
+            self.target += 1
+            self.grown += 1
+
+    cdef int _window_end(self) except -1:
+        cdef int low = self._low
+        cdef int i
+        buf = self._buf
+        if self._since_shrink >= 0:
+            self._since_shrink += 1
+        if self.target > self.prefill:
+            self._calm = self._calm + 1 if low >= 1 else 0
+            if self._calm >= self.calm_needed:
+                self.target -= 1
+                self.shrunk += 1
+                self._calm = 0
+                self._since_shrink = 0
+                buf.popleft()
+                low -= 1
+        for i in range(low - (self.target - 1)):
+            buf.popleft()
+            self.drained += 1
+        self._low = self.depth
+        self._window = 0
+        return 0

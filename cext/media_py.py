@@ -18,12 +18,34 @@ saturated sum of its sources' inputs, times its output gain)::
     sw.stereo(slot) -> bytes              # 640 bytes: (input, output) interleaved, for a recorder
     sw.level_in(slot) / sw.level_out(slot) -> dBFS of this tick's frame (DBFS_FLOOR for silence)
     sw.reset(slot)                        # silence, no sources, unity gains
+
+``JitterBuffer(depth, prefill, max_prefill=0)`` is one leg's jitter buffer: frames pushed as they
+arrive (``push(frame, now)``, ``now`` in seconds of the injected clock), one taken per tick
+(``take()``: a frame, or None for silence). Playout starts once ``target`` frames wait; a take
+that finds none while playing is an underrun, and playout waits for ``target`` frames again.
+Over each window of ``JB_WINDOW`` takes, frames that stood in the buffer the whole window above
+``target - 1`` are latency no jitter needed: they are dropped at the window's end ("drained").
+With ``max_prefill > prefill`` the target adapts (the line's USB audio jitter is its module's):
+
+- it grows by one frame, up to ``max_prefill``, at an underrun, or when the arrival jitter
+  measured over a window of ``JB_WINDOW`` pushes (peak to peak, against a 20 ms grid) is wider
+  than the target can hold (``target * 20 + JB_GROW_MARGIN_MS``) in two windows in a row (one
+  stall is the underrun's business); the latter plays one tick of silence to build the extra
+  frame (there is no packet-loss concealment);
+- it shrinks by one frame, down to ``prefill``, after ``calm_needed`` windows with no underrun
+  in which the buffer never went below one frame after a take (the last frame of reserve went
+  unused); the frame is dropped at once, there being no voice activity detector. A growth soon
+  after a shrink (within ``calm_needed`` windows) doubles ``calm_needed``, up to
+  ``JB_CALM_MAX_WINDOWS``, so a module at the edge does not swing.
+
+``flush()`` (a new call) empties it and starts again from ``prefill``; the counters stay.
 """
 from __future__ import annotations
 
 import math
 import sys
 from array import array
+from collections import deque
 from operator import mul
 
 FRAME_SAMPLES = 160
@@ -36,6 +58,11 @@ _Q = 12
 _UNITY = 1 << _Q
 _FULL_SCALE_SQ = float(FRAME_SAMPLES * 32768 * 32768)
 _SWAP = sys.byteorder != "little"
+FRAME_S = 0.02
+JB_WINDOW = 50  # takes (and pushes) per window: 1 s of audio
+JB_CALM_WINDOWS = 5  # calm windows before the adaptive target shrinks by one frame
+JB_CALM_MAX_WINDOWS = 60  # calm_needed doubles up to this after a growth soon after a shrink
+JB_GROW_MARGIN_MS = 10.0  # arrival jitter beyond target * 20 ms plus this grows the target
 
 _SEG_AEND = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
 _SEG_UEND = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
@@ -301,3 +328,142 @@ class FrameSwitch:
 
     def level_out(self, slot: int) -> float:
         return _frame_level(self._out[self._check(slot)])
+
+
+class JitterBuffer:
+    """One leg's jitter buffer: a fixed or adaptive target depth (see the module's doc)."""
+
+    def __init__(self, depth: int, prefill: int, max_prefill: int = 0) -> None:
+        if max_prefill < prefill:
+            max_prefill = prefill
+        if not 1 <= prefill <= max_prefill <= depth:
+            raise ValueError(f"jitter buffer: need 1 <= prefill <= max_prefill <= depth, got "
+                             f"{prefill}, {max_prefill}, {depth}")
+        self.depth = depth
+        self.prefill = prefill
+        self.max_prefill = max_prefill
+        self.target = prefill
+        self.dropped = 0  # frames dropped because the buffer was full (too much latency)
+        self.underruns = 0  # takes that found the buffer empty while playing
+        self.drained = 0  # frames dropped because they stood in the buffer a whole window
+        self.grown = 0
+        self.shrunk = 0
+        self.jitter_ms = 0.0  # arrival jitter, peak to peak, over the last window of pushes
+        self.calm_needed = JB_CALM_WINDOWS
+        self._buf: deque = deque()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._playing = False
+        self._hold = False
+        self._low = self.depth  # the fewest frames left after a take in this window
+        self._window = 0  # takes in this window
+        self._calm = 0  # calm windows in a row
+        self._since_shrink = -1  # windows since the last shrink (-1: none yet)
+        self._k = -1  # pushes in this jitter window, minus one (-1: none)
+        self._wide = 0  # jitter windows in a row wider than the target holds
+        self._ref = 0.0
+        self._dmin = 0.0
+        self._dmax = 0.0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.max_prefill > self.prefill
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def push(self, frame: bytes, now: float) -> None:
+        """A frame that arrived at ``now`` (seconds)."""
+        buf = self._buf
+        if len(buf) >= self.depth:
+            buf.popleft()
+            self.dropped += 1
+        buf.append(frame)
+        if self._k < 0:
+            self._k = 0
+            self._ref = now
+            self._dmin = self._dmax = 0.0
+            return
+        self._k += 1
+        d = now - self._ref - self._k * FRAME_S
+        if d < self._dmin:
+            self._dmin = d
+        elif d > self._dmax:
+            self._dmax = d
+        if self._k >= JB_WINDOW - 1:
+            self._k = -1
+            self.jitter_ms = (self._dmax - self._dmin) * 1000.0
+            if self.jitter_ms > self.target * FRAME_S * 1000.0 + JB_GROW_MARGIN_MS:
+                self._wide += 1
+            else:
+                self._wide = 0
+            if self._wide >= 2 and self.adaptive and self.target < self.max_prefill:
+                self._wide = 0
+                self._grow()
+                self._hold = self._playing  # one tick of silence builds the extra frame
+
+    def take(self):
+        """This tick's frame, or None (silence: prefilling, an underrun, or a growth)."""
+        buf = self._buf
+        if not self._playing:
+            if len(buf) < self.target:
+                return None
+            self._playing = True
+            self._low, self._window = self.depth, 0
+        if self._hold:
+            self._hold = False
+            return None
+        if not buf:
+            self._playing = False
+            self.underruns += 1
+            if self.adaptive:
+                self._grow()
+            return None
+        frame = buf.popleft()
+        if len(buf) < self._low:
+            self._low = len(buf)
+        self._window += 1
+        if self._window >= JB_WINDOW:
+            self._window_end()
+        return frame
+
+    def flush(self) -> None:
+        """Forget what waits (a new call): start again from ``prefill``."""
+        self._buf.clear()
+        self.target = self.prefill
+        self.calm_needed = JB_CALM_WINDOWS
+        self.jitter_ms = 0.0
+        self._reset()
+
+    def _grow(self) -> None:
+        self._calm = 0
+        if 0 <= self._since_shrink < self.calm_needed:
+            self.calm_needed = min(2 * self.calm_needed, JB_CALM_MAX_WINDOWS)
+        self._since_shrink = -1
+        if self.target < self.max_prefill:
+            self.target += 1
+            self.grown += 1
+
+    def _window_end(self) -> None:
+        buf = self._buf
+        low = self._low
+        if self._since_shrink >= 0:
+            self._since_shrink += 1
+        if self.target > self.prefill:
+            self._calm = self._calm + 1 if low >= 1 else 0
+            if self._calm >= self.calm_needed:
+                self.target -= 1
+                self.shrunk += 1
+                self._calm = 0
+                self._since_shrink = 0
+                buf.popleft()  # one frame less of latency, at once: there is no VAD
+                low -= 1
+        for _ in range(low - (self.target - 1)):  # standing latency, not jitter
+            buf.popleft()
+            self.drained += 1
+        self._low, self._window = self.depth, 0

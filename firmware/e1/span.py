@@ -151,7 +151,7 @@ class E1Span:
         """Every B-channel gets a line leg when the span's channels can be opened. A B-channel
         is clocked by the span (DAHDI hands over one 20 ms block every 20 ms, as chan_dahdi
         relies on with no jitter buffer), so one frame of prefill covers the phase between
-        the span and the plane's tick; a GSM module's USB audio keeps the plane's default."""
+        the span and the plane's tick, and it stays fixed (a GSM module's adapts to its USB jitter)."""
         if self.bchannel is None or self._legs:
             return
         for ts, name in zip(self.config.timeslots, self.channel_names()):

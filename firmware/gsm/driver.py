@@ -38,6 +38,13 @@ CEER_CAUSES = {
     "switching equipment congestion": 42, "requested circuit/channel not available": 44,
     "resources unavailable, unspecified": 47,
 }
+# A module's USB audio port delivers with the host's jitter (URB completions, the tty layer's
+# push, the loop): its line leg starts at one frame of prefill, as an E1 B-channel, and its
+# jitter buffer grows by a frame at each underrun (or arrival jitter wider than it holds) up to
+# GSM_MAX_PREFILL_FRAMES, shrinking back after a calm spell (cext/media_py.py, JitterBuffer).
+GSM_PREFILL_FRAMES = 1
+GSM_MAX_PREFILL_FRAMES = 3
+
 _FINAL_CAUSE = {"BUSY": 17, "NO ANSWER": 19, "NO DIALTONE": 38}
 # CME errors that need a person at the box (SIM missing, PIN, PUK, SIM blocked).
 _NEEDS_PERSON = {10: Msg("no SIM card"), 11: Msg("SIM PIN required"),
@@ -122,7 +129,8 @@ class GsmModule:
     def attach_media(self, plane) -> None:
         """A module with an audio serial port carries its calls' audio in the plane."""
         if self.audio_port and self._leg is None:
-            self._leg = plane.add_leg(self.name, "line")
+            self._leg = plane.add_leg(self.name, "line", prefill=GSM_PREFILL_FRAMES,
+                                      max_prefill=GSM_MAX_PREFILL_FRAMES)
 
     def seat_of(self, channel: int = 0) -> str | None:
         """The one operator position an analog-seat module is wired to (None: any)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
-from collections import deque
 from typing import Callable, Iterable
 
 import structlog
@@ -39,11 +38,12 @@ SILENCE = core.SILENCE
 KINDS = ("line", "position", "prompt")
 MODES = ("listen", "whisper", "barge")
 MAX_CATCH_UP_TICKS = 5  # further behind than this, the plane skips ahead instead of bursting
-# A leg's jitter buffer is fed and emptied at the same 50 frames a second, so frames that piled
-# up in a burst (a stalled port, a stalled loop) would stay as latency for the rest of the call.
-# What stayed in the buffer for a whole window (its minimum fill above the prefill's) is latency
-# no jitter needed: it is dropped at the window's end.
-DRAIN_WINDOW_TICKS = 50
+# A leg's jitter buffer (cext.media.JitterBuffer) is fed and emptied at the same 50 frames a
+# second, so frames that piled up in a burst (a stalled port, a stalled loop) would stay as
+# latency for the rest of the call. What stayed in the buffer for a whole window (its minimum
+# fill above the target's) is latency no jitter needed: it is dropped at the window's end.
+# A leg given ``max_prefill`` above its ``prefill`` adapts its target to the jitter it meets.
+DRAIN_WINDOW_TICKS = core.JB_WINDOW
 LATENESS_MS = (1, 2, 5, 10, 20, 50, 100)  # upper bounds of the tick lateness histogram
 
 
@@ -59,33 +59,48 @@ class MediaError(Exception):
 Sink = Callable[[bytes], None]
 
 
+def _from_jitter(name: str, doc: str) -> property:
+    """A leg's read-only view of its jitter buffer's ``name``."""
+    return property(lambda leg: getattr(leg.jitter, name), doc=doc)
+
+
 class Leg:
     """One end of the box's audio, with a jitter buffer in and the tick's frame out."""
 
     def __init__(self, plane: "MediaPlane", name: str, kind: str, slot: int, *,
-                 depth: int, prefill: int) -> None:
+                 depth: int, prefill: int, max_prefill: int = 0) -> None:
         self.plane = plane
         self.name = name
         self.kind = kind
         self.slot = slot
-        self.depth = depth
-        self.prefill = prefill
-        self._buf: deque[bytes] = deque()
-        self._playing = False
+        self.jitter = core.JitterBuffer(depth, prefill, max_prefill)
         self._outputs: list[Sink] = []
         self._gain_in = 1.0
         self._gain_out = 1.0
         self.frames_in = 0  # frames pushed
-        self.dropped = 0  # frames dropped because the jitter buffer was full (too much latency)
-        self.underruns = 0  # ticks that found the buffer empty while playing
-        self.drained = 0  # frames dropped because they stood in the buffer a whole window
-        self._low = depth  # the fewest frames left after a take in this window
-        self._window = 0  # takes in this window
         self.live = False  # this tick's input was a real frame, not silence filled in
         self.removed = False
 
     def __repr__(self) -> str:
         return f"Leg({self.name!r}, {self.kind!r})"
+
+    # --- the jitter buffer's state ------------------------------------------------------
+    depth = _from_jitter("depth", "Frames the jitter buffer holds at most.")
+    prefill = _from_jitter("target", "Frames playout waits for now: the target (adaptive or "
+                           "fixed).")
+    dropped = _from_jitter("dropped", "Frames dropped because the jitter buffer was full.")
+    underruns = _from_jitter("underruns", "Ticks that found the jitter buffer empty while "
+                             "playing.")
+    drained = _from_jitter("drained", "Frames dropped because they stood in the buffer a whole "
+                           "window.")
+
+    def jitter_stats(self) -> dict:
+        """What a technician reads of this leg's jitter buffer."""
+        jb = self.jitter
+        return {"buffered": len(jb), "target": jb.target, "adaptive": jb.adaptive,
+                "max_target": jb.max_prefill, "jitter_ms": round(jb.jitter_ms, 1),
+                "grown": jb.grown, "shrunk": jb.shrunk, "dropped": jb.dropped,
+                "drained": jb.drained, "underruns": jb.underruns}
 
     # --- the outside pushes and takes ----------------------------------------------------
     def push(self, frame: bytes) -> None:
@@ -93,15 +108,11 @@ class Leg:
         if len(frame) != FRAME_BYTES:
             raise ValueError(f"{self.name}: a frame is {FRAME_BYTES} bytes, got {len(frame)}")
         self.frames_in += 1
-        if len(self._buf) >= self.depth:
-            self._buf.popleft()
-            self.dropped += 1
-        self._buf.append(frame)
+        self.jitter.push(frame, self.plane.clock.now())
 
     def flush(self) -> None:
         """Forget the frames waiting in the jitter buffer (a new call starts on this leg)."""
-        self._buf.clear()
-        self._playing = False
+        self.jitter.flush()
 
     def on_output(self, callback: Sink) -> Callable[[], None]:
         """Call ``callback(frame)`` every tick with the frame to send; returns a remover."""
@@ -117,28 +128,6 @@ class Leg:
         if self.removed:
             return SILENCE
         return self.plane.switch.output(self.slot)
-
-    def _take(self) -> bytes | None:
-        buf = self._buf
-        if not self._playing:
-            if len(buf) < self.prefill:
-                return None
-            self._playing = True
-            self._low, self._window = self.depth, 0
-        if not buf:
-            self._playing = False
-            self.underruns += 1
-            return None
-        frame = buf.popleft()
-        if len(buf) < self._low:
-            self._low = len(buf)
-        self._window += 1
-        if self._window >= DRAIN_WINDOW_TICKS:
-            for _ in range(self._low - (self.prefill - 1)):  # standing latency, not jitter
-                buf.popleft()
-                self.drained += 1
-            self._low, self._window = self.depth, 0
-        return frame
 
     # --- gain and meters -----------------------------------------------------------------
     @property
@@ -262,19 +251,26 @@ class MediaPlane:
 
     # --- legs ----------------------------------------------------------------------------
     def add_leg(self, name: str, kind: str, *, depth: int | None = None,
-                prefill: int | None = None) -> Leg:
+                prefill: int | None = None, max_prefill: int | None = None) -> Leg:
+        """A new leg. Its jitter buffer waits for ``prefill`` frames (the plane's default) and
+        holds ``depth``; with ``max_prefill`` above ``prefill`` its target adapts between them
+        to the jitter the leg's frames arrive with (cext/media_py.py says how)."""
         if kind not in KINDS:
             raise MediaError(f"leg kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if name in self.legs:
             raise MediaError(f"a leg named {name!r} exists already")
+        prefill = self.jitter_prefill if prefill is None else prefill
+        max_prefill = prefill if max_prefill is None else max_prefill
+        if depth is None:  # an adaptive buffer keeps room for a burst on top of its largest
+            depth = self.jitter_depth if max_prefill <= prefill else max(
+                self.jitter_depth, max_prefill + 2)
+        if not 1 <= prefill <= max(prefill, max_prefill) <= depth:
+            raise MediaError(f"jitter buffer: need 1 <= prefill <= max_prefill <= depth, got "
+                             f"{prefill}, {max_prefill}, {depth}")
         if not self._free:
             self._grow()
         slot = self._free.pop()
-        depth = self.jitter_depth if depth is None else depth
-        prefill = self.jitter_prefill if prefill is None else prefill
-        if not 1 <= prefill <= depth:
-            raise MediaError(f"jitter buffer: need 1 <= prefill <= depth, got {prefill}, {depth}")
-        leg = Leg(self, name, kind, slot, depth=depth, prefill=prefill)
+        leg = Leg(self, name, kind, slot, depth=depth, prefill=prefill, max_prefill=max_prefill)
         self.switch.reset(slot)
         self.legs[name] = leg
         self._slots[slot] = leg
@@ -442,7 +438,7 @@ class MediaPlane:
                 if frame is None and prompt is not None:
                     ended.append(leg.name)
             else:
-                frame = leg._take()
+                frame = leg.jitter.take()
             leg.live = frame is not None
             sw.set_input(leg.slot, frame)
         sw.tick()
@@ -509,8 +505,7 @@ class MediaPlane:
             "legs": {name: {"kind": leg.kind, "peer": self._peer.get(name),
                             "level_in_dbfs": round(leg.level_in_dbfs, 1),
                             "level_out_dbfs": round(leg.level_out_dbfs, 1),
-                            "buffered": len(leg._buf), "dropped": leg.dropped,
-                            "drained": leg.drained, "underruns": leg.underruns}
+                            **leg.jitter_stats()}
                      for name, leg in self.legs.items() if leg.kind != "prompt"},
             "monitors": {sup: {"position": pos, "mode": mode}
                          for sup, (pos, mode) in self._monitors.items()},
