@@ -503,4 +503,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE campaigns ADD COLUMN take_s REAL;
     """,
+    # the SMS page's last 50 messages of a campaign: an index seek in order, instead of
+    # sorting every SMS the campaign ever sent
+    """
+    CREATE INDEX sms_campaign ON sms_messages (campaign_id, id);
+    """,
 )

@@ -72,6 +72,7 @@ class SmsReminders:
         self._stopping = False
         self._sending: set[asyncio.Task] = set()
         self._held: dict[str, tuple[str, float]] = {}  # key -> (refusal recorded, held until)
+        self._turn = asyncio.Lock()  # one pass at a time: the loop's, or one asked for meanwhile
         lines.subscribe(self._on_event)
 
     async def start(self) -> None:
@@ -190,12 +191,13 @@ class SmsReminders:
         (the rest wait for the next look); messages the law holds until later are not looked
         at again before then.
         """
-        now = self.clock.wall() if now is None else now
-        due, spread, keys, left = await self.store.read(self._look, now, dict(self._held))
-        self._held = {k: v for k, v in self._held.items() if k in keys}  # forget the gone
-        self._pending = due
-        self.pacer.plan(self.campaign_id, spread, left)
-        return await self.send_due(now)
+        async with self._turn:
+            now = self.clock.wall() if now is None else now
+            due, spread, keys, left = await self.store.read(self._look, now, dict(self._held))
+            self._held = {k: v for k, v in self._held.items() if k in keys}  # forget the gone
+            self._pending = due
+            self.pacer.plan(self.campaign_id, spread, left)
+            return await self._send_due(now)
 
     def _look(self, store: Store, now: float, held: dict) -> tuple[list, int, set, float]:
         # the hours left too: the law's calendars load on first use, never on the loop
@@ -203,11 +205,17 @@ class SmsReminders:
 
     async def send_due(self, now: float | None = None) -> int:
         """Send what is due while a SIM may send; returns how many were sent."""
+        async with self._turn:
+            return await self._send_due(now)
+
+    async def _send_due(self, now: float | None) -> int:
         now = self.clock.wall() if now is None else now
         sent = 0
         conf = sms_templates.settings(self.store, self.campaign_id)
         templates = dict(self.templates, **conf["templates"])
-        counts = self._sent_today(now)
+        # messages per SIM today (as the lines page counts them), on the reader: index seeks
+        counts = await self.store.read(Store.sms_today, [ln.name for ln in self.lines.lines()
+                                                         if ln.kind == "gsm"], now)
         try:
             while self._pending:
                 spread = self._pending[0]["rule"] in SPREAD  # a confirmation goes at once
@@ -306,14 +314,6 @@ class SmsReminders:
 
     def _sms_lines(self) -> list[str]:
         return [ln.name for ln in self.lines.lines() if ln.kind == "gsm" and ln.in_service]
-
-    def _sent_today(self, now: float) -> dict[str, int]:
-        """Messages per SIM since the box's local midnight (as the lines page counts them)."""
-        day_start = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
-                                                        microsecond=0).timestamp()
-        return dict(self.store.db.execute(
-            "SELECT line, COUNT(*) FROM sms_messages WHERE line IS NOT NULL AND created_at>=? "
-            "AND state != 'skipped' GROUP BY line", (day_start,)).fetchall())
 
     def _pick_line(self, counts: dict[str, int], *, spread: bool = True) -> str | None:
         gsm = set(self._sms_lines())

@@ -653,13 +653,28 @@ class Store(CampaignsMixin, ListsMixin, OutcomesMixin):
         lines = list(lines)
         if not lines:
             return {}
-        now = self.clock.wall() if now is None else now
-        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
-                                                       microsecond=0).timestamp()
         return dict(self.db.execute(
             f"SELECT line, COUNT(*) FROM attempts WHERE line IN ({','.join('?' * len(lines))}) "
             "AND created_at >= ? AND state != 'line_fault' GROUP BY line",
-            (*lines, midnight)).fetchall())
+            (*lines, self._midnight(now))).fetchall())
+
+    def sms_today(self, lines: Iterable[str], now: float | None = None) -> dict[str, int]:
+        """SMS given to each of ``lines`` since the box's local midnight (queued, sent,
+        delivered or failed: what counts against a SIM's daily cap); an index seek per line."""
+        lines = list(lines)
+        if not lines:
+            return {}
+        return dict(self.db.execute(
+            f"SELECT line, COUNT(*) FROM sms_messages WHERE line IN "
+            f"({','.join('?' * len(lines))}) AND created_at >= ? AND state != 'skipped' "
+            "GROUP BY line",
+            (*lines, self._midnight(now))).fetchall())
+
+    def _midnight(self, now: float | None) -> float:
+        """The start of the box's local day of ``now`` (the clock's wall time by default)."""
+        now = self.clock.wall() if now is None else now
+        return datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                                   microsecond=0).timestamp()
 
     def counters(self, campaign_id: int) -> dict:
         """The dashboard's tiles for a campaign, over its whole run; what each one counts is

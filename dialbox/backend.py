@@ -92,6 +92,26 @@ def _funnels(store: Store, campaign_ids: list[int], by: str) -> list[list[dict]]
     return [kpi_mod.funnel(store, cid, by=by) for cid in campaign_ids]
 
 
+def _used_today(store: Store, lines: list[str], now: float) -> tuple[dict, dict]:
+    """Calls placed and SMS sent on each GSM line since the start of the shop's day."""
+    return store.calls_today(lines, now), store.sms_today(lines, now)
+
+
+def _dnc_entries(store: Store) -> list[dict]:
+    """The do-not-call list, newest first, as the page shows it (the whole list)."""
+    rows = store.list_entries("dnc")
+    return sorted(({"e164": r["e164"], "reason": r["reason"], "by": r["added_by"],
+                    "at": r["added_at"]} for r in rows), key=lambda r: -r["at"])
+
+
+def _last_sms(store: Store, campaign_id: int) -> list[dict]:
+    """The campaign's last 50 SMS, newest first (an index seek on the campaign)."""
+    return [_said(dict(r)) for r in store.db.execute(
+        "SELECT m.created_at, a.account_id, m.rule, m.number, m.text, m.state, m.detail, "
+        "m.evidence FROM sms_messages m JOIN accounts a ON a.id = m.account_pk WHERE "
+        "m.campaign_id=? ORDER BY m.id DESC LIMIT 50", (campaign_id,))]
+
+
 def _no_outcome(store: Store, call_id: str, wrap_s: float, who: str, position: str,
                 now: float) -> None:
     if store.record_no_outcome(call_id, wrap_s, who=who, now=now):
@@ -534,10 +554,8 @@ class BackendMixin:
     def _occupancy(self, position: str | None) -> float | None:
         return occupancy_mod.occupancy(self.store, self.operators, position)
 
-    def dnc_list(self) -> list[dict]:
-        rows = self.store.list_entries("dnc")
-        return sorted(({"e164": r["e164"], "reason": r["reason"], "by": r["added_by"],
-                        "at": r["added_at"]} for r in rows), key=lambda r: -r["at"])
+    async def dnc_list(self) -> list[dict]:
+        return await self.store.read(_dnc_entries)  # the whole list: off the event loop
 
     async def dnc_add(self, number: str, reason: str, by: str) -> None:
         await self.store.run(Store.dnc_add, number, reason, by)
@@ -597,15 +615,12 @@ class BackendMixin:
     async def campaign_set_segments(self, name: str, segments: list, by: str) -> list[dict]:
         return await self.store.run(_set_segments, name, segments, by)
 
-    def sms_overview(self, campaign: str) -> dict:
+    async def sms_overview(self, campaign: str) -> dict:
         cid = self.store.campaign(campaign)
         saved = sms_templates.settings(self.store, cid)["templates"]
         segments = [{"name": sg.name, "sms_rules": list(sg.strategy.sms_rules)}
                     for sg in self.store.segments(cid)]
-        messages = [_said(dict(r)) for r in self.store.db.execute(
-            "SELECT m.created_at, a.account_id, m.rule, m.number, m.text, m.state, m.detail, "
-            "m.evidence FROM sms_messages m JOIN accounts a ON a.id = m.account_pk WHERE "
-            "m.campaign_id=? ORDER BY m.id DESC LIMIT 50", (cid,))]
+        messages = await self.store.read(_last_sms, cid)
         return {"rules": list(SMS_RULES), "templates": {r: saved.get(r) or SMS_TEMPLATES[r]
                                                         for r in SMS_RULES},
                 "saved": sorted(saved), "segments": segments, "messages": messages}
@@ -654,8 +669,9 @@ class BackendMixin:
                                     max_parts=parts)
 
     # --- technician -------------------------------------------------------------------------
-    def lines_detail(self) -> list[dict]:
-        calls, sms = self._used_today()
+    async def lines_detail(self) -> list[dict]:
+        gsm = [ln.name for ln in self.lines.lines() if ln.kind == "gsm"]
+        calls, sms = await self.store.read(_used_today, gsm, self.store.clock.wall())
         out = []
         for ln in self.lines.lines():
             d = {"name": ln.name, "kind": ln.kind, "state": ln.state,
@@ -675,17 +691,6 @@ class BackendMixin:
                     d["sms_rest"] = {"until": rest.until_wall, "reason": rest.reason}
             out.append(d)
         return out
-
-    def _used_today(self) -> tuple[dict, dict]:
-        """Calls placed and SMS sent per line since the start of today (the shop's day)."""
-        now = self.store.clock.wall()
-        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
-                                                       microsecond=0).timestamp()
-        calls = self.store.calls_today((ln.name for ln in self.lines.lines()), now)
-        sms = dict(self.store.db.execute(
-            "SELECT line, COUNT(*) FROM sms_messages WHERE created_at >= ? AND line IS NOT NULL "
-            "AND state IN ('sent', 'delivered', 'failed') GROUP BY line", (midnight,)).fetchall())
-        return calls, sms
 
     def _limits_of(self, line: str) -> dict:
         try:

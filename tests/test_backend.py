@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import inspect
 import re
 
 import pytest
@@ -34,12 +35,21 @@ async def paced_app(tmp_path):
     await a.stop()
 
 
-async def _wait(cond, timeout=20.0):
+async def _wait(cond, timeout=60.0):
+    """Until ``cond()`` (a coroutine's result too) is true."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while not cond():
+    while not await _value(cond()):
         assert loop.time() < end, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def _value(v):
+    return await v if inspect.isawaitable(v) else v
+
+
+async def _in_service(app) -> bool:
+    return all(ln["in_service"] for ln in await app.lines_detail())
 
 
 @pytest.mark.slow
@@ -72,8 +82,8 @@ async def test_person_at_the_desk_takes_a_call_and_records_a_promise(app):
 
 
 async def test_technician_and_supervisor_views(app):
-    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
-    lines = app.lines_detail()
+    await _wait(lambda: _in_service(app))
+    lines = await app.lines_detail()
     gsm = next(ln for ln in lines if ln["name"] == "gsm0")
     assert gsm["kind"] == "gsm" and "imei" in gsm
     # a SIM's day against its profile's caps: what the store says it placed today
@@ -82,7 +92,8 @@ async def test_technician_and_supervisor_views(app):
     assert gsm["calls_today"] == placed and gsm["calls_cap"] == 250 and gsm["sms_cap"] == 100
     assert all("calls_today" not in ln for ln in lines if ln["kind"] == "e1")
     await app.line_action("gsm0", "block")
-    assert next(ln for ln in app.lines_detail() if ln["name"] == "gsm0")["state"] == "blocked"
+    assert next(ln for ln in await app.lines_detail() if ln["name"] == "gsm0")["state"] == \
+        "blocked"
     await app.line_action("gsm0", "unblock")
     with pytest.raises(UserError):
         await app.line_action("nope", "block")
@@ -91,7 +102,7 @@ async def test_technician_and_supervisor_views(app):
     await app.campaign_action(camps[0]["name"], "pause")
     assert (await app.campaigns())[0]["status"] == "paused"
     await app.dnc_add("+79161234567", "asked not to be called", "anna")
-    assert app.dnc_list()[0]["e164"] == "+79161234567"
+    assert (await app.dnc_list())[0]["e164"] == "+79161234567"
     with pytest.raises(UserError):
         await app.user_add("x", "short", "operator")
 
@@ -187,7 +198,7 @@ async def test_refusals_and_sms_senders_through_the_backend(app):
 
 async def test_sms_preview_renders_a_real_debtors_message_in_russian(app):
     camp = (await app.campaigns())[0]["name"]
-    over = app.sms_overview(camp)
+    over = await app.sms_overview(camp)
     assert set(over["templates"]) == set(over["rules"]) and over["segments"]
     text = "{name}, долг {amount} {currency} до {date}. {creditor}, тел. {contact_phone}"
     await app.sms_settings_save(camp, "anna", {"creditor_name": "Банк", "contact_phone":
@@ -220,7 +231,7 @@ async def test_a_segments_script_reaches_the_card_and_the_change_is_audited(app)
 async def test_a_debtor_calling_back_in_national_format_pops_his_card(app):
     """The simulated module rings with the caller as the network shows it (8XXXXXXXXXX): the
     person who takes the call sees that debtor's card (matched through the E.164 index)."""
-    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await _wait(lambda: _in_service(app))
     app.store.db.execute("UPDATE accounts SET status='done'")  # nobody to dial out
     app.store.db.commit()
     # A call placed before is let finish: a caller would wait behind it (call waiting).
@@ -236,7 +247,7 @@ async def test_a_debtor_calling_back_in_national_format_pops_his_card(app):
 
 async def test_reset_re_initialises_a_gsm_module_and_restarts_an_e1_channel(app):
     from structlog.testing import capture_logs
-    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await _wait(lambda: _in_service(app))
     await app.campaign_action((await app.campaigns())[0]["name"], "pause")  # nothing dials meanwhile
     sim = app.sims[1]
     inits = sim.commands.count("ATE0")
@@ -257,9 +268,11 @@ async def test_reset_re_initialises_a_gsm_module_and_restarts_an_e1_channel(app)
 
 async def test_each_simulated_sim_reports_its_balance_by_its_own_operators_code(app):
     from firmware.sim.modem import BALANCE_CODES
-    await _wait(lambda: all(ln.get("balance") == 123.45 for ln in app.lines_detail()
-                            if ln["kind"] == "gsm"), 40)
-    gsm = {ln["name"]: ln for ln in app.lines_detail() if ln["kind"] == "gsm"}
+    async def balances_read() -> bool:
+        return all(ln.get("balance") == 123.45 for ln in await app.lines_detail()
+                   if ln["kind"] == "gsm")
+    await _wait(balances_read, 40)
+    gsm = {ln["name"]: ln for ln in await app.lines_detail() if ln["kind"] == "gsm"}
     assert [gsm[s.name]["operator"] for s in app.sims] == ["MegaFon", "MTS RUS", "Beeline",
                                                            "Tele2"]
     for sim in app.sims:  # asked once by the health check, with the code its network answers
@@ -326,7 +339,7 @@ async def test_the_lines_page_says_in_russian_why_a_line_is_out_of_service(app, 
     from tests.test_i18n import russian_only
     from web_admin.app import make_app
     from web_admin.render import SESSION_COOKIE
-    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await _wait(lambda: _in_service(app))
     await app.campaign_action((await app.campaigns())[0]["name"], "pause")  # nothing dials meanwhile
     app.sims[0].inject("sim_removed")
     await app.line_action("gsm0", "reset")  # re-initialised: AT+CPIN? answers +CME ERROR: 10
@@ -334,9 +347,10 @@ async def test_the_lines_page_says_in_russian_why_a_line_is_out_of_service(app, 
     span.simulator.fault_link_down(3600)
     e1_line = next(ch.name for ch in app.lines.channels if ch.driver is span)
 
-    def reason(name):
-        return next(ln["reason"] for ln in app.lines_detail() if ln["name"] == name)
-    await _wait(lambda: "no SIM card" in reason("gsm0") and "D-channel down" in reason(e1_line))
+    async def both_told() -> bool:
+        reason = {ln["name"]: ln["reason"] for ln in await app.lines_detail()}
+        return "no SIM card" in reason["gsm0"] and "D-channel down" in reason[e1_line]
+    await _wait(both_told)
     users.add(app.store, "tim", "tim-password-1", role="technician")
     uid = app.store.db.execute("SELECT id FROM users WHERE username='tim'").fetchone()[0]
     client = await aiohttp_client(make_app(app))
@@ -360,10 +374,9 @@ async def _technician_with_busy_gsm0(app, aiohttp_client):
     from tests.gsmsim import population
     from web_admin.app import make_app
     from web_admin.render import SESSION_COOKIE
-    await _wait(lambda: all(ln["in_service"] for ln in app.lines_detail()))
+    await _wait(lambda: _in_service(app))
     await app.campaign_action((await app.campaigns())[0]["name"], "pause")  # nothing dials meanwhile
-    await _wait(lambda: next(ln for ln in app.lines_detail() if ln["name"] == "gsm0")["state"]
-                == "idle")
+    await _wait(lambda: app.lines.state("gsm0") == "idle")
     app.sims[0].population = population("busy")
     users.add(app.store, "tim", "tim-password-1", role="technician")
     uid = app.store.db.execute("SELECT id FROM users WHERE username='tim'").fetchone()[0]

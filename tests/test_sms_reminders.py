@@ -95,7 +95,8 @@ async def test_law_and_dnc_stop_an_sms_with_the_reason_kept(app, aiohttp_client)
     # the SMS page says why in its own language: the reason's template and values are kept
     from firmware.errors import msg_from_json
     from web_admin import i18n
-    (shown,) = [m for m in app.sms_overview(DEMO_CAMPAIGN)["messages"] if m["state"] == "skipped"]
+    overview = await app.sms_overview(DEMO_CAMPAIGN)
+    (shown,) = [m for m in overview["messages"] if m["state"] == "skipped"]
     assert not shown["text"] and [i18n.message_of("ru", msg_from_json(s))
                                   for s in shown["said"]] == [
         "номер в списке «не звонить»"]
@@ -143,7 +144,7 @@ async def test_a_sim_the_operator_refuses_rests_and_the_lines_page_says_so(app, 
     assert await sms(app).run_once() == 0
     row = app.store.db.execute("SELECT line, state FROM sms_messages").fetchone()
     assert row["state"] == "failed"
-    rested = [ln for ln in app.lines_detail() if ln.get("sms_rest")]
+    rested = [ln for ln in await app.lines_detail() if ln.get("sms_rest")]
     assert [ln["name"] for ln in rested] == [row["line"]]
     assert "38" in rested[0]["sms_rest"]["reason"]
     assert rested[0]["sms_rest"]["until"] > app.clock.wall()

@@ -78,3 +78,32 @@ def test_calls_today_per_line_seek_the_index_and_skip_line_faults(tmp_path):
     plan = " ".join(r[3] for r in s.db.execute("EXPLAIN QUERY PLAN " + statements[-1]))
     assert "USING COVERING INDEX attempts_line_day" in plan, plan
     s.close()
+
+
+def test_sms_today_per_line_and_a_campaigns_last_sms_seek_their_indexes(tmp_path):
+    from dialbox.backend import _last_sms
+    s = Store(tmp_path / "d.sqlite3")
+    cid, lead = _one_lead(s)
+    now = s.clock.wall()
+    for i, (line, state) in enumerate([("gsm0", "delivered"), ("gsm0", "queued"),
+                                       ("gsm1", "failed"), (None, "skipped"),
+                                       ("gsm2", "skipped")]):
+        s.db.execute("INSERT INTO sms_messages (sms_id, key, campaign_id, account_pk, rule, line, "
+                     "state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                     (f"sms-{i}", f"k{i}", cid, lead.account_pk, "due_reminder", line, state,
+                      now, now))
+    s.db.execute("UPDATE sms_messages SET created_at = created_at - 2 * 86400 WHERE sms_id='sms-2'")
+    statements: list[str] = []
+    s.db.set_trace_callback(statements.append)
+    # what a SIM was given today counts against its daily cap; yesterday's and skipped do not
+    assert s.sms_today(["gsm0", "gsm1", "gsm2"], now) == {"gsm0": 2}
+    assert [m["state"] for m in _last_sms(s, cid)] == ["skipped", "skipped", "failed",
+                                                       "queued", "delivered"]
+    s.db.set_trace_callback(None)
+    plans = [" ".join(r[3] for r in s.db.execute("EXPLAIN QUERY PLAN " + sql))
+             for sql in statements]
+    assert "USING INDEX sms_line_day (line=? AND created_at>?)" in plans[0], plans[0]
+    # the SMS page's last 50: read in order from the campaign's index, never all sorted
+    assert "USING INDEX sms_campaign (campaign_id=?)" in plans[1], plans[1]
+    assert "TEMP B-TREE" not in plans[1], plans[1]
+    s.close()

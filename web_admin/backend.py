@@ -206,7 +206,7 @@ class Backend(Protocol):
         attempts, contact_rate, rpc_rate, ptp_rate, kept_ptp_rate (0..1), promised, collected
         (money), abandon_rate (0..1), aht_s (seconds), occupancy (0..1)}."""
 
-    def dnc_list(self) -> list[dict]:
+    async def dnc_list(self) -> list[dict]:
         """[{"e164","reason","by","at" (epoch seconds)}], newest first."""
 
     def dnc_add(self, number: str, reason: str, by: str) -> None:
@@ -260,7 +260,7 @@ class Backend(Protocol):
     async def campaign_set_segments(self, name: str, segments: list, by: str) -> list[dict]:
         """Replace them (audited; accounts are re-assigned); UserError naming what is wrong."""
 
-    def sms_overview(self, campaign: str) -> dict:
+    async def sms_overview(self, campaign: str) -> dict:
         """{"rules": [rule], "templates": {rule: the text in use}, "saved": [rules with a
         saved template], "segments": [{"name","sms_rules"}], "messages": [{"created_at",
         "account_id","rule","number","text","state","detail","said": [the law's reasons for
@@ -277,7 +277,7 @@ class Backend(Protocol):
         settings as sms_settings(). UserError with the reason (what to add, a bad phone...)."""
 
     # --- technician ------------------------------------------------------------------------------
-    def lines_detail(self) -> list[dict]:
+    async def lines_detail(self) -> list[dict]:
         """[{"name","kind" (gsm|e1),"state","in_service","reason", GSM: "signal_dbm",
         "registration","operator","imei","imsi","iccid","sim","balance", "calls_today","calls_cap",
         "sms_today","sms_cap" (caps None when the profile sets none); E1: "span","link"}]."""

@@ -22,10 +22,11 @@ async def page(request: web.Request, *, campaign: str | None = None, error: str 
              if c.get("status") != "archived"]
     campaign = campaign or request.query.get("campaign") or (names[0] if names else None)
     flagged = request.query.get("flagged") == "1"
+    received = await backend(request).store.read(sms_inbox.received, flagged=flagged,
+                                                 limit=100)  # on the store's reader
     ctx = {"names": names, "campaign": campaign, "error": error, "preview": preview,
            "draft": draft or {}, "done": done, "settings": None, "overview": None,
-           "flagged": flagged, "decisions": sms_inbox.DECISIONS,
-           "received": sms_inbox.received(backend(request).store, flagged=flagged, limit=100)}
+           "flagged": flagged, "decisions": sms_inbox.DECISIONS, "received": received}
     if campaign is not None:
         try:
             ctx["settings"] = await call(backend(request).sms_settings, campaign)

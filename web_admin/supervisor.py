@@ -25,11 +25,11 @@ LINE_GROUPS = (("idle", ("idle",)), ("dialing", ("seized", "dialing", "proceedin
                ("out_of_service", ("out_of_service",)), ("blocked", ("blocked",)))
 
 async def dashboard(request: web.Request) -> web.Response:
+    flagged = await backend(request).store.read(sms_inbox.waiting)  # a scan: on the reader
     return render("dashboard.html", request, {"status": await current_status(backend(request)),
                                               "line_groups": LINE_GROUPS,
                                               "op_states": OPERATOR_STATES,
-                                              "flagged_sms": sms_inbox.waiting(
-                                                  backend(request).store)})
+                                              "flagged_sms": flagged})
 
 async def api_status(request: web.Request) -> web.Response:
     """The status for integrators: in English, the box's part without a server path."""
