@@ -24,11 +24,13 @@ JB_WINDOW = 50
 JB_CALM_WINDOWS = 5
 JB_CALM_MAX_WINDOWS = 60
 JB_GROW_MARGIN_MS = 10.0
+JB_SHRINK_MARGIN_MS = 5.0
 cdef double _FRAME_S = 0.02
 cdef int _JB_WINDOW = 50
 cdef int _JB_CALM = 5
 cdef int _JB_CALM_MAX = 60
 cdef double _JB_MARGIN_MS = 10.0
+cdef double _JB_SHRINK_MARGIN_MS = 5.0
 
 cdef enum:
     NS = 160
@@ -550,11 +552,14 @@ cdef class JitterBuffer:
     cdef int _window_end(self) except -1:
         cdef int low = self._low
         cdef int i
+        cdef bint calm
         buf = self._buf
         if self._since_shrink >= 0:
             self._since_shrink += 1
         if self.target > self.prefill:
-            self._calm = self._calm + 1 if low >= 1 else 0
+            calm = low >= 1 and self.jitter_ms <= ((self.target - 1) * _FRAME_S * 1000.0
+                                                   - _JB_SHRINK_MARGIN_MS)
+            self._calm = self._calm + 1 if calm else 0
             if self._calm >= self.calm_needed:
                 self.target -= 1
                 self.shrunk += 1

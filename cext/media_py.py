@@ -34,7 +34,10 @@ With ``max_prefill > prefill`` the target adapts (the line's USB audio jitter is
   frame (there is no packet-loss concealment);
 - it shrinks by one frame, down to ``prefill``, after ``calm_needed`` windows with no underrun
   in which the buffer never went below one frame after a take (the last frame of reserve went
-  unused); the frame is dropped at once, there being no voice activity detector. A growth soon
+  unused) and the arrival jitter was well under what one frame less holds (at most
+  ``(target - 1) * 20 - JB_SHRINK_MARGIN_MS``: pairs of frames every 40 ms that once caught the
+  tick's edge stay at two frames); the frame is dropped at once, there being no voice activity
+  detector. A growth soon
   after a shrink (within ``calm_needed`` windows) doubles ``calm_needed``, up to
   ``JB_CALM_MAX_WINDOWS``, so a module at the edge does not swing.
 
@@ -63,6 +66,7 @@ JB_WINDOW = 50  # takes (and pushes) per window: 1 s of audio
 JB_CALM_WINDOWS = 5  # calm windows before the adaptive target shrinks by one frame
 JB_CALM_MAX_WINDOWS = 60  # calm_needed doubles up to this after a growth soon after a shrink
 JB_GROW_MARGIN_MS = 10.0  # arrival jitter beyond target * 20 ms plus this grows the target
+JB_SHRINK_MARGIN_MS = 5.0  # a window is calm only with jitter under (target - 1) * 20 ms - this
 
 _SEG_AEND = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
 _SEG_UEND = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
@@ -455,7 +459,9 @@ class JitterBuffer:
         if self._since_shrink >= 0:
             self._since_shrink += 1
         if self.target > self.prefill:
-            self._calm = self._calm + 1 if low >= 1 else 0
+            calm = low >= 1 and self.jitter_ms <= ((self.target - 1) * FRAME_S * 1000.0
+                                                   - JB_SHRINK_MARGIN_MS)
+            self._calm = self._calm + 1 if calm else 0
             if self._calm >= self.calm_needed:
                 self.target -= 1
                 self.shrunk += 1

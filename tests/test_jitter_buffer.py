@@ -131,6 +131,23 @@ def test_jitter_grows_the_target_then_nothing_is_lost_and_calm_shrinks_it(mod):
     assert (first_shrink - calm_from) * 20 >= jb.calm_needed * WINDOW_MS - WINDOW_MS
 
 
+def test_pairs_that_caught_the_ticks_edge_keep_their_second_frame(mod):
+    """Pairs every 40 ms arriving 1 ms before a tick: one pair 2 ms late is an underrun and a
+    growth. The second frame then goes unused for as long as the pairs keep time, but their
+    arrival jitter (20 ms) is more than one frame less would hold: the buffer keeps two frames,
+    and the next late pair, 30 s on, is absorbed."""
+    jb = mod.JitterBuffer(5, 1, 3)
+    feed = Feed(jb)
+    arr = [t for m in range(1500) for t in [59 + 40 * m] * 2]  # a minute
+    arr[100:102] = [arr[100] + 2] * 2
+    arr[1600:1602] = [arr[1600] + 2] * 2
+    feed.run(arr)
+    assert (jb.underruns, jb.grown, jb.shrunk, jb.target) == (1, 1, 0, 2)
+    assert jb.jitter_ms == pytest.approx(20, abs=0.01)
+    heard = feed.heard()
+    assert heard == list(range(len(heard))) and len(heard) + len(jb) == 3000
+
+
 def test_a_stall_grows_it_and_the_standing_frames_drain(mod):
     """A port that stalls 100 ms and then hands over everything: an underrun grows the
     target, the pile drains at the window's end, and calm brings it back to one frame."""
