@@ -11,9 +11,20 @@ so that they do not starve the box they measure. Measured:
   PCs: not the box's cost, shown so a run can be judged);
 - added_latency_p99_ms: from a debtor frame pushed into its line leg to the RTP packet carrying it
   leaving the box for the operator (each frame's first sample carries its sequence number);
-- lost_frames: debtor frames that did not reach the operator's browser: jitter-buffer drops and
-  underruns, frames the outgoing track had to drop, ticks the plane skipped, and packets the
-  browsers found missing (RTP sequence gaps).
+  with ``--lines both``, per kind of line buffer in ``by_buffer``;
+- lost_frames: debtor frames that did not reach the operator's browser: jitter-buffer drops,
+  drains (standing frames, and an adaptive buffer's shrinks) and underruns (a frame's gap),
+  frames the outgoing track had to drop, ticks the plane skipped, and packets the browsers
+  found missing (RTP sequence gaps).
+
+The debtors' frames reach their lines (``--line-jitter``) on the box's clock grid ("none": as
+an E1 span clocks its B-channels), or as a GSM module's USB audio port may hand them over, each
+module at a phase of its own (eight phases over the period; no clock drift): "usb", one frame
+every 20 ms, each 0-4 ms late (the host's scheduling of the port's reads); "pairs", two frames
+together every 40 ms, each pair 0-2 ms late (a module or driver that batches two frames).
+The line legs' jitter buffers (``--lines``) are fixed at ``--line-prefill`` frames, adaptive
+as a GSM module's line (firmware.gsm.driver: one frame, up to GSM_MAX_PREFILL_FRAMES), or
+"both", every other line.
 
 The last line printed is one JSON object (with --json).
 """
@@ -25,6 +36,7 @@ import json
 import logging
 import math
 import os
+import random
 import struct
 import sys
 import tempfile
@@ -35,6 +47,9 @@ import structlog
 RATE = 8000
 WARMUP_S = 3.0
 DESKS_PER_PROCESS = 15
+PHASES = 8  # "usb", "pairs": the modules' phases, spread over the period of their deliveries
+# --line-jitter: frames per delivery, the period (s), and how late a delivery may be (s)
+USB_JITTER = {"usb": (1, 0.02, 0.004), "pairs": (2, 0.04, 0.002)}
 
 
 def _quiet() -> None:
@@ -87,10 +102,12 @@ async def browsers(n: int) -> None:
 
 # --- the box ------------------------------------------------------------------------------------
 async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
-              line_prefill: int | None = None) -> dict:
+              line_prefill: int | None = None, line_jitter: str = "none",
+              kinds: str = "fixed") -> dict:
     import av  # noqa: F401 (fail early when PyAV is missing)
 
     from firmware.clock import Clock
+    from firmware.gsm.driver import GSM_MAX_PREFILL_FRAMES, GSM_PREFILL_FRAMES
     from firmware.media.plane import MediaPlane
     from firmware.media.recorder import Recorder
     from web_admin.rtc import DeskMedia, MediaNetworks
@@ -101,8 +118,8 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
     await plane.start()
     tmp = tempfile.TemporaryDirectory(prefix="dialbox-bench-")
     recorder = Recorder(plane, Path(tmp.name), clock)
-    push_at: list[float] = [0.0] * 32768
-    latencies: list[float] = []
+    push_at: list[list[float]] = [[0.0] * 32768 for _ in range(n)]  # per line, per frame
+    latencies: dict[str, list[float]] = {"fixed": [], "adaptive": []}
     rtc_latencies: list[float] = []
     measuring = False
 
@@ -116,7 +133,12 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         for i in range(n):
             child = children[i % len(children)]
             pos = plane.add_leg(f"op{i}", "position")
-            line = plane.add_leg(f"b{i}", "line", prefill=line_prefill)
+            adaptive = kinds == "adaptive" or (kinds == "both" and i % 2 == 1)
+            if adaptive:  # as the GSM driver makes a module's line
+                line = plane.add_leg(f"b{i}", "line", prefill=GSM_PREFILL_FRAMES,
+                                     max_prefill=GSM_MAX_PREFILL_FRAMES)
+            else:
+                line = plane.add_leg(f"b{i}", "line", prefill=line_prefill)
             desk = DeskMedia(f"op{i}", pos, MediaNetworks.parse(["127.0.0.1/8"]),
                              notify=lambda up, why: None)
             offer = await desk.offer()
@@ -126,7 +148,9 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
             answer = json.loads(await child.stdout.readline())
             await desk.answer(answer["sdp"])
             sender = desk.pc.getTransceivers()[0].sender
-            _measure(sender, track, pos, push_at, latencies, rtc_latencies, lambda: measuring)
+            _measure(sender, track, pos, push_at[i],
+                     latencies["adaptive" if adaptive else "fixed"], rtc_latencies,
+                     lambda: measuring)
             desks.append(desk)
             lines.append(line)
         for _ in range(1200):  # a loaded machine takes its time over 60 DTLS handshakes
@@ -136,9 +160,17 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         for i, (line, desk) in enumerate(zip(lines, desks)):
             plane.connect(line, desk.leg)  # confirmed once the debtors speak
             recorder.start(f"bench-{i}", line.name)
-        feeder = asyncio.get_running_loop().create_task(_debtors(lines, clock, push_at))
+        loop = asyncio.get_running_loop()
+        if line_jitter in USB_JITTER:
+            per, period, late = USB_JITTER[line_jitter]
+            feeders = [loop.create_task(_debtors_on_usb(
+                [(ln, push_at[i]) for i, ln in enumerate(lines) if (i // 2) % PHASES == g],
+                clock, g * period / PHASES, per, late, random.Random(g))) for g in range(PHASES)]
+        else:
+            feeders = [loop.create_task(_debtors(lines, clock, push_at))]
         await asyncio.sleep(WARMUP_S)
         base = _losses(plane, lines, desks)
+        per_kind0 = {k: _line_losses([ln for ln in lines if _kind(ln) == k]) for k in latencies}
         rec0 = _proc_cpu(recorder.worker_pid)
         t0, cpu0 = clock.now(), _cpu() + rec0
         desks0 = sum(_proc_cpu(c.pid) for c in children)
@@ -150,6 +182,9 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         cpu = _cpu() + rec + rec0 - cpu0
         desks_cpu = sum(_proc_cpu(c.pid) for c in children) - desks0
         box_lost = {k: v - base[k] for k, v in _losses(plane, lines, desks).items()}
+        per_kind = {k: {w: v - per_kind0[k][w] for w, v in
+                        _line_losses([ln for ln in lines if _kind(ln) == k]).items()}
+                    for k in latencies}
         connected = sum(1 for d in desks if d.up)  # before the browsers are told to end
         seen = {"lost": 0, "received": 0, "undecoded": True}
         for child in children:
@@ -159,8 +194,9 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
             seen = {"lost": seen["lost"] + got["lost"],
                     "received": seen["received"] + got["received"],
                     "undecoded": seen["undecoded"] and got["undecoded"]}
-        feeder.cancel()
-        await asyncio.gather(feeder, return_exceptions=True)
+        for feeder in feeders:
+            feeder.cancel()
+        await asyncio.gather(*feeders, return_exceptions=True)
     finally:
         for d in desks:
             await d.close()
@@ -175,7 +211,23 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
                     child.kill()
                     await child.wait()
         tmp.cleanup()
-    latencies.sort()
+    by_buffer = {}
+    for kind, lat in latencies.items():
+        group = [ln for ln in lines if _kind(ln) == kind]
+        if not group:
+            continue
+        lat.sort()
+        by_buffer[kind] = {
+            "lines": len(group), "added_latency_p50_ms": _pct(lat, 0.5),
+            "added_latency_p99_ms": _pct(lat, 0.99), "lost_frames": sum(per_kind[kind].values()),
+            "lost_where": per_kind[kind],
+            "targets": {str(t): sum(1 for ln in group if ln.prefill == t)
+                        for t in sorted({ln.prefill for ln in group})},
+            "grown": sum(ln.jitter.grown for ln in group),
+            "shrunk": sum(ln.jitter.shrunk for ln in group),
+            "jitter_ms_p50": round(sorted(ln.jitter.jitter_ms for ln in group)[len(group) // 2],
+                                   1)}
+    latencies = sorted(latencies["fixed"] + latencies["adaptive"])
     rtc_latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None
     rtc_p99 = (rtc_latencies[int(0.99 * (len(rtc_latencies) - 1))] * 1000
@@ -194,8 +246,17 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
             "lost_frames": sum(box_lost.values()) + seen["lost"],
             "lost_where": dict(box_lost, rtp_gaps=seen["lost"]),
             "packets_received": seen["received"],
-            "line_prefill_frames": lines[0].prefill if lines else None,
+            "line_prefill_frames": line_prefill, "line_jitter": line_jitter, "lines": kinds,
+            "by_buffer": by_buffer,
             "core": plane.implementation}
+
+
+def _kind(line) -> str:
+    return "adaptive" if line.jitter.adaptive else "fixed"
+
+
+def _pct(sorted_s: list[float], q: float) -> float | None:
+    return round(sorted_s[int(q * (len(sorted_s) - 1))] * 1000, 2) if sorted_s else None
 
 
 def _measure(sender, track, leg, push_at, latencies, rtc_latencies, measuring) -> None:
@@ -225,27 +286,58 @@ def _measure(sender, track, leg, push_at, latencies, rtc_latencies, measuring) -
     transport._send_rtp = timed
 
 
+_TONE = [int(5000 * math.sin(2 * math.pi * 450 * i / RATE)) for i in range(RATE)]
+
+
+def _said(seq: int) -> bytes:
+    """The debtor's frame number ``seq``: a tone whose sample 0 is the sequence number."""
+    k = (seq * 160) % RATE
+    return struct.pack("<h159h", seq, *_TONE[k + 1:k + 160])
+
+
 async def _debtors(lines, clock, push_at) -> None:
-    """Every line's debtor says a tone, 20 ms a frame on the clock; sample 0 is the sequence."""
-    import math
-    tone = [int(5000 * math.sin(2 * math.pi * 450 * i / RATE)) for i in range(RATE)]
+    """Every line's debtor says a tone, 20 ms a frame on the clock's grid (an E1 span's)."""
     loop = asyncio.get_running_loop()
     due, seq = clock.now(), 0
     while True:
-        k = (seq * 160) % RATE
-        pcm = struct.pack("<h159h", seq, *tone[k + 1:k + 160])
-        push_at[seq] = loop.time()
-        for line in lines:
+        pcm = _said(seq)
+        now = loop.time()
+        for i, line in enumerate(lines):
+            push_at[i][seq] = now
             line.push(pcm)
         seq = (seq + 1) % 32768
         due += 0.02
         await clock.sleep(due - clock.now())
 
 
-def _losses(plane, lines, desks) -> dict[str, int]:
-    """Frames lost in the box so far, by where."""
+async def _debtors_on_usb(lines, clock, phase: float, per: int, late: float,
+                          rnd: random.Random) -> None:
+    """These lines' modules hand over ``per`` frames at a time every ``per`` * 20 ms, at
+    ``phase``, each delivery 0-``late`` s late (a USB audio port read by a busy host)."""
+    loop = asyncio.get_running_loop()
+    due, seq = clock.now() + phase, 0
+    while True:
+        await clock.sleep(due + rnd.uniform(0.0, late) - clock.now())
+        frames = [_said((seq + k) % 32768) for k in range(per)]
+        now = loop.time()
+        for line, at in lines:
+            for k, pcm in enumerate(frames):
+                at[(seq + k) % 32768] = now
+                line.push(pcm)
+        seq = (seq + per) % 32768
+        due += 0.02 * per
+
+
+def _line_losses(lines) -> dict[str, int]:
+    """Frames these lines' jitter buffers lost so far, by how."""
     return {"jitter_dropped": sum(ln.dropped for ln in lines),
             "jitter_underruns": sum(ln.underruns for ln in lines),
+            "jitter_drained": sum(ln.drained + ln.jitter.shrunk for ln in lines)}
+
+
+def _losses(plane, lines, desks) -> dict[str, int]:
+    """Frames lost in the box so far, by where."""
+    return {**_line_losses(lines),
             "ticks_skipped": plane.skipped_ticks,
             "track_dropped": sum(d._track.dropped for d in desks if d._track is not None)}
 
@@ -275,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--line-prefill", type=int, metavar="FRAMES", default=E1_PREFILL_FRAMES,
                    help="the debtor lines' jitter-buffer prefill (default %(default)s, an E1 "
                         "B-channel's, clocked by its span; 2 for a GSM module's USB audio)")
+    p.add_argument("--line-jitter", choices=("none", *USB_JITTER), default="none",
+                   help="how the debtors' frames reach their lines: on the box's clock grid "
+                        "(none, an E1 span's), or from a GSM module's USB audio port at its "
+                        "own phase, one frame every 20 ms 0-4 ms late (usb) or two every 40 ms "
+                        "0-2 ms late (pairs)")
+    p.add_argument("--lines", choices=("fixed", "adaptive", "both"), default="fixed",
+                   help="the line legs' jitter buffers: fixed at --line-prefill, adaptive as "
+                        "a GSM module's line, or both (every other line)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
     p.add_argument("--browsers", type=int, help=argparse.SUPPRESS)  # the child process
     args = p.parse_args(argv)
@@ -283,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(browsers(args.browsers))
         return 0
     result = asyncio.run(box(args.operators, args.seconds, args.desks_per_process,
-                             args.line_prefill))
+                             args.line_prefill, args.line_jitter, args.lines))
     if args.json:
         print(json.dumps(result))
     else:

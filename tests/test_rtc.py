@@ -173,4 +173,21 @@ async def test_the_webrtc_benchmark_measures_the_box_apart_from_its_browsers():
     assert r["desks_decode"] is False and r["packets_received"] > 3 * 40
     assert 0 < r["cpu_cores"] < 2 and 0 < r["desks_cpu_cores"] < 2
     assert r["added_latency_p99_ms"] is not None and set(r["lost_where"]) == {
-        "jitter_dropped", "jitter_underruns", "ticks_skipped", "track_dropped", "rtp_gaps"}
+        "jitter_dropped", "jitter_underruns", "jitter_drained", "ticks_skipped",
+        "track_dropped", "rtp_gaps"}
+    assert set(r["by_buffer"]) == {"fixed"} and r["by_buffer"]["fixed"]["lines"] == 3
+
+
+@pytest.mark.slow
+async def test_the_webrtc_benchmark_compares_fixed_and_adaptive_lines_fed_as_usb_ports():
+    """``--line-jitter pairs --lines both``: every other line adaptive, each kind measured
+    apart, the frames reaching the lines two at a time from modules at their own phases."""
+    from benchmarks.webrtc import box
+    r = await box(4, 1.0, per_process=2, line_prefill=2, line_jitter="pairs", kinds="both")
+    assert r["connected"] == 4 and r["line_jitter"] == "pairs"
+    fixed, adaptive = r["by_buffer"]["fixed"], r["by_buffer"]["adaptive"]
+    assert fixed["lines"] == adaptive["lines"] == 2
+    assert set(fixed["targets"]) == {"2"} and fixed["grown"] == 0
+    assert set(adaptive["targets"]) <= {"1", "2", "3"}
+    assert adaptive["added_latency_p99_ms"] is not None and fixed["added_latency_p99_ms"]
+    assert adaptive["jitter_ms_p50"] >= 19.9  # a pair: one frame on time, one 20 ms early
