@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dialbox import config
 from dialbox.appliance import Settings
+from firmware.gsm.driver import GSM_MAX_PREFILL_FRAMES
 from tests.gsmsim import until
 from tests.runbox import free_port, running
 from web_admin import metrics
@@ -60,6 +61,15 @@ async def test_a_scrape_shows_the_box(tmp_path):
     assert samples("dialbox_clock_synchronized")[()] in (0.0, 1.0)
     assert samples("dialbox_dialing_held")[(("reason", "clock"),)] == 0.0  # --simulate
     assert "dialbox_task_failures" in fams and "dialbox_boot_failures" in fams
+    # every line leg's jitter buffer: GSM lines adaptive from one frame, E1 lines fixed at one
+    depth = {dict(k)["line"]: v for k, v in samples("dialbox_media_line_buffer_frames").items()}
+    assert depth and set(depth) == {leg.name for leg in app.media.legs.values()
+                                    if leg.kind == "line"}
+    assert all(1 <= v <= GSM_MAX_PREFILL_FRAMES for v in depth.values())
+    assert set(dict(k)["line"] for k in samples("dialbox_media_line_jitter_seconds")) == set(depth)
+    events = samples("dialbox_media_line_buffer_events")
+    assert {dict(k)["event"] for k in events} == {"underrun", "grown", "shrunk", "dropped",
+                                                   "drained"}
 
 
 def _request(remote: str, auth: str | None = None):

@@ -261,6 +261,27 @@ class _Collector:
                                   "late (over 20 ms after their time)")
         fam.add_metric([], late)
         yield fam
+        lines = [leg for leg in list(media.legs.values()) if leg.kind == "line"]
+        target = GaugeMetricFamily("dialbox_media_line_buffer_frames", "Frames a line's jitter "
+                                   "buffer holds before it plays (adaptive on GSM lines)",
+                                   labels=["line"])
+        jitter = GaugeMetricFamily("dialbox_media_line_jitter_seconds", "A line's audio arrival "
+                                   "jitter, peak to peak over its last second", labels=["line"])
+        events = CounterMetricFamily("dialbox_media_line_buffer_events", "A line's jitter "
+                                     "buffer: underruns, growths and shrinks of its depth, "
+                                     "frames dropped (full) and drained (standing)",
+                                     labels=["line", "event"])
+        for leg in lines:
+            jb = leg.jitter
+            target.add_metric([leg.name], jb.target)
+            jitter.add_metric([leg.name], jb.jitter_ms / 1000.0)
+            for event, n in (("underrun", jb.underruns), ("grown", jb.grown),
+                             ("shrunk", jb.shrunk), ("dropped", jb.dropped),
+                             ("drained", jb.drained)):
+                events.add_metric([leg.name, event], n)
+        yield target
+        yield jitter
+        yield events
 
 
 def _dialers(backend) -> list:
