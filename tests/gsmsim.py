@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import asynccontextmanager
 
 from firmware.clock import Clock
@@ -67,15 +68,20 @@ class Recorder:
 @asynccontextmanager
 async def modem_and_driver(dialect: str = "sim800", kind: str = "answer", *, scale: float = 10.0,
                            start_driver: bool = True, network: tuple[str, str] | None = None,
-                           clock: Clock | None = None, **profile_kw):
+                           clock: Clock | None = None, link=None, **profile_kw):
     """The simulated modem on a pty and the real driver on it, in scaled time; with ``clock``
     (a virtual-time loop's) over a ser2net-style TCP port, which delivers at once as virtual
-    time needs (a pty's line discipline does not)."""
+    time needs (a pty's line discipline does not). With ``link`` (a path) the driver opens the
+    pty through that symlink, as a profile names /dev/serial/by-id/...: a test that unplugs
+    the module removes it (a freed /dev/pts/N may be handed to another program's pty)."""
     virtual = clock is not None
     clock = clock or Clock(scale)
     sim = SimModem("m0", DIALECTS[dialect], population(kind), clock, seed=3,
                    **({"network": network} if network else {}))
     path = await (sim.start_tcp() if virtual else sim.start())
+    if link is not None:
+        os.symlink(path, link)
+        path = str(link)
     drv = GsmModule("gsm0", path, profile_for(dialect, **profile_kw), clock)
     rec = Recorder()
     try:

@@ -83,11 +83,13 @@ async def test_inbound_call_with_caller_id(dialect):
         assert "ATA" in sim.commands
 
 
-async def test_port_that_vanishes_takes_the_line_out_of_service_with_reason():
-    async with modem_and_driver("sim800", health_interval_s=0.3) as (sim, drv, rec):
+async def test_port_that_vanishes_takes_the_line_out_of_service_with_reason(tmp_path):
+    async with modem_and_driver("sim800", health_interval_s=0.3,
+                                link=tmp_path / "ttyUSB0") as (sim, drv, rec):
         await rec.wait_for(C.EV_HW_IN_SERVICE)
         n = len(rec.reports)
         sim.inject("vanish")
+        (tmp_path / "ttyUSB0").unlink()  # udev removes the device's link
         oos = await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, after=n, timeout=10)
         assert oos.reason  # a readable reason, e.g. "no response from the module"
         assert not drv.in_service

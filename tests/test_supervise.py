@@ -89,11 +89,12 @@ async def test_a_module_that_stops_answering_is_reset_then_parked_and_others_go_
         assert not drv.parked and "ATE0" in sick.commands[quiet:]
 
 
-async def test_an_unplugged_port_is_retried_not_parked():
-    async with modem_and_driver("sim800", health_interval_s=0.3, max_failures=1) as (
-            sim, drv, rec):
+async def test_an_unplugged_port_is_retried_not_parked(tmp_path):
+    async with modem_and_driver("sim800", health_interval_s=0.3, max_failures=1,
+                                link=tmp_path / "ttyUSB0") as (sim, drv, rec):
         await rec.wait_for(C.EV_HW_IN_SERVICE)
         sim.inject("vanish")
+        (tmp_path / "ttyUSB0").unlink()  # udev removes the device's link
         await rec.wait_for(C.EV_HW_OUT_OF_SERVICE, timeout=10)
         await until(lambda: drv._failures >= 2, timeout=20)
         assert not drv.parked
