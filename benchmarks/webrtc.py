@@ -171,6 +171,7 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         await asyncio.sleep(WARMUP_S)
         base = _losses(plane, lines, desks)
         per_kind0 = {k: _line_losses([ln for ln in lines if _kind(ln) == k]) for k in latencies}
+        buffers0 = {k: _buffers([ln for ln in lines if _kind(ln) == k]) for k in latencies}
         rec0 = _proc_cpu(recorder.worker_pid)
         t0, cpu0 = clock.now(), _cpu() + rec0
         desks0 = sum(_proc_cpu(c.pid) for c in children)
@@ -185,6 +186,8 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         per_kind = {k: {w: v - per_kind0[k][w] for w, v in
                         _line_losses([ln for ln in lines if _kind(ln) == k]).items()}
                     for k in latencies}
+        buffers = {k: _buffers([ln for ln in lines if _kind(ln) == k], buffers0[k])
+                   for k in latencies}  # at the window's end: the call's end is no underrun
         connected = sum(1 for d in desks if d.up)  # before the browsers are told to end
         seen = {"lost": 0, "received": 0, "undecoded": True}
         for child in children:
@@ -220,13 +223,7 @@ async def box(n: int, seconds: float, per_process: int = DESKS_PER_PROCESS,
         by_buffer[kind] = {
             "lines": len(group), "added_latency_p50_ms": _pct(lat, 0.5),
             "added_latency_p99_ms": _pct(lat, 0.99), "lost_frames": sum(per_kind[kind].values()),
-            "lost_where": per_kind[kind],
-            "targets": {str(t): sum(1 for ln in group if ln.prefill == t)
-                        for t in sorted({ln.prefill for ln in group})},
-            "grown": sum(ln.jitter.grown for ln in group),
-            "shrunk": sum(ln.jitter.shrunk for ln in group),
-            "jitter_ms_p50": round(sorted(ln.jitter.jitter_ms for ln in group)[len(group) // 2],
-                                   1)}
+            "lost_where": per_kind[kind], **buffers[kind]}
     latencies = sorted(latencies["fixed"] + latencies["adaptive"])
     rtc_latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None
@@ -326,6 +323,21 @@ async def _debtors_on_usb(lines, clock, phase: float, per: int, late: float,
                 line.push(pcm)
         seq = (seq + per) % 32768
         due += 0.02 * per
+
+
+def _buffers(lines, before: dict | None = None) -> dict:
+    """These lines' jitter buffers now: their targets, growths and shrinks (since ``before``),
+    and the median of their arrival jitter."""
+    if not lines:
+        return {}
+    grown = sum(ln.jitter.grown for ln in lines)
+    shrunk = sum(ln.jitter.shrunk for ln in lines)
+    return {"targets": {str(t): sum(1 for ln in lines if ln.prefill == t)
+                        for t in sorted({ln.prefill for ln in lines})},
+            "grown": grown - (before or {}).get("grown", 0),
+            "shrunk": shrunk - (before or {}).get("shrunk", 0),
+            "jitter_ms_p50": round(sorted(ln.jitter.jitter_ms for ln in lines)[
+                len(lines) // 2], 1)}
 
 
 def _line_losses(lines) -> dict[str, int]:
