@@ -804,7 +804,7 @@ class BackendMixin:
         if not old:
             return {"when": "not_running", "lines": [], "busy": []}
         lines = [n for d in old for n in d.channel_names()]
-        profile = profiles.load(self._profile_source(name))
+        profile = await asyncio.to_thread(profiles.load, self._profile_source(name))  # YAML
         if _lines_of(profile) != lines:
             return {"when": "next_start", "lines": lines, "busy": []}
         k = self._profile_names.index(name)

@@ -1,6 +1,8 @@
 """Hardware profiles in the browser: list, view, edit the YAML with each problem beside its line."""
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from controller import audit
@@ -18,7 +20,7 @@ async def profile(request: web.Request, *, text: str | None = None, problems=Non
     name = request.match_info["name"]
     lib = await call(backend(request).profile_library)
     if text is None:
-        text = lib.text(name)
+        text = await asyncio.to_thread(lib.text, name)
     by_line: dict[int, list[str]] = {}
     for p in problems or []:
         # a problem's message is English with its values (a Msg): shown in the page's language
@@ -37,10 +39,11 @@ async def save(request: web.Request) -> web.Response:
     b = backend(request)
     lib = await call(b.profile_library)
     try:
-        before = lib.text(name)
+        before = await asyncio.to_thread(lib.text, name)
     except Exception:
         before = None
-    problems = lib.save(name, text)
+    # checked (YAML parsed, every field), written and fsynced: off the event loop
+    problems = await asyncio.to_thread(lib.save, name, text)
     if problems:
         return await profile(request, text=text, problems=problems, status=400)
     await b.store.run(audit.record, who=user(request)["username"], action="edit",
