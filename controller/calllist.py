@@ -147,6 +147,8 @@ def write_records(store: Store, campaign_id: int, table: Table, cols: dict[str, 
         else:
             result.duplicates += 1
     writer.finish()
+    result.imported -= writer.adopted  # new when read, written meanwhile by another import
+    result.updated += writer.adopted
     if progress is not None:
         progress(total, total)
     if refused:

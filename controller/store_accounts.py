@@ -50,6 +50,7 @@ class AccountWriter:
         self._phones: list[list] = []
         self._queued: dict[str, list] = {}  # account id -> [kind, row, next phone position]
         self._dups: set[int] = set()  # accounts to put in their segment again at the end
+        self.adopted = 0  # queued as new, written meanwhile by another import: updated instead
         # Segments by last outcome need the account's history, which a file row does not have.
         self._by_outcome = any("last_outcome" in seg.rules for seg in self.segments)
 
@@ -134,7 +135,37 @@ class AccountWriter:
             return self.db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM phones "
                                    "WHERE account_pk=?", (pk,)).fetchone()[0]
 
+    def _adopt_written(self) -> None:
+        """Accounts queued as new that another import (on its own connection, after this one
+        read the campaign) has written since: they are updated in place with this import's
+        values, never inserted twice (the unique account id would fail the whole batch). The
+        batch holds the write lock (BEGIN IMMEDIATE), so nothing is written between this look
+        and the insert."""
+        written = dict(self.db.execute(
+            "SELECT a.account_id, a.id FROM json_each(?) j JOIN accounts a "
+            "ON a.campaign_id = ? AND a.account_id = j.value",
+            (json.dumps([row[2] for row in self._ins]), self.campaign_id)))
+        if not written:
+            return
+        moved: dict[int, int] = {}
+        new = []
+        for row in self._ins:
+            pk = written.get(row[2])
+            if pk is None:
+                new.append(row)
+                continue
+            moved[row[0]] = self.existing[row[2]] = pk
+            self._upd.append([*row[3:], pk])  # the fields, custom, updated_at: as an update
+            self.adopted += 1
+            if self._by_outcome:
+                self._dups.add(pk)
+        self._ins = new
+        for ph in self._phones:
+            ph[0] = moved.get(ph[0], ph[0])
+
     def _flush(self) -> None:
+        if self._ins:
+            self._adopt_written()
         if self._ins:
             top = self.db.execute("SELECT MAX(id) FROM accounts").fetchone()[0] or 0
             if top >= self._ins[0][0]:  # another writer took these ids meanwhile: renumber

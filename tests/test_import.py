@@ -378,3 +378,56 @@ def test_the_reject_report_has_the_row_and_the_reason_in_the_readers_language(st
     assert rows[0] == "2;debt_amount;не сумма: 'abc';да;A1;Иванов;89123456789;abc"
     assert rows[1].startswith("3;phone;") and rows[1].endswith(";да;A2;Петров;12;10")
     assert "not" not in text  # no English left
+
+
+async def test_two_imports_of_a_new_account_at_once_both_succeed_and_keep_it_once(store,
+                                                                                 tmp_path):
+    """Two lists imported into one campaign at the same time, each on its own connection (as the
+    web admin and the API run them), both bringing an account the campaign did not have: both
+    read the campaign before either wrote. The second to write updates the account the first
+    wrote, with its own values, instead of failing on the unique account id."""
+    import asyncio
+    import threading
+    cid = store.campaign("c", create=True)
+    both_read = threading.Barrier(2, timeout=60)
+    first_done = threading.Event()
+
+    def csv_file(name: str, prefix: str, shared_name: str, amount: str) -> Path:
+        rows = [f"{prefix}-{i};Должник {prefix}{i};+7912{i:07d};100" for i in range(250)]
+        rows.insert(240, f"SHARED-1;{shared_name};+79160000001;{amount}")
+        path = tmp_path / name
+        path.write_text("Договор;ФИО;Телефон;Сумма\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        return path
+
+    def progress(which: str):
+        waited: list[int] = []
+
+        def seen(done: int, total: int) -> None:
+            if done == total or waited:
+                return
+            waited.append(done)
+            both_read.wait()  # each import has read the campaign before either writes
+            if which == "second":
+                assert first_done.wait(60)  # and the second writes once the first is done
+        return seen
+
+    first = csv_file("first.csv", "A", "Иванов Иван", "1000")
+    second = csv_file("second.csv", "B", "Иванов Иван Петрович", "2500")
+
+    async def run(path: Path, which: str):
+        result = await store.apart(import_file, cid, path, today=TODAY,
+                                   progress=progress(which))
+        if which == "first":
+            first_done.set()
+        return result
+    one, two = await asyncio.gather(run(first, "first"), run(second, "second"))
+    assert (one.imported, one.updated, one.rejected) == (251, 0, 0)
+    assert (two.imported, two.updated, two.rejected) == (250, 1, 0)  # SHARED-1 was written
+    rows = store.db.execute("SELECT debtor_name, debt_amount FROM accounts WHERE "
+                            "account_id='SHARED-1'").fetchall()
+    assert [tuple(r) for r in rows] == [("Иванов Иван Петрович", 2500)]  # once, the later data
+    assert store.db.execute("SELECT COUNT(*) FROM accounts").fetchone()[0] == 501
+    assert phones(store, "SHARED-1") == [("+79160000001", "mobile")]
+    orphans = store.db.execute("SELECT COUNT(*) FROM phones WHERE account_pk NOT IN "
+                               "(SELECT id FROM accounts)").fetchone()[0]
+    assert orphans == 0
