@@ -82,7 +82,7 @@ async def test_a_debtors_reply_is_kept_matched_flagged_and_only_then_deleted_fro
     lines, inbox = await _lines(box)
     try:
         sim.receive_sms("89001112233", "СТОП. Не пишите мне")  # the debtor, in the 8 format
-        await until(lambda: not sim._inbox)
+        await until(lambda: not sim._inbox, timeout=30)
         [(sender, text, account_pk, word)] = _rows(box["path"])
         assert (text, word) == ("СТОП. Не пишите мне", "стоп")
         assert account_pk == store.db.execute("SELECT id FROM accounts WHERE account_id='A-1'"
@@ -112,13 +112,13 @@ async def test_a_debtors_reply_is_kept_matched_flagged_and_only_then_deleted_fro
         assert store.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0] == 0
         # A stranger's message is kept too, matched to nobody.
         sim.receive_sms("+79995550000", "Кто это?")
-        await until(lambda: len(sms_inbox.received(store)) == 2 and not sim._inbox)
+        await until(lambda: len(sms_inbox.received(store)) == 2 and not sim._inbox, timeout=30)
         stranger = sms_inbox.received(store)[0]
         assert (stranger["account_pk"], stranger["stop_word"]) == (None, None)
         assert [m["text"] for m in sms_inbox.of_account(store, account_pk)] == \
             ["СТОП. Не пишите мне"]
         sim.receive_sms("+79995551111", "STOP")  # a refusal from a number on no account
-        await until(lambda: len(sms_inbox.received(store, flagged=True)) == 1)
+        await until(lambda: len(sms_inbox.received(store, flagged=True)) == 1, timeout=30)
         [unknown] = sms_inbox.received(store, flagged=True)
         with pytest.raises(UserError, match="on no account"):
             sms_inbox.decide(store, unknown["id"], "refusal_recorded", who="anna", source="t")
@@ -145,7 +145,7 @@ async def test_a_crash_between_keeping_and_deleting_loses_nothing_and_keeps_it_o
     box["store"] = store = Store(box["path"], box["clock"])
     lines, inbox = await _lines(box)
     try:
-        await until(lambda: not sim._inbox)
+        await until(lambda: not sim._inbox, timeout=30)
         assert [r[1] for r in _rows(box["path"])] == ["Оплачу в пятницу"]
         assert inbox.kept == 0  # nothing new: the store had it
     finally:
