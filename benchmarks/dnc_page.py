@@ -15,13 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-
-async def _lag(samples: list[float], stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        t = loop.time()
-        await asyncio.sleep(0.005)
-        samples.append((loop.time() - t - 0.005) * 1000)
+from benchmarks.admin_writes import sample_lag
 
 
 async def one(store, where: str) -> tuple[float, float]:
@@ -29,7 +23,7 @@ async def one(store, where: str) -> tuple[float, float]:
     loop = asyncio.get_running_loop()
     samples: list[float] = []
     stop = asyncio.Event()
-    task = loop.create_task(_lag(samples, stop))
+    task = loop.create_task(sample_lag(samples, stop))
     await asyncio.sleep(0.05)
     reads = []
     for _ in range(3):

@@ -9,14 +9,12 @@ import traceback
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from controller import sms_inbox
-from dialbox.appliance import DEMO_CAMPAIGN, Appliance, Settings
+from dialbox.appliance import DEMO_CAMPAIGN
 from firmware.lineapi import InboundSms
 from tests.gsmsim import until
-from tests.test_loop_writes import _signed_in
-from web_admin.app import make_app
+from tests.test_loop_writes import _signed_in, served_box
 
 # the tables whose rows these pages list or count: read on the store's reader, never on the loop
 _LISTS = re.compile(r"\bFROM\s+(attempts|sms_messages|sms_inbox|phone_lists)\b", re.I)
@@ -25,18 +23,8 @@ _LISTS = re.compile(r"\bFROM\s+(attempts|sms_messages|sms_inbox|phone_lists)\b",
 @pytest.fixture
 async def box(tmp_path):
     """A simulated box with the web admin on 127.0.0.1: (appliance, base URL)."""
-    app = Appliance(Settings(simulate=True, operators=3, data=tmp_path / "d", time_scale=25.0,
-                             seed=4, compliance="none"))
-    await app.start()
-    runner = web.AppRunner(make_app(app), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield app, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
-    finally:
-        await runner.cleanup()
-        await app.stop()
+    async with served_box(tmp_path) as served:
+        yield served
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -16,6 +17,24 @@ from dialbox.appliance import Appliance, Settings
 from tests.gsmsim import until
 from tests.loop_writes import is_write
 from web_admin.app import make_app
+
+
+@asynccontextmanager
+async def served_box(tmp_path):
+    """A simulated box (3 operators, no law's hours) with its web admin on 127.0.0.1:
+    (appliance, base URL); stopped on the way out."""
+    app = Appliance(Settings(simulate=True, operators=3, data=tmp_path / "d", time_scale=25.0,
+                             seed=4, compliance="none"))
+    await app.start()
+    runner = web.AppRunner(make_app(app), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield app, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+    finally:
+        await runner.cleanup()
+        await app.stop()
 
 PASSWORD = "olga-password-1"
 
@@ -155,16 +174,8 @@ async def test_the_dashboard_reports_kpi_and_metrics_scan_the_calls_off_the_even
     # A report reads months of calls; on the loop's connection that scan would stall the loop
     # (from a worker thread too: the loop then waits for the connection's mutex).
     import traceback
-    app = Appliance(Settings(simulate=True, operators=3, data=tmp_path / "d", time_scale=25.0,
-                             seed=4, compliance="none"))
-    await app.start()
-    runner = web.AppRunner(make_app(app), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
     scans: list[str] = []
-    try:
+    async with served_box(tmp_path) as (app, base):
         await until(lambda: app.store.db.execute(
             "SELECT COUNT(*) FROM attempts WHERE state='done'").fetchone()[0] >= 3, timeout=60)
         await app.store.flush()
@@ -191,6 +202,3 @@ async def test_the_dashboard_reports_kpi_and_metrics_scan_the_calls_off_the_even
         assert scans == [], scans
         assert "Демо-кампания" in pages[0] and "gsm" in pages[2]  # the rows are there
         assert re.search(r'dialbox_calls_total\{outcome="answered"\} [1-9]', metrics), metrics
-    finally:
-        await runner.cleanup()
-        await app.stop()
